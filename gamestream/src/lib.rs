@@ -1,0 +1,40 @@
+//! # gamestream
+//!
+//! The GameStream / Moonlight protocol in pure Rust, both halves (client and host), byte-exact with
+//! moonlight-common-c, Sunshine and Wolf.
+//!
+//! Every protocol layer is a sans-IO core (plain state machines and codecs that take bytes and time
+//! and return bytes and events) with a thin tokio driver on top. The layers, in the order a session
+//! uses them:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`version`] | the host's `appversion`, which selects every generation-specific behaviour |
+//! | [`identity`], [`tls`] | RSA-2048 client/host certificates, pinned-certificate TLS |
+//! | [`nvhttp`], [`pairing`] | the HTTP(S) API (`/serverinfo`, `/pair`, `/applist`, `/launch`, ...) and PIN pairing |
+//! | [`rtsp`] | the RTSP handshake (plain and `rtspenc://`), SDP, port discovery |
+//! | [`control`] | the ENet control stream and its AES-GCM wrapper |
+//! | [`input`] | every input packet, with the generation-specific wrapping |
+//! | [`ping`] | UDP pings that open the media paths |
+//! | [`video`], [`fec`] | video packetizer/depacketizer, multi-block Reed–Solomon FEC, encryption |
+//! | [`audio`] | Opus RTP, RS(4,2) audio FEC, AES-CBC |
+//! | [`crypto`] | the AES modes shared by all of the above |
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations)]
+
+pub mod audio;
+pub mod control;
+pub mod crypto;
+pub mod fec;
+pub mod identity;
+pub mod input;
+pub mod nvhttp;
+pub mod pairing;
+pub mod ping;
+pub mod rtsp;
+pub mod tls;
+pub mod version;
+pub mod video;
+
+pub use version::AppVersion;
