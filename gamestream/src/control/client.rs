@@ -48,7 +48,12 @@ pub struct ControlConfig {
 
 impl ControlConfig {
     /// moonlight-common-c's timings for a stream with `key` to a host with `app_version`.
-    pub fn new(connect_data: u32, key: [u8; 16], iv_style: IvStyle, app_version: AppVersion) -> Self {
+    pub fn new(
+        connect_data: u32,
+        key: [u8; 16],
+        iv_style: IvStyle,
+        app_version: AppVersion,
+    ) -> Self {
         Self {
             connect_data,
             key,
@@ -165,7 +170,10 @@ impl ControlClient {
     ) -> Result<(ControlClient, mpsc::UnboundedReceiver<ClientEvent>), ControlError> {
         let generation = Generation::of(config.app_version);
         if !generation.uses_enet() {
-            return Err(ControlError::Unsupported { what: "TCP control stream", generation });
+            return Err(ControlError::Unsupported {
+                what: "TCP control stream",
+                generation,
+            });
         }
         let bind = config.bind.unwrap_or(match host_addr.ip() {
             IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
@@ -189,18 +197,35 @@ impl ControlClient {
             host,
             sock,
             peer,
-            codec: ControlCodec::new(&config.key, config.iv_style, Side::Client, config.app_version),
+            codec: ControlCodec::new(
+                &config.key,
+                config.iv_style,
+                Side::Client,
+                config.app_version,
+            ),
             events: events_tx,
             frames: frames.clone(),
             linger: config.linger,
             cmd_rx,
         };
         let _ = driver.events.send(ClientEvent::Connected);
-        driver.send(&ClientMessage::StartA, Route::for_message(&ClientMessage::StartA, config.app_version));
-        driver.send(&ClientMessage::StartB, Route::for_message(&ClientMessage::StartB, config.app_version));
+        driver.send(
+            &ClientMessage::StartA,
+            Route::for_message(&ClientMessage::StartA, config.app_version),
+        );
+        driver.send(
+            &ClientMessage::StartB,
+            Route::for_message(&ClientMessage::StartB, config.app_version),
+        );
         driver.host.flush();
         tokio::spawn(driver.run());
-        let client = ControlClient { cmd_tx, frames, version: config.app_version, local_addr, closed: Mutex::new(false) };
+        let client = ControlClient {
+            cmd_tx,
+            frames,
+            version: config.app_version,
+            local_addr,
+            closed: Mutex::new(false),
+        };
         Ok((client, events_rx))
     }
 
@@ -264,13 +289,20 @@ impl ControlClient {
 }
 
 /// Services `host` until `peer` is connected, refused, or `timeout` passes.
-async fn wait_connected(host: &mut Host<TokioUdp>, sock: &UdpSocket, peer: PeerID, timeout: Duration) -> Result<(), ControlError> {
+async fn wait_connected(
+    host: &mut Host<TokioUdp>,
+    sock: &UdpSocket,
+    peer: PeerID,
+    timeout: Duration,
+) -> Result<(), ControlError> {
     let deadline = Instant::now() + timeout;
     loop {
         while let Some(ev) = host.service()? {
             match ev.no_ref() {
                 EventNoRef::Connect { peer: p, .. } if p == peer => return Ok(()),
-                EventNoRef::Disconnect { peer: p, .. } if p == peer => return Err(ControlError::ConnectTimeout),
+                EventNoRef::Disconnect { peer: p, .. } if p == peer => {
+                    return Err(ControlError::ConnectTimeout)
+                }
                 _ => {}
             }
         }
@@ -316,7 +348,13 @@ impl Driver {
             (ClientMessage::PeriodicPing, PING_INTERVAL)
         } else {
             let last_good_frame = u64::from(self.frames.last_good.load(Ordering::Relaxed));
-            (ClientMessage::LossStats { lost_packets: 0, last_good_frame }, LOSS_STATS_INTERVAL)
+            (
+                ClientMessage::LossStats {
+                    lost_packets: 0,
+                    last_good_frame,
+                },
+                LOSS_STATS_INTERVAL,
+            )
         }
     }
 
@@ -337,7 +375,9 @@ impl Driver {
                         return Some(reason);
                     }
                 }
-                EventNoRef::Disconnect { peer, data } if peer == self.peer => return Some(DisconnectReason::Peer { data }),
+                EventNoRef::Disconnect { peer, data } if peer == self.peer => {
+                    return Some(DisconnectReason::Peer { data })
+                }
                 _ => {}
             }
         }
@@ -355,12 +395,23 @@ impl Driver {
             HostMessage::Termination(termination) => {
                 let saw_frame = self.frames.last_seen.load(Ordering::Relaxed) != 0;
                 let reason = termination.reason(saw_frame);
-                let _ = self.events.send(ClientEvent::Termination { termination, reason });
+                let _ = self.events.send(ClientEvent::Termination {
+                    termination,
+                    reason,
+                });
                 // Like moonlight: end at once, without waiting for a disconnect ack.
                 self.host.peer_mut(self.peer).disconnect_now(0);
                 return Some(DisconnectReason::Terminated);
             }
-            HostMessage::Rumble { controller, low_freq, high_freq } => ClientEvent::Rumble { controller, low_freq, high_freq },
+            HostMessage::Rumble {
+                controller,
+                low_freq,
+                high_freq,
+            } => ClientEvent::Rumble {
+                controller,
+                low_freq,
+                high_freq,
+            },
             HostMessage::HdrMode { enabled, metadata } => ClientEvent::Hdr { enabled, metadata },
             other => ClientEvent::Message(other),
         };

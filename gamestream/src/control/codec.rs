@@ -86,13 +86,17 @@ pub fn encode_v1(ty: u16, payload: &[u8]) -> Vec<u8> {
 
 /// Splits a V1 packet into `(type, payload)`.
 pub fn decode_v1(packet: &[u8]) -> Result<(u16, &[u8]), ControlError> {
-    let (ty, payload) = packet.split_first_chunk::<2>().ok_or(ControlError::Runt { len: packet.len(), need: 2 })?;
+    let (ty, payload) = packet.split_first_chunk::<2>().ok_or(ControlError::Runt {
+        len: packet.len(),
+        need: 2,
+    })?;
     Ok((u16::from_le_bytes(*ty), payload))
 }
 
 /// V2 framing (also the gen 3/4 TCP framing): `LE16 type ‖ LE16 length ‖ payload`.
 pub fn encode_v2(ty: u16, payload: &[u8]) -> Result<Vec<u8>, ControlError> {
-    let len = u16::try_from(payload.len()).map_err(|_| ControlError::TooLarge("V2 payload length"))?;
+    let len =
+        u16::try_from(payload.len()).map_err(|_| ControlError::TooLarge("V2 payload length"))?;
     let mut out = Vec::with_capacity(4 + payload.len());
     out.extend_from_slice(&ty.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
@@ -102,10 +106,16 @@ pub fn encode_v2(ty: u16, payload: &[u8]) -> Result<Vec<u8>, ControlError> {
 
 /// Splits a V2 message; the payload is exactly `length` bytes (trailing bytes are ignored).
 pub fn decode_v2(packet: &[u8]) -> Result<(u16, &[u8]), ControlError> {
-    let (hdr, rest) = packet.split_first_chunk::<4>().ok_or(ControlError::Runt { len: packet.len(), need: 4 })?;
+    let (hdr, rest) = packet.split_first_chunk::<4>().ok_or(ControlError::Runt {
+        len: packet.len(),
+        need: 4,
+    })?;
     let ty = u16::from_le_bytes([hdr[0], hdr[1]]);
     let len = usize::from(u16::from_le_bytes([hdr[2], hdr[3]]));
-    let payload = rest.get(..len).ok_or(ControlError::LengthMismatch { declared: len, available: rest.len() })?;
+    let payload = rest.get(..len).ok_or(ControlError::LengthMismatch {
+        declared: len,
+        available: rest.len(),
+    })?;
     Ok((ty, payload))
 }
 
@@ -119,14 +129,18 @@ pub fn seal_encrypted(
     payload: &[u8],
 ) -> Result<Vec<u8>, ControlError> {
     let inner = encode_v2(ty, payload)?;
-    let length = u16::try_from(4 + GCM_TAG_LEN + inner.len()).map_err(|_| ControlError::TooLarge("wrapper length"))?;
+    let length = u16::try_from(4 + GCM_TAG_LEN + inner.len())
+        .map_err(|_| ControlError::TooLarge("wrapper length"))?;
     let mut out = Vec::with_capacity(WRAPPER_HEADER_LEN + inner.len());
     out.extend_from_slice(&ENCRYPTED_HEADER_TYPE.to_le_bytes());
     out.extend_from_slice(&length.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&[0; GCM_TAG_LEN]);
     out.extend_from_slice(&inner);
-    let tag = key.seal_in_place(&control_iv(style, direction, seq), &mut out[WRAPPER_HEADER_LEN..]);
+    let tag = key.seal_in_place(
+        &control_iv(style, direction, seq),
+        &mut out[WRAPPER_HEADER_LEN..],
+    );
     out[8..WRAPPER_HEADER_LEN].copy_from_slice(&tag);
     Ok(out)
 }
@@ -144,14 +158,23 @@ pub struct OpenedMessage {
 }
 
 /// Applies the receive rules of §4.4 and decrypts one wrapper packet.
-pub fn open_encrypted(key: &GcmKey, style: IvStyle, direction: Direction, packet: &[u8]) -> Result<OpenedMessage, ControlError> {
+pub fn open_encrypted(
+    key: &GcmKey,
+    style: IvStyle,
+    direction: Direction,
+    packet: &[u8],
+) -> Result<OpenedMessage, ControlError> {
     let (ty, _) = decode_v1(packet)?;
     if ty != ENCRYPTED_HEADER_TYPE {
         return Err(ControlError::NotEncrypted { ty });
     }
-    let (hdr, body) = packet
-        .split_first_chunk::<WRAPPER_HEADER_LEN>()
-        .ok_or(ControlError::Runt { len: packet.len(), need: WRAPPER_HEADER_LEN })?;
+    let (hdr, body) =
+        packet
+            .split_first_chunk::<WRAPPER_HEADER_LEN>()
+            .ok_or(ControlError::Runt {
+                len: packet.len(),
+                need: WRAPPER_HEADER_LEN,
+            })?;
     let length = u16::from_le_bytes([hdr[2], hdr[3]]);
     if usize::from(length) < MIN_WRAPPER_LENGTH {
         return Err(ControlError::EncryptedRunt { length });
@@ -164,10 +187,16 @@ pub fn open_encrypted(key: &GcmKey, style: IvStyle, direction: Direction, packet
         declared: usize::from(length) + 4,
         available: packet.len(),
     })?;
-    let mut plain = key.open(&control_iv(style, direction, seq), ct, &tag).map_err(|_| ControlError::BadTag)?;
+    let mut plain = key
+        .open(&control_iv(style, direction, seq), ct, &tag)
+        .map_err(|_| ControlError::BadTag)?;
     let inner_ty = u16::from_le_bytes([plain[0], plain[1]]);
     plain.drain(..4);
-    Ok(OpenedMessage { seq, ty: inner_ty, payload: plain })
+    Ok(OpenedMessage {
+        seq,
+        ty: inner_ty,
+        payload: plain,
+    })
 }
 
 /// One control connection's codec: generation-specific framing, encryption and the send counter.
@@ -184,7 +213,14 @@ pub struct ControlCodec {
 impl ControlCodec {
     /// A codec for `side` of a stream with a host reporting `version`; `key` is the launch `rikey`.
     pub fn new(key: &[u8; 16], iv_style: IvStyle, side: Side, version: AppVersion) -> Self {
-        Self { key: GcmKey::new(key), iv_style, side, version, generation: Generation::of(version), send_seq: 0 }
+        Self {
+            key: GcmKey::new(key),
+            iv_style,
+            side,
+            version,
+            generation: Generation::of(version),
+            send_seq: 0,
+        }
     }
 
     /// The host's version.
@@ -209,7 +245,14 @@ impl ControlCodec {
             Generation::Gen3 | Generation::Gen4 => encode_v2(ty, payload),
             Generation::Gen5 | Generation::Gen7 => Ok(encode_v1(ty, payload)),
             Generation::Gen7Encrypted => {
-                let out = seal_encrypted(&self.key, self.iv_style, self.side.sending(), self.send_seq, ty, payload)?;
+                let out = seal_encrypted(
+                    &self.key,
+                    self.iv_style,
+                    self.side.sending(),
+                    self.send_seq,
+                    ty,
+                    payload,
+                )?;
                 self.send_seq = self.send_seq.wrapping_add(1);
                 Ok(out)
             }
@@ -268,44 +311,100 @@ mod tests {
 
     #[test]
     fn ivs() {
-        assert_eq!(control_iv(IvStyle::V2, Direction::ClientToHost, 5), GcmIv::Twelve(hex::decode("050000000000000000004343").unwrap().try_into().unwrap()));
-        assert_eq!(control_iv(IvStyle::V2, Direction::HostToClient, 0), GcmIv::Twelve(hex::decode("000000000000000000004843").unwrap().try_into().unwrap()));
+        assert_eq!(
+            control_iv(IvStyle::V2, Direction::ClientToHost, 5),
+            GcmIv::Twelve(
+                hex::decode("050000000000000000004343")
+                    .unwrap()
+                    .try_into()
+                    .unwrap()
+            )
+        );
+        assert_eq!(
+            control_iv(IvStyle::V2, Direction::HostToClient, 0),
+            GcmIv::Twelve(
+                hex::decode("000000000000000000004843")
+                    .unwrap()
+                    .try_into()
+                    .unwrap()
+            )
+        );
         let mut n = [0u8; 16];
         n[0] = 0x34;
-        assert_eq!(control_iv(IvStyle::Nvidia, Direction::ClientToHost, 0x1234), GcmIv::Sixteen(n));
+        assert_eq!(
+            control_iv(IvStyle::Nvidia, Direction::ClientToHost, 0x1234),
+            GcmIv::Sixteen(n)
+        );
     }
 
     #[test]
     fn vectors_c1_to_c5() {
         use Direction::*;
-        assert_eq!(seal_vec(IvStyle::V2, ClientToHost, 0, "000208000400000000000000"), "01002000000000002b0c87aae484568f7c0a15578b3f96a55ed723f5cefe6857608f0a93");
-        assert_eq!(seal_vec(IvStyle::Nvidia, ClientToHost, 0, "000208000400000000000000"), "010020000000000042ea7a6240a18619bf3f58837ac5de0b001473f6efbef477e1310fb6");
-        assert_eq!(seal_vec(IvStyle::V2, HostToClient, 0, "0901040080030023"), "01001c0000000000b835a2b8ace857ddcbad385dce166aa9f2dd4edacf3be801");
-        assert_eq!(seal_vec(IvStyle::V2, ClientToHost, 1, "020302000000"), "01001a00010000006c12bedcfec5f08348afa44cd89b857221270741031b");
-        assert_eq!(seal_vec(IvStyle::V2, ClientToHost, 5, "06020e000000000a03000000004100000000"), "0100260005000000c0e0c77142295cebcba507c9cd69e993a7fe524c77fb16721ae18411b40784897787");
+        assert_eq!(
+            seal_vec(IvStyle::V2, ClientToHost, 0, "000208000400000000000000"),
+            "01002000000000002b0c87aae484568f7c0a15578b3f96a55ed723f5cefe6857608f0a93"
+        );
+        assert_eq!(
+            seal_vec(IvStyle::Nvidia, ClientToHost, 0, "000208000400000000000000"),
+            "010020000000000042ea7a6240a18619bf3f58837ac5de0b001473f6efbef477e1310fb6"
+        );
+        assert_eq!(
+            seal_vec(IvStyle::V2, HostToClient, 0, "0901040080030023"),
+            "01001c0000000000b835a2b8ace857ddcbad385dce166aa9f2dd4edacf3be801"
+        );
+        assert_eq!(
+            seal_vec(IvStyle::V2, ClientToHost, 1, "020302000000"),
+            "01001a00010000006c12bedcfec5f08348afa44cd89b857221270741031b"
+        );
+        assert_eq!(
+            seal_vec(
+                IvStyle::V2,
+                ClientToHost,
+                5,
+                "06020e000000000a03000000004100000000"
+            ),
+            "0100260005000000c0e0c77142295cebcba507c9cd69e993a7fe524c77fb16721ae18411b40784897787"
+        );
     }
 
     #[test]
     fn codec_produces_vectors_and_counts() {
         let mut c = ControlCodec::new(&K, IvStyle::V2, Side::Client, AppVersion::SUNSHINE);
         let c1 = c.encode_client(&ClientMessage::PeriodicPing).unwrap();
-        assert_eq!(hex::encode(c1), "01002000000000002b0c87aae484568f7c0a15578b3f96a55ed723f5cefe6857608f0a93");
+        assert_eq!(
+            hex::encode(c1),
+            "01002000000000002b0c87aae484568f7c0a15578b3f96a55ed723f5cefe6857608f0a93"
+        );
         let c4 = c.encode_client(&ClientMessage::StartA).unwrap();
-        assert_eq!(hex::encode(c4), "01001a00010000006c12bedcfec5f08348afa44cd89b857221270741031b");
+        assert_eq!(
+            hex::encode(c4),
+            "01001a00010000006c12bedcfec5f08348afa44cd89b857221270741031b"
+        );
         for _ in 2..5 {
             c.encode_client(&ClientMessage::PeriodicPing).unwrap();
         }
         let i1 = hex::decode("0000000a03000000004100000000").unwrap();
         let c5 = c.encode_client(&ClientMessage::Input(i1.clone())).unwrap();
-        assert_eq!(hex::encode(&c5), "0100260005000000c0e0c77142295cebcba507c9cd69e993a7fe524c77fb16721ae18411b40784897787");
+        assert_eq!(
+            hex::encode(&c5),
+            "0100260005000000c0e0c77142295cebcba507c9cd69e993a7fe524c77fb16721ae18411b40784897787"
+        );
         assert_eq!(c.send_seq(), 6);
         let host = ControlCodec::new(&K, IvStyle::V2, Side::Host, AppVersion::SUNSHINE);
         assert_eq!(host.decode_client(&c5).unwrap(), ClientMessage::Input(i1));
 
         let mut h = ControlCodec::new(&K, IvStyle::V2, Side::Host, AppVersion::SUNSHINE);
-        let c3 = h.encode_host(&HostMessage::Termination(Termination::server_closed())).unwrap();
-        assert_eq!(hex::encode(&c3), "01001c0000000000b835a2b8ace857ddcbad385dce166aa9f2dd4edacf3be801");
-        assert_eq!(c.decode_host(&c3).unwrap(), HostMessage::Termination(Termination::server_closed()));
+        let c3 = h
+            .encode_host(&HostMessage::Termination(Termination::server_closed()))
+            .unwrap();
+        assert_eq!(
+            hex::encode(&c3),
+            "01001c0000000000b835a2b8ace857ddcbad385dce166aa9f2dd4edacf3be801"
+        );
+        assert_eq!(
+            c.decode_host(&c3).unwrap(),
+            HostMessage::Termination(Termination::server_closed())
+        );
         // The wrong direction (our own messages reflected back) never verifies.
         assert!(matches!(host.decode_host(&c3), Err(ControlError::BadTag)));
     }
@@ -313,18 +412,32 @@ mod tests {
     #[test]
     fn receive_rules() {
         let key = GcmKey::new(&K);
-        let c1 = hex::decode("01002000000000002b0c87aae484568f7c0a15578b3f96a55ed723f5cefe6857608f0a93").unwrap();
+        let c1 =
+            hex::decode("01002000000000002b0c87aae484568f7c0a15578b3f96a55ed723f5cefe6857608f0a93")
+                .unwrap();
         let open = |p: &[u8]| open_encrypted(&key, IvStyle::V2, Direction::ClientToHost, p);
         let m = open(&c1).unwrap();
-        assert_eq!((m.seq, m.ty, m.payload), (0, 0x0200, vec![4, 0, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(
+            (m.seq, m.ty, m.payload),
+            (0, 0x0200, vec![4, 0, 0, 0, 0, 0, 0, 0])
+        );
         // Not 0x0001 => dropped.
-        assert!(matches!(open(&hex::decode("00020400").unwrap()), Err(ControlError::NotEncrypted { ty: 0x0200 })));
+        assert!(matches!(
+            open(&hex::decode("00020400").unwrap()),
+            Err(ControlError::NotEncrypted { ty: 0x0200 })
+        ));
         // `length` 23 => runt.
         let mut runt = c1.clone();
         runt[2] = 23;
-        assert!(matches!(open(&runt), Err(ControlError::EncryptedRunt { length: 23 })));
+        assert!(matches!(
+            open(&runt),
+            Err(ControlError::EncryptedRunt { length: 23 })
+        ));
         // Packet shorter than length + 4.
-        assert!(matches!(open(&c1[..c1.len() - 1]), Err(ControlError::LengthMismatch { .. })));
+        assert!(matches!(
+            open(&c1[..c1.len() - 1]),
+            Err(ControlError::LengthMismatch { .. })
+        ));
         // Extra trailing bytes are tolerated.
         let mut long = c1.clone();
         long.push(0xAA);
@@ -336,25 +449,62 @@ mod tests {
             assert!(matches!(open(&bad), Err(ControlError::BadTag)));
         }
         // Wrong IV style.
-        assert!(matches!(open_encrypted(&key, IvStyle::Nvidia, Direction::ClientToHost, &c1), Err(ControlError::BadTag)));
+        assert!(matches!(
+            open_encrypted(&key, IvStyle::Nvidia, Direction::ClientToHost, &c1),
+            Err(ControlError::BadTag)
+        ));
         assert!(matches!(open(&[1]), Err(ControlError::Runt { .. })));
         assert!(matches!(open(&c1[..10]), Err(ControlError::Runt { .. })));
     }
 
     #[test]
     fn legacy_framings() {
-        let mut c = ControlCodec::new(&K, IvStyle::Nvidia, Side::Client, AppVersion::parse("7.1.415.0"));
-        assert_eq!(c.encode_client(&ClientMessage::StartA).unwrap(), vec![0x05, 0x03, 0, 0]);
-        assert_eq!(c.send_seq(), 0);
-        let h = ControlCodec::new(&K, IvStyle::Nvidia, Side::Client, AppVersion::parse("7.1.415.0"));
-        assert_eq!(h.decode_host(&[0x00, 0x01, 0x00, 0x01]).unwrap(), HostMessage::Termination(crate::control::termination::Termination { code: 0x0100, form: crate::control::termination::TerminationForm::Short }));
+        let mut c = ControlCodec::new(
+            &K,
+            IvStyle::Nvidia,
+            Side::Client,
+            AppVersion::parse("7.1.415.0"),
+        );
         assert_eq!(
-            h.decode_host(&[0x09, 0x01, 0x80, 0x03, 0x00, 0x23]).unwrap(),
+            c.encode_client(&ClientMessage::StartA).unwrap(),
+            vec![0x05, 0x03, 0, 0]
+        );
+        assert_eq!(c.send_seq(), 0);
+        let h = ControlCodec::new(
+            &K,
+            IvStyle::Nvidia,
+            Side::Client,
+            AppVersion::parse("7.1.415.0"),
+        );
+        assert_eq!(
+            h.decode_host(&[0x00, 0x01, 0x00, 0x01]).unwrap(),
+            HostMessage::Termination(crate::control::termination::Termination {
+                code: 0x0100,
+                form: crate::control::termination::TerminationForm::Short
+            })
+        );
+        assert_eq!(
+            h.decode_host(&[0x09, 0x01, 0x80, 0x03, 0x00, 0x23])
+                .unwrap(),
             HostMessage::Termination(Termination::server_closed())
         );
-        let mut g3 = ControlCodec::new(&K, IvStyle::Nvidia, Side::Client, AppVersion::parse("3.0.0"));
-        assert_eq!(g3.encode_client(&ClientMessage::IdrRequest).unwrap(), vec![0x07, 0x14, 2, 0, 0, 0]);
-        assert!(matches!(decode_v2(&[1, 0, 5, 0, 1]), Err(ControlError::LengthMismatch { declared: 5, available: 1 })));
+        let mut g3 = ControlCodec::new(
+            &K,
+            IvStyle::Nvidia,
+            Side::Client,
+            AppVersion::parse("3.0.0"),
+        );
+        assert_eq!(
+            g3.encode_client(&ClientMessage::IdrRequest).unwrap(),
+            vec![0x07, 0x14, 2, 0, 0, 0]
+        );
+        assert!(matches!(
+            decode_v2(&[1, 0, 5, 0, 1]),
+            Err(ControlError::LengthMismatch {
+                declared: 5,
+                available: 1
+            })
+        ));
         assert!(matches!(decode_v1(&[1]), Err(ControlError::Runt { .. })));
     }
 }

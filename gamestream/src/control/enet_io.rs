@@ -34,22 +34,40 @@ impl Socket for TokioUdp {
         }
     }
 
-    fn receive(&mut self, buffer: &mut [u8; MTU_MAX]) -> Result<Option<(SocketAddr, PacketReceived)>, io::Error> {
+    fn receive(
+        &mut self,
+        buffer: &mut [u8; MTU_MAX],
+    ) -> Result<Option<(SocketAddr, PacketReceived)>, io::Error> {
         match self.0.try_recv_from(buffer) {
             Ok((n, from)) => Ok(Some((from, PacketReceived::Complete(n)))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             // ICMP errors surfaced on UDP receive are not fatal for a multi-peer host.
-            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
 }
 
 /// Binds a UDP socket and wraps it in an ENet host. Must run inside a tokio runtime.
-pub(crate) async fn new_host(bind: SocketAddr, peer_limit: usize) -> Result<(Host<TokioUdp>, Arc<UdpSocket>), ControlError> {
+pub(crate) async fn new_host(
+    bind: SocketAddr,
+    peer_limit: usize,
+) -> Result<(Host<TokioUdp>, Arc<UdpSocket>), ControlError> {
     let sock = Arc::new(UdpSocket::bind(bind).await?);
-    let settings = HostSettings { peer_limit, channel_limit: 255, ..Default::default() };
-    let host = Host::new(TokioUdp(sock.clone()), settings).map_err(|e| ControlError::Enet(e.to_string()))?;
+    let settings = HostSettings {
+        peer_limit,
+        channel_limit: 255,
+        ..Default::default()
+    };
+    let host = Host::new(TokioUdp(sock.clone()), settings)
+        .map_err(|e| ControlError::Enet(e.to_string()))?;
     Ok((host, sock))
 }
 

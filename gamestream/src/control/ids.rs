@@ -188,10 +188,19 @@ mod tests {
     #[test]
     fn tables_match_spec() {
         let e = Generation::Gen7Encrypted.ids();
-        assert_eq!((e.start_a, e.start_b, e.request_idr), (0x0302, 0x0307, Some(0x0302)));
-        assert_eq!((e.input, e.termination, e.fec_status), (Some(0x0206), Some(0x0109), Some(0x5502)));
+        assert_eq!(
+            (e.start_a, e.start_b, e.request_idr),
+            (0x0302, 0x0307, Some(0x0302))
+        );
+        assert_eq!(
+            (e.input, e.termination, e.fec_status),
+            (Some(0x0206), Some(0x0109), Some(0x5502))
+        );
         let g7 = Generation::Gen7.ids();
-        assert_eq!((g7.start_a, g7.request_idr, g7.termination), (0x0305, None, Some(0x0100)));
+        assert_eq!(
+            (g7.start_a, g7.request_idr, g7.termination),
+            (0x0305, None, Some(0x0100))
+        );
         assert_eq!(Generation::Gen5.ids().input, Some(0x0207));
         assert_eq!(Generation::Gen3.ids().start_b, 0x1410);
         assert_eq!(Generation::Gen4.ids().loss_stats, 0x060A);

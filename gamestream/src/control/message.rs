@@ -282,7 +282,10 @@ impl ClientMessage {
         if Generation::of(version).ids().request_idr.is_some() {
             ClientMessage::IdrRequest
         } else {
-            ClientMessage::Rfi { first: last_seen_frame.saturating_sub(RFI_AS_IDR_SPAN), last: last_seen_frame }
+            ClientMessage::Rfi {
+                first: last_seen_frame.saturating_sub(RFI_AS_IDR_SPAN),
+                last: last_seen_frame,
+            }
         }
     }
 
@@ -293,13 +296,20 @@ impl ClientMessage {
             Self::StartA => (ids.start_a, vec![0, 0]),
             Self::StartB => {
                 let payload = if generation == Generation::Gen3 {
-                    [0u32, 0, 0, 0x0A].iter().flat_map(|v| v.to_le_bytes()).collect()
+                    [0u32, 0, 0, 0x0A]
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect()
                 } else {
                     vec![0]
                 };
                 (ids.start_b, payload)
             }
-            Self::IdrRequest => (ids.request_idr.ok_or(unsupported("IDR request", generation))?, vec![0, 0]),
+            Self::IdrRequest => (
+                ids.request_idr
+                    .ok_or(unsupported("IDR request", generation))?,
+                vec![0, 0],
+            ),
             Self::Rfi { first, last } => {
                 let mut p = Vec::with_capacity(24);
                 p.extend_from_slice(&u64::from(*first).to_le_bytes());
@@ -307,7 +317,10 @@ impl ClientMessage {
                 p.extend_from_slice(&0u64.to_le_bytes());
                 (ids.invalidate_refs, p)
             }
-            Self::LossStats { lost_packets, last_good_frame } => {
+            Self::LossStats {
+                lost_packets,
+                last_good_frame,
+            } => {
                 let mut p = Vec::with_capacity(32);
                 for v in [*lost_packets, 50, 1000] {
                     p.extend_from_slice(&v.to_le_bytes());
@@ -319,7 +332,9 @@ impl ClientMessage {
                 (ids.loss_stats, p)
             }
             Self::PeriodicPing => {
-                let ty = ids.periodic_ping.ok_or(unsupported("periodic ping", generation))?;
+                let ty = ids
+                    .periodic_ping
+                    .ok_or(unsupported("periodic ping", generation))?;
                 (ty, vec![4, 0, 0, 0, 0, 0, 0, 0])
             }
             Self::LtrAck { frame_index } => {
@@ -328,19 +343,35 @@ impl ClientMessage {
                 p.extend_from_slice(&[0; 4]);
                 (ty, p)
             }
-            Self::FecStatus(s) => (ids.fec_status.ok_or(unsupported("FEC status", generation))?, s.to_bytes().to_vec()),
-            Self::Input(bytes) => (ids.input.ok_or(unsupported("input on the control stream", generation))?, bytes.clone()),
+            Self::FecStatus(s) => (
+                ids.fec_status
+                    .ok_or(unsupported("FEC status", generation))?,
+                s.to_bytes().to_vec(),
+            ),
+            Self::Input(bytes) => (
+                ids.input
+                    .ok_or(unsupported("input on the control stream", generation))?,
+                bytes.clone(),
+            ),
             Self::Other { ty, payload } => (*ty, payload.clone()),
         })
     }
 
     /// Parses `(type id, payload)` received by a host on `generation`. Unknown ids become
     /// [`ClientMessage::Other`]; known ids with short payloads are errors.
-    pub fn decode(generation: Generation, ty: u16, payload: &[u8]) -> Result<ClientMessage, ControlError> {
+    pub fn decode(
+        generation: Generation,
+        ty: u16,
+        payload: &[u8],
+    ) -> Result<ClientMessage, ControlError> {
         let ids = generation.ids();
         let need = |n: usize| {
             if payload.len() < n {
-                Err(ControlError::Truncated { ty, need: n, got: payload.len() })
+                Err(ControlError::Truncated {
+                    ty,
+                    need: n,
+                    got: payload.len(),
+                })
             } else {
                 Ok(())
             }
@@ -365,10 +396,15 @@ impl ClientMessage {
             need(20)?;
             let lost_packets = r.le32().unwrap_or_default();
             r.skip(8);
-            ClientMessage::LossStats { lost_packets, last_good_frame: r.le64().unwrap_or_default() }
+            ClientMessage::LossStats {
+                lost_packets,
+                last_good_frame: r.le64().unwrap_or_default(),
+            }
         } else if Some(ty) == ids.ltr_ack {
             need(4)?;
-            ClientMessage::LtrAck { frame_index: r.le32().unwrap_or_default() }
+            ClientMessage::LtrAck {
+                frame_index: r.le32().unwrap_or_default(),
+            }
         } else if Some(ty) == ids.fec_status {
             let s = FecStatus::from_bytes(payload).ok_or(ControlError::Truncated {
                 ty,
@@ -377,7 +413,10 @@ impl ClientMessage {
             })?;
             ClientMessage::FecStatus(s)
         } else {
-            ClientMessage::Other { ty, payload: payload.to_vec() }
+            ClientMessage::Other {
+                ty,
+                payload: payload.to_vec(),
+            }
         })
     }
 }
@@ -399,7 +438,11 @@ impl HostMessage {
                 };
                 (ty, payload)
             }
-            Self::Rumble { controller, low_freq, high_freq } => {
+            Self::Rumble {
+                controller,
+                low_freq,
+                high_freq,
+            } => {
                 let mut p = 0x00C0_FFEEu32.to_le_bytes().to_vec();
                 for v in [controller, low_freq, high_freq] {
                     p.extend_from_slice(&v.to_le_bytes());
@@ -413,22 +456,45 @@ impl HostMessage {
                 }
                 (id(ids.hdr_mode, "HDR mode")?, p)
             }
-            Self::RumbleTriggers { controller, left, right } => {
-                let p = [controller, left, right].iter().flat_map(|v| v.to_le_bytes()).collect();
+            Self::RumbleTriggers {
+                controller,
+                left,
+                right,
+            } => {
+                let p = [controller, left, right]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect();
                 (id(ids.rumble_triggers, "rumble triggers")?, p)
             }
-            Self::SetMotionEventState { controller, report_rate_hz, motion_type } => {
+            Self::SetMotionEventState {
+                controller,
+                report_rate_hz,
+                motion_type,
+            } => {
                 let mut p = controller.to_le_bytes().to_vec();
                 p.extend_from_slice(&report_rate_hz.to_le_bytes());
                 p.push(*motion_type);
                 (id(ids.set_motion_event, "set motion event state")?, p)
             }
-            Self::SetRgbLed { controller, r, g, b } => {
+            Self::SetRgbLed {
+                controller,
+                r,
+                g,
+                b,
+            } => {
                 let mut p = controller.to_le_bytes().to_vec();
                 p.extend_from_slice(&[*r, *g, *b]);
                 (id(ids.set_rgb_led, "set RGB LED")?, p)
             }
-            Self::SetAdaptiveTriggers { controller, event_flags, type_left, type_right, left, right } => {
+            Self::SetAdaptiveTriggers {
+                controller,
+                event_flags,
+                type_left,
+                type_right,
+                left,
+                right,
+            } => {
                 let mut p = controller.to_le_bytes().to_vec();
                 p.extend_from_slice(&[*event_flags, *type_left, *type_right]);
                 p.extend_from_slice(left);
@@ -444,12 +510,20 @@ impl HostMessage {
     /// Both termination ids (0x0100 and 0x0109) are accepted on every ENet generation so that a host
     /// using the "wrong" one still ends the stream; the form follows the payload length as in
     /// moonlight-common-c (>= 4 bytes = extended `BE32`, else short `LE16`).
-    pub fn decode(version: AppVersion, ty: u16, payload: &[u8]) -> Result<HostMessage, ControlError> {
+    pub fn decode(
+        version: AppVersion,
+        ty: u16,
+        payload: &[u8],
+    ) -> Result<HostMessage, ControlError> {
         let generation = Generation::of(version);
         let ids = generation.ids();
         let need = |n: usize| {
             if payload.len() < n {
-                Err(ControlError::Truncated { ty, need: n, got: payload.len() })
+                Err(ControlError::Truncated {
+                    ty,
+                    need: n,
+                    got: payload.len(),
+                })
             } else {
                 Ok(())
             }
@@ -460,11 +534,17 @@ impl HostMessage {
         Ok(if is_termination {
             if payload.len() >= 4 {
                 let code = r.be32().unwrap_or_default();
-                HostMessage::Termination(Termination { code, form: TerminationForm::Extended })
+                HostMessage::Termination(Termination {
+                    code,
+                    form: TerminationForm::Extended,
+                })
             } else {
                 need(2)?;
                 let code = u32::from(r.le16().unwrap_or_default());
-                HostMessage::Termination(Termination { code, form: TerminationForm::Short })
+                HostMessage::Termination(Termination {
+                    code,
+                    form: TerminationForm::Short,
+                })
             }
         } else if Some(ty) == ids.rumble {
             need(10)?;
@@ -477,7 +557,9 @@ impl HostMessage {
         } else if Some(ty) == ids.hdr_mode {
             need(1)?;
             let enabled = r.u8().unwrap_or_default() != 0;
-            let metadata = version.is_sunshine().then(|| HdrMetadata::from_bytes_zero_filled(r.0));
+            let metadata = version
+                .is_sunshine()
+                .then(|| HdrMetadata::from_bytes_zero_filled(r.0));
             HostMessage::HdrMode { enabled, metadata }
         } else if Some(ty) == ids.rumble_triggers {
             need(6)?;
@@ -509,9 +591,19 @@ impl HostMessage {
             let type_right = r.u8().unwrap_or_default();
             let left = r.array10().unwrap_or_default();
             let right = r.array10().unwrap_or_default();
-            HostMessage::SetAdaptiveTriggers { controller, event_flags, type_left, type_right, left, right }
+            HostMessage::SetAdaptiveTriggers {
+                controller,
+                event_flags,
+                type_left,
+                type_right,
+                left,
+                right,
+            }
         } else {
-            HostMessage::Other { ty, payload: payload.to_vec() }
+            HostMessage::Other {
+                ty,
+                payload: payload.to_vec(),
+            }
         })
     }
 }
@@ -560,30 +652,98 @@ mod tests {
     #[test]
     fn rfi_as_idr_vectors() {
         let legacy = AppVersion::parse("7.1.415.0");
-        assert_eq!(ClientMessage::idr_request_for(legacy, 0x10), ClientMessage::Rfi { first: 0, last: 0x10 });
-        assert_eq!(ClientMessage::idr_request_for(legacy, 0x100), ClientMessage::Rfi { first: 0xE0, last: 0x100 });
-        assert_eq!(ClientMessage::idr_request_for(AppVersion::parse("5.0.0.0"), 0x20).encode(Generation::Gen5).unwrap().0, 0x0301);
-        assert_eq!(ClientMessage::idr_request_for(AppVersion::SUNSHINE, 0x100), ClientMessage::IdrRequest);
-        let (ty, p) = ClientMessage::Rfi { first: 0xE0, last: 0x100 }.encode(Generation::Gen7).unwrap();
+        assert_eq!(
+            ClientMessage::idr_request_for(legacy, 0x10),
+            ClientMessage::Rfi {
+                first: 0,
+                last: 0x10
+            }
+        );
+        assert_eq!(
+            ClientMessage::idr_request_for(legacy, 0x100),
+            ClientMessage::Rfi {
+                first: 0xE0,
+                last: 0x100
+            }
+        );
+        assert_eq!(
+            ClientMessage::idr_request_for(AppVersion::parse("5.0.0.0"), 0x20)
+                .encode(Generation::Gen5)
+                .unwrap()
+                .0,
+            0x0301
+        );
+        assert_eq!(
+            ClientMessage::idr_request_for(AppVersion::SUNSHINE, 0x100),
+            ClientMessage::IdrRequest
+        );
+        let (ty, p) = ClientMessage::Rfi {
+            first: 0xE0,
+            last: 0x100,
+        }
+        .encode(Generation::Gen7)
+        .unwrap();
         assert_eq!(ty, 0x0301);
-        assert_eq!(hex::encode(p), "e0000000000000000001000000000000".to_owned() + "0000000000000000");
+        assert_eq!(
+            hex::encode(p),
+            "e0000000000000000001000000000000".to_owned() + "0000000000000000"
+        );
     }
 
     #[test]
     fn client_payloads() {
-        assert_eq!(ClientMessage::StartA.encode(ENC).unwrap(), (0x0302, vec![0, 0]));
-        assert_eq!(ClientMessage::StartA.encode(Generation::Gen7).unwrap(), (0x0305, vec![0, 0]));
-        assert_eq!(ClientMessage::StartB.encode(ENC).unwrap(), (0x0307, vec![0]));
+        assert_eq!(
+            ClientMessage::StartA.encode(ENC).unwrap(),
+            (0x0302, vec![0, 0])
+        );
+        assert_eq!(
+            ClientMessage::StartA.encode(Generation::Gen7).unwrap(),
+            (0x0305, vec![0, 0])
+        );
+        assert_eq!(
+            ClientMessage::StartB.encode(ENC).unwrap(),
+            (0x0307, vec![0])
+        );
         let (ty, p) = ClientMessage::StartB.encode(Generation::Gen3).unwrap();
-        assert_eq!((ty, hex::encode(p)), (0x1410, "0000000000000000000000000a000000".into()));
-        assert_eq!(ClientMessage::PeriodicPing.encode(ENC).unwrap(), (0x0200, vec![4, 0, 0, 0, 0, 0, 0, 0]));
-        let (ty, p) = ClientMessage::LossStats { lost_packets: 0, last_good_frame: 7 }.encode(Generation::Gen7).unwrap();
+        assert_eq!(
+            (ty, hex::encode(p)),
+            (0x1410, "0000000000000000000000000a000000".into())
+        );
+        assert_eq!(
+            ClientMessage::PeriodicPing.encode(ENC).unwrap(),
+            (0x0200, vec![4, 0, 0, 0, 0, 0, 0, 0])
+        );
+        let (ty, p) = ClientMessage::LossStats {
+            lost_packets: 0,
+            last_good_frame: 7,
+        }
+        .encode(Generation::Gen7)
+        .unwrap();
         assert_eq!(ty, 0x0201);
-        assert_eq!(hex::encode(p), "0000000032000000e80300000700000000000000000000000000000014000000");
-        assert!(matches!(ClientMessage::IdrRequest.encode(Generation::Gen5), Err(ControlError::Unsupported { .. })));
-        assert!(ClientMessage::Input(vec![1]).encode(Generation::Gen4).is_err());
-        assert_eq!(ClientMessage::Input(vec![1]).encode(Generation::Gen5).unwrap().0, 0x0207);
-        assert_eq!(ClientMessage::LtrAck { frame_index: 9 }.encode(ENC).unwrap(), (0x0350, vec![9, 0, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(
+            hex::encode(p),
+            "0000000032000000e80300000700000000000000000000000000000014000000"
+        );
+        assert!(matches!(
+            ClientMessage::IdrRequest.encode(Generation::Gen5),
+            Err(ControlError::Unsupported { .. })
+        ));
+        assert!(ClientMessage::Input(vec![1])
+            .encode(Generation::Gen4)
+            .is_err());
+        assert_eq!(
+            ClientMessage::Input(vec![1])
+                .encode(Generation::Gen5)
+                .unwrap()
+                .0,
+            0x0207
+        );
+        assert_eq!(
+            ClientMessage::LtrAck { frame_index: 9 }
+                .encode(ENC)
+                .unwrap(),
+            (0x0350, vec![9, 0, 0, 0, 0, 0, 0, 0])
+        );
     }
 
     #[test]
@@ -604,7 +764,10 @@ mod tests {
         let (ty, p) = ClientMessage::FecStatus(s).encode(ENC).unwrap();
         assert_eq!(ty, 0x5502);
         assert_eq!(p, (1u8..=0x15).collect::<Vec<_>>());
-        assert_eq!(ClientMessage::decode(ENC, ty, &p).unwrap(), ClientMessage::FecStatus(s));
+        assert_eq!(
+            ClientMessage::decode(ENC, ty, &p).unwrap(),
+            ClientMessage::FecStatus(s)
+        );
         assert!(ClientMessage::decode(ENC, ty, &p[..20]).is_err());
     }
 
@@ -614,64 +777,153 @@ mod tests {
             ClientMessage::StartB,
             ClientMessage::IdrRequest,
             ClientMessage::Rfi { first: 3, last: 9 },
-            ClientMessage::LossStats { lost_packets: 2, last_good_frame: 77 },
+            ClientMessage::LossStats {
+                lost_packets: 2,
+                last_good_frame: 77,
+            },
             ClientMessage::PeriodicPing,
             ClientMessage::LtrAck { frame_index: 5 },
             ClientMessage::Input(vec![0, 0, 0, 6, 0x0d, 0, 0, 0, 1, 0]),
-            ClientMessage::Other { ty: 0x0204, payload: vec![1, 2] },
+            ClientMessage::Other {
+                ty: 0x0204,
+                payload: vec![1, 2],
+            },
         ];
         for m in msgs {
             let (ty, p) = m.encode(ENC).unwrap();
             assert_eq!(ClientMessage::decode(ENC, ty, &p).unwrap(), m);
         }
         let (ty, p) = ClientMessage::StartA.encode(Generation::Gen7).unwrap();
-        assert_eq!(ClientMessage::decode(Generation::Gen7, ty, &p).unwrap(), ClientMessage::StartA);
+        assert_eq!(
+            ClientMessage::decode(Generation::Gen7, ty, &p).unwrap(),
+            ClientMessage::StartA
+        );
     }
 
     #[test]
     fn termination_parsing_vectors() {
         // V1-converted `09 01 80 03 00 23` (>= 6 bytes) => extended 0x80030023.
-        let m = HostMessage::decode(AppVersion::SUNSHINE, 0x0109, &[0x80, 0x03, 0x00, 0x23]).unwrap();
-        let t = Termination { code: 0x8003_0023, form: TerminationForm::Extended };
+        let m =
+            HostMessage::decode(AppVersion::SUNSHINE, 0x0109, &[0x80, 0x03, 0x00, 0x23]).unwrap();
+        let t = Termination {
+            code: 0x8003_0023,
+            form: TerminationForm::Extended,
+        };
         assert_eq!(m, HostMessage::Termination(t));
         assert!(t.reason(true).is_graceful());
         assert_eq!(t.reason(false).error_code(), -102);
         // Short `00 01 00 01` => 0x0100 => graceful.
         let legacy = AppVersion::parse("7.1.415.0");
         let m = HostMessage::decode(legacy, 0x0100, &[0x00, 0x01]).unwrap();
-        let t = Termination { code: 0x0100, form: TerminationForm::Short };
+        let t = Termination {
+            code: 0x0100,
+            form: TerminationForm::Short,
+        };
         assert_eq!(m, HostMessage::Termination(t));
         assert!(t.reason(true).is_graceful());
         assert!(HostMessage::decode(legacy, 0x0100, &[0x00]).is_err());
-        assert_eq!(HostMessage::Termination(t).encode(Generation::Gen7).unwrap(), (0x0100, vec![0, 1]));
-        let (ty, p) = HostMessage::Termination(Termination::server_closed()).encode(ENC).unwrap();
+        assert_eq!(
+            HostMessage::Termination(t)
+                .encode(Generation::Gen7)
+                .unwrap(),
+            (0x0100, vec![0, 1])
+        );
+        let (ty, p) = HostMessage::Termination(Termination::server_closed())
+            .encode(ENC)
+            .unwrap();
         assert_eq!((ty, hex::encode(p)), (0x0109, "80030023".into()));
     }
 
     #[test]
     fn host_round_trips() {
-        let md = HdrMetadata { display_primaries: [(1, 2), (3, 4), (5, 6)], white_point: (7, 8), max_full_frame_luminance: 13, ..Default::default() };
+        let md = HdrMetadata {
+            display_primaries: [(1, 2), (3, 4), (5, 6)],
+            white_point: (7, 8),
+            max_full_frame_luminance: 13,
+            ..Default::default()
+        };
         let msgs = [
-            HostMessage::Rumble { controller: 1, low_freq: 0x1234, high_freq: 0xFFFF },
-            HostMessage::HdrMode { enabled: true, metadata: Some(md) },
-            HostMessage::RumbleTriggers { controller: 2, left: 3, right: 4 },
-            HostMessage::SetMotionEventState { controller: 0, report_rate_hz: 100, motion_type: 2 },
-            HostMessage::SetRgbLed { controller: 1, r: 255, g: 0, b: 7 },
-            HostMessage::SetAdaptiveTriggers { controller: 0, event_flags: 4, type_left: 1, type_right: 2, left: [1; 10], right: [2; 10] },
+            HostMessage::Rumble {
+                controller: 1,
+                low_freq: 0x1234,
+                high_freq: 0xFFFF,
+            },
+            HostMessage::HdrMode {
+                enabled: true,
+                metadata: Some(md),
+            },
+            HostMessage::RumbleTriggers {
+                controller: 2,
+                left: 3,
+                right: 4,
+            },
+            HostMessage::SetMotionEventState {
+                controller: 0,
+                report_rate_hz: 100,
+                motion_type: 2,
+            },
+            HostMessage::SetRgbLed {
+                controller: 1,
+                r: 255,
+                g: 0,
+                b: 7,
+            },
+            HostMessage::SetAdaptiveTriggers {
+                controller: 0,
+                event_flags: 4,
+                type_left: 1,
+                type_right: 2,
+                left: [1; 10],
+                right: [2; 10],
+            },
             HostMessage::Termination(Termination::server_closed()),
         ];
         for m in msgs {
             let (ty, p) = m.encode(ENC).unwrap();
-            assert_eq!(HostMessage::decode(AppVersion::SUNSHINE, ty, &p).unwrap(), m, "{m:?}");
+            assert_eq!(
+                HostMessage::decode(AppVersion::SUNSHINE, ty, &p).unwrap(),
+                m,
+                "{m:?}"
+            );
         }
-        let (ty, p) = HostMessage::Rumble { controller: 1, low_freq: 2, high_freq: 3 }.encode(ENC).unwrap();
-        assert_eq!((ty, hex::encode(p)), (0x010B, "eeffc000010002000300".into()));
+        let (ty, p) = HostMessage::Rumble {
+            controller: 1,
+            low_freq: 2,
+            high_freq: 3,
+        }
+        .encode(ENC)
+        .unwrap();
+        assert_eq!(
+            (ty, hex::encode(p)),
+            (0x010B, "eeffc000010002000300".into())
+        );
         // HDR: metadata only from Sunshine hosts; short metadata is zero-filled.
         let gfe = AppVersion::parse("7.1.431.0");
-        assert_eq!(HostMessage::decode(gfe, 0x010E, &[1, 9, 9]).unwrap(), HostMessage::HdrMode { enabled: true, metadata: None });
+        assert_eq!(
+            HostMessage::decode(gfe, 0x010E, &[1, 9, 9]).unwrap(),
+            HostMessage::HdrMode {
+                enabled: true,
+                metadata: None
+            }
+        );
         let m = HostMessage::decode(AppVersion::SUNSHINE, 0x010E, &[0, 9, 0]).unwrap();
-        let zero_filled = HdrMetadata { display_primaries: [(9, 0), (0, 0), (0, 0)], ..Default::default() };
-        assert_eq!(m, HostMessage::HdrMode { enabled: false, metadata: Some(zero_filled) });
-        assert!(HostMessage::RumbleTriggers { controller: 0, left: 0, right: 0 }.encode(Generation::Gen7).is_err());
+        let zero_filled = HdrMetadata {
+            display_primaries: [(9, 0), (0, 0), (0, 0)],
+            ..Default::default()
+        };
+        assert_eq!(
+            m,
+            HostMessage::HdrMode {
+                enabled: false,
+                metadata: Some(zero_filled)
+            }
+        );
+        assert!(HostMessage::RumbleTriggers {
+            controller: 0,
+            left: 0,
+            right: 0
+        }
+        .encode(Generation::Gen7)
+        .is_err());
     }
 }

@@ -69,26 +69,35 @@ pub struct InputRoute {
 impl InputRoute {
     /// Reliable on `channel`.
     pub const fn reliable(channel: u8) -> Self {
-        Self { channel, reliable: true }
+        Self {
+            channel,
+            reliable: true,
+        }
     }
 
     /// Unreliable on `channel`.
     pub const fn unreliable(channel: u8) -> Self {
-        Self { channel, reliable: false }
+        Self {
+            channel,
+            reliable: false,
+        }
     }
 }
 
 impl Route {
     /// Reliable on GENERIC: what every host → client message uses.
-    pub const GENERIC_RELIABLE: Route = Route { channel: channel::GENERIC, delivery: Delivery::Reliable };
+    pub const GENERIC_RELIABLE: Route = Route {
+        channel: channel::GENERIC,
+        delivery: Delivery::Reliable,
+    };
 
     /// The route of a client message toward a host with `version` (input uses
     /// [`Route::for_input`] with the input module's choice instead).
     pub fn for_message(msg: &ClientMessage, version: AppVersion) -> Route {
         let (channel, delivery) = match msg {
-            ClientMessage::IdrRequest | ClientMessage::Rfi { .. } | ClientMessage::LtrAck { .. } => {
-                (channel::URGENT, Delivery::Reliable)
-            }
+            ClientMessage::IdrRequest
+            | ClientMessage::Rfi { .. }
+            | ClientMessage::LtrAck { .. } => (channel::URGENT, Delivery::Reliable),
             ClientMessage::LossStats { .. } => (channel::GENERIC, Delivery::Unreliable),
             ClientMessage::FecStatus(_) => (channel::GENERIC, Delivery::Unsequenced),
             _ => (channel::GENERIC, Delivery::Reliable),
@@ -98,8 +107,16 @@ impl Route {
 
     /// The route of an input packet toward a host with `version`.
     pub fn for_input(route: InputRoute, version: AppVersion) -> Route {
-        let delivery = if route.reliable { Delivery::Reliable } else { Delivery::Unreliable };
-        Route { channel: route.channel, delivery }.toward(version)
+        let delivery = if route.reliable {
+            Delivery::Reliable
+        } else {
+            Delivery::Unreliable
+        };
+        Route {
+            channel: route.channel,
+            delivery,
+        }
+        .toward(version)
     }
 
     /// GFE (non-Sunshine) hosts get everything on channel 0, reliable.
@@ -130,15 +147,46 @@ mod tests {
     fn routes() {
         let ss = AppVersion::SUNSHINE;
         let gfe = AppVersion::parse("7.1.431.0");
-        assert_eq!(Route::for_message(&ClientMessage::IdrRequest, ss), Route { channel: 1, delivery: Delivery::Reliable });
-        assert_eq!(Route::for_message(&ClientMessage::StartA, ss), Route::GENERIC_RELIABLE);
-        assert_eq!(Route::for_message(&ClientMessage::FecStatus(Default::default()), ss).delivery, Delivery::Unsequenced);
-        assert_eq!(Route::for_message(&ClientMessage::Rfi { first: 0, last: 1 }, gfe), Route::GENERIC_RELIABLE);
+        assert_eq!(
+            Route::for_message(&ClientMessage::IdrRequest, ss),
+            Route {
+                channel: 1,
+                delivery: Delivery::Reliable
+            }
+        );
+        assert_eq!(
+            Route::for_message(&ClientMessage::StartA, ss),
+            Route::GENERIC_RELIABLE
+        );
+        assert_eq!(
+            Route::for_message(&ClientMessage::FecStatus(Default::default()), ss).delivery,
+            Delivery::Unsequenced
+        );
+        assert_eq!(
+            Route::for_message(&ClientMessage::Rfi { first: 0, last: 1 }, gfe),
+            Route::GENERIC_RELIABLE
+        );
         let pad = InputRoute::unreliable(channel::gamepad(3));
-        assert_eq!(Route::for_input(pad, ss), Route { channel: 0x13, delivery: Delivery::Unreliable });
+        assert_eq!(
+            Route::for_input(pad, ss),
+            Route {
+                channel: 0x13,
+                delivery: Delivery::Unreliable
+            }
+        );
         assert_eq!(Route::for_input(pad, gfe), Route::GENERIC_RELIABLE);
         assert_eq!(channel::sensor(15), 0x2F);
-        assert_eq!(Route::for_input(InputRoute::reliable(0x2F), ss).fit_channels(32).channel, 0x0F);
-        assert_eq!(Route::for_input(InputRoute::reliable(5), ss).fit_channels(0).channel, 0);
+        assert_eq!(
+            Route::for_input(InputRoute::reliable(0x2F), ss)
+                .fit_channels(32)
+                .channel,
+            0x0F
+        );
+        assert_eq!(
+            Route::for_input(InputRoute::reliable(5), ss)
+                .fit_channels(0)
+                .channel,
+            0
+        );
     }
 }

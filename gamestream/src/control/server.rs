@@ -100,7 +100,10 @@ pub struct ControlServer {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("sessions", &self.sessions.len()).field("peers", &self.peers.len()).finish()
+        f.debug_struct("Registry")
+            .field("sessions", &self.sessions.len())
+            .field("peers", &self.peers.len())
+            .finish()
     }
 }
 
@@ -115,15 +118,30 @@ fn lock(m: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
 
 impl ControlServer {
     /// Binds the control port (`port 0` picks a free one) and starts the driver.
-    pub async fn bind(addr: SocketAddr) -> Result<(ControlServer, mpsc::UnboundedReceiver<(u64, HostEvent)>), ControlError> {
+    pub async fn bind(
+        addr: SocketAddr,
+    ) -> Result<(ControlServer, mpsc::UnboundedReceiver<(u64, HostEvent)>), ControlError> {
         let (host, sock) = new_host(addr, PEER_LIMIT).await?;
         let local_addr = sock.local_addr()?;
         let registry = Arc::new(Mutex::new(Registry::default()));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let driver = Driver { host, sock, registry: registry.clone(), events: events_tx, cmd_rx };
+        let driver = Driver {
+            host,
+            sock,
+            registry: registry.clone(),
+            events: events_tx,
+            cmd_rx,
+        };
         tokio::spawn(driver.run());
-        Ok((ControlServer { cmd_tx, registry, local_addr }, events_rx))
+        Ok((
+            ControlServer {
+                cmd_tx,
+                registry,
+                local_addr,
+            },
+            events_rx,
+        ))
     }
 
     /// The bound address.
@@ -132,7 +150,14 @@ impl ControlServer {
     }
 
     /// Registers a launched session; replaces an earlier registration with the same id.
-    pub fn register(&self, session_id: u64, matcher: SessionMatch, key: [u8; 16], iv_style: IvStyle, app_version: AppVersion) {
+    pub fn register(
+        &self,
+        session_id: u64,
+        matcher: SessionMatch,
+        key: [u8; 16],
+        iv_style: IvStyle,
+        app_version: AppVersion,
+    ) {
         let session = Session {
             matcher,
             codec: ControlCodec::new(&key, iv_style, Side::Host, app_version),
@@ -156,12 +181,18 @@ impl ControlServer {
 
     /// When the session's client was last heard from (any ENet event), for the host's idle timeout.
     pub fn last_activity(&self, session_id: u64) -> Option<std::time::Instant> {
-        lock(&self.registry).sessions.get(&session_id).map(|s| s.last_activity.into_std())
+        lock(&self.registry)
+            .sessions
+            .get(&session_id)
+            .map(|s| s.last_activity.into_std())
     }
 
     /// True while a client peer is bound to the session.
     pub fn is_connected(&self, session_id: u64) -> bool {
-        lock(&self.registry).sessions.get(&session_id).is_some_and(|s| s.peer.is_some())
+        lock(&self.registry)
+            .sessions
+            .get(&session_id)
+            .is_some_and(|s| s.peer.is_some())
     }
 
     /// Sends a host message (termination, rumble, HDR, ...) to the session's client.
@@ -169,7 +200,9 @@ impl ControlServer {
         if !lock(&self.registry).sessions.contains_key(&session_id) {
             return Err(ControlError::UnknownSession(session_id));
         }
-        self.cmd_tx.send(Command::Send(session_id, msg)).map_err(|_| ControlError::Closed)
+        self.cmd_tx
+            .send(Command::Send(session_id, msg))
+            .map_err(|_| ControlError::Closed)
     }
 
     /// Ends the session's stream: termination `0x80030023`, then an ENet disconnect once it is sent.
@@ -177,7 +210,9 @@ impl ControlServer {
         if !lock(&self.registry).sessions.contains_key(&session_id) {
             return Err(ControlError::UnknownSession(session_id));
         }
-        self.cmd_tx.send(Command::Disconnect(session_id)).map_err(|_| ControlError::Closed)
+        self.cmd_tx
+            .send(Command::Disconnect(session_id))
+            .map_err(|_| ControlError::Closed)
     }
 
     /// Disconnects every client (up to 1 s for their acks) and stops the driver.
@@ -250,7 +285,9 @@ impl Driver {
 
     fn send(&mut self, id: u64, msg: &HostMessage) {
         let mut reg = lock(&self.registry);
-        let Some(session) = reg.sessions.get_mut(&id) else { return };
+        let Some(session) = reg.sessions.get_mut(&id) else {
+            return;
+        };
         let Some(peer) = session.peer else {
             tracing::debug!("session {id}: no client connected, dropping host message");
             return;
@@ -259,7 +296,11 @@ impl Driver {
             Ok(bytes) => {
                 drop(reg);
                 let route = Route::GENERIC_RELIABLE;
-                if let Err(e) = self.host.peer_mut(peer).send(route.channel, &packet(bytes, route)) {
+                if let Err(e) = self
+                    .host
+                    .peer_mut(peer)
+                    .send(route.channel, &packet(bytes, route))
+                {
                     tracing::debug!("session {id}: send failed: {e}");
                 }
                 self.host.flush();
@@ -344,8 +385,12 @@ impl Driver {
 
     fn on_packet(&mut self, peer: PeerID, data: &[u8]) {
         let mut reg = lock(&self.registry);
-        let Some(&id) = reg.peers.get(&peer) else { return };
-        let Some(session) = reg.sessions.get_mut(&id) else { return };
+        let Some(&id) = reg.peers.get(&peer) else {
+            return;
+        };
+        let Some(session) = reg.sessions.get_mut(&id) else {
+            return;
+        };
         session.last_activity = Instant::now();
         let decoded = session.codec.decode_raw(data);
         let generation = session.codec.generation();
@@ -358,7 +403,10 @@ impl Driver {
             }
         };
         let ev = if Some(ty) == generation.ids().input {
-            HostEvent::Input { bytes: payload, legacy_encrypted: generation != Generation::Gen7Encrypted }
+            HostEvent::Input {
+                bytes: payload,
+                legacy_encrypted: generation != Generation::Gen7Encrypted,
+            }
         } else if ty == TERMINATION_SHORT || ty == TERMINATION_EXTENDED {
             HostEvent::Termination
         } else {

@@ -45,7 +45,10 @@ impl Termination {
 
     /// The termination every modern host sends when the session ends normally.
     pub const fn server_closed() -> Self {
-        Self { code: Self::SERVER_CLOSED, form: TerminationForm::Extended }
+        Self {
+            code: Self::SERVER_CLOSED,
+            form: TerminationForm::Extended,
+        }
     }
 
     /// Classifies the code; `saw_frame` distinguishes a normal end from an early failure.
@@ -94,16 +97,31 @@ mod tests {
         assert_eq!(t.reason(true), TerminationReason::Graceful);
         assert_eq!(t.reason(false), TerminationReason::UnexpectedEarly);
         assert_eq!(t.reason(false).error_code(), -102);
-        let p = Termination { code: 0x800E_9302, form: TerminationForm::Extended };
+        let p = Termination {
+            code: 0x800E_9302,
+            form: TerminationForm::Extended,
+        };
         assert_eq!(p.reason(true).error_code(), -103);
-        let f = Termination { code: 0x800E_9403, form: TerminationForm::Extended };
+        let f = Termination {
+            code: 0x800E_9403,
+            form: TerminationForm::Extended,
+        };
         assert_eq!(f.reason(false).error_code(), -104);
-        let s = Termination { code: 0x0100, form: TerminationForm::Short };
+        let s = Termination {
+            code: 0x0100,
+            form: TerminationForm::Short,
+        };
         assert!(s.reason(true).is_graceful());
-        let o = Termination { code: 0x0005, form: TerminationForm::Short };
+        let o = Termination {
+            code: 0x0005,
+            form: TerminationForm::Short,
+        };
         assert_eq!(o.reason(true), TerminationReason::Other(5));
         // A short-form code equal to the HRESULT's low bits is not the extended "closed" code.
-        let x = Termination { code: 0x0100, form: TerminationForm::Extended };
+        let x = Termination {
+            code: 0x0100,
+            form: TerminationForm::Extended,
+        };
         assert_eq!(x.reason(true), TerminationReason::Other(0x0100));
     }
 }
