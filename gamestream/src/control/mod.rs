@@ -18,7 +18,7 @@ pub mod route;
 pub mod server;
 pub mod termination;
 
-pub use client::{ClientEvent, ControlClient, ControlConfig};
+pub use client::{ClientEvent, ControlClient, ControlConfig, DisconnectReason};
 pub use codec::{ControlCodec, Direction, IvStyle, OpenedMessage, Side};
 pub use error::ControlError;
 pub use ids::{Generation, MessageIds};
