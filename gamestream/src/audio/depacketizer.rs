@@ -524,14 +524,12 @@ mod tests {
         let mut x: u32 = 12345;
         for _ in 0..5000 {
             let len = (x % 60) as usize;
-            let bytes: Vec<u8> = (0..len)
+            let mut bytes: Vec<u8> = (0..len)
                 .map(|_| {
                     x = x.wrapping_mul(1103515245).wrapping_add(12345);
-                    let b = (x >> 16) as u8;
-                    b
+                    (x >> 16) as u8
                 })
                 .collect();
-            let mut bytes = bytes;
             if bytes.len() > 2 {
                 bytes[1] = if x % 2 == 0 { 97 } else { 127 };
             }

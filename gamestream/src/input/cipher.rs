@@ -203,7 +203,7 @@ mod tests {
         let a = enc.encrypt(&long);
         let b = enc.encrypt(&long);
         assert_ne!(a, b, "IV must advance after L >= 32");
-        assert_eq!(hex::encode(&enc.iv), hex::encode(&b[b.len() - 16..]));
+        assert_eq!(hex::encode(enc.iv), hex::encode(&b[b.len() - 16..]));
         assert_eq!(dec.decrypt(&a).unwrap(), long);
         assert_eq!(dec.decrypt(&b).unwrap(), long);
         let mut bad = enc.encrypt(&long);

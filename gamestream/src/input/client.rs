@@ -201,7 +201,7 @@ impl PenButtonTracker {
         self.buttons = pen.pen_buttons;
         let mut route = InputEvent::Pen(*pen).route(version);
         if version.is_sunshine() {
-            route.reliable = !(touch_event::is_batchable(pen.event_type) && !changed);
+            route.reliable = !touch_event::is_batchable(pen.event_type) || changed;
         }
         route
     }
