@@ -6,6 +6,7 @@ use aes::Aes128;
 
 use super::InputError;
 use crate::crypto::{GcmIv, GcmKey, GCM_TAG_LEN};
+use crate::version::AppVersion;
 
 /// The launch IV both ciphers start from: `BE32(rikeyid) ‖ 12 zero bytes`.
 pub fn launch_iv(rikeyid: u32) -> [u8; 16] {
@@ -159,6 +160,59 @@ impl CbcInputCipher {
     }
 }
 
+/// The input wrapping a host generation uses, with its cipher state. One per direction and session.
+#[derive(Debug, Clone)]
+pub enum InputWrapper {
+    /// ≥ 7.1.431: the plaintext packet goes into control message 0x0206 (the control stream is
+    /// encrypted as a whole).
+    Plain,
+    /// Gen 7 < 7.1.431: AES-GCM with IV chaining, control message 0x0206.
+    LegacyGcm(LegacyGcmInputCipher),
+    /// Gen 3-6: continuing AES-CBC (control message 0x0207 on gen 5-6; TCP 35043 on gen 3-4).
+    Cbc(CbcInputCipher),
+}
+
+impl InputWrapper {
+    /// Picks the wrapping for `version` (moonlight-common-c `sendInputPacket` / `encryptData`).
+    pub fn for_host(version: AppVersion, key: &[u8; 16], rikeyid: u32) -> Self {
+        if version.has_encrypted_control() {
+            InputWrapper::Plain
+        } else if version.major >= 7 {
+            InputWrapper::LegacyGcm(LegacyGcmInputCipher::new(key, rikeyid))
+        } else {
+            InputWrapper::Cbc(CbcInputCipher::new(key, rikeyid))
+        }
+    }
+
+    /// The control message type carrying input for `version`: 0x0206 (gen 7), 0x0207 (gen 5-6), or
+    /// `None` for gen 3-4, whose input goes over its own TCP connection (port 35043).
+    pub fn control_message_type(version: AppVersion) -> Option<u16> {
+        match version.major {
+            7.. => Some(0x0206),
+            5 | 6 => Some(0x0207),
+            _ => None,
+        }
+    }
+
+    /// Sender side: the payload to put in the control message (or on the TCP stream).
+    pub fn wrap(&mut self, packet: &[u8]) -> Vec<u8> {
+        match self {
+            InputWrapper::Plain => packet.to_vec(),
+            InputWrapper::LegacyGcm(c) => c.encrypt(packet),
+            InputWrapper::Cbc(c) => c.encrypt(packet),
+        }
+    }
+
+    /// Receiver side: the plaintext NV input packet from a control payload.
+    pub fn unwrap(&mut self, payload: &[u8]) -> Result<Vec<u8>, InputError> {
+        match self {
+            InputWrapper::Plain => Ok(payload.to_vec()),
+            InputWrapper::LegacyGcm(c) => c.decrypt(payload),
+            InputWrapper::Cbc(c) => c.decrypt(payload),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +289,38 @@ mod tests {
         assert_eq!(dec.decrypt(&w3).unwrap(), p1);
         assert!(dec.decrypt(&[0, 0, 0, 3, 1, 2, 3]).is_err());
         assert!(dec.decrypt(&[0, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn wrapper_per_generation() {
+        let v = |major, patch| AppVersion::new(major, 1, patch, 0);
+        assert!(matches!(
+            InputWrapper::for_host(AppVersion::SUNSHINE, &K, 1),
+            InputWrapper::Plain
+        ));
+        assert!(matches!(
+            InputWrapper::for_host(v(7, 430), &K, 1),
+            InputWrapper::LegacyGcm(_)
+        ));
+        assert!(matches!(
+            InputWrapper::for_host(v(5, 0), &K, 1),
+            InputWrapper::Cbc(_)
+        ));
+        assert_eq!(
+            InputWrapper::control_message_type(AppVersion::SUNSHINE),
+            Some(0x0206)
+        );
+        assert_eq!(InputWrapper::control_message_type(v(6, 0)), Some(0x0207));
+        assert_eq!(InputWrapper::control_message_type(v(4, 0)), None);
+        let pkt = hex::decode(I1).unwrap();
+        let mut tx = InputWrapper::for_host(v(7, 0), &K, 16909060);
+        let mut rx = InputWrapper::for_host(v(7, 0), &K, 16909060);
+        let wire = tx.wrap(&pkt);
+        assert_eq!(
+            hex::encode(&wire),
+            "0000001ecb63541692bd457c8d58317b275bfd4396efdc93602bb95406f65384d4d0"
+        );
+        assert_eq!(rx.unwrap(&wire).unwrap(), pkt);
+        assert_eq!(InputWrapper::Plain.wrap(&pkt), pkt);
     }
 }

@@ -14,7 +14,7 @@ mod cipher;
 pub mod client;
 mod event;
 
-pub use cipher::{launch_iv, CbcInputCipher, LegacyGcmInputCipher};
+pub use cipher::{launch_iv, CbcInputCipher, InputWrapper, LegacyGcmInputCipher};
 pub use event::*;
 
 use crate::crypto::CryptoError;
