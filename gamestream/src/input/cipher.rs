@@ -167,9 +167,9 @@ pub enum InputWrapper {
     /// encrypted as a whole).
     Plain,
     /// Gen 7 < 7.1.431: AES-GCM with IV chaining, control message 0x0206.
-    LegacyGcm(LegacyGcmInputCipher),
+    LegacyGcm(Box<LegacyGcmInputCipher>),
     /// Gen 3-6: continuing AES-CBC (control message 0x0207 on gen 5-6; TCP 35043 on gen 3-4).
-    Cbc(CbcInputCipher),
+    Cbc(Box<CbcInputCipher>),
 }
 
 impl InputWrapper {
@@ -178,9 +178,9 @@ impl InputWrapper {
         if version.has_encrypted_control() {
             InputWrapper::Plain
         } else if version.major >= 7 {
-            InputWrapper::LegacyGcm(LegacyGcmInputCipher::new(key, rikeyid))
+            InputWrapper::LegacyGcm(Box::new(LegacyGcmInputCipher::new(key, rikeyid)))
         } else {
-            InputWrapper::Cbc(CbcInputCipher::new(key, rikeyid))
+            InputWrapper::Cbc(Box::new(CbcInputCipher::new(key, rikeyid)))
         }
     }
 
