@@ -397,3 +397,171 @@ fn routing() {
         }
     );
 }
+
+mod roundtrip {
+    use super::*;
+    use gamestream::input::LegacyControllerState;
+    use proptest::prelude::*;
+
+    fn finite() -> impl Strategy<Value = f32> {
+        -1.0e6f32..1.0e6f32
+    }
+
+    fn event() -> impl Strategy<Value = InputEvent> {
+        prop_oneof![
+            (any::<u8>(), any::<u16>(), any::<u8>(), any::<bool>()).prop_map(
+                |(flags, key_code, modifiers, down)| if down {
+                    InputEvent::KeyDown {
+                        flags,
+                        key_code,
+                        modifiers,
+                    }
+                } else {
+                    InputEvent::KeyUp {
+                        flags,
+                        key_code,
+                        modifiers,
+                    }
+                }
+            ),
+            (any::<i16>(), any::<i16>())
+                .prop_map(|(dx, dy)| InputEvent::MouseMoveRelative { dx, dy }),
+            (any::<i16>(), any::<i16>(), any::<u16>(), any::<u16>()).prop_map(|(x, y, w, h)| {
+                InputEvent::MouseMoveAbsolute {
+                    x,
+                    y,
+                    reference_width: w,
+                    reference_height: h,
+                }
+            }),
+            any::<u8>().prop_map(|button| InputEvent::MouseButtonDown { button }),
+            any::<u8>().prop_map(|button| InputEvent::MouseButtonUp { button }),
+            any::<i16>().prop_map(|amount| InputEvent::Scroll { amount }),
+            any::<i16>().prop_map(|amount| InputEvent::HScroll { amount }),
+            Just(InputEvent::EnableHaptics),
+            (
+                any::<u16>(),
+                any::<u16>(),
+                any::<u32>(),
+                any::<u8>(),
+                any::<u8>(),
+                any::<[i16; 4]>()
+            )
+                .prop_map(|(n, m, b, lt, rt, s)| {
+                    InputEvent::MultiController(ControllerState {
+                        controller_number: n,
+                        active_gamepad_mask: m,
+                        buttons: b,
+                        left_trigger: lt,
+                        right_trigger: rt,
+                        left_stick_x: s[0],
+                        left_stick_y: s[1],
+                        right_stick_x: s[2],
+                        right_stick_y: s[3],
+                    })
+                }),
+            (any::<u8>(), any::<u8>(), any::<u16>(), any::<u32>()).prop_map(|(n, t, c, b)| {
+                InputEvent::ControllerArrival {
+                    controller_number: n,
+                    controller_type: t,
+                    capabilities: c,
+                    supported_buttons: b,
+                }
+            }),
+            (
+                any::<u8>(),
+                any::<u8>(),
+                any::<u8>(),
+                any::<u32>(),
+                finite(),
+                finite(),
+                finite()
+            )
+                .prop_map(|(n, e, i, p, x, y, z)| {
+                    InputEvent::ControllerTouch {
+                        controller_number: n,
+                        event_type: e,
+                        touchpad_index: i,
+                        pointer_id: p,
+                        x,
+                        y,
+                        pressure: z,
+                    }
+                }),
+            (any::<u8>(), any::<u8>(), finite(), finite(), finite()).prop_map(|(n, t, x, y, z)| {
+                InputEvent::ControllerMotion {
+                    controller_number: n,
+                    motion_type: t,
+                    x,
+                    y,
+                    z,
+                }
+            }),
+            (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(n, s, p)| {
+                InputEvent::ControllerBattery {
+                    controller_number: n,
+                    battery_state: s,
+                    battery_percentage: p,
+                }
+            }),
+            (
+                any::<u8>(),
+                any::<u16>(),
+                any::<u32>(),
+                [finite(), finite(), finite(), finite(), finite()]
+            )
+                .prop_map(|(e, r, p, f)| {
+                    InputEvent::Touch(TouchEvent {
+                        event_type: e,
+                        rotation: r,
+                        pointer_id: p,
+                        x: f[0],
+                        y: f[1],
+                        pressure_or_distance: f[2],
+                        contact_area_major: f[3],
+                        contact_area_minor: f[4],
+                    })
+                }),
+            (
+                any::<[u8; 4]>(),
+                any::<u16>(),
+                [finite(), finite(), finite(), finite(), finite()]
+            )
+                .prop_map(|(b, r, f)| {
+                    InputEvent::Pen(PenEvent {
+                        event_type: b[0],
+                        tool_type: b[1],
+                        pen_buttons: b[2],
+                        x: f[0],
+                        y: f[1],
+                        pressure_or_distance: f[2],
+                        rotation: r,
+                        tilt: b[3],
+                        contact_area_major: f[3],
+                        contact_area_minor: f[4],
+                    })
+                }),
+            "\\PC{0,8}"
+                .prop_filter("≤ 32 bytes", |s: &String| s.len() <= 32)
+                .prop_map(InputEvent::Utf8Text),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn gen5_round_trip(ev in event()) {
+            let bytes = ev.encode(V);
+            prop_assert_eq!(InputEvent::decode(&bytes, V).unwrap(), ev);
+        }
+
+        #[test]
+        fn gen3_controller_round_trip(b in any::<u16>(), lt in any::<u8>(), s in any::<[i16; 4]>()) {
+            let gen3 = AppVersion::new(3, 0, 0, 0);
+            let ev = InputEvent::LegacyController(LegacyControllerState {
+                buttons: b, left_trigger: lt, right_trigger: 0,
+                left_stick_x: s[0], left_stick_y: s[1], right_stick_x: s[2], right_stick_y: s[3],
+            });
+            prop_assert_eq!(InputEvent::decode(&ev.encode(gen3), gen3).unwrap(), ev);
+        }
+    }
+}
