@@ -29,6 +29,19 @@ impl AudioDepacketizerConfig {
             fec: true,
         }
     }
+
+    /// Defaults for `version`: FEC only for hosts ≥ 7.1.415 (moonlight-common-c turns it off for
+    /// older GFE, whose audio FEC breaks the 4-packet block invariants).
+    pub fn for_host(
+        version: crate::version::AppVersion,
+        packet_duration_ms: u32,
+        encryption: Option<AudioEncryption>,
+    ) -> Self {
+        Self {
+            fec: version.at_least(7, 1, 415),
+            ..Self::new(packet_duration_ms, encryption)
+        }
+    }
 }
 
 /// What the depacketizer hands to the decoder, in sequence order.
