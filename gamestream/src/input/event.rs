@@ -87,24 +87,7 @@ pub mod motion_type {
 }
 
 /// ENet control channels used by input (control spec §4.3).
-pub mod channel {
-    /// Generic (haptics enable; everything for GFE).
-    pub const GENERIC: u8 = 0x00;
-    /// Keyboard.
-    pub const KEYBOARD: u8 = 0x02;
-    /// Mouse.
-    pub const MOUSE: u8 = 0x03;
-    /// Pen.
-    pub const PEN: u8 = 0x04;
-    /// Touch.
-    pub const TOUCH: u8 = 0x05;
-    /// UTF-8 text.
-    pub const UTF8: u8 = 0x06;
-    /// Gamepad n = `GAMEPAD_BASE + n`.
-    pub const GAMEPAD_BASE: u8 = 0x10;
-    /// Sensor n = `SENSOR_BASE + n`.
-    pub const SENSOR_BASE: u8 = 0x20;
-}
+pub use crate::control::route::channel;
 
 /// Most UTF-8 bytes one text packet may carry (the hosts' buffer size).
 pub const UTF8_TEXT_MAX_BYTES: usize = 32;
@@ -323,14 +306,7 @@ pub enum InputEvent {
     Utf8Text(String),
 }
 
-/// Where an input packet goes on the ENet control connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InputRoute {
-    /// ENet channel id.
-    pub channel: u8,
-    /// ENet reliable flag (false = unreliable sequenced).
-    pub reliable: bool,
-}
+pub use crate::control::InputRoute;
 
 fn is_gen5(version: AppVersion) -> bool {
     version.major >= 5
@@ -872,7 +848,7 @@ impl InputEvent {
                 reliable: true,
             };
         }
-        let pad = |n: u16| channel::GAMEPAD_BASE + (n % 16) as u8;
+        let pad = |n: u16| channel::gamepad((n % 16) as u8);
         let reliable = |channel| InputRoute {
             channel,
             reliable: true,
@@ -887,7 +863,7 @@ impl InputEvent {
             | InputEvent::HScroll { .. } => reliable(channel::MOUSE),
             InputEvent::EnableHaptics => reliable(channel::GENERIC),
             InputEvent::MultiController(s) => reliable(pad(s.controller_number)),
-            InputEvent::LegacyController(_) => reliable(channel::GAMEPAD_BASE),
+            InputEvent::LegacyController(_) => reliable(channel::gamepad(0)),
             InputEvent::ControllerArrival {
                 controller_number, ..
             }
@@ -909,7 +885,7 @@ impl InputEvent {
                 y,
                 z,
             } => InputRoute {
-                channel: channel::SENSOR_BASE + controller_number % 16,
+                channel: channel::sensor(controller_number % 16),
                 reliable: *motion_type == motion_type::GYRO && *x == 0.0 && *y == 0.0 && *z == 0.0,
             },
             InputEvent::Touch(t) => InputRoute {
