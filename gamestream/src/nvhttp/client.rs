@@ -292,11 +292,29 @@ impl NvHttpClient {
         let mut params = vec![("uniqueid", UNIQUE_ID.to_string()), ("uuid", uuid::Uuid::new_v4().to_string())];
         params.extend(extra);
         let target = path_with_query(path, &params);
-        let fut = self.send(scheme, target, limit);
+        let learn_port = matches!(scheme, Scheme::Https(_)) && self.known_https_port().is_none();
+        let fut = async move {
+            if learn_port {
+                self.learn_https_port().await?;
+            }
+            self.send(scheme, target, limit).await
+        };
         match timeout {
             Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| NvHttpError::Timeout)?,
             None => fut.await,
         }
+    }
+
+    /// HTTPS needs the port from HTTP `/serverinfo` when the caller did not give it.
+    async fn learn_https_port(&self) -> Result<(), NvHttpError> {
+        let params = [("uniqueid", UNIQUE_ID.to_string()), ("uuid", uuid::Uuid::new_v4().to_string())];
+        let (status, body) = self.send(Scheme::Http, path_with_query("/serverinfo", &params), XML_LIMIT).await?;
+        check_http(status, &body)?;
+        let info = ServerInfo::parse(&body)?;
+        if let Ok(mut p) = self.https_port.lock() {
+            *p = Some(info.https_port);
+        }
+        Ok(())
     }
 
     async fn send(&self, scheme: Scheme<'_>, target: String, limit: usize) -> Result<(u16, Bytes), NvHttpError> {
