@@ -32,7 +32,9 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn identity_chain(identity: &Identity) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+fn identity_chain(
+    identity: &Identity,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let cert = CertificateDer::from(identity.cert_der.clone());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_pkcs8_der()?));
     Ok((vec![cert], key))
@@ -40,7 +42,10 @@ fn identity_chain(identity: &Identity) -> Result<(Vec<CertificateDer<'static>>, 
 
 /// Client config: presents `identity` and accepts only a server certificate whose DER equals
 /// `pinned_host_cert_der`.
-pub fn client_config(identity: &Identity, pinned_host_cert_der: &[u8]) -> Result<rustls::ClientConfig, TlsError> {
+pub fn client_config(
+    identity: &Identity,
+    pinned_host_cert_der: &[u8],
+) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
     let verifier = Arc::new(PinnedServerCert {
         pinned: pinned_host_cert_der.to_vec(),
@@ -60,7 +65,9 @@ pub fn client_config(identity: &Identity, pinned_host_cert_der: &[u8]) -> Result
 /// that an unpaired client gets an XML 401 rather than a handshake failure) and accepts any.
 pub fn server_config(identity: &Identity) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(AnyClientCert { algorithms: provider.signature_verification_algorithms });
+    let verifier = Arc::new(AnyClientCert {
+        algorithms: provider.signature_verification_algorithms,
+    });
     let (chain, key) = identity_chain(identity)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -73,7 +80,9 @@ pub fn server_config(identity: &Identity) -> Result<rustls::ServerConfig, TlsErr
 
 /// The DER of the client certificate a server-side connection presented, if any.
 pub fn peer_cert_der(conn: &rustls::ServerConnection) -> Option<Vec<u8>> {
-    conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec())
+    conn.peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
 }
 
 /// Accepts exactly one certificate (compared as DER); handshake signatures are still verified
@@ -96,7 +105,9 @@ impl ServerCertVerifier for PinnedServerCert {
         if end_entity.as_ref() == self.pinned.as_slice() {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
         }
     }
 
@@ -146,7 +157,9 @@ impl ClientCertVerifier for AnyClientCert {
     ) -> Result<ClientCertVerified, rustls::Error> {
         match x509_parser::parse_x509_certificate(end_entity) {
             Ok(_) => Ok(ClientCertVerified::assertion()),
-            Err(_) => Err(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)),
+            Err(_) => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::BadEncoding,
+            )),
         }
     }
 

@@ -40,13 +40,24 @@ impl HostAddress {
     /// A host name or IP literal with the default HTTP port.
     pub fn new(host: impl Into<String>) -> Self {
         let host: String = host.into();
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        HostAddress { host, http_port: DEFAULT_HTTP_PORT, https_port: None }
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        HostAddress {
+            host,
+            http_port: DEFAULT_HTTP_PORT,
+            https_port: None,
+        }
     }
 
     /// Explicit ports.
     pub fn with_ports(host: impl Into<String>, http_port: u16, https_port: Option<u16>) -> Self {
-        HostAddress { http_port, https_port, ..HostAddress::new(host) }
+        HostAddress {
+            http_port,
+            https_port,
+            ..HostAddress::new(host)
+        }
     }
 
     fn authority(&self, port: u16) -> String {
@@ -90,7 +101,11 @@ enum Scheme<'a> {
 
 impl NvHttpClient {
     /// A client; `pinned_host_cert_der` is the host certificate from an earlier pairing.
-    pub fn new(address: impl Into<HostAddress>, identity: Identity, pinned_host_cert_der: Option<Vec<u8>>) -> Self {
+    pub fn new(
+        address: impl Into<HostAddress>,
+        identity: Identity,
+        pinned_host_cert_der: Option<Vec<u8>>,
+    ) -> Self {
         let address = address.into();
         NvHttpClient {
             https_port: Mutex::new(address.https_port),
@@ -142,7 +157,9 @@ impl NvHttpClient {
 
     /// `/serverinfo` over plain HTTP (records `HttpsPort`).
     pub async fn server_info_http(&self) -> Result<ServerInfo, NvHttpError> {
-        let body = self.xml_request(Scheme::Http, "/serverinfo", vec![], Some(self.timeout)).await?;
+        let body = self
+            .xml_request(Scheme::Http, "/serverinfo", vec![], Some(self.timeout))
+            .await?;
         let info = ServerInfo::parse(&body)?;
         if let Ok(mut p) = self.https_port.lock() {
             if p.is_none() || self.address.https_port.is_none() {
@@ -155,7 +172,14 @@ impl NvHttpClient {
     /// `/serverinfo` over HTTPS with the client certificate and the pinned host certificate.
     pub async fn server_info_https(&self) -> Result<ServerInfo, NvHttpError> {
         let pinned = self.pinned_or_err()?;
-        let body = self.xml_request(Scheme::Https(&pinned), "/serverinfo", vec![], Some(self.timeout)).await?;
+        let body = self
+            .xml_request(
+                Scheme::Https(&pinned),
+                "/serverinfo",
+                vec![],
+                Some(self.timeout),
+            )
+            .await?;
         ServerInfo::parse(&body)
     }
 
@@ -177,14 +201,22 @@ impl NvHttpClient {
         let req = pairing.start()?;
         let resp = self.pair_request(&req, device_name, None, None).await?;
         let req = pairing.on_server_cert(&resp)?;
-        let resp = self.pair_request(&req, device_name, None, Some(self.timeout)).await?;
+        let resp = self
+            .pair_request(&req, device_name, None, Some(self.timeout))
+            .await?;
         let req = pairing.on_challenge_response(&resp)?;
-        let resp = self.pair_request(&req, device_name, None, Some(self.timeout)).await?;
+        let resp = self
+            .pair_request(&req, device_name, None, Some(self.timeout))
+            .await?;
         let req = pairing.on_pairing_secret(&resp)?;
-        let resp = self.pair_request(&req, device_name, None, Some(self.timeout)).await?;
+        let resp = self
+            .pair_request(&req, device_name, None, Some(self.timeout))
+            .await?;
         let req = pairing.on_secret_ack(&resp)?;
         let host_cert = pairing.host_cert_der().to_vec();
-        let resp = self.pair_request(&req, device_name, Some(&host_cert), Some(self.timeout)).await?;
+        let resp = self
+            .pair_request(&req, device_name, Some(&host_cert), Some(self.timeout))
+            .await?;
         let paired = pairing.on_pair_challenge(&resp)?;
         if let Ok(mut p) = self.pinned.lock() {
             *p = Some(paired.host_cert_der.clone());
@@ -199,16 +231,24 @@ impl NvHttpClient {
         https_pin: Option<&[u8]>,
         timeout: Option<Duration>,
     ) -> Result<PairResponse, NvHttpError> {
-        let mut params = vec![("devicename", device_name.to_string()), ("updateState", "1".to_string())];
+        let mut params = vec![
+            ("devicename", device_name.to_string()),
+            ("updateState", "1".to_string()),
+        ];
         params.extend(req.params.iter().cloned());
         let scheme = match https_pin {
             Some(cert) => Scheme::Https(cert),
             None => Scheme::Http,
         };
-        let (status, body) = self.request(scheme, "/pair", params, timeout, XML_LIMIT).await?;
+        let (status, body) = self
+            .request(scheme, "/pair", params, timeout, XML_LIMIT)
+            .await?;
         match PairResponse::parse(&body) {
             Ok(resp) => Ok(resp),
-            Err(_) if !(200..300).contains(&status) => Err(NvHttpError::Http { status, message: "pair".into() }),
+            Err(_) if !(200..300).contains(&status) => Err(NvHttpError::Http {
+                status,
+                message: "pair".into(),
+            }),
             Err(e) => Err(e),
         }
     }
@@ -216,7 +256,14 @@ impl NvHttpClient {
     /// `/applist` (HTTPS).
     pub async fn app_list(&self) -> Result<Vec<App>, NvHttpError> {
         let pinned = self.pinned_or_err()?;
-        let body = self.xml_request(Scheme::Https(&pinned), "/applist", vec![], Some(self.timeout)).await?;
+        let body = self
+            .xml_request(
+                Scheme::Https(&pinned),
+                "/applist",
+                vec![],
+                Some(self.timeout),
+            )
+            .await?;
         App::parse_list(&body)
     }
 
@@ -228,8 +275,15 @@ impl NvHttpClient {
             ("AssetType", "2".to_string()),
             ("AssetIdx", "0".to_string()),
         ];
-        let (status, body) =
-            self.request(Scheme::Https(&pinned), "/appasset", params, Some(self.timeout), ASSET_LIMIT).await?;
+        let (status, body) = self
+            .request(
+                Scheme::Https(&pinned),
+                "/appasset",
+                params,
+                Some(self.timeout),
+                ASSET_LIMIT,
+            )
+            .await?;
         check_http(status, &body)?;
         // A host may answer 200 with an XML error envelope.
         if let Ok(x) = XmlResponse::parse(&body) {
@@ -248,23 +302,43 @@ impl NvHttpClient {
         self.launch_or_resume(request, true).await
     }
 
-    async fn launch_or_resume(&self, request: &LaunchRequest, resume: bool) -> Result<LaunchResponse, NvHttpError> {
+    async fn launch_or_resume(
+        &self,
+        request: &LaunchRequest,
+        resume: bool,
+    ) -> Result<LaunchResponse, NvHttpError> {
         let pinned = self.pinned_or_err()?;
         let path = if resume { "/resume" } else { "/launch" };
-        let body = self.xml_request(Scheme::Https(&pinned), path, request.to_query(), Some(self.timeout)).await?;
+        let body = self
+            .xml_request(
+                Scheme::Https(&pinned),
+                path,
+                request.to_query(),
+                Some(self.timeout),
+            )
+            .await?;
         LaunchResponse::parse(&body, resume)
     }
 
     /// `/cancel` (HTTPS): quit the running app.
     pub async fn cancel(&self) -> Result<(), NvHttpError> {
         let pinned = self.pinned_or_err()?;
-        let body = self.xml_request(Scheme::Https(&pinned), "/cancel", vec![], Some(self.timeout)).await?;
+        let body = self
+            .xml_request(
+                Scheme::Https(&pinned),
+                "/cancel",
+                vec![],
+                Some(self.timeout),
+            )
+            .await?;
         parse_cancel(&body)
     }
 
     /// `/unpair` (HTTP). Sunshine does not implement it (404); callers usually ignore errors.
     pub async fn unpair(&self) -> Result<(), NvHttpError> {
-        let body = self.xml_request(Scheme::Http, "/unpair", vec![], Some(self.timeout)).await?;
+        let body = self
+            .xml_request(Scheme::Http, "/unpair", vec![], Some(self.timeout))
+            .await?;
         XmlResponse::parse(&body)?.ok()?;
         Ok(())
     }
@@ -276,7 +350,9 @@ impl NvHttpClient {
         params: Vec<(&'static str, String)>,
         timeout: Option<Duration>,
     ) -> Result<Bytes, NvHttpError> {
-        let (status, body) = self.request(scheme, path, params, timeout, XML_LIMIT).await?;
+        let (status, body) = self
+            .request(scheme, path, params, timeout, XML_LIMIT)
+            .await?;
         check_http(status, &body)?;
         Ok(body)
     }
@@ -289,7 +365,10 @@ impl NvHttpClient {
         timeout: Option<Duration>,
         limit: usize,
     ) -> Result<(u16, Bytes), NvHttpError> {
-        let mut params = vec![("uniqueid", UNIQUE_ID.to_string()), ("uuid", uuid::Uuid::new_v4().to_string())];
+        let mut params = vec![
+            ("uniqueid", UNIQUE_ID.to_string()),
+            ("uuid", uuid::Uuid::new_v4().to_string()),
+        ];
         params.extend(extra);
         let target = path_with_query(path, &params);
         let learn_port = matches!(scheme, Scheme::Https(_)) && self.known_https_port().is_none();
@@ -300,15 +379,26 @@ impl NvHttpClient {
             self.send(scheme, target, limit).await
         };
         match timeout {
-            Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| NvHttpError::Timeout)?,
+            Some(t) => tokio::time::timeout(t, fut)
+                .await
+                .map_err(|_| NvHttpError::Timeout)?,
             None => fut.await,
         }
     }
 
     /// HTTPS needs the port from HTTP `/serverinfo` when the caller did not give it.
     async fn learn_https_port(&self) -> Result<(), NvHttpError> {
-        let params = [("uniqueid", UNIQUE_ID.to_string()), ("uuid", uuid::Uuid::new_v4().to_string())];
-        let (status, body) = self.send(Scheme::Http, path_with_query("/serverinfo", &params), XML_LIMIT).await?;
+        let params = [
+            ("uniqueid", UNIQUE_ID.to_string()),
+            ("uuid", uuid::Uuid::new_v4().to_string()),
+        ];
+        let (status, body) = self
+            .send(
+                Scheme::Http,
+                path_with_query("/serverinfo", &params),
+                XML_LIMIT,
+            )
+            .await?;
         check_http(status, &body)?;
         let info = ServerInfo::parse(&body)?;
         if let Ok(mut p) = self.https_port.lock() {
@@ -317,7 +407,12 @@ impl NvHttpClient {
         Ok(())
     }
 
-    async fn send(&self, scheme: Scheme<'_>, target: String, limit: usize) -> Result<(u16, Bytes), NvHttpError> {
+    async fn send(
+        &self,
+        scheme: Scheme<'_>,
+        target: String,
+        limit: usize,
+    ) -> Result<(u16, Bytes), NvHttpError> {
         match scheme {
             Scheme::Http => {
                 let port = self.address.http_port;
@@ -328,8 +423,10 @@ impl NvHttpClient {
             Scheme::Https(pinned) => {
                 let port = self.known_https_port().unwrap_or(DEFAULT_HTTPS_PORT);
                 let config = crate::tls::client_config(&self.identity, pinned)?;
-                let server_name = ServerName::try_from(self.address.host.clone())
-                    .unwrap_or_else(|_| ServerName::try_from("gamestream-host").expect("static name is valid"));
+                let server_name =
+                    ServerName::try_from(self.address.host.clone()).unwrap_or_else(|_| {
+                        ServerName::try_from("gamestream-host").expect("static name is valid")
+                    });
                 let tcp = TcpStream::connect((self.address.host.as_str(), port)).await?;
                 let _ = tcp.set_nodelay(true);
                 let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -357,9 +454,13 @@ fn check_http(status: u16, body: &[u8]) -> Result<(), NvHttpError> {
         return Ok(());
     }
     match XmlResponse::parse(body) {
-        Ok(x) if x.status_code != 200 => {
-            Err(NvHttpError::Status { code: x.status_code, message: x.status_message.unwrap_or_default() })
-        }
-        _ => Err(NvHttpError::Http { status, message: String::from_utf8_lossy(&body[..body.len().min(200)]).into() }),
+        Ok(x) if x.status_code != 200 => Err(NvHttpError::Status {
+            code: x.status_code,
+            message: x.status_message.unwrap_or_default(),
+        }),
+        _ => Err(NvHttpError::Http {
+            status,
+            message: String::from_utf8_lossy(&body[..body.len().min(200)]).into(),
+        }),
     }
 }

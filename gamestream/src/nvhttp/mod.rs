@@ -16,12 +16,12 @@ pub mod xml;
 
 pub use client::{HostAddress, NvHttpClient, DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, UNIQUE_ID};
 pub use server::{
-    HostError, HostHandler, InMemoryPairedClients, NvHttpServer, NvHttpServerConfig, PairedClient, PairedClients,
-    PendingPairing, RequestContext,
+    HostError, HostHandler, InMemoryPairedClients, NvHttpServer, NvHttpServerConfig, PairedClient,
+    PairedClients, PendingPairing, RequestContext,
 };
 pub use types::{
-    cancel_xml, codec_mode, parse_cancel, session_url, surround_audio_info, App, DisplayMode, LaunchRequest,
-    LaunchResponse, ServerInfo, STATE_BUSY, STATE_FREE, SURROUND_STEREO,
+    cancel_xml, codec_mode, parse_cancel, session_url, surround_audio_info, App, DisplayMode,
+    LaunchRequest, LaunchResponse, ServerInfo, STATE_BUSY, STATE_FREE, SURROUND_STEREO,
 };
 pub use xml::{XmlBuilder, XmlElement, XmlResponse};
 

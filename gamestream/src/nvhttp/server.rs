@@ -27,7 +27,9 @@ use super::types::{cancel_xml, App, LaunchRequest, LaunchResponse, ServerInfo};
 use super::xml::XmlBuilder;
 use super::NvHttpError;
 use crate::identity::Identity;
-use crate::pairing::{HostPairRequest, HostPairing, HostSecrets, HostStep, PairResponse, PairingHash};
+use crate::pairing::{
+    HostPairRequest, HostPairing, HostSecrets, HostStep, PairResponse, PairingHash,
+};
 
 const UNAUTHORIZED: &str = "The client is not authorized. Certificate verification failed.";
 
@@ -61,7 +63,10 @@ pub struct HostError {
 impl HostError {
     /// Convenience constructor.
     pub fn new(status_code: u16, message: impl Into<String>) -> Self {
-        HostError { status_code, message: message.into() }
+        HostError {
+            status_code,
+            message: message.into(),
+        }
     }
 }
 
@@ -75,9 +80,17 @@ pub trait HostHandler: Send + Sync + 'static {
     /// PNG box art of an app, `None` = 404.
     fn app_asset(&self, ctx: &RequestContext, app_id: u32) -> Option<Vec<u8>>;
     /// Start an app and a stream session.
-    fn launch(&self, ctx: &RequestContext, request: &LaunchRequest) -> Result<LaunchResponse, HostError>;
+    fn launch(
+        &self,
+        ctx: &RequestContext,
+        request: &LaunchRequest,
+    ) -> Result<LaunchResponse, HostError>;
     /// Attach to the running app.
-    fn resume(&self, ctx: &RequestContext, request: &LaunchRequest) -> Result<LaunchResponse, HostError>;
+    fn resume(
+        &self,
+        ctx: &RequestContext,
+        request: &LaunchRequest,
+    ) -> Result<LaunchResponse, HostError>;
     /// Quit the running app / end this client's session.
     fn cancel(&self, ctx: &RequestContext) -> Result<(), HostError>;
 }
@@ -122,7 +135,10 @@ impl InMemoryPairedClients {
 
 impl PairedClients for InMemoryPairedClients {
     fn is_paired(&self, cert_der: &[u8]) -> bool {
-        self.clients.lock().map(|c| c.iter().any(|p| p.cert_der == cert_der)).unwrap_or(false)
+        self.clients
+            .lock()
+            .map(|c| c.iter().any(|p| p.cert_der == cert_der))
+            .unwrap_or(false)
     }
 
     fn add(&self, client: PairedClient) {
@@ -193,7 +209,12 @@ impl fmt::Debug for NvHttpServerConfig {
 
 impl NvHttpServerConfig {
     /// Defaults: in-memory paired store, the identity signs, 5-minute PIN wait.
-    pub fn new(http_addr: SocketAddr, https_addr: SocketAddr, identity: Identity, handler: Arc<dyn HostHandler>) -> Self {
+    pub fn new(
+        http_addr: SocketAddr,
+        https_addr: SocketAddr,
+        identity: Identity,
+        handler: Arc<dyn HostHandler>,
+    ) -> Self {
         NvHttpServerConfig {
             http_addr,
             https_addr,
@@ -257,18 +278,24 @@ impl NvHttpServer {
         identity: Identity,
         handler: Arc<dyn HostHandler>,
     ) -> Result<NvHttpServer, NvHttpError> {
-        Self::start(NvHttpServerConfig::new(http_addr, https_addr, identity, handler)).await
+        Self::start(NvHttpServerConfig::new(
+            http_addr, https_addr, identity, handler,
+        ))
+        .await
     }
 
     /// Binds both ports and starts serving.
     pub async fn start(config: NvHttpServerConfig) -> Result<NvHttpServer, NvHttpError> {
-        let tls = tokio_rustls::TlsAcceptor::from(Arc::new(crate::tls::server_config(&config.identity)?));
+        let tls =
+            tokio_rustls::TlsAcceptor::from(Arc::new(crate::tls::server_config(&config.identity)?));
         let http = TcpListener::bind(config.http_addr).await?;
         let https = TcpListener::bind(config.https_addr).await?;
         let http_addr = http.local_addr()?;
         let https_addr = https.local_addr()?;
         let state = Arc::new(State {
-            signer: config.pairing_signer.unwrap_or_else(|| config.identity.clone()),
+            signer: config
+                .pairing_signer
+                .unwrap_or_else(|| config.identity.clone()),
             identity: config.identity,
             handler: config.handler,
             paired: config.paired_clients,
@@ -285,7 +312,13 @@ impl NvHttpServer {
             tokio::spawn(accept_loop(http, None, state.clone(), rx.clone())),
             tokio::spawn(accept_loop(https, Some(tls), state.clone(), rx)),
         ];
-        Ok(NvHttpServer { http_addr, https_addr, state, shutdown, tasks: tokio::sync::Mutex::new(tasks) })
+        Ok(NvHttpServer {
+            http_addr,
+            https_addr,
+            state,
+            shutdown,
+            tasks: tokio::sync::Mutex::new(tasks),
+        })
     }
 
     /// Bound HTTP address.
@@ -315,7 +348,11 @@ impl NvHttpServer {
 
     /// Phase-1 requests currently waiting for a PIN.
     pub fn pending_pairings(&self) -> Vec<PendingPairing> {
-        self.state.pending.lock().map(|p| p.values().map(|e| e.info.clone()).collect()).unwrap_or_default()
+        self.state
+            .pending
+            .lock()
+            .map(|p| p.values().map(|e| e.info.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Delivers the PIN for a pending pairing; false if no such pairing or the PIN is malformed.
@@ -323,7 +360,12 @@ impl NvHttpServer {
         if crate::pairing::validate_pin(pin).is_err() {
             return false;
         }
-        let entry = self.state.pending.lock().ok().and_then(|mut p| p.remove(pair_secret));
+        let entry = self
+            .state
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(pair_secret));
         match entry {
             Some(e) => e.pin_tx.send(pin.to_string()).is_ok(),
             None => false,
@@ -387,22 +429,50 @@ struct ConnInfo {
     cert: Option<Vec<u8>>,
 }
 
-async fn serve_connection(tcp: TcpStream, peer: SocketAddr, tls: Option<tokio_rustls::TlsAcceptor>, state: Arc<State>) {
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<State>,
+) {
     let _ = tcp.set_nodelay(true);
     let Ok(local) = tcp.local_addr() else { return };
     match tls {
-        None => serve_http(tcp, ConnInfo { peer, local, https: false, cert: None }, state).await,
+        None => {
+            serve_http(
+                tcp,
+                ConnInfo {
+                    peer,
+                    local,
+                    https: false,
+                    cert: None,
+                },
+                state,
+            )
+            .await
+        }
         Some(acceptor) => {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!("TLS handshake from {peer} failed: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake from {peer} failed: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let cert = crate::tls::peer_cert_der(stream.get_ref().1);
-            serve_http(stream, ConnInfo { peer, local, https: true, cert }, state).await;
+            serve_http(
+                stream,
+                ConnInfo {
+                    peer,
+                    local,
+                    https: true,
+                    cert,
+                },
+                state,
+            )
+            .await;
         }
     }
 }
@@ -428,7 +498,8 @@ type Resp = http::Response<Full<Bytes>>;
 
 fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Resp {
     let mut r = http::Response::new(Full::new(body.into()));
-    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = http::HeaderValue::from_str(content_type) {
         r.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
@@ -440,7 +511,10 @@ fn xml(status: u16, body: String) -> Resp {
 }
 
 fn xml_error(code: u16, message: &str) -> Resp {
-    xml(code, XmlBuilder::new(i64::from(code), Some(message)).finish())
+    xml(
+        code,
+        XmlBuilder::new(i64::from(code), Some(message)).finish(),
+    )
 }
 
 fn pair_fail(message: &str) -> Resp {
@@ -453,8 +527,16 @@ async fn route(state: &Arc<State>, conn: &ConnInfo, req: http::Request<Incoming>
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let paired = conn.cert.as_deref().is_some_and(|c| state.paired.is_paired(c));
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let paired = conn
+        .cert
+        .as_deref()
+        .is_some_and(|c| state.paired.is_paired(c));
     let ctx = RequestContext {
         peer_addr: conn.peer,
         local_addr: conn.local,
@@ -487,12 +569,20 @@ async fn route(state: &Arc<State>, conn: &ConnInfo, req: http::Request<Incoming>
     }
 }
 
-fn paired_endpoint(state: &State, ctx: &RequestContext, path: &str, params: &[(String, String)]) -> Resp {
+fn paired_endpoint(
+    state: &State,
+    ctx: &RequestContext,
+    path: &str,
+    params: &[(String, String)],
+) -> Resp {
     let h = &state.handler;
     match path {
         "/applist" => xml(200, App::list_to_xml(&h.app_list(ctx))),
         "/appasset" => {
-            let id = params.iter().find(|(k, _)| k == "appid").and_then(|(_, v)| v.parse::<u32>().ok());
+            let id = params
+                .iter()
+                .find(|(k, _)| k == "appid")
+                .and_then(|(_, v)| v.parse::<u32>().ok());
             match id.and_then(|id| h.app_asset(ctx, id)) {
                 Some(png) => respond(200, "image/png", png),
                 None => xml_error(404, "Asset not found"),
@@ -504,7 +594,11 @@ fn paired_endpoint(state: &State, ctx: &RequestContext, path: &str, params: &[(S
                 Ok(r) => r,
                 Err(e) => return xml_error(400, &e.to_string()),
             };
-            let result = if resume { h.resume(ctx, &request) } else { h.launch(ctx, &request) };
+            let result = if resume {
+                h.resume(ctx, &request)
+            } else {
+                h.launch(ctx, &request)
+            };
             match result {
                 Ok(resp) => xml(200, resp.to_xml(resume)),
                 Err(e) => xml_error(e.status_code, &e.message),
@@ -538,7 +632,11 @@ async fn pair(state: &Arc<State>, ctx: &RequestContext, params: &[(String, Strin
         return xml_error(400, "Missing uniqueid parameter");
     };
     let key = format!("{unique_id}@{}", ctx.peer_addr.ip());
-    let device_name = params.iter().find(|(k, _)| k == "devicename").map(|(_, v)| v.clone()).unwrap_or_default();
+    let device_name = params
+        .iter()
+        .find(|(k, _)| k == "devicename")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
     let request = match HostPairRequest::from_query(params) {
         Ok(r) => r,
         Err(e) => {
@@ -547,7 +645,10 @@ async fn pair(state: &Arc<State>, ctx: &RequestContext, params: &[(String, Strin
         }
     };
     match request {
-        HostPairRequest::GetServerCert { salt, client_cert_pem } => {
+        HostPairRequest::GetServerCert {
+            salt,
+            client_cert_pem,
+        } => {
             remove_session(state, &key);
             if crate::identity::cert_der_from_pem(&client_cert_pem).is_err() {
                 return pair_fail("invalid client certificate");
@@ -568,7 +669,13 @@ async fn pair(state: &Arc<State>, ctx: &RequestContext, params: &[(String, Strin
                 Ok(pairing) => {
                     let resp = pairing.server_cert_response();
                     if let Ok(mut s) = state.sessions.lock() {
-                        s.insert(key, PairSession { pairing, device_name });
+                        s.insert(
+                            key,
+                            PairSession {
+                                pairing,
+                                device_name,
+                            },
+                        );
                     }
                     xml(200, resp.to_xml(200, None))
                 }
@@ -577,7 +684,14 @@ async fn pair(state: &Arc<State>, ctx: &RequestContext, params: &[(String, Strin
         }
         HostPairRequest::PairChallenge => {
             if ctx.https && ctx.paired {
-                xml(200, PairResponse { paired: true, ..PairResponse::default() }.to_xml(200, None))
+                xml(
+                    200,
+                    PairResponse {
+                        paired: true,
+                        ..PairResponse::default()
+                    }
+                    .to_xml(200, None),
+                )
             } else {
                 xml(401, PairResponse::refused().to_xml(401, Some(UNAUTHORIZED)))
             }
@@ -599,7 +713,14 @@ async fn pair(state: &Arc<State>, ctx: &RequestContext, params: &[(String, Strin
             };
             match step {
                 Ok((HostStep::Respond(resp), _)) => xml(200, resp.to_xml(200, None)),
-                Ok((HostStep::Paired { response, client_cert_pem, client_cert_der }, device_name)) => {
+                Ok((
+                    HostStep::Paired {
+                        response,
+                        client_cert_pem,
+                        client_cert_der,
+                    },
+                    device_name,
+                )) => {
                     state.paired.add(PairedClient {
                         unique_id,
                         device_name,
@@ -618,7 +739,12 @@ async fn pair(state: &Arc<State>, ctx: &RequestContext, params: &[(String, Strin
     }
 }
 
-async fn wait_for_pin(state: &Arc<State>, ctx: &RequestContext, unique_id: &str, device_name: &str) -> Option<String> {
+async fn wait_for_pin(
+    state: &Arc<State>,
+    ctx: &RequestContext,
+    unique_id: &str,
+    device_name: &str,
+) -> Option<String> {
     if let Some(pin) = state.fixed_pin.lock().ok().and_then(|p| p.clone()) {
         return Some(pin);
     }
@@ -635,7 +761,11 @@ async fn wait_for_pin(state: &Arc<State>, ctx: &RequestContext, unique_id: &str,
         client_ip: ctx.peer_addr.ip(),
         device_name: device_name.to_string(),
     };
-    state.pending.lock().ok()?.insert(secret.clone(), PendingEntry { info, pin_tx });
+    state
+        .pending
+        .lock()
+        .ok()?
+        .insert(secret.clone(), PendingEntry { info, pin_tx });
     let _guard = PendingGuard { state, secret };
     match tokio::time::timeout(state.pin_timeout, pin_rx).await {
         Ok(Ok(pin)) => Some(pin),
@@ -650,9 +780,17 @@ fn remove_session(state: &State, key: &str) {
 }
 
 fn unpair(state: &State, ctx: &RequestContext) -> Resp {
-    let key = format!("{}@{}", ctx.unique_id.as_deref().unwrap_or_default(), ctx.peer_addr.ip());
+    let key = format!(
+        "{}@{}",
+        ctx.unique_id.as_deref().unwrap_or_default(),
+        ctx.peer_addr.ip()
+    );
     remove_session(state, &key);
-    let last = state.last_paired.lock().ok().and_then(|mut l| l.remove(&key));
+    let last = state
+        .last_paired
+        .lock()
+        .ok()
+        .and_then(|mut l| l.remove(&key));
     if let Some(cert) = ctx.client_cert_der.as_deref().filter(|_| ctx.https) {
         state.paired.remove(cert);
     } else if let Some(cert) = last {

@@ -18,16 +18,26 @@ impl Drop for AbortOnDrop {
 }
 
 fn http_err(e: impl std::fmt::Display) -> NvHttpError {
-    NvHttpError::Http { status: 0, message: e.to_string() }
+    NvHttpError::Http {
+        status: 0,
+        message: e.to_string(),
+    }
 }
 
 /// Sends `GET path_and_query` with `Connection: close` and returns the status and body (at most
 /// `limit` bytes).
-pub(crate) async fn get<S>(io: S, authority: &str, path_and_query: &str, limit: usize) -> Result<(u16, Bytes), NvHttpError>
+pub(crate) async fn get<S>(
+    io: S,
+    authority: &str,
+    path_and_query: &str,
+    limit: usize,
+) -> Result<(u16, Bytes), NvHttpError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(http_err)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(http_err)?;
     let _driver = AbortOnDrop(tokio::spawn(async move {
         let _ = conn.await;
     }));
@@ -40,7 +50,11 @@ where
         .map_err(http_err)?;
     let response = sender.send_request(request).await.map_err(http_err)?;
     let status = response.status().as_u16();
-    let body = Limited::new(response.into_body(), limit).collect().await.map_err(http_err)?.to_bytes();
+    let body = Limited::new(response.into_body(), limit)
+        .collect()
+        .await
+        .map_err(http_err)?
+        .to_bytes();
     Ok((status, body))
 }
 

@@ -111,12 +111,22 @@ impl Default for ServerInfo {
 fn parse_num<T: std::str::FromStr>(field: &'static str, s: &str) -> Result<T, NvHttpError> {
     let t = s.trim();
     if t.starts_with('+') {
-        return Err(NvHttpError::InvalidField { field, value: s.to_string() });
+        return Err(NvHttpError::InvalidField {
+            field,
+            value: s.to_string(),
+        });
     }
-    t.parse::<T>().map_err(|_| NvHttpError::InvalidField { field, value: s.to_string() })
+    t.parse::<T>().map_err(|_| NvHttpError::InvalidField {
+        field,
+        value: s.to_string(),
+    })
 }
 
-fn opt_num<T: std::str::FromStr>(r: &XmlResponse, field: &'static str, default: T) -> Result<T, NvHttpError> {
+fn opt_num<T: std::str::FromStr>(
+    r: &XmlResponse,
+    field: &'static str,
+    default: T,
+) -> Result<T, NvHttpError> {
     match r.text(field) {
         Some(s) if !s.trim().is_empty() => parse_num(field, s),
         _ => Ok(default),
@@ -137,7 +147,11 @@ impl ServerInfo {
         for list in r.root.children_named("SupportedDisplayMode") {
             for m in list.children_named("DisplayMode") {
                 let num = |n: &'static str| parse_num::<u32>(n, m.child_text(n).unwrap_or("0"));
-                display_modes.push(DisplayMode { width: num("Width")?, height: num("Height")?, refresh_rate: num("RefreshRate")? });
+                display_modes.push(DisplayMode {
+                    width: num("Width")?,
+                    height: num("Height")?,
+                    refresh_rate: num("RefreshRate")?,
+                });
             }
         }
         let https_port = opt_num::<u16>(&r, "HttpsPort", 0)?;
@@ -261,8 +275,14 @@ impl App {
             .map(|a| {
                 Ok(App {
                     title: a.child_text("AppTitle").unwrap_or_default().to_string(),
-                    id: parse_num("ID", a.child_text("ID").ok_or(NvHttpError::MissingField("ID"))?)?,
-                    hdr_supported: bool01("IsHdrSupported", a.child_text("IsHdrSupported").unwrap_or("0"))?,
+                    id: parse_num(
+                        "ID",
+                        a.child_text("ID").ok_or(NvHttpError::MissingField("ID"))?,
+                    )?,
+                    hdr_supported: bool01(
+                        "IsHdrSupported",
+                        a.child_text("IsHdrSupported").unwrap_or("0"),
+                    )?,
                 })
             })
             .collect()
@@ -325,7 +345,10 @@ impl std::fmt::Debug for LaunchRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LaunchRequest")
             .field("app_id", &self.app_id)
-            .field("mode", &format_args!("{}x{}x{}", self.width, self.height, self.fps))
+            .field(
+                "mode",
+                &format_args!("{}x{}x{}", self.width, self.height, self.fps),
+            )
             .field("ri_key", &"<redacted>")
             .field("ri_key_id", &self.ri_key_id)
             .field("surround_audio_info", &self.surround_audio_info)
@@ -390,8 +413,14 @@ impl LaunchRequest {
     pub fn to_query(&self) -> Vec<(&'static str, String)> {
         let mut q = vec![
             ("appid", self.app_id.to_string()),
-            ("mode", format!("{}x{}x{}", self.width, self.height, self.fps)),
-            ("additionalStates", u8::from(self.additional_states).to_string()),
+            (
+                "mode",
+                format!("{}x{}x{}", self.width, self.height, self.fps),
+            ),
+            (
+                "additionalStates",
+                u8::from(self.additional_states).to_string(),
+            ),
             ("sops", u8::from(self.sops).to_string()),
             ("rikey", hex::encode_upper(self.ri_key)),
             ("rikeyid", self.ri_key_id.to_string()),
@@ -401,14 +430,26 @@ impl LaunchRequest {
                 ("hdrMode", "1".to_string()),
                 ("clientHdrCapVersion", "0".to_string()),
                 ("clientHdrCapSupportedFlagsInUint32", "0".to_string()),
-                ("clientHdrCapMetaDataId", "NV_STATIC_METADATA_TYPE_1".to_string()),
-                ("clientHdrCapDisplayData", "0x0x0x0x0x0x0x0x0x0x0".to_string()),
+                (
+                    "clientHdrCapMetaDataId",
+                    "NV_STATIC_METADATA_TYPE_1".to_string(),
+                ),
+                (
+                    "clientHdrCapDisplayData",
+                    "0x0x0x0x0x0x0x0x0x0x0".to_string(),
+                ),
             ]);
         }
         q.extend([
-            ("localAudioPlayMode", u8::from(self.local_audio_play_mode).to_string()),
+            (
+                "localAudioPlayMode",
+                u8::from(self.local_audio_play_mode).to_string(),
+            ),
             ("surroundAudioInfo", self.surround_audio_info.to_string()),
-            ("remoteControllersBitmap", self.remote_controllers_bitmap.to_string()),
+            (
+                "remoteControllersBitmap",
+                self.remote_controllers_bitmap.to_string(),
+            ),
             ("gcmap", self.gcmap.to_string()),
             ("gcpersist", u8::from(self.gcpersist).to_string()),
         ]);
@@ -426,17 +467,36 @@ impl LaunchRequest {
 
     /// Parses the host side. `for_launch` enforces Sunshine's required `/launch` parameters
     /// (`appid`, `rikey`, `rikeyid`, `localAudioPlayMode`); `/resume` needs only the key.
-    pub fn from_query<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)], for_launch: bool) -> Result<Self, NvHttpError> {
-        let get = |name: &str| params.iter().find(|(k, _)| k.as_ref() == name).map(|(_, v)| v.as_ref());
+    pub fn from_query<K: AsRef<str>, V: AsRef<str>>(
+        params: &[(K, V)],
+        for_launch: bool,
+    ) -> Result<Self, NvHttpError> {
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.as_ref() == name)
+                .map(|(_, v)| v.as_ref())
+        };
         let req = |name: &'static str| get(name).ok_or(NvHttpError::MissingField(name));
-        let num_or = |name: &'static str, d: u32| get(name).map(|v| parse_num::<u32>(name, v)).unwrap_or(Ok(d));
+        let num_or = |name: &'static str, d: u32| {
+            get(name)
+                .map(|v| parse_num::<u32>(name, v))
+                .unwrap_or(Ok(d))
+        };
         let flag = |name: &'static str| get(name).map(|v| bool01(name, v)).unwrap_or(Ok(false));
 
-        let ri_key = crate::crypto::parse_key_hex(req("rikey")?)
-            .ok_or_else(|| NvHttpError::InvalidField { field: "rikey", value: "<redacted>".into() })?;
+        let ri_key = crate::crypto::parse_key_hex(req("rikey")?).ok_or_else(|| {
+            NvHttpError::InvalidField {
+                field: "rikey",
+                value: "<redacted>".into(),
+            }
+        })?;
         let ri_key_id = parse_num::<i32>("rikeyid", req("rikeyid")?)?;
         let (app_id, local_audio) = if for_launch {
-            (parse_num::<u32>("appid", req("appid")?)?, bool01("localAudioPlayMode", req("localAudioPlayMode")?)?)
+            (
+                parse_num::<u32>("appid", req("appid")?)?,
+                bool01("localAudioPlayMode", req("localAudioPlayMode")?)?,
+            )
         } else {
             (num_or("appid", 0)?, flag("localAudioPlayMode")?)
         };
@@ -459,18 +519,29 @@ impl LaunchRequest {
             gcmap: num_or("gcmap", bitmap)?,
             gcpersist: flag("gcpersist")?,
             hdr: flag("hdrMode")?,
-            corever: get("corever").map(|v| parse_num::<u32>("corever", v)).transpose()?,
+            corever: get("corever")
+                .map(|v| parse_num::<u32>("corever", v))
+                .transpose()?,
             additional_states: flag("additionalStates")?,
             surround_params: get("surroundParams").map(str::to_string),
-            continuous_audio: get("continuousAudio").map(|v| bool01("continuousAudio", v)).transpose()?,
+            continuous_audio: get("continuousAudio")
+                .map(|v| bool01("continuousAudio", v))
+                .transpose()?,
         })
     }
 }
 
 fn parse_mode(m: &str) -> Result<(u32, u32, u32), NvHttpError> {
-    let bad = || NvHttpError::InvalidField { field: "mode", value: m.to_string() };
+    let bad = || NvHttpError::InvalidField {
+        field: "mode",
+        value: m.to_string(),
+    };
     let mut it = m.split('x');
-    let mut next = || it.next().ok_or_else(bad).and_then(|v| parse_num::<u32>("mode", v).map_err(|_| bad()));
+    let mut next = || {
+        it.next()
+            .ok_or_else(bad)
+            .and_then(|v| parse_num::<u32>("mode", v).map_err(|_| bad()))
+    };
     let r = (next()?, next()?, next()?);
     if it.next().is_some() {
         return Err(bad());
@@ -492,9 +563,17 @@ impl LaunchResponse {
         let r = XmlResponse::parse(body)?.ok()?;
         let field = if resume { "resume" } else { "gamesession" };
         if parse_num::<i64>(field, r.required(field)?)? == 0 {
-            return Err(NvHttpError::Status { code: 200, message: format!("{field}=0") });
+            return Err(NvHttpError::Status {
+                code: 200,
+                message: format!("{field}=0"),
+            });
         }
-        Ok(LaunchResponse { session_url: r.text("sessionUrl0").filter(|s| !s.is_empty()).map(str::to_string) })
+        Ok(LaunchResponse {
+            session_url: r
+                .text("sessionUrl0")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        })
     }
 
     /// The body a host sends.
@@ -523,7 +602,10 @@ pub fn parse_cancel(body: &[u8]) -> Result<(), NvHttpError> {
     if bool01("cancel", r.required("cancel")?)? {
         Ok(())
     } else {
-        Err(NvHttpError::Status { code: 200, message: "cancel=0".into() })
+        Err(NvHttpError::Status {
+            code: 200,
+            message: "cancel=0".into(),
+        })
     }
 }
 
@@ -586,14 +668,25 @@ mod tests {
         assert!(info.pair_status);
         assert!(!info.is_busy() && !info.should_resume() && !info.is_nvidia_software());
         let mut with_modes = info.clone();
-        with_modes.display_modes = vec![DisplayMode { width: 1920, height: 1080, refresh_rate: 60 }];
+        with_modes.display_modes = vec![DisplayMode {
+            width: 1920,
+            height: 1080,
+            refresh_rate: 60,
+        }];
         with_modes.gpu_type = Some("GTX".into());
-        assert_eq!(ServerInfo::parse(with_modes.to_xml().as_bytes()).unwrap(), with_modes);
+        assert_eq!(
+            ServerInfo::parse(with_modes.to_xml().as_bytes()).unwrap(),
+            with_modes
+        );
     }
 
     #[test]
     fn busy_and_mjolnir_rules() {
-        let mut info = ServerInfo { current_game: 5, state: "MJOLNIR_STATE_FREE".into(), ..ServerInfo::default() };
+        let mut info = ServerInfo {
+            current_game: 5,
+            state: "MJOLNIR_STATE_FREE".into(),
+            ..ServerInfo::default()
+        };
         assert!(info.is_nvidia_software());
         assert_eq!(info.running_app(), 0);
         info.state = "NVIDIA_MJOLNIR_SERVER_BUSY".into();
@@ -610,17 +703,33 @@ mod tests {
     #[test]
     fn server_info_requires_core_fields() {
         let body = b"<root status_code=\"200\"><appversion>7.1.431.-1</appversion></root>";
-        assert!(matches!(ServerInfo::parse(body), Err(NvHttpError::MissingField("PairStatus"))));
+        assert!(matches!(
+            ServerInfo::parse(body),
+            Err(NvHttpError::MissingField("PairStatus"))
+        ));
         let body = b"<root status_code=\"401\" status_message=\"nope\"/>";
-        assert!(matches!(ServerInfo::parse(body), Err(NvHttpError::Status { code: 401, .. })));
+        assert!(matches!(
+            ServerInfo::parse(body),
+            Err(NvHttpError::Status { code: 401, .. })
+        ));
     }
 
     #[test]
     fn app_list_round_trips() {
         let body = b"<root status_code=\"200\">\n  <App><IsHdrSupported>0</IsHdrSupported><AppTitle>Desktop</AppTitle><ID>881448767</ID></App>\n</root>";
         let apps = App::parse_list(body).unwrap();
-        assert_eq!(apps, vec![App { title: "Desktop".into(), id: 881448767, hdr_supported: false }]);
-        assert_eq!(App::parse_list(App::list_to_xml(&apps).as_bytes()).unwrap(), apps);
+        assert_eq!(
+            apps,
+            vec![App {
+                title: "Desktop".into(),
+                id: 881448767,
+                hdr_supported: false
+            }]
+        );
+        assert_eq!(
+            App::parse_list(App::list_to_xml(&apps).as_bytes()).unwrap(),
+            apps
+        );
     }
 
     #[test]
@@ -642,9 +751,14 @@ mod tests {
         let q = req.to_query();
         assert!(q.contains(&("rikeyid", "-5".to_string())));
         assert!(q.contains(&("mode", "1920x1080x60".to_string())));
-        let owned: Vec<(String, String)> = q.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let owned: Vec<(String, String)> =
+            q.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         assert_eq!(LaunchRequest::from_query(&owned, true).unwrap(), req);
-        let missing: Vec<_> = owned.iter().filter(|(k, _)| k != "localAudioPlayMode").cloned().collect();
+        let missing: Vec<_> = owned
+            .iter()
+            .filter(|(k, _)| k != "localAudioPlayMode")
+            .cloned()
+            .collect();
         assert!(LaunchRequest::from_query(&missing, true).is_err());
         assert!(LaunchRequest::from_query(&missing, false).is_ok());
         assert!(parse_mode("1920x1080").is_err());
@@ -654,11 +768,23 @@ mod tests {
 
     #[test]
     fn launch_and_cancel_bodies() {
-        let r = LaunchResponse { session_url: Some("rtspenc://192.168.1.10:48010".into()) };
-        assert_eq!(LaunchResponse::parse(r.to_xml(false).as_bytes(), false).unwrap(), r);
-        assert_eq!(LaunchResponse::parse(r.to_xml(true).as_bytes(), true).unwrap(), r);
+        let r = LaunchResponse {
+            session_url: Some("rtspenc://192.168.1.10:48010".into()),
+        };
+        assert_eq!(
+            LaunchResponse::parse(r.to_xml(false).as_bytes(), false).unwrap(),
+            r
+        );
+        assert_eq!(
+            LaunchResponse::parse(r.to_xml(true).as_bytes(), true).unwrap(),
+            r
+        );
         assert!(LaunchResponse::parse(r.to_xml(true).as_bytes(), false).is_err());
-        assert!(LaunchResponse::parse(b"<root status_code=\"200\"><gamesession>0</gamesession></root>", false).is_err());
+        assert!(LaunchResponse::parse(
+            b"<root status_code=\"200\"><gamesession>0</gamesession></root>",
+            false
+        )
+        .is_err());
         parse_cancel(cancel_xml().as_bytes()).unwrap();
         assert!(parse_cancel(b"<root status_code=\"200\"><cancel>0</cancel></root>").is_err());
         let v6: std::net::SocketAddr = "[::1]:47984".parse().unwrap();
@@ -667,9 +793,18 @@ mod tests {
 
     #[test]
     fn pair_response_round_trips() {
-        let p = PairResponse { paired: true, plaincert: Some("2D2D".into()), ..PairResponse::default() };
-        assert_eq!(PairResponse::parse(p.to_xml(200, None).as_bytes()).unwrap(), p);
-        let refused = PairResponse::parse(PairResponse::refused().to_xml(400, Some("bad")).as_bytes()).unwrap();
+        let p = PairResponse {
+            paired: true,
+            plaincert: Some("2D2D".into()),
+            ..PairResponse::default()
+        };
+        assert_eq!(
+            PairResponse::parse(p.to_xml(200, None).as_bytes()).unwrap(),
+            p
+        );
+        let refused =
+            PairResponse::parse(PairResponse::refused().to_xml(400, Some("bad")).as_bytes())
+                .unwrap();
         assert!(!refused.paired);
     }
 }

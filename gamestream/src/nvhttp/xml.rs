@@ -23,11 +23,17 @@ pub struct XmlElement {
 impl XmlElement {
     /// Text of the first child called `name`.
     pub fn child_text(&self, name: &str) -> Option<&str> {
-        self.children.iter().find(|c| c.name == name).map(|c| c.text.as_str())
+        self.children
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.text.as_str())
     }
 
     /// All children called `name`.
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a XmlElement> + 'a {
+    pub fn children_named<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a XmlElement> + 'a {
         self.children.iter().filter(move |c| c.name == name)
     }
 }
@@ -61,14 +67,19 @@ impl XmlResponse {
                     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                     if stack.is_empty() {
                         if name != "root" {
-                            return Err(NvHttpError::Xml(format!("top element is <{name}>, not <root>")));
+                            return Err(NvHttpError::Xml(format!(
+                                "top element is <{name}>, not <root>"
+                            )));
                         }
                         status = Some(root_attributes(e, &reader)?);
                     }
                     if stack.len() >= MAX_DEPTH {
                         return Err(NvHttpError::Xml("nesting too deep".into()));
                     }
-                    stack.push(XmlElement { name, ..XmlElement::default() });
+                    stack.push(XmlElement {
+                        name,
+                        ..XmlElement::default()
+                    });
                     if matches!(event, Event::Empty(_)) {
                         close_element(&mut stack, &mut done);
                     }
@@ -91,7 +102,9 @@ impl XmlResponse {
                         } else {
                             let name = r.decode().map_err(xml_err)?;
                             let value = quick_xml::escape::resolve_predefined_entity(&name)
-                                .ok_or_else(|| NvHttpError::Xml(format!("unknown entity &{name};")))?;
+                                .ok_or_else(|| {
+                                    NvHttpError::Xml(format!("unknown entity &{name};"))
+                                })?;
                             top.text.push_str(value);
                         }
                     }
@@ -103,8 +116,15 @@ impl XmlResponse {
         let root = done.ok_or_else(|| NvHttpError::Xml("no complete <root> element".into()))?;
         let (code, message) = status.unwrap_or_default();
         let code = code.ok_or_else(|| NvHttpError::Xml("missing status_code".into()))?;
-        let status_code = code.trim().parse::<i64>().map_err(|_| NvHttpError::Xml(format!("bad status_code {code:?}")))?;
-        Ok(XmlResponse { status_code, status_message: message, root })
+        let status_code = code
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| NvHttpError::Xml(format!("bad status_code {code:?}")))?;
+        Ok(XmlResponse {
+            status_code,
+            status_message: message,
+            root,
+        })
     }
 
     /// `Ok(self)` iff `status_code == 200`, else [`NvHttpError::Status`].
@@ -147,12 +167,18 @@ fn close_element(stack: &mut Vec<XmlElement>, done: &mut Option<XmlElement>) {
     }
 }
 
-fn root_attributes(e: &BytesStart<'_>, reader: &Reader<&[u8]>) -> Result<(Option<String>, Option<String>), NvHttpError> {
+fn root_attributes(
+    e: &BytesStart<'_>,
+    reader: &Reader<&[u8]>,
+) -> Result<(Option<String>, Option<String>), NvHttpError> {
     let mut code = None;
     let mut message = None;
     for attr in e.attributes() {
         let attr = attr.map_err(xml_err)?;
-        let value = attr.decode_and_unescape_value(reader.decoder()).map_err(xml_err)?.into_owned();
+        let value = attr
+            .decode_and_unescape_value(reader.decoder())
+            .map_err(xml_err)?
+            .into_owned();
         match attr.key.local_name().as_ref() {
             b"status_code" => code = Some(value),
             b"status_message" => message = Some(value),
@@ -160,6 +186,11 @@ fn root_attributes(e: &BytesStart<'_>, reader: &Reader<&[u8]>) -> Result<(Option
         }
     }
     Ok((code, message))
+}
+
+/// XML escaping that also protects `\r` (which a parser would otherwise normalise away).
+fn escape(s: &str) -> String {
+    quick_xml::escape::escape(s).replace('\r', "&#13;")
 }
 
 /// Builds an NVHTTP response body the way Sunshine formats it.
@@ -171,12 +202,13 @@ pub struct XmlBuilder {
 impl XmlBuilder {
     /// Starts `<root status_code="…" [status_message="…"]>`.
     pub fn new(status_code: i64, status_message: Option<&str>) -> Self {
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<root status_code=\"");
+        let mut out =
+            String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<root status_code=\"");
         out.push_str(&status_code.to_string());
         out.push('"');
         if let Some(m) = status_message {
             out.push_str(" status_message=\"");
-            out.push_str(&quick_xml::escape::escape(m));
+            out.push_str(&escape(m));
             out.push('"');
         }
         out.push('>');
@@ -189,7 +221,7 @@ impl XmlBuilder {
         self.out.push('<');
         self.out.push_str(name);
         self.out.push('>');
-        self.out.push_str(&quick_xml::escape::escape(value.as_str()));
+        self.out.push_str(&escape(&value));
         self.out.push_str("</");
         self.out.push_str(name);
         self.out.push('>');
@@ -230,7 +262,10 @@ mod tests {
 <root status_code="401" status_message="The client is not authorized. Certificate verification failed."/>"#;
         let r = XmlResponse::parse(body).unwrap();
         assert_eq!(r.status_code, 401);
-        assert!(matches!(r.clone().ok(), Err(NvHttpError::Status { code: 401, .. })));
+        assert!(matches!(
+            r.clone().ok(),
+            Err(NvHttpError::Status { code: 401, .. })
+        ));
         let r = XmlResponse::parse(b"<root status_code=\"200\"><hostname> a &amp; b&#33; </hostname><x><![CDATA[<y>]]></x></root>").unwrap();
         assert_eq!(r.text("hostname"), Some("a & b!"));
         assert_eq!(r.text("x"), Some("<y>"));
@@ -243,12 +278,22 @@ mod tests {
     #[test]
     fn builder_round_trips() {
         let mut b = XmlBuilder::new(400, Some("a \"quoted\" <msg>"));
-        b.elem("hostname", "x & y").open("App").elem("ID", 5).close("App");
+        b.elem("hostname", "x & y")
+            .open("App")
+            .elem("ID", 5)
+            .close("App");
         let xml = b.finish();
         let r = XmlResponse::parse(xml.as_bytes()).unwrap();
         assert_eq!(r.status_code, 400);
         assert_eq!(r.status_message.as_deref(), Some("a \"quoted\" <msg>"));
         assert_eq!(r.text("hostname"), Some("x & y"));
-        assert_eq!(r.root.children_named("App").next().unwrap().child_text("ID"), Some("5"));
+        assert_eq!(
+            r.root
+                .children_named("App")
+                .next()
+                .unwrap()
+                .child_text("ID"),
+            Some("5")
+        );
     }
 }

@@ -3,8 +3,8 @@
 use std::fmt;
 
 use super::{
-    aes_ecb, aes_ecb_inv, block_pad, ct_eq, decode_hex, derive_key, random16, validate_pin, PairPhase, PairRequest,
-    PairResponse, PairingError, PairingHash,
+    aes_ecb, aes_ecb_inv, block_pad, ct_eq, decode_hex, derive_key, random16, validate_pin,
+    PairPhase, PairRequest, PairResponse, PairingError, PairingHash,
 };
 use crate::identity::{cert_der_from_pem, cert_signature, verify_sha256_signature, Identity};
 use crate::version::AppVersion;
@@ -29,7 +29,11 @@ impl fmt::Debug for ClientSecrets {
 impl ClientSecrets {
     /// Fresh values from the OS RNG.
     pub fn random() -> Self {
-        ClientSecrets { salt: random16(), challenge: random16(), secret: random16() }
+        ClientSecrets {
+            salt: random16(),
+            challenge: random16(),
+            secret: random16(),
+        }
     }
 }
 
@@ -86,14 +90,26 @@ pub struct ClientPairing {
 
 impl fmt::Debug for ClientPairing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientPairing").field("hash", &self.hash).field("step", &self.step).finish_non_exhaustive()
+        f.debug_struct("ClientPairing")
+            .field("hash", &self.hash)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
     }
 }
 
 impl ClientPairing {
     /// A pairing with fresh random values; the hash follows the host's `appversion`.
-    pub fn new(identity: Identity, pin: &str, host_version: &AppVersion) -> Result<Self, PairingError> {
-        Self::with_secrets(identity, pin, PairingHash::for_version(host_version), ClientSecrets::random())
+    pub fn new(
+        identity: Identity,
+        pin: &str,
+        host_version: &AppVersion,
+    ) -> Result<Self, PairingError> {
+        Self::with_secrets(
+            identity,
+            pin,
+            PairingHash::for_version(host_version),
+            ClientSecrets::random(),
+        )
     }
 
     /// A pairing with given random values and hash (tests, transcript replay).
@@ -149,7 +165,10 @@ impl ClientPairing {
             params: vec![
                 ("phrase", "getservercert".to_string()),
                 ("salt", hex::encode_upper(self.secrets.salt)),
-                ("clientcert", hex::encode_upper(self.identity.cert_pem.as_bytes())),
+                (
+                    "clientcert",
+                    hex::encode_upper(self.identity.cert_pem.as_bytes()),
+                ),
             ],
         })
     }
@@ -165,18 +184,30 @@ impl ClientPairing {
         if !resp.paired {
             return Err(PairingError::HostRefused { phase: 1 });
         }
-        let pem = decode_hex("plaincert", resp.plaincert.as_deref().ok_or(PairingError::Missing("plaincert"))?)?;
+        let pem = decode_hex(
+            "plaincert",
+            resp.plaincert
+                .as_deref()
+                .ok_or(PairingError::Missing("plaincert"))?,
+        )?;
         let der = cert_der_from_pem(&pem)?;
         self.host_cert_sig = cert_signature(&der)?;
-        self.host_cert_pem = String::from_utf8(pem).map_err(|_| PairingError::MalformedHex { field: "plaincert" })?;
+        self.host_cert_pem = String::from_utf8(pem)
+            .map_err(|_| PairingError::MalformedHex { field: "plaincert" })?;
         self.host_cert_der = der;
         let challenge = aes_ecb(&self.key, &self.secrets.challenge, "clientchallenge")?;
         self.step = Step::AwaitChallengeResponse;
-        Ok(PairRequest { phase: PairPhase::ClientChallenge, params: vec![("clientchallenge", hex::encode_upper(challenge))] })
+        Ok(PairRequest {
+            phase: PairPhase::ClientChallenge,
+            params: vec![("clientchallenge", hex::encode_upper(challenge))],
+        })
     }
 
     /// Consumes the phase-2 answer and returns the phase-3 request.
-    pub fn on_challenge_response(&mut self, resp: &PairResponse) -> Result<PairRequest, PairingError> {
+    pub fn on_challenge_response(
+        &mut self,
+        resp: &PairResponse,
+    ) -> Result<PairRequest, PairingError> {
         self.expect(Step::AwaitChallengeResponse, 2)?;
         let r = self.challenge_response(resp);
         self.guard(r)
@@ -187,19 +218,32 @@ impl ClientPairing {
             return Err(PairingError::HostRefused { phase: 2 });
         }
         let field = "challengeresponse";
-        let enc = decode_hex(field, resp.challengeresponse.as_deref().ok_or(PairingError::Missing(field))?)?;
-        let n = self.hash.len();
+        let enc = decode_hex(
+            field,
+            resp.challengeresponse
+                .as_deref()
+                .ok_or(PairingError::Missing(field))?,
+        )?;
+        let n = self.hash.output_len();
         if enc.len() < n + 16 {
-            return Err(PairingError::BadLength { field, len: enc.len() });
+            return Err(PairingError::BadLength {
+                field,
+                len: enc.len(),
+            });
         }
         let plain = aes_ecb_inv(&self.key, &enc, field)?;
         self.host_hash = plain[..n].to_vec();
         let server_challenge = &plain[n..n + 16];
         let client_sig = self.identity.cert_signature()?;
-        let client_hash = self.hash.digest(&[server_challenge, &client_sig, &self.secrets.secret]);
+        let client_hash = self
+            .hash
+            .digest(&[server_challenge, &client_sig, &self.secrets.secret]);
         let enc = aes_ecb(&self.key, &block_pad(client_hash), "serverchallengeresp")?;
         self.step = Step::AwaitPairingSecret;
-        Ok(PairRequest { phase: PairPhase::ServerChallengeResp, params: vec![("serverchallengeresp", hex::encode_upper(enc))] })
+        Ok(PairRequest {
+            phase: PairPhase::ServerChallengeResp,
+            params: vec![("serverchallengeresp", hex::encode_upper(enc))],
+        })
     }
 
     /// Consumes the phase-3 answer (host secret + signature), checks the host's signature
@@ -216,21 +260,34 @@ impl ClientPairing {
             return Err(PairingError::HostRefused { phase: 3 });
         }
         let field = "pairingsecret";
-        let data = decode_hex(field, resp.pairingsecret.as_deref().ok_or(PairingError::Missing(field))?)?;
+        let data = decode_hex(
+            field,
+            resp.pairingsecret
+                .as_deref()
+                .ok_or(PairingError::Missing(field))?,
+        )?;
         if data.len() <= 16 {
-            return Err(PairingError::BadLength { field, len: data.len() });
+            return Err(PairingError::BadLength {
+                field,
+                len: data.len(),
+            });
         }
         let (server_secret, signature) = data.split_at(16);
         verify_sha256_signature(&self.host_cert_der, server_secret, signature)
             .map_err(|_| PairingError::ForgedHostCertificate)?;
-        let expected = self.hash.digest(&[&self.secrets.challenge, &self.host_cert_sig, server_secret]);
+        let expected =
+            self.hash
+                .digest(&[&self.secrets.challenge, &self.host_cert_sig, server_secret]);
         if !ct_eq(&expected, &self.host_hash) {
             return Err(PairingError::WrongPin);
         }
         let mut secret = self.secrets.secret.to_vec();
         secret.extend_from_slice(&self.identity.sign_sha256(&self.secrets.secret));
         self.step = Step::AwaitSecretAck;
-        Ok(PairRequest { phase: PairPhase::ClientPairingSecret, params: vec![("clientpairingsecret", hex::encode_upper(secret))] })
+        Ok(PairRequest {
+            phase: PairPhase::ClientPairingSecret,
+            params: vec![("clientpairingsecret", hex::encode_upper(secret))],
+        })
     }
 
     /// Consumes the phase-4 answer and returns the phase-5 request (send it over HTTPS, pinning
@@ -242,7 +299,10 @@ impl ClientPairing {
             return Err(PairingError::HostRefused { phase: 4 });
         }
         self.step = Step::AwaitPairChallenge;
-        Ok(PairRequest { phase: PairPhase::PairChallenge, params: vec![("phrase", "pairchallenge".to_string())] })
+        Ok(PairRequest {
+            phase: PairPhase::PairChallenge,
+            params: vec![("phrase", "pairchallenge".to_string())],
+        })
     }
 
     /// Consumes the phase-5 answer: pairing is complete.
@@ -253,7 +313,10 @@ impl ClientPairing {
             return Err(PairingError::HostRefused { phase: 5 });
         }
         self.step = Step::Finished;
-        Ok(PairedHost { host_cert_pem: self.host_cert_pem.clone(), host_cert_der: self.host_cert_der.clone() })
+        Ok(PairedHost {
+            host_cert_pem: self.host_cert_pem.clone(),
+            host_cert_der: self.host_cert_der.clone(),
+        })
     }
 
     /// The host certificate received in phase 1 (empty before).

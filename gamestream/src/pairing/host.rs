@@ -3,8 +3,8 @@
 use std::fmt;
 
 use super::{
-    aes_ecb, aes_ecb_inv, block_pad, ct_eq, decode_hex, derive_key, random16, validate_pin, PairResponse,
-    PairingError, PairingHash,
+    aes_ecb, aes_ecb_inv, block_pad, ct_eq, decode_hex, derive_key, random16, validate_pin,
+    PairResponse, PairingError, PairingHash,
 };
 use crate::identity::{cert_der_from_pem, cert_signature, verify_sha256_signature, Identity};
 
@@ -42,26 +42,56 @@ impl HostPairRequest {
     }
 
     /// Classifies a decoded query string.
-    pub fn from_query<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> Result<Self, PairingError> {
-        let get = |name: &str| params.iter().find(|(k, _)| k.as_ref() == name).map(|(_, v)| v.as_ref());
+    pub fn from_query<K: AsRef<str>, V: AsRef<str>>(
+        params: &[(K, V)],
+    ) -> Result<Self, PairingError> {
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.as_ref() == name)
+                .map(|(_, v)| v.as_ref())
+        };
         let phrase = get("phrase");
-        if phrase == Some("getservercert") || (get("salt").is_some() && get("clientcert").is_some()) {
+        if phrase == Some("getservercert") || (get("salt").is_some() && get("clientcert").is_some())
+        {
             let salt_hex = get("salt").ok_or(PairingError::Missing("salt"))?;
-            let salt_hex = salt_hex.get(..32).ok_or(PairingError::BadLength { field: "salt", len: salt_hex.len() / 2 })?;
-            let salt: [u8; 16] = decode_hex("salt", salt_hex)?
-                .try_into()
-                .map_err(|_| PairingError::BadLength { field: "salt", len: 0 })?;
-            let client_cert_pem = decode_hex("clientcert", get("clientcert").ok_or(PairingError::Missing("clientcert"))?)?;
-            return Ok(HostPairRequest::GetServerCert { salt, client_cert_pem });
+            let salt_hex = salt_hex.get(..32).ok_or(PairingError::BadLength {
+                field: "salt",
+                len: salt_hex.len() / 2,
+            })?;
+            let salt: [u8; 16] =
+                decode_hex("salt", salt_hex)?
+                    .try_into()
+                    .map_err(|_| PairingError::BadLength {
+                        field: "salt",
+                        len: 0,
+                    })?;
+            let client_cert_pem = decode_hex(
+                "clientcert",
+                get("clientcert").ok_or(PairingError::Missing("clientcert"))?,
+            )?;
+            return Ok(HostPairRequest::GetServerCert {
+                salt,
+                client_cert_pem,
+            });
         }
         if let Some(v) = get("clientchallenge") {
-            return Ok(HostPairRequest::ClientChallenge(decode_hex("clientchallenge", v)?));
+            return Ok(HostPairRequest::ClientChallenge(decode_hex(
+                "clientchallenge",
+                v,
+            )?));
         }
         if let Some(v) = get("serverchallengeresp") {
-            return Ok(HostPairRequest::ServerChallengeResp(decode_hex("serverchallengeresp", v)?));
+            return Ok(HostPairRequest::ServerChallengeResp(decode_hex(
+                "serverchallengeresp",
+                v,
+            )?));
         }
         if let Some(v) = get("clientpairingsecret") {
-            return Ok(HostPairRequest::ClientPairingSecret(decode_hex("clientpairingsecret", v)?));
+            return Ok(HostPairRequest::ClientPairingSecret(decode_hex(
+                "clientpairingsecret",
+                v,
+            )?));
         }
         if phrase == Some("pairchallenge") {
             return Ok(HostPairRequest::PairChallenge);
@@ -88,7 +118,10 @@ impl fmt::Debug for HostSecrets {
 impl HostSecrets {
     /// Fresh values from the OS RNG.
     pub fn random() -> Self {
-        HostSecrets { server_secret: random16(), server_challenge: random16() }
+        HostSecrets {
+            server_secret: random16(),
+            server_challenge: random16(),
+        }
     }
 }
 
@@ -136,15 +169,31 @@ pub struct HostPairing {
 
 impl fmt::Debug for HostPairing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HostPairing").field("hash", &self.hash).field("step", &self.step).finish_non_exhaustive()
+        f.debug_struct("HostPairing")
+            .field("hash", &self.hash)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
     }
 }
 
 impl HostPairing {
     /// Starts a pairing after phase 1 with the PIN the user entered. Uses SHA-256 (what modern
     /// hosts report) and fresh random values.
-    pub fn new(host: &Identity, salt: &[u8; 16], client_cert_pem: &[u8], pin: &str) -> Result<Self, PairingError> {
-        Self::with_options(host, host, salt, client_cert_pem, pin, PairingHash::Sha256, HostSecrets::random())
+    pub fn new(
+        host: &Identity,
+        salt: &[u8; 16],
+        client_cert_pem: &[u8],
+        pin: &str,
+    ) -> Result<Self, PairingError> {
+        Self::with_options(
+            host,
+            host,
+            salt,
+            client_cert_pem,
+            pin,
+            PairingHash::Sha256,
+            HostSecrets::random(),
+        )
     }
 
     /// Full control: `signer` signs the server secret (normally `host` itself; a different key
@@ -200,14 +249,19 @@ impl HostPairing {
             Step::Done => 0,
         };
         let result = match (self.step, request) {
-            (Step::AwaitClientChallenge, HostPairRequest::ClientChallenge(enc)) => self.client_challenge(enc),
+            (Step::AwaitClientChallenge, HostPairRequest::ClientChallenge(enc)) => {
+                self.client_challenge(enc)
+            }
             (Step::AwaitServerChallengeResp, HostPairRequest::ServerChallengeResp(enc)) => {
                 self.server_challenge_resp(enc)
             }
             (Step::AwaitClientPairingSecret, HostPairRequest::ClientPairingSecret(data)) => {
                 self.client_pairing_secret(data)
             }
-            _ => Err(PairingError::OutOfOrder { expected, got: request.phase() }),
+            _ => Err(PairingError::OutOfOrder {
+                expected,
+                got: request.phase(),
+            }),
         };
         if result.is_err() {
             self.step = Step::Done;
@@ -218,11 +272,16 @@ impl HostPairing {
     fn client_challenge(&mut self, enc: &[u8]) -> Result<HostStep, PairingError> {
         let field = "clientchallenge";
         if enc.len() < 16 {
-            return Err(PairingError::BadLength { field, len: enc.len() });
+            return Err(PairingError::BadLength {
+                field,
+                len: enc.len(),
+            });
         }
         let plain = aes_ecb_inv(&self.key, enc, field)?;
         let challenge = &plain[..16];
-        let host_hash = self.hash.digest(&[challenge, &self.host_cert_sig, &self.secrets.server_secret]);
+        let host_hash =
+            self.hash
+                .digest(&[challenge, &self.host_cert_sig, &self.secrets.server_secret]);
         let mut msg = host_hash;
         msg.extend_from_slice(&self.secrets.server_challenge);
         let enc = aes_ecb(&self.key, &block_pad(msg), "challengeresponse")?;
@@ -236,11 +295,14 @@ impl HostPairing {
 
     fn server_challenge_resp(&mut self, enc: &[u8]) -> Result<HostStep, PairingError> {
         let field = "serverchallengeresp";
-        if enc.len() < self.hash.len() {
-            return Err(PairingError::BadLength { field, len: enc.len() });
+        if enc.len() < self.hash.output_len() {
+            return Err(PairingError::BadLength {
+                field,
+                len: enc.len(),
+            });
         }
         let plain = aes_ecb_inv(&self.key, enc, field)?;
-        self.client_hash = plain[..self.hash.len()].to_vec();
+        self.client_hash = plain[..self.hash.output_len()].to_vec();
         let mut secret = self.secrets.server_secret.to_vec();
         secret.extend_from_slice(&self.signer.sign_sha256(&self.secrets.server_secret));
         self.step = Step::AwaitClientPairingSecret;
@@ -254,16 +316,27 @@ impl HostPairing {
     fn client_pairing_secret(&mut self, data: &[u8]) -> Result<HostStep, PairingError> {
         let field = "clientpairingsecret";
         if data.len() <= 16 {
-            return Err(PairingError::BadLength { field, len: data.len() });
+            return Err(PairingError::BadLength {
+                field,
+                len: data.len(),
+            });
         }
         self.step = Step::Done;
         let (client_secret, signature) = data.split_at(16);
-        let expected = self.hash.digest(&[&self.secrets.server_challenge, &self.client_cert_sig, client_secret]);
+        let expected = self.hash.digest(&[
+            &self.secrets.server_challenge,
+            &self.client_cert_sig,
+            client_secret,
+        ]);
         let hash_ok = ct_eq(&expected, &self.client_hash);
-        let sig_ok = verify_sha256_signature(&self.client_cert_der, client_secret, signature).is_ok();
+        let sig_ok =
+            verify_sha256_signature(&self.client_cert_der, client_secret, signature).is_ok();
         if hash_ok && sig_ok {
             Ok(HostStep::Paired {
-                response: PairResponse { paired: true, ..PairResponse::default() },
+                response: PairResponse {
+                    paired: true,
+                    ..PairResponse::default()
+                },
                 client_cert_pem: self.client_cert_pem.clone(),
                 client_cert_der: self.client_cert_der.clone(),
             })

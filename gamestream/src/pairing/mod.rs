@@ -90,7 +90,7 @@ impl PairingHash {
     }
 
     /// Digest length: 20 or 32.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             PairingHash::Sha1 => 20,
             PairingHash::Sha256 => 32,
@@ -194,14 +194,20 @@ fn block_pad(mut data: Vec<u8>) -> Vec<u8> {
 }
 
 fn aes_ecb(key: &[u8; 16], data: &[u8], field: &'static str) -> Result<Vec<u8>, PairingError> {
-    crate::crypto::aes_ecb_encrypt(key, data).map_err(|_| PairingError::BadLength { field, len: data.len() })
+    crate::crypto::aes_ecb_encrypt(key, data).map_err(|_| PairingError::BadLength {
+        field,
+        len: data.len(),
+    })
 }
 
 fn aes_ecb_inv(key: &[u8; 16], data: &[u8], field: &'static str) -> Result<Vec<u8>, PairingError> {
     if data.is_empty() {
         return Err(PairingError::BadLength { field, len: 0 });
     }
-    crate::crypto::aes_ecb_decrypt(key, data).map_err(|_| PairingError::BadLength { field, len: data.len() })
+    crate::crypto::aes_ecb_decrypt(key, data).map_err(|_| PairingError::BadLength {
+        field,
+        len: data.len(),
+    })
 }
 
 fn random16() -> [u8; 16] {
@@ -222,26 +228,50 @@ mod tests {
 
     #[test]
     fn p1_p2_key_derivation() {
-        let salt: [u8; 16] = hex::decode("000102030405060708090a0b0c0d0e0f").unwrap().try_into().unwrap();
+        let salt: [u8; 16] = hex::decode("000102030405060708090a0b0c0d0e0f")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let full = PairingHash::Sha256.digest(&[&salt, b"1234"]);
-        assert_eq!(hex::encode(full), "bad0b4f7cae08eb7c1b5acc763a8ed25242e2c9173e81f3f624b1fa5303cf6ce");
+        assert_eq!(
+            hex::encode(full),
+            "bad0b4f7cae08eb7c1b5acc763a8ed25242e2c9173e81f3f624b1fa5303cf6ce"
+        );
         let k1 = derive_key(PairingHash::Sha256, &salt, "1234");
         assert_eq!(hex::encode(k1), "bad0b4f7cae08eb7c1b5acc763a8ed25");
         let full = PairingHash::Sha1.digest(&[&salt, b"1234"]);
-        assert_eq!(hex::encode(full), "0cd2f00b23437ed6adc97cd8f7dbf3edb95ae9f7");
+        assert_eq!(
+            hex::encode(full),
+            "0cd2f00b23437ed6adc97cd8f7dbf3edb95ae9f7"
+        );
         let k2 = derive_key(PairingHash::Sha1, &salt, "1234");
         assert_eq!(hex::encode(k2), "0cd2f00b23437ed6adc97cd8f7dbf3ed");
         // P3/P4
         let m = hex::decode("101112131415161718191a1b1c1d1e1f").unwrap();
-        assert_eq!(hex::encode(aes_ecb(&k1, &m, "x").unwrap()), "5febcdc985b2baddd65925da162380eb");
-        assert_eq!(hex::encode(aes_ecb(&k2, &m, "x").unwrap()), "74835d5e27e70f2e39548f80ad3cbff8");
+        assert_eq!(
+            hex::encode(aes_ecb(&k1, &m, "x").unwrap()),
+            "5febcdc985b2baddd65925da162380eb"
+        );
+        assert_eq!(
+            hex::encode(aes_ecb(&k2, &m, "x").unwrap()),
+            "74835d5e27e70f2e39548f80ad3cbff8"
+        );
     }
 
     #[test]
     fn hash_by_version() {
-        assert_eq!(PairingHash::for_version(&AppVersion::SUNSHINE), PairingHash::Sha256);
-        assert_eq!(PairingHash::for_version(&AppVersion::parse("6.0.0.0")), PairingHash::Sha1);
-        assert_eq!(PairingHash::for_version(&AppVersion::parse("7.0.0.0")), PairingHash::Sha256);
+        assert_eq!(
+            PairingHash::for_version(&AppVersion::SUNSHINE),
+            PairingHash::Sha256
+        );
+        assert_eq!(
+            PairingHash::for_version(&AppVersion::parse("6.0.0.0")),
+            PairingHash::Sha1
+        );
+        assert_eq!(
+            PairingHash::for_version(&AppVersion::parse("7.0.0.0")),
+            PairingHash::Sha256
+        );
     }
 
     #[test]
