@@ -75,6 +75,18 @@ impl From<IpAddr> for HostAddress {
     }
 }
 
+impl From<&str> for HostAddress {
+    fn from(host: &str) -> Self {
+        HostAddress::new(host)
+    }
+}
+
+impl From<String> for HostAddress {
+    fn from(host: String) -> Self {
+        HostAddress::new(host)
+    }
+}
+
 impl From<SocketAddr> for HostAddress {
     /// The socket address is the HTTP endpoint.
     fn from(addr: SocketAddr) -> Self {
@@ -120,6 +132,23 @@ impl NvHttpClient {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The identity presented over HTTPS.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The host address.
+    pub fn address(&self) -> &HostAddress {
+        &self.address
+    }
+
+    /// Replaces the pinned host certificate (e.g. after loading a stored pairing).
+    pub fn set_pinned_host_cert(&self, host_cert_der: Option<Vec<u8>>) {
+        if let Ok(mut p) = self.pinned.lock() {
+            *p = host_cert_der;
+        }
     }
 
     /// The pinned host certificate (DER), if any.

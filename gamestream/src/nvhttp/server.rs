@@ -437,6 +437,9 @@ async fn serve_connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let Ok(local) = tcp.local_addr() else { return };
+    // Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; key and report them as IPv4.
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    let local = SocketAddr::new(local.ip().to_canonical(), local.port());
     match tls {
         None => {
             serve_http(

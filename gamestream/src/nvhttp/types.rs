@@ -590,7 +590,7 @@ impl LaunchResponse {
 /// `sessionUrl0` for an RTSP port on the host address the client connected to (IPv6 bracketed).
 pub fn session_url(local_addr: std::net::SocketAddr, rtsp_port: u16, encrypted: bool) -> String {
     let scheme = if encrypted { "rtspenc" } else { "rtsp" };
-    match local_addr.ip() {
+    match local_addr.ip().to_canonical() {
         std::net::IpAddr::V4(ip) => format!("{scheme}://{ip}:{rtsp_port}"),
         std::net::IpAddr::V6(ip) => format!("{scheme}://[{ip}]:{rtsp_port}"),
     }
@@ -789,6 +789,8 @@ mod tests {
         assert!(parse_cancel(b"<root status_code=\"200\"><cancel>0</cancel></root>").is_err());
         let v6: std::net::SocketAddr = "[::1]:47984".parse().unwrap();
         assert_eq!(session_url(v6, 48010, false), "rtsp://[::1]:48010");
+        let mapped: std::net::SocketAddr = "[::ffff:10.1.2.3]:47984".parse().unwrap();
+        assert_eq!(session_url(mapped, 48010, true), "rtspenc://10.1.2.3:48010");
     }
 
     #[test]
