@@ -872,3 +872,33 @@ async fn server_protocol_errors() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn close_ends_a_waiting_phase_one() {
+    within(async {
+        let (client_id, _, _) = ids();
+        let server = start_host(None).await;
+        let client = Arc::new(client_for(&server, client_id, None));
+        let pairing = tokio::spawn({
+            let client = client.clone();
+            async move { client.pair("1234", "roth").await }
+        });
+        for _ in 0..200 {
+            if !server.pending_pairings().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(server.pending_pairings().len(), 1);
+        tokio::time::timeout(Duration::from_secs(5), server.close())
+            .await
+            .expect("close() must not hang");
+        assert!(server.pending_pairings().is_empty());
+        let result = tokio::time::timeout(Duration::from_secs(5), pairing)
+            .await
+            .expect("client must notice")
+            .unwrap();
+        assert!(result.is_err());
+    })
+    .await;
+}
