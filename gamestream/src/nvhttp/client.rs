@@ -415,6 +415,16 @@ impl NvHttpClient {
         }
     }
 
+    /// TCP connect, bounded by the request timeout even where the request itself is not (phase 1).
+    async fn connect(&self, port: u16) -> Result<TcpStream, NvHttpError> {
+        let connect = TcpStream::connect((self.address.host.as_str(), port));
+        let tcp = tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| NvHttpError::Timeout)??;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
     /// HTTPS needs the port from HTTP `/serverinfo` when the caller did not give it.
     async fn learn_https_port(&self) -> Result<(), NvHttpError> {
         let params = [
@@ -445,8 +455,7 @@ impl NvHttpClient {
         match scheme {
             Scheme::Http => {
                 let port = self.address.http_port;
-                let tcp = TcpStream::connect((self.address.host.as_str(), port)).await?;
-                let _ = tcp.set_nodelay(true);
+                let tcp = self.connect(port).await?;
                 get(tcp, &self.address.authority(port), &target, limit).await
             }
             Scheme::Https(pinned) => {
@@ -456,11 +465,12 @@ impl NvHttpClient {
                     ServerName::try_from(self.address.host.clone()).unwrap_or_else(|_| {
                         ServerName::try_from("gamestream-host").expect("static name is valid")
                     });
-                let tcp = TcpStream::connect((self.address.host.as_str(), port)).await?;
-                let _ = tcp.set_nodelay(true);
-                let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-                    .connect(server_name, tcp)
+                let tcp = self.connect(port).await?;
+                let handshake =
+                    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(server_name, tcp);
+                let tls = tokio::time::timeout(self.timeout, handshake)
                     .await
+                    .map_err(|_| NvHttpError::Timeout)?
                     .map_err(tls_error)?;
                 get(tls, &self.address.authority(port), &target, limit).await
             }

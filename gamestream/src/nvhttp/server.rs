@@ -3,8 +3,9 @@
 //! Pairing state is keyed by `uniqueid@client-ip` (every Moonlight client sends the same
 //! `uniqueid`), phases are accepted in strict order, and phase 1 waits until the host app
 //! supplies the PIN ([`NvHttpServer::submit_pin`], Wolf's pending-pair shape) unless a fixed PIN
-//! is configured ([`NvHttpServer::set_fixed_pin`], Sunshine-CLI style). HTTPS endpoints other
-//! than `/serverinfo`'s HTTP twin require a paired TLS client certificate, else XML 401.
+//! is configured ([`NvHttpServer::set_fixed_pin`], Sunshine-CLI style). Every HTTPS endpoint
+//! (including `/serverinfo`, like Sunshine and Wolf) and `/applist`, `/appasset`, `/launch`,
+//! `/resume`, `/cancel` on any port require a paired TLS client certificate, else XML 401.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
