@@ -1,1 +1,96 @@
-//! (being written)
+//! The RTSP handshake that follows `/launch`: plain or `rtspenc://` (AES-GCM framed), the SDP-ish
+//! DESCRIBE/ANNOUNCE payloads, and port discovery from SETUP.
+//!
+//! Layout (sans-IO first, tokio drivers last):
+//!
+//! | module | what |
+//! |---|---|
+//! | [`message`] | `RtspRequest`/`RtspResponse` codec (one message per TCP connection) |
+//! | [`crypt`] | the encrypted framing of `rtspenc://` |
+//! | [`fields`] | small header/value helpers (`server_port`, `Session`, ping payload, connect data, ...) |
+//! | [`describe`] | the DESCRIBE payload: host-side builder, client-side [`HostCapabilities`], codec and Opus choice |
+//! | [`sdp`] | the ANNOUNCE payload: client-side generator, host-side [`StreamConfig`] parser |
+//! | [`client`] | the client state machine [`ClientHandshake`] and the tokio [`client::handshake`] driver |
+//! | [`server`] | the host responder and the tokio [`RtspServer`] |
+
+pub mod client;
+pub mod crypt;
+pub mod describe;
+pub mod fields;
+pub mod message;
+pub mod sdp;
+pub mod server;
+
+
+pub use crypt::Direction;
+pub use describe::{DescribeParams, HostCapabilities, OpusConfig};
+pub use message::{RtspRequest, RtspResponse};
+pub use sdp::{AnnounceParams, StreamConfig};
+
+
+/// Largest RTSP message (either direction) we accept, as moonlight-common-c does.
+pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
+
+/// Default RTSP port when `sessionUrl0` carries none.
+pub const DEFAULT_RTSP_PORT: u16 = 48010;
+/// Default audio port when SETUP carries no usable `server_port`.
+pub const DEFAULT_AUDIO_PORT: u16 = 48000;
+/// Default video port when SETUP carries no usable `server_port`.
+pub const DEFAULT_VIDEO_PORT: u16 = 47998;
+/// Default control (ENet) port when SETUP carries no usable `server_port`.
+pub const DEFAULT_CONTROL_PORT: u16 = 47999;
+
+/// Everything that can go wrong in the RTSP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum RtspError {
+    /// The message exceeds [`MAX_MESSAGE_SIZE`].
+    #[error("RTSP message too large")]
+    TooLarge,
+    /// The header block never ended or the payload is shorter than `Content-length`.
+    #[error("RTSP message truncated")]
+    Truncated,
+    /// The first line or a header line is malformed.
+    #[error("malformed RTSP message: {0}")]
+    Malformed(&'static str),
+    /// An encrypted frame failed one of the §3.6 checks (high bit, exact length, tag).
+    #[error("encrypted RTSP frame rejected: {0}")]
+    BadEncryptedFrame(&'static str),
+    /// The session is encrypted but the peer answered in plain text.
+    #[error("unencrypted RTSP message on an encrypted session")]
+    UnexpectedPlaintext,
+    /// The peer answered a request with a non-200 status.
+    #[error("RTSP {method} failed with status {status}")]
+    Status {
+        /// The request that failed.
+        method: String,
+        /// The status code the host sent.
+        status: u16,
+    },
+    /// DESCRIBE returned no payload.
+    #[error("empty DESCRIBE payload")]
+    EmptyDescribe,
+    /// SETUP returned no usable `Session` header.
+    #[error("missing or empty Session header")]
+    MissingSession,
+    /// The host closed the connection without sending anything.
+    #[error("empty RTSP response")]
+    EmptyResponse,
+    /// A required SDP attribute is missing or unparsable (host side; Sunshine answers 400).
+    #[error("SDP attribute {0} missing or invalid")]
+    Sdp(String),
+    /// The client asked for no Opus layout the host offers for this channel count.
+    #[error("no Opus configuration for {0} channels")]
+    NoOpusConfig(u8),
+    /// `rtspenc://` without a key.
+    #[error("encrypted RTSP requested but no key given")]
+    MissingKey,
+    /// A host generation we do not implement (RTSP over ENet, generation < 3).
+    #[error("unsupported host version: {0}")]
+    Unsupported(&'static str),
+    /// Socket failure or timeout.
+    #[error("RTSP I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A timeout (connect or read).
+    #[error("RTSP timeout during {0}")]
+    Timeout(&'static str),
+}
