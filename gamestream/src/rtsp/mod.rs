@@ -22,10 +22,12 @@ pub mod sdp;
 pub mod server;
 
 
+pub use client::{ClientHandshake, ClientParams, ClientStep, RtspOutcome, StreamSettings};
 pub use crypt::Direction;
 pub use describe::{DescribeParams, HostCapabilities, OpusConfig};
 pub use message::{RtspRequest, RtspResponse};
 pub use sdp::{AnnounceParams, StreamConfig};
+pub use server::{RtspHandler, RtspServer, RtspSessionInfo};
 
 
 /// Largest RTSP message (either direction) we accept, as moonlight-common-c does.
