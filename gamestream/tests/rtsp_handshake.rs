@@ -25,7 +25,11 @@ impl RtspHandler for TestHost {
     fn sessions(&self, peer: SocketAddr, local: SocketAddr) -> Vec<RtspSessionInfo> {
         assert!(peer.ip().is_loopback());
         let sessions = self.sessions.lock().unwrap();
-        sessions.iter().filter(|(port, _)| *port == local.port()).map(|(_, s)| s.clone()).collect()
+        sessions
+            .iter()
+            .filter(|(port, _)| *port == local.port())
+            .map(|(_, s)| s.clone())
+            .collect()
     }
     fn on_announce(&self, session: u64, config: StreamConfig) -> Result<(), u16> {
         self.announced.lock().unwrap().push((session, config));
@@ -72,21 +76,33 @@ fn client_params(port: u16, encrypted: bool, key: [u8; 16]) -> ClientParams {
 }
 
 async fn start(host: Arc<TestHost>) -> RtspServer {
-    RtspServer::bind("127.0.0.1:0".parse().unwrap(), host).await.unwrap()
+    RtspServer::bind("127.0.0.1:0".parse().unwrap(), host)
+        .await
+        .unwrap()
 }
 
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), f).await.expect("test timed out")
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .expect("test timed out")
 }
 
 async fn full_handshake(encrypted: bool) {
     let host = Arc::new(TestHost::default());
     let server = start(host.clone()).await;
     let port = server.local_addr().port();
-    host.sessions.lock().unwrap().push((port, session(7, encrypted, 41000)));
+    host.sessions
+        .lock()
+        .unwrap()
+        .push((port, session(7, encrypted, 41000)));
 
-    let out = client::handshake(server.local_addr(), client_params(port, encrypted, KEY)).await.unwrap();
-    assert_eq!((out.audio_port, out.video_port, out.control_port), (41000, 41001, 41002));
+    let out = client::handshake(server.local_addr(), client_params(port, encrypted, KEY))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.audio_port, out.video_port, out.control_port),
+        (41000, 41001, 41002)
+    );
     assert_eq!(out.session_id, "DEADBEEFCAFE");
     assert_eq!(out.audio_ping_payload, Some(*b"0000000000000007"));
     assert_eq!(out.video_ping_payload, Some(*b"0000000000000007"));
@@ -101,15 +117,49 @@ async fn full_handshake(encrypted: bool) {
     assert_eq!(*id, 7);
     assert_eq!((cfg.width, cfg.height, cfg.fps), (1280, 720, 120));
     assert_eq!(cfg.packet_size, 1392 - 32);
-    assert_eq!((cfg.bitrate_kbps, cfg.configured_bitrate_kbps), (24_000, Some(30_000)));
-    assert_eq!((cfg.bit_stream_format, cfg.dynamic_range, cfg.max_ref_frames, cfg.slices_per_frame), (1, 0, 1, 1));
-    assert_eq!((cfg.audio_channels, cfg.audio_channel_mask, cfg.audio_high_quality), (6, 0x3F, true));
-    assert_eq!((cfg.audio_packet_duration_ms, cfg.fec_min_required_packets), (5, 2));
-    assert_eq!((cfg.encryption_enabled, cfg.ml_feature_flags, cfg.nv_feature_flags), (3, 3, 135));
+    assert_eq!(
+        (cfg.bitrate_kbps, cfg.configured_bitrate_kbps),
+        (24_000, Some(30_000))
+    );
+    assert_eq!(
+        (
+            cfg.bit_stream_format,
+            cfg.dynamic_range,
+            cfg.max_ref_frames,
+            cfg.slices_per_frame
+        ),
+        (1, 0, 1, 1)
+    );
+    assert_eq!(
+        (
+            cfg.audio_channels,
+            cfg.audio_channel_mask,
+            cfg.audio_high_quality
+        ),
+        (6, 0x3F, true)
+    );
+    assert_eq!(
+        (cfg.audio_packet_duration_ms, cfg.fec_min_required_packets),
+        (5, 2)
+    );
+    assert_eq!(
+        (
+            cfg.encryption_enabled,
+            cfg.ml_feature_flags,
+            cfg.nv_feature_flags
+        ),
+        (3, 3, 135)
+    );
     assert!(cfg.control_v2() && cfg.video_encryption() && !cfg.audio_encryption());
-    assert_eq!((cfg.encoder_csc_mode, cfg.refresh_rate_x100), (2, Some(6000)));
+    assert_eq!(
+        (cfg.encoder_csc_mode, cfg.refresh_rate_x100),
+        (2, Some(6000))
+    );
     // Exactly what the client generated.
-    assert_eq!(cfg, &StreamConfig::parse(&out.announce.to_payload()).unwrap());
+    assert_eq!(
+        cfg,
+        &StreamConfig::parse(&out.announce.to_payload()).unwrap()
+    );
     assert_eq!(*host.played.lock().unwrap(), [7]);
     server.close().await;
 }
@@ -130,11 +180,18 @@ async fn wrong_key_is_rejected() {
         let host = Arc::new(TestHost::default());
         let server = start(host.clone()).await;
         let port = server.local_addr().port();
-        host.sessions.lock().unwrap().push((port, session(1, true, 41000)));
-        let err = client::handshake(server.local_addr(), client_params(port, true, [0x24; 16])).await.unwrap_err();
+        host.sessions
+            .lock()
+            .unwrap()
+            .push((port, session(1, true, 41000)));
+        let err = client::handshake(server.local_addr(), client_params(port, true, [0x24; 16]))
+            .await
+            .unwrap_err();
         assert!(matches!(err, RtspError::EmptyResponse), "{err:?}");
         // A plain client on an encrypted session is refused too.
-        let err = client::handshake(server.local_addr(), client_params(port, false, KEY)).await.unwrap_err();
+        let err = client::handshake(server.local_addr(), client_params(port, false, KEY))
+            .await
+            .unwrap_err();
         assert!(matches!(err, RtspError::EmptyResponse), "{err:?}");
         assert!(host.announced.lock().unwrap().is_empty());
         server.close().await;
@@ -145,12 +202,23 @@ async fn wrong_key_is_rejected() {
 #[tokio::test]
 async fn announce_rejection_is_a_typed_error() {
     bounded(async {
-        let host = Arc::new(TestHost { reject_announce: Some(400), ..TestHost::default() });
+        let host = Arc::new(TestHost {
+            reject_announce: Some(400),
+            ..TestHost::default()
+        });
         let server = start(host.clone()).await;
         let port = server.local_addr().port();
-        host.sessions.lock().unwrap().push((port, session(1, false, 41000)));
-        let err = client::handshake(server.local_addr(), client_params(port, false, KEY)).await.unwrap_err();
-        assert!(matches!(err, RtspError::Status { status: 400, ref method } if method == "ANNOUNCE"), "{err:?}");
+        host.sessions
+            .lock()
+            .unwrap()
+            .push((port, session(1, false, 41000)));
+        let err = client::handshake(server.local_addr(), client_params(port, false, KEY))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RtspError::Status { status: 400, ref method } if method == "ANNOUNCE"),
+            "{err:?}"
+        );
         assert!(host.played.lock().unwrap().is_empty());
         server.close().await;
     })
@@ -163,8 +231,13 @@ async fn unknown_session_is_a_typed_error() {
         let host = Arc::new(TestHost::default());
         let server = start(host).await;
         let port = server.local_addr().port();
-        let err = client::handshake(server.local_addr(), client_params(port, false, KEY)).await.unwrap_err();
-        assert!(matches!(err, RtspError::Status { status: 454, ref method } if method == "OPTIONS"), "{err:?}");
+        let err = client::handshake(server.local_addr(), client_params(port, false, KEY))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RtspError::Status { status: 454, ref method } if method == "OPTIONS"),
+            "{err:?}"
+        );
         server.close().await;
     })
     .await;
@@ -180,11 +253,18 @@ async fn raw_host_answering_404() {
             let mut buf = [0u8; 1024];
             let n = s.read(&mut buf).await.unwrap();
             assert!(buf[..n].starts_with(b"OPTIONS rtsp://127.0.0.1:"));
-            s.write_all(b"RTSP/1.0 404 Not Found\r\nCSeq: 1\r\n\r\n").await.unwrap();
+            s.write_all(b"RTSP/1.0 404 Not Found\r\nCSeq: 1\r\n\r\n")
+                .await
+                .unwrap();
             s.shutdown().await.unwrap();
         });
-        let err = client::handshake(addr, client_params(addr.port(), false, KEY)).await.unwrap_err();
-        assert!(matches!(err, RtspError::Status { status: 404, ref method } if method == "OPTIONS"), "{err:?}");
+        let err = client::handshake(addr, client_params(addr.port(), false, KEY))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RtspError::Status { status: 404, ref method } if method == "OPTIONS"),
+            "{err:?}"
+        );
         fake.await.unwrap();
     })
     .await;
@@ -197,8 +277,14 @@ async fn two_sessions_from_one_ip_by_rtsp_port() {
         let a = start(host.clone()).await;
         let b = start(host.clone()).await;
         let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
-        host.sessions.lock().unwrap().push((pa, session(1, false, 42000)));
-        host.sessions.lock().unwrap().push((pb, session(2, true, 43000)));
+        host.sessions
+            .lock()
+            .unwrap()
+            .push((pa, session(1, false, 42000)));
+        host.sessions
+            .lock()
+            .unwrap()
+            .push((pb, session(2, true, 43000)));
         let (oa, ob) = tokio::join!(
             client::handshake(a.local_addr(), client_params(pa, false, KEY)),
             client::handshake(b.local_addr(), client_params(pb, true, KEY)),

@@ -13,9 +13,12 @@ use super::crypt::{self, Direction, ENCRYPTED_HEADER_LEN};
 use super::describe::{encryption, video_format, HostCapabilities, OpusConfig};
 use super::fields;
 use super::message::{RtspRequest, RtspResponse};
-use super::sdp::{audio_packet_duration, high_quality_surround, AnnounceParams, HIGH_AUDIO_BITRATE_THRESHOLD};
+use super::sdp::{
+    audio_packet_duration, high_quality_surround, AnnounceParams, HIGH_AUDIO_BITRATE_THRESHOLD,
+};
 use super::{
-    RtspError, DEFAULT_AUDIO_PORT, DEFAULT_CONTROL_PORT, DEFAULT_RTSP_PORT, DEFAULT_VIDEO_PORT, MAX_MESSAGE_SIZE,
+    RtspError, DEFAULT_AUDIO_PORT, DEFAULT_CONTROL_PORT, DEFAULT_RTSP_PORT, DEFAULT_VIDEO_PORT,
+    MAX_MESSAGE_SIZE,
 };
 use crate::crypto::GcmKey;
 use crate::version::AppVersion;
@@ -249,10 +252,14 @@ impl ClientHandshake {
             return Err(RtspError::Unsupported("appversion major < 3"));
         }
         if v.uses_rtsp_over_enet() {
-            return Err(RtspError::Unsupported("RTSP over ENet (GFE appversion 5..7 with patch < 404)"));
+            return Err(RtspError::Unsupported(
+                "RTSP over ENet (GFE appversion 5..7 with patch < 404)",
+            ));
         }
         let key = if params.encrypted() {
-            Some(GcmKey::new(params.rikey.as_ref().ok_or(RtspError::MissingKey)?))
+            Some(GcmKey::new(
+                params.rikey.as_ref().ok_or(RtspError::MissingKey)?,
+            ))
         } else {
             None
         };
@@ -326,10 +333,21 @@ impl ClientHandshake {
     /// Consumes the complete response to the last request.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<ClientStep, RtspError> {
         let response = self.decode(bytes)?;
-        let step = self.steps.get(self.index).cloned().ok_or(RtspError::Malformed("response after completion"))?;
+        let step = self
+            .steps
+            .get(self.index)
+            .cloned()
+            .ok_or(RtspError::Malformed("response after completion"))?;
         if response.status != 200 {
-            let method = self.last_request.as_ref().map(|r| r.method.clone()).unwrap_or_default();
-            return Err(RtspError::Status { method, status: response.status });
+            let method = self
+                .last_request
+                .as_ref()
+                .map(|r| r.method.clone())
+                .unwrap_or_default();
+            return Err(RtspError::Status {
+                method,
+                status: response.status,
+            });
         }
         match step {
             Step::Describe => {
@@ -368,36 +386,67 @@ impl ClientHandshake {
     fn negotiate(&self, caps: HostCapabilities) -> Result<Negotiated, RtspError> {
         let s = &self.params.stream;
         let v = self.params.app_version;
-        let video_format = caps.choose_video_format(s.supported_formats, s.server_codec_mode_support);
+        let video_format =
+            caps.choose_video_format(s.supported_formats, s.server_codec_mode_support);
         let (sup, req) = (caps.encryption_supported, caps.encryption_requested);
         let mut encryption_enabled = sup & encryption::CONTROL_V2;
-        if sup & encryption::VIDEO != 0 && (s.want_video_encryption || req & encryption::VIDEO != 0) {
+        if sup & encryption::VIDEO != 0 && (s.want_video_encryption || req & encryption::VIDEO != 0)
+        {
             encryption_enabled |= encryption::VIDEO;
         }
-        if sup & encryption::AUDIO != 0 && (s.want_audio_encryption || req & encryption::AUDIO != 0) {
+        if sup & encryption::AUDIO != 0 && (s.want_audio_encryption || req & encryption::AUDIO != 0)
+        {
             encryption_enabled |= encryption::AUDIO;
         }
         let audio_encryption =
             v.at_least(7, 1, 431) && (s.want_audio_encryption || req & encryption::AUDIO != 0);
         let (normal, hq) = caps.opus_configs(s.audio_channels);
         let normal = normal.ok_or(RtspError::NoOpusConfig(s.audio_channels))?;
-        let high_quality = high_quality_surround(v, s.bitrate_kbps, s.audio_channels, hq.is_some(), s.slow_opus_decoder);
+        let high_quality = high_quality_surround(
+            v,
+            s.bitrate_kbps,
+            s.audio_channels,
+            hq.is_some(),
+            s.slow_opus_decoder,
+        );
         let opus = match (high_quality, hq) {
             (true, Some(hq)) => hq,
             _ => normal,
         };
-        let packet_duration =
-            audio_packet_duration(v, high_quality, s.slow_opus_decoder, s.arbitrary_audio_duration, s.bitrate_kbps);
-        Ok(Negotiated { caps, video_format, encryption_enabled, audio_encryption, opus, high_quality, packet_duration })
+        let packet_duration = audio_packet_duration(
+            v,
+            high_quality,
+            s.slow_opus_decoder,
+            s.arbitrary_audio_duration,
+            s.bitrate_kbps,
+        );
+        Ok(Negotiated {
+            caps,
+            video_format,
+            encryption_enabled,
+            audio_encryption,
+            opus,
+            high_quality,
+            packet_duration,
+        })
     }
 
     fn on_setup(&mut self, stream: Stream, response: &RtspResponse) -> Result<(), RtspError> {
         if self.session_id.is_none() {
-            let header = response.headers.get("Session").ok_or(RtspError::MissingSession)?;
+            let header = response
+                .headers
+                .get("Session")
+                .ok_or(RtspError::MissingSession)?;
             self.session_id = Some(fields::session_id(header)?);
         }
-        let port = response.headers.get("Transport").and_then(fields::server_port);
-        let ping = response.headers.get("X-SS-Ping-Payload").and_then(fields::ping_payload);
+        let port = response
+            .headers
+            .get("Transport")
+            .and_then(fields::server_port);
+        let ping = response
+            .headers
+            .get("X-SS-Ping-Payload")
+            .and_then(fields::ping_payload);
         match stream {
             Stream::Audio => {
                 self.ports[0] = port.unwrap_or(DEFAULT_AUDIO_PORT);
@@ -409,14 +458,21 @@ impl ClientHandshake {
             }
             Stream::Control => {
                 self.ports[2] = port.unwrap_or(DEFAULT_CONTROL_PORT);
-                self.connect_data = response.headers.get("X-SS-Connect-Data").map(fields::connect_data).unwrap_or(0);
+                self.connect_data = response
+                    .headers
+                    .get("X-SS-Connect-Data")
+                    .map(fields::connect_data)
+                    .unwrap_or(0);
             }
         }
         Ok(())
     }
 
     fn announce_params(&self) -> Result<AnnounceParams, RtspError> {
-        let n = self.negotiated.as_ref().ok_or(RtspError::Malformed("ANNOUNCE before DESCRIBE"))?;
+        let n = self
+            .negotiated
+            .as_ref()
+            .ok_or(RtspError::Malformed("ANNOUNCE before DESCRIBE"))?;
         let s = &self.params.stream;
         Ok(AnnounceParams {
             app_version: self.params.app_version,
@@ -454,7 +510,10 @@ impl ClientHandshake {
         };
         let mut req = RtspRequest::new(method, target)
             .with_header("CSeq", self.cseq.to_string())
-            .with_header("X-GS-ClientVersion", self.params.app_version.client_version().to_string())
+            .with_header(
+                "X-GS-ClientVersion",
+                self.params.app_version.client_version().to_string(),
+            )
             .with_header("Host", self.host_header.clone());
         let session = self.session_id.clone();
         match step {
@@ -467,8 +526,11 @@ impl ClientHandshake {
                 if let Some(id) = session {
                     req.headers.push("Session", id);
                 }
-                let transport =
-                    if self.params.app_version.major >= 6 { "unicast;X-GS-ClientPort=50000-50001" } else { " " };
+                let transport = if self.params.app_version.major >= 6 {
+                    "unicast;X-GS-ClientPort=50000-50001"
+                } else {
+                    " "
+                };
                 req.headers.push("Transport", transport);
                 req.headers.push("If-Modified-Since", IF_MODIFIED_SINCE);
             }
@@ -476,7 +538,8 @@ impl ClientHandshake {
                 let payload = self.announce_params()?.to_payload();
                 req.headers.push("Session", session.unwrap_or_default());
                 req.headers.push("Content-type", "application/sdp");
-                req.headers.push("Content-length", payload.len().to_string());
+                req.headers
+                    .push("Content-length", payload.len().to_string());
                 req.payload = payload;
             }
             Step::Play(_) => req.headers.push("Session", session.unwrap_or_default()),
@@ -485,7 +548,11 @@ impl ClientHandshake {
     }
 
     fn emit(&mut self) -> Result<ClientStep, RtspError> {
-        let step = self.steps.get(self.index).cloned().ok_or(RtspError::Malformed("no request left"))?;
+        let step = self
+            .steps
+            .get(self.index)
+            .cloned()
+            .ok_or(RtspError::Malformed("no request left"))?;
         self.cseq += 1;
         let req = self.build_request(&step)?;
         let plain = req.to_bytes();
@@ -502,7 +569,10 @@ impl ClientHandshake {
 
     fn finish(&mut self) -> Result<RtspOutcome, RtspError> {
         let announce = self.announce_params()?;
-        let n = self.negotiated.take().ok_or(RtspError::Malformed("no DESCRIBE"))?;
+        let n = self
+            .negotiated
+            .take()
+            .ok_or(RtspError::Malformed("no DESCRIBE"))?;
         Ok(RtspOutcome {
             audio_port: self.ports[0],
             video_port: self.ports[1],
@@ -638,11 +708,19 @@ mod tests {
         match (req.method.as_str(), req.target.as_str()) {
             ("DESCRIBE", _) => {
                 let mut r = ok(cseq);
-                r.payload = DescribeParams::sunshine(true, false).to_payload().into_bytes();
+                r.payload = DescribeParams::sunshine(true, false)
+                    .to_payload()
+                    .into_bytes();
                 r
             }
             ("SETUP", t) => {
-                let port = if t.contains("audio") { 48200 } else if t.contains("video") { 48100 } else { 47990 };
+                let port = if t.contains("audio") {
+                    48200
+                } else if t.contains("video") {
+                    48100
+                } else {
+                    47990
+                };
                 let mut r = ok(cseq)
                     .with_header("Session", "DEADBEEFCAFE;timeout = 90")
                     .with_header("Transport", format!("server_port={port}"));
@@ -659,21 +737,32 @@ mod tests {
 
     #[test]
     fn vector_7_4_is_the_first_encrypted_request() {
-        let mut hs = ClientHandshake::new(params(AppVersion::SUNSHINE, "rtspenc://192.168.1.10:48010")).unwrap();
-        let ClientStep::Send(bytes) = hs.start().unwrap() else { panic!() };
+        let mut hs =
+            ClientHandshake::new(params(AppVersion::SUNSHINE, "rtspenc://192.168.1.10:48010"))
+                .unwrap();
+        let ClientStep::Send(bytes) = hs.start().unwrap() else {
+            panic!()
+        };
         assert_eq!(
             hex::encode(bytes),
             "800000660000000168b5b12432cb8e2e412b872a46a51e3a9fe452003a42126629e9a38df3e5ba69a1abdae54db4096793128c2f908f8f9d3020facd1557180ae8b351849ce52c58abeb8e9b7c4f02f8d7f8a9ca29bf268920b175a9e60e05a0693312d74d2861c5e81816295c8c854c86548e87d9d68c57be7198fabd0d"
         );
         // A plain answer to an encrypted request is refused.
-        assert!(matches!(hs.receive(&ok(1).to_bytes()), Err(RtspError::UnexpectedPlaintext)));
+        assert!(matches!(
+            hs.receive(&ok(1).to_bytes()),
+            Err(RtspError::UnexpectedPlaintext)
+        ));
     }
 
     #[test]
     fn modern_sequence_and_outcome() {
-        let hs = ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://192.168.1.10:48010")).unwrap();
+        let hs = ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://192.168.1.10:48010"))
+            .unwrap();
         let (reqs, out) = run(hs, sunshine_host).unwrap();
-        let lines: Vec<String> = reqs.iter().map(|r| format!("{} {}", r.method, r.target)).collect();
+        let lines: Vec<String> = reqs
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.target))
+            .collect();
         assert_eq!(
             lines,
             [
@@ -701,14 +790,33 @@ mod tests {
         );
         assert_eq!(reqs[3].headers.get("Session"), Some("DEADBEEFCAFE"));
         let announce = &reqs[5];
-        assert_eq!(announce.headers.get("Content-type"), Some("application/sdp"));
-        assert_eq!(announce.headers.get("Content-length"), Some(announce.payload.len().to_string().as_str()));
+        assert_eq!(
+            announce.headers.get("Content-type"),
+            Some("application/sdp")
+        );
+        assert_eq!(
+            announce.headers.get("Content-length"),
+            Some(announce.payload.len().to_string().as_str())
+        );
         let names: Vec<&str> = announce.headers.iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["CSeq", "X-GS-ClientVersion", "Host", "Session", "Content-type", "Content-length"]);
+        assert_eq!(
+            names,
+            [
+                "CSeq",
+                "X-GS-ClientVersion",
+                "Host",
+                "Session",
+                "Content-type",
+                "Content-length"
+            ]
+        );
         let cfg = StreamConfig::parse(&announce.payload).unwrap();
         assert_eq!(cfg.encryption_enabled, 1);
         assert!(String::from_utf8_lossy(&announce.payload).ends_with("m=video 48100  \r\n"));
-        assert_eq!((out.audio_port, out.video_port, out.control_port), (48200, 48100, 47990));
+        assert_eq!(
+            (out.audio_port, out.video_port, out.control_port),
+            (48200, 48100, 47990)
+        );
         assert_eq!(out.session_id, "DEADBEEFCAFE");
         assert_eq!(out.audio_ping_payload, Some(*b"ABCDEFGHIJKLMNOP"));
         assert_eq!(out.control_connect_data, 16);
@@ -735,19 +843,34 @@ mod tests {
                     r.payload = DescribeParams::wolf(true, true).to_payload().into_bytes();
                     r
                 }
-                "SETUP" => ok(cseq).with_header("Session", "DEADBEEFCAFE;timeout = 90").with_header("Transport", "unicast"),
+                "SETUP" => ok(cseq)
+                    .with_header("Session", "DEADBEEFCAFE;timeout = 90")
+                    .with_header("Transport", "unicast"),
                 _ => ok(cseq),
             }
         })
         .unwrap();
-        assert_eq!((out.audio_port, out.video_port, out.control_port), (48000, 47998, 47999));
-        assert_eq!((out.audio_ping_payload, out.control_connect_data), (None, 0));
+        assert_eq!(
+            (out.audio_port, out.video_port, out.control_port),
+            (48000, 47998, 47999)
+        );
+        assert_eq!(
+            (out.audio_ping_payload, out.control_connect_data),
+            (None, 0)
+        );
         assert_eq!(out.video_format, video_format::H265);
         // Wolf: no encryptionSupported ⇒ no V2 / video, but audio via featureFlags 0x20.
         assert!(!out.control_v2 && !out.video_encryption && out.audio_encryption);
         assert_eq!(out.encryption_enabled, 0);
         let cfg = StreamConfig::parse(&reqs[5].payload).unwrap();
-        assert_eq!((cfg.nv_feature_flags, cfg.bit_stream_format, cfg.audio_channels), (167, 1, 6));
+        assert_eq!(
+            (
+                cfg.nv_feature_flags,
+                cfg.bit_stream_format,
+                cfg.audio_channels
+            ),
+            (167, 1, 6)
+        );
         // 6 channels at 20 Mbps with an HQ line offered ⇒ HQ surround.
         assert!(out.high_quality_audio && cfg.audio_high_quality);
         assert_eq!((out.opus.streams, out.opus.coupled_streams), (6, 0));
@@ -760,7 +883,10 @@ mod tests {
         let mut hs = ClientHandshake::new(p).unwrap();
         hs.start().unwrap();
         let req = hs.last_request().unwrap();
-        assert_eq!((req.target.as_str(), req.headers.get("Host")), ("rtsp://0.0.0.0:48010", Some("0.0.0.0")));
+        assert_eq!(
+            (req.target.as_str(), req.headers.get("Host")),
+            ("rtsp://0.0.0.0:48010", Some("0.0.0.0"))
+        );
         let mut p = params(AppVersion::SUNSHINE, "rtsp://192.168.1.10:4000");
         p.stream.remote = true;
         p.stream.audio_channels = 6;
@@ -774,7 +900,9 @@ mod tests {
         let targets = |v: AppVersion| -> Vec<String> {
             let hs = ClientHandshake::new(params(v, "rtsp://192.168.1.10:48010")).unwrap();
             let (reqs, _) = run(hs, sunshine_host).unwrap();
-            reqs.iter().map(|r| format!("{} {}", r.method, r.target)).collect()
+            reqs.iter()
+                .map(|r| format!("{} {}", r.method, r.target))
+                .collect()
         };
         assert_eq!(
             targets(AppVersion::new(7, 1, 415, 0))[2..],
@@ -789,13 +917,26 @@ mod tests {
         );
         assert_eq!(
             targets(AppVersion::new(4, 0, 0, 0))[2..],
-            ["SETUP streamid=audio", "SETUP streamid=video", "ANNOUNCE streamid=video", "PLAY streamid=video", "PLAY streamid=audio"]
+            [
+                "SETUP streamid=audio",
+                "SETUP streamid=video",
+                "ANNOUNCE streamid=video",
+                "PLAY streamid=video",
+                "PLAY streamid=audio"
+            ]
         );
         // Transport is a single space before gen 6; client version 12 for gen 5.
         let mut hs = ClientHandshake::new(params(AppVersion::new(5, 0, 404, 0), "")).unwrap();
         hs.start().unwrap();
-        assert_eq!(hs.last_request().unwrap().target, "rtsp://192.168.1.10:48010");
-        let (reqs, _) = run(ClientHandshake::new(params(AppVersion::new(5, 0, 404, 0), "")).unwrap(), sunshine_host).unwrap();
+        assert_eq!(
+            hs.last_request().unwrap().target,
+            "rtsp://192.168.1.10:48010"
+        );
+        let (reqs, _) = run(
+            ClientHandshake::new(params(AppVersion::new(5, 0, 404, 0), "")).unwrap(),
+            sunshine_host,
+        )
+        .unwrap();
         assert_eq!(reqs[2].headers.get("X-GS-ClientVersion"), Some("12"));
         assert_eq!(reqs[2].headers.get("Transport"), Some(""));
         let mut hs = ClientHandshake::new(params(AppVersion::new(5, 0, 404, 0), "")).unwrap();
@@ -803,30 +944,64 @@ mod tests {
         hs.receive(&ok(1).to_bytes()).unwrap();
         let mut describe = ok(2);
         describe.payload = b"a=x\n".to_vec();
-        let ClientStep::Send(setup) = hs.receive(&describe.to_bytes()).unwrap() else { panic!() };
+        let ClientStep::Send(setup) = hs.receive(&describe.to_bytes()).unwrap() else {
+            panic!()
+        };
         assert!(setup.windows(15).any(|w| w == b"\r\nTransport:  \r"));
     }
 
     #[test]
     fn unsupported_and_errors() {
         assert!(matches!(
-            ClientHandshake::new(params(AppVersion::new(7, 1, 402, 0), "rtsp://1.2.3.4:48010")),
+            ClientHandshake::new(params(
+                AppVersion::new(7, 1, 402, 0),
+                "rtsp://1.2.3.4:48010"
+            )),
             Err(RtspError::Unsupported(_))
         ));
         let mut p = params(AppVersion::SUNSHINE, "rtspenc://1.2.3.4:48010");
         p.rikey = None;
-        assert!(matches!(ClientHandshake::new(p), Err(RtspError::MissingKey)));
-        let hs = ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://1.2.3.4:48010")).unwrap();
-        let err = run(hs, |r| if r.method == "ANNOUNCE" { RtspResponse::new(400) } else { sunshine_host(r) }).unwrap_err();
-        assert!(matches!(err, RtspError::Status { status: 400, ref method } if method == "ANNOUNCE"));
-        let hs = ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://1.2.3.4:48010")).unwrap();
-        let err = run(hs, |r| if r.method == "DESCRIBE" { ok(2) } else { sunshine_host(r) }).unwrap_err();
+        assert!(matches!(
+            ClientHandshake::new(p),
+            Err(RtspError::MissingKey)
+        ));
+        let hs =
+            ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://1.2.3.4:48010")).unwrap();
+        let err = run(hs, |r| {
+            if r.method == "ANNOUNCE" {
+                RtspResponse::new(400)
+            } else {
+                sunshine_host(r)
+            }
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, RtspError::Status { status: 400, ref method } if method == "ANNOUNCE")
+        );
+        let hs =
+            ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://1.2.3.4:48010")).unwrap();
+        let err = run(hs, |r| {
+            if r.method == "DESCRIBE" {
+                ok(2)
+            } else {
+                sunshine_host(r)
+            }
+        })
+        .unwrap_err();
         assert!(matches!(err, RtspError::EmptyDescribe));
-        let hs = ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://1.2.3.4:48010")).unwrap();
-        let err = run(hs, |r| if r.method == "SETUP" { ok(3).with_header("Session", ";x") } else { sunshine_host(r) })
-            .unwrap_err();
+        let hs =
+            ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://1.2.3.4:48010")).unwrap();
+        let err = run(hs, |r| {
+            if r.method == "SETUP" {
+                ok(3).with_header("Session", ";x")
+            } else {
+                sunshine_host(r)
+            }
+        })
+        .unwrap_err();
         assert!(matches!(err, RtspError::MissingSession));
-        let mut hs = ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://1.2.3.4:48010")).unwrap();
+        let mut hs =
+            ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://1.2.3.4:48010")).unwrap();
         hs.start().unwrap();
         assert!(matches!(hs.receive(b""), Err(RtspError::EmptyResponse)));
     }

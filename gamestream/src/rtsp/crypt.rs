@@ -42,7 +42,12 @@ pub fn looks_encrypted(buf: &[u8]) -> bool {
 }
 
 /// Seals one RTSP message.
-pub fn seal(key: &GcmKey, seq: u32, direction: Direction, plaintext: &[u8]) -> Result<Vec<u8>, RtspError> {
+pub fn seal(
+    key: &GcmKey,
+    seq: u32,
+    direction: Direction,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, RtspError> {
     if plaintext.len() > MAX_MESSAGE_SIZE {
         return Err(RtspError::TooLarge);
     }
@@ -52,7 +57,10 @@ pub fn seal(key: &GcmKey, seq: u32, direction: Direction, plaintext: &[u8]) -> R
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&[0u8; GCM_TAG_LEN]);
     out.extend_from_slice(plaintext);
-    let tag = key.seal_in_place(&GcmIv::Twelve(rtsp_iv(seq, direction)), &mut out[ENCRYPTED_HEADER_LEN..]);
+    let tag = key.seal_in_place(
+        &GcmIv::Twelve(rtsp_iv(seq, direction)),
+        &mut out[ENCRYPTED_HEADER_LEN..],
+    );
     out[8..ENCRYPTED_HEADER_LEN].copy_from_slice(&tag);
     Ok(out)
 }
@@ -113,11 +121,17 @@ mod tests {
     #[test]
     fn vector_7_4_seal_and_open() {
         assert_eq!(PLAIN.len(), 102);
-        assert_eq!(hex::encode(rtsp_iv(1, Direction::ClientToHost)), "010000000000000000004352");
+        assert_eq!(
+            hex::encode(rtsp_iv(1, Direction::ClientToHost)),
+            "010000000000000000004352"
+        );
         let key = GcmKey::new(&K);
         let frame = seal(&key, 1, Direction::ClientToHost, PLAIN).unwrap();
         assert_eq!(hex::encode(&frame), FRAME);
-        assert_eq!(hex::encode(&frame[..24]), "800000660000000168b5b12432cb8e2e412b872a46a51e3a");
+        assert_eq!(
+            hex::encode(&frame[..24]),
+            "800000660000000168b5b12432cb8e2e412b872a46a51e3a"
+        );
         let (seq, plain) = open(&key, Direction::ClientToHost, &frame).unwrap();
         assert_eq!((seq, plain.as_slice()), (1, PLAIN));
         assert_eq!(frame_len(&frame).unwrap(), Some(frame.len()));
@@ -141,7 +155,10 @@ mod tests {
         for len in [0x67u8, 0x65] {
             let mut bad = frame.clone();
             bad[3] = len;
-            assert!(matches!(open(&key, Direction::ClientToHost, &bad), Err(RtspError::BadEncryptedFrame(_))));
+            assert!(matches!(
+                open(&key, Direction::ClientToHost, &bad),
+                Err(RtspError::BadEncryptedFrame(_))
+            ));
         }
         // Trailing byte / missing byte.
         let mut bad = frame.clone();
@@ -151,7 +168,10 @@ mod tests {
         // High bit clear.
         let mut bad = frame.clone();
         bad[0] &= 0x7f;
-        assert!(matches!(open(&key, Direction::ClientToHost, &bad), Err(RtspError::BadEncryptedFrame(_))));
+        assert!(matches!(
+            open(&key, Direction::ClientToHost, &bad),
+            Err(RtspError::BadEncryptedFrame(_))
+        ));
         // Wrong direction / wrong key.
         assert!(open(&key, Direction::HostToClient, &frame).is_err());
         assert!(open(&GcmKey::new(&[9; 16]), Direction::ClientToHost, &frame).is_err());
@@ -165,7 +185,13 @@ mod tests {
     #[test]
     fn host_direction_roundtrip() {
         let key = GcmKey::new(&K);
-        let frame = seal(&key, 7, Direction::HostToClient, b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n").unwrap();
+        let frame = seal(
+            &key,
+            7,
+            Direction::HostToClient,
+            b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n",
+        )
+        .unwrap();
         assert_eq!(&frame[4..8], &[0, 0, 0, 7]);
         let (seq, plain) = open(&key, Direction::HostToClient, &frame).unwrap();
         assert_eq!(seq, 7);

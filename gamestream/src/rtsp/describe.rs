@@ -142,7 +142,9 @@ impl DescribeParams {
     pub fn sunshine(hevc: bool, av1: bool) -> Self {
         Self {
             feature_flags: Some(3),
-            encryption_supported: Some(encryption::CONTROL_V2 | encryption::VIDEO | encryption::AUDIO),
+            encryption_supported: Some(
+                encryption::CONTROL_V2 | encryption::VIDEO | encryption::AUDIO,
+            ),
             encryption_requested: Some(encryption::CONTROL_V2),
             ref_pic_invalidation: false,
             hevc,
@@ -226,8 +228,10 @@ impl HostCapabilities {
             av1: payload.contains(AV1_MARKER),
             ref_pic_invalidation: payload.contains(RFI_MARKER),
             feature_flags: sdp_attribute_u32(&payload, "x-ss-general.featureFlags").unwrap_or(0),
-            encryption_supported: sdp_attribute_u32(&payload, "x-ss-general.encryptionSupported").unwrap_or(0),
-            encryption_requested: sdp_attribute_u32(&payload, "x-ss-general.encryptionRequested").unwrap_or(0),
+            encryption_supported: sdp_attribute_u32(&payload, "x-ss-general.encryptionSupported")
+                .unwrap_or(0),
+            encryption_requested: sdp_attribute_u32(&payload, "x-ss-general.encryptionRequested")
+                .unwrap_or(0),
             payload,
         }
     }
@@ -243,7 +247,9 @@ impl HostCapabilities {
     pub fn choose_video_format(&self, client_formats: u32, server_codec_mode_support: u32) -> u32 {
         use server_codec as scm;
         use video_format as vf;
-        let both = |scm_bit: u32, vf_bit: u32| server_codec_mode_support & scm_bit != 0 && client_formats & vf_bit != 0;
+        let both = |scm_bit: u32, vf_bit: u32| {
+            server_codec_mode_support & scm_bit != 0 && client_formats & vf_bit != 0
+        };
         if client_formats & vf::MASK_AV1 != 0 && self.av1 {
             if both(scm::AV1_HIGH10_444, vf::AV1_HIGH10_444) {
                 vf::AV1_HIGH10_444
@@ -282,9 +288,19 @@ pub fn sdp_attribute_u32(payload: &str, name: &str) -> Option<u32> {
 }
 
 fn parse_surround_digits(digits: &[u8], channels: u8) -> Option<OpusConfig> {
-    let digit = |i: usize| digits.get(i).and_then(|c| c.checked_sub(b'0')).filter(|d| *d <= 9);
-    let mut cfg =
-        OpusConfig { sample_rate: 48_000, channels, streams: digit(0)?, coupled_streams: digit(1)?, mapping: [0; 8] };
+    let digit = |i: usize| {
+        digits
+            .get(i)
+            .and_then(|c| c.checked_sub(b'0'))
+            .filter(|d| *d <= 9)
+    };
+    let mut cfg = OpusConfig {
+        sample_rate: 48_000,
+        channels,
+        streams: digit(0)?,
+        coupled_streams: digit(1)?,
+        mapping: [0; 8],
+    };
     for i in 0..usize::from(channels) {
         *cfg.mapping.get_mut(i)? = digit(2 + i)?;
     }
@@ -332,7 +348,9 @@ pub fn opus_configs(payload: &str, channels: u8) -> (Option<OpusConfig>, Option<
         }
         cfg
     });
-    let hq = rest.find(&prefix).and_then(|i| parse_surround_digits(&rest.as_bytes()[i + prefix.len()..], channels));
+    let hq = rest
+        .find(&prefix)
+        .and_then(|i| parse_surround_digits(&rest.as_bytes()[i + prefix.len()..], channels));
     (normal, hq)
 }
 
@@ -344,17 +362,33 @@ mod tests {
     fn host_surround_params_match_sunshine() {
         assert_eq!(
             host_surround_params(),
-            ["21101", "21101", "642012453", "660012345", "85301245367", "88001234567"]
+            [
+                "21101",
+                "21101",
+                "642012453",
+                "660012345",
+                "85301245367",
+                "88001234567"
+            ]
         );
     }
 
     #[test]
     fn wolf_describe_payload_and_parse() {
         let p = DescribeParams::wolf(true, true).to_payload();
-        assert!(p.starts_with("a=x-ss-general.featureFlags:3\nsprop-parameter-sets=AAAAAU\na=rtpmap:98 AV1/90000\n"));
+        assert!(p.starts_with(
+            "a=x-ss-general.featureFlags:3\nsprop-parameter-sets=AAAAAU\na=rtpmap:98 AV1/90000\n"
+        ));
         let caps = HostCapabilities::parse(p.as_bytes());
         assert!(caps.hevc && caps.av1 && !caps.ref_pic_invalidation);
-        assert_eq!((caps.feature_flags, caps.encryption_supported, caps.encryption_requested), (3, 0, 0));
+        assert_eq!(
+            (
+                caps.feature_flags,
+                caps.encryption_supported,
+                caps.encryption_requested
+            ),
+            (3, 0, 0)
+        );
     }
 
     #[test]
@@ -363,15 +397,40 @@ mod tests {
         d.ref_pic_invalidation = true;
         let caps = HostCapabilities::parse(d.to_payload().as_bytes());
         assert!(!caps.hevc && !caps.av1 && caps.ref_pic_invalidation);
-        assert_eq!((caps.feature_flags, caps.encryption_supported, caps.encryption_requested), (3, 7, 1));
+        assert_eq!(
+            (
+                caps.feature_flags,
+                caps.encryption_supported,
+                caps.encryption_requested
+            ),
+            (3, 7, 1)
+        );
     }
 
     #[test]
     fn checklist_attribute_parse() {
-        assert_eq!(sdp_attribute_u32("a=x-ss-general.featureFlags: 3\n", "x-ss-general.featureFlags"), Some(3));
-        assert_eq!(sdp_attribute_u32("a=x-ss-general.featureFlags:0x7\n", "x-ss-general.featureFlags"), Some(7));
-        assert_eq!(sdp_attribute_u32("a=other:1\n", "x-ss-general.featureFlags"), None);
-        assert_eq!(sdp_attribute_u32("x-ss-general.featureFlags", "x-ss-general.featureFlags"), None);
+        assert_eq!(
+            sdp_attribute_u32(
+                "a=x-ss-general.featureFlags: 3\n",
+                "x-ss-general.featureFlags"
+            ),
+            Some(3)
+        );
+        assert_eq!(
+            sdp_attribute_u32(
+                "a=x-ss-general.featureFlags:0x7\n",
+                "x-ss-general.featureFlags"
+            ),
+            Some(7)
+        );
+        assert_eq!(
+            sdp_attribute_u32("a=other:1\n", "x-ss-general.featureFlags"),
+            None
+        );
+        assert_eq!(
+            sdp_attribute_u32("x-ss-general.featureFlags", "x-ss-general.featureFlags"),
+            None
+        );
     }
 
     #[test]
@@ -383,7 +442,10 @@ mod tests {
         // Host pre-rotation undone by the client fix-up ⇒ identity mapping.
         assert_eq!(&n.mapping[..6], &[0, 1, 2, 3, 4, 5]);
         let hq = hq.unwrap();
-        assert_eq!((hq.streams, hq.coupled_streams, &hq.mapping[..6]), (6, 0, &[0, 1, 2, 3, 4, 5][..]));
+        assert_eq!(
+            (hq.streams, hq.coupled_streams, &hq.mapping[..6]),
+            (6, 0, &[0, 1, 2, 3, 4, 5][..])
+        );
 
         let (n, hq) = opus_configs(&payload, 8);
         let n = n.unwrap();
@@ -396,20 +458,48 @@ mod tests {
         assert_eq!((n.unwrap().streams, hq), (1, None));
 
         // Missing lines ⇒ GFE defaults; garbage ⇒ None without panicking.
-        assert_eq!(&opus_configs("", 6).0.unwrap().mapping[..6], &[0, 4, 1, 5, 2, 3]);
+        assert_eq!(
+            &opus_configs("", 6).0.unwrap().mapping[..6],
+            &[0, 4, 1, 5, 2, 3]
+        );
         assert_eq!(opus_configs("", 4), (None, None));
-        assert_eq!(opus_configs("a=fmtp:97 surround-params=64", 6), (None, None));
+        assert_eq!(
+            opus_configs("a=fmtp:97 surround-params=64", 6),
+            (None, None)
+        );
     }
 
     #[test]
     fn codec_choice() {
         use video_format as vf;
-        let caps = HostCapabilities { hevc: true, av1: true, ..Default::default() };
-        assert_eq!(caps.choose_video_format(vf::H264 | vf::H265 | vf::AV1_MAIN8, 0), vf::AV1_MAIN8);
-        assert_eq!(caps.choose_video_format(vf::H264 | vf::H265 | vf::H265_MAIN10, server_codec::HEVC_MAIN10), vf::H265_MAIN10);
-        assert_eq!(caps.choose_video_format(vf::H264 | vf::H265 | vf::H265_MAIN10, 0), vf::H265);
+        let caps = HostCapabilities {
+            hevc: true,
+            av1: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            caps.choose_video_format(vf::H264 | vf::H265 | vf::AV1_MAIN8, 0),
+            vf::AV1_MAIN8
+        );
+        assert_eq!(
+            caps.choose_video_format(
+                vf::H264 | vf::H265 | vf::H265_MAIN10,
+                server_codec::HEVC_MAIN10
+            ),
+            vf::H265_MAIN10
+        );
+        assert_eq!(
+            caps.choose_video_format(vf::H264 | vf::H265 | vf::H265_MAIN10, 0),
+            vf::H265
+        );
         let caps = HostCapabilities::default();
-        assert_eq!(caps.choose_video_format(vf::H264 | vf::H265 | vf::AV1_MAIN8, u32::MAX), vf::H264);
-        assert_eq!(caps.choose_video_format(vf::H264 | vf::H264_HIGH8_444, server_codec::H264_HIGH8_444), vf::H264_HIGH8_444);
+        assert_eq!(
+            caps.choose_video_format(vf::H264 | vf::H265 | vf::AV1_MAIN8, u32::MAX),
+            vf::H264
+        );
+        assert_eq!(
+            caps.choose_video_format(vf::H264 | vf::H264_HIGH8_444, server_codec::H264_HIGH8_444),
+            vf::H264_HIGH8_444
+        );
     }
 }

@@ -9,7 +9,10 @@ use super::RtspError;
 pub fn strtoul0(s: &str) -> u32 {
     let b = s.as_bytes();
     let mut i = 0;
-    while b.get(i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)) {
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+    {
         i += 1;
     }
     let mut negative = false;
@@ -19,7 +22,9 @@ pub fn strtoul0(s: &str) -> u32 {
     }
     let mut radix = 10;
     if b.get(i) == Some(&b'0') {
-        if matches!(b.get(i + 1), Some(b'x' | b'X')) && b.get(i + 2).is_some_and(|c| c.is_ascii_hexdigit()) {
+        if matches!(b.get(i + 1), Some(b'x' | b'X'))
+            && b.get(i + 2).is_some_and(|c| c.is_ascii_hexdigit())
+        {
             radix = 16;
             i += 2;
         } else {
@@ -29,7 +34,10 @@ pub fn strtoul0(s: &str) -> u32 {
     let mut value: u64 = 0;
     let mut overflow = false;
     while let Some(d) = b.get(i).and_then(|&c| (c as char).to_digit(radix)) {
-        match value.checked_mul(u64::from(radix)).and_then(|v| v.checked_add(u64::from(d))) {
+        match value
+            .checked_mul(u64::from(radix))
+            .and_then(|v| v.checked_add(u64::from(d)))
+        {
             Some(v) => value = v,
             None => overflow = true,
         }
@@ -38,14 +46,20 @@ pub fn strtoul0(s: &str) -> u32 {
     if overflow {
         return u32::MAX;
     }
-    let value = if negative { value.wrapping_neg() } else { value };
+    let value = if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    };
     value as u32
 }
 
 /// Leading ASCII decimal digits of `s` as a number, `None` if there are none or it overflows.
 fn leading_decimal(s: &str) -> Option<u64> {
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    s.get(..digits).filter(|d| !d.is_empty()).and_then(|d| d.parse().ok())
+    s.get(..digits)
+        .filter(|d| !d.is_empty())
+        .and_then(|d| d.parse().ok())
 }
 
 /// The port in a `Transport` header: the decimal after `server_port=` anywhere in the value, up to
@@ -82,7 +96,9 @@ pub fn port_from_session_url(url: &str) -> Option<u16> {
     if tail.contains(']') {
         return None;
     }
-    u16::try_from(leading_decimal(tail)?).ok().filter(|&p| p != 0)
+    u16::try_from(leading_decimal(tail)?)
+        .ok()
+        .filter(|&p| p != 0)
 }
 
 /// The `/launch` `surroundAudioInfo` value: `(channelMask << 16) | channelCount`.
@@ -101,7 +117,10 @@ mod tests {
 
     #[test]
     fn checklist_transport_port() {
-        assert_eq!(server_port("server_port=48000-48001;source=1.2.3.4"), Some(48000));
+        assert_eq!(
+            server_port("server_port=48000-48001;source=1.2.3.4"),
+            Some(48000)
+        );
         assert_eq!(server_port("unicast;server_port=48100"), Some(48100));
         assert_eq!(server_port("unicast"), None);
         assert_eq!(server_port("server_port=0"), None);
@@ -112,7 +131,10 @@ mod tests {
 
     #[test]
     fn checklist_session_id() {
-        assert_eq!(session_id("DEADBEEFCAFE;timeout = 90").unwrap(), "DEADBEEFCAFE");
+        assert_eq!(
+            session_id("DEADBEEFCAFE;timeout = 90").unwrap(),
+            "DEADBEEFCAFE"
+        );
         assert_eq!(session_id("abc").unwrap(), "abc");
         assert!(matches!(session_id(";x"), Err(RtspError::MissingSession)));
         assert!(session_id("").is_err());
@@ -142,8 +164,14 @@ mod tests {
 
     #[test]
     fn session_url_port() {
-        assert_eq!(port_from_session_url("rtsp://192.168.1.10:48010"), Some(48010));
-        assert_eq!(port_from_session_url("rtspenc://10.0.0.1:12345"), Some(12345));
+        assert_eq!(
+            port_from_session_url("rtsp://192.168.1.10:48010"),
+            Some(48010)
+        );
+        assert_eq!(
+            port_from_session_url("rtspenc://10.0.0.1:12345"),
+            Some(12345)
+        );
         assert_eq!(port_from_session_url("rtsp://[fe80::1]:48010"), Some(48010));
         assert_eq!(port_from_session_url("rtsp://[fe80::1]"), None);
         assert_eq!(port_from_session_url("rtsp://10.0.0.1"), None);

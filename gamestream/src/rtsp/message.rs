@@ -19,7 +19,11 @@ impl Headers {
     /// Replaces the first header of that name, or appends it.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         let value = value.into();
-        match self.0.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value,
             None => self.0.push((name.to_string(), value)),
         }
@@ -27,7 +31,10 @@ impl Headers {
 
     /// The first value of `name`, if any.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// All headers in order.
@@ -37,8 +44,14 @@ impl Headers {
 
     /// Writes `CSeq` first (Wolf requires it), then every other header in insertion order.
     fn write(&self, out: &mut Vec<u8>) {
-        let cseq = self.0.iter().filter(|(n, _)| n.eq_ignore_ascii_case("CSeq"));
-        let rest = self.0.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("CSeq"));
+        let cseq = self
+            .0
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("CSeq"));
+        let rest = self
+            .0
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("CSeq"));
         for (name, value) in cseq.chain(rest) {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
@@ -77,7 +90,12 @@ pub struct RtspResponse {
 impl RtspRequest {
     /// A request without headers or payload.
     pub fn new(method: impl Into<String>, target: impl Into<String>) -> Self {
-        Self { method: method.into(), target: target.into(), headers: Headers::default(), payload: Vec::new() }
+        Self {
+            method: method.into(),
+            target: target.into(),
+            headers: Headers::default(),
+            payload: Vec::new(),
+        }
     }
 
     /// Builder-style header append.
@@ -108,21 +126,32 @@ impl RtspRequest {
     pub fn parse(buf: &[u8]) -> Result<Self, RtspError> {
         let raw = RawMessage::parse(buf)?;
         let mut parts = raw.first_line.split(' ').filter(|p| !p.is_empty());
-        let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(method), Some(target), Some(version), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(RtspError::Malformed("request line"));
         };
         if !version.starts_with("RTSP/") {
             return Err(RtspError::Malformed("request version"));
         }
-        Ok(Self { method: method.to_string(), target: target.to_string(), headers: raw.headers, payload: raw.payload })
+        Ok(Self {
+            method: method.to_string(),
+            target: target.to_string(),
+            headers: raw.headers,
+            payload: raw.payload,
+        })
     }
 }
 
 impl RtspResponse {
     /// A response with the standard reason phrase for `status`.
     pub fn new(status: u16) -> Self {
-        Self { status, reason: reason_phrase(status).to_string(), headers: Headers::default(), payload: Vec::new() }
+        Self {
+            status,
+            reason: reason_phrase(status).to_string(),
+            headers: Headers::default(),
+            payload: Vec::new(),
+        }
     }
 
     /// Builder-style header append.
@@ -153,16 +182,26 @@ impl RtspResponse {
     /// Parses one complete response (the whole byte stream up to EOF).
     pub fn parse(buf: &[u8]) -> Result<Self, RtspError> {
         let raw = RawMessage::parse(buf)?;
-        let rest = raw.first_line.strip_prefix("RTSP/").ok_or(RtspError::Malformed("status line"))?;
+        let rest = raw
+            .first_line
+            .strip_prefix("RTSP/")
+            .ok_or(RtspError::Malformed("status line"))?;
         let mut parts = rest.splitn(3, ' ');
         let _version = parts.next();
         let code = parts.next().ok_or(RtspError::Malformed("status line"))?;
         if code.is_empty() || code.len() > 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(RtspError::Malformed("status code"));
         }
-        let status = code.parse().map_err(|_| RtspError::Malformed("status code"))?;
+        let status = code
+            .parse()
+            .map_err(|_| RtspError::Malformed("status code"))?;
         let reason = parts.next().unwrap_or("").to_string();
-        Ok(Self { status, reason, headers: raw.headers, payload: raw.payload })
+        Ok(Self {
+            status,
+            reason,
+            headers: raw.headers,
+            payload: raw.payload,
+        })
     }
 }
 
@@ -203,7 +242,9 @@ impl RawMessage {
         }
         let mut headers = Headers::default();
         for line in lines {
-            let (name, value) = line.split_once(':').ok_or(RtspError::Malformed("header without ':'"))?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or(RtspError::Malformed("header without ':'"))?;
             let name = name.trim();
             if name.is_empty() {
                 return Err(RtspError::Malformed("empty header name"));
@@ -213,12 +254,18 @@ impl RawMessage {
         let body = buf.get(body_start..).unwrap_or_default();
         let payload = match headers.get("Content-length") {
             Some(len) => {
-                let len: usize = len.parse().map_err(|_| RtspError::Malformed("Content-length"))?;
+                let len: usize = len
+                    .parse()
+                    .map_err(|_| RtspError::Malformed("Content-length"))?;
                 body.get(..len).ok_or(RtspError::Truncated)?.to_vec()
             }
             None => body.to_vec(),
         };
-        Ok(Self { first_line, headers, payload })
+        Ok(Self {
+            first_line,
+            headers,
+            payload,
+        })
     }
 }
 
@@ -234,7 +281,9 @@ fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             // Header lines end just before this blank line; drop the previous line break.
-            let head = buf[..line_start].strip_suffix(b"\n").unwrap_or(&buf[..line_start]);
+            let head = buf[..line_start]
+                .strip_suffix(b"\n")
+                .unwrap_or(&buf[..line_start]);
             let head = head.strip_suffix(b"\r").unwrap_or(head);
             return Some((head.len(), i + 1));
         }
@@ -248,18 +297,27 @@ fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
 /// do not half-close their side.
 pub fn plain_message_len(buf: &[u8]) -> Result<Option<usize>, RtspError> {
     let Some((head_len, body_start)) = header_end(buf) else {
-        return if buf.len() > MAX_MESSAGE_SIZE { Err(RtspError::TooLarge) } else { Ok(None) };
+        return if buf.len() > MAX_MESSAGE_SIZE {
+            Err(RtspError::TooLarge)
+        } else {
+            Ok(None)
+        };
     };
     let head = String::from_utf8_lossy(&buf[..head_len]);
     let mut content_len = 0usize;
     for line in head.split('\n').skip(1) {
         if let Some((name, value)) = line.split_once(':') {
             if name.trim().eq_ignore_ascii_case("Content-length") {
-                content_len = value.trim().parse().map_err(|_| RtspError::Malformed("Content-length"))?;
+                content_len = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| RtspError::Malformed("Content-length"))?;
             }
         }
     }
-    let total = body_start.checked_add(content_len).ok_or(RtspError::TooLarge)?;
+    let total = body_start
+        .checked_add(content_len)
+        .ok_or(RtspError::TooLarge)?;
     if total > MAX_MESSAGE_SIZE {
         return Err(RtspError::TooLarge);
     }
@@ -284,13 +342,17 @@ mod tests {
 
     #[test]
     fn request_roundtrip_with_payload() {
-        let mut req = RtspRequest::new("ANNOUNCE", "streamid=control/13/0").with_header("CSeq", "6");
+        let mut req =
+            RtspRequest::new("ANNOUNCE", "streamid=control/13/0").with_header("CSeq", "6");
         req.payload = b"v=0\r\n".to_vec();
         req.headers.set("Content-length", "5");
         let parsed = RtspRequest::parse(&req.to_bytes()).unwrap();
         assert_eq!(parsed, req);
         assert_eq!(parsed.cseq(), Some(6));
-        assert_eq!(plain_message_len(&req.to_bytes()).unwrap(), Some(req.to_bytes().len()));
+        assert_eq!(
+            plain_message_len(&req.to_bytes()).unwrap(),
+            Some(req.to_bytes().len())
+        );
         let bytes = req.to_bytes();
         assert_eq!(plain_message_len(&bytes[..bytes.len() - 1]).unwrap(), None);
     }
@@ -316,8 +378,14 @@ mod tests {
 
     #[test]
     fn malformed_inputs_are_errors() {
-        assert!(matches!(RtspResponse::parse(b""), Err(RtspError::Truncated)));
-        assert!(matches!(RtspResponse::parse(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n"), Err(RtspError::Truncated)));
+        assert!(matches!(
+            RtspResponse::parse(b""),
+            Err(RtspError::Truncated)
+        ));
+        assert!(matches!(
+            RtspResponse::parse(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n"),
+            Err(RtspError::Truncated)
+        ));
         assert!(RtspResponse::parse(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
         assert!(RtspResponse::parse(b"RTSP/1.0 abc OK\r\n\r\n").is_err());
         assert!(RtspRequest::parse(b"OPTIONS\r\n\r\n").is_err());

@@ -21,14 +21,12 @@ pub mod message;
 pub mod sdp;
 pub mod server;
 
-
 pub use client::{ClientHandshake, ClientParams, ClientStep, RtspOutcome, StreamSettings};
 pub use crypt::Direction;
 pub use describe::{DescribeParams, HostCapabilities, OpusConfig};
 pub use message::{RtspRequest, RtspResponse};
 pub use sdp::{AnnounceParams, StreamConfig};
 pub use server::{RtspHandler, RtspServer, RtspSessionInfo};
-
 
 /// Largest RTSP message (either direction) we accept, as moonlight-common-c does.
 pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
@@ -95,4 +93,51 @@ pub enum RtspError {
     /// A timeout (connect or read).
     #[error("RTSP timeout during {0}")]
     Timeout(&'static str),
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::crypto::GcmKey;
+    use proptest::prelude::*;
+
+    fn rtsp_like() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            "(OPTIONS|SETUP|RTSP/1.0) [ -~]{0,20}( RTSP/1.0)?\r?\n([A-Za-z-]{0,8}:[ -~]{0,20}\r?\n){0,4}\r?\n[ -~\r\n]{0,40}"
+                .prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_and_roundtrip(data in rtsp_like()) {
+            let _ = message::plain_message_len(&data);
+            if let Ok(req) = RtspRequest::parse(&data) {
+                let again = RtspRequest::parse(&req.to_bytes()).unwrap();
+                prop_assert_eq!((&again.method, &again.target, &again.payload), (&req.method, &req.target, &req.payload));
+            }
+            if let Ok(resp) = RtspResponse::parse(&data) {
+                let again = RtspResponse::parse(&resp.to_bytes()).unwrap();
+                prop_assert_eq!((again.status, &again.payload), (resp.status, &resp.payload));
+            }
+            let key = GcmKey::new(&[3; 16]);
+            let _ = crypt::open(&key, Direction::ClientToHost, &data);
+            let _ = crypt::frame_len(&data);
+            let _ = StreamConfig::parse(&data);
+            let caps = HostCapabilities::parse(&data);
+            for ch in [2u8, 6, 8, 9] {
+                let _ = caps.opus_configs(ch);
+            }
+            let text = String::from_utf8_lossy(&data);
+            let _ = (fields::strtoul0(&text), fields::server_port(&text), fields::port_from_session_url(&text));
+        }
+
+        #[test]
+        fn seal_open_roundtrip(data in proptest::collection::vec(any::<u8>(), 0..200), seq in any::<u32>()) {
+            let key = GcmKey::new(&[5; 16]);
+            let frame = crypt::seal(&key, seq, Direction::HostToClient, &data).unwrap();
+            prop_assert_eq!(crypt::open(&key, Direction::HostToClient, &frame).unwrap(), (seq, data));
+        }
+    }
 }

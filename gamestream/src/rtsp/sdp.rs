@@ -92,7 +92,9 @@ pub fn audio_packet_duration(
 ) -> u32 {
     if app_version.major < 7 || high_quality {
         5
-    } else if slow_opus_decoder || (arbitrary_duration && bitrate_kbps < LOW_AUDIO_BITRATE_THRESHOLD) {
+    } else if slow_opus_decoder
+        || (arbitrary_duration && bitrate_kbps < LOW_AUDIO_BITRATE_THRESHOLD)
+    {
         10
     } else {
         5
@@ -125,7 +127,11 @@ impl AnnounceParams {
     pub fn to_payload(&self) -> Vec<u8> {
         let v = self.app_version;
         let addr = url_safe(self.host_addr);
-        let ip_version = if self.host_addr.is_ipv6() { "IPv6" } else { "IPv4" };
+        let ip_version = if self.host_addr.is_ipv6() {
+            "IPv6"
+        } else {
+            "IPv4"
+        };
         let mut s = String::with_capacity(2048);
         let _ = write!(
             s,
@@ -134,8 +140,16 @@ impl AnnounceParams {
         );
         if v.is_sunshine() {
             attr(&mut s, "x-ml-general.featureFlags", 3);
-            attr(&mut s, "x-ss-general.encryptionEnabled", self.encryption_enabled);
-            attr(&mut s, "x-ss-video[0].chromaSamplingType", u8::from(self.video_format & video_format::MASK_YUV444 != 0));
+            attr(
+                &mut s,
+                "x-ss-general.encryptionEnabled",
+                self.encryption_enabled,
+            );
+            attr(
+                &mut s,
+                "x-ss-video[0].chromaSamplingType",
+                u8::from(self.video_format & video_format::MASK_YUV444 != 0),
+            );
         }
         attr(&mut s, "x-nv-video[0].clientViewportWd", self.width);
         attr(&mut s, "x-nv-video[0].clientViewportHt", self.height & !1);
@@ -156,7 +170,11 @@ impl AnnounceParams {
             attr(&mut s, "x-nv-vqos[0].bw.minimumBitrateKbps", bitrate);
             attr(&mut s, "x-nv-vqos[0].bw.maximumBitrateKbps", bitrate);
             if v.is_sunshine() {
-                attr(&mut s, "x-ml-video.configuredBitrateKbps", self.bitrate_kbps);
+                attr(
+                    &mut s,
+                    "x-ml-video.configuredBitrateKbps",
+                    self.bitrate_kbps,
+                );
             }
         } else {
             if self.remote {
@@ -173,11 +191,19 @@ impl AnnounceParams {
         attr(&mut s, "x-nv-aqos.qosTrafficType", audio_qos);
         match v.major {
             3 => self.gen3_block(&mut s, &addr),
-            4 => attr(&mut s, "x-nv-general.serverAddress", format!("rtsp://{addr}:{}", self.rtsp_port)),
+            4 => attr(
+                &mut s,
+                "x-nv-general.serverAddress",
+                format!("rtsp://{addr}:{}", self.rtsp_port),
+            ),
             _ => self.gen5_block(&mut s),
         }
         if v.major >= 4 {
-            attr(&mut s, "x-nv-video[0].videoEncoderSlicesPerFrame", self.slices_per_frame.max(1));
+            attr(
+                &mut s,
+                "x-nv-video[0].videoEncoderSlicesPerFrame",
+                self.slices_per_frame.max(1),
+            );
             if self.video_format & video_format::MASK_AV1 != 0 {
                 attr(&mut s, "x-nv-vqos[0].bitStreamFormat", 2);
             } else if self.video_format & video_format::MASK_H265 != 0 {
@@ -191,17 +217,49 @@ impl AnnounceParams {
                 attr(&mut s, "x-nv-vqos[0].bitStreamFormat", 0);
             }
             if v.major >= 7 {
-                attr(&mut s, "x-nv-video[0].dynamicRangeMode", u8::from(self.video_format & video_format::MASK_10BIT != 0));
-                attr(&mut s, "x-nv-video[0].maxNumReferenceFrames", u8::from(!self.rfi_supported_by_decoder));
-                attr(&mut s, "x-nv-video[0].clientRefreshRateX100", self.refresh_rate_x100);
+                attr(
+                    &mut s,
+                    "x-nv-video[0].dynamicRangeMode",
+                    u8::from(self.video_format & video_format::MASK_10BIT != 0),
+                );
+                attr(
+                    &mut s,
+                    "x-nv-video[0].maxNumReferenceFrames",
+                    u8::from(!self.rfi_supported_by_decoder),
+                );
+                attr(
+                    &mut s,
+                    "x-nv-video[0].clientRefreshRateX100",
+                    self.refresh_rate_x100,
+                );
             }
-            attr(&mut s, "x-nv-audio.surround.numChannels", self.audio_channels);
-            attr(&mut s, "x-nv-audio.surround.channelMask", self.audio_channel_mask);
-            attr(&mut s, "x-nv-audio.surround.enable", u8::from(self.audio_channels > 2));
+            attr(
+                &mut s,
+                "x-nv-audio.surround.numChannels",
+                self.audio_channels,
+            );
+            attr(
+                &mut s,
+                "x-nv-audio.surround.channelMask",
+                self.audio_channel_mask,
+            );
+            attr(
+                &mut s,
+                "x-nv-audio.surround.enable",
+                u8::from(self.audio_channels > 2),
+            );
         }
         if v.major >= 7 {
-            attr(&mut s, "x-nv-audio.surround.AudioQuality", u8::from(self.high_quality_surround));
-            attr(&mut s, "x-nv-aqos.packetDuration", self.audio_packet_duration_ms);
+            attr(
+                &mut s,
+                "x-nv-audio.surround.AudioQuality",
+                u8::from(self.high_quality_surround),
+            );
+            attr(
+                &mut s,
+                "x-nv-aqos.packetDuration",
+                self.audio_packet_duration_ms,
+            );
             attr(
                 &mut s,
                 "x-nv-video[0].encoderCscMode",
@@ -237,7 +295,11 @@ impl AnnounceParams {
         } else {
             attr(s, "x-nv-general.useReliableUdp", 1);
             attr(s, "x-nv-ri.useControlChannel", 1);
-            let repair = if self.width >= 3840 && self.height >= 2160 { 5 } else { 20 };
+            let repair = if self.width >= 3840 && self.height >= 2160 {
+                5
+            } else {
+                20
+            };
             attr(s, "x-nv-vqos[0].fec.repairPercent", repair);
         }
         if v.at_least(7, 1, 446) && (self.width < 720 || self.height < 540) {
@@ -323,13 +385,27 @@ impl StreamConfig {
         let text = String::from_utf8_lossy(payload);
         let mut attributes = Vec::new();
         for line in text.split('\n') {
-            let Some(rest) = line.strip_prefix("a=") else { continue };
-            let Some((name, value)) = rest.split_once(':') else { continue };
+            let Some(rest) = line.strip_prefix("a=") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once(':') else {
+                continue;
+            };
             attributes.push((name.to_string(), value.trim().to_string()));
         }
-        let find = |name: &str| attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let find = |name: &str| {
+            attributes
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
         let number = |name: &str| -> Result<Option<u32>, RtspError> {
-            find(name).map(|v| v.parse::<u32>().map_err(|_| RtspError::Sdp(name.to_string()))).transpose()
+            find(name)
+                .map(|v| {
+                    v.parse::<u32>()
+                        .map_err(|_| RtspError::Sdp(name.to_string()))
+                })
+                .transpose()
         };
         for name in REQUIRED {
             if find(name).is_none() {
@@ -351,7 +427,8 @@ impl StreamConfig {
             chroma_sampling_type: number("x-ss-video[0].chromaSamplingType")?.unwrap_or(0),
             encoder_csc_mode: number("x-nv-video[0].encoderCscMode")?.unwrap_or(0),
             refresh_rate_x100: number("x-nv-video[0].clientRefreshRateX100")?,
-            fec_min_required_packets: number("x-nv-vqos[0].fec.minRequiredFecPackets")?.unwrap_or(0),
+            fec_min_required_packets: number("x-nv-vqos[0].fec.minRequiredFecPackets")?
+                .unwrap_or(0),
             fec_repair_percent: number("x-nv-vqos[0].fec.repairPercent")?,
             audio_channels: required("x-nv-audio.surround.numChannels")?,
             audio_channel_mask: required("x-nv-audio.surround.channelMask")?,
@@ -359,7 +436,9 @@ impl StreamConfig {
             audio_packet_duration_ms: number("x-nv-aqos.packetDuration")?.unwrap_or(5),
             encryption_enabled: number("x-ss-general.encryptionEnabled")?.unwrap_or(0),
             ml_feature_flags: number("x-ml-general.featureFlags")?.unwrap_or(0),
-            nv_feature_flags: find("x-nv-general.featureFlags").and_then(|v| v.parse().ok()).unwrap_or(0),
+            nv_feature_flags: find("x-nv-general.featureFlags")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             use_reliable_udp: number("x-nv-general.useReliableUdp")?,
             attributes,
         })
@@ -392,7 +471,10 @@ impl StreamConfig {
 
     /// The value of any attribute by exact name.
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -482,13 +564,46 @@ m=video 47998  \r\n";
     #[test]
     fn example_parses_on_host() {
         let cfg = StreamConfig::parse(EXAMPLE.as_bytes()).unwrap();
-        assert_eq!((cfg.width, cfg.height, cfg.fps, cfg.packet_size), (1920, 1080, 60, 1392));
-        assert_eq!((cfg.bitrate_kbps, cfg.configured_bitrate_kbps), (16000, Some(20000)));
-        assert_eq!((cfg.slices_per_frame, cfg.max_ref_frames, cfg.bit_stream_format), (1, 1, 0));
-        assert_eq!((cfg.audio_channels, cfg.audio_channel_mask, cfg.audio_high_quality), (2, 3, false));
-        assert_eq!((cfg.audio_packet_duration_ms, cfg.fec_min_required_packets), (5, 2));
-        assert_eq!((cfg.encryption_enabled, cfg.ml_feature_flags, cfg.nv_feature_flags), (1, 3, 135));
-        assert_eq!((cfg.color_space(), cfg.full_range(), cfg.refresh_rate_x100), (1, false, Some(6000)));
+        assert_eq!(
+            (cfg.width, cfg.height, cfg.fps, cfg.packet_size),
+            (1920, 1080, 60, 1392)
+        );
+        assert_eq!(
+            (cfg.bitrate_kbps, cfg.configured_bitrate_kbps),
+            (16000, Some(20000))
+        );
+        assert_eq!(
+            (
+                cfg.slices_per_frame,
+                cfg.max_ref_frames,
+                cfg.bit_stream_format
+            ),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            (
+                cfg.audio_channels,
+                cfg.audio_channel_mask,
+                cfg.audio_high_quality
+            ),
+            (2, 3, false)
+        );
+        assert_eq!(
+            (cfg.audio_packet_duration_ms, cfg.fec_min_required_packets),
+            (5, 2)
+        );
+        assert_eq!(
+            (
+                cfg.encryption_enabled,
+                cfg.ml_feature_flags,
+                cfg.nv_feature_flags
+            ),
+            (1, 3, 135)
+        );
+        assert_eq!(
+            (cfg.color_space(), cfg.full_range(), cfg.refresh_rate_x100),
+            (1, false, Some(6000))
+        );
         assert!(cfg.control_v2() && !cfg.video_encryption() && !cfg.audio_encryption());
         assert_eq!(cfg.use_reliable_udp, Some(13));
         assert_eq!(cfg.attribute("x-nv-video[0].timeoutLengthMs"), Some("7000"));
@@ -497,14 +612,25 @@ m=video 47998  \r\n";
     #[test]
     fn host_parser_required_and_defaults() {
         for name in REQUIRED {
-            let stripped: String =
-                EXAMPLE.split_inclusive('\n').filter(|l| !l.starts_with(&format!("a={name}:"))).collect();
-            assert!(matches!(StreamConfig::parse(stripped.as_bytes()), Err(RtspError::Sdp(n)) if n == name));
+            let stripped: String = EXAMPLE
+                .split_inclusive('\n')
+                .filter(|l| !l.starts_with(&format!("a={name}:")))
+                .collect();
+            assert!(
+                matches!(StreamConfig::parse(stripped.as_bytes()), Err(RtspError::Sdp(n)) if n == name)
+            );
         }
         // Only the required ones, LF endings, no trailing spaces: defaults apply.
         let minimal: String = REQUIRED.iter().map(|n| format!("a={n}:1\n")).collect();
         let cfg = StreamConfig::parse(minimal.as_bytes()).unwrap();
-        assert_eq!((cfg.audio_packet_duration_ms, cfg.encryption_enabled, cfg.bit_stream_format), (5, 0, 0));
+        assert_eq!(
+            (
+                cfg.audio_packet_duration_ms,
+                cfg.encryption_enabled,
+                cfg.bit_stream_format
+            ),
+            (5, 0, 0)
+        );
         assert!(cfg.audio_high_quality);
         // Non-numeric required value is an error.
         let bad = minimal.replace("maxFPS:1", "maxFPS:sixty");
@@ -517,7 +643,9 @@ m=video 47998  \r\n";
         p.audio_encryption = true;
         let t = text(&p);
         assert!(t.contains("a=x-nv-general.featureFlags:167 \r\n"));
-        assert!(StreamConfig::parse(t.as_bytes()).unwrap().audio_encryption());
+        assert!(StreamConfig::parse(t.as_bytes())
+            .unwrap()
+            .audio_encryption());
     }
 
     #[test]
@@ -559,14 +687,19 @@ m=video 47998  \r\n";
         p.height = 480;
         assert!(text(&p).contains("a=x-nv-vqos[0].drc.enable:0 \r\n"));
         p.app_version = AppVersion::new(7, 1, 446, -1);
-        assert!(text(&p).contains("a=x-nv-vqos[0].drc.enable:1 \r\na=x-nv-vqos[0].drc.tableType:2 \r\n"));
+        assert!(text(&p)
+            .contains("a=x-nv-vqos[0].drc.enable:1 \r\na=x-nv-vqos[0].drc.tableType:2 \r\n"));
         // Surround with HQ.
         let mut p = example_params();
         p.audio_channels = 6;
         p.audio_channel_mask = 0x3F;
         p.high_quality_surround = true;
         let t = text(&p);
-        assert!(t.contains("numChannels:6 ") && t.contains("channelMask:63 ") && t.contains("surround.enable:1 "));
+        assert!(
+            t.contains("numChannels:6 ")
+                && t.contains("channelMask:63 ")
+                && t.contains("surround.enable:1 ")
+        );
         assert!(t.contains("AudioQuality:1 "));
         // IPv6 host.
         let mut p = example_params();
@@ -594,20 +727,28 @@ m=video 47998  \r\n";
         p.app_version = AppVersion::new(5, 0, 0, 0);
         let t = text(&p);
         assert!(t.contains("o=android 0 12 IN") && t.contains("videoEncoderSlicesPerFrame:1 "));
-        assert!(!t.contains("dynamicRangeMode") && !t.contains("AudioQuality") && !t.contains("packetDuration"));
+        assert!(
+            !t.contains("dynamicRangeMode")
+                && !t.contains("AudioQuality")
+                && !t.contains("packetDuration")
+        );
         // Gen 4: serverAddress, old bitrate names.
         let mut p = example_params();
         p.app_version = AppVersion::new(4, 0, 0, 0);
         p.remote = true;
         let t = text(&p);
         assert!(t.contains("a=x-nv-general.serverAddress:rtsp://192.168.1.10:48010 \r\n"));
-        assert!(t.contains("a=x-nv-video[0].averageBitrate:4 \r\na=x-nv-video[0].peakBitrate:4 \r\n"));
+        assert!(
+            t.contains("a=x-nv-video[0].averageBitrate:4 \r\na=x-nv-video[0].peakBitrate:4 \r\n")
+        );
         assert!(t.contains("a=x-nv-vqos[0].bw.minimumBitrate:15500 \r\n") && !t.contains("Kbps"));
         // Gen 3: binary flags, fixed m= port, no slices.
         let mut p = example_params();
         p.app_version = AppVersion::new(3, 0, 0, 0);
         let t = text(&p);
-        assert!(t.contains("a=x-nv-general.featureFlags:BwAA \r\na=x-nv-general.transferProtocol:AQAA \r\n"));
+        assert!(t.contains(
+            "a=x-nv-general.featureFlags:BwAA \r\na=x-nv-general.transferProtocol:AQAA \r\n"
+        ));
         assert!(t.contains("a=x-nv-vqos[3].videoQosMaxConsecutiveDrops:0 \r\n"));
         assert!(t.ends_with("t=0 0\r\nm=video 47996  \r\n") && !t.contains("SlicesPerFrame"));
     }

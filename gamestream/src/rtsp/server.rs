@@ -59,7 +59,10 @@ impl fmt::Debug for RtspSessionInfo {
             .field("rikey", &"<redacted>")
             .field("encrypted", &self.encrypted)
             .field("describe", &self.describe)
-            .field("ports", &(self.audio_port, self.video_port, self.control_port))
+            .field(
+                "ports",
+                &(self.audio_port, self.video_port, self.control_port),
+            )
             .field("ping_payload", &self.ping_payload)
             .field("connect_data", &self.connect_data)
             .finish()
@@ -87,7 +90,11 @@ fn stream_type(target: &str) -> Option<&str> {
 }
 
 /// Answers one parsed request for `session` (sans-IO; calls the handler at ANNOUNCE and PLAY).
-pub fn respond(handler: &dyn RtspHandler, session: &RtspSessionInfo, request: &RtspRequest) -> RtspResponse {
+pub fn respond(
+    handler: &dyn RtspHandler,
+    session: &RtspSessionInfo,
+    request: &RtspRequest,
+) -> RtspResponse {
     let mut response = match request.method.as_str() {
         "OPTIONS" => RtspResponse::new(200),
         "DESCRIBE" => {
@@ -115,11 +122,26 @@ pub fn respond(handler: &dyn RtspHandler, session: &RtspSessionInfo, request: &R
 
 fn setup_response(session: &RtspSessionInfo, target: &str) -> RtspResponse {
     let (port, extra) = match stream_type(target) {
-        Some("audio") => (session.audio_port, session.ping_payload.clone().map(|p| ("X-SS-Ping-Payload", p))),
-        Some("video") => (session.video_port, session.ping_payload.clone().map(|p| ("X-SS-Ping-Payload", p))),
-        Some("control") => {
-            (session.control_port, session.connect_data.map(|d| ("X-SS-Connect-Data", d.to_string())))
-        }
+        Some("audio") => (
+            session.audio_port,
+            session
+                .ping_payload
+                .clone()
+                .map(|p| ("X-SS-Ping-Payload", p)),
+        ),
+        Some("video") => (
+            session.video_port,
+            session
+                .ping_payload
+                .clone()
+                .map(|p| ("X-SS-Ping-Payload", p)),
+        ),
+        Some("control") => (
+            session.control_port,
+            session
+                .connect_data
+                .map(|d| ("X-SS-Connect-Data", d.to_string())),
+        ),
         _ => return RtspResponse::new(404),
     };
     let mut r = RtspResponse::new(200)
@@ -137,7 +159,9 @@ fn finish_response(response: &mut RtspResponse, request: &RtspRequest) {
         response.headers.set("CSeq", cseq);
     }
     if !response.payload.is_empty() {
-        response.headers.set("Content-length", response.payload.len().to_string());
+        response
+            .headers
+            .set("Content-length", response.payload.len().to_string());
     }
 }
 
@@ -156,12 +180,20 @@ pub fn handle_message(
     if crypt::looks_encrypted(bytes) {
         for session in sessions.iter().filter(|s| s.encrypted) {
             let key = GcmKey::new(&session.rikey);
-            let Ok((_, plain)) = crypt::open(&key, Direction::ClientToHost, bytes) else { continue };
+            let Ok((_, plain)) = crypt::open(&key, Direction::ClientToHost, bytes) else {
+                continue;
+            };
             let response = match RtspRequest::parse(&plain) {
                 Ok(request) => respond(handler, session, &request),
                 Err(_) => RtspResponse::new(400),
             };
-            return crypt::seal(&key, response_seq, Direction::HostToClient, &response.to_bytes()).ok();
+            return crypt::seal(
+                &key,
+                response_seq,
+                Direction::HostToClient,
+                &response.to_bytes(),
+            )
+            .ok();
         }
         tracing::debug!(%peer, %local, "encrypted RTSP request matches no session key");
         return None;
@@ -202,7 +234,9 @@ pub struct RtspServer {
 
 impl fmt::Debug for RtspServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RtspServer").field("local_addr", &self.local_addr).finish_non_exhaustive()
+        f.debug_struct("RtspServer")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -213,7 +247,11 @@ impl RtspServer {
         let local_addr = listener.local_addr()?;
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, handler, rx));
-        Ok(Self { local_addr, shutdown, task: Some(task) })
+        Ok(Self {
+            local_addr,
+            shutdown,
+            task: Some(task),
+        })
     }
 
     /// The bound address.
@@ -238,7 +276,11 @@ impl Drop for RtspServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, handler: Arc<dyn RtspHandler>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    handler: Arc<dyn RtspHandler>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let seq = Arc::new(AtomicU32::new(0));
     let mut connections = JoinSet::new();
     loop {
@@ -347,7 +389,9 @@ mod tests {
     #[test]
     fn setup_replies_like_sunshine() {
         let h = recorder();
-        let req = RtspRequest::new("SETUP", "streamid=video/0/0").with_header("X-GS-ClientVersion", "14").with_header("CSeq", "4");
+        let req = RtspRequest::new("SETUP", "streamid=video/0/0")
+            .with_header("X-GS-ClientVersion", "14")
+            .with_header("CSeq", "4");
         let r = respond(&h, &h.session, &req);
         assert_eq!(
             r.to_bytes(),
@@ -358,13 +402,17 @@ mod tests {
         assert_eq!(r.headers.get("X-SS-Connect-Data"), Some("1234"));
         let req = RtspRequest::new("SETUP", "streamid=bogus/0/0").with_header("CSeq", "6");
         assert_eq!(respond(&h, &h.session, &req).status, 404);
-        assert_eq!(respond(&h, &h.session, &RtspRequest::new("SETUP", "x")).status, 404);
+        assert_eq!(
+            respond(&h, &h.session, &RtspRequest::new("SETUP", "x")).status,
+            404
+        );
     }
 
     #[test]
     fn announce_missing_required_is_400() {
         let h = recorder();
-        let mut req = RtspRequest::new("ANNOUNCE", "streamid=control/13/0").with_header("CSeq", "6");
+        let mut req =
+            RtspRequest::new("ANNOUNCE", "streamid=control/13/0").with_header("CSeq", "6");
         req.payload = b"v=0\r\na=x-nv-video[0].maxFPS:60 \r\n".to_vec();
         let r = respond(&h, &h.session, &req);
         assert_eq!((r.status, r.cseq()), (400, Some(6)));
@@ -374,7 +422,9 @@ mod tests {
     #[test]
     fn handle_message_plain_encrypted_and_garbage() {
         let h = recorder();
-        let req = RtspRequest::new("OPTIONS", "rtsp://127.0.0.1:48010").with_header("CSeq", "1").to_bytes();
+        let req = RtspRequest::new("OPTIONS", "rtsp://127.0.0.1:48010")
+            .with_header("CSeq", "1")
+            .to_bytes();
         let out = handle_message(&h, addr(), addr(), &req, 1).unwrap();
         assert_eq!(out, b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n");
         // Encrypted request to a plain session: nobody can open it.
@@ -386,15 +436,23 @@ mod tests {
         h.session.encrypted = true;
         let out = handle_message(&h, addr(), addr(), &sealed, 9).unwrap();
         let (seq, plain) = crypt::open(&key, Direction::HostToClient, &out).unwrap();
-        assert_eq!((seq, plain.as_slice()), (9, &b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"[..]));
+        assert_eq!(
+            (seq, plain.as_slice()),
+            (9, &b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"[..])
+        );
         assert!(handle_message(&h, addr(), addr(), &req, 1).is_none());
         // Garbage plain request ⇒ 400.
-        assert_eq!(handle_message(&h, addr(), addr(), b"\r\n\r\n", 1).unwrap(), b"RTSP/1.0 400 Bad Request\r\n\r\n");
+        assert_eq!(
+            handle_message(&h, addr(), addr(), b"\r\n\r\n", 1).unwrap(),
+            b"RTSP/1.0 400 Bad Request\r\n\r\n"
+        );
     }
 
     #[test]
     fn request_len_both_framings() {
-        let req = RtspRequest::new("PLAY", "/").with_header("CSeq", "7").to_bytes();
+        let req = RtspRequest::new("PLAY", "/")
+            .with_header("CSeq", "7")
+            .to_bytes();
         assert_eq!(request_len(&req).unwrap(), Some(req.len()));
         assert_eq!(request_len(&req[..5]).unwrap(), None);
         let sealed = crypt::seal(&GcmKey::new(&[1; 16]), 1, Direction::ClientToHost, &req).unwrap();
