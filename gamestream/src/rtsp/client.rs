@@ -256,6 +256,9 @@ impl ClientHandshake {
                 "RTSP over ENet (GFE appversion 5..7 with patch < 404)",
             ));
         }
+        if params.stream.packet_size < 16 {
+            return Err(RtspError::InvalidSettings("packet size below 16"));
+        }
         let key = if params.encrypted() {
             Some(GcmKey::new(
                 params.rikey.as_ref().ok_or(RtspError::MissingKey)?,
@@ -291,13 +294,14 @@ impl ClientHandshake {
             && (!s.remote || s.audio_channels <= 2);
         let port = params.rtsp_port();
         let (target_url, host_header) = if real_target {
-            let host = url_safe(params.host_addr);
-            let url = if params.session_url.is_empty() {
-                format!("rtsp://{host}:{port}")
-            } else {
-                params.session_url.clone()
-            };
-            (url, host)
+            // The URL and its host part as given by `/launch`, else one built from the host address.
+            match fields::url_host(&params.session_url) {
+                Some(host) => (params.session_url.clone(), host.to_string()),
+                None => {
+                    let host = url_safe(params.host_addr);
+                    (format!("rtsp://{host}:{port}"), host)
+                }
+            }
         } else {
             (format!("rtsp://0.0.0.0:{port}"), "0.0.0.0".to_string())
         };
@@ -389,17 +393,22 @@ impl ClientHandshake {
         let video_format =
             caps.choose_video_format(s.supported_formats, s.server_codec_mode_support);
         let (sup, req) = (caps.encryption_supported, caps.encryption_requested);
-        let mut encryption_enabled = sup & encryption::CONTROL_V2;
-        if sup & encryption::VIDEO != 0 && (s.want_video_encryption || req & encryption::VIDEO != 0)
-        {
-            encryption_enabled |= encryption::VIDEO;
+        // Only Sunshine-style hosts negotiate; a host request is honoured even against the client's
+        // opt-out (moonlight-common-c does the same, with a warning).
+        let mut encryption_enabled = 0;
+        if v.is_sunshine() {
+            encryption_enabled |= sup & encryption::CONTROL_V2;
+            for (bit, wanted) in [
+                (encryption::VIDEO, s.want_video_encryption),
+                (encryption::AUDIO, s.want_audio_encryption),
+            ] {
+                if (sup & bit != 0 && wanted) || (req & bit != 0 && !wanted) {
+                    encryption_enabled |= bit;
+                }
+            }
         }
-        if sup & encryption::AUDIO != 0 && (s.want_audio_encryption || req & encryption::AUDIO != 0)
-        {
-            encryption_enabled |= encryption::AUDIO;
-        }
-        let audio_encryption =
-            v.at_least(7, 1, 431) && (s.want_audio_encryption || req & encryption::AUDIO != 0);
+        let audio_encryption = v.at_least(7, 1, 431)
+            && (s.want_audio_encryption || encryption_enabled & encryption::AUDIO != 0);
         let (normal, hq) = caps.opus_configs(s.audio_channels);
         let normal = normal.ok_or(RtspError::NoOpusConfig(s.audio_channels))?;
         let high_quality = high_quality_surround(
@@ -481,7 +490,8 @@ impl ClientHandshake {
             width: s.width,
             height: s.height,
             fps: s.fps,
-            packet_size: s.packet_size,
+            // FEC works in 16-byte units.
+            packet_size: s.packet_size - s.packet_size % 16,
             bitrate_kbps: s.bitrate_kbps,
             remote: s.remote,
             slices_per_frame: s.slices_per_frame,
@@ -1004,5 +1014,48 @@ mod tests {
             ClientHandshake::new(params(AppVersion::SUNSHINE, "rtsp://1.2.3.4:48010")).unwrap();
         hs.start().unwrap();
         assert!(matches!(hs.receive(b""), Err(RtspError::EmptyResponse)));
+    }
+
+    #[test]
+    fn encryption_negotiation_follows_moonlight() {
+        let describe =
+            |sup: u32, req: u32, version: AppVersion, want_v: bool, want_a: bool| -> RtspOutcome {
+                let mut p = params(version, "rtsp://[fe80::1]:48010");
+                p.stream.want_video_encryption = want_v;
+                p.stream.want_audio_encryption = want_a;
+                let hs = ClientHandshake::new(p).unwrap();
+                let (reqs, out) = run(hs, |r| {
+                    if r.method == "DESCRIBE" {
+                        let mut d = DescribeParams::sunshine(false, false);
+                        d.encryption_supported = Some(sup);
+                        d.encryption_requested = Some(req);
+                        let mut resp = ok(2);
+                        resp.payload = d.to_payload().into_bytes();
+                        resp
+                    } else {
+                        sunshine_host(r)
+                    }
+                })
+                .unwrap();
+                assert_eq!(reqs[0].headers.get("Host"), Some("[fe80::1]"));
+                out
+            };
+        // Sunshine "mandatory": requested 7 overrides the opt-out.
+        let o = describe(7, 7, AppVersion::SUNSHINE, false, false);
+        assert_eq!(o.encryption_enabled, 7);
+        assert!(o.control_v2 && o.video_encryption && o.audio_encryption);
+        assert_eq!(o.announce.packet_size, 1392);
+        // Video wanted but unsupported: off even though requested (moonlight-common-c quirk);
+        // audio requested and not opted out: on.
+        let o = describe(1, 6, AppVersion::SUNSHINE, true, false);
+        assert_eq!(o.encryption_enabled, 5);
+        assert!(!o.video_encryption && o.audio_encryption);
+        // Client opt-in for audio sets featureFlags 0x20 even if the host lacks the bit (Wolf).
+        let o = describe(1, 0, AppVersion::SUNSHINE, false, true);
+        assert!(o.audio_encryption && o.encryption_enabled == 1);
+        // GFE-like host (no negative build): no Sunshine negotiation at all.
+        let o = describe(7, 7, AppVersion::new(7, 1, 431, 0), true, false);
+        assert_eq!(o.encryption_enabled, 0);
+        assert!(!o.control_v2 && !o.video_encryption && !o.audio_encryption);
     }
 }

@@ -310,7 +310,7 @@ fn parse_surround_digits(digits: &[u8], channels: u8) -> Option<OpusConfig> {
 /// Client-side Opus layout search (moonlight-common-c `parseOpusConfigurations`): stereo uses the
 /// fixed layout; otherwise the first `surround-params=<channels>` line is normal quality (with the
 /// GFE mapping fix-up for 6/8 channels: last digit moves to index 3) and the next one is HQ. Without
-/// any line, 5.1/7.1 fall back to GFE's defaults.
+/// any line, 5.1 falls back to GFE's old fixed layout; other counts have none.
 pub fn opus_configs(payload: &str, channels: u8) -> (Option<OpusConfig>, Option<OpusConfig>) {
     if channels == 2 {
         let cfg = OpusConfig {
@@ -326,7 +326,6 @@ pub fn opus_configs(payload: &str, channels: u8) -> (Option<OpusConfig>, Option<
     let Some(first) = payload.find(&prefix) else {
         let fallback = match channels {
             6 => Some((4, 2, [0, 4, 1, 5, 2, 3, 0, 0])),
-            8 => Some((5, 3, [0, 6, 1, 7, 2, 3, 4, 5])),
             _ => None,
         };
         let cfg = fallback.map(|(streams, coupled_streams, mapping)| OpusConfig {
@@ -463,6 +462,7 @@ mod tests {
             &[0, 4, 1, 5, 2, 3]
         );
         assert_eq!(opus_configs("", 4), (None, None));
+        assert_eq!(opus_configs("", 8), (None, None));
         assert_eq!(
             opus_configs("a=fmtp:97 surround-params=64", 6),
             (None, None)

@@ -62,11 +62,20 @@ fn leading_decimal(s: &str) -> Option<u64> {
         .and_then(|d| d.parse().ok())
 }
 
-/// The port in a `Transport` header: the decimal after `server_port=` anywhere in the value, up to
-/// the first non-digit; `None` if absent, 0 or above 65535 (the caller then uses the default).
+/// The port in a `Transport` header: the decimal after `server_port=` anywhere in the value, read
+/// like C `strtol(…, 10)` up to the first non-digit; `None` if absent, ≤ 0 or above 65535 (the
+/// caller then uses the default).
 pub fn server_port(transport: &str) -> Option<u16> {
     let start = transport.find("server_port=")? + "server_port=".len();
-    let port = leading_decimal(transport.get(start..)?)?;
+    let rest = transport
+        .get(start..)?
+        .trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let rest = match rest.strip_prefix('-') {
+        // Any negative value is ≤ 0 and rejected.
+        Some(_) => return None,
+        None => rest.strip_prefix('+').unwrap_or(rest),
+    };
+    let port = leading_decimal(rest)?;
     u16::try_from(port).ok().filter(|&p| p != 0)
 }
 
@@ -77,6 +86,21 @@ pub fn session_id(session: &str) -> Result<String, RtspError> {
         return Err(RtspError::MissingSession);
     }
     Ok(id.to_string())
+}
+
+/// The host part of an RTSP URL as moonlight-common-c extracts it for the `Host` header: after the
+/// `//`, up to and including a `]` (IPv6), else up to the last `:` or the first `/` after the host.
+/// `None` when there is no `//`.
+pub fn url_host(url: &str) -> Option<&str> {
+    let start = url.find("//")? + 2;
+    let rest = url.get(start..)?;
+    if let Some(end) = url.find(']') {
+        return url.get(start..=end).or(Some(""));
+    }
+    match url.rfind(':') {
+        Some(colon) if colon >= start => url.get(start..colon),
+        _ => Some(rest.split('/').next().unwrap_or(rest)),
+    }
 }
 
 /// `X-SS-Ping-Payload`: used only when it is exactly 16 bytes; anything else means legacy pings.
@@ -127,6 +151,8 @@ mod tests {
         assert_eq!(server_port("server_port=65536"), None);
         assert_eq!(server_port("server_port=99999999999999999999999"), None);
         assert_eq!(server_port("server_port="), None);
+        assert_eq!(server_port("server_port= +47999;x"), Some(47999));
+        assert_eq!(server_port("server_port=-1"), None);
     }
 
     #[test]
@@ -160,6 +186,20 @@ mod tests {
         assert_eq!(ping_payload("0123456789abcdef"), Some(*b"0123456789abcdef"));
         assert_eq!(ping_payload("0123456789abcde"), None);
         assert_eq!(ping_payload("0123456789abcdef0"), None);
+    }
+
+    #[test]
+    fn url_host_extraction() {
+        assert_eq!(
+            url_host("rtspenc://192.168.1.10:48010"),
+            Some("192.168.1.10")
+        );
+        assert_eq!(url_host("rtsp://[fe80::1]:48010"), Some("[fe80::1]"));
+        assert_eq!(url_host("rtsp://10.0.0.1"), Some("10.0.0.1"));
+        assert_eq!(url_host("rtsp://10.0.0.1/path"), Some("10.0.0.1"));
+        assert_eq!(url_host("10.0.0.1:48010"), None);
+        assert_eq!(url_host("rtsp://]x"), Some("]"));
+        assert_eq!(url_host("]rtsp://x"), Some(""));
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub enum RtspError {
     /// `rtspenc://` without a key.
     #[error("encrypted RTSP requested but no key given")]
     MissingKey,
+    /// The stream settings cannot be sent (e.g. packet size below 16).
+    #[error("invalid stream settings: {0}")]
+    InvalidSettings(&'static str),
     /// A host generation we do not implement (RTSP over ENet, generation < 3).
     #[error("unsupported host version: {0}")]
     Unsupported(&'static str),

@@ -273,10 +273,18 @@ impl AnnounceParams {
 
     fn gen3_block(&self, s: &mut String, addr: &str) {
         attr(s, "x-nv-general.serverAddress", addr);
-        // Four raw bytes each (big-endian of 0x42774141 etc.), which happen to be ASCII.
+        // Four raw bytes each (the big-endian form of 0x42774141 etc.), which happen to be ASCII.
         attr(s, "x-nv-general.featureFlags", "BwAA");
-        attr(s, "x-nv-general.transferProtocol", "AQAA");
-        attr(s, "x-nv-general.rateControlMode", "BAAA");
+        for i in 0..4 {
+            attr(s, &format!("x-nv-video[{i}].transferProtocol"), "AQAA");
+        }
+        for i in 0..4 {
+            attr(
+                s,
+                &format!("x-nv-video[{i}].rateControlMode"),
+                if i == 0 { "BAAA" } else { "BQAA" },
+            );
+        }
         attr(s, "x-nv-vqos[0].bw.flags", 14083);
         for i in 0..4 {
             attr(s, &format!("x-nv-vqos[{i}].videoQosMaxConsecutiveDrops"), 0);
@@ -747,7 +755,13 @@ m=video 47998  \r\n";
         p.app_version = AppVersion::new(3, 0, 0, 0);
         let t = text(&p);
         assert!(t.contains(
-            "a=x-nv-general.featureFlags:BwAA \r\na=x-nv-general.transferProtocol:AQAA \r\n"
+            "a=x-nv-general.featureFlags:BwAA \r\na=x-nv-video[0].transferProtocol:AQAA \r\n"
+        ));
+        assert!(t.contains(
+            "a=x-nv-video[3].transferProtocol:AQAA \r\na=x-nv-video[0].rateControlMode:BAAA \r\n"
+        ));
+        assert!(t.contains(
+            "a=x-nv-video[3].rateControlMode:BQAA \r\na=x-nv-vqos[0].bw.flags:14083 \r\n"
         ));
         assert!(t.contains("a=x-nv-vqos[3].videoQosMaxConsecutiveDrops:0 \r\n"));
         assert!(t.ends_with("t=0 0\r\nm=video 47996  \r\n") && !t.contains("SlicesPerFrame"));
