@@ -371,6 +371,10 @@ pub struct StreamConfig {
     pub use_reliable_udp: Option<u32>,
     /// Every `a=` attribute as (name, trimmed value), in order, for anything not modelled above.
     pub attributes: Vec<(String, String)>,
+    /// The ANNOUNCE request's `Host` header (filled in by the host responder, `None` from
+    /// [`StreamConfig::parse`]); it carries the stereo quality choice, see
+    /// [`StreamConfig::high_quality_audio`].
+    pub rtsp_host: Option<String>,
 }
 
 const REQUIRED: [&str; 10] = [
@@ -449,6 +453,7 @@ impl StreamConfig {
                 .unwrap_or(0),
             use_reliable_udp: number("x-nv-general.useReliableUdp")?,
             attributes,
+            rtsp_host: None,
         })
     }
 
@@ -465,6 +470,15 @@ impl StreamConfig {
     /// Audio encryption: Sunshine bit 0x04, or `x-nv-general.featureFlags` 0x20 (what Wolf reads).
     pub fn audio_encryption(&self) -> bool {
         self.encryption_enabled & encryption::AUDIO != 0 || self.nv_feature_flags & 0x20 != 0
+    }
+
+    /// Whether to encode high-quality audio, Sunshine's rule: for stereo the client signals low
+    /// quality by sending `Host: 0.0.0.0` (the GFE-era hack); for surround `AudioQuality` decides.
+    pub fn high_quality_audio(&self) -> bool {
+        match (&self.rtsp_host, self.audio_channels) {
+            (Some(host), 2) => !host.contains("0.0.0.0"),
+            _ => self.audio_high_quality,
+        }
     }
 
     /// Colour space: 0 Rec.601, 1 Rec.709, 2 Rec.2020.
@@ -615,6 +629,12 @@ m=video 47998  \r\n";
         assert!(cfg.control_v2() && !cfg.video_encryption() && !cfg.audio_encryption());
         assert_eq!(cfg.use_reliable_udp, Some(13));
         assert_eq!(cfg.attribute("x-nv-video[0].timeoutLengthMs"), Some("7000"));
+        assert!(!cfg.high_quality_audio());
+        let mut cfg = cfg;
+        cfg.rtsp_host = Some("192.168.1.10".into());
+        assert!(cfg.high_quality_audio());
+        cfg.rtsp_host = Some("0.0.0.0".into());
+        assert!(!cfg.high_quality_audio());
     }
 
     #[test]

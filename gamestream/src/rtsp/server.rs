@@ -105,16 +105,20 @@ pub fn respond(
         "SETUP" => setup_response(session, &request.target),
         "ANNOUNCE" => match StreamConfig::parse(&request.payload) {
             Err(_) => RtspResponse::new(400),
-            Ok(config) => match handler.on_announce(session.id, config) {
-                Ok(()) => RtspResponse::new(200),
-                Err(status) => RtspResponse::new(status),
-            },
+            Ok(mut config) => {
+                config.rtsp_host = request.headers.get("Host").map(str::to_string);
+                match handler.on_announce(session.id, config) {
+                    Ok(()) => RtspResponse::new(200),
+                    Err(status) => RtspResponse::new(status),
+                }
+            }
         },
         "PLAY" => {
             handler.on_play(session.id);
             RtspResponse::new(200)
         }
-        _ => RtspResponse::new(501),
+        // Sunshine answers unknown commands with 404.
+        _ => RtspResponse::new(404),
     };
     finish_response(&mut response, request);
     response
