@@ -155,11 +155,12 @@ async fn full_handshake(encrypted: bool) {
         (cfg.encoder_csc_mode, cfg.refresh_rate_x100),
         (2, Some(6000))
     );
+    assert_eq!(cfg.rtsp_host.as_deref(), Some("127.0.0.1"));
+    assert!(cfg.high_quality_audio());
     // Exactly what the client generated.
-    assert_eq!(
-        cfg,
-        &StreamConfig::parse(&out.announce.to_payload()).unwrap()
-    );
+    let mut expected = StreamConfig::parse(&out.announce.to_payload()).unwrap();
+    expected.rtsp_host = Some("127.0.0.1".into());
+    assert_eq!(cfg, &expected);
     assert_eq!(*host.played.lock().unwrap(), [7]);
     server.close().await;
 }
