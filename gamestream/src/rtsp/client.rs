@@ -881,9 +881,79 @@ mod tests {
             ),
             (167, 1, 6)
         );
-        // 6 channels at 20 Mbps with an HQ line offered ⇒ HQ surround.
-        assert!(out.high_quality_audio && cfg.audio_high_quality);
-        assert_eq!((out.opus.streams, out.opus.coupled_streams), (6, 0));
+        // Wolf offers no HQ layout ⇒ normal quality even at 20 Mbps.
+        assert!(!out.high_quality_audio && !cfg.audio_high_quality);
+        assert_eq!((out.opus.streams, out.opus.coupled_streams), (4, 2));
+    }
+
+    /// Responses exactly as Wolf (Oct 2024) serialises them: CRLF, options sorted by name, DESCRIBE
+    /// lines with its own GStreamer mappings and `featureFlags: 3` with a space.
+    #[test]
+    fn wolf_transcript() {
+        let mut p = params(AppVersion::SUNSHINE, "rtsp://192.168.1.10:48010");
+        p.stream.supported_formats =
+            video_format::H264 | video_format::H265 | video_format::AV1_MAIN8;
+        p.stream.audio_channels = 6;
+        p.stream.audio_channel_mask = 0x3F;
+        let mut hs = ClientHandshake::new(p).unwrap();
+        let mut step = hs.start().unwrap();
+        let mut cseq = 0;
+        let mut sent = Vec::new();
+        let out = loop {
+            let bytes = match step {
+                ClientStep::Send(bytes) => bytes,
+                ClientStep::Done(out) => break out,
+            };
+            let req = RtspRequest::parse(&bytes).unwrap();
+            // Wolf's grammar: CSeq must be the first header line.
+            assert!(bytes
+                .split(|&b| b == b'\n')
+                .nth(1)
+                .unwrap()
+                .starts_with(b"CSeq: "));
+            cseq += 1;
+            let response = match (req.method.as_str(), req.target.as_str()) {
+                ("DESCRIBE", _) => format!(
+                    "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\r\nsprop-parameter-sets=AAAAAU\r\na=a=rtpmap:98 AV1/90000\r\n\
+                     a=fmtp:97 surround-params=21101\r\na=fmtp:97 surround-params=642014235\r\n\
+                     a=fmtp:97 surround-params=85301423675\r\na=x-ss-general.featureFlags: 3\r\n"
+                ),
+                ("SETUP", t) => {
+                    let port = if t.contains("audio") { 48200 } else if t.contains("video") { 48100 } else { 47999 };
+                    format!(
+                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: DEADBEEFCAFE;timeout = 90\r\nTransport: server_port={port}\r\n\r\n"
+                    )
+                }
+                _ => format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\r\n"),
+            };
+            sent.push(req);
+            step = hs.receive(response.as_bytes()).unwrap();
+        };
+        assert_eq!(sent.len(), 7);
+        assert_eq!(
+            (out.audio_port, out.video_port, out.control_port),
+            (48200, 48100, 47999)
+        );
+        assert_eq!(
+            (
+                out.audio_ping_payload,
+                out.video_ping_payload,
+                out.control_connect_data
+            ),
+            (None, None, 0)
+        );
+        assert_eq!(out.video_format, video_format::AV1_MAIN8);
+        assert_eq!(out.host.feature_flags, 3);
+        assert!(!out.control_v2 && !out.video_encryption && !out.audio_encryption);
+        // Wolf's Vorbis-order 5.1 layout comes out right after the client fix-up.
+        assert_eq!((out.opus.streams, out.opus.coupled_streams), (4, 2));
+        assert_eq!(&out.opus.mapping[..6], &[0, 1, 4, 5, 2, 3]);
+        assert!(!out.high_quality_audio);
+        let sdp = String::from_utf8(sent[5].payload.clone()).unwrap();
+        assert!(
+            sdp.contains("a=x-nv-vqos[0].bitStreamFormat:2 \r\n")
+                && sdp.ends_with("m=video 48100  \r\n")
+        );
     }
 
     #[test]

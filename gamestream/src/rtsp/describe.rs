@@ -119,12 +119,17 @@ pub struct DescribeParams {
     pub hevc: bool,
     /// Advertise AV1 (`a=rtpmap:98 AV1/90000`).
     pub av1: bool,
-    /// Emit the six `a=fmtp:97 surround-params=` lines (2/6/8 channels, normal and HQ).
+    /// Emit the `a=fmtp:97 surround-params=` lines for 2/6/8 channels at normal quality.
     pub surround_params: bool,
+    /// Also emit the high-quality line after each normal one (Sunshine does; Wolf offers no HQ
+    /// layouts, so its clients never ask for HQ surround).
+    pub high_quality_surround: bool,
 }
 
 impl DescribeParams {
-    /// What Wolf sends: featureFlags 3, HEVC/AV1 markers, surround params; no RFI, no encryption flags.
+    /// What Wolf sends: featureFlags 3, HEVC/AV1 markers, normal-quality surround params; no RFI, no
+    /// encryption flags, no HQ layouts. (The mappings are ours, see [`host_surround_params`], not
+    /// Wolf's GStreamer-specific ones.)
     pub fn wolf(hevc: bool, av1: bool) -> Self {
         Self {
             feature_flags: Some(3),
@@ -134,6 +139,7 @@ impl DescribeParams {
             hevc,
             av1,
             surround_params: true,
+            high_quality_surround: false,
         }
     }
 
@@ -150,6 +156,7 @@ impl DescribeParams {
             hevc,
             av1,
             surround_params: true,
+            high_quality_surround: true,
         }
     }
 
@@ -175,8 +182,10 @@ impl DescribeParams {
             s += "a=rtpmap:98 AV1/90000\n";
         }
         if self.surround_params {
-            for line in host_surround_params() {
-                s += &format!("{SURROUND_PREFIX}{line}\n");
+            for (line, (_, _, _, hq)) in host_surround_params().iter().zip(HOST_OPUS_LAYOUTS) {
+                if !hq || self.high_quality_surround {
+                    s += &format!("{SURROUND_PREFIX}{line}\n");
+                }
             }
         }
         s
@@ -434,7 +443,11 @@ mod tests {
 
     #[test]
     fn opus_selection_with_fixup() {
-        let payload = DescribeParams::wolf(false, false).to_payload();
+        let wolf = DescribeParams::wolf(false, false).to_payload();
+        assert_eq!(wolf.matches(SURROUND_PREFIX).count(), 3);
+        assert_eq!(opus_configs(&wolf, 6).1, None);
+        let payload = DescribeParams::sunshine(false, false).to_payload();
+        assert_eq!(payload.matches(SURROUND_PREFIX).count(), 6);
         let (n, hq) = opus_configs(&payload, 6);
         let n = n.unwrap();
         assert_eq!((n.streams, n.coupled_streams), (4, 2));
