@@ -312,3 +312,56 @@ async fn close_stops_listening() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn connect_refused_is_retried_until_the_host_listens() {
+    bounded(async {
+        // Learn a free ephemeral port, release it, and start the host there a little later (GFE
+        // answers /launch before its RTSP port listens).
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        let host = Arc::new(TestHost::default());
+        host.sessions
+            .lock()
+            .unwrap()
+            .push((addr.port(), session(3, false, 44000)));
+        let late_host = host.clone();
+        let server = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            RtspServer::bind(addr, late_host).await.unwrap()
+        });
+        let out = client::handshake(addr, client_params(addr.port(), false, KEY))
+            .await
+            .unwrap();
+        assert_eq!(out.control_port, 44002);
+        server.await.unwrap().close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oversized_response_is_rejected() {
+    bounded(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await.unwrap();
+            let mut big = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n".to_vec();
+            big.resize(1024 * 1024 + 64, b'a');
+            // The client may hang up as soon as it has seen too much.
+            let _ = s.write_all(&big).await;
+        });
+        let err = client::transact(
+            addr,
+            b"OPTIONS rtsp://127.0.0.1:1 RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, RtspError::TooLarge), "{err:?}");
+        fake.await.unwrap();
+    })
+    .await;
+}
