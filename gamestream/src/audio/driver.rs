@@ -66,7 +66,14 @@ pub struct AudioSender {
 impl AudioSender {
     /// Binds the socket and starts listening for pings.
     pub async fn bind(config: AudioSenderConfig) -> Result<Self, AudioError> {
-        let socket = Arc::new(UdpSocket::bind(config.bind).await?);
+        let socket = UdpSocket::bind(config.bind).await?;
+        Self::with_socket(socket, config)
+    }
+
+    /// Uses an already bound socket (`config.bind` is ignored). A host binds its media ports when it
+    /// answers `/launch`, before it knows the stream's settings, because SETUP must report them.
+    pub fn with_socket(socket: UdpSocket, config: AudioSenderConfig) -> Result<Self, AudioError> {
+        let socket = Arc::new(socket);
         let local_addr = socket.local_addr()?;
         let (tx, rx) = watch::channel(None);
         let task = tokio::spawn(listen_for_pings(
