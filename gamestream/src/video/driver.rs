@@ -1,0 +1,374 @@
+//! Thin tokio drivers: [`VideoSender`] (host) and [`VideoReceiver`] (client) move the sans-IO
+//! packetizer's and depacketizer's datagrams over UDP and handle the ping that opens the path (§1–2).
+//!
+//! The ping formats are parsed privately here: 4-byte `PING`, or the 20-byte `SS_PING`
+//! (16-byte payload from `X-SS-Ping-Payload` ‖ BE32 sequence starting at 1).
+
+use super::depacketizer::{DepacketizerConfig, VideoDepacketizer, VideoEvent, VideoStats};
+use super::packetizer::{FrameInfo, PacketizerConfig, VideoPacketizer};
+use super::VideoError;
+use rand::Rng;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+const LEGACY_PING: &[u8; 4] = b"PING";
+const SS_PING_LEN: usize = 20;
+
+/// Host-side settings.
+#[derive(Debug, Clone)]
+pub struct VideoSenderConfig {
+    /// Where to bind the video port (port 0 = ephemeral).
+    pub bind: SocketAddr,
+    /// `X-SS-Ping-Payload` given to the client; when set, only SS_PINGs carrying it (or, as
+    /// Sunshine allows for clients without session-id support, a legacy `PING`) are accepted.
+    pub ping_payload: Option<[u8; 16]>,
+    /// Accept legacy 4-byte pings (Sunshine refuses them when the client set `ML_FF_SESSION_ID_V1`).
+    pub accept_legacy_ping: bool,
+    /// Packetizer settings.
+    pub packetizer: PacketizerConfig,
+    /// Test knob: probability (0..1) of silently dropping each datagram.
+    pub drop_probability: f64,
+}
+
+/// The host's video sender.
+#[derive(Debug)]
+pub struct VideoSender {
+    socket: Arc<UdpSocket>,
+    packetizer: VideoPacketizer,
+    client: watch::Receiver<Option<SocketAddr>>,
+    ping_task: JoinHandle<()>,
+    drop_probability: f64,
+}
+
+impl VideoSender {
+    /// Binds the socket and starts listening for the client's ping.
+    pub async fn bind(config: VideoSenderConfig) -> Result<Self, VideoError> {
+        let packetizer = VideoPacketizer::new(config.packetizer)?;
+        let socket = Arc::new(UdpSocket::bind(config.bind).await?);
+        let (tx, client) = watch::channel(None);
+        let ping_task = tokio::spawn(listen_for_ping(
+            Arc::clone(&socket),
+            config.ping_payload,
+            config.accept_legacy_ping,
+            tx,
+        ));
+        Ok(Self { socket, packetizer, client, ping_task, drop_probability: config.drop_probability })
+    }
+
+    /// The bound address (give its port to the client in RTSP SETUP).
+    pub fn local_addr(&self) -> Result<SocketAddr, VideoError> {
+        Ok(self.socket.local_addr()?)
+    }
+
+    /// The client's media address, once a valid ping arrived.
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        *self.client.borrow()
+    }
+
+    /// Waits up to `timeout` for the first valid ping (Wolf waits 4 s).
+    pub async fn wait_for_client(&mut self, timeout: Duration) -> Result<SocketAddr, VideoError> {
+        let wait = self.client.wait_for(Option::is_some);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(addr)) => (*addr).ok_or(VideoError::NoClient),
+            _ => Err(VideoError::NoClient),
+        }
+    }
+
+    /// Packetizes one access unit and sends its datagrams to the client; returns how many were
+    /// sent. Fails with [`VideoError::NoClient`] before the first ping.
+    pub async fn send_frame(&mut self, au: &[u8], info: FrameInfo) -> Result<usize, VideoError> {
+        let client = self.client_addr().ok_or(VideoError::NoClient)?;
+        let batch = self.packetizer.packetize(au, info)?;
+        let mut sent = 0;
+        for datagram in batch.iter() {
+            if self.drop_probability > 0.0 && rand::thread_rng().gen_bool(self.drop_probability.min(1.0)) {
+                continue;
+            }
+            self.socket.send_to(datagram, client).await?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
+    /// Stops the ping listener and closes the socket.
+    pub async fn close(mut self) {
+        self.ping_task.abort();
+        let _ = (&mut self.ping_task).await;
+    }
+}
+
+impl Drop for VideoSender {
+    fn drop(&mut self) {
+        self.ping_task.abort();
+    }
+}
+
+/// Accepts the first valid ping and publishes its source address.
+async fn listen_for_ping(
+    socket: Arc<UdpSocket>,
+    payload: Option<[u8; 16]>,
+    accept_legacy: bool,
+    client: watch::Sender<Option<SocketAddr>>,
+) {
+    let mut buf = [0u8; 64];
+    loop {
+        let Ok((len, from)) = socket.recv_from(&mut buf).await else {
+            // ICMP errors surface as recv errors on some platforms; keep listening.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        if client.borrow().is_some() {
+            continue;
+        }
+        let ping = &buf[..len];
+        let valid = if len == LEGACY_PING.len() {
+            accept_legacy && ping == LEGACY_PING
+        } else if len >= SS_PING_LEN {
+            payload.is_none_or(|p| ping[..16] == p)
+        } else {
+            false
+        };
+        if valid {
+            tracing::debug!(%from, "video ping: client address learned");
+            let _ = client.send(Some(from));
+        }
+    }
+}
+
+/// Client-side settings.
+#[derive(Debug, Clone)]
+pub struct VideoReceiverConfig {
+    /// The host's video port (from RTSP SETUP).
+    pub host: SocketAddr,
+    /// Local bind address; `None` = ephemeral port on the unspecified address of the host's family
+    /// (or 127.0.0.1 for a loopback host).
+    pub bind: Option<SocketAddr>,
+    /// `X-SS-Ping-Payload` from the SETUP reply; `None` = legacy `PING`.
+    pub ping_payload: Option<[u8; 16]>,
+    /// Ping period (500 ms in moonlight-common-c).
+    pub ping_interval: Duration,
+    /// Depacketizer settings.
+    pub depacketizer: DepacketizerConfig,
+}
+
+/// The client's video receiver: pings the host and turns datagrams into [`VideoEvent`]s.
+#[derive(Debug)]
+pub struct VideoReceiver {
+    local_addr: SocketAddr,
+    stats: Arc<Mutex<VideoStats>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl VideoReceiver {
+    /// Binds the socket, starts pinging, and returns the receiver with its event channel.
+    /// The channel ends when the receiver is closed or the socket fails.
+    pub async fn start(config: VideoReceiverConfig) -> Result<(Self, mpsc::Receiver<VideoEvent>), VideoError> {
+        let depacketizer = VideoDepacketizer::new(config.depacketizer)?;
+        let bind = config.bind.unwrap_or_else(|| match config.host {
+            SocketAddr::V4(a) if a.ip().is_loopback() => (Ipv4Addr::LOCALHOST, 0).into(),
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(a) if a.ip().is_loopback() => (Ipv6Addr::LOCALHOST, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        });
+        let socket = UdpSocket::bind(bind).await?;
+        let local_addr = socket.local_addr()?;
+        let stats = Arc::new(Mutex::new(VideoStats::default()));
+        let (events_tx, events_rx) = mpsc::channel(256);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(receive_loop(
+            socket,
+            config.host,
+            config.ping_payload,
+            config.ping_interval,
+            depacketizer,
+            Arc::clone(&stats),
+            events_tx,
+            stop_rx,
+        ));
+        Ok((Self { local_addr, stats, stop: Some(stop_tx), task }, events_rx))
+    }
+
+    /// The local UDP address the pings come from.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Depacketizer counters, updated after every datagram.
+    pub fn stats(&self) -> VideoStats {
+        self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Stops pinging and receiving and waits for the task to end.
+    pub async fn close(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for VideoReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn receive_loop(
+    socket: UdpSocket,
+    host: SocketAddr,
+    ping_payload: Option<[u8; 16]>,
+    ping_interval: Duration,
+    mut depacketizer: VideoDepacketizer,
+    stats: Arc<Mutex<VideoStats>>,
+    events: mpsc::Sender<VideoEvent>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut buf = vec![0u8; 65_536];
+    let mut ticker = tokio::time::interval(ping_interval.max(Duration::from_millis(1)));
+    let mut ping_seq: u32 = 0;
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = ticker.tick() => {
+                ping_seq = ping_seq.wrapping_add(1);
+                // Errors (e.g. ICMP port unreachable before the host binds) are not fatal.
+                let _ = match &ping_payload {
+                    Some(p) => {
+                        let mut ping = [0u8; SS_PING_LEN];
+                        ping[..16].copy_from_slice(p);
+                        ping[16..].copy_from_slice(&ping_seq.to_be_bytes());
+                        socket.send_to(&ping, host).await
+                    }
+                    None => socket.send_to(LEGACY_PING, host).await,
+                };
+            }
+            received = socket.recv_from(&mut buf) => {
+                let Ok((len, _from)) = received else { continue };
+                let out = depacketizer.push(&buf[..len], Instant::now());
+                if let Ok(mut s) = stats.lock() {
+                    *s = depacketizer.stats();
+                }
+                for event in out {
+                    if events.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::depacketizer::VideoCodec;
+    use super::super::wire::FrameType;
+    use super::*;
+    use crate::AppVersion;
+
+    const PAYLOAD: [u8; 16] = *b"0123456789ABCDEF";
+
+    fn sender_config(ping_payload: Option<[u8; 16]>, drop_probability: f64, key: Option<[u8; 16]>) -> VideoSenderConfig {
+        VideoSenderConfig {
+            bind: (Ipv4Addr::LOCALHOST, 0).into(),
+            ping_payload,
+            accept_legacy_ping: ping_payload.is_none(),
+            packetizer: PacketizerConfig { packet_size: 1024, fec_percent: 50, key, ..Default::default() },
+            drop_probability,
+        }
+    }
+
+    fn receiver_config(host: SocketAddr, ping_payload: Option<[u8; 16]>, key: Option<[u8; 16]>) -> VideoReceiverConfig {
+        VideoReceiverConfig {
+            host,
+            bind: None,
+            ping_payload,
+            ping_interval: Duration::from_millis(20),
+            depacketizer: DepacketizerConfig {
+                packet_size: 1024,
+                host_version: AppVersion::SUNSHINE,
+                codec: VideoCodec::Av1,
+                key,
+            },
+        }
+    }
+
+    fn au(index: u32) -> Vec<u8> {
+        (0..3000 + index * 997).map(|i| (i.wrapping_mul(31) ^ index) as u8).collect()
+    }
+
+    /// Streams `frames` frames; the host answers loss reports with an IDR. Returns delivered frames.
+    async fn stream(drop_probability: f64, key: Option<[u8; 16]>, ping: Option<[u8; 16]>, frames: u32) -> Vec<u32> {
+        let mut sender = VideoSender::bind(sender_config(ping, drop_probability, key)).await.unwrap();
+        let host = sender.local_addr().unwrap();
+        let (receiver, mut events) = VideoReceiver::start(receiver_config(host, ping, key)).await.unwrap();
+        let client = sender.wait_for_client(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(client, receiver.local_addr());
+        let mut delivered = Vec::new();
+        let mut need_idr = true;
+        for index in 1..=frames {
+            let frame_type = if need_idr || index % 10 == 0 { FrameType::Idr } else { FrameType::P };
+            need_idr = false;
+            let info = FrameInfo { frame_index: index, frame_type, rtp_timestamp: index * 1500, processing_latency: 0 };
+            sender.send_frame(&au(index), info).await.unwrap();
+            // Collect what arrived for this frame (bounded wait).
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+            while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await {
+                match event {
+                    VideoEvent::Frame(f) => {
+                        assert_eq!(f.data, au(f.frame_index), "frame {} corrupt", f.frame_index);
+                        delivered.push(f.frame_index);
+                        if f.frame_index == index {
+                            break;
+                        }
+                    }
+                    VideoEvent::FrameLost { .. } | VideoEvent::RequestIdr => need_idr = true,
+                    VideoEvent::FecStatus(_) => {}
+                }
+            }
+        }
+        assert_eq!(receiver.stats().frames_ok, delivered.len() as u64);
+        receiver.close().await;
+        assert!(events.recv().await.is_none(), "event channel ends with the receiver");
+        sender.close().await;
+        delivered
+    }
+
+    #[tokio::test]
+    async fn frames_flow_over_loopback_with_ss_ping() {
+        let delivered = stream(0.0, None, Some(PAYLOAD), 12).await;
+        assert_eq!(delivered, (1..=12).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn encrypted_frames_with_legacy_ping_and_injected_loss() {
+        let delivered = stream(0.05, Some([9; 16]), None, 30).await;
+        assert!(delivered.len() >= 15, "only {} frames delivered", delivered.len());
+    }
+
+    #[tokio::test]
+    async fn wrong_ping_payload_is_ignored() {
+        let mut sender = VideoSender::bind(sender_config(Some(PAYLOAD), 0.0, None)).await.unwrap();
+        let host = sender.local_addr().unwrap();
+        let (receiver, _events) = VideoReceiver::start(receiver_config(host, Some(*b"FEDCBA9876543210"), None)).await.unwrap();
+        assert!(sender.wait_for_client(Duration::from_millis(300)).await.is_err());
+        let info = FrameInfo { frame_index: 1, frame_type: FrameType::Idr, rtp_timestamp: 0, processing_latency: 0 };
+        assert!(matches!(sender.send_frame(b"x", info).await, Err(VideoError::NoClient)));
+        receiver.close().await;
+        sender.close().await;
+    }
+
+    #[test]
+    fn ping_vectors_8_7() {
+        let mut ping = [0u8; SS_PING_LEN];
+        ping[..16].copy_from_slice(b"0123456789ABCDEF");
+        ping[16..].copy_from_slice(&1u32.to_be_bytes());
+        assert_eq!(hex::encode(ping), "3031323334353637383941424344454600000001");
+        assert_eq!(hex::encode(LEGACY_PING), "50494e47");
+    }
+}
