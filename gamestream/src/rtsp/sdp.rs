@@ -113,6 +113,16 @@ fn url_safe(addr: IpAddr) -> String {
 }
 
 impl AnnounceParams {
+    /// The `packetSize` sent in SDP, which both packetizer and depacketizer use: the configured
+    /// size, minus the 32-byte encryption prefix when video is encrypted (moonlight-common-c).
+    pub fn wire_packet_size(&self) -> u32 {
+        if self.encryption_enabled & encryption::VIDEO != 0 {
+            self.packet_size.saturating_sub(32)
+        } else {
+            self.packet_size
+        }
+    }
+
     /// The video bitrate the host is asked for: 80 % of the user's (20 % goes to FEC), minus 500
     /// when remote, capped at 100 Mbps.
     pub fn video_bitrate_kbps(&self) -> u32 {
@@ -154,12 +164,7 @@ impl AnnounceParams {
         attr(&mut s, "x-nv-video[0].clientViewportWd", self.width);
         attr(&mut s, "x-nv-video[0].clientViewportHt", self.height & !1);
         attr(&mut s, "x-nv-video[0].maxFPS", self.fps);
-        let packet_size = if self.encryption_enabled & encryption::VIDEO != 0 {
-            self.packet_size.saturating_sub(32)
-        } else {
-            self.packet_size
-        };
-        attr(&mut s, "x-nv-video[0].packetSize", packet_size);
+        attr(&mut s, "x-nv-video[0].packetSize", self.wire_packet_size());
         attr(&mut s, "x-nv-video[0].rateControlMode", 4);
         attr(&mut s, "x-nv-video[0].timeoutLengthMs", 7000);
         attr(&mut s, "x-nv-video[0].framesWithInvalidRefThreshold", 0);
