@@ -19,15 +19,24 @@ use super::route::{Delivery, Route};
 pub(crate) const SERVICE_TICK: Duration = Duration::from_millis(2);
 
 /// A tokio UDP socket as an ENet transport.
-#[derive(Debug, Clone)]
-pub(crate) struct TokioUdp(pub(crate) Arc<UdpSocket>);
+///
+/// Receives go through tokio (so that a `WouldBlock` clears tokio's readiness and the driver can
+/// sleep on `readable()`), but sends use a plain clone of the same socket: tokio's `try_send_to`
+/// refuses to even try until the reactor has reported the socket writable, so the very first
+/// datagram of a fresh socket (ENet's CONNECT) would be dropped and only retransmitted after ENet's
+/// 500 ms initial timeout.
+#[derive(Debug)]
+pub(crate) struct TokioUdp {
+    pub(crate) recv: Arc<UdpSocket>,
+    send: std::net::UdpSocket,
+}
 
 impl Socket for TokioUdp {
     type Address = SocketAddr;
     type Error = io::Error;
 
     fn send(&mut self, address: SocketAddr, buffer: &[u8]) -> Result<usize, io::Error> {
-        match self.0.try_send_to(buffer, address) {
+        match self.send.send_to(buffer, address) {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => Err(e),
@@ -38,7 +47,7 @@ impl Socket for TokioUdp {
         &mut self,
         buffer: &mut [u8; MTU_MAX],
     ) -> Result<Option<(SocketAddr, PacketReceived)>, io::Error> {
-        match self.0.try_recv_from(buffer) {
+        match self.recv.try_recv_from(buffer) {
             Ok((n, from)) => Ok(Some((from, PacketReceived::Complete(n)))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             // ICMP errors surfaced on UDP receive are not fatal for a multi-peer host.
@@ -60,13 +69,20 @@ pub(crate) async fn new_host(
     bind: SocketAddr,
     peer_limit: usize,
 ) -> Result<(Host<TokioUdp>, Arc<UdpSocket>), ControlError> {
-    let sock = Arc::new(UdpSocket::bind(bind).await?);
+    let std_sock = std::net::UdpSocket::bind(bind)?;
+    std_sock.set_nonblocking(true)?;
+    let send = std_sock.try_clone()?;
+    let sock = Arc::new(UdpSocket::from_std(std_sock)?);
     let settings = HostSettings {
         peer_limit,
         channel_limit: 255,
         ..Default::default()
     };
-    let host = Host::new(TokioUdp(sock.clone()), settings)
+    let transport = TokioUdp {
+        recv: sock.clone(),
+        send,
+    };
+    let host = Host::new(transport, settings)
         .map_err(|e| ControlError::Enet(e.to_string()))?;
     Ok((host, sock))
 }
