@@ -27,13 +27,25 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { seconds: 10, loss_percent: 5.0, fps: 60 };
+    let mut args = Args {
+        seconds: 10,
+        loss_percent: 5.0,
+        fps: 60,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match flag.as_str() {
-            "--seconds" => args.seconds = value("--seconds")?.parse().map_err(|e| format!("--seconds: {e}"))?,
-            "--loss" => args.loss_percent = value("--loss")?.parse().map_err(|e| format!("--loss: {e}"))?,
+            "--seconds" => {
+                args.seconds = value("--seconds")?
+                    .parse()
+                    .map_err(|e| format!("--seconds: {e}"))?
+            }
+            "--loss" => {
+                args.loss_percent = value("--loss")?
+                    .parse()
+                    .map_err(|e| format!("--loss: {e}"))?
+            }
             "--fps" => args.fps = value("--fps")?.parse().map_err(|e| format!("--fps: {e}"))?,
             "-h" | "--help" => {
                 println!("usage: loopback [--seconds N (10)] [--loss PERCENT (5)] [--fps N (60)]");
@@ -67,10 +79,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = HostConfig::loopback(Identity::new_host("moongate-loopback")?);
     config.describe = DescribeParams::sunshine(false, false);
     config.media_drop_probability = args.loss_percent / 100.0;
-    let apps = StaticApps { apps: vec![(App { title: "Synthetic".into(), id: 1, hdr_supported: false }, None)] };
+    let apps = StaticApps {
+        apps: vec![(
+            App {
+                title: "Synthetic".into(),
+                id: 1,
+                hdr_supported: false,
+            },
+            None,
+        )],
+    };
     let (host, mut host_events) = Host::start(config, Arc::new(apps)).await?;
     let ports = host.ports();
-    println!("host: http 127.0.0.1:{} https :{} rtsp :{} control :{}", ports.http, ports.https, ports.rtsp, ports.control);
+    println!(
+        "host: http 127.0.0.1:{} https :{} rtsp :{} control :{}",
+        ports.http, ports.https, ports.rtsp, ports.control
+    );
 
     let pin = format!("{:04}", rand::random::<u16>() % 10_000);
     host.nvhttp().set_fixed_pin(Some(pin.clone()));
@@ -81,11 +105,20 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     ));
     let started = Instant::now();
     http.pair(&pin, "loopback").await?;
-    println!("paired with PIN {pin} in {:.0} ms", started.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "paired with PIN {pin} in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
 
-    let settings = StreamSettings { want_video_encryption: true, want_audio_encryption: true, fps: args.fps, ..StreamSettings::default() };
+    let settings = StreamSettings {
+        want_video_encryption: true,
+        want_audio_encryption: true,
+        fps: args.fps,
+        ..StreamSettings::default()
+    };
     let launch = Instant::now();
-    let (session, mut events) = ClientSession::start(Arc::clone(&http), SessionConfig::new(1, settings)).await?;
+    let (session, mut events) =
+        ClientSession::start(Arc::clone(&http), SessionConfig::new(1, settings)).await?;
     let outcome = session.outcome();
     println!(
         "streaming {}x{}@{} packet {} B, video {}, audio {}, control IVs {}, {} % loss injected",
@@ -93,8 +126,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         outcome.announce.height,
         outcome.announce.fps,
         outcome.announce.wire_packet_size(),
-        if outcome.video_encryption { "AES-GCM" } else { "plain" },
-        if outcome.audio_encryption { "AES-CBC" } else { "plain" },
+        if outcome.video_encryption {
+            "AES-GCM"
+        } else {
+            "plain"
+        },
+        if outcome.audio_encryption {
+            "AES-CBC"
+        } else {
+            "plain"
+        },
         if outcome.control_v2 { "V2" } else { "NVIDIA" },
         args.loss_percent
     );
@@ -103,7 +144,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let producer = loop {
         match host_events.recv().await {
             Some(HostEvent::StreamStarted(stream)) => {
-                break tokio::spawn(synthetic::produce(*stream, Duration::from_secs(1) / args.fps, Arc::clone(&inputs)))
+                break tokio::spawn(synthetic::produce(
+                    *stream,
+                    Duration::from_secs(1) / args.fps,
+                    Arc::clone(&inputs),
+                ))
             }
             Some(_) => continue,
             None => return Err("host stopped".into()),

@@ -27,15 +27,33 @@ const BOX_ART: &[u8] = b"\x89PNG\r\n\x1a\n test box art";
 
 fn every_input_event() -> Vec<InputEvent> {
     vec![
-        InputEvent::KeyDown { flags: 0, key_code: 0x41, modifiers: 0x01 },
-        InputEvent::KeyUp { flags: 0, key_code: 0x41, modifiers: 0 },
+        InputEvent::KeyDown {
+            flags: 0,
+            key_code: 0x41,
+            modifiers: 0x01,
+        },
+        InputEvent::KeyUp {
+            flags: 0,
+            key_code: 0x41,
+            modifiers: 0,
+        },
         InputEvent::MouseMoveRelative { dx: 12, dy: -7 },
-        InputEvent::MouseMoveAbsolute { x: 960, y: 540, reference_width: 1920, reference_height: 1080 },
+        InputEvent::MouseMoveAbsolute {
+            x: 960,
+            y: 540,
+            reference_width: 1920,
+            reference_height: 1080,
+        },
         InputEvent::MouseButtonDown { button: 1 },
         InputEvent::MouseButtonUp { button: 1 },
         InputEvent::Scroll { amount: 120 },
         InputEvent::HScroll { amount: -120 },
-        InputEvent::ControllerArrival { controller_number: 0, controller_type: 1, capabilities: 0x3, supported_buttons: 0xF7FF },
+        InputEvent::ControllerArrival {
+            controller_number: 0,
+            controller_type: 1,
+            capabilities: 0x3,
+            supported_buttons: 0xF7FF,
+        },
         InputEvent::MultiController(ControllerState {
             controller_number: 0,
             active_gamepad_mask: 1,
@@ -47,9 +65,27 @@ fn every_input_event() -> Vec<InputEvent> {
             right_stick_x: 0,
             right_stick_y: 0,
         }),
-        InputEvent::ControllerTouch { controller_number: 0, event_type: 1, touchpad_index: 0, pointer_id: 7, x: 0.1, y: 0.2, pressure: 1.0 },
-        InputEvent::ControllerMotion { controller_number: 0, motion_type: 2, x: 1.0, y: -1.0, z: 0.0 },
-        InputEvent::ControllerBattery { controller_number: 0, battery_state: 2, battery_percentage: 80 },
+        InputEvent::ControllerTouch {
+            controller_number: 0,
+            event_type: 1,
+            touchpad_index: 0,
+            pointer_id: 7,
+            x: 0.1,
+            y: 0.2,
+            pressure: 1.0,
+        },
+        InputEvent::ControllerMotion {
+            controller_number: 0,
+            motion_type: 2,
+            x: 1.0,
+            y: -1.0,
+            z: 0.0,
+        },
+        InputEvent::ControllerBattery {
+            controller_number: 0,
+            battery_state: 2,
+            battery_percentage: 80,
+        },
         InputEvent::Touch(TouchEvent {
             event_type: 1,
             rotation: 0xFFFF,
@@ -79,21 +115,41 @@ fn every_input_event() -> Vec<InputEvent> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_session_with_loss_pairing_inputs_and_cancel() {
-    timeout(Duration::from_secs(90), run()).await.expect("loopback session timed out");
+    timeout(Duration::from_secs(90), run())
+        .await
+        .expect("loopback session timed out");
 }
 
 async fn run() {
     // Host: Wolf's appversion and ports per session, Sunshine's encryption and session ids.
     let mut config = HostConfig::loopback(Identity::new_host("loopback-host").unwrap());
     config.describe = DescribeParams::sunshine(false, false);
-    config.media_drop_probability = std::env::var("LOSS").ok().and_then(|v| v.parse().ok()).unwrap_or(0.05);
-    let catalog = Arc::new(StaticApps { apps: vec![(App { title: "Test Pattern".into(), id: 1, hdr_supported: false }, Some(BOX_ART.to_vec()))] });
-    let (host, mut host_events) = Host::start(config, catalog.clone() as Arc<dyn AppCatalog>).await.unwrap();
+    config.media_drop_probability = std::env::var("LOSS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.05);
+    let catalog = Arc::new(StaticApps {
+        apps: vec![(
+            App {
+                title: "Test Pattern".into(),
+                id: 1,
+                hdr_supported: false,
+            },
+            Some(BOX_ART.to_vec()),
+        )],
+    });
+    let (host, mut host_events) = Host::start(config, catalog.clone() as Arc<dyn AppCatalog>)
+        .await
+        .unwrap();
     let ports = host.ports();
 
     // Client: a fresh identity pairs by PIN through the host's pending-pairing API.
     let address = HostAddress::with_ports("127.0.0.1", ports.http, Some(ports.https));
-    let http = Arc::new(NvHttpClient::new(address, Identity::new_client().unwrap(), None));
+    let http = Arc::new(NvHttpClient::new(
+        address,
+        Identity::new_client().unwrap(),
+        None,
+    ));
     let pairing = {
         let http = Arc::clone(&http);
         tokio::spawn(async move { http.pair(PIN, "loopback-test").await })
@@ -106,7 +162,10 @@ async fn run() {
     };
     assert!(host.nvhttp().submit_pin(&secret, PIN));
     pairing.await.unwrap().expect("pairing by PIN");
-    assert!(http.server_info().await.unwrap().pair_status, "HTTPS serverinfo must say paired");
+    assert!(
+        http.server_info().await.unwrap().pair_status,
+        "HTTPS serverinfo must say paired"
+    );
 
     let apps = http.app_list().await.unwrap();
     assert_eq!(apps, catalog.apps());
@@ -122,9 +181,15 @@ async fn run() {
         want_audio_encryption: true,
         ..StreamSettings::default()
     };
-    let (session, mut events) = ClientSession::start(Arc::clone(&http), SessionConfig::new(1, settings)).await.unwrap();
+    let (session, mut events) =
+        ClientSession::start(Arc::clone(&http), SessionConfig::new(1, settings))
+            .await
+            .unwrap();
     let outcome = session.outcome().clone();
-    assert!(outcome.video_encryption && outcome.audio_encryption && outcome.control_v2, "{outcome:?}");
+    assert!(
+        outcome.video_encryption && outcome.audio_encryption && outcome.control_v2,
+        "{outcome:?}"
+    );
 
     // The host hands the stream to its producer at RTSP PLAY.
     let inputs = Arc::new(Mutex::new(Vec::new()));
@@ -136,7 +201,11 @@ async fn run() {
         }
     };
     assert!(stream.config.video_encryption() && stream.config.audio_encryption());
-    let producer = tokio::spawn(synthetic::produce(*stream, Duration::from_millis(4), Arc::clone(&inputs)));
+    let producer = tokio::spawn(synthetic::produce(
+        *stream,
+        Duration::from_millis(4),
+        Arc::clone(&inputs),
+    ));
 
     for event in every_input_event() {
         session.send_input(&event).unwrap();
@@ -150,7 +219,11 @@ async fn run() {
     let (mut audio_ok, mut audio_lost, mut audio_recovered) = (0u32, 0u32, 0u32);
     let mut last_frame = 0;
     while delivered.len() < 300 {
-        match timeout(Duration::from_secs(10), events.recv()).await.expect("stream stalled").expect("stream ended early") {
+        match timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("stream stalled")
+            .expect("stream ended early")
+        {
             SessionEvent::Video(frame) => {
                 let (counter, idr) = synthetic::check_video_au(&frame.data).unwrap();
                 assert_eq!(counter, frame.frame_index, "frame index and content agree");
@@ -158,7 +231,10 @@ async fn run() {
                 last_frame = frame.frame_index;
                 assert_eq!(idr, frame.is_idr);
                 if awaiting_keyframe {
-                    assert!(idr, "after a loss the next delivered frame must be a keyframe");
+                    assert!(
+                        idr,
+                        "after a loss the next delivered frame must be a keyframe"
+                    );
                     awaiting_keyframe = false;
                     recovered_by_keyframe += 1;
                 }
@@ -168,7 +244,9 @@ async fn run() {
                 lost_ranges.push((first, last));
                 awaiting_keyframe = true;
             }
-            SessionEvent::Audio { opus, recovered, .. } => {
+            SessionEvent::Audio {
+                opus, recovered, ..
+            } => {
                 synthetic::check_opus(&opus).unwrap();
                 audio_ok += 1;
                 audio_recovered += u32::from(recovered);
@@ -205,9 +283,15 @@ async fn run() {
         audio_lost,
         stats.idr_requests
     );
-    assert!(stats.video.shards_recovered > 0, "5 % loss must exercise FEC recovery");
+    assert!(
+        stats.video.shards_recovered > 0,
+        "5 % loss must exercise FEC recovery"
+    );
     assert!(audio_ok >= 200, "audio flows ({audio_ok} packets)");
-    assert!(audio_recovered > 0, "audio FEC recovers some of the 5 % loss");
+    assert!(
+        audio_recovered > 0,
+        "audio FEC recovers some of the 5 % loss"
+    );
 
     // Every input event reached the host, decoded as sent.
     let expected = every_input_event();
@@ -217,7 +301,10 @@ async fn run() {
         if expected.iter().all(|e| got.contains(e)) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "inputs missing on the host: sent {expected:?}, got {got:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "inputs missing on the host: sent {expected:?}, got {got:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -225,14 +312,24 @@ async fn run() {
     let session_id = host.sessions().first().unwrap().session_id;
     session.stop().await.unwrap();
     let ended = loop {
-        match timeout(Duration::from_secs(5), host_events.recv()).await.unwrap().unwrap() {
-            HostEvent::SessionEnded { session_id: id, reason } if id == session_id => break reason,
+        match timeout(Duration::from_secs(5), host_events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            HostEvent::SessionEnded {
+                session_id: id,
+                reason,
+            } if id == session_id => break reason,
             _ => {}
         }
     };
     assert_eq!(ended, EndReason::Cancelled);
     assert!(host.sessions().is_empty());
-    let report = timeout(Duration::from_secs(5), producer).await.unwrap().unwrap();
+    let report = timeout(Duration::from_secs(5), producer)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(report.frames >= 300 && report.keyframe_requests as usize >= lost_ranges.len().min(1));
     host.close().await;
 }

@@ -52,7 +52,9 @@ pub fn check_video_au(data: &[u8]) -> Result<(u32, bool), String> {
         return Err(format!("frame {counter}: content differs (got {} bytes, expected {}, first difference at {first:?})", data.len(), expected.len()));
     }
     if data[expected.len()..].iter().any(|b| *b != 0) {
-        return Err(format!("frame {counter}: non-zero bytes after the access unit"));
+        return Err(format!(
+            "frame {counter}: non-zero bytes after the access unit"
+        ));
     }
     Ok((counter, idr))
 }
@@ -99,7 +101,9 @@ pub async fn produce(
 ) -> ProducerReport {
     let mut report = ProducerReport::default();
     let wait = Duration::from_secs(5);
-    if stream.video.wait_for_client(wait).await.is_err() || stream.audio.wait_for_client(wait).await.is_none() {
+    if stream.video.wait_for_client(wait).await.is_err()
+        || stream.audio.wait_for_client(wait).await.is_none()
+    {
         return report;
     }
     let fps = (1.0 / frame_interval.as_secs_f64()).round().max(1.0) as u32;

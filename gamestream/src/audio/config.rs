@@ -64,7 +64,7 @@ impl AudioConfig {
 
     /// The `/launch` `surroundAudioInfo` argument: `(mask << 16) | channels`.
     pub fn surround_audio_info(&self) -> u32 {
-        (u32::from(self.channel_mask) << 16) | u32::from(self.channels)
+        crate::nvhttp::surround_audio_info(u32::from(self.channels), u32::from(self.channel_mask))
     }
 
     /// Host side: reads `surroundAudioInfo`. Like Wolf, only the low 16 bits (channel count) decide.

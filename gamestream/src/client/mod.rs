@@ -17,17 +17,21 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::audio::{
-    AudioDepacketizerConfig, AudioEncryption, AudioError, AudioEvent, AudioReceiver, AudioReceiverConfig, AudioStats,
+    AudioDepacketizerConfig, AudioEncryption, AudioError, AudioEvent, AudioReceiver,
+    AudioReceiverConfig, AudioStats,
 };
 use crate::control::{
-    ClientEvent, ClientMessage, ControlClient, ControlConfig, ControlError, DisconnectReason, HostMessage, IvStyle,
-    TerminationReason,
+    ClientEvent, ClientMessage, ControlClient, ControlConfig, ControlError, DisconnectReason,
+    HostMessage, IvStyle, TerminationReason,
 };
 use crate::input::{InputEvent, InputWrapper};
 use crate::nvhttp::{LaunchRequest, NvHttpClient, NvHttpError};
 use crate::rtsp::describe::video_format;
 use crate::rtsp::{ClientParams, RtspError, RtspOutcome, StreamSettings};
-use crate::video::{DepacketizerConfig, VideoCodec, VideoError, VideoEvent, VideoFrame, VideoReceiver, VideoReceiverConfig, VideoStats};
+use crate::video::{
+    DepacketizerConfig, VideoCodec, VideoError, VideoEvent, VideoFrame, VideoReceiver,
+    VideoReceiverConfig, VideoStats,
+};
 use crate::AppVersion;
 
 /// What to stream.
@@ -46,7 +50,12 @@ pub struct SessionConfig {
 impl SessionConfig {
     /// A stream of `app_id` with the given settings.
     pub fn new(app_id: u32, settings: StreamSettings) -> Self {
-        Self { app_id, settings, gamepad_mask: 0, local_audio: false }
+        Self {
+            app_id,
+            settings,
+            gamepad_mask: 0,
+            local_audio: false,
+        }
     }
 }
 
@@ -166,7 +175,10 @@ pub struct ClientSession {
 
 impl std::fmt::Debug for ClientSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientSession").field("version", &self.version).field("outcome", &self.outcome).finish_non_exhaustive()
+        f.debug_struct("ClientSession")
+            .field("version", &self.version)
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
     }
 }
 
@@ -195,7 +207,8 @@ impl ClientSession {
         let mut settings = config.settings.clone();
         settings.server_codec_mode_support = info.codec_support();
 
-        let mut request = LaunchRequest::new(config.app_id, settings.width, settings.height, settings.fps);
+        let mut request =
+            LaunchRequest::new(config.app_id, settings.width, settings.height, settings.fps);
         request.surround_audio_info = crate::nvhttp::surround_audio_info(
             u32::from(settings.audio_channels),
             settings.audio_channel_mask,
@@ -203,7 +216,11 @@ impl ClientSession {
         request.remote_controllers_bitmap = config.gamepad_mask;
         request.gcmap = config.gamepad_mask;
         request.local_audio_play_mode = config.local_audio;
-        let launched = if info.should_resume() { http.resume(&request).await? } else { http.launch(&request).await? };
+        let launched = if info.should_resume() {
+            http.resume(&request).await?
+        } else {
+            http.launch(&request).await?
+        };
 
         let params = ClientParams {
             app_version: version,
@@ -216,11 +233,17 @@ impl ClientSession {
         let outcome = crate::rtsp::client::handshake(rtsp_addr, params).await?;
 
         let key = request.ri_key;
-        let audio_encryption = outcome.audio_encryption.then(|| AudioEncryption::new(key, request.ri_key_id as u32));
+        let audio_encryption = outcome
+            .audio_encryption
+            .then(|| AudioEncryption::new(key, request.ri_key_id as u32));
         let (audio, audio_rx) = AudioReceiver::start(AudioReceiverConfig::new(
             SocketAddr::new(host_ip, outcome.audio_port),
             outcome.audio_ping_payload,
-            AudioDepacketizerConfig::for_host(version, outcome.audio_packet_duration_ms, audio_encryption),
+            AudioDepacketizerConfig::for_host(
+                version,
+                outcome.audio_packet_duration_ms,
+                audio_encryption,
+            ),
         ))
         .await?;
         let codec = match outcome.video_format {
@@ -241,15 +264,19 @@ impl ClientSession {
             },
         })
         .await?;
-        let iv_style = if outcome.control_v2 { IvStyle::V2 } else { IvStyle::Nvidia };
+        let iv_style = if outcome.control_v2 {
+            IvStyle::V2
+        } else {
+            IvStyle::Nvidia
+        };
         let (control, control_rx) = ControlClient::connect(
             SocketAddr::new(host_ip, outcome.control_port),
             ControlConfig::new(outcome.control_connect_data, key, iv_style, version),
         )
         .await?;
         let control = Arc::new(control);
-        let input_cipher =
-            (!version.has_encrypted_control()).then(|| InputWrapper::for_host(version, &key, request.ri_key_id as u32));
+        let input_cipher = (!version.has_encrypted_control())
+            .then(|| InputWrapper::for_host(version, &key, request.ri_key_id as u32));
 
         let (events_tx, events_rx) = mpsc::channel(512);
         let idr_requests = Arc::new(AtomicU64::new(0));
@@ -298,7 +325,12 @@ impl ClientSession {
         }
         let packet = event.encode(self.version);
         let route = event.route(self.version);
-        let bytes = match self.input_cipher.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        let bytes = match self
+            .input_cipher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
             Some(cipher) => cipher.wrap(&packet),
             None => packet,
         };
@@ -316,8 +348,16 @@ impl ClientSession {
     /// Counters so far.
     pub fn stats(&self) -> SessionStats {
         SessionStats {
-            video: self.video.as_ref().map(VideoReceiver::stats).unwrap_or_default(),
-            audio: self.audio.as_ref().map(AudioReceiver::stats).unwrap_or_default(),
+            video: self
+                .video
+                .as_ref()
+                .map(VideoReceiver::stats)
+                .unwrap_or_default(),
+            audio: self
+                .audio
+                .as_ref()
+                .map(AudioReceiver::stats)
+                .unwrap_or_default(),
             idr_requests: self.idr_requests.load(Ordering::Relaxed),
         }
     }

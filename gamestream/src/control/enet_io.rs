@@ -82,8 +82,7 @@ pub(crate) async fn new_host(
         recv: sock.clone(),
         send,
     };
-    let host = Host::new(transport, settings)
-        .map_err(|e| ControlError::Enet(e.to_string()))?;
+    let host = Host::new(transport, settings).map_err(|e| ControlError::Enet(e.to_string()))?;
     Ok((host, sock))
 }
 

@@ -8,12 +8,14 @@ use tokio::sync::mpsc;
 
 use super::session::{client_id_of, end_session, forward, Prepared, Session};
 use super::{lock, EndReason, HostEvent, Shared, StreamEvent, StreamHandle};
-use crate::audio::{AudioEncryption, AudioPacketizerConfig, AudioSender, AudioSenderConfig, LossInjection};
+use crate::audio::{
+    AudioEncryption, AudioPacketizerConfig, AudioSender, AudioSenderConfig, LossInjection,
+};
 use crate::control::{HostEvent as ControlEvent, IvStyle, SessionMatch};
 use crate::input::{InputEvent, InputWrapper};
 use crate::nvhttp::{
-    codec_mode, session_url, App, DisplayMode, HostError as HttpError, HostHandler, LaunchRequest, LaunchResponse,
-    RequestContext, ServerInfo, STATE_BUSY, STATE_FREE,
+    codec_mode, session_url, App, DisplayMode, HostError as HttpError, HostHandler, LaunchRequest,
+    LaunchResponse, RequestContext, ServerInfo, STATE_BUSY, STATE_FREE,
 };
 use crate::ping::{ss_ping_payload_from_header, PingMatcher};
 use crate::rtsp::sdp::StreamConfig;
@@ -34,21 +36,34 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 fn http_error(status_code: u16, message: &str) -> HttpError {
-    HttpError { status_code, message: message.to_string() }
+    HttpError {
+        status_code,
+        message: message.to_string(),
+    }
 }
 
 impl Http {
     fn client_session_app(&self, ctx: &RequestContext) -> Option<u32> {
         let client_id = client_id_of(ctx.client_cert_der.as_deref()?);
-        lock(&self.0.sessions).values().find(|s| s.client_id == client_id).map(|s| s.app_id)
+        lock(&self.0.sessions)
+            .values()
+            .find(|s| s.client_id == client_id)
+            .map(|s| s.app_id)
     }
 
-    fn start_session(&self, ctx: &RequestContext, request: &LaunchRequest, resumed: bool) -> Result<LaunchResponse, HttpError> {
+    fn start_session(
+        &self,
+        ctx: &RequestContext,
+        request: &LaunchRequest,
+        resumed: bool,
+    ) -> Result<LaunchResponse, HttpError> {
         let shared = &self.0;
-        let cert = ctx
-            .client_cert_der
-            .as_deref()
-            .ok_or_else(|| http_error(401, "The client is not authorized. Certificate verification failed."))?;
+        let cert = ctx.client_cert_der.as_deref().ok_or_else(|| {
+            http_error(
+                401,
+                "The client is not authorized. Certificate verification failed.",
+            )
+        })?;
         let client_id = client_id_of(cert);
         let previous: Vec<(u64, u32)> = lock(&shared.sessions)
             .values()
@@ -68,13 +83,22 @@ impl Http {
             end_session(shared, id, EndReason::Superseded);
         }
         let bind = SocketAddr::new(shared.config.bind_ip, 0);
-        let bind_udp = || std::net::UdpSocket::bind(bind).map_err(|e| http_error(503, &format!("cannot allocate media ports: {e}")));
+        let bind_udp = || {
+            std::net::UdpSocket::bind(bind)
+                .map_err(|e| http_error(503, &format!("cannot allocate media ports: {e}")))
+        };
         let video_socket = bind_udp()?;
         let audio_socket = bind_udp()?;
-        let port_of = |s: &std::net::UdpSocket| s.local_addr().map(|a| a.port()).map_err(|e| http_error(503, &e.to_string()));
+        let port_of = |s: &std::net::UdpSocket| {
+            s.local_addr()
+                .map(|a| a.port())
+                .map_err(|e| http_error(503, &e.to_string()))
+        };
         let (video_port, audio_port) = (port_of(&video_socket)?, port_of(&audio_socket)?);
 
-        let id = shared.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = shared
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let encrypted = shared.config.encrypted_rtsp && request.corever.unwrap_or(0) >= 1;
         let mut rng = rand::thread_rng();
         let sunshine = shared.config.sunshine_extensions;
@@ -99,9 +123,16 @@ impl Http {
             stream_tx: None,
         };
         lock(&shared.sessions).insert(id, session);
-        let _ = shared.events.send(HostEvent::Launched { session_id: id, client_id, app_id, resumed });
+        let _ = shared.events.send(HostEvent::Launched {
+            session_id: id,
+            client_id,
+            app_id,
+            resumed,
+        });
         let rtsp_port = *lock(&shared.rtsp_port);
-        Ok(LaunchResponse { session_url: Some(session_url(ctx.local_addr, rtsp_port, encrypted)) })
+        Ok(LaunchResponse {
+            session_url: Some(session_url(ctx.local_addr, rtsp_port, encrypted)),
+        })
     }
 }
 
@@ -119,11 +150,28 @@ impl HostHandler for Http {
             local_ip: ctx.local_addr.ip().to_canonical().to_string(),
             codec_mode_support: config.codec_mode_support,
             current_game: running.unwrap_or(0),
-            state: if running.is_some() { STATE_BUSY } else { STATE_FREE }.into(),
+            state: if running.is_some() {
+                STATE_BUSY
+            } else {
+                STATE_FREE
+            }
+            .into(),
             display_modes: vec![
-                DisplayMode { width: 3840, height: 2160, refresh_rate: 60 },
-                DisplayMode { width: 1920, height: 1080, refresh_rate: 60 },
-                DisplayMode { width: 1280, height: 720, refresh_rate: 60 },
+                DisplayMode {
+                    width: 3840,
+                    height: 2160,
+                    refresh_rate: 60,
+                },
+                DisplayMode {
+                    width: 1920,
+                    height: 1080,
+                    refresh_rate: 60,
+                },
+                DisplayMode {
+                    width: 1280,
+                    height: 720,
+                    refresh_rate: 60,
+                },
             ],
             ..ServerInfo::default()
         }
@@ -137,18 +185,30 @@ impl HostHandler for Http {
         self.0.catalog.box_art(app_id)
     }
 
-    fn launch(&self, ctx: &RequestContext, request: &LaunchRequest) -> Result<LaunchResponse, HttpError> {
+    fn launch(
+        &self,
+        ctx: &RequestContext,
+        request: &LaunchRequest,
+    ) -> Result<LaunchResponse, HttpError> {
         self.start_session(ctx, request, false)
     }
 
-    fn resume(&self, ctx: &RequestContext, request: &LaunchRequest) -> Result<LaunchResponse, HttpError> {
+    fn resume(
+        &self,
+        ctx: &RequestContext,
+        request: &LaunchRequest,
+    ) -> Result<LaunchResponse, HttpError> {
         self.start_session(ctx, request, true)
     }
 
     fn cancel(&self, ctx: &RequestContext) -> Result<(), HttpError> {
         if let Some(cert) = ctx.client_cert_der.as_deref() {
             let client_id = client_id_of(cert);
-            let ids: Vec<u64> = lock(&self.0.sessions).values().filter(|s| s.client_id == client_id).map(|s| s.id).collect();
+            let ids: Vec<u64> = lock(&self.0.sessions)
+                .values()
+                .filter(|s| s.client_id == client_id)
+                .map(|s| s.id)
+                .collect();
             for id in ids {
                 end_session(&self.0, id, EndReason::Cancelled);
             }
@@ -170,7 +230,10 @@ impl Rtsp {
         let video_socket = to_tokio(session.video_socket.take())?;
         let audio_socket = to_tokio(session.audio_socket.take())?;
         let key = session.rikey;
-        let ping_payload = session.ping_payload.as_deref().and_then(ss_ping_payload_from_header);
+        let ping_payload = session
+            .ping_payload
+            .as_deref()
+            .and_then(ss_ping_payload_from_header);
         // A client that announced session-id pings (ML_FF_SESSION_ID_V1) must send SS_PINGs.
         let accept_legacy = ping_payload.is_none() || config.ml_feature_flags & 0x02 == 0;
         let video = VideoSender::with_socket(
@@ -206,22 +269,40 @@ impl Rtsp {
                     any_datagram_is_ping: ping_payload.is_none(),
                 },
                 expected_client_ip: Some(session.client_ip),
-                loss: LossInjection { probability: host.media_drop_probability, drop_data_sequences: Vec::new() },
+                loss: LossInjection {
+                    probability: host.media_drop_probability,
+                    drop_data_sequences: Vec::new(),
+                },
             },
         )
         .map_err(|_| 500u16)?;
-        let iv_style = if config.control_v2() { IvStyle::V2 } else { IvStyle::Nvidia };
+        let iv_style = if config.control_v2() {
+            IvStyle::V2
+        } else {
+            IvStyle::Nvidia
+        };
         shared.control.register(
             session.id,
-            SessionMatch { connect_data: session.connect_data, peer_ip: Some(session.client_ip) },
+            SessionMatch {
+                connect_data: session.connect_data,
+                peer_ip: Some(session.client_ip),
+            },
             key,
             iv_style,
             host.app_version,
         );
         if !host.app_version.has_encrypted_control() {
-            session.input_cipher = Some(InputWrapper::for_host(host.app_version, &key, session.rikeyid as u32));
+            session.input_cipher = Some(InputWrapper::for_host(
+                host.app_version,
+                &key,
+                session.rikeyid as u32,
+            ));
         }
-        Ok(Prepared { video, audio, config: config.clone() })
+        Ok(Prepared {
+            video,
+            audio,
+            config: config.clone(),
+        })
     }
 }
 
@@ -231,7 +312,10 @@ impl RtspHandler for Rtsp {
         let peer_ip = canonical(peer.ip());
         let control_port = shared.control.local_addr().port();
         let sessions = lock(&shared.sessions);
-        let mut found: Vec<&Session> = sessions.values().filter(|s| s.client_ip == peer_ip && !s.streaming).collect();
+        let mut found: Vec<&Session> = sessions
+            .values()
+            .filter(|s| s.client_ip == peer_ip && !s.streaming)
+            .collect();
         // Newest first: a plain (Wolf-style) request from an IP goes to its latest launch.
         found.sort_by_key(|s| std::cmp::Reverse(s.id));
         found
@@ -292,20 +376,31 @@ impl RtspHandler for Rtsp {
             audio: prepared.audio,
             events: rx,
         };
-        let _ = self.0.events.send(HostEvent::StreamStarted(Box::new(handle)));
+        let _ = self
+            .0
+            .events
+            .send(HostEvent::StreamStarted(Box::new(handle)));
     }
 }
 
 /// Turns control-stream events into stream events and session ends. Ends with the host.
-pub(crate) async fn pump_control_events(shared: Weak<Shared>, mut events: mpsc::UnboundedReceiver<(u64, ControlEvent)>) {
+pub(crate) async fn pump_control_events(
+    shared: Weak<Shared>,
+    mut events: mpsc::UnboundedReceiver<(u64, ControlEvent)>,
+) {
     while let Some((id, event)) = events.recv().await {
         let Some(shared) = shared.upgrade() else {
             return;
         };
         match event {
             ControlEvent::Connected { .. } => forward(&shared, id, StreamEvent::ControlConnected),
-            ControlEvent::IdrRequest | ControlEvent::Rfi { .. } => forward(&shared, id, StreamEvent::KeyframeRequested),
-            ControlEvent::Input { bytes, legacy_encrypted } => {
+            ControlEvent::IdrRequest | ControlEvent::Rfi { .. } => {
+                forward(&shared, id, StreamEvent::KeyframeRequested)
+            }
+            ControlEvent::Input {
+                bytes,
+                legacy_encrypted,
+            } => {
                 let event = decode_input(&shared, id, &bytes, legacy_encrypted);
                 forward(&shared, id, event);
             }
@@ -320,15 +415,24 @@ pub(crate) async fn pump_control_events(shared: Weak<Shared>, mut events: mpsc::
     }
 }
 
-fn decode_input(shared: &Shared, session_id: u64, bytes: &[u8], legacy_encrypted: bool) -> StreamEvent {
+fn decode_input(
+    shared: &Shared,
+    session_id: u64,
+    bytes: &[u8],
+    legacy_encrypted: bool,
+) -> StreamEvent {
     let version = shared.config.app_version;
     let plain = if legacy_encrypted {
         let mut sessions = lock(&shared.sessions);
-        let cipher = sessions.get_mut(&session_id).and_then(|s| s.input_cipher.as_mut());
+        let cipher = sessions
+            .get_mut(&session_id)
+            .and_then(|s| s.input_cipher.as_mut());
         match cipher.map(|c| c.unwrap(bytes)) {
             Some(Ok(plain)) => plain,
             Some(Err(e)) => return StreamEvent::BadInput(e.to_string()),
-            None => return StreamEvent::BadInput("encrypted input without a session cipher".into()),
+            None => {
+                return StreamEvent::BadInput("encrypted input without a session cipher".into())
+            }
         }
     } else {
         bytes.to_vec()

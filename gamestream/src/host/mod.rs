@@ -27,7 +27,9 @@ use crate::audio::AudioSender;
 use crate::control::{ControlError, ControlServer, HostMessage};
 use crate::identity::Identity;
 use crate::input::InputEvent;
-use crate::nvhttp::{App, InMemoryPairedClients, NvHttpError, NvHttpServer, NvHttpServerConfig, PairedClients};
+use crate::nvhttp::{
+    App, InMemoryPairedClients, NvHttpError, NvHttpServer, NvHttpServerConfig, PairedClients,
+};
 use crate::rtsp::describe::DescribeParams;
 use crate::rtsp::sdp::StreamConfig;
 use crate::rtsp::RtspServer;
@@ -79,7 +81,15 @@ impl std::fmt::Debug for HostConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostConfig")
             .field("bind_ip", &self.bind_ip)
-            .field("ports", &(self.http_port, self.https_port, self.rtsp_port, self.control_port))
+            .field(
+                "ports",
+                &(
+                    self.http_port,
+                    self.https_port,
+                    self.rtsp_port,
+                    self.control_port,
+                ),
+            )
             .field("hostname", &self.hostname)
             .field("app_version", &self.app_version)
             .field("sunshine_extensions", &self.sunshine_extensions)
@@ -134,7 +144,10 @@ impl AppCatalog for StaticApps {
         self.apps.iter().map(|(a, _)| a.clone()).collect()
     }
     fn box_art(&self, app_id: u32) -> Option<Vec<u8>> {
-        self.apps.iter().find(|(a, _)| a.id == app_id).and_then(|(_, png)| png.clone())
+        self.apps
+            .iter()
+            .find(|(a, _)| a.id == app_id)
+            .and_then(|(_, png)| png.clone())
     }
 }
 
@@ -290,7 +303,9 @@ pub struct Host {
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Host").field("ports", &self.ports()).finish_non_exhaustive()
+        f.debug_struct("Host")
+            .field("ports", &self.ports())
+            .finish_non_exhaustive()
     }
 }
 
@@ -301,7 +316,8 @@ impl Host {
         catalog: Arc<dyn AppCatalog>,
     ) -> Result<(Host, mpsc::UnboundedReceiver<HostEvent>), HostError> {
         let ip = config.bind_ip;
-        let (control, control_events) = ControlServer::bind(SocketAddr::new(ip, config.control_port)).await?;
+        let (control, control_events) =
+            ControlServer::bind(SocketAddr::new(ip, config.control_port)).await?;
         let (events, events_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             config: config.clone(),
@@ -312,9 +328,15 @@ impl Host {
             next_id: std::sync::atomic::AtomicU64::new(1),
             events,
         });
-        let rtsp = RtspServer::bind(SocketAddr::new(ip, config.rtsp_port), Arc::new(handlers::Rtsp(Arc::clone(&shared))))
-            .await
-            .map_err(|source| HostError::Bind { what: "RTSP", source })?;
+        let rtsp = RtspServer::bind(
+            SocketAddr::new(ip, config.rtsp_port),
+            Arc::new(handlers::Rtsp(Arc::clone(&shared))),
+        )
+        .await
+        .map_err(|source| HostError::Bind {
+            what: "RTSP",
+            source,
+        })?;
         *lock(&shared.rtsp_port) = rtsp.local_addr().port();
         let nvhttp = NvHttpServer::start(NvHttpServerConfig {
             http_addr: SocketAddr::new(ip, config.http_port),
@@ -326,8 +348,19 @@ impl Host {
             pin_timeout: config.pin_timeout,
         })
         .await?;
-        let control_task = tokio::spawn(handlers::pump_control_events(Arc::downgrade(&shared), control_events));
-        Ok((Host { shared, nvhttp, rtsp: Some(rtsp), control_task }, events_rx))
+        let control_task = tokio::spawn(handlers::pump_control_events(
+            Arc::downgrade(&shared),
+            control_events,
+        ));
+        Ok((
+            Host {
+                shared,
+                nvhttp,
+                rtsp: Some(rtsp),
+                control_task,
+            },
+            events_rx,
+        ))
     }
 
     /// The bound ports.

@@ -93,13 +93,18 @@ pub(crate) fn end_session(shared: &Arc<Shared>, session_id: u64, reason: EndReas
         }
         _ => shared.control.unregister(session_id),
     }
-    let _ = shared.events.send(HostEvent::SessionEnded { session_id, reason });
+    let _ = shared
+        .events
+        .send(HostEvent::SessionEnded { session_id, reason });
     true
 }
 
 /// Sends an event to the session's producer, if the stream has started.
 pub(crate) fn forward(shared: &Shared, session_id: u64, event: StreamEvent) {
-    if let Some(tx) = lock(&shared.sessions).get(&session_id).and_then(|s| s.stream_tx.as_ref()) {
+    if let Some(tx) = lock(&shared.sessions)
+        .get(&session_id)
+        .and_then(|s| s.stream_tx.as_ref())
+    {
         let _ = tx.send(event);
     }
 }

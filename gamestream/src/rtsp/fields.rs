@@ -125,16 +125,6 @@ pub fn port_from_session_url(url: &str) -> Option<u16> {
         .filter(|&p| p != 0)
 }
 
-/// The `/launch` `surroundAudioInfo` value: `(channelMask << 16) | channelCount`.
-pub fn surround_audio_info(channels: u16, mask: u16) -> u32 {
-    (u32::from(mask) << 16) | u32::from(channels)
-}
-
-/// Splits `surroundAudioInfo` into (channel count, channel mask), as Wolf and Sunshine do.
-pub fn parse_surround_audio_info(info: u32) -> (u16, u16) {
-    ((info & 0xFFFF) as u16, (info >> 16) as u16)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,13 +208,4 @@ mod tests {
         assert_eq!(port_from_session_url(""), None);
     }
 
-    #[test]
-    fn checklist_surround_audio_info() {
-        assert_eq!(surround_audio_info(2, 0x3), 196610);
-        assert_eq!(surround_audio_info(6, 0x3F), 4128774);
-        assert_eq!(surround_audio_info(8, 0x63F), 104792072);
-        assert_eq!(parse_surround_audio_info(196610), (2, 0x3));
-        assert_eq!(parse_surround_audio_info(4128774), (6, 0x3F));
-        assert_eq!(parse_surround_audio_info(104792072), (8, 0x63F));
-    }
 }
