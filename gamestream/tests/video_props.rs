@@ -1,8 +1,8 @@
 //! Property tests: host packetizer → lossy, reordering, duplicating network → client depacketizer.
 
 use gamestream::video::{
-    DepacketizerConfig, FrameInfo, FrameType, PacketizerConfig, VideoCodec, VideoDepacketizer, VideoEvent, VideoFrame,
-    VideoPacketizer,
+    DepacketizerConfig, FrameInfo, FrameType, PacketizerConfig, VideoCodec, VideoDepacketizer,
+    VideoEvent, VideoFrame, VideoPacketizer,
 };
 use gamestream::AppVersion;
 use proptest::prelude::*;
@@ -12,6 +12,9 @@ use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
 const KEY: [u8; 16] = *b"0123456789abcdef";
+
+/// For each FEC block of a frame: its datagram indices and its parity count.
+type Blocks = Vec<(std::ops::Range<usize>, usize)>;
 
 fn au_len() -> impl Strategy<Value = usize> {
     prop_oneof![1usize..2_000, 2_000usize..60_000, 60_000usize..300_000]
@@ -30,11 +33,21 @@ struct Pair {
 
 impl Pair {
     fn new(packet_size: usize, fec_percent: u8, encrypted: bool) -> Self {
-        let cfg = PacketizerConfig { packet_size, fec_percent, ..Default::default() };
+        let cfg = PacketizerConfig {
+            packet_size,
+            fec_percent,
+            ..Default::default()
+        };
         let key = encrypted.then_some(KEY);
         Self {
             plain: VideoPacketizer::new(cfg.clone()).unwrap(),
-            wire: key.map(|k| VideoPacketizer::new(PacketizerConfig { key: Some(k), ..cfg }).unwrap()),
+            wire: key.map(|k| {
+                VideoPacketizer::new(PacketizerConfig {
+                    key: Some(k),
+                    ..cfg
+                })
+                .unwrap()
+            }),
             client: VideoDepacketizer::new(DepacketizerConfig {
                 packet_size,
                 host_version: AppVersion::SUNSHINE,
@@ -46,14 +59,14 @@ impl Pair {
     }
 
     /// Datagrams to send, and for each FEC block the range of datagram indices and its parity count.
-    fn packetize(&mut self, au: &[u8], info: FrameInfo) -> (Vec<Vec<u8>>, Vec<(std::ops::Range<usize>, usize)>) {
+    fn packetize(&mut self, au: &[u8], info: FrameInfo) -> (Vec<Vec<u8>>, Blocks) {
         let plain = self.plain.packetize(au, info).unwrap().to_vec();
         let wire = match &mut self.wire {
             Some(w) => w.packetize(au, info).unwrap().to_vec(),
             None => plain.clone(),
         };
         assert_eq!(plain.len(), wire.len());
-        let mut blocks: Vec<(std::ops::Range<usize>, usize)> = Vec::new();
+        let mut blocks: Blocks = Vec::new();
         let mut start = 0;
         for i in 1..=plain.len() {
             if i == plain.len() || plain[i][27] != plain[start][27] {
@@ -68,12 +81,24 @@ impl Pair {
 
     fn push_all(&mut self, datagrams: &[Vec<u8>]) -> Vec<VideoEvent> {
         let now = Instant::now();
-        datagrams.iter().flat_map(|d| self.client.push(d, now)).collect()
+        datagrams
+            .iter()
+            .flat_map(|d| self.client.push(d, now))
+            .collect()
     }
 }
 
 fn frames(events: &[VideoEvent]) -> Vec<&VideoFrame> {
-    events.iter().filter_map(|e| if let VideoEvent::Frame(f) = e { Some(f) } else { None }).collect()
+    events
+        .iter()
+        .filter_map(|e| {
+            if let VideoEvent::Frame(f) = e {
+                Some(f)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn random_au(rng: &mut StdRng, len: usize) -> Vec<u8> {
@@ -97,7 +122,11 @@ fn network(
     for (b, (range, parity)) in blocks.iter().enumerate() {
         let total = range.len();
         let data = total - parity;
-        let lose = if overload == Some(b) { parity + 1 } else { rng.gen_range(0..=*parity) };
+        let lose = if overload == Some(b) {
+            parity + 1
+        } else {
+            rng.gen_range(0..=*parity)
+        };
         let mut idx: Vec<usize> = range.clone().collect();
         idx.shuffle(rng);
         idx.truncate(total - lose);
@@ -109,7 +138,10 @@ fn network(
             late.push((out.len(), datagrams[i].clone()));
         }
     }
-    let mut placed: Vec<(usize, Vec<u8>)> = late.into_iter().map(|(min, d)| (rng.gen_range(min..=out.len()), d)).collect();
+    let mut placed: Vec<(usize, Vec<u8>)> = late
+        .into_iter()
+        .map(|(min, d)| (rng.gen_range(min..=out.len()), d))
+        .collect();
     placed.sort_by_key(|(pos, _)| std::cmp::Reverse(*pos));
     for (pos, d) in placed {
         out.insert(pos, d);
@@ -127,7 +159,12 @@ fn network(
 }
 
 fn info(frame_index: u32, frame_type: FrameType) -> FrameInfo {
-    FrameInfo { frame_index, frame_type, rtp_timestamp: frame_index.wrapping_mul(1500), processing_latency: 12 }
+    FrameInfo {
+        frame_index,
+        frame_type,
+        rtp_timestamp: frame_index.wrapping_mul(1500),
+        processing_latency: 12,
+    }
 }
 
 proptest! {

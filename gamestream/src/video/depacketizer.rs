@@ -10,9 +10,9 @@
 //! (moonlight-common-c's "strict IDR wait", used when reference frame invalidation is off).
 
 use super::wire::{
-    frame_header_size, is_before16, is_before24, is_before32, EncPrefix, FecStatus, FrameHeader, FrameType, NvVideoPacket,
-    RtpHeader, ENC_PREFIX_LEN, FLAG_CONTAINS_PIC_DATA, FLAG_EOF, FLAG_EXTENSION, FLAG_SOF, FRAME_HEADER_LEN,
-    MULTI_FEC_FLAGS, RTP_HEADER_LEN, SHARD_HEADER_LEN,
+    frame_header_size, is_before16, is_before24, is_before32, EncPrefix, FecStatus, FrameHeader,
+    FrameType, NvVideoPacket, RtpHeader, ENC_PREFIX_LEN, FLAG_CONTAINS_PIC_DATA, FLAG_EOF,
+    FLAG_EXTENSION, FLAG_SOF, FRAME_HEADER_LEN, MULTI_FEC_FLAGS, RTP_HEADER_LEN, SHARD_HEADER_LEN,
 };
 use super::VideoError;
 use crate::crypto::{GcmIv, GcmKey, GCM_TAG_LEN};
@@ -222,7 +222,9 @@ impl VideoDepacketizer {
     /// Checks the configuration and builds the cipher once.
     pub fn new(config: DepacketizerConfig) -> Result<Self, VideoError> {
         if config.packet_size < 32 || config.packet_size % 16 != 0 || config.packet_size > 16_384 {
-            return Err(VideoError::InvalidConfig("packet_size must be a multiple of 16 in 32..=16384"));
+            return Err(VideoError::InvalidConfig(
+                "packet_size must be a multiple of 16 in 32..=16384",
+            ));
         }
         Ok(Self {
             key: config.key.as_ref().map(GcmKey::new),
@@ -289,7 +291,9 @@ impl VideoDepacketizer {
             let len = datagram.len().min(self.block_size);
             return self.add_packet(&datagram[..len], now);
         };
-        if datagram.len() < ENC_PREFIX_LEN + SHARD_HEADER_LEN || datagram.len() > ENC_PREFIX_LEN + self.block_size {
+        if datagram.len() < ENC_PREFIX_LEN + SHARD_HEADER_LEN
+            || datagram.len() > ENC_PREFIX_LEN + self.block_size
+        {
             return false;
         }
         let Ok(prefix) = EncPrefix::parse(datagram) else {
@@ -303,7 +307,10 @@ impl VideoDepacketizer {
         plain.clear();
         plain.extend_from_slice(&datagram[ENC_PREFIX_LEN..]);
         let tag: &[u8; GCM_TAG_LEN] = &prefix.tag;
-        let ok = if key.open_in_place(&GcmIv::Twelve(prefix.iv), &mut plain, tag).is_ok() {
+        let ok = if key
+            .open_in_place(&GcmIv::Twelve(prefix.iv), &mut plain, tag)
+            .is_ok()
+        {
             self.add_packet(&plain, now)
         } else {
             self.stats.decrypt_failures += 1;
@@ -318,10 +325,15 @@ impl VideoDepacketizer {
         if pkt.len() < SHARD_HEADER_LEN {
             return false;
         }
-        let (Ok(rtp), Ok(mut nv)) = (RtpHeader::parse(pkt), NvVideoPacket::parse(&pkt[RTP_HEADER_LEN..])) else {
+        let (Ok(rtp), Ok(mut nv)) = (
+            RtpHeader::parse(pkt),
+            NvVideoPacket::parse(&pkt[RTP_HEADER_LEN..]),
+        ) else {
             return false;
         };
-        if rtp.header & FLAG_EXTENSION == 0 || is_before16(rtp.sequence_number, self.next_contiguous_seq) {
+        if rtp.header & FLAG_EXTENSION == 0
+            || is_before16(rtp.sequence_number, self.next_contiguous_seq)
+        {
             return false;
         }
         if !self.multi_fec_capable {
@@ -336,13 +348,17 @@ impl VideoDepacketizer {
         if nv.frame_index == self.current_frame && block_index < self.cur_block {
             return false;
         }
-        let starts_block =
-            self.block.pending == 0 || self.current_frame != nv.frame_index || self.cur_block != block_index;
+        let starts_block = self.block.pending == 0
+            || self.current_frame != nv.frame_index
+            || self.cur_block != block_index;
         if starts_block {
             // Refuse blocks no host can produce before touching any state.
             let parity = fec.parity_shards() as usize;
             let data = fec.data_shards as usize;
-            if data == 0 || data + parity > MAX_BLOCK_SHARDS || fec.shard_index as usize >= data + parity {
+            if data == 0
+                || data + parity > MAX_BLOCK_SHARDS
+                || fec.shard_index as usize >= data + parity
+            {
                 return false;
             }
             if !self.start_block(&rtp, &nv) {
@@ -367,7 +383,9 @@ impl VideoDepacketizer {
             b.received_highest_seq = seq;
             b.first_rtp = rtp;
         } else if is_before16(b.received_highest_seq, seq) {
-            b.missing = b.missing.wrapping_add(seq.wrapping_sub(b.received_highest_seq).wrapping_sub(1));
+            b.missing = b
+                .missing
+                .wrapping_add(seq.wrapping_sub(b.received_highest_seq).wrapping_sub(1));
             b.received_highest_seq = seq;
         } else {
             b.missing = b.missing.saturating_sub(1);
@@ -408,7 +426,11 @@ impl VideoDepacketizer {
                 return false;
             }
         }
-        let expected = if self.current_frame == nv.frame_index { self.cur_block } else { 0 };
+        let expected = if self.current_frame == nv.frame_index {
+            self.cur_block
+        } else {
+            0
+        };
         if block_index != expected {
             self.purge_frame();
             if !self.reported_lost {
@@ -443,7 +465,10 @@ impl VideoDepacketizer {
         b.fec_percent = fec.fec_percent;
         b.parity_shards = fec.parity_shards() as usize;
         b.first_parity_seq = b.lowest_seq.wrapping_add(fec.data_shards);
-        b.highest_seq = b.first_parity_seq.wrapping_add(b.parity_shards as u16).wrapping_sub(1);
+        b.highest_seq = b
+            .first_parity_seq
+            .wrapping_add(b.parity_shards as u16)
+            .wrapping_sub(1);
         self.cur_block = block_index;
         self.last_block = nv.last_block_index();
         let total = b.data_shards + b.parity_shards;
@@ -474,7 +499,11 @@ impl VideoDepacketizer {
         if out_of_sequence {
             self.last_oos = Some(now);
             self.received_oos = true;
-        } else if self.received_oos && self.last_oos.is_some_and(|t| now.saturating_duration_since(t) > SPECULATIVE_COOLDOWN) {
+        } else if self.received_oos
+            && self
+                .last_oos
+                .is_some_and(|t| now.saturating_duration_since(t) > SPECULATIVE_COOLDOWN)
+        {
             self.received_oos = false;
         }
         let bs = self.block_size;
@@ -524,7 +553,10 @@ impl VideoDepacketizer {
         let bs = self.block_size;
         let b = &mut self.block;
         let missing: Vec<usize> = (0..d).filter(|&i| !b.present[i]).collect();
-        if rs.reconstruct_contiguous(&mut b.slots[..(d + p) * bs], bs, &b.present).is_err() {
+        if rs
+            .reconstruct_contiguous(&mut b.slots[..(d + p) * bs], bs, &b.present)
+            .is_err()
+        {
             b.failed = true;
             return false;
         }
@@ -536,7 +568,8 @@ impl VideoDepacketizer {
             slot[2..4].copy_from_slice(&b.lowest_seq.wrapping_add(i as u16).to_be_bytes());
             slot[4..8].copy_from_slice(&b.first_rtp.timestamp.to_be_bytes());
             slot[8..12].copy_from_slice(&b.first_rtp.ssrc.to_be_bytes());
-            slot[RTP_HEADER_LEN + 4..RTP_HEADER_LEN + 8].copy_from_slice(&self.current_frame.to_le_bytes());
+            slot[RTP_HEADER_LEN + 4..RTP_HEADER_LEN + 8]
+                .copy_from_slice(&self.current_frame.to_le_bytes());
             slot[RTP_HEADER_LEN + 11] = fec_blocks;
             let flags = slot[RTP_HEADER_LEN + 8];
             let bad = (i == 0 && flags & FLAG_SOF == 0)
@@ -569,10 +602,14 @@ impl VideoDepacketizer {
                 continue;
             };
             let mut payload = &shard[SHARD_HEADER_LEN..];
-            let (block, last_block) =
-                if self.multi_fec_capable { (nv.block_index(), nv.last_block_index()) } else { (0, 0) };
+            let (block, last_block) = if self.multi_fec_capable {
+                (nv.block_index(), nv.last_block_index())
+            } else {
+                (0, 0)
+            };
             let flags_no_pic = nv.flags & !FLAG_CONTAINS_PIC_DATA;
-            let first_packet = (flags_no_pic == FLAG_SOF || flags_no_pic == FLAG_SOF | FLAG_EOF) && block == 0;
+            let first_packet =
+                (flags_no_pic == FLAG_SOF || flags_no_pic == FLAG_SOF | FLAG_EOF) && block == 0;
             if first_packet && self.staged_shards.is_empty() && !payload.is_empty() {
                 let header = parse_frame_header(&self.config.host_version, payload);
                 let skip = header.header_size.min(payload.len());
@@ -609,7 +646,8 @@ impl VideoDepacketizer {
         };
         self.next_frame_number = frame_index.wrapping_add(1);
         let is_idr = header.frame_type == FrameType::Idr
-            || (self.config.codec.is_annex_b() && starts_with_parameter_set(&data, self.config.codec));
+            || (self.config.codec.is_annex_b()
+                && starts_with_parameter_set(&data, self.config.codec));
         if is_idr {
             self.waiting_for_idr = false;
             self.waiting_for_next_success = false;
@@ -634,7 +672,11 @@ impl VideoDepacketizer {
             frame_type: header.frame_type,
             is_idr,
             rtp_timestamp,
-            host_processing_latency: if self.config.host_version.is_sunshine() { header.latency } else { 0 },
+            host_processing_latency: if self.config.host_version.is_sunshine() {
+                header.latency
+            } else {
+                0
+            },
             data,
             recovered_shards: recovered,
         }));
@@ -678,7 +720,10 @@ impl VideoDepacketizer {
             let last = shards.last().map_or(0, |s| s.len);
             let (want, ok) = if count == 1 {
                 let l = usize::from(header.last_payload_len);
-                (l.wrapping_sub(header.header_size), l > header.header_size && l - header.header_size <= last)
+                (
+                    l.wrapping_sub(header.header_size),
+                    l > header.header_size && l - header.header_size <= last,
+                )
             } else {
                 let l = usize::from(header.last_payload_len);
                 (l, l > 0 && l <= last)
@@ -703,8 +748,13 @@ impl VideoDepacketizer {
     fn notify_frame_lost(&mut self, frame: u32) {
         self.drop_frame_state();
         self.stats.frames_lost += 1;
-        let first = if is_before32(frame, self.start_frame_number) { frame } else { self.start_frame_number };
-        self.events.push(VideoEvent::FrameLost { first, last: frame });
+        let first = if is_before32(frame, self.start_frame_number) {
+            frame
+        } else {
+            self.start_frame_number
+        };
+        self.events
+            .push(VideoEvent::FrameLost { first, last: frame });
     }
 
     /// MLC `dropFrameState` in strict-IDR mode.
@@ -761,8 +811,17 @@ fn parse_frame_header(version: &AppVersion, payload: &[u8]) -> HeaderInfo {
         frame_type: FrameType::P,
         last_payload_len: 0,
     });
-    let frame_type = if version.at_least(7, 1, 350) && payload.len() >= 4 { h.frame_type } else { FrameType::P };
-    HeaderInfo { frame_type, latency: h.processing_latency, last_payload_len: h.last_payload_len, header_size }
+    let frame_type = if version.at_least(7, 1, 350) && payload.len() >= 4 {
+        h.frame_type
+    } else {
+        FrameType::P
+    };
+    HeaderInfo {
+        frame_type,
+        latency: h.processing_latency,
+        last_payload_len: h.last_payload_len,
+        header_size,
+    }
 }
 
 /// H.264/HEVC: the first NAL (after an optional AUD and SEIs) is a parameter set, as in an IDR AU.
@@ -795,7 +854,9 @@ fn starts_with_parameter_set(data: &[u8], codec: VideoCodec) -> bool {
 /// Index of the first byte after the next `00 00 01` start code at or after `from`.
 fn next_nal(data: &[u8], from: usize) -> Option<usize> {
     let rest = data.get(from..)?;
-    rest.windows(3).position(|w| w == [0, 0, 1]).map(|i| from + i + 3)
+    rest.windows(3)
+        .position(|w| w == [0, 0, 1])
+        .map(|i| from + i + 3)
 }
 
 #[cfg(test)]
@@ -804,18 +865,41 @@ mod tests {
     use super::*;
 
     fn config(codec: VideoCodec, key: Option<[u8; 16]>) -> DepacketizerConfig {
-        DepacketizerConfig { packet_size: 48, host_version: AppVersion::SUNSHINE, codec, key }
+        DepacketizerConfig {
+            packet_size: 48,
+            host_version: AppVersion::SUNSHINE,
+            codec,
+            key,
+        }
     }
 
     fn frames(events: &[VideoEvent]) -> Vec<&VideoFrame> {
-        events.iter().filter_map(|e| if let VideoEvent::Frame(f) = e { Some(f) } else { None }).collect()
+        events
+            .iter()
+            .filter_map(|e| {
+                if let VideoEvent::Frame(f) = e {
+                    Some(f)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     fn vector_packets() -> Vec<Vec<u8>> {
         let mut au = vec![0, 0, 0, 1, 0x65];
         au.extend(0x10..=0x32u8);
-        let mut p = VideoPacketizer::new(PacketizerConfig { packet_size: 48, ..Default::default() }).unwrap();
-        let info = FrameInfo { frame_index: 1, frame_type: FrameType::Idr, rtp_timestamp: 90000, processing_latency: 7 };
+        let mut p = VideoPacketizer::new(PacketizerConfig {
+            packet_size: 48,
+            ..Default::default()
+        })
+        .unwrap();
+        let info = FrameInfo {
+            frame_index: 1,
+            frame_type: FrameType::Idr,
+            rtp_timestamp: 90000,
+            processing_latency: 7,
+        };
         p.packetize(&au, info).unwrap().to_vec()
     }
 
@@ -833,7 +917,15 @@ mod tests {
         let mut au = vec![0, 0, 0, 1, 0x65];
         au.extend(0x10..=0x32u8);
         assert_eq!(f[0].data, au);
-        assert_eq!((f[0].frame_index, f[0].is_idr, f[0].rtp_timestamp, f[0].recovered_shards), (1, true, 90000, 1));
+        assert_eq!(
+            (
+                f[0].frame_index,
+                f[0].is_idr,
+                f[0].rtp_timestamp,
+                f[0].recovered_shards
+            ),
+            (1, true, 90000, 1)
+        );
         assert_eq!(f[0].host_processing_latency, 7);
         assert!(events.iter().any(|e| matches!(e, VideoEvent::FecStatus(_))));
         assert_eq!(d.stats().frames_recovered, 1);
@@ -859,7 +951,10 @@ mod tests {
         let now = Instant::now();
         // Only seq 3 arrives: 3 missing > 2 parity, so the loss is reported speculatively.
         let events = d.push(&pkts[3], now);
-        assert!(events.contains(&VideoEvent::FrameLost { first: 0, last: 1 }), "{events:?}");
+        assert!(
+            events.contains(&VideoEvent::FrameLost { first: 0, last: 1 }),
+            "{events:?}"
+        );
         assert!(frames(&events).is_empty());
         assert!(d.is_waiting_for_idr());
     }
