@@ -16,6 +16,20 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 const LEGACY_PING: &[u8; 4] = b"PING";
+/// Socket buffer size asked for: a 4K keyframe arrives as a burst of several hundred datagrams,
+/// far more than Linux's default ~200 KiB receive buffer holds.
+const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
+/// Best effort: the kernel may cap the value (net.core.rmem_max / wmem_max).
+fn enlarge_buffers(socket: &UdpSocket) {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES) {
+        tracing::debug!(error = %e, "video socket: SO_RCVBUF not set");
+    }
+    if let Err(e) = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES) {
+        tracing::debug!(error = %e, "video socket: SO_SNDBUF not set");
+    }
+}
 const SS_PING_LEN: usize = 20;
 
 /// Host-side settings.
@@ -48,7 +62,9 @@ impl VideoSender {
     /// Binds the socket and starts listening for the client's ping.
     pub async fn bind(config: VideoSenderConfig) -> Result<Self, VideoError> {
         let packetizer = VideoPacketizer::new(config.packetizer)?;
-        let socket = Arc::new(UdpSocket::bind(config.bind).await?);
+        let socket = UdpSocket::bind(config.bind).await?;
+        enlarge_buffers(&socket);
+        let socket = Arc::new(socket);
         let (tx, client) = watch::channel(None);
         let ping_task = tokio::spawn(listen_for_ping(
             Arc::clone(&socket),
@@ -96,8 +112,13 @@ impl VideoSender {
             {
                 continue;
             }
-            self.socket.send_to(datagram, client).await?;
-            sent += 1;
+            match self.socket.send_to(datagram, client).await {
+                Ok(_) => sent += 1,
+                // A stale ICMP "port unreachable" from an earlier datagram: the client may be
+                // restarting; the control stream, not the media socket, decides the session's fate.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(sent)
     }
@@ -186,6 +207,7 @@ impl VideoReceiver {
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         });
         let socket = UdpSocket::bind(bind).await?;
+        enlarge_buffers(&socket);
         let local_addr = socket.local_addr()?;
         let stats = Arc::new(Mutex::new(VideoStats::default()));
         let (events_tx, events_rx) = mpsc::channel(256);
