@@ -33,6 +33,10 @@ struct Pair {
 
 impl Pair {
     fn new(packet_size: usize, fec_percent: u8, encrypted: bool) -> Self {
+        Self::with_rfi(packet_size, fec_percent, encrypted, false)
+    }
+
+    fn with_rfi(packet_size: usize, fec_percent: u8, encrypted: bool, rfi: bool) -> Self {
         let cfg = PacketizerConfig {
             packet_size,
             fec_percent,
@@ -53,6 +57,7 @@ impl Pair {
                 host_version: AppVersion::SUNSHINE,
                 codec: VideoCodec::Av1,
                 key,
+                reference_frame_invalidation: rfi,
             })
             .unwrap(),
         }
@@ -227,21 +232,33 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 
-    /// A stream with random losses, in order: a frame is delivered exactly when it and every frame
-    /// since the last IDR arrived recoverable; the host answers loss reports with an IDR.
+    /// A stream with random losses, in order: a frame is delivered exactly when it arrived
+    /// recoverable and its references are intact (it is an IDR, every frame since the last
+    /// delivered one was delivered, or, with RFI, it is the host's post-invalidation frame after
+    /// an IDR was decoded). The host answers loss reports with an IDR, or with RFI when enabled.
     #[test]
     fn frame_sequence_with_random_losses(
         size in packet_size(),
         fec in 0u8..=60,
         encrypted in any::<bool>(),
+        rfi in any::<bool>(),
         seed in any::<u64>(),
     ) {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut pair = Pair::new(size, fec, encrypted);
+        let mut pair = Pair::with_rfi(size, fec, encrypted, rfi);
         let mut need_idr = true;
+        let mut need_repair = false;
+        let mut idr_delivered = false;
         let mut chain_ok = false;
+        let mut delivered_count = 0;
         for index in 1..=40u32 {
-            let frame_type = if need_idr { FrameType::Idr } else { FrameType::P };
+            let frame_type = if need_idr || !idr_delivered {
+                FrameType::Idr
+            } else if need_repair {
+                FrameType::AfterRfi
+            } else {
+                FrameType::P
+            };
             let len = if frame_type == FrameType::Idr { rng.gen_range(20_000..120_000) } else { rng.gen_range(1..30_000) };
             let au = random_au(&mut rng, len);
             let (datagrams, blocks) = pair.packetize(&au, info(index, frame_type));
@@ -259,7 +276,8 @@ proptest! {
             let sent: Vec<Vec<u8>> = datagrams.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(d, _)| d).collect();
             let events = pair.push_all(&sent);
             let recoverable = overload.is_none();
-            chain_ok = recoverable && (frame_type == FrameType::Idr || chain_ok);
+            let repairs = rfi && idr_delivered && frame_type == FrameType::AfterRfi;
+            chain_ok = recoverable && (frame_type == FrameType::Idr || chain_ok || repairs);
             let got = frames(&events);
             // A frame whose last block was overloaded is only known lost when the next one arrives,
             // so loss reports may lag; delivery must never.
@@ -267,14 +285,25 @@ proptest! {
                 prop_assert_eq!(got.len(), 1, "frame {} should be delivered", index);
                 prop_assert!(got[0].data == au);
                 prop_assert_eq!(got[0].frame_index, index);
+                delivered_count += 1;
+                if frame_type == FrameType::Idr {
+                    idr_delivered = true;
+                    need_idr = false;
+                }
+                if frame_type != FrameType::P {
+                    need_repair = false;
+                }
             } else {
                 prop_assert!(got.is_empty(), "frame {} must not be delivered", index);
             }
-            if events.iter().any(|e| matches!(e, VideoEvent::FrameLost { .. } | VideoEvent::RequestIdr)) {
-                need_idr = true;
-            } else if frame_type == FrameType::Idr && chain_ok {
-                need_idr = false;
+            for e in &events {
+                match e {
+                    VideoEvent::FrameLost { .. } if rfi => need_repair = true,
+                    VideoEvent::FrameLost { .. } | VideoEvent::RequestIdr => need_idr = true,
+                    _ => {}
+                }
             }
         }
+        prop_assert_eq!(pair.client.stats().frames_ok, delivered_count);
     }
 }

@@ -25,12 +25,17 @@ fuzz_target!(|data: &[u8]| {
     }
     // The input is a sequence of datagrams: u16 LE length, then that many bytes.
     let now = Instant::now();
-    for (codec, key) in [(VideoCodec::Av1, None), (VideoCodec::H264, None), (VideoCodec::Hevc, Some([7u8; 16]))] {
+    for (codec, key) in [
+        (VideoCodec::Av1, None),
+        (VideoCodec::H264, None),
+        (VideoCodec::Hevc, Some([7u8; 16])),
+    ] {
         let Ok(mut d) = VideoDepacketizer::new(DepacketizerConfig {
             packet_size: 64,
             host_version: AppVersion::SUNSHINE,
             codec,
             key,
+            reference_frame_invalidation: key.is_some(),
         }) else {
             return;
         };

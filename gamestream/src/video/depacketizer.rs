@@ -56,6 +56,11 @@ pub struct DepacketizerConfig {
     pub codec: VideoCodec,
     /// The session's `rikey` when video encryption is on.
     pub key: Option<[u8; 16]>,
+    /// Reference frame invalidation is usable (host advertised `refPicInvalidation` and the
+    /// decoder copes): after a loss, wait for a frame of type 4/5 (or an IDR) instead of an IDR,
+    /// and report each lost range with [`VideoEvent::FrameLost`] for an RFI request.
+    /// `false` = moonlight-common-c's strict IDR wait (always right for Wolf).
+    pub reference_frame_invalidation: bool,
 }
 
 impl std::fmt::Debug for DepacketizerConfig {
@@ -65,6 +70,10 @@ impl std::fmt::Debug for DepacketizerConfig {
             .field("host_version", &self.host_version)
             .field("codec", &self.codec)
             .field("encrypted", &self.key.is_some())
+            .field(
+                "reference_frame_invalidation",
+                &self.reference_frame_invalidation,
+            )
             .finish()
     }
 }
@@ -201,6 +210,8 @@ pub struct VideoDepacketizer {
     start_frame_number: u32,
     waiting_for_idr: bool,
     waiting_for_next_success: bool,
+    waiting_for_ref_inval: bool,
+    idr_processed: bool,
     last_packet_in_stream: u32,
     consecutive_drops: u32,
     events: Vec<VideoEvent>,
@@ -250,6 +261,8 @@ impl VideoDepacketizer {
             waiting_for_idr: true,
             // Ask for an IDR at once if the stream does not start with one.
             waiting_for_next_success: true,
+            waiting_for_ref_inval: false,
+            idr_processed: false,
             last_packet_in_stream: u32::MAX,
             consecutive_drops: 0,
             events: Vec::new(),
@@ -266,6 +279,13 @@ impl VideoDepacketizer {
     /// True while frames are dropped until an IDR frame arrives.
     pub fn is_waiting_for_idr(&self) -> bool {
         self.waiting_for_idr
+    }
+
+    /// The decoder failed or was reset: drop frames until the next IDR. The caller sends the IDR
+    /// request (moonlight-common-c `requestDecoderRefresh`).
+    pub fn request_decoder_refresh(&mut self) {
+        self.waiting_for_idr = true;
+        self.waiting_for_next_success = false;
     }
 
     /// The frame the receive queue is working on (encrypted packets of older frames are skipped
@@ -650,16 +670,40 @@ impl VideoDepacketizer {
                 && starts_with_parameter_set(&data, self.config.codec));
         if is_idr {
             self.waiting_for_idr = false;
+            self.waiting_for_ref_inval = false;
             self.waiting_for_next_success = false;
         }
-        if self.waiting_for_idr {
-            if self.waiting_for_next_success {
-                self.events.push(VideoEvent::RequestIdr);
+        if self.waiting_for_ref_inval {
+            let recovers = if self.config.host_version.at_least(7, 1, 350) {
+                matches!(
+                    header.frame_type,
+                    FrameType::IntraRefresh | FrameType::AfterRfi
+                )
+            } else {
+                // Old hosts do not say which frame follows the invalidation: hope for the best.
+                self.report_loss(self.start_frame_number, frame_index.wrapping_sub(1));
+                true
+            };
+            if recovers {
+                self.waiting_for_ref_inval = false;
+                self.waiting_for_next_success = false;
+            }
+        }
+        if self.waiting_for_idr || self.waiting_for_ref_inval {
+            if self.waiting_for_idr {
+                if self.waiting_for_next_success {
+                    self.events.push(VideoEvent::RequestIdr);
+                }
+            } else {
+                self.report_loss(self.start_frame_number, frame_index);
             }
             self.waiting_for_next_success = false;
             self.drop_frame_state();
             self.stats.frames_dropped += 1;
             return;
+        }
+        if is_idr {
+            self.idr_processed = true;
         }
         self.consecutive_drops = 0;
         self.start_frame_number = self.next_frame_number;
@@ -744,25 +788,39 @@ impl VideoDepacketizer {
         self.notify_frame_lost(frame_index);
     }
 
-    /// MLC `notifyFrameLost` / `connectionDetectedFrameLoss`.
+    /// MLC `notifyFrameLost`.
     fn notify_frame_lost(&mut self, frame: u32) {
         self.drop_frame_state();
-        self.stats.frames_lost += 1;
-        let first = if is_before32(frame, self.start_frame_number) {
-            frame
-        } else {
-            self.start_frame_number
-        };
-        self.events
-            .push(VideoEvent::FrameLost { first, last: frame });
+        if !self.waiting_for_idr {
+            // RFI will repair the references: the lost frame is no longer expected.
+            self.next_frame_number = frame.wrapping_add(1);
+        }
+        self.report_loss(self.start_frame_number, frame);
     }
 
-    /// MLC `dropFrameState` in strict-IDR mode.
+    /// MLC `connectionDetectedFrameLoss`: frames `first..=last` are unusable.
+    fn report_loss(&mut self, first: u32, last: u32) {
+        self.stats.frames_lost += 1;
+        let first = if is_before32(last, first) {
+            last
+        } else {
+            first
+        };
+        self.events.push(VideoEvent::FrameLost { first, last });
+    }
+
+    /// MLC `dropFrameState`.
     fn drop_frame_state(&mut self) {
-        self.waiting_for_idr = true;
+        if !self.config.reference_frame_invalidation || !self.idr_processed || self.waiting_for_idr
+        {
+            self.waiting_for_idr = true;
+        } else {
+            self.waiting_for_ref_inval = true;
+        }
         self.consecutive_drops += 1;
         if self.consecutive_drops >= CONSECUTIVE_DROP_LIMIT {
             self.consecutive_drops = 0;
+            self.waiting_for_idr = true;
             self.events.push(VideoEvent::RequestIdr);
         }
     }
@@ -870,6 +928,7 @@ mod tests {
             host_version: AppVersion::SUNSHINE,
             codec,
             key,
+            reference_frame_invalidation: false,
         }
     }
 
@@ -957,6 +1016,57 @@ mod tests {
         );
         assert!(frames(&events).is_empty());
         assert!(d.is_waiting_for_idr());
+    }
+
+    #[test]
+    fn rfi_mode_waits_for_an_invalidation_frame_not_an_idr() {
+        let mut cfg = config(VideoCodec::Av1, None);
+        cfg.reference_frame_invalidation = true;
+        let mut d = VideoDepacketizer::new(cfg).unwrap();
+        let mut p = VideoPacketizer::new(PacketizerConfig {
+            packet_size: 48,
+            ..Default::default()
+        })
+        .unwrap();
+        let now = Instant::now();
+        let mut send = |index: u32, frame_type: FrameType, keep: &dyn Fn(usize, usize) -> bool| {
+            let info = FrameInfo {
+                frame_index: index,
+                frame_type,
+                rtp_timestamp: index,
+                processing_latency: 0,
+            };
+            let pkts = p.packetize(&[index as u8; 100], info).unwrap().to_vec();
+            let n = pkts.len();
+            let mut events = Vec::new();
+            for (i, pkt) in pkts.iter().enumerate() {
+                if keep(i, n) {
+                    events.extend(d.push(pkt, now));
+                }
+            }
+            events
+        };
+        let all = |_: usize, _: usize| true;
+        let delivered =
+            |e: &[VideoEvent]| frames(e).iter().map(|f| f.frame_index).collect::<Vec<_>>();
+        assert_eq!(delivered(&send(1, FrameType::Idr, &all)), [1]);
+        // Frame 2 loses everything but its last shard: reported at once.
+        let e = send(2, FrameType::P, &|i, n| i == n - 1);
+        assert!(
+            e.contains(&VideoEvent::FrameLost { first: 2, last: 2 }),
+            "{e:?}"
+        );
+        // A plain P-frame still references the lost one: dropped, range widened.
+        let e = send(3, FrameType::P, &all);
+        assert!(delivered(&e).is_empty());
+        assert!(
+            e.contains(&VideoEvent::FrameLost { first: 2, last: 3 }),
+            "{e:?}"
+        );
+        // The host's post-invalidation frame resumes the stream without an IDR.
+        assert_eq!(delivered(&send(4, FrameType::AfterRfi, &all)), [4]);
+        assert_eq!(delivered(&send(5, FrameType::P, &all)), [5]);
+        assert!(!d.is_waiting_for_idr());
     }
 
     #[test]

@@ -351,6 +351,7 @@ mod tests {
                 host_version: AppVersion::SUNSHINE,
                 codec: VideoCodec::Av1,
                 key,
+                reference_frame_invalidation: false,
             },
         }
     }
