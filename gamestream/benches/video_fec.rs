@@ -68,7 +68,6 @@ fn depacketize_bench(frame_bytes: usize, frames: u32, loss: f64, encrypted: bool
             host_version: AppVersion::SUNSHINE,
             codec: VideoCodec::H264,
             key,
-            reference_frame_invalidation: false,
         })
         .unwrap();
         let now = Instant::now();

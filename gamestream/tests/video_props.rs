@@ -43,6 +43,14 @@ impl Pair {
             ..Default::default()
         };
         let key = encrypted.then_some(KEY);
+        let mut client = VideoDepacketizer::new(DepacketizerConfig {
+            packet_size,
+            host_version: AppVersion::SUNSHINE,
+            codec: VideoCodec::Av1,
+            key,
+        })
+        .unwrap();
+        client.set_reference_frame_invalidation(rfi);
         Self {
             plain: VideoPacketizer::new(cfg.clone()).unwrap(),
             wire: key.map(|k| {
@@ -52,14 +60,7 @@ impl Pair {
                 })
                 .unwrap()
             }),
-            client: VideoDepacketizer::new(DepacketizerConfig {
-                packet_size,
-                host_version: AppVersion::SUNSHINE,
-                codec: VideoCodec::Av1,
-                key,
-                reference_frame_invalidation: rfi,
-            })
-            .unwrap(),
+            client,
         }
     }
 

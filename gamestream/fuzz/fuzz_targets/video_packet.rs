@@ -35,10 +35,10 @@ fuzz_target!(|data: &[u8]| {
             host_version: AppVersion::SUNSHINE,
             codec,
             key,
-            reference_frame_invalidation: key.is_some(),
         }) else {
             return;
         };
+        d.set_reference_frame_invalidation(key.is_some());
         let mut rest = data;
         while rest.len() >= 2 {
             let len = usize::from(u16::from_le_bytes([rest[0], rest[1]])).min(rest.len() - 2);

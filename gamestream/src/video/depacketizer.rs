@@ -56,11 +56,6 @@ pub struct DepacketizerConfig {
     pub codec: VideoCodec,
     /// The session's `rikey` when video encryption is on.
     pub key: Option<[u8; 16]>,
-    /// Reference frame invalidation is usable (host advertised `refPicInvalidation` and the
-    /// decoder copes): after a loss, wait for a frame of type 4/5 (or an IDR) instead of an IDR,
-    /// and report each lost range with [`VideoEvent::FrameLost`] for an RFI request.
-    /// `false` = moonlight-common-c's strict IDR wait (always right for Wolf).
-    pub reference_frame_invalidation: bool,
 }
 
 impl std::fmt::Debug for DepacketizerConfig {
@@ -70,10 +65,6 @@ impl std::fmt::Debug for DepacketizerConfig {
             .field("host_version", &self.host_version)
             .field("codec", &self.codec)
             .field("encrypted", &self.key.is_some())
-            .field(
-                "reference_frame_invalidation",
-                &self.reference_frame_invalidation,
-            )
             .finish()
     }
 }
@@ -212,6 +203,7 @@ pub struct VideoDepacketizer {
     waiting_for_next_success: bool,
     waiting_for_ref_inval: bool,
     idr_processed: bool,
+    reference_frame_invalidation: bool,
     last_packet_in_stream: u32,
     consecutive_drops: u32,
     events: Vec<VideoEvent>,
@@ -263,6 +255,7 @@ impl VideoDepacketizer {
             waiting_for_next_success: true,
             waiting_for_ref_inval: false,
             idr_processed: false,
+            reference_frame_invalidation: false,
             last_packet_in_stream: u32::MAX,
             consecutive_drops: 0,
             events: Vec::new(),
@@ -279,6 +272,15 @@ impl VideoDepacketizer {
     /// True while frames are dropped until an IDR frame arrives.
     pub fn is_waiting_for_idr(&self) -> bool {
         self.waiting_for_idr
+    }
+
+    /// Enables reference frame invalidation mode: use it when the host advertised
+    /// `refPicInvalidation` and the decoder copes. After a loss the depacketizer then waits for a
+    /// frame of type 4/5 (or an IDR) instead of an IDR, and reports each lost range with
+    /// [`VideoEvent::FrameLost`] for an RFI request (0x0301). Off by default: moonlight-common-c's
+    /// strict IDR wait, always right for Wolf.
+    pub fn set_reference_frame_invalidation(&mut self, enabled: bool) {
+        self.reference_frame_invalidation = enabled;
     }
 
     /// The decoder failed or was reset: drop frames until the next IDR. The caller sends the IDR
@@ -811,7 +813,7 @@ impl VideoDepacketizer {
 
     /// MLC `dropFrameState`.
     fn drop_frame_state(&mut self) {
-        if !self.config.reference_frame_invalidation || !self.idr_processed || self.waiting_for_idr
+        if !self.reference_frame_invalidation || !self.idr_processed || self.waiting_for_idr
         {
             self.waiting_for_idr = true;
         } else {
@@ -928,7 +930,6 @@ mod tests {
             host_version: AppVersion::SUNSHINE,
             codec,
             key,
-            reference_frame_invalidation: false,
         }
     }
 
@@ -1020,9 +1021,8 @@ mod tests {
 
     #[test]
     fn rfi_mode_waits_for_an_invalidation_frame_not_an_idr() {
-        let mut cfg = config(VideoCodec::Av1, None);
-        cfg.reference_frame_invalidation = true;
-        let mut d = VideoDepacketizer::new(cfg).unwrap();
+        let mut d = VideoDepacketizer::new(config(VideoCodec::Av1, None)).unwrap();
+        d.set_reference_frame_invalidation(true);
         let mut p = VideoPacketizer::new(PacketizerConfig {
             packet_size: 48,
             ..Default::default()

@@ -351,7 +351,6 @@ mod tests {
                 host_version: AppVersion::SUNSHINE,
                 codec: VideoCodec::Av1,
                 key,
-                reference_frame_invalidation: false,
             },
         }
     }
