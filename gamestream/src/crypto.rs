@@ -4,7 +4,10 @@
 //! AES-128 in one of three modes. Keeping the cipher set-up here means the key schedule is built once
 //! per session (not per packet) and every caller gets the same typed [`CryptoError`].
 
-use aes::cipher::{block_padding::Pkcs7, BlockDecrypt, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, KeyInit, KeyIvInit};
+use aes::cipher::{
+    block_padding::Pkcs7, BlockDecrypt, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, KeyInit,
+    KeyIvInit,
+};
 use aes::Aes128;
 use aes_gcm::aead::consts::{U12, U16};
 use aes_gcm::aead::AeadInPlace;
@@ -64,8 +67,14 @@ impl GcmKey {
     /// Encrypts `buf` in place (no AAD) and returns the 16-byte tag.
     pub fn seal_in_place(&self, iv: &GcmIv, buf: &mut [u8]) -> [u8; GCM_TAG_LEN] {
         let tag = match iv {
-            GcmIv::Twelve(n) => self.iv12.encrypt_in_place_detached(Nonce::<U12>::from_slice(n), b"", buf),
-            GcmIv::Sixteen(n) => self.iv16.encrypt_in_place_detached(Nonce::<U16>::from_slice(n), b"", buf),
+            GcmIv::Twelve(n) => {
+                self.iv12
+                    .encrypt_in_place_detached(Nonce::<U12>::from_slice(n), b"", buf)
+            }
+            GcmIv::Sixteen(n) => {
+                self.iv16
+                    .encrypt_in_place_detached(Nonce::<U16>::from_slice(n), b"", buf)
+            }
         }
         // aes-gcm only fails for inputs above 64 GiB, which no GameStream message approaches.
         .unwrap_or_default();
@@ -73,11 +82,22 @@ impl GcmKey {
     }
 
     /// Decrypts `buf` in place (no AAD) after checking `tag`. On failure `buf` is left unspecified.
-    pub fn open_in_place(&self, iv: &GcmIv, buf: &mut [u8], tag: &[u8; GCM_TAG_LEN]) -> Result<(), CryptoError> {
+    pub fn open_in_place(
+        &self,
+        iv: &GcmIv,
+        buf: &mut [u8],
+        tag: &[u8; GCM_TAG_LEN],
+    ) -> Result<(), CryptoError> {
         let tag = Tag::<U16>::from_slice(tag);
         match iv {
-            GcmIv::Twelve(n) => self.iv12.decrypt_in_place_detached(Nonce::<U12>::from_slice(n), b"", buf, tag),
-            GcmIv::Sixteen(n) => self.iv16.decrypt_in_place_detached(Nonce::<U16>::from_slice(n), b"", buf, tag),
+            GcmIv::Twelve(n) => {
+                self.iv12
+                    .decrypt_in_place_detached(Nonce::<U12>::from_slice(n), b"", buf, tag)
+            }
+            GcmIv::Sixteen(n) => {
+                self.iv16
+                    .decrypt_in_place_detached(Nonce::<U16>::from_slice(n), b"", buf, tag)
+            }
         }
         .map_err(|_| CryptoError::TagMismatch)
     }
@@ -90,7 +110,12 @@ impl GcmKey {
     }
 
     /// Convenience: decrypts a copy of `ciphertext` after checking `tag`.
-    pub fn open(&self, iv: &GcmIv, ciphertext: &[u8], tag: &[u8; GCM_TAG_LEN]) -> Result<Vec<u8>, CryptoError> {
+    pub fn open(
+        &self,
+        iv: &GcmIv,
+        ciphertext: &[u8],
+        tag: &[u8; GCM_TAG_LEN],
+    ) -> Result<Vec<u8>, CryptoError> {
         let mut buf = ciphertext.to_vec();
         self.open_in_place(iv, &mut buf, tag)?;
         Ok(buf)
@@ -129,7 +154,11 @@ pub fn aes_cbc_encrypt_pkcs7(key: &[u8; 16], iv: &[u8; 16], plaintext: &[u8]) ->
 }
 
 /// Inverse of [`aes_cbc_encrypt_pkcs7`].
-pub fn aes_cbc_decrypt_pkcs7(key: &[u8; 16], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn aes_cbc_decrypt_pkcs7(
+    key: &[u8; 16],
+    iv: &[u8; 16],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     if ciphertext.is_empty() || ciphertext.len() % 16 != 0 {
         return Err(CryptoError::NotBlockAligned(ciphertext.len()));
     }
@@ -152,12 +181,27 @@ mod tests {
     #[test]
     fn ecb_vectors_p3_p4() {
         // gamestream-protocol-1-control.md §7.2 P3 and P4.
-        let k1: [u8; 16] = hex::decode("bad0b4f7cae08eb7c1b5acc763a8ed25").unwrap().try_into().unwrap();
-        let k2: [u8; 16] = hex::decode("0cd2f00b23437ed6adc97cd8f7dbf3ed").unwrap().try_into().unwrap();
+        let k1: [u8; 16] = hex::decode("bad0b4f7cae08eb7c1b5acc763a8ed25")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let k2: [u8; 16] = hex::decode("0cd2f00b23437ed6adc97cd8f7dbf3ed")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let m = hex::decode("101112131415161718191a1b1c1d1e1f").unwrap();
-        assert_eq!(hex::encode(aes_ecb_encrypt(&k1, &m).unwrap()), "5febcdc985b2baddd65925da162380eb");
-        assert_eq!(hex::encode(aes_ecb_encrypt(&k2, &m).unwrap()), "74835d5e27e70f2e39548f80ad3cbff8");
-        assert_eq!(aes_ecb_decrypt(&k1, &aes_ecb_encrypt(&k1, &m).unwrap()).unwrap(), m);
+        assert_eq!(
+            hex::encode(aes_ecb_encrypt(&k1, &m).unwrap()),
+            "5febcdc985b2baddd65925da162380eb"
+        );
+        assert_eq!(
+            hex::encode(aes_ecb_encrypt(&k2, &m).unwrap()),
+            "74835d5e27e70f2e39548f80ad3cbff8"
+        );
+        assert_eq!(
+            aes_ecb_decrypt(&k1, &aes_ecb_encrypt(&k1, &m).unwrap()).unwrap(),
+            m
+        );
         assert!(aes_ecb_encrypt(&k1, &m[..15]).is_err());
     }
 
@@ -177,7 +221,10 @@ mod tests {
     fn cbc_round_trip() {
         let ct = aes_cbc_encrypt_pkcs7(&[1; 16], &[2; 16], &[3; 16]);
         assert_eq!(ct.len(), 32);
-        assert_eq!(aes_cbc_decrypt_pkcs7(&[1; 16], &[2; 16], &ct).unwrap(), vec![3; 16]);
+        assert_eq!(
+            aes_cbc_decrypt_pkcs7(&[1; 16], &[2; 16], &ct).unwrap(),
+            vec![3; 16]
+        );
         assert!(aes_cbc_decrypt_pkcs7(&[1; 16], &[2; 16], &ct[..31]).is_err());
     }
 }

@@ -24,9 +24,11 @@
 #![warn(missing_debug_implementations)]
 
 pub mod audio;
+pub mod client;
 pub mod control;
 pub mod crypto;
 pub mod fec;
+pub mod host;
 pub mod identity;
 pub mod input;
 pub mod nvhttp;

@@ -21,11 +21,21 @@ pub struct AppVersion {
 
 impl AppVersion {
     /// The version Sunshine and Wolf report, and what our own host reports.
-    pub const SUNSHINE: AppVersion = AppVersion { major: 7, minor: 1, patch: 431, build: -1 };
+    pub const SUNSHINE: AppVersion = AppVersion {
+        major: 7,
+        minor: 1,
+        patch: 431,
+        build: -1,
+    };
 
     /// Builds a version from its four fields.
     pub const fn new(major: i32, minor: i32, patch: i32, build: i32) -> Self {
-        Self { major, minor, patch, build }
+        Self {
+            major,
+            minor,
+            patch,
+            build,
+        }
     }
 
     /// Parses like moonlight-common-c's `extractVersionQuadFromString`; never fails (garbage = 0).
@@ -34,7 +44,12 @@ impl AppVersion {
         for (slot, part) in f.iter_mut().zip(s.trim().split('.')) {
             *slot = strtol_prefix(part);
         }
-        Self { major: f[0], minor: f[1], patch: f[2], build: f[3] }
+        Self {
+            major: f[0],
+            minor: f[1],
+            patch: f[2],
+            build: f[3],
+        }
     }
 
     /// True iff the first three fields are at least `(major, minor, patch)`.
@@ -82,7 +97,11 @@ impl Default for AppVersion {
 
 impl fmt::Display for AppVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}.{}", self.major, self.minor, self.patch, self.build)
+        write!(
+            f,
+            "{}.{}.{}.{}",
+            self.major, self.minor, self.patch, self.build
+        )
     }
 }
 
@@ -122,7 +141,9 @@ mod tests {
 
     #[test]
     fn client_version_by_major() {
-        let got: Vec<u32> = (3..=8).map(|m| AppVersion::new(m, 0, 0, 0).client_version()).collect();
+        let got: Vec<u32> = (3..=8)
+            .map(|m| AppVersion::new(m, 0, 0, 0).client_version())
+            .collect();
         assert_eq!(got, vec![10, 11, 12, 13, 14, 14]);
     }
 }

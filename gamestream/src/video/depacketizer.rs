@@ -813,8 +813,7 @@ impl VideoDepacketizer {
 
     /// MLC `dropFrameState`.
     fn drop_frame_state(&mut self) {
-        if !self.reference_frame_invalidation || !self.idr_processed || self.waiting_for_idr
-        {
+        if !self.reference_frame_invalidation || !self.idr_processed || self.waiting_for_idr {
             self.waiting_for_idr = true;
         } else {
             self.waiting_for_ref_inval = true;

@@ -61,8 +61,14 @@ pub struct VideoSender {
 impl VideoSender {
     /// Binds the socket and starts listening for the client's ping.
     pub async fn bind(config: VideoSenderConfig) -> Result<Self, VideoError> {
-        let packetizer = VideoPacketizer::new(config.packetizer)?;
         let socket = UdpSocket::bind(config.bind).await?;
+        Self::with_socket(socket, config)
+    }
+
+    /// Uses an already bound socket (`config.bind` is ignored). A host binds its media ports when it
+    /// answers `/launch`, before it knows the stream's settings, because SETUP must report them.
+    pub fn with_socket(socket: UdpSocket, config: VideoSenderConfig) -> Result<Self, VideoError> {
+        let packetizer = VideoPacketizer::new(config.packetizer)?;
         enlarge_buffers(&socket);
         let socket = Arc::new(socket);
         let (tx, client) = watch::channel(None);

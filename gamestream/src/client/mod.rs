@@ -1,0 +1,416 @@
+//! The client half assembled: one stream from a paired host, from `/launch` to `/cancel`.
+//!
+//! [`ClientSession::start`] does what moonlight-common-c's `LiStartConnection` does: launch (or
+//! resume), the RTSP handshake, then audio, video and the encrypted control stream; media and host
+//! messages arrive as [`SessionEvent`]s. Lost video is answered with an IDR request at once, and no
+//! frame whose reference was lost is delivered (the depacketizer waits for the next keyframe).
+//!
+//! [`ClientSession::stop`] is the one way a stream ends on our side: it **awaits `/cancel` on the host
+//! first**, then closes the control stream and the media sockets, so the host never keeps a stale
+//! session for this client (lifecycle lesson 1 and 4).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::audio::{
+    AudioDepacketizerConfig, AudioEncryption, AudioError, AudioEvent, AudioReceiver, AudioReceiverConfig, AudioStats,
+};
+use crate::control::{
+    ClientEvent, ClientMessage, ControlClient, ControlConfig, ControlError, DisconnectReason, HostMessage, IvStyle,
+    TerminationReason,
+};
+use crate::input::{InputEvent, InputWrapper};
+use crate::nvhttp::{LaunchRequest, NvHttpClient, NvHttpError};
+use crate::rtsp::describe::video_format;
+use crate::rtsp::{ClientParams, RtspError, RtspOutcome, StreamSettings};
+use crate::video::{DepacketizerConfig, VideoCodec, VideoError, VideoEvent, VideoFrame, VideoReceiver, VideoReceiverConfig, VideoStats};
+use crate::AppVersion;
+
+/// What to stream.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// App to launch (ignored by hosts when resuming).
+    pub app_id: u32,
+    /// Resolution, fps, bitrate, codecs, audio layout, encryption wishes.
+    pub settings: StreamSettings,
+    /// Bitmask of attached gamepads for `/launch`.
+    pub gamepad_mask: u32,
+    /// Also play audio on the host.
+    pub local_audio: bool,
+}
+
+impl SessionConfig {
+    /// A stream of `app_id` with the given settings.
+    pub fn new(app_id: u32, settings: StreamSettings) -> Self {
+        Self { app_id, settings, gamepad_mask: 0, local_audio: false }
+    }
+}
+
+/// Everything a stream reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// A complete, decodable access unit.
+    Video(VideoFrame),
+    /// Frames that could not be decoded; an IDR request has been sent.
+    VideoLost {
+        /// First lost frame.
+        first: u32,
+        /// Last lost frame.
+        last: u32,
+    },
+    /// One Opus packet.
+    Audio {
+        /// RTP sequence number.
+        sequence: u16,
+        /// RTP timestamp (ms).
+        timestamp: u32,
+        /// The packet.
+        opus: Vec<u8>,
+        /// Rebuilt by FEC.
+        recovered: bool,
+    },
+    /// An audio packet that is gone: conceal it.
+    AudioLost {
+        /// RTP sequence number.
+        sequence: u16,
+    },
+    /// Rumble for a controller.
+    Rumble {
+        /// Controller number.
+        controller: u16,
+        /// Low-frequency motor.
+        low_freq: u16,
+        /// High-frequency motor.
+        high_freq: u16,
+    },
+    /// HDR mode switched.
+    Hdr {
+        /// HDR on.
+        enabled: bool,
+    },
+    /// Any other host message (trigger rumble, LEDs, motion requests...).
+    Host(HostMessage),
+    /// The stream is over; nothing follows.
+    Ended(EndCause),
+}
+
+/// Why a stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndCause {
+    /// The host sent a termination message.
+    HostTerminated {
+        /// Graceful or the error kind.
+        reason: TerminationReason,
+        /// moonlight-common-c's error code (0 = graceful).
+        code: i32,
+    },
+    /// The control connection went away.
+    Disconnected(DisconnectReason),
+    /// We stopped it.
+    Stopped,
+}
+
+/// Errors while starting or driving a stream.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The host name could not be resolved.
+    #[error("cannot resolve host {0}")]
+    Resolve(String),
+    /// NVHTTP failed (launch, cancel...).
+    #[error("host API: {0}")]
+    NvHttp(#[from] NvHttpError),
+    /// The RTSP handshake failed.
+    #[error("RTSP: {0}")]
+    Rtsp(#[from] RtspError),
+    /// The control stream failed.
+    #[error("control stream: {0}")]
+    Control(#[from] ControlError),
+    /// The video path failed.
+    #[error("video: {0}")]
+    Video(#[from] VideoError),
+    /// The audio path failed.
+    #[error("audio: {0}")]
+    Audio(#[from] AudioError),
+    /// The host does not support this input event.
+    #[error("input event not supported by host {0}")]
+    UnsupportedInput(AppVersion),
+}
+
+/// Counters of a running stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Video depacketizer counters.
+    pub video: VideoStats,
+    /// Audio depacketizer counters.
+    pub audio: AudioStats,
+    /// IDR requests sent.
+    pub idr_requests: u64,
+}
+
+/// A running stream from one host.
+pub struct ClientSession {
+    http: Arc<NvHttpClient>,
+    version: AppVersion,
+    outcome: RtspOutcome,
+    control: Arc<ControlClient>,
+    video: Option<VideoReceiver>,
+    audio: Option<AudioReceiver>,
+    input_cipher: Mutex<Option<InputWrapper>>,
+    idr_requests: Arc<AtomicU64>,
+    pump: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for ClientSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSession").field("version", &self.version).field("outcome", &self.outcome).finish_non_exhaustive()
+    }
+}
+
+async fn resolve(host: &str) -> Result<IpAddr, ClientError> {
+    let trimmed = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = trimmed.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    tokio::net::lookup_host((trimmed, 0))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(|a| a.ip())
+        .ok_or_else(|| ClientError::Resolve(host.to_string()))
+}
+
+impl ClientSession {
+    /// Launches (or resumes) the app and brings every stream up. Events arrive on the receiver.
+    pub async fn start(
+        http: Arc<NvHttpClient>,
+        config: SessionConfig,
+    ) -> Result<(ClientSession, mpsc::Receiver<SessionEvent>), ClientError> {
+        let host_ip = resolve(&http.address().host).await?;
+        let info = http.server_info().await?;
+        let version = info.app_version();
+        let mut settings = config.settings.clone();
+        settings.server_codec_mode_support = info.codec_support();
+
+        let mut request = LaunchRequest::new(config.app_id, settings.width, settings.height, settings.fps);
+        request.surround_audio_info = crate::nvhttp::surround_audio_info(
+            u32::from(settings.audio_channels),
+            settings.audio_channel_mask,
+        );
+        request.remote_controllers_bitmap = config.gamepad_mask;
+        request.gcmap = config.gamepad_mask;
+        request.local_audio_play_mode = config.local_audio;
+        let launched = if info.should_resume() { http.resume(&request).await? } else { http.launch(&request).await? };
+
+        let params = ClientParams {
+            app_version: version,
+            session_url: launched.session_url.unwrap_or_default(),
+            rikey: Some(request.ri_key),
+            host_addr: host_ip,
+            stream: settings,
+        };
+        let rtsp_addr = SocketAddr::new(host_ip, params.rtsp_port());
+        let outcome = crate::rtsp::client::handshake(rtsp_addr, params).await?;
+
+        let key = request.ri_key;
+        let audio_encryption = outcome.audio_encryption.then(|| AudioEncryption::new(key, request.ri_key_id as u32));
+        let (audio, audio_rx) = AudioReceiver::start(AudioReceiverConfig::new(
+            SocketAddr::new(host_ip, outcome.audio_port),
+            outcome.audio_ping_payload,
+            AudioDepacketizerConfig::for_host(version, outcome.audio_packet_duration_ms, audio_encryption),
+        ))
+        .await?;
+        let codec = match outcome.video_format {
+            f if f & video_format::MASK_AV1 != 0 => VideoCodec::Av1,
+            f if f & video_format::MASK_H265 != 0 => VideoCodec::Hevc,
+            _ => VideoCodec::H264,
+        };
+        let (video, video_rx) = VideoReceiver::start(VideoReceiverConfig {
+            host: SocketAddr::new(host_ip, outcome.video_port),
+            bind: None,
+            ping_payload: outcome.video_ping_payload,
+            ping_interval: crate::ping::PING_INTERVAL,
+            depacketizer: DepacketizerConfig {
+                packet_size: outcome.announce.wire_packet_size() as usize,
+                host_version: version,
+                codec,
+                key: outcome.video_encryption.then_some(key),
+            },
+        })
+        .await?;
+        let iv_style = if outcome.control_v2 { IvStyle::V2 } else { IvStyle::Nvidia };
+        let (control, control_rx) = ControlClient::connect(
+            SocketAddr::new(host_ip, outcome.control_port),
+            ControlConfig::new(outcome.control_connect_data, key, iv_style, version),
+        )
+        .await?;
+        let control = Arc::new(control);
+        let input_cipher =
+            (!version.has_encrypted_control()).then(|| InputWrapper::for_host(version, &key, request.ri_key_id as u32));
+
+        let (events_tx, events_rx) = mpsc::channel(512);
+        let idr_requests = Arc::new(AtomicU64::new(0));
+        let fec_status = version.is_sunshine();
+        let pump = tokio::spawn(pump(
+            Arc::clone(&control),
+            video_rx,
+            audio_rx,
+            control_rx,
+            events_tx,
+            Arc::clone(&idr_requests),
+            fec_status,
+        ));
+        let session = ClientSession {
+            http,
+            version,
+            outcome,
+            control,
+            video: Some(video),
+            audio: Some(audio),
+            input_cipher: Mutex::new(input_cipher),
+            idr_requests,
+            pump,
+        };
+        if version.at_least(7, 1, 0) {
+            // moonlight-common-c enables haptics when input starts; GFE sends no rumble without it.
+            session.send_input(&InputEvent::EnableHaptics)?;
+        }
+        Ok((session, events_rx))
+    }
+
+    /// The host's appversion.
+    pub fn app_version(&self) -> AppVersion {
+        self.version
+    }
+
+    /// What RTSP negotiated (ports, codec, encryption, audio layout).
+    pub fn outcome(&self) -> &RtspOutcome {
+        &self.outcome
+    }
+
+    /// Sends one input event, encoded and wrapped for this host's generation.
+    pub fn send_input(&self, event: &InputEvent) -> Result<(), ClientError> {
+        if !event.supported_by(self.version) {
+            return Err(ClientError::UnsupportedInput(self.version));
+        }
+        let packet = event.encode(self.version);
+        let route = event.route(self.version);
+        let bytes = match self.input_cipher.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            Some(cipher) => cipher.wrap(&packet),
+            None => packet,
+        };
+        self.control.send_input(bytes, route)?;
+        Ok(())
+    }
+
+    /// Asks the host for a keyframe (e.g. after a decoder reset).
+    pub fn request_idr(&self) -> Result<(), ClientError> {
+        self.idr_requests.fetch_add(1, Ordering::Relaxed);
+        self.control.request_idr()?;
+        Ok(())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            video: self.video.as_ref().map(VideoReceiver::stats).unwrap_or_default(),
+            audio: self.audio.as_ref().map(AudioReceiver::stats).unwrap_or_default(),
+            idr_requests: self.idr_requests.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Ends the stream: **`/cancel` on the host first** (its error, if any, is returned after the
+    /// rest is closed anyway), then the control stream, then the media sockets.
+    pub async fn stop(mut self) -> Result<(), ClientError> {
+        let cancelled = self.http.cancel().await;
+        self.control.close().await;
+        if let Some(video) = self.video.take() {
+            video.close().await;
+        }
+        if let Some(audio) = self.audio.take() {
+            audio.close().await;
+        }
+        self.pump.abort();
+        cancelled.map_err(ClientError::from)
+    }
+}
+
+impl Drop for ClientSession {
+    fn drop(&mut self) {
+        self.pump.abort();
+    }
+}
+
+/// Forwards media and host messages to the session's consumer; answers loss with IDR requests.
+/// Ends when the control stream ends or the consumer goes away.
+async fn pump(
+    control: Arc<ControlClient>,
+    mut video: mpsc::Receiver<VideoEvent>,
+    mut audio: mpsc::Receiver<AudioEvent>,
+    mut host: mpsc::UnboundedReceiver<ClientEvent>,
+    out: mpsc::Sender<SessionEvent>,
+    idr_requests: Arc<AtomicU64>,
+    fec_status: bool,
+) {
+    let request_idr = || {
+        idr_requests.fetch_add(1, Ordering::Relaxed);
+        let _ = control.request_idr();
+    };
+    loop {
+        let event = tokio::select! {
+            Some(v) = video.recv() => match v {
+                VideoEvent::Frame(frame) => {
+                    control.note_frame_seen(frame.frame_index);
+                    control.note_frame_complete(frame.frame_index);
+                    Some(SessionEvent::Video(frame))
+                }
+                VideoEvent::FrameLost { first, last } => {
+                    request_idr();
+                    Some(SessionEvent::VideoLost { first, last })
+                }
+                VideoEvent::RequestIdr => {
+                    request_idr();
+                    None
+                }
+                VideoEvent::FecStatus(status) => {
+                    if fec_status {
+                        if let Some(s) = crate::control::FecStatus::from_bytes(&status.to_bytes()) {
+                            let _ = control.send(ClientMessage::FecStatus(s));
+                        }
+                    }
+                    None
+                }
+            },
+            Some(a) = audio.recv() => Some(match a {
+                AudioEvent::Packet { sequence, timestamp, opus, recovered } => SessionEvent::Audio { sequence, timestamp, opus, recovered },
+                AudioEvent::Lost { sequence } => SessionEvent::AudioLost { sequence },
+            }),
+            h = host.recv() => match h {
+                Some(ClientEvent::Connected) => None,
+                Some(ClientEvent::Rumble { controller, low_freq, high_freq }) => Some(SessionEvent::Rumble { controller, low_freq, high_freq }),
+                Some(ClientEvent::Hdr { enabled, .. }) => Some(SessionEvent::Hdr { enabled }),
+                Some(ClientEvent::Message(m)) => Some(SessionEvent::Host(m)),
+                Some(ClientEvent::Termination { reason, .. }) => {
+                    let _ = out.send(SessionEvent::Ended(EndCause::HostTerminated { reason, code: reason.error_code() })).await;
+                    return;
+                }
+                Some(ClientEvent::Disconnected { reason }) => {
+                    let _ = out.send(SessionEvent::Ended(EndCause::Disconnected(reason))).await;
+                    return;
+                }
+                None => {
+                    let _ = out.send(SessionEvent::Ended(EndCause::Stopped)).await;
+                    return;
+                }
+            },
+        };
+        if let Some(event) = event {
+            if out.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}

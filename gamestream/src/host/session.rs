@@ -1,0 +1,105 @@
+//! One launched session and the single path that ends it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::{lock, EndReason, HostEvent, Shared, StreamEvent};
+use crate::audio::AudioSender;
+use crate::input::InputWrapper;
+use crate::rtsp::sdp::StreamConfig;
+use crate::video::VideoSender;
+
+/// Media senders built at ANNOUNCE, handed to the application at PLAY.
+pub(crate) struct Prepared {
+    pub(crate) video: VideoSender,
+    pub(crate) audio: AudioSender,
+    pub(crate) config: StreamConfig,
+}
+
+/// A launched session. Everything it owns (sockets, senders) is freed when it is dropped.
+pub(crate) struct Session {
+    pub(crate) id: u64,
+    pub(crate) client_id: u64,
+    pub(crate) client_ip: IpAddr,
+    pub(crate) app_id: u32,
+    pub(crate) rikey: [u8; 16],
+    pub(crate) rikeyid: i32,
+    pub(crate) surround_audio_info: u32,
+    pub(crate) rtsp_encrypted: bool,
+    /// `X-SS-Ping-Payload` (16 ASCII characters), Sunshine extensions only.
+    pub(crate) ping_payload: Option<String>,
+    /// `X-SS-Connect-Data`, Sunshine extensions only.
+    pub(crate) connect_data: Option<u32>,
+    /// Media sockets, bound at `/launch` so SETUP can name their ports.
+    pub(crate) video_socket: Option<std::net::UdpSocket>,
+    pub(crate) audio_socket: Option<std::net::UdpSocket>,
+    pub(crate) video_port: u16,
+    pub(crate) audio_port: u16,
+    pub(crate) prepared: Option<Prepared>,
+    pub(crate) streaming: bool,
+    /// Decrypts input of pre-7.1.431 clients (None when the control wrapper already did).
+    pub(crate) input_cipher: Option<InputWrapper>,
+    pub(crate) stream_tx: Option<mpsc::UnboundedSender<StreamEvent>>,
+}
+
+/// Stable id of a client certificate (Wolf hashes the PEM; any stable hash of the certificate does,
+/// since clients never see it).
+pub(crate) fn client_id_of(cert_der: &[u8]) -> u64 {
+    let digest = Sha256::digest(cert_der);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(id)
+}
+
+/// Ends a session whatever the cause: removes it, tells its producer, tells the client when the end
+/// is ours (termination before the ENet disconnect), and frees its registration once the client is
+/// gone. Returns false if it was already gone.
+pub(crate) fn end_session(shared: &Arc<Shared>, session_id: u64, reason: EndReason) -> bool {
+    let Some(mut session) = lock(&shared.sessions).remove(&session_id) else {
+        return false;
+    };
+    if let Some(tx) = session.stream_tx.take() {
+        let _ = tx.send(StreamEvent::Ended(reason));
+    }
+    drop(session);
+
+    let ours = matches!(
+        reason,
+        EndReason::Cancelled | EndReason::Superseded | EndReason::Stopped | EndReason::HostShutdown
+    );
+    let runtime = tokio::runtime::Handle::try_current();
+    match runtime {
+        Ok(rt) if ours && shared.control.is_connected(session_id) => {
+            let _ = shared.control.disconnect(session_id);
+            let weak = Arc::downgrade(shared);
+            rt.spawn(async move {
+                // The termination and disconnect go out first; the registration (which they need)
+                // is dropped when the client has gone, or after 2 s.
+                for _ in 0..40 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    match weak.upgrade() {
+                        Some(s) if s.control.is_connected(session_id) => continue,
+                        _ => break,
+                    }
+                }
+                if let Some(s) = weak.upgrade() {
+                    s.control.unregister(session_id);
+                }
+            });
+        }
+        _ => shared.control.unregister(session_id),
+    }
+    let _ = shared.events.send(HostEvent::SessionEnded { session_id, reason });
+    true
+}
+
+/// Sends an event to the session's producer, if the stream has started.
+pub(crate) fn forward(shared: &Shared, session_id: u64, event: StreamEvent) {
+    if let Some(tx) = lock(&shared.sessions).get(&session_id).and_then(|s| s.stream_tx.as_ref()) {
+        let _ = tx.send(event);
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The one test command: everything CI runs. Installs its own prerequisites when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-deps.sh
+
+echo "== format"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== tests"
+cargo test --workspace
+echo "== fuzz smoke"
+bash scripts/fuzz-smoke.sh
+echo "== benchmarks (figures, not pass/fail)"
+cargo bench -p gamestream --bench video_fec
