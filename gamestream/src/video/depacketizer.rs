@@ -658,7 +658,10 @@ impl VideoDepacketizer {
         let header = self.staged_header.take();
         let recovered = std::mem::replace(&mut self.staged_recovered, 0);
         let mut data = std::mem::take(&mut self.staged);
-        self.frame_size_hint = self.frame_size_hint.max(data.len());
+        // Recent frame sizes, decaying, so one big keyframe does not inflate every later buffer.
+        self.frame_size_hint = data
+            .len()
+            .max(self.frame_size_hint - self.frame_size_hint / 8);
         self.staged = Vec::with_capacity(self.frame_size_hint);
         let outcome = self.check_frame(frame_index, &shards, header, &mut data);
         self.staged_shards = shards;
