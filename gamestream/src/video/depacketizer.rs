@@ -594,8 +594,14 @@ impl VideoDepacketizer {
                 .copy_from_slice(&self.current_frame.to_le_bytes());
             slot[RTP_HEADER_LEN + 11] = fec_blocks;
             let flags = slot[RTP_HEADER_LEN + 8];
-            let bad = (i == 0 && flags & FLAG_SOF == 0)
-                || (i == d - 1 && flags & FLAG_EOF == 0)
+            // MLC's sanity rule, except that Wolf marks SOF/EOF only at the frame's ends, so a
+            // plain data shard is also fine at an inner block boundary (the stream packet index
+            // continuity check still guards those).
+            let wolf_inner_start = self.cur_block > 0 && flags == FLAG_CONTAINS_PIC_DATA;
+            let wolf_inner_end =
+                self.cur_block < self.last_block && flags == FLAG_CONTAINS_PIC_DATA;
+            let bad = (i == 0 && flags & FLAG_SOF == 0 && !wolf_inner_start)
+                || (i == d - 1 && flags & FLAG_EOF == 0 && !wolf_inner_end)
                 || (i > 0 && i < d - 1 && flags & FLAG_CONTAINS_PIC_DATA == 0)
                 || flags & !(FLAG_SOF | FLAG_EOF | FLAG_CONTAINS_PIC_DATA) != 0;
             if bad {
@@ -1069,6 +1075,101 @@ mod tests {
         assert_eq!(delivered(&send(4, FrameType::AfterRfi, &all)), [4]);
         assert_eq!(delivered(&send(5, FrameType::P, &all)), [5]);
         assert!(!d.is_waiting_for_idr());
+    }
+
+    /// Wolf-style multi-block frame: SOF/EOF only at the frame's ends, stream packet indices
+    /// continuous over data shards only; parity recomputed over the shards as sent.
+    fn wolf_frame(au: &[u8], frame_index: u32, seq0: u16) -> Vec<Vec<u8>> {
+        let b = 64; // packetSize 48
+        let payload = 32;
+        let mut d = vec![1u8, 0, 0, 2, 0, 0, 0, 0];
+        d[4..6].copy_from_slice(&(((au.len() + 8) % payload) as u16).to_le_bytes());
+        d.extend_from_slice(au);
+        let chunks: Vec<&[u8]> = d.chunks(payload).collect();
+        let n = chunks.len();
+        let per_block = n.div_ceil(3);
+        let mut out = Vec::new();
+        let mut seq = seq0;
+        for (k, block) in chunks.chunks(per_block).enumerate() {
+            let data = block.len();
+            let parity = 2usize;
+            let mut shards: Vec<Vec<u8>> = Vec::new();
+            for (x, c) in block.iter().enumerate() {
+                let global = k * per_block + x;
+                let mut s = vec![0u8; b];
+                s[0] = 0x90;
+                s[2..4].copy_from_slice(&seq.wrapping_add(x as u16).to_be_bytes());
+                s[16..20].copy_from_slice(&((u32::from(seq0) + global as u32) << 8).to_le_bytes());
+                s[20..24].copy_from_slice(&frame_index.to_le_bytes());
+                s[24] = FLAG_CONTAINS_PIC_DATA
+                    | if global == 0 { FLAG_SOF } else { 0 }
+                    | if global == n - 1 { FLAG_EOF } else { 0 };
+                s[26] = 0x10;
+                s[27] = ((k as u8) << 4) | (2 << 6);
+                let fec = crate::video::wire::FecInfo {
+                    data_shards: data as u16,
+                    shard_index: x as u16,
+                    fec_percent: (100 * parity / data) as u8,
+                };
+                s[28..32].copy_from_slice(&fec.to_raw().to_le_bytes());
+                s[32..32 + c.len()].copy_from_slice(c);
+                shards.push(s);
+            }
+            let pct = (100 * parity / data) as u8;
+            let parity = crate::video::wire::parity_for(data, pct as usize);
+            let mut par = vec![vec![0u8; b]; parity];
+            ReedSolomon::new(data, parity)
+                .unwrap()
+                .encode(&shards, &mut par)
+                .unwrap();
+            for (j, mut p) in par.into_iter().enumerate() {
+                let x = data + j;
+                p[0] = 0x90;
+                p[2..4].copy_from_slice(&seq.wrapping_add(x as u16).to_be_bytes());
+                p[20..24].copy_from_slice(&frame_index.to_le_bytes());
+                p[27] = ((k as u8) << 4) | (2 << 6);
+                let fec = crate::video::wire::FecInfo {
+                    data_shards: data as u16,
+                    shard_index: x as u16,
+                    fec_percent: pct,
+                };
+                p[28..32].copy_from_slice(&fec.to_raw().to_le_bytes());
+                shards.push(p);
+            }
+            seq = seq.wrapping_add(shards.len() as u16);
+            out.extend(shards);
+        }
+        out
+    }
+
+    #[test]
+    fn wolf_multi_block_boundaries_are_recoverable() {
+        let au: Vec<u8> = (0..400u32).map(|i| (i * 7 + 3) as u8).collect();
+        let pkts = wolf_frame(&au, 1, 100);
+        // Drop the first data shard of blocks 1 and 2 and the last data shard of block 0.
+        let blocks: Vec<(u8, u16, u16)> = pkts
+            .iter()
+            .map(|p| {
+                let fec = crate::video::wire::FecInfo::from_raw(u32::from_le_bytes(
+                    p[28..32].try_into().unwrap(),
+                ));
+                ((p[27] >> 4) & 3, fec.shard_index, fec.data_shards)
+            })
+            .collect();
+        let lost =
+            |&(k, idx, data): &(u8, u16, u16)| (k > 0 && idx == 0) || (k == 0 && idx == data - 1);
+        let mut d = VideoDepacketizer::new(config(VideoCodec::Av1, None)).unwrap();
+        let now = Instant::now();
+        let mut events = Vec::new();
+        for (p, info) in pkts.iter().zip(&blocks) {
+            if !lost(info) {
+                events.extend(d.push(p, now));
+            }
+        }
+        let f = frames(&events);
+        assert_eq!(f.len(), 1, "{events:?}");
+        assert_eq!(f[0].data, au);
+        assert_eq!(f[0].recovered_shards, 3);
     }
 
     #[test]
