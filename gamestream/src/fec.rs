@@ -49,17 +49,16 @@ fn field() -> &'static Field {
         let mut exp = [0u8; 512];
         let mut log = [0u8; 256];
         let mut x: u16 = 1;
-        for i in 0..255 {
-            exp[i] = x as u8;
+        for (i, e) in exp.iter_mut().enumerate().take(255) {
+            *e = x as u8;
             log[x as usize] = i as u8;
             x <<= 1;
             if x & 0x100 != 0 {
                 x ^= 0x11D;
             }
         }
-        for i in 255..512 {
-            exp[i] = exp[i - 255];
-        }
+        // exp[i] = exp[i - 255] for i in 255..512, so exp[log a + log b] needs no reduction.
+        exp.copy_within(0..257, 255);
         let mut mul = vec![[0u8; 256]; 256];
         for a in 1..256usize {
             for b in 1..256usize {
@@ -97,7 +96,10 @@ pub fn mul_slice_xor(c: u8, src: &[u8], dst: &mut [u8]) {
         _ => {
             let done = simd::mul_slice_xor(c, src, dst);
             let row = &field().mul[c as usize];
-            dst[done..].iter_mut().zip(&src[done..]).for_each(|(d, s)| *d ^= row[*s as usize]);
+            dst[done..]
+                .iter_mut()
+                .zip(&src[done..])
+                .for_each(|(d, s)| *d ^= row[*s as usize]);
         }
     }
 }
@@ -105,7 +107,10 @@ pub fn mul_slice_xor(c: u8, src: &[u8], dst: &mut [u8]) {
 /// The low- and high-nibble product tables of `c`: `c·x = lo[x & 15] ^ hi[x >> 4]`.
 fn nibble_tables(c: u8) -> ([u8; 16], [u8; 16]) {
     let row = &field().mul[c as usize];
-    (core::array::from_fn(|x| row[x]), core::array::from_fn(|x| row[x << 4]))
+    (
+        core::array::from_fn(|x| row[x]),
+        core::array::from_fn(|x| row[x << 4]),
+    )
 }
 
 /// Vectorised GF(2^8) multiply-accumulate (the only `unsafe` in the crate: `std::arch` intrinsics).
@@ -178,7 +183,12 @@ mod simd {
         use std::arch::x86_64::*;
         let n = src.len().min(dst.len()) / 16 * 16;
         // SAFETY: unaligned 16-byte loads from 16-byte arrays.
-        let (lo, hi) = unsafe { (_mm_loadu_si128(lo.as_ptr().cast()), _mm_loadu_si128(hi.as_ptr().cast())) };
+        let (lo, hi) = unsafe {
+            (
+                _mm_loadu_si128(lo.as_ptr().cast()),
+                _mm_loadu_si128(hi.as_ptr().cast()),
+            )
+        };
         let mask = _mm_set1_epi8(0x0F);
         for (s, d) in src[..n].chunks_exact(16).zip(dst[..n].chunks_exact_mut(16)) {
             // SAFETY: `s` and `d` are exactly 16 bytes long; loadu/storeu need no alignment.
@@ -198,7 +208,9 @@ mod simd {
 /// `dst[i] = c · src[i]` for every byte.
 pub fn mul_slice(c: u8, src: &[u8], dst: &mut [u8]) {
     let row = &field().mul[c as usize];
-    dst.iter_mut().zip(src).for_each(|(d, s)| *d = row[*s as usize]);
+    dst.iter_mut()
+        .zip(src)
+        .for_each(|(d, s)| *d = row[*s as usize]);
 }
 
 /// A systematic `d + p` erasure code with a fixed parity matrix.
@@ -220,16 +232,28 @@ impl ReedSolomon {
                 matrix.push(gf_inv(((parity + i) ^ j) as u8));
             }
         }
-        Ok(Self { data, parity, matrix })
+        Ok(Self {
+            data,
+            parity,
+            matrix,
+        })
     }
 
     /// A code with an explicit parity matrix (`parity` rows of `data` coefficients, row-major).
-    pub fn with_parity_matrix(data: usize, parity: usize, matrix: Vec<u8>) -> Result<Self, FecError> {
+    pub fn with_parity_matrix(
+        data: usize,
+        parity: usize,
+        matrix: Vec<u8>,
+    ) -> Result<Self, FecError> {
         check_counts(data, parity)?;
         if matrix.len() != data * parity {
             return Err(FecError::InvalidMatrix);
         }
-        Ok(Self { data, parity, matrix })
+        Ok(Self {
+            data,
+            parity,
+            matrix,
+        })
     }
 
     /// The fixed RS(4,2) code of the audio stream (OpenFEC's matrix, §4.2).
@@ -257,15 +281,27 @@ impl ReedSolomon {
     }
 
     /// Computes every parity shard from the data shards. All shards must have the same length.
-    pub fn encode<D: AsRef<[u8]>, P: AsMut<[u8]>>(&self, data: &[D], parity: &mut [P]) -> Result<(), FecError> {
+    pub fn encode<D: AsRef<[u8]>, P: AsMut<[u8]>>(
+        &self,
+        data: &[D],
+        parity: &mut [P],
+    ) -> Result<(), FecError> {
         if data.len() != self.data {
-            return Err(FecError::WrongShardCount { expected: self.data, got: data.len() });
+            return Err(FecError::WrongShardCount {
+                expected: self.data,
+                got: data.len(),
+            });
         }
         if parity.len() != self.parity {
-            return Err(FecError::WrongShardCount { expected: self.parity, got: parity.len() });
+            return Err(FecError::WrongShardCount {
+                expected: self.parity,
+                got: parity.len(),
+            });
         }
         let len = data[0].as_ref().len();
-        if data.iter().any(|d| d.as_ref().len() != len) || parity.iter_mut().any(|p| p.as_mut().len() != len) {
+        if data.iter().any(|d| d.as_ref().len() != len)
+            || parity.iter_mut().any(|p| p.as_mut().len() != len)
+        {
             return Err(FecError::UnequalShardLengths);
         }
         for (j, out) in parity.iter_mut().enumerate() {
@@ -283,10 +319,17 @@ impl ReedSolomon {
     ///
     /// `shards` holds all `d + p` shards in order (missing ones may hold anything but must have the
     /// common length); `present[k]` says whether shard `k` was received. Parity shards are not rebuilt.
-    pub fn reconstruct<S: AsMut<[u8]>>(&self, shards: &mut [S], present: &[bool]) -> Result<(), FecError> {
+    pub fn reconstruct<S: AsMut<[u8]>>(
+        &self,
+        shards: &mut [S],
+        present: &[bool],
+    ) -> Result<(), FecError> {
         let total = self.data + self.parity;
         if shards.len() != total || present.len() != total {
-            return Err(FecError::WrongShardCount { expected: total, got: shards.len().min(present.len()) });
+            return Err(FecError::WrongShardCount {
+                expected: total,
+                got: shards.len().min(present.len()),
+            });
         }
         let missing: Vec<usize> = (0..self.data).filter(|&i| !present[i]).collect();
         if missing.is_empty() {
@@ -294,7 +337,10 @@ impl ReedSolomon {
         }
         let have = present.iter().filter(|p| **p).count();
         if have < self.data {
-            return Err(FecError::TooFewShards { have, need: self.data });
+            return Err(FecError::TooFewShards {
+                have,
+                need: self.data,
+            });
         }
         let len = shards[0].as_mut().len();
         if shards.iter_mut().any(|s| s.as_mut().len() != len) {
@@ -335,17 +381,29 @@ impl ReedSolomon {
     /// **in place** (so the parity shards used are clobbered), then an `m × m` Cauchy sub-matrix is
     /// inverted. Same bytes as [`ReedSolomon::reconstruct`] (the code is MDS), far less work when
     /// few shards are missing.
-    pub fn reconstruct_contiguous(&self, buf: &mut [u8], shard_len: usize, present: &[bool]) -> Result<(), FecError> {
+    pub fn reconstruct_contiguous(
+        &self,
+        buf: &mut [u8],
+        shard_len: usize,
+        present: &[bool],
+    ) -> Result<(), FecError> {
         let total = self.data + self.parity;
         if present.len() != total {
-            return Err(FecError::WrongShardCount { expected: total, got: present.len() });
+            return Err(FecError::WrongShardCount {
+                expected: total,
+                got: present.len(),
+            });
         }
         if shard_len == 0 || buf.len() != total * shard_len {
             return Err(FecError::UnequalShardLengths);
         }
         let mut missing = [0u8; MAX_TOTAL_SHARDS];
         let mut m = 0;
-        for (i, _) in present[..self.data].iter().enumerate().filter(|(_, p)| !**p) {
+        for (i, _) in present[..self.data]
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !**p)
+        {
             missing[m] = i as u8;
             m += 1;
         }
@@ -354,13 +412,21 @@ impl ReedSolomon {
         }
         let mut rows = [0u8; MAX_TOTAL_SHARDS];
         let mut r = 0;
-        for (j, _) in present[self.data..].iter().enumerate().filter(|(_, p)| **p).take(m) {
+        for (j, _) in present[self.data..]
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p)
+            .take(m)
+        {
             rows[r] = j as u8;
             r += 1;
         }
         if r < m {
             let have = present.iter().filter(|p| **p).count();
-            return Err(FecError::TooFewShards { have, need: self.data });
+            return Err(FecError::TooFewShards {
+                have,
+                need: self.data,
+            });
         }
         let (missing, rows) = (&missing[..m], &rows[..m]);
         let (data, parity) = buf.split_at_mut(self.data * shard_len);
@@ -452,7 +518,9 @@ mod tests {
     }
 
     fn data_8_1() -> Vec<Vec<u8>> {
-        (0..4u8).map(|i| (0..16u8).map(|j| i * 16 + j).collect()).collect()
+        (0..4u8)
+            .map(|i| (0..16u8).map(|j| i * 16 + j).collect())
+            .collect()
     }
 
     #[test]
@@ -468,16 +536,24 @@ mod tests {
         let mut shards: Vec<Vec<u8>> = data.iter().cloned().chain(parity).collect();
         shards[0] = vec![0xAA; 16];
         shards[3] = vec![0; 16];
-        rs.reconstruct(&mut shards, &[false, true, true, false, true, true]).unwrap();
+        rs.reconstruct(&mut shards, &[false, true, true, false, true, true])
+            .unwrap();
         assert_eq!(&shards[..4], &data[..]);
     }
 
     #[test]
     fn vector_8_2_video_10_2() {
         let rs = ReedSolomon::new(10, 2).unwrap();
-        assert_eq!(rs.parity_matrix(), &h("8ef447a77abaad9ddd98f48ea747ba7a9dad98dd")[..]);
+        assert_eq!(
+            rs.parity_matrix(),
+            &h("8ef447a77abaad9ddd98f48ea747ba7a9dad98dd")[..]
+        );
         let data: Vec<Vec<u8>> = (0..10u32)
-            .map(|i| (0..8u32).map(|j| ((i * 37 + j * 11 + 5) & 0xFF) as u8).collect())
+            .map(|i| {
+                (0..8u32)
+                    .map(|j| ((i * 37 + j * 11 + 5) & 0xFF) as u8)
+                    .collect()
+            })
             .collect();
         assert_eq!(data[0], h("05101b26313c4752"));
         assert_eq!(data[9], h("525d68737e89949f"));
@@ -491,7 +567,11 @@ mod tests {
     fn vector_8_2_extra_checks() {
         let rs = ReedSolomon::new(3, 1).unwrap();
         assert_eq!(rs.parity_matrix(), &h("018ef4")[..]);
-        let data = [h("0001020304050607"), h("08090a0b0c0d0e0f"), h("1011121314151617")];
+        let data = [
+            h("0001020304050607"),
+            h("08090a0b0c0d0e0f"),
+            h("1011121314151617"),
+        ];
         let mut parity = vec![vec![0u8; 8]];
         rs.encode(&data, &mut parity).unwrap();
         assert_eq!(parity[0], h("ff8409720e75f883"));
@@ -515,7 +595,8 @@ mod tests {
         let mut shards: Vec<Vec<u8>> = data.iter().cloned().chain(parity).collect();
         shards[1] = vec![0; 16];
         shards[2] = vec![0; 16];
-        rs.reconstruct(&mut shards, &[true, false, false, true, true, true]).unwrap();
+        rs.reconstruct(&mut shards, &[true, false, false, true, true, true])
+            .unwrap();
         assert_eq!(&shards[..4], &data[..]);
     }
 
@@ -528,7 +609,9 @@ mod tests {
                 let mut slow = fast.clone();
                 mul_slice_xor(c, &src[..len], &mut fast);
                 let row = &field().mul[c as usize];
-                slow.iter_mut().zip(&src[..len]).for_each(|(d, s)| *d ^= row[*s as usize]);
+                slow.iter_mut()
+                    .zip(&src[..len])
+                    .for_each(|(d, s)| *d ^= row[*s as usize]);
                 assert_eq!(fast, slow, "c={c} len={len}");
             }
         }
@@ -543,11 +626,14 @@ mod tests {
         buf.extend(h("5dc774ee0f9526bcf963d04aab318218"));
         buf[..16].fill(0xAA);
         buf[48..64].fill(0);
-        rs.reconstruct_contiguous(&mut buf, 16, &[false, true, true, false, true, true]).unwrap();
+        rs.reconstruct_contiguous(&mut buf, 16, &[false, true, true, false, true, true])
+            .unwrap();
         assert_eq!(&buf[..64], &data.concat()[..]);
         // Random erasures on a bigger code agree with the reference decoder.
         let rs = ReedSolomon::new(20, 5).unwrap();
-        let data: Vec<Vec<u8>> = (0..20u32).map(|i| (0..40u32).map(|j| (i * 29 + j * 13 + 1) as u8).collect()).collect();
+        let data: Vec<Vec<u8>> = (0..20u32)
+            .map(|i| (0..40u32).map(|j| (i * 29 + j * 13 + 1) as u8).collect())
+            .collect();
         let mut parity = vec![vec![0u8; 40]; 5];
         rs.encode(&data, &mut parity).unwrap();
         let mut present = vec![true; 25];
@@ -572,7 +658,14 @@ mod tests {
             rs.reconstruct(&mut shards, &[false, false, false, true, true, true]),
             Err(FecError::TooFewShards { have: 3, need: 4 })
         );
-        let mut uneven = vec![vec![0u8; 4], vec![0u8; 5], vec![0u8; 4], vec![0u8; 4], vec![0u8; 4], vec![0u8; 4]];
+        let mut uneven = vec![
+            vec![0u8; 4],
+            vec![0u8; 5],
+            vec![0u8; 4],
+            vec![0u8; 4],
+            vec![0u8; 4],
+            vec![0u8; 4],
+        ];
         assert_eq!(
             rs.reconstruct(&mut uneven, &[false, true, true, true, true, true]),
             Err(FecError::UnequalShardLengths)

@@ -1,8 +1,8 @@
 //! Property tests: host packetizer → lossy, reordering, duplicating network → client depacketizer.
 
 use gamestream::video::{
-    DepacketizerConfig, FrameInfo, FrameType, PacketizerConfig, VideoCodec, VideoDepacketizer, VideoEvent, VideoFrame,
-    VideoPacketizer,
+    DepacketizerConfig, FrameInfo, FrameType, PacketizerConfig, VideoCodec, VideoDepacketizer,
+    VideoEvent, VideoFrame, VideoPacketizer,
 };
 use gamestream::AppVersion;
 use proptest::prelude::*;
@@ -12,6 +12,9 @@ use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
 const KEY: [u8; 16] = *b"0123456789abcdef";
+
+/// For each FEC block of a frame: its datagram indices and its parity count.
+type Blocks = Vec<(std::ops::Range<usize>, usize)>;
 
 fn au_len() -> impl Strategy<Value = usize> {
     prop_oneof![1usize..2_000, 2_000usize..60_000, 60_000usize..300_000]
@@ -30,30 +33,46 @@ struct Pair {
 
 impl Pair {
     fn new(packet_size: usize, fec_percent: u8, encrypted: bool) -> Self {
-        let cfg = PacketizerConfig { packet_size, fec_percent, ..Default::default() };
+        Self::with_rfi(packet_size, fec_percent, encrypted, false)
+    }
+
+    fn with_rfi(packet_size: usize, fec_percent: u8, encrypted: bool, rfi: bool) -> Self {
+        let cfg = PacketizerConfig {
+            packet_size,
+            fec_percent,
+            ..Default::default()
+        };
         let key = encrypted.then_some(KEY);
+        let mut client = VideoDepacketizer::new(DepacketizerConfig {
+            packet_size,
+            host_version: AppVersion::SUNSHINE,
+            codec: VideoCodec::Av1,
+            key,
+        })
+        .unwrap();
+        client.set_reference_frame_invalidation(rfi);
         Self {
             plain: VideoPacketizer::new(cfg.clone()).unwrap(),
-            wire: key.map(|k| VideoPacketizer::new(PacketizerConfig { key: Some(k), ..cfg }).unwrap()),
-            client: VideoDepacketizer::new(DepacketizerConfig {
-                packet_size,
-                host_version: AppVersion::SUNSHINE,
-                codec: VideoCodec::Av1,
-                key,
-            })
-            .unwrap(),
+            wire: key.map(|k| {
+                VideoPacketizer::new(PacketizerConfig {
+                    key: Some(k),
+                    ..cfg
+                })
+                .unwrap()
+            }),
+            client,
         }
     }
 
     /// Datagrams to send, and for each FEC block the range of datagram indices and its parity count.
-    fn packetize(&mut self, au: &[u8], info: FrameInfo) -> (Vec<Vec<u8>>, Vec<(std::ops::Range<usize>, usize)>) {
+    fn packetize(&mut self, au: &[u8], info: FrameInfo) -> (Vec<Vec<u8>>, Blocks) {
         let plain = self.plain.packetize(au, info).unwrap().to_vec();
         let wire = match &mut self.wire {
             Some(w) => w.packetize(au, info).unwrap().to_vec(),
             None => plain.clone(),
         };
         assert_eq!(plain.len(), wire.len());
-        let mut blocks: Vec<(std::ops::Range<usize>, usize)> = Vec::new();
+        let mut blocks: Blocks = Vec::new();
         let mut start = 0;
         for i in 1..=plain.len() {
             if i == plain.len() || plain[i][27] != plain[start][27] {
@@ -68,12 +87,24 @@ impl Pair {
 
     fn push_all(&mut self, datagrams: &[Vec<u8>]) -> Vec<VideoEvent> {
         let now = Instant::now();
-        datagrams.iter().flat_map(|d| self.client.push(d, now)).collect()
+        datagrams
+            .iter()
+            .flat_map(|d| self.client.push(d, now))
+            .collect()
     }
 }
 
 fn frames(events: &[VideoEvent]) -> Vec<&VideoFrame> {
-    events.iter().filter_map(|e| if let VideoEvent::Frame(f) = e { Some(f) } else { None }).collect()
+    events
+        .iter()
+        .filter_map(|e| {
+            if let VideoEvent::Frame(f) = e {
+                Some(f)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn random_au(rng: &mut StdRng, len: usize) -> Vec<u8> {
@@ -97,7 +128,11 @@ fn network(
     for (b, (range, parity)) in blocks.iter().enumerate() {
         let total = range.len();
         let data = total - parity;
-        let lose = if overload == Some(b) { parity + 1 } else { rng.gen_range(0..=*parity) };
+        let lose = if overload == Some(b) {
+            parity + 1
+        } else {
+            rng.gen_range(0..=*parity)
+        };
         let mut idx: Vec<usize> = range.clone().collect();
         idx.shuffle(rng);
         idx.truncate(total - lose);
@@ -109,7 +144,10 @@ fn network(
             late.push((out.len(), datagrams[i].clone()));
         }
     }
-    let mut placed: Vec<(usize, Vec<u8>)> = late.into_iter().map(|(min, d)| (rng.gen_range(min..=out.len()), d)).collect();
+    let mut placed: Vec<(usize, Vec<u8>)> = late
+        .into_iter()
+        .map(|(min, d)| (rng.gen_range(min..=out.len()), d))
+        .collect();
     placed.sort_by_key(|(pos, _)| std::cmp::Reverse(*pos));
     for (pos, d) in placed {
         out.insert(pos, d);
@@ -127,7 +165,12 @@ fn network(
 }
 
 fn info(frame_index: u32, frame_type: FrameType) -> FrameInfo {
-    FrameInfo { frame_index, frame_type, rtp_timestamp: frame_index.wrapping_mul(1500), processing_latency: 12 }
+    FrameInfo {
+        frame_index,
+        frame_type,
+        rtp_timestamp: frame_index.wrapping_mul(1500),
+        processing_latency: 12,
+    }
 }
 
 proptest! {
@@ -190,21 +233,33 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 
-    /// A stream with random losses, in order: a frame is delivered exactly when it and every frame
-    /// since the last IDR arrived recoverable; the host answers loss reports with an IDR.
+    /// A stream with random losses, in order: a frame is delivered exactly when it arrived
+    /// recoverable and its references are intact (it is an IDR, every frame since the last
+    /// delivered one was delivered, or, with RFI, it is the host's post-invalidation frame after
+    /// an IDR was decoded). The host answers loss reports with an IDR, or with RFI when enabled.
     #[test]
     fn frame_sequence_with_random_losses(
         size in packet_size(),
         fec in 0u8..=60,
         encrypted in any::<bool>(),
+        rfi in any::<bool>(),
         seed in any::<u64>(),
     ) {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut pair = Pair::new(size, fec, encrypted);
+        let mut pair = Pair::with_rfi(size, fec, encrypted, rfi);
         let mut need_idr = true;
+        let mut need_repair = false;
+        let mut idr_delivered = false;
         let mut chain_ok = false;
+        let mut delivered_count = 0;
         for index in 1..=40u32 {
-            let frame_type = if need_idr { FrameType::Idr } else { FrameType::P };
+            let frame_type = if need_idr || !idr_delivered {
+                FrameType::Idr
+            } else if need_repair {
+                FrameType::AfterRfi
+            } else {
+                FrameType::P
+            };
             let len = if frame_type == FrameType::Idr { rng.gen_range(20_000..120_000) } else { rng.gen_range(1..30_000) };
             let au = random_au(&mut rng, len);
             let (datagrams, blocks) = pair.packetize(&au, info(index, frame_type));
@@ -222,7 +277,8 @@ proptest! {
             let sent: Vec<Vec<u8>> = datagrams.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(d, _)| d).collect();
             let events = pair.push_all(&sent);
             let recoverable = overload.is_none();
-            chain_ok = recoverable && (frame_type == FrameType::Idr || chain_ok);
+            let repairs = rfi && idr_delivered && frame_type == FrameType::AfterRfi;
+            chain_ok = recoverable && (frame_type == FrameType::Idr || chain_ok || repairs);
             let got = frames(&events);
             // A frame whose last block was overloaded is only known lost when the next one arrives,
             // so loss reports may lag; delivery must never.
@@ -230,14 +286,25 @@ proptest! {
                 prop_assert_eq!(got.len(), 1, "frame {} should be delivered", index);
                 prop_assert!(got[0].data == au);
                 prop_assert_eq!(got[0].frame_index, index);
+                delivered_count += 1;
+                if frame_type == FrameType::Idr {
+                    idr_delivered = true;
+                    need_idr = false;
+                }
+                if frame_type != FrameType::P {
+                    need_repair = false;
+                }
             } else {
                 prop_assert!(got.is_empty(), "frame {} must not be delivered", index);
             }
-            if events.iter().any(|e| matches!(e, VideoEvent::FrameLost { .. } | VideoEvent::RequestIdr)) {
-                need_idr = true;
-            } else if frame_type == FrameType::Idr && chain_ok {
-                need_idr = false;
+            for e in &events {
+                match e {
+                    VideoEvent::FrameLost { .. } if rfi => need_repair = true,
+                    VideoEvent::FrameLost { .. } | VideoEvent::RequestIdr => need_idr = true,
+                    _ => {}
+                }
             }
         }
+        prop_assert_eq!(pair.client.stats().frames_ok, delivered_count);
     }
 }

@@ -10,9 +10,9 @@
 //! (moonlight-common-c's "strict IDR wait", used when reference frame invalidation is off).
 
 use super::wire::{
-    frame_header_size, is_before16, is_before24, is_before32, EncPrefix, FecStatus, FrameHeader, FrameType, NvVideoPacket,
-    RtpHeader, ENC_PREFIX_LEN, FLAG_CONTAINS_PIC_DATA, FLAG_EOF, FLAG_EXTENSION, FLAG_SOF, FRAME_HEADER_LEN,
-    MULTI_FEC_FLAGS, RTP_HEADER_LEN, SHARD_HEADER_LEN,
+    frame_header_size, is_before16, is_before24, is_before32, EncPrefix, FecStatus, FrameHeader,
+    FrameType, NvVideoPacket, RtpHeader, ENC_PREFIX_LEN, FLAG_CONTAINS_PIC_DATA, FLAG_EOF,
+    FLAG_EXTENSION, FLAG_SOF, FRAME_HEADER_LEN, MULTI_FEC_FLAGS, RTP_HEADER_LEN, SHARD_HEADER_LEN,
 };
 use super::VideoError;
 use crate::crypto::{GcmIv, GcmKey, GCM_TAG_LEN};
@@ -201,6 +201,9 @@ pub struct VideoDepacketizer {
     start_frame_number: u32,
     waiting_for_idr: bool,
     waiting_for_next_success: bool,
+    waiting_for_ref_inval: bool,
+    idr_processed: bool,
+    reference_frame_invalidation: bool,
     last_packet_in_stream: u32,
     consecutive_drops: u32,
     events: Vec<VideoEvent>,
@@ -222,7 +225,9 @@ impl VideoDepacketizer {
     /// Checks the configuration and builds the cipher once.
     pub fn new(config: DepacketizerConfig) -> Result<Self, VideoError> {
         if config.packet_size < 32 || config.packet_size % 16 != 0 || config.packet_size > 16_384 {
-            return Err(VideoError::InvalidConfig("packet_size must be a multiple of 16 in 32..=16384"));
+            return Err(VideoError::InvalidConfig(
+                "packet_size must be a multiple of 16 in 32..=16384",
+            ));
         }
         Ok(Self {
             key: config.key.as_ref().map(GcmKey::new),
@@ -248,6 +253,9 @@ impl VideoDepacketizer {
             waiting_for_idr: true,
             // Ask for an IDR at once if the stream does not start with one.
             waiting_for_next_success: true,
+            waiting_for_ref_inval: false,
+            idr_processed: false,
+            reference_frame_invalidation: false,
             last_packet_in_stream: u32::MAX,
             consecutive_drops: 0,
             events: Vec::new(),
@@ -264,6 +272,22 @@ impl VideoDepacketizer {
     /// True while frames are dropped until an IDR frame arrives.
     pub fn is_waiting_for_idr(&self) -> bool {
         self.waiting_for_idr
+    }
+
+    /// Enables reference frame invalidation mode: use it when the host advertised
+    /// `refPicInvalidation` and the decoder copes. After a loss the depacketizer then waits for a
+    /// frame of type 4/5 (or an IDR) instead of an IDR, and reports each lost range with
+    /// [`VideoEvent::FrameLost`] for an RFI request (0x0301). Off by default: moonlight-common-c's
+    /// strict IDR wait, always right for Wolf.
+    pub fn set_reference_frame_invalidation(&mut self, enabled: bool) {
+        self.reference_frame_invalidation = enabled;
+    }
+
+    /// The decoder failed or was reset: drop frames until the next IDR. The caller sends the IDR
+    /// request (moonlight-common-c `requestDecoderRefresh`).
+    pub fn request_decoder_refresh(&mut self) {
+        self.waiting_for_idr = true;
+        self.waiting_for_next_success = false;
     }
 
     /// The frame the receive queue is working on (encrypted packets of older frames are skipped
@@ -289,7 +313,9 @@ impl VideoDepacketizer {
             let len = datagram.len().min(self.block_size);
             return self.add_packet(&datagram[..len], now);
         };
-        if datagram.len() < ENC_PREFIX_LEN + SHARD_HEADER_LEN || datagram.len() > ENC_PREFIX_LEN + self.block_size {
+        if datagram.len() < ENC_PREFIX_LEN + SHARD_HEADER_LEN
+            || datagram.len() > ENC_PREFIX_LEN + self.block_size
+        {
             return false;
         }
         let Ok(prefix) = EncPrefix::parse(datagram) else {
@@ -303,7 +329,10 @@ impl VideoDepacketizer {
         plain.clear();
         plain.extend_from_slice(&datagram[ENC_PREFIX_LEN..]);
         let tag: &[u8; GCM_TAG_LEN] = &prefix.tag;
-        let ok = if key.open_in_place(&GcmIv::Twelve(prefix.iv), &mut plain, tag).is_ok() {
+        let ok = if key
+            .open_in_place(&GcmIv::Twelve(prefix.iv), &mut plain, tag)
+            .is_ok()
+        {
             self.add_packet(&plain, now)
         } else {
             self.stats.decrypt_failures += 1;
@@ -318,10 +347,15 @@ impl VideoDepacketizer {
         if pkt.len() < SHARD_HEADER_LEN {
             return false;
         }
-        let (Ok(rtp), Ok(mut nv)) = (RtpHeader::parse(pkt), NvVideoPacket::parse(&pkt[RTP_HEADER_LEN..])) else {
+        let (Ok(rtp), Ok(mut nv)) = (
+            RtpHeader::parse(pkt),
+            NvVideoPacket::parse(&pkt[RTP_HEADER_LEN..]),
+        ) else {
             return false;
         };
-        if rtp.header & FLAG_EXTENSION == 0 || is_before16(rtp.sequence_number, self.next_contiguous_seq) {
+        if rtp.header & FLAG_EXTENSION == 0
+            || is_before16(rtp.sequence_number, self.next_contiguous_seq)
+        {
             return false;
         }
         if !self.multi_fec_capable {
@@ -336,13 +370,17 @@ impl VideoDepacketizer {
         if nv.frame_index == self.current_frame && block_index < self.cur_block {
             return false;
         }
-        let starts_block =
-            self.block.pending == 0 || self.current_frame != nv.frame_index || self.cur_block != block_index;
+        let starts_block = self.block.pending == 0
+            || self.current_frame != nv.frame_index
+            || self.cur_block != block_index;
         if starts_block {
             // Refuse blocks no host can produce before touching any state.
             let parity = fec.parity_shards() as usize;
             let data = fec.data_shards as usize;
-            if data == 0 || data + parity > MAX_BLOCK_SHARDS || fec.shard_index as usize >= data + parity {
+            if data == 0
+                || data + parity > MAX_BLOCK_SHARDS
+                || fec.shard_index as usize >= data + parity
+            {
                 return false;
             }
             if !self.start_block(&rtp, &nv) {
@@ -367,7 +405,9 @@ impl VideoDepacketizer {
             b.received_highest_seq = seq;
             b.first_rtp = rtp;
         } else if is_before16(b.received_highest_seq, seq) {
-            b.missing = b.missing.wrapping_add(seq.wrapping_sub(b.received_highest_seq).wrapping_sub(1));
+            b.missing = b
+                .missing
+                .wrapping_add(seq.wrapping_sub(b.received_highest_seq).wrapping_sub(1));
             b.received_highest_seq = seq;
         } else {
             b.missing = b.missing.saturating_sub(1);
@@ -408,7 +448,11 @@ impl VideoDepacketizer {
                 return false;
             }
         }
-        let expected = if self.current_frame == nv.frame_index { self.cur_block } else { 0 };
+        let expected = if self.current_frame == nv.frame_index {
+            self.cur_block
+        } else {
+            0
+        };
         if block_index != expected {
             self.purge_frame();
             if !self.reported_lost {
@@ -443,7 +487,10 @@ impl VideoDepacketizer {
         b.fec_percent = fec.fec_percent;
         b.parity_shards = fec.parity_shards() as usize;
         b.first_parity_seq = b.lowest_seq.wrapping_add(fec.data_shards);
-        b.highest_seq = b.first_parity_seq.wrapping_add(b.parity_shards as u16).wrapping_sub(1);
+        b.highest_seq = b
+            .first_parity_seq
+            .wrapping_add(b.parity_shards as u16)
+            .wrapping_sub(1);
         self.cur_block = block_index;
         self.last_block = nv.last_block_index();
         let total = b.data_shards + b.parity_shards;
@@ -474,7 +521,11 @@ impl VideoDepacketizer {
         if out_of_sequence {
             self.last_oos = Some(now);
             self.received_oos = true;
-        } else if self.received_oos && self.last_oos.is_some_and(|t| now.saturating_duration_since(t) > SPECULATIVE_COOLDOWN) {
+        } else if self.received_oos
+            && self
+                .last_oos
+                .is_some_and(|t| now.saturating_duration_since(t) > SPECULATIVE_COOLDOWN)
+        {
             self.received_oos = false;
         }
         let bs = self.block_size;
@@ -524,7 +575,10 @@ impl VideoDepacketizer {
         let bs = self.block_size;
         let b = &mut self.block;
         let missing: Vec<usize> = (0..d).filter(|&i| !b.present[i]).collect();
-        if rs.reconstruct_contiguous(&mut b.slots[..(d + p) * bs], bs, &b.present).is_err() {
+        if rs
+            .reconstruct_contiguous(&mut b.slots[..(d + p) * bs], bs, &b.present)
+            .is_err()
+        {
             b.failed = true;
             return false;
         }
@@ -536,11 +590,18 @@ impl VideoDepacketizer {
             slot[2..4].copy_from_slice(&b.lowest_seq.wrapping_add(i as u16).to_be_bytes());
             slot[4..8].copy_from_slice(&b.first_rtp.timestamp.to_be_bytes());
             slot[8..12].copy_from_slice(&b.first_rtp.ssrc.to_be_bytes());
-            slot[RTP_HEADER_LEN + 4..RTP_HEADER_LEN + 8].copy_from_slice(&self.current_frame.to_le_bytes());
+            slot[RTP_HEADER_LEN + 4..RTP_HEADER_LEN + 8]
+                .copy_from_slice(&self.current_frame.to_le_bytes());
             slot[RTP_HEADER_LEN + 11] = fec_blocks;
             let flags = slot[RTP_HEADER_LEN + 8];
-            let bad = (i == 0 && flags & FLAG_SOF == 0)
-                || (i == d - 1 && flags & FLAG_EOF == 0)
+            // MLC's sanity rule, except that Wolf marks SOF/EOF only at the frame's ends, so a
+            // plain data shard is also fine at an inner block boundary (the stream packet index
+            // continuity check still guards those).
+            let wolf_inner_start = self.cur_block > 0 && flags == FLAG_CONTAINS_PIC_DATA;
+            let wolf_inner_end =
+                self.cur_block < self.last_block && flags == FLAG_CONTAINS_PIC_DATA;
+            let bad = (i == 0 && flags & FLAG_SOF == 0 && !wolf_inner_start)
+                || (i == d - 1 && flags & FLAG_EOF == 0 && !wolf_inner_end)
                 || (i > 0 && i < d - 1 && flags & FLAG_CONTAINS_PIC_DATA == 0)
                 || flags & !(FLAG_SOF | FLAG_EOF | FLAG_CONTAINS_PIC_DATA) != 0;
             if bad {
@@ -569,10 +630,14 @@ impl VideoDepacketizer {
                 continue;
             };
             let mut payload = &shard[SHARD_HEADER_LEN..];
-            let (block, last_block) =
-                if self.multi_fec_capable { (nv.block_index(), nv.last_block_index()) } else { (0, 0) };
+            let (block, last_block) = if self.multi_fec_capable {
+                (nv.block_index(), nv.last_block_index())
+            } else {
+                (0, 0)
+            };
             let flags_no_pic = nv.flags & !FLAG_CONTAINS_PIC_DATA;
-            let first_packet = (flags_no_pic == FLAG_SOF || flags_no_pic == FLAG_SOF | FLAG_EOF) && block == 0;
+            let first_packet =
+                (flags_no_pic == FLAG_SOF || flags_no_pic == FLAG_SOF | FLAG_EOF) && block == 0;
             if first_packet && self.staged_shards.is_empty() && !payload.is_empty() {
                 let header = parse_frame_header(&self.config.host_version, payload);
                 let skip = header.header_size.min(payload.len());
@@ -599,7 +664,10 @@ impl VideoDepacketizer {
         let header = self.staged_header.take();
         let recovered = std::mem::replace(&mut self.staged_recovered, 0);
         let mut data = std::mem::take(&mut self.staged);
-        self.frame_size_hint = self.frame_size_hint.max(data.len());
+        // Recent frame sizes, decaying, so one big keyframe does not inflate every later buffer.
+        self.frame_size_hint = data
+            .len()
+            .max(self.frame_size_hint - self.frame_size_hint / 8);
         self.staged = Vec::with_capacity(self.frame_size_hint);
         let outcome = self.check_frame(frame_index, &shards, header, &mut data);
         self.staged_shards = shards;
@@ -609,19 +677,44 @@ impl VideoDepacketizer {
         };
         self.next_frame_number = frame_index.wrapping_add(1);
         let is_idr = header.frame_type == FrameType::Idr
-            || (self.config.codec.is_annex_b() && starts_with_parameter_set(&data, self.config.codec));
+            || (self.config.codec.is_annex_b()
+                && starts_with_parameter_set(&data, self.config.codec));
         if is_idr {
             self.waiting_for_idr = false;
+            self.waiting_for_ref_inval = false;
             self.waiting_for_next_success = false;
         }
-        if self.waiting_for_idr {
-            if self.waiting_for_next_success {
-                self.events.push(VideoEvent::RequestIdr);
+        if self.waiting_for_ref_inval {
+            let recovers = if self.config.host_version.at_least(7, 1, 350) {
+                matches!(
+                    header.frame_type,
+                    FrameType::IntraRefresh | FrameType::AfterRfi
+                )
+            } else {
+                // Old hosts do not say which frame follows the invalidation: hope for the best.
+                self.report_loss(self.start_frame_number, frame_index.wrapping_sub(1));
+                true
+            };
+            if recovers {
+                self.waiting_for_ref_inval = false;
+                self.waiting_for_next_success = false;
+            }
+        }
+        if self.waiting_for_idr || self.waiting_for_ref_inval {
+            if self.waiting_for_idr {
+                if self.waiting_for_next_success {
+                    self.events.push(VideoEvent::RequestIdr);
+                }
+            } else {
+                self.report_loss(self.start_frame_number, frame_index);
             }
             self.waiting_for_next_success = false;
             self.drop_frame_state();
             self.stats.frames_dropped += 1;
             return;
+        }
+        if is_idr {
+            self.idr_processed = true;
         }
         self.consecutive_drops = 0;
         self.start_frame_number = self.next_frame_number;
@@ -634,7 +727,11 @@ impl VideoDepacketizer {
             frame_type: header.frame_type,
             is_idr,
             rtp_timestamp,
-            host_processing_latency: if self.config.host_version.is_sunshine() { header.latency } else { 0 },
+            host_processing_latency: if self.config.host_version.is_sunshine() {
+                header.latency
+            } else {
+                0
+            },
             data,
             recovered_shards: recovered,
         }));
@@ -678,7 +775,10 @@ impl VideoDepacketizer {
             let last = shards.last().map_or(0, |s| s.len);
             let (want, ok) = if count == 1 {
                 let l = usize::from(header.last_payload_len);
-                (l.wrapping_sub(header.header_size), l > header.header_size && l - header.header_size <= last)
+                (
+                    l.wrapping_sub(header.header_size),
+                    l > header.header_size && l - header.header_size <= last,
+                )
             } else {
                 let l = usize::from(header.last_payload_len);
                 (l, l > 0 && l <= last)
@@ -699,20 +799,38 @@ impl VideoDepacketizer {
         self.notify_frame_lost(frame_index);
     }
 
-    /// MLC `notifyFrameLost` / `connectionDetectedFrameLoss`.
+    /// MLC `notifyFrameLost`.
     fn notify_frame_lost(&mut self, frame: u32) {
         self.drop_frame_state();
-        self.stats.frames_lost += 1;
-        let first = if is_before32(frame, self.start_frame_number) { frame } else { self.start_frame_number };
-        self.events.push(VideoEvent::FrameLost { first, last: frame });
+        if !self.waiting_for_idr {
+            // RFI will repair the references: the lost frame is no longer expected.
+            self.next_frame_number = frame.wrapping_add(1);
+        }
+        self.report_loss(self.start_frame_number, frame);
     }
 
-    /// MLC `dropFrameState` in strict-IDR mode.
+    /// MLC `connectionDetectedFrameLoss`: frames `first..=last` are unusable.
+    fn report_loss(&mut self, first: u32, last: u32) {
+        self.stats.frames_lost += 1;
+        let first = if is_before32(last, first) {
+            last
+        } else {
+            first
+        };
+        self.events.push(VideoEvent::FrameLost { first, last });
+    }
+
+    /// MLC `dropFrameState`.
     fn drop_frame_state(&mut self) {
-        self.waiting_for_idr = true;
+        if !self.reference_frame_invalidation || !self.idr_processed || self.waiting_for_idr {
+            self.waiting_for_idr = true;
+        } else {
+            self.waiting_for_ref_inval = true;
+        }
         self.consecutive_drops += 1;
         if self.consecutive_drops >= CONSECUTIVE_DROP_LIMIT {
             self.consecutive_drops = 0;
+            self.waiting_for_idr = true;
             self.events.push(VideoEvent::RequestIdr);
         }
     }
@@ -761,8 +879,17 @@ fn parse_frame_header(version: &AppVersion, payload: &[u8]) -> HeaderInfo {
         frame_type: FrameType::P,
         last_payload_len: 0,
     });
-    let frame_type = if version.at_least(7, 1, 350) && payload.len() >= 4 { h.frame_type } else { FrameType::P };
-    HeaderInfo { frame_type, latency: h.processing_latency, last_payload_len: h.last_payload_len, header_size }
+    let frame_type = if version.at_least(7, 1, 350) && payload.len() >= 4 {
+        h.frame_type
+    } else {
+        FrameType::P
+    };
+    HeaderInfo {
+        frame_type,
+        latency: h.processing_latency,
+        last_payload_len: h.last_payload_len,
+        header_size,
+    }
 }
 
 /// H.264/HEVC: the first NAL (after an optional AUD and SEIs) is a parameter set, as in an IDR AU.
@@ -795,7 +922,9 @@ fn starts_with_parameter_set(data: &[u8], codec: VideoCodec) -> bool {
 /// Index of the first byte after the next `00 00 01` start code at or after `from`.
 fn next_nal(data: &[u8], from: usize) -> Option<usize> {
     let rest = data.get(from..)?;
-    rest.windows(3).position(|w| w == [0, 0, 1]).map(|i| from + i + 3)
+    rest.windows(3)
+        .position(|w| w == [0, 0, 1])
+        .map(|i| from + i + 3)
 }
 
 #[cfg(test)]
@@ -804,18 +933,41 @@ mod tests {
     use super::*;
 
     fn config(codec: VideoCodec, key: Option<[u8; 16]>) -> DepacketizerConfig {
-        DepacketizerConfig { packet_size: 48, host_version: AppVersion::SUNSHINE, codec, key }
+        DepacketizerConfig {
+            packet_size: 48,
+            host_version: AppVersion::SUNSHINE,
+            codec,
+            key,
+        }
     }
 
     fn frames(events: &[VideoEvent]) -> Vec<&VideoFrame> {
-        events.iter().filter_map(|e| if let VideoEvent::Frame(f) = e { Some(f) } else { None }).collect()
+        events
+            .iter()
+            .filter_map(|e| {
+                if let VideoEvent::Frame(f) = e {
+                    Some(f)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     fn vector_packets() -> Vec<Vec<u8>> {
         let mut au = vec![0, 0, 0, 1, 0x65];
         au.extend(0x10..=0x32u8);
-        let mut p = VideoPacketizer::new(PacketizerConfig { packet_size: 48, ..Default::default() }).unwrap();
-        let info = FrameInfo { frame_index: 1, frame_type: FrameType::Idr, rtp_timestamp: 90000, processing_latency: 7 };
+        let mut p = VideoPacketizer::new(PacketizerConfig {
+            packet_size: 48,
+            ..Default::default()
+        })
+        .unwrap();
+        let info = FrameInfo {
+            frame_index: 1,
+            frame_type: FrameType::Idr,
+            rtp_timestamp: 90000,
+            processing_latency: 7,
+        };
         p.packetize(&au, info).unwrap().to_vec()
     }
 
@@ -833,7 +985,15 @@ mod tests {
         let mut au = vec![0, 0, 0, 1, 0x65];
         au.extend(0x10..=0x32u8);
         assert_eq!(f[0].data, au);
-        assert_eq!((f[0].frame_index, f[0].is_idr, f[0].rtp_timestamp, f[0].recovered_shards), (1, true, 90000, 1));
+        assert_eq!(
+            (
+                f[0].frame_index,
+                f[0].is_idr,
+                f[0].rtp_timestamp,
+                f[0].recovered_shards
+            ),
+            (1, true, 90000, 1)
+        );
         assert_eq!(f[0].host_processing_latency, 7);
         assert!(events.iter().any(|e| matches!(e, VideoEvent::FecStatus(_))));
         assert_eq!(d.stats().frames_recovered, 1);
@@ -859,9 +1019,157 @@ mod tests {
         let now = Instant::now();
         // Only seq 3 arrives: 3 missing > 2 parity, so the loss is reported speculatively.
         let events = d.push(&pkts[3], now);
-        assert!(events.contains(&VideoEvent::FrameLost { first: 0, last: 1 }), "{events:?}");
+        assert!(
+            events.contains(&VideoEvent::FrameLost { first: 0, last: 1 }),
+            "{events:?}"
+        );
         assert!(frames(&events).is_empty());
         assert!(d.is_waiting_for_idr());
+    }
+
+    #[test]
+    fn rfi_mode_waits_for_an_invalidation_frame_not_an_idr() {
+        let mut d = VideoDepacketizer::new(config(VideoCodec::Av1, None)).unwrap();
+        d.set_reference_frame_invalidation(true);
+        let mut p = VideoPacketizer::new(PacketizerConfig {
+            packet_size: 48,
+            ..Default::default()
+        })
+        .unwrap();
+        let now = Instant::now();
+        let mut send = |index: u32, frame_type: FrameType, keep: &dyn Fn(usize, usize) -> bool| {
+            let info = FrameInfo {
+                frame_index: index,
+                frame_type,
+                rtp_timestamp: index,
+                processing_latency: 0,
+            };
+            let pkts = p.packetize(&[index as u8; 100], info).unwrap().to_vec();
+            let n = pkts.len();
+            let mut events = Vec::new();
+            for (i, pkt) in pkts.iter().enumerate() {
+                if keep(i, n) {
+                    events.extend(d.push(pkt, now));
+                }
+            }
+            events
+        };
+        let all = |_: usize, _: usize| true;
+        let delivered =
+            |e: &[VideoEvent]| frames(e).iter().map(|f| f.frame_index).collect::<Vec<_>>();
+        assert_eq!(delivered(&send(1, FrameType::Idr, &all)), [1]);
+        // Frame 2 loses everything but its last shard: reported at once.
+        let e = send(2, FrameType::P, &|i, n| i == n - 1);
+        assert!(
+            e.contains(&VideoEvent::FrameLost { first: 2, last: 2 }),
+            "{e:?}"
+        );
+        // A plain P-frame still references the lost one: dropped, range widened.
+        let e = send(3, FrameType::P, &all);
+        assert!(delivered(&e).is_empty());
+        assert!(
+            e.contains(&VideoEvent::FrameLost { first: 2, last: 3 }),
+            "{e:?}"
+        );
+        // The host's post-invalidation frame resumes the stream without an IDR.
+        assert_eq!(delivered(&send(4, FrameType::AfterRfi, &all)), [4]);
+        assert_eq!(delivered(&send(5, FrameType::P, &all)), [5]);
+        assert!(!d.is_waiting_for_idr());
+    }
+
+    /// Wolf-style multi-block frame: SOF/EOF only at the frame's ends, stream packet indices
+    /// continuous over data shards only; parity recomputed over the shards as sent.
+    fn wolf_frame(au: &[u8], frame_index: u32, seq0: u16) -> Vec<Vec<u8>> {
+        let b = 64; // packetSize 48
+        let payload = 32;
+        let mut d = vec![1u8, 0, 0, 2, 0, 0, 0, 0];
+        d[4..6].copy_from_slice(&(((au.len() + 8) % payload) as u16).to_le_bytes());
+        d.extend_from_slice(au);
+        let chunks: Vec<&[u8]> = d.chunks(payload).collect();
+        let n = chunks.len();
+        let per_block = n.div_ceil(3);
+        let mut out = Vec::new();
+        let mut seq = seq0;
+        for (k, block) in chunks.chunks(per_block).enumerate() {
+            let data = block.len();
+            let parity = 2usize;
+            let mut shards: Vec<Vec<u8>> = Vec::new();
+            for (x, c) in block.iter().enumerate() {
+                let global = k * per_block + x;
+                let mut s = vec![0u8; b];
+                s[0] = 0x90;
+                s[2..4].copy_from_slice(&seq.wrapping_add(x as u16).to_be_bytes());
+                s[16..20].copy_from_slice(&((u32::from(seq0) + global as u32) << 8).to_le_bytes());
+                s[20..24].copy_from_slice(&frame_index.to_le_bytes());
+                s[24] = FLAG_CONTAINS_PIC_DATA
+                    | if global == 0 { FLAG_SOF } else { 0 }
+                    | if global == n - 1 { FLAG_EOF } else { 0 };
+                s[26] = 0x10;
+                s[27] = ((k as u8) << 4) | (2 << 6);
+                let fec = crate::video::wire::FecInfo {
+                    data_shards: data as u16,
+                    shard_index: x as u16,
+                    fec_percent: (100 * parity / data) as u8,
+                };
+                s[28..32].copy_from_slice(&fec.to_raw().to_le_bytes());
+                s[32..32 + c.len()].copy_from_slice(c);
+                shards.push(s);
+            }
+            let pct = (100 * parity / data) as u8;
+            let parity = crate::video::wire::parity_for(data, pct as usize);
+            let mut par = vec![vec![0u8; b]; parity];
+            ReedSolomon::new(data, parity)
+                .unwrap()
+                .encode(&shards, &mut par)
+                .unwrap();
+            for (j, mut p) in par.into_iter().enumerate() {
+                let x = data + j;
+                p[0] = 0x90;
+                p[2..4].copy_from_slice(&seq.wrapping_add(x as u16).to_be_bytes());
+                p[20..24].copy_from_slice(&frame_index.to_le_bytes());
+                p[27] = ((k as u8) << 4) | (2 << 6);
+                let fec = crate::video::wire::FecInfo {
+                    data_shards: data as u16,
+                    shard_index: x as u16,
+                    fec_percent: pct,
+                };
+                p[28..32].copy_from_slice(&fec.to_raw().to_le_bytes());
+                shards.push(p);
+            }
+            seq = seq.wrapping_add(shards.len() as u16);
+            out.extend(shards);
+        }
+        out
+    }
+
+    #[test]
+    fn wolf_multi_block_boundaries_are_recoverable() {
+        let au: Vec<u8> = (0..400u32).map(|i| (i * 7 + 3) as u8).collect();
+        let pkts = wolf_frame(&au, 1, 100);
+        // Drop the first data shard of blocks 1 and 2 and the last data shard of block 0.
+        let blocks: Vec<(u8, u16, u16)> = pkts
+            .iter()
+            .map(|p| {
+                let fec = crate::video::wire::FecInfo::from_raw(u32::from_le_bytes(
+                    p[28..32].try_into().unwrap(),
+                ));
+                ((p[27] >> 4) & 3, fec.shard_index, fec.data_shards)
+            })
+            .collect();
+        let lost =
+            |&(k, idx, data): &(u8, u16, u16)| (k > 0 && idx == 0) || (k == 0 && idx == data - 1);
+        let mut d = VideoDepacketizer::new(config(VideoCodec::Av1, None)).unwrap();
+        let now = Instant::now();
+        let mut events = Vec::new();
+        for (p, info) in pkts.iter().zip(&blocks) {
+            if !lost(info) {
+                events.extend(d.push(p, now));
+            }
+        }
+        let f = frames(&events);
+        assert_eq!(f.len(), 1, "{events:?}");
+        assert_eq!(f[0].data, au);
+        assert_eq!(f[0].recovered_shards, 3);
     }
 
     #[test]

@@ -16,6 +16,20 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 const LEGACY_PING: &[u8; 4] = b"PING";
+/// Socket buffer size asked for: a 4K keyframe arrives as a burst of several hundred datagrams,
+/// far more than Linux's default ~200 KiB receive buffer holds.
+const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
+/// Best effort: the kernel may cap the value (net.core.rmem_max / wmem_max).
+fn enlarge_buffers(socket: &UdpSocket) {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES) {
+        tracing::debug!(error = %e, "video socket: SO_RCVBUF not set");
+    }
+    if let Err(e) = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES) {
+        tracing::debug!(error = %e, "video socket: SO_SNDBUF not set");
+    }
+}
 const SS_PING_LEN: usize = 20;
 
 /// Host-side settings.
@@ -23,8 +37,8 @@ const SS_PING_LEN: usize = 20;
 pub struct VideoSenderConfig {
     /// Where to bind the video port (port 0 = ephemeral).
     pub bind: SocketAddr,
-    /// `X-SS-Ping-Payload` given to the client; when set, only SS_PINGs carrying it (or, as
-    /// Sunshine allows for clients without session-id support, a legacy `PING`) are accepted.
+    /// `X-SS-Ping-Payload` given to the client; when set, a datagram of 20+ bytes is a ping only if
+    /// its first 16 bytes match. `None` accepts any datagram of 20+ bytes (as Wolf does).
     pub ping_payload: Option<[u8; 16]>,
     /// Accept legacy 4-byte pings (Sunshine refuses them when the client set `ML_FF_SESSION_ID_V1`).
     pub accept_legacy_ping: bool,
@@ -55,6 +69,7 @@ impl VideoSender {
     /// answers `/launch`, before it knows the stream's settings, because SETUP must report them.
     pub fn with_socket(socket: UdpSocket, config: VideoSenderConfig) -> Result<Self, VideoError> {
         let packetizer = VideoPacketizer::new(config.packetizer)?;
+        enlarge_buffers(&socket);
         let socket = Arc::new(socket);
         let (tx, client) = watch::channel(None);
         let ping_task = tokio::spawn(listen_for_ping(
@@ -63,7 +78,13 @@ impl VideoSender {
             config.accept_legacy_ping,
             tx,
         ));
-        Ok(Self { socket, packetizer, client, ping_task, drop_probability: config.drop_probability })
+        Ok(Self {
+            socket,
+            packetizer,
+            client,
+            ping_task,
+            drop_probability: config.drop_probability,
+        })
     }
 
     /// The bound address (give its port to the client in RTSP SETUP).
@@ -92,11 +113,18 @@ impl VideoSender {
         let batch = self.packetizer.packetize(au, info)?;
         let mut sent = 0;
         for datagram in batch.iter() {
-            if self.drop_probability > 0.0 && rand::thread_rng().gen_bool(self.drop_probability.min(1.0)) {
+            if self.drop_probability > 0.0
+                && rand::thread_rng().gen_bool(self.drop_probability.min(1.0))
+            {
                 continue;
             }
-            self.socket.send_to(datagram, client).await?;
-            sent += 1;
+            match self.socket.send_to(datagram, client).await {
+                Ok(_) => sent += 1,
+                // A stale ICMP "port unreachable" from an earlier datagram: the client may be
+                // restarting; the control stream, not the media socket, decides the session's fate.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(sent)
     }
@@ -174,7 +202,9 @@ pub struct VideoReceiver {
 impl VideoReceiver {
     /// Binds the socket, starts pinging, and returns the receiver with its event channel.
     /// The channel ends when the receiver is closed or the socket fails.
-    pub async fn start(config: VideoReceiverConfig) -> Result<(Self, mpsc::Receiver<VideoEvent>), VideoError> {
+    pub async fn start(
+        config: VideoReceiverConfig,
+    ) -> Result<(Self, mpsc::Receiver<VideoEvent>), VideoError> {
         let depacketizer = VideoDepacketizer::new(config.depacketizer)?;
         let bind = config.bind.unwrap_or_else(|| match config.host {
             SocketAddr::V4(a) if a.ip().is_loopback() => (Ipv4Addr::LOCALHOST, 0).into(),
@@ -183,6 +213,7 @@ impl VideoReceiver {
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         });
         let socket = UdpSocket::bind(bind).await?;
+        enlarge_buffers(&socket);
         let local_addr = socket.local_addr()?;
         let stats = Arc::new(Mutex::new(VideoStats::default()));
         let (events_tx, events_rx) = mpsc::channel(256);
@@ -197,7 +228,15 @@ impl VideoReceiver {
             events_tx,
             stop_rx,
         ));
-        Ok((Self { local_addr, stats, stop: Some(stop_tx), task }, events_rx))
+        Ok((
+            Self {
+                local_addr,
+                stats,
+                stop: Some(stop_tx),
+                task,
+            },
+            events_rx,
+        ))
     }
 
     /// The local UDP address the pings come from.
@@ -256,7 +295,11 @@ async fn receive_loop(
                 };
             }
             received = socket.recv_from(&mut buf) => {
-                let Ok((len, _from)) = received else { continue };
+                let Ok((len, _from)) = received else {
+                    // Transient (e.g. ICMP-induced) errors: back off briefly instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
                 let out = depacketizer.push(&buf[..len], Instant::now());
                 if let Ok(mut s) = stats.lock() {
                     *s = depacketizer.stats();
@@ -280,17 +323,30 @@ mod tests {
 
     const PAYLOAD: [u8; 16] = *b"0123456789ABCDEF";
 
-    fn sender_config(ping_payload: Option<[u8; 16]>, drop_probability: f64, key: Option<[u8; 16]>) -> VideoSenderConfig {
+    fn sender_config(
+        ping_payload: Option<[u8; 16]>,
+        drop_probability: f64,
+        key: Option<[u8; 16]>,
+    ) -> VideoSenderConfig {
         VideoSenderConfig {
             bind: (Ipv4Addr::LOCALHOST, 0).into(),
             ping_payload,
             accept_legacy_ping: ping_payload.is_none(),
-            packetizer: PacketizerConfig { packet_size: 1024, fec_percent: 50, key, ..Default::default() },
+            packetizer: PacketizerConfig {
+                packet_size: 1024,
+                fec_percent: 50,
+                key,
+                ..Default::default()
+            },
             drop_probability,
         }
     }
 
-    fn receiver_config(host: SocketAddr, ping_payload: Option<[u8; 16]>, key: Option<[u8; 16]>) -> VideoReceiverConfig {
+    fn receiver_config(
+        host: SocketAddr,
+        ping_payload: Option<[u8; 16]>,
+        key: Option<[u8; 16]>,
+    ) -> VideoReceiverConfig {
         VideoReceiverConfig {
             host,
             bind: None,
@@ -306,22 +362,45 @@ mod tests {
     }
 
     fn au(index: u32) -> Vec<u8> {
-        (0..3000 + index * 997).map(|i| (i.wrapping_mul(31) ^ index) as u8).collect()
+        (0..3000 + index * 997)
+            .map(|i| (i.wrapping_mul(31) ^ index) as u8)
+            .collect()
     }
 
     /// Streams `frames` frames; the host answers loss reports with an IDR. Returns delivered frames.
-    async fn stream(drop_probability: f64, key: Option<[u8; 16]>, ping: Option<[u8; 16]>, frames: u32) -> Vec<u32> {
-        let mut sender = VideoSender::bind(sender_config(ping, drop_probability, key)).await.unwrap();
+    async fn stream(
+        drop_probability: f64,
+        key: Option<[u8; 16]>,
+        ping: Option<[u8; 16]>,
+        frames: u32,
+    ) -> Vec<u32> {
+        let mut sender = VideoSender::bind(sender_config(ping, drop_probability, key))
+            .await
+            .unwrap();
         let host = sender.local_addr().unwrap();
-        let (receiver, mut events) = VideoReceiver::start(receiver_config(host, ping, key)).await.unwrap();
-        let client = sender.wait_for_client(Duration::from_secs(5)).await.unwrap();
+        let (receiver, mut events) = VideoReceiver::start(receiver_config(host, ping, key))
+            .await
+            .unwrap();
+        let client = sender
+            .wait_for_client(Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(client, receiver.local_addr());
         let mut delivered = Vec::new();
         let mut need_idr = true;
         for index in 1..=frames {
-            let frame_type = if need_idr || index % 10 == 0 { FrameType::Idr } else { FrameType::P };
+            let frame_type = if need_idr || index % 10 == 0 {
+                FrameType::Idr
+            } else {
+                FrameType::P
+            };
             need_idr = false;
-            let info = FrameInfo { frame_index: index, frame_type, rtp_timestamp: index * 1500, processing_latency: 0 };
+            let info = FrameInfo {
+                frame_index: index,
+                frame_type,
+                rtp_timestamp: index * 1500,
+                processing_latency: 0,
+            };
             sender.send_frame(&au(index), info).await.unwrap();
             // Collect what arrived for this frame (bounded wait).
             let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
@@ -341,7 +420,10 @@ mod tests {
         }
         assert_eq!(receiver.stats().frames_ok, delivered.len() as u64);
         receiver.close().await;
-        assert!(events.recv().await.is_none(), "event channel ends with the receiver");
+        assert!(
+            events.recv().await.is_none(),
+            "event channel ends with the receiver"
+        );
         sender.close().await;
         delivered
     }
@@ -355,17 +437,37 @@ mod tests {
     #[tokio::test]
     async fn encrypted_frames_with_legacy_ping_and_injected_loss() {
         let delivered = stream(0.05, Some([9; 16]), None, 30).await;
-        assert!(delivered.len() >= 15, "only {} frames delivered", delivered.len());
+        assert!(
+            delivered.len() >= 15,
+            "only {} frames delivered",
+            delivered.len()
+        );
     }
 
     #[tokio::test]
     async fn wrong_ping_payload_is_ignored() {
-        let mut sender = VideoSender::bind(sender_config(Some(PAYLOAD), 0.0, None)).await.unwrap();
+        let mut sender = VideoSender::bind(sender_config(Some(PAYLOAD), 0.0, None))
+            .await
+            .unwrap();
         let host = sender.local_addr().unwrap();
-        let (receiver, _events) = VideoReceiver::start(receiver_config(host, Some(*b"FEDCBA9876543210"), None)).await.unwrap();
-        assert!(sender.wait_for_client(Duration::from_millis(300)).await.is_err());
-        let info = FrameInfo { frame_index: 1, frame_type: FrameType::Idr, rtp_timestamp: 0, processing_latency: 0 };
-        assert!(matches!(sender.send_frame(b"x", info).await, Err(VideoError::NoClient)));
+        let (receiver, _events) =
+            VideoReceiver::start(receiver_config(host, Some(*b"FEDCBA9876543210"), None))
+                .await
+                .unwrap();
+        assert!(sender
+            .wait_for_client(Duration::from_millis(300))
+            .await
+            .is_err());
+        let info = FrameInfo {
+            frame_index: 1,
+            frame_type: FrameType::Idr,
+            rtp_timestamp: 0,
+            processing_latency: 0,
+        };
+        assert!(matches!(
+            sender.send_frame(b"x", info).await,
+            Err(VideoError::NoClient)
+        ));
         receiver.close().await;
         sender.close().await;
     }
@@ -375,7 +477,10 @@ mod tests {
         let mut ping = [0u8; SS_PING_LEN];
         ping[..16].copy_from_slice(b"0123456789ABCDEF");
         ping[16..].copy_from_slice(&1u32.to_be_bytes());
-        assert_eq!(hex::encode(ping), "3031323334353637383941424344454600000001");
+        assert_eq!(
+            hex::encode(ping),
+            "3031323334353637383941424344454600000001"
+        );
         assert_eq!(hex::encode(LEGACY_PING), "50494e47");
     }
 }

@@ -12,7 +12,9 @@ mod driver;
 mod packetizer;
 pub mod wire;
 
-pub use depacketizer::{DepacketizerConfig, VideoCodec, VideoDepacketizer, VideoEvent, VideoFrame, VideoStats};
+pub use depacketizer::{
+    DepacketizerConfig, VideoCodec, VideoDepacketizer, VideoEvent, VideoFrame, VideoStats,
+};
 pub use driver::{VideoReceiver, VideoReceiverConfig, VideoSender, VideoSenderConfig};
 pub use packetizer::{FrameInfo, PacketBatch, PacketizerConfig, VideoPacketizer};
 pub use wire::{FecStatus, FrameType};

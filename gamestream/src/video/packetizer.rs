@@ -6,8 +6,9 @@
 //! the order of writes below is part of the protocol.
 
 use super::wire::{
-    multi_fec_blocks, parity_for, EncPrefix, FecInfo, FrameHeader, FrameType, ENC_PREFIX_LEN, FLAG_CONTAINS_PIC_DATA,
-    FLAG_EOF, FLAG_SOF, FRAME_HEADER_LEN, MULTI_FEC_FLAGS, RTP_HEADER_BYTE, RTP_HEADER_LEN, SHARD_HEADER_LEN,
+    multi_fec_blocks, parity_for, EncPrefix, FecInfo, FrameHeader, FrameType, ENC_PREFIX_LEN,
+    FLAG_CONTAINS_PIC_DATA, FLAG_EOF, FLAG_SOF, FRAME_HEADER_LEN, MULTI_FEC_FLAGS, RTP_HEADER_BYTE,
+    RTP_HEADER_LEN, SHARD_HEADER_LEN,
 };
 use super::VideoError;
 use crate::crypto::{GcmIv, GcmKey};
@@ -48,7 +49,13 @@ impl std::fmt::Debug for PacketizerConfig {
 
 impl Default for PacketizerConfig {
     fn default() -> Self {
-        Self { packet_size: 1392, fec_percent: 20, min_required_fec_packets: 2, key: None, initial_sequence: 0 }
+        Self {
+            packet_size: 1392,
+            fec_percent: 20,
+            min_required_fec_packets: 2,
+            key: None,
+            initial_sequence: 0,
+        }
     }
 }
 
@@ -80,7 +87,10 @@ pub struct VideoPacketizer {
 
 impl std::fmt::Debug for VideoPacketizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VideoPacketizer").field("config", &self.config).field("next_seq", &self.next_seq).finish()
+        f.debug_struct("VideoPacketizer")
+            .field("config", &self.config)
+            .field("next_seq", &self.next_seq)
+            .finish()
     }
 }
 
@@ -122,10 +132,14 @@ impl VideoPacketizer {
     /// Validates the configuration and builds the cipher once.
     pub fn new(config: PacketizerConfig) -> Result<Self, VideoError> {
         if config.packet_size < 32 || config.packet_size % 16 != 0 || config.packet_size > 65_000 {
-            return Err(VideoError::InvalidConfig("packet_size must be a multiple of 16 in 32..=65000"));
+            return Err(VideoError::InvalidConfig(
+                "packet_size must be a multiple of 16 in 32..=65000",
+            ));
         }
         if config.min_required_fec_packets as usize > MAX_TOTAL_SHARDS / 2 {
-            return Err(VideoError::InvalidConfig("min_required_fec_packets too large"));
+            return Err(VideoError::InvalidConfig(
+                "min_required_fec_packets too large",
+            ));
         }
         Ok(Self {
             key: config.key.as_ref().map(GcmKey::new),
@@ -167,7 +181,9 @@ impl VideoPacketizer {
         }
         let block_shards = (x_len / blocks).div_ceil(b);
         if block_shards > MAX_SHARDS_PER_BLOCK || n_data > MAX_SHARDS_PER_BLOCK * MAX_FEC_BLOCKS {
-            return Err(VideoError::FrameTooLarge { shards: block_shards });
+            return Err(VideoError::FrameTooLarge {
+                shards: block_shards,
+            });
         }
 
         // Plan each block: (first data shard, data shards, parity shards, percentage).
@@ -175,7 +191,11 @@ impl VideoPacketizer {
         let mut total_shards = 0;
         for (k, slot) in plan.iter_mut().enumerate().take(blocks) {
             let first = k * block_shards;
-            let end = if k == blocks - 1 { n_data } else { ((k + 1) * block_shards).min(n_data) };
+            let end = if k == blocks - 1 {
+                n_data
+            } else {
+                ((k + 1) * block_shards).min(n_data)
+            };
             let d = end.saturating_sub(first);
             if d == 0 || d > MAX_SHARDS_PER_BLOCK {
                 return Err(VideoError::FrameTooLarge { shards: d });
@@ -223,7 +243,9 @@ impl VideoPacketizer {
             if parity > 0 {
                 let rs = match self.codes.entry((d, parity)) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(ReedSolomon::new(d, parity)?),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(ReedSolomon::new(d, parity)?)
+                    }
                 };
                 let (data, par) = region.split_at_mut(d * b);
                 let data: Vec<&[u8]> = data.chunks_exact(b).collect();
@@ -236,7 +258,11 @@ impl VideoPacketizer {
                 shard[0] = RTP_HEADER_BYTE;
                 shard[2..4].copy_from_slice(&(seq0.wrapping_add(x as u32) as u16).to_be_bytes());
                 shard[4..8].copy_from_slice(&info.rtp_timestamp.to_be_bytes());
-                let fec = FecInfo { data_shards: d as u16, shard_index: x as u16, fec_percent: pct as u8 };
+                let fec = FecInfo {
+                    data_shards: d as u16,
+                    shard_index: x as u16,
+                    fec_percent: pct as u8,
+                };
                 let nv = &mut shard[RTP_HEADER_LEN..SHARD_HEADER_LEN];
                 nv[4..8].copy_from_slice(&info.frame_index.to_le_bytes());
                 nv[11] = fec_blocks;
@@ -248,20 +274,37 @@ impl VideoPacketizer {
 
         // Step 9: encrypt per shard.
         let Some(key) = &self.key else {
-            return Ok(PacketBatch { buf: &self.shards, stride: b });
+            return Ok(PacketBatch {
+                buf: &self.shards,
+                stride: b,
+            });
         };
         let stride = b + ENC_PREFIX_LEN;
         self.wire.clear();
         self.wire.resize(total_shards * stride, 0);
-        for (plain, out) in self.shards.chunks_exact(b).zip(self.wire.chunks_exact_mut(stride)) {
+        for (plain, out) in self
+            .shards
+            .chunks_exact(b)
+            .zip(self.wire.chunks_exact_mut(stride))
+        {
             let iv = EncPrefix::sunshine_iv(self.iv_counter);
             self.iv_counter = self.iv_counter.wrapping_add(1);
             let (prefix, body) = out.split_at_mut(ENC_PREFIX_LEN);
             body.copy_from_slice(plain);
             let tag = key.seal_in_place(&GcmIv::Twelve(iv), body);
-            prefix.copy_from_slice(&EncPrefix { iv, frame_number: info.frame_index, tag }.to_bytes());
+            prefix.copy_from_slice(
+                &EncPrefix {
+                    iv,
+                    frame_number: info.frame_index,
+                    tag,
+                }
+                .to_bytes(),
+            );
         }
-        Ok(PacketBatch { buf: &self.wire, stride })
+        Ok(PacketBatch {
+            buf: &self.wire,
+            stride,
+        })
     }
 
     /// Step 7's parity rule, made consistent with the client's `(d*F+99)/100`.
@@ -320,7 +363,12 @@ mod tests {
     }
 
     fn vector_info() -> FrameInfo {
-        FrameInfo { frame_index: 1, frame_type: FrameType::Idr, rtp_timestamp: 90000, processing_latency: 0 }
+        FrameInfo {
+            frame_index: 1,
+            frame_type: FrameType::Idr,
+            rtp_timestamp: 90000,
+            processing_latency: 0,
+        }
     }
 
     const PKTS_8_4: [&str; 4] = [
@@ -334,7 +382,11 @@ mod tests {
     fn vector_8_4_full_frame() {
         let au = vector_au();
         assert_eq!(au.len(), 40);
-        let mut p = VideoPacketizer::new(PacketizerConfig { packet_size: 48, ..Default::default() }).unwrap();
+        let mut p = VideoPacketizer::new(PacketizerConfig {
+            packet_size: 48,
+            ..Default::default()
+        })
+        .unwrap();
         let batch = p.packetize(&au, vector_info()).unwrap();
         let got: Vec<String> = batch.iter().map(hex::encode).collect();
         assert_eq!(got, PKTS_8_4);
@@ -348,17 +400,26 @@ mod tests {
         let rs = ReedSolomon::new(2, 2).unwrap();
         let mut shards = pkts.clone();
         shards[0] = vec![0; 64];
-        rs.reconstruct(&mut shards, &[false, true, true, true]).unwrap();
+        rs.reconstruct(&mut shards, &[false, true, true, true])
+            .unwrap();
         let diff: Vec<usize> = (0..64).filter(|&i| shards[0][i] != pkts[0][i]).collect();
-        assert!(diff.iter().all(|i| [0, 3, 5, 6, 7, 20, 28, 29, 30, 31].contains(i)), "{diff:?}");
+        assert!(
+            diff.iter()
+                .all(|i| [0, 3, 5, 6, 7, 20, 28, 29, 30, 31].contains(i)),
+            "{diff:?}"
+        );
         assert_eq!(shards[0][24], 0x05);
     }
 
     #[test]
     fn vector_8_5_encrypted_packet() {
         let key: [u8; 16] = core::array::from_fn(|i| i as u8);
-        let mut p =
-            VideoPacketizer::new(PacketizerConfig { packet_size: 48, key: Some(key), ..Default::default() }).unwrap();
+        let mut p = VideoPacketizer::new(PacketizerConfig {
+            packet_size: 48,
+            key: Some(key),
+            ..Default::default()
+        })
+        .unwrap();
         let batch = p.packetize(&vector_au(), vector_info()).unwrap();
         assert_eq!(batch.len(), 4);
         assert_eq!(
@@ -381,7 +442,11 @@ mod tests {
         let au = vec![1; 1000 * 1376];
         let batch = p.packetize(&au, vector_info()).unwrap();
         assert_eq!(batch.len(), 1001);
-        assert!(batch.iter().all(|d| FecInfo::from_raw(u32::from_le_bytes(d[28..32].try_into().unwrap())).fec_percent == 0));
+        assert!(batch.iter().all(|d| FecInfo::from_raw(u32::from_le_bytes(
+            d[28..32].try_into().unwrap()
+        ))
+        .fec_percent
+            == 0));
         assert!(p.packetize(&vec![0; 5000 * 1376], vector_info()).is_err());
     }
 }

@@ -117,7 +117,7 @@ impl FecInfo {
 
 /// The client's parity-count formula.
 pub fn parity_for(data_shards: usize, fec_percent: usize) -> usize {
-    (data_shards * fec_percent + 99) / 100
+    (data_shards * fec_percent).div_ceil(100)
 }
 
 /// `NV_VIDEO_PACKET`, the 16 bytes after the RTP header (little-endian fields).
@@ -317,7 +317,9 @@ pub struct EncPrefix {
 
 impl std::fmt::Debug for EncPrefix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EncPrefix").field("frame_number", &self.frame_number).finish_non_exhaustive()
+        f.debug_struct("EncPrefix")
+            .field("frame_number", &self.frame_number)
+            .finish_non_exhaustive()
     }
 }
 
@@ -329,7 +331,11 @@ impl EncPrefix {
         iv.copy_from_slice(&b[..12]);
         let mut tag = [0u8; 16];
         tag.copy_from_slice(&b[16..32]);
-        Ok(Self { iv, frame_number: u32::from_le_bytes([b[12], b[13], b[14], b[15]]), tag })
+        Ok(Self {
+            iv,
+            frame_number: u32::from_le_bytes([b[12], b[13], b[14], b[15]]),
+            tag,
+        })
     }
 
     /// The 32 wire bytes.
@@ -441,7 +447,14 @@ mod tests {
 
     #[test]
     fn headers_round_trip() {
-        let rtp = RtpHeader { header: 0x90, payload_type: 3, sequence_number: 0x1234, timestamp: 90000, ssrc: 7, extension: [1, 2, 3, 4] };
+        let rtp = RtpHeader {
+            header: 0x90,
+            payload_type: 3,
+            sequence_number: 0x1234,
+            timestamp: 90000,
+            ssrc: 7,
+            extension: [1, 2, 3, 4],
+        };
         assert_eq!(RtpHeader::parse(&rtp.to_bytes()).unwrap(), rtp);
         let nv = NvVideoPacket {
             stream_packet_index: 5 << 8,
@@ -450,12 +463,31 @@ mod tests {
             extra_flags: 0,
             multi_fec_flags: 0x10,
             multi_fec_blocks: multi_fec_blocks(2, 3),
-            fec_info: FecInfo { data_shards: 10, shard_index: 11, fec_percent: 20 }.to_raw(),
+            fec_info: FecInfo {
+                data_shards: 10,
+                shard_index: 11,
+                fec_percent: 20,
+            }
+            .to_raw(),
         };
         let back = NvVideoPacket::parse(&nv.to_bytes()).unwrap();
         assert_eq!(back, nv);
-        assert_eq!((back.block_index(), back.last_block_index(), back.stream_packet_index24()), (2, 3, 5));
-        assert_eq!(back.fec(), FecInfo { data_shards: 10, shard_index: 11, fec_percent: 20 });
+        assert_eq!(
+            (
+                back.block_index(),
+                back.last_block_index(),
+                back.stream_packet_index24()
+            ),
+            (2, 3, 5)
+        );
+        assert_eq!(
+            back.fec(),
+            FecInfo {
+                data_shards: 10,
+                shard_index: 11,
+                fec_percent: 20
+            }
+        );
         assert_eq!(back.fec().parity_shards(), 2);
         assert!(RtpHeader::parse(&[0; 15]).is_err());
     }
@@ -475,7 +507,10 @@ mod tests {
             multi_fec_block_index: 0x14,
             multi_fec_block_count: 0x15,
         };
-        assert_eq!(hex::encode(s.to_bytes()), "0102030405060708090a0b0c0d0e0f101112131415");
+        assert_eq!(
+            hex::encode(s.to_bytes()),
+            "0102030405060708090a0b0c0d0e0f101112131415"
+        );
         assert_eq!(FecStatus::parse(&s.to_bytes()).unwrap(), s);
     }
 
