@@ -1,1 +1,5 @@
-//! (being written)
+//! # demo-host
+//!
+//! A Wolf-compatible Moonlight host inside moongate (being written).
+
+pub mod media;
