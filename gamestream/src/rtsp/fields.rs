@@ -207,5 +207,4 @@ mod tests {
         assert_eq!(port_from_session_url("rtsp://10.0.0.1"), None);
         assert_eq!(port_from_session_url(""), None);
     }
-
 }
