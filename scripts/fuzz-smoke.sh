@@ -7,10 +7,16 @@ secs="${FUZZ_SECONDS:-15}"
 # cargo-fuzz passes nightly-only sanitizer flags; this lets the stable toolchain accept them.
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)
-cargo fuzz build -O $targets >/dev/null
+cargo fuzz build -O
 for t in $targets; do
   echo "fuzz: $t for ${secs}s"
-  cargo fuzz run -O "$t" -- -max_total_time="$secs" -print_final_stats=0 2>&1 | grep -E '^(#[0-9]+ *DONE|==[0-9]+==|thread .* panicked|SUMMARY)' || true
-  # cargo fuzz exits non-zero on a crash; reaching here means the target survived.
+  log="$(mktemp)"
+  if ! cargo fuzz run -O "$t" -- -max_total_time="$secs" >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "fuzz: $t FAILED (crash input saved under gamestream/fuzz/artifacts/$t/)"
+    exit 1
+  fi
+  grep -E '^Done [0-9]+ runs' "$log" || tail -n 2 "$log"
+  rm -f "$log"
 done
 echo "fuzz: all targets survived"

@@ -417,9 +417,7 @@ async fn pump(
                 }
                 VideoEvent::FecStatus(status) => {
                     if fec_status {
-                        if let Some(s) = crate::control::FecStatus::from_bytes(&status.to_bytes()) {
-                            let _ = control.send(ClientMessage::FecStatus(s));
-                        }
+                        let _ = control.send(ClientMessage::FecStatus(status));
                     }
                     None
                 }

@@ -356,75 +356,8 @@ impl EncPrefix {
     }
 }
 
-/// `SS_FRAME_FEC_STATUS` (control type 0x5502, client → host, big-endian, 21 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FecStatus {
-    /// Frame the block belongs to.
-    pub frame_index: u32,
-    /// Highest sequence number received in the block.
-    pub highest_received_sequence_number: u16,
-    /// Next sequence number expected in order.
-    pub next_contiguous_sequence_number: u16,
-    /// Gaps below the highest received sequence number.
-    pub missing_packets_before_highest_received: u16,
-    /// Data shards of the block.
-    pub total_data_packets: u16,
-    /// Parity shards of the block.
-    pub total_parity_packets: u16,
-    /// Data shards received.
-    pub received_data_packets: u16,
-    /// Parity shards received.
-    pub received_parity_packets: u16,
-    /// The block's FEC percentage.
-    pub fec_percentage: u8,
-    /// Block index within the frame.
-    pub multi_fec_block_index: u8,
-    /// Number of blocks in the frame.
-    pub multi_fec_block_count: u8,
-}
-
-/// Wire length of [`FecStatus`].
-pub const FEC_STATUS_LEN: usize = 21;
-/// Control message type of [`FecStatus`].
-pub const FEC_STATUS_TYPE: u16 = 0x5502;
-
-impl FecStatus {
-    /// The 21 payload bytes (without the control type).
-    pub fn to_bytes(&self) -> [u8; FEC_STATUS_LEN] {
-        let mut b = [0u8; FEC_STATUS_LEN];
-        b[0..4].copy_from_slice(&self.frame_index.to_be_bytes());
-        b[4..6].copy_from_slice(&self.highest_received_sequence_number.to_be_bytes());
-        b[6..8].copy_from_slice(&self.next_contiguous_sequence_number.to_be_bytes());
-        b[8..10].copy_from_slice(&self.missing_packets_before_highest_received.to_be_bytes());
-        b[10..12].copy_from_slice(&self.total_data_packets.to_be_bytes());
-        b[12..14].copy_from_slice(&self.total_parity_packets.to_be_bytes());
-        b[14..16].copy_from_slice(&self.received_data_packets.to_be_bytes());
-        b[16..18].copy_from_slice(&self.received_parity_packets.to_be_bytes());
-        b[18] = self.fec_percentage;
-        b[19] = self.multi_fec_block_index;
-        b[20] = self.multi_fec_block_count;
-        b
-    }
-
-    /// Parses the 21 payload bytes (a host may log them).
-    pub fn parse(b: &[u8]) -> Result<Self, VideoError> {
-        let b = b.get(..FEC_STATUS_LEN).ok_or(VideoError::Truncated)?;
-        let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-        Ok(Self {
-            frame_index: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            highest_received_sequence_number: u16_at(4),
-            next_contiguous_sequence_number: u16_at(6),
-            missing_packets_before_highest_received: u16_at(8),
-            total_data_packets: u16_at(10),
-            total_parity_packets: u16_at(12),
-            received_data_packets: u16_at(14),
-            received_parity_packets: u16_at(16),
-            fec_percentage: b[18],
-            multi_fec_block_index: b[19],
-            multi_fec_block_count: b[20],
-        })
-    }
-}
+/// `SS_FRAME_FEC_STATUS`: the control-stream message (type 0x5502) the depacketizer reports.
+pub use crate::control::FecStatus;
 
 /// `a` is before `b` in 16-bit serial arithmetic.
 pub(crate) fn is_before16(a: u16, b: u16) -> bool {
@@ -511,7 +444,7 @@ mod tests {
             hex::encode(s.to_bytes()),
             "0102030405060708090a0b0c0d0e0f101112131415"
         );
-        assert_eq!(FecStatus::parse(&s.to_bytes()).unwrap(), s);
+        assert_eq!(FecStatus::from_bytes(&s.to_bytes()), Some(s));
     }
 
     #[test]
