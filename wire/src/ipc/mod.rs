@@ -1,0 +1,1 @@
+//! (IPC: being written)
