@@ -138,7 +138,9 @@ fn s5_4_more_vectors() {
         &unhex("41 00 00 00 07 00 00 00 00 07 5b cd 15 00 06 47 48 46 20 40 00"),
         Message::Pong(Pong::answer(ping, 1_767_225_600_000_000)),
     );
-    let control = unhex("20 7b 22 73 65 74 5f 76 69 64 65 6f 5f 65 6e 61 62 6c 65 64 22 3a 66 61 6c 73 65 7d");
+    let control = unhex(
+        "20 7b 22 73 65 74 5f 76 69 64 65 6f 5f 65 6e 61 62 6c 65 64 22 3a 66 61 6c 73 65 7d",
+    );
     assert_eq!(control.len(), 28);
     both_ways(&control, Message::Control(r#"{"set_video_enabled":false}"#));
     assert_eq!(
@@ -168,10 +170,7 @@ fn s5_init_example() {
     assert_eq!((init.width, init.height, init.fps), (1920, 1080, 60));
     assert_eq!((init.bitrate, init.packet_size), (10000, 1024));
     assert!(!init.play_audio_local);
-    assert_eq!(
-        init.video_supported_formats,
-        formats::H264 | formats::H265
-    );
+    assert_eq!(init.video_supported_formats, formats::H264 | formats::H265);
     assert_eq!(
         init.client_unique_id.as_deref(),
         Some("helix-agent-3f1c2a9e-8b7d-4c55-9e21-0a6b5d4c3e2f")
@@ -225,7 +224,10 @@ fn init_rejections() {
     let init = Init::parse(&big).unwrap();
     assert!(matches!(
         init.validate(),
-        Err(InitError::OutOfRange { field: "fps", value: 300 })
+        Err(InitError::OutOfRange {
+            field: "fps",
+            value: 300
+        })
     ));
     let zero = wrong_type
         .replace("hello", "init")
@@ -244,7 +246,10 @@ fn s5_connection_complete_and_error_json() {
         ServerJson::ConnectionComplete {
             connection_complete: c,
         } => {
-            assert_eq!((c.width, c.height, c.capabilities.touch), (1920, 1080, false));
+            assert_eq!(
+                (c.width, c.height, c.capabilities.touch),
+                (1920, 1080, false)
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -286,10 +291,7 @@ fn close_codes() {
 fn audio_frame_layout() {
     let opus = [0xfc, 0xff, 0xfe];
     let bytes = audio_frame_message(2, 20_000, &opus);
-    assert_eq!(
-        bytes,
-        unhex("02 02 00 00 00 00 00 00 4e 20 fc ff fe")
-    );
+    assert_eq!(bytes, unhex("02 02 00 00 00 00 00 00 4e 20 fc ff fe"));
     both_ways(
         &bytes,
         Message::AudioFrame(AudioFrame {
@@ -366,10 +368,7 @@ fn moongate_layouts() {
 
 #[test]
 fn stream_error_and_text_and_highres_wheel() {
-    both_ways(
-        &unhex("31 00 02 68 69"),
-        Message::StreamError("hi"),
-    );
+    both_ways(&unhex("31 00 02 68 69"), Message::StreamError("hi"));
     both_ways(
         &unhex("10 01 02 c3 a9"),
         Message::Keyboard(KeyboardInput::Text("é")),
@@ -383,21 +382,39 @@ fn stream_error_and_text_and_highres_wheel() {
 #[test]
 fn strict_lengths_and_typed_errors() {
     assert_eq!(Message::decode(&[]), Err(DecodeError::Empty));
-    assert_eq!(Message::decode(&[0x17, 0, 0]), Err(DecodeError::UnknownType(0x17)));
-    assert_eq!(Message::decode(&[0x50]), Err(DecodeError::UnknownType(0x50)));
+    assert_eq!(
+        Message::decode(&[0x17, 0, 0]),
+        Err(DecodeError::UnknownType(0x17))
+    );
+    assert_eq!(
+        Message::decode(&[0x50]),
+        Err(DecodeError::UnknownType(0x50))
+    );
     // A 14-byte VideoFrame is dropped by the client: an error here.
     assert!(matches!(
         Message::decode(&[1u8; 14]),
-        Err(DecodeError::TooShort { ty: 1, need: 15, got: 14, .. })
+        Err(DecodeError::TooShort {
+            ty: 1,
+            need: 15,
+            got: 14,
+            ..
+        })
     ));
     // StreamInit shorter than 13 is rejected.
     assert!(matches!(
         Message::decode(&unhex("30 01 07 80 04 38 3c 02 00 00 bb 80")),
-        Err(DecodeError::TooShort { ty: 0x30, need: 13, got: 12, .. })
+        Err(DecodeError::TooShort {
+            ty: 0x30,
+            need: 13,
+            got: 12,
+            ..
+        })
     ));
     // Pong shorter than 21 is rejected; longer (HEAD extras) is accepted.
     assert!(matches!(
-        Message::decode(&unhex("41 00 00 00 07 00 00 00 00 07 5b cd 15 00 06 47 48 46 20 40")),
+        Message::decode(&unhex(
+            "41 00 00 00 07 00 00 00 00 07 5b cd 15 00 06 47 48 46 20 40"
+        )),
         Err(DecodeError::TooShort { ty: 0x41, .. })
     ));
     let mut long_pong = unhex("41 00 00 00 07 00 00 00 00 07 5b cd 15 00 06 47 48 46 20 40 00");
@@ -405,22 +422,39 @@ fn strict_lengths_and_typed_errors() {
     assert!(matches!(Message::decode(&long_pong), Ok(Message::Pong(p)) if p.seq == 7));
     assert!(matches!(
         Message::decode(&unhex("10 05 00")),
-        Err(DecodeError::UnknownSubtype { ty: 0x10, subtype: 5 })
+        Err(DecodeError::UnknownSubtype {
+            ty: 0x10,
+            subtype: 5
+        })
     ));
     assert!(matches!(
         Message::decode(&unhex("12 02 08 00 04 00 10 00 10 00")),
-        Err(DecodeError::UnknownSubtype { ty: 0x12, subtype: 2 })
+        Err(DecodeError::UnknownSubtype {
+            ty: 0x12,
+            subtype: 2
+        })
     ));
     assert!(matches!(
         Message::decode(&unhex("13 00 ff fb 00")),
-        Err(DecodeError::TooShort { ty: 0x13, need: 6, got: 5, .. })
+        Err(DecodeError::TooShort {
+            ty: 0x13,
+            need: 6,
+            got: 5,
+            ..
+        })
     ));
     assert!(matches!(
         Message::decode(&unhex("14 01 00")),
-        Err(DecodeError::TooShort { ty: 0x14, need: 28, .. })
+        Err(DecodeError::TooShort {
+            ty: 0x14,
+            need: 28,
+            ..
+        })
     ));
     assert_eq!(
-        Message::decode(&unhex("14 01 00000003 7fc00000 3e800000 3f800000 00000000 00000000 ffff")),
+        Message::decode(&unhex(
+            "14 01 00000003 7fc00000 3e800000 3f800000 00000000 00000000 ffff"
+        )),
         Err(DecodeError::NotFinite("Touch"))
     );
     assert!(matches!(
@@ -433,7 +467,9 @@ fn strict_lengths_and_typed_errors() {
     );
     // Batch: declared count larger than the entries present, and a non-video entry.
     assert_eq!(
-        Message::decode(&unhex("03 00 02 00 00 00 0f 01 01 01 00 00 00 00 00 00 00 00 00 00 00 00")),
+        Message::decode(&unhex(
+            "03 00 02 00 00 00 0f 01 01 01 00 00 00 00 00 00 00 00 00 00 00 00"
+        )),
         Err(DecodeError::TruncatedBatchEntry { index: 1 })
     );
     assert_eq!(
