@@ -17,6 +17,10 @@ pub const ALREADY_STREAMING: &str = "AlreadyStreaming";
 /// Bounds [`Init::validate`] enforces. Width and height must fit StreamInit's u16, fps its u8.
 pub const MAX_DIMENSION: u32 = 8192;
 
+/// Longest accepted `session_id`, `client_unique_id` or `lobby_id`, in bytes. They end up in
+/// registry keys, log lines and Moonlight URLs, so they are bounded.
+pub const MAX_ID_LEN: usize = 256;
+
 /// The client's first text frame, `{"type":"init", …}`. Unknown fields are ignored.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Init {
@@ -88,6 +92,12 @@ pub enum InitError {
     /// `type` is not `"init"`.
     #[error("expected type \"init\", got {0:?}")]
     NotInit(String),
+    /// An id string is too long, or holds control characters.
+    #[error("init field {field} is not an acceptable id")]
+    BadId {
+        /// Field name.
+        field: &'static str,
+    },
     /// A field is out of range.
     #[error("init field {field} out of range: {value}")]
     OutOfRange {
@@ -109,8 +119,21 @@ impl Init {
     }
 
     /// Checks the numeric fields against what StreamInit and Moonlight can carry: width and
-    /// height 1..=[`MAX_DIMENSION`], fps 1..=255, bitrate and packet size non-zero.
+    /// height 1..=[`MAX_DIMENSION`], fps 1..=255, bitrate and packet size non-zero; and the id
+    /// strings: at most [`MAX_ID_LEN`] bytes, no control characters.
     pub fn validate(&self) -> Result<(), InitError> {
+        let ids = [
+            ("session_id", &self.session_id),
+            ("client_unique_id", &self.client_unique_id),
+            ("lobby_id", &self.lobby_id),
+        ];
+        for (field, value) in ids {
+            if let Some(v) = value {
+                if v.len() > MAX_ID_LEN || v.chars().any(char::is_control) {
+                    return Err(InitError::BadId { field });
+                }
+            }
+        }
         let checks = [
             ("width", self.width, 1, MAX_DIMENSION),
             ("height", self.height, 1, MAX_DIMENSION),

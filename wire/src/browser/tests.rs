@@ -229,6 +229,19 @@ fn init_rejections() {
             value: 300
         })
     ));
+    let mut bad_id = Init::parse(&wrong_type.replace("hello", "init")).unwrap();
+    bad_id.validate().unwrap();
+    bad_id.client_unique_id = Some("a\nb".into());
+    assert!(matches!(
+        bad_id.validate(),
+        Err(InitError::BadId { field: "client_unique_id" })
+    ));
+    bad_id.client_unique_id = None;
+    bad_id.lobby_id = Some("x".repeat(MAX_ID_LEN + 1));
+    assert!(matches!(
+        bad_id.validate(),
+        Err(InitError::BadId { field: "lobby_id" })
+    ));
     let zero = wrong_type
         .replace("hello", "init")
         .replace("\"width\":1", "\"width\":0");
