@@ -42,6 +42,12 @@ pub mod msg_type {
     pub const PING: u8 = 0x40;
     /// Pong, S→C.
     pub const PONG: u8 = 0x41;
+
+    /// True for the client messages the web-server forwards to the streamer as IPC `Input`
+    /// (input 0x10–0x16 and ControlMessage 0x20). Ping is answered by the web-server itself.
+    pub fn is_forwarded_input(ty: u8) -> bool {
+        matches!(ty, KEYBOARD_INPUT..=CONTROLLER_STATE | CONTROL_MESSAGE)
+    }
 }
 
 /// Size of the VideoFrame header (type, codec, flags, pts, width, height).

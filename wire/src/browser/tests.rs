@@ -234,7 +234,9 @@ fn init_rejections() {
     bad_id.client_unique_id = Some("a\nb".into());
     assert!(matches!(
         bad_id.validate(),
-        Err(InitError::BadId { field: "client_unique_id" })
+        Err(InitError::BadId {
+            field: "client_unique_id"
+        })
     ));
     bad_id.client_unique_id = None;
     bad_id.lobby_id = Some("x".repeat(MAX_ID_LEN + 1));
@@ -502,6 +504,41 @@ fn encode_length_limits() {
     assert!(out.is_empty(), "a failed encode writes nothing");
     let long = "x".repeat(70_000);
     assert!(Message::StreamError(&long).to_vec().is_err());
+}
+
+/// Every hex row of the §5 table in `docs/browser-protocol.md` decodes and re-encodes to itself,
+/// so the reference for client authors cannot drift from the code.
+#[test]
+fn doc_examples_match_the_code() {
+    let doc = include_str!("../../../docs/browser-protocol.md");
+    let section = doc
+        .split("## 5. Examples (hex)")
+        .nth(1)
+        .and_then(|s| s.split("## 6.").next())
+        .expect("§5 present");
+    let mut checked = 0;
+    for line in section.lines().filter(|l| l.starts_with("| ")) {
+        let Some(hex_cell) = line.split('`').nth(1) else {
+            continue;
+        };
+        let Ok(bytes) = hex::decode(hex_cell.replace(' ', "")) else {
+            continue;
+        };
+        let m = Message::decode(&bytes).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(m.to_vec().unwrap(), bytes, "{line}");
+        checked += 1;
+    }
+    assert!(checked >= 16, "only {checked} rows checked");
+}
+
+#[test]
+fn forwarded_input_types() {
+    for ty in [0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x20] {
+        assert!(msg_type::is_forwarded_input(ty), "{ty:#x}");
+    }
+    for ty in [0x01, 0x02, 0x03, 0x17, 0x30, 0x31, 0x40, 0x41] {
+        assert!(!msg_type::is_forwarded_input(ty), "{ty:#x}");
+    }
 }
 
 proptest! {
