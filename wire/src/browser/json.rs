@@ -35,14 +35,19 @@ pub struct Init {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     /// Requested width, pixels.
+    #[serde(deserialize_with = "lenient_u32")]
     pub width: u32,
     /// Requested height, pixels.
+    #[serde(deserialize_with = "lenient_u32")]
     pub height: u32,
     /// Requested frame rate.
+    #[serde(deserialize_with = "lenient_u32")]
     pub fps: u32,
     /// Requested bitrate, **kbit/s**.
+    #[serde(deserialize_with = "lenient_u32")]
     pub bitrate: u32,
     /// Moonlight packet size (Helix: 1024).
+    #[serde(deserialize_with = "lenient_u32")]
     pub packet_size: u32,
     /// `true` = play audio on the host and do not stream it.
     pub play_audio_local: bool,
@@ -60,6 +65,19 @@ pub struct Init {
     /// moongate: credentials for a client that cannot set an `Authorization` header. Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Secret>,
+}
+
+/// Reads a u32 that JavaScript may have produced from a computation: a whole number, or a finite
+/// non-negative number with a fraction (rounded). Anything else is an error.
+fn lenient_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(u) = n.as_u64() {
+        return u32::try_from(u).map_err(|_| serde::de::Error::custom("number out of range"));
+    }
+    match n.as_f64() {
+        Some(f) if f.is_finite() && (0.0..=u32::MAX as f64).contains(&f) => Ok(f.round() as u32),
+        _ => Err(serde::de::Error::custom("expected a non-negative number")),
+    }
 }
 
 impl std::fmt::Debug for Init {

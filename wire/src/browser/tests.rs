@@ -205,6 +205,18 @@ fn init_moongate_fields_unknown_fields_and_secret() {
 }
 
 #[test]
+fn init_numbers_from_javascript() {
+    let text = r#"{"type":"init","host_id":0,"app_id":1,"width":1919.6,"height":1080.0,"fps":60,
+      "bitrate":7500,"packet_size":1024,"play_audio_local":false,"video_supported_formats":1}"#;
+    let init = Init::parse(text).unwrap();
+    assert_eq!((init.width, init.height), (1920, 1080));
+    for bad in ["-1", "\"1920\"", "5000000000", "null"] {
+        let t = text.replace("1919.6", bad);
+        assert!(matches!(Init::parse(&t), Err(InitError::Json(_))), "{bad}");
+    }
+}
+
+#[test]
 fn init_rejections() {
     let wrong_type = r#"{"type":"hello","host_id":0,"app_id":1,"width":1,"height":1,"fps":1,
       "bitrate":1,"packet_size":1,"play_audio_local":false,"video_supported_formats":1}"#;
