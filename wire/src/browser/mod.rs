@@ -1,0 +1,20 @@
+//! The browser WebSocket-only protocol, Helix-compatible (`/work/shared/docs/helix-ws-contract.md`
+//! §1.4, §1.7, §2), with moongate's additions. `docs/browser-protocol.md` is the reference for
+//! client authors.
+//!
+//! * [`Init`]: the client's first text frame; binary messages before it are skipped by the server.
+//! * [`Message`]: every binary message, encode and decode.
+//! * [`ServerJson`], [`connection_complete_json`], [`error_json`], [`ClientControl`]: the JSON.
+//! * [`VideoCodec`], [`formats`]: codec bytes and capability bits.
+//! * [`CloseCode`]: close codes and their meaning.
+
+mod codec;
+mod json;
+mod message;
+
+pub use codec::{formats, VideoCodec};
+pub use json::*;
+pub use message::*;
+
+#[cfg(test)]
+mod tests;

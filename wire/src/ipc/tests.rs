@@ -1,0 +1,493 @@
+//! IPC framing and message tests: byte layouts, round trips, partial reads, bad input.
+
+use super::*;
+use crate::browser::{formats, Message, VideoCodec};
+use crate::Secret;
+use bytes::{BufMut, Bytes, BytesMut};
+use proptest::prelude::*;
+use tokio_util::codec::{Decoder, Encoder};
+
+fn sample_init() -> StreamerInit {
+    StreamerInit {
+        session_key: "ses_1-lobby_2-helix-agent-3".into(),
+        mode: StreamMode::Websocket,
+        host: HostAddress {
+            address: "127.0.0.1".into(),
+            http_port: 47989,
+            https_port: 47984,
+        },
+        host_cert_der: vec![0x30, 0x82, 0x01, 0x0a],
+        client_unique_id: "helix-agent-3".into(),
+        client_cert_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+        client_key_pem: Secret::new(
+            "-----BEGIN PRIVATE KEY-----\nTOPSECRET\n-----END PRIVATE KEY-----\n",
+        ),
+        app_id: 1,
+        width: 1920,
+        height: 1080,
+        fps: 60,
+        bitrate_kbps: 10_000,
+        packet_size: 1024,
+        video_formats: formats::H264 | formats::H265,
+        audio_channels: 2,
+        play_audio_local: false,
+        lobby_id: Some("lobby_2".into()),
+        wolf_api: Some("/var/run/wolf/wolf.sock".into()),
+    }
+}
+
+fn all_to_streamer() -> Vec<ToStreamer> {
+    vec![
+        ToStreamer::Init(Box::new(sample_init())),
+        ToStreamer::Input(Bytes::from_static(&[0x10, 0x00, 0x01, 0x01, 0x00, 0x41])),
+        ToStreamer::RequestKeyframe,
+        ToStreamer::Stop,
+    ]
+}
+
+fn all_from_streamer() -> Vec<FromStreamer> {
+    vec![
+        FromStreamer::Started(Started {
+            codec: VideoCodec::H264.to_byte(),
+            width: 1920,
+            height: 1080,
+            fps: 60,
+            audio_channels: 2,
+            sample_rate: 48_000,
+            touch_supported: true,
+        }),
+        FromStreamer::Video(Video {
+            keyframe: true,
+            pts_us: 1_000_000,
+            codec: 0x01,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65, 0x88]),
+        }),
+        FromStreamer::Audio(Audio {
+            pts_us: 20_000,
+            data: Bytes::from_static(&[0xfc, 0xff, 0xfe]),
+        }),
+        FromStreamer::Stats(Stats {
+            uptime_ms: 5000,
+            video_frames: 300,
+            keyframes: 2,
+            host_rtt_ms: 3,
+            ..Stats::default()
+        }),
+        FromStreamer::Log(LogLine {
+            level: LogLevel::Warn,
+            message: "host sent a late IDR".into(),
+        }),
+        FromStreamer::Error(StreamerError {
+            code: ErrorCode::AlreadyStreaming,
+            message: "host busy".into(),
+        }),
+        FromStreamer::Ended(Ended {
+            reason: EndReason::HostEnded,
+            message: None,
+        }),
+    ]
+}
+
+fn encode_all<M: IpcMessage>(msgs: &[M]) -> BytesMut {
+    let mut buf = BytesMut::new();
+    for m in msgs {
+        encode_frame(m, &mut buf, DEFAULT_MAX_PAYLOAD).unwrap();
+    }
+    buf
+}
+
+#[test]
+fn byte_layouts() {
+    let mut codec = StreamerCodec::new();
+    let mut buf = BytesMut::new();
+    codec
+        .encode(all_from_streamer()[1].clone(), &mut buf)
+        .unwrap();
+    assert_eq!(
+        hex::encode(&buf),
+        // len 16 LE, type 0x82, flags 1, codec 1, pts 1e6 LE, data
+        "1000000082010140420f0000000000000000016588"
+    );
+    buf.clear();
+    codec
+        .encode(all_from_streamer()[0].clone(), &mut buf)
+        .unwrap();
+    assert_eq!(hex::encode(&buf), "0c0000008101800738043c0280bb000001");
+    buf.clear();
+    codec
+        .encode(all_from_streamer()[2].clone(), &mut buf)
+        .unwrap();
+    assert_eq!(hex::encode(&buf), "0b00000083204e000000000000fcfffe");
+
+    let mut server = ServerCodec::new();
+    buf.clear();
+    server.encode(ToStreamer::Stop, &mut buf).unwrap();
+    assert_eq!(hex::encode(&buf), "0000000004");
+    buf.clear();
+    server
+        .encode(ToStreamer::RequestKeyframe, &mut buf)
+        .unwrap();
+    assert_eq!(hex::encode(&buf), "0000000003");
+}
+
+#[test]
+fn round_trip_both_directions() {
+    let mut buf = encode_all(&all_to_streamer());
+    let mut codec = StreamerCodec::new();
+    for expected in all_to_streamer() {
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(expected));
+    }
+    assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
+
+    let mut buf = encode_all(&all_from_streamer());
+    let mut codec = ServerCodec::new();
+    for expected in all_from_streamer() {
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(expected));
+    }
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn json_payloads_are_json_and_tolerant() {
+    // Init travels as JSON with the certificate in hex and the key in clear (it is the channel).
+    let mut buf = encode_all(&[ToStreamer::Init(Box::new(sample_init()))]);
+    let json: serde_json::Value = serde_json::from_slice(&buf[HEADER_LEN..]).unwrap();
+    assert_eq!(json["host_cert_der"], "3082010a");
+    assert_eq!(json["mode"], "websocket");
+    assert_eq!(json["session_key"], "ses_1-lobby_2-helix-agent-3");
+    // Stats with unknown and missing fields still decode.
+    let stats = br#"{"video_frames":5,"new_counter":1}"#;
+    buf.clear();
+    buf.put_u32_le(stats.len() as u32);
+    buf.put_u8(frame_type::STATS);
+    buf.put_slice(stats);
+    let got = ServerCodec::new().decode(&mut buf).unwrap();
+    assert_eq!(
+        got,
+        Some(FromStreamer::Stats(Stats {
+            video_frames: 5,
+            ..Stats::default()
+        }))
+    );
+    // An error code from a newer streamer maps to Other.
+    let err = br#"{"code":"SomethingNew","message":"x"}"#;
+    buf.clear();
+    buf.put_u32_le(err.len() as u32);
+    buf.put_u8(frame_type::ERROR);
+    buf.put_slice(err);
+    assert!(matches!(
+        ServerCodec::new().decode(&mut buf).unwrap(),
+        Some(FromStreamer::Error(StreamerError {
+            code: ErrorCode::Other,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn secrets_redacted_in_debug() {
+    let msg = ToStreamer::Init(Box::new(sample_init()));
+    let dbg = format!("{msg:?}");
+    assert!(!dbg.contains("TOPSECRET"), "{dbg}");
+    assert!(dbg.contains("[redacted]"));
+}
+
+#[test]
+fn helpers_map_to_browser_messages() {
+    let FromStreamer::Started(started) = all_from_streamer()[0] else {
+        unreachable!()
+    };
+    let init = started.stream_init();
+    assert_eq!(
+        Message::StreamInit(init).to_vec().unwrap(),
+        hex::decode("3001078004383c020000bb8001").unwrap()
+    );
+    let FromStreamer::Video(video) = all_from_streamer()[1].clone() else {
+        unreachable!()
+    };
+    let msg = video.browser_message(1920, 1080);
+    assert_eq!(
+        hex::encode(&msg),
+        "01010100000000000f424007800438000000016588"
+    );
+    let FromStreamer::Audio(audio) = all_from_streamer()[2].clone() else {
+        unreachable!()
+    };
+    assert_eq!(
+        hex::encode(audio.browser_message(2)),
+        "02020000000000004e20fcfffe"
+    );
+    let err = StreamerError {
+        code: ErrorCode::AlreadyStreaming,
+        message: "host busy".into(),
+    };
+    assert_eq!(err.browser_text(), "AlreadyStreaming: host busy");
+    assert_eq!(
+        Ended {
+            reason: EndReason::Error,
+            message: None
+        }
+        .close_code()
+        .code(),
+        1011
+    );
+}
+
+#[test]
+fn oversize_rejected_before_buffering() {
+    let mut codec = ServerCodec::with_max_payload(1024);
+    // Only the header has arrived, declaring 1025 bytes: rejected at once.
+    let mut buf = BytesMut::from(&[0x01, 0x04, 0x00, 0x00, 0x82][..]);
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(IpcError::Oversize {
+            len: 1025,
+            max: 1024
+        })
+    ));
+    // A 4 GiB declaration with the default limit.
+    let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 0x82][..]);
+    assert!(matches!(
+        ServerCodec::new().decode(&mut buf),
+        Err(IpcError::Oversize { .. })
+    ));
+    // Encoding an oversize frame fails and leaves the buffer untouched.
+    let mut out = BytesMut::from(&b"keep"[..]);
+    let big = FromStreamer::Video(Video {
+        keyframe: false,
+        pts_us: 0,
+        codec: 1,
+        data: Bytes::from(vec![0u8; 1024]),
+    });
+    assert!(matches!(
+        StreamerCodec::with_max_payload(1024).encode(big, &mut out),
+        Err(IpcError::Oversize {
+            len: 1034,
+            max: 1024
+        })
+    ));
+    assert_eq!(&out[..], b"keep");
+}
+
+#[test]
+fn garbage_rejected() {
+    // Unknown type, and a frame sent the wrong way round.
+    let mut buf = BytesMut::from(&[0, 0, 0, 0, 0x7f][..]);
+    assert!(matches!(
+        ServerCodec::new().decode(&mut buf),
+        Err(IpcError::UnknownType(0x7f))
+    ));
+    let mut buf = encode_all(&[ToStreamer::Stop]);
+    assert!(matches!(
+        ServerCodec::new().decode(&mut buf),
+        Err(IpcError::UnknownType(0x04))
+    ));
+    // Short binary payloads and bad JSON.
+    for (ty, payload) in [
+        (frame_type::VIDEO, &b"\x01\x01\x00"[..]),
+        (frame_type::AUDIO, &b"\x00"[..]),
+        (frame_type::STARTED, &b"\x01\x80\x07"[..]),
+        (frame_type::ENDED, &b"{not json"[..]),
+        (frame_type::STATS, &b"\"text\""[..]),
+    ] {
+        let mut buf = BytesMut::new();
+        buf.put_u32_le(payload.len() as u32);
+        buf.put_u8(ty);
+        buf.put_slice(payload);
+        let err = ServerCodec::new().decode(&mut buf).unwrap_err();
+        assert!(matches!(err, IpcError::Malformed { .. }), "{ty:#x}: {err}");
+        assert!(buf.is_empty(), "the bad frame is consumed");
+    }
+    // Empty Input and a payload on Stop.
+    let mut buf = BytesMut::from(&[0, 0, 0, 0, frame_type::INPUT][..]);
+    assert!(matches!(
+        StreamerCodec::new().decode(&mut buf),
+        Err(IpcError::Malformed { name: "Input", .. })
+    ));
+    let mut buf = BytesMut::from(&[1, 0, 0, 0, frame_type::STOP, 0][..]);
+    assert!(matches!(
+        StreamerCodec::new().decode(&mut buf),
+        Err(IpcError::Malformed { name: "Stop", .. })
+    ));
+    // EOF inside a frame.
+    let mut buf = encode_all(&[ToStreamer::RequestKeyframe]);
+    buf.truncate(3);
+    assert!(matches!(
+        StreamerCodec::new().decode_eof(&mut buf),
+        Err(IpcError::Truncated(3))
+    ));
+}
+
+fn arb_from_streamer() -> impl Strategy<Value = FromStreamer> {
+    let data = proptest::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from);
+    prop_oneof![
+        (any::<bool>(), any::<u64>(), any::<u8>(), data.clone()).prop_map(
+            |(keyframe, pts_us, codec, data)| FromStreamer::Video(Video {
+                keyframe,
+                pts_us,
+                codec,
+                data
+            })
+        ),
+        (any::<u64>(), data).prop_map(|(pts_us, data)| FromStreamer::Audio(Audio { pts_us, data })),
+        (
+            any::<u8>(),
+            any::<u16>(),
+            any::<u16>(),
+            any::<u8>(),
+            any::<u32>(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(codec, width, height, fps, sample_rate, touch_supported)| {
+                    FromStreamer::Started(Started {
+                        codec,
+                        width,
+                        height,
+                        fps,
+                        audio_channels: 2,
+                        sample_rate,
+                        touch_supported,
+                    })
+                }
+            ),
+        (any::<u64>(), any::<u32>()).prop_map(|(video_frames, host_rtt_ms)| {
+            FromStreamer::Stats(Stats {
+                video_frames,
+                host_rtt_ms,
+                ..Stats::default()
+            })
+        }),
+        ".{0,40}".prop_map(|message| FromStreamer::Log(LogLine {
+            level: LogLevel::Info,
+            message
+        })),
+        Just(FromStreamer::Ended(Ended {
+            reason: EndReason::Stopped,
+            message: Some("bye".into())
+        })),
+    ]
+}
+
+fn arb_to_streamer() -> impl Strategy<Value = ToStreamer> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 1..64)
+            .prop_map(|v| ToStreamer::Input(Bytes::from(v))),
+        Just(ToStreamer::RequestKeyframe),
+        Just(ToStreamer::Stop),
+        Just(ToStreamer::Init(Box::new(sample_init()))),
+    ]
+}
+
+/// Feeds `bytes` to `codec` in chunks cut at `cuts`, collecting every frame.
+fn decode_in_pieces<C: Decoder<Error = IpcError>>(
+    codec: &mut C,
+    bytes: &[u8],
+    cuts: &[usize],
+) -> Vec<C::Item> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.push(0);
+    points.push(bytes.len());
+    points.sort_unstable();
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for w in points.windows(2) {
+        buf.extend_from_slice(&bytes[w[0]..w[1]]);
+        while let Some(item) = codec.decode(&mut buf).unwrap() {
+            out.push(item);
+        }
+    }
+    assert!(codec.decode_eof(&mut buf).unwrap().is_none());
+    out
+}
+
+proptest! {
+    #[test]
+    fn random_splits_decode_to_the_same_frames(
+        msgs in proptest::collection::vec(arb_from_streamer(), 0..12),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let bytes = encode_all(&msgs);
+        let got = decode_in_pieces(&mut ServerCodec::new(), &bytes, &cuts);
+        prop_assert_eq!(got, msgs);
+    }
+
+    #[test]
+    fn random_splits_to_streamer(
+        msgs in proptest::collection::vec(arb_to_streamer(), 0..8),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let bytes = encode_all(&msgs);
+        let got = decode_in_pieces(&mut StreamerCodec::new(), &bytes, &cuts);
+        prop_assert_eq!(got, msgs);
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut buf = BytesMut::from(&bytes[..]);
+        let mut server = ServerCodec::with_max_payload(4096);
+        // Each call either consumes a frame, asks for more, or errors: bounded by the input size.
+        for _ in 0..=bytes.len() {
+            match server.decode(&mut buf) {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let mut buf = BytesMut::from(&bytes[..]);
+        let _ = StreamerCodec::with_max_payload(4096).decode_eof(&mut buf);
+    }
+}
+
+/// Both ends over a real socket pair with `FramedRead`/`FramedWrite`, as the processes use them.
+#[tokio::test]
+async fn framed_over_a_socket_pair() {
+    use futures_util::{SinkExt, StreamExt};
+    use std::time::Duration;
+    use tokio_util::codec::{FramedRead, FramedWrite};
+
+    let (server_end, streamer_end) = tokio::net::UnixStream::pair().unwrap();
+    let (server_rd, server_wr) = server_end.into_split();
+    let (streamer_rd, streamer_wr) = streamer_end.into_split();
+    let mut server_tx = FramedWrite::new(server_wr, ServerCodec::new());
+    let mut server_rx = FramedRead::new(server_rd, ServerCodec::new());
+    let mut streamer_tx = FramedWrite::new(streamer_wr, StreamerCodec::new());
+    let mut streamer_rx = FramedRead::new(streamer_rd, StreamerCodec::new());
+
+    let run = async {
+        for m in all_to_streamer() {
+            server_tx.send(m).await.unwrap();
+        }
+        for expected in all_to_streamer() {
+            assert_eq!(streamer_rx.next().await.unwrap().unwrap(), expected);
+        }
+        // A 4 MiB keyframe goes through in one frame, zero-copy on the reading side.
+        let big = FromStreamer::Video(Video {
+            keyframe: true,
+            pts_us: 7,
+            codec: 1,
+            data: Bytes::from(vec![0xab; 4 << 20]),
+        });
+        let sender = async {
+            for m in all_from_streamer() {
+                streamer_tx.send(m).await.unwrap();
+            }
+            streamer_tx.send(big.clone()).await.unwrap();
+            // Closing the write half is how a streamer exits: the server sees a clean end.
+            streamer_tx.close().await.unwrap();
+        };
+        let receiver = async {
+            let mut got = Vec::new();
+            while let Some(m) = server_rx.next().await {
+                got.push(m.unwrap());
+            }
+            got
+        };
+        let ((), got) = tokio::join!(sender, receiver);
+        let mut expected = all_from_streamer();
+        expected.push(big);
+        assert_eq!(got, expected);
+    };
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("IPC exchange timed out");
+}
