@@ -188,7 +188,12 @@ impl WolfBackend for MemHost {
         Ok(())
     }
     async fn list_lobbies(&self) -> ApiResult<Vec<Lobby>> {
-        Ok(self.lock().lobbies.iter().map(|l| l.lobby.clone()).collect())
+        Ok(self
+            .lock()
+            .lobbies
+            .iter()
+            .map(|l| l.lobby.clone())
+            .collect())
     }
     async fn create_lobby(&self, req: CreateLobbyRequest) -> ApiResult<String> {
         let id = {
@@ -438,7 +443,12 @@ async fn http10(target: &Target, method: &str, path: &str, body: Option<&str>) -
 
 async fn get(target: &Target, path: &str) -> Value {
     let r = http10(target, "GET", path, None).await;
-    assert_eq!(r.status, 200, "GET {path}: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        200,
+        "GET {path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
     let v = r.json();
     assert_eq!(v["success"], true, "{v}");
     v
@@ -528,7 +538,10 @@ fn session_body(app_id: &str) -> Value {
 /// Drives every endpoint once through `target`, checking Wolf's JSON shapes field by field.
 async fn exercise_all(target: &Target, host: &MemHost) {
     // --- pairing ---------------------------------------------------------------------------
-    assert_eq!(get(target, "/api/v1/pair/pending").await["requests"], json!([]));
+    assert_eq!(
+        get(target, "/api/v1/pair/pending").await["requests"],
+        json!([])
+    );
     let secret = host.request_pair("10.0.0.7");
     let v = get(target, "/api/v1/pair/pending").await;
     assert_eq!(
@@ -554,7 +567,10 @@ async fn exercise_all(target: &Target, host: &MemHost) {
         .await,
         json!({"success": true})
     );
-    assert_eq!(get(target, "/api/v1/pair/pending").await["requests"], json!([]));
+    assert_eq!(
+        get(target, "/api/v1/pair/pending").await["requests"],
+        json!([])
+    );
     let v = get(target, "/api/v1/clients").await;
     let clients = v["clients"].as_array().expect("clients");
     assert_eq!(clients.len(), 1);
@@ -569,7 +585,10 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     );
 
     // --- apps ------------------------------------------------------------------------------
-    assert_eq!(get(target, "/api/v1/apps").await, json!({"success": true, "apps": []}));
+    assert_eq!(
+        get(target, "/api/v1/apps").await,
+        json!({"success": true, "apps": []})
+    );
     post(
         target,
         "/api/v1/apps/add",
@@ -639,7 +658,10 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     assert_eq!(s["video_refresh_rate"], 60);
     assert_eq!(s["audio_channel_count"], 2);
     assert_eq!(s["idle_seconds"], 0);
-    assert_eq!(s["client_settings"]["controllers_override"], json!(["XBOX"]));
+    assert_eq!(
+        s["client_settings"]["controllers_override"],
+        json!(["XBOX"])
+    );
     assert_eq!(s["client_settings"]["mouse_acceleration"], 1.5);
     assert!(s.get("immediate_lobby_id").is_none());
     assert_eq!(
@@ -691,7 +713,12 @@ async fn exercise_all(target: &Target, host: &MemHost) {
 
     // --- lobbies ---------------------------------------------------------------------------
     assert_eq!(get(target, "/api/v1/lobbies").await["lobbies"], json!([]));
-    let v = post(target, "/api/v1/lobbies/create", lobby_body(Some(vec![1, 2, 3, 4]))).await;
+    let v = post(
+        target,
+        "/api/v1/lobbies/create",
+        lobby_body(Some(vec![1, 2, 3, 4])),
+    )
+    .await;
     let lobby_id = v["lobby_id"].as_str().expect("lobby_id string").to_string();
     assert_eq!(v.as_object().map(|o| o.len()), Some(2));
     let v = get(target, "/api/v1/lobbies").await;
@@ -711,7 +738,13 @@ async fn exercise_all(target: &Target, host: &MemHost) {
         b.to_string()
     };
     assert_eq!(
-        post_err(target, "/api/v1/lobbies/join", &join(Value::Null, json!("1")), 403).await,
+        post_err(
+            target,
+            "/api/v1/lobbies/join",
+            &join(Value::Null, json!("1")),
+            403
+        )
+        .await,
         "Invalid PIN"
     );
     assert_eq!(
@@ -781,7 +814,13 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     // --- stop session / lobby --------------------------------------------------------------
     post(target, "/api/v1/sessions/stop", json!({"session_id": "1"})).await;
     assert_eq!(
-        post_err(target, "/api/v1/sessions/stop", r#"{"session_id":"1"}"#, 404).await,
+        post_err(
+            target,
+            "/api/v1/sessions/stop",
+            r#"{"session_id":"1"}"#,
+            404
+        )
+        .await,
         "Invalid session_id"
     );
     let v = get(target, "/api/v1/lobbies").await;
@@ -865,7 +904,13 @@ async fn exercise_all(target: &Target, host: &MemHost) {
         .await,
         "launches refused"
     );
-    let e = post_err(target, "/api/v1/moongate/faults", r#"{"drop_pct":101}"#, 400).await;
+    let e = post_err(
+        target,
+        "/api/v1/moongate/faults",
+        r#"{"drop_pct":101}"#,
+        400,
+    )
+    .await;
     assert!(e.contains("drop_pct"), "{e}");
     let e = post_err(target, "/api/v1/moongate/faults", r#"{"bogus":1}"#, 400).await;
     assert!(e.contains("bogus"), "{e}");
@@ -912,7 +957,11 @@ async fn exercise_all(target: &Target, host: &MemHost) {
 
 fn socket_mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).expect("socket metadata").permissions().mode() & 0o777
+    std::fs::metadata(p)
+        .expect("socket metadata")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 #[tokio::test]
@@ -1172,8 +1221,7 @@ async fn sse_delivers_events_in_order_with_keepalive_and_ends_on_close() {
         .as_str()
         .expect("sid")
         .to_string();
-    let lobby = post(&t, "/api/v1/lobbies/create", lobby_body(Some(vec![9, 9])))
-        .await["lobby_id"]
+    let lobby = post(&t, "/api/v1/lobbies/create", lobby_body(Some(vec![9, 9]))).await["lobby_id"]
         .as_str()
         .expect("lobby id")
         .to_string();
@@ -1375,7 +1423,9 @@ async fn sse_over_http11_and_client_going_away_frees_the_stream() {
     assert_eq!(data["client_ip"], "192.0.2.2");
 
     server.close().await;
-    assert!(next_block(&mut again).await.is_none_or(|b| b == ":keepalive\n"));
+    assert!(next_block(&mut again)
+        .await
+        .is_none_or(|b| b == ":keepalive\n"));
     wait_subscribers(&host, 0).await;
 }
 

@@ -47,8 +47,12 @@ fn arr(item: Value) -> Value {
 pub(crate) fn schema() -> Value {
     let s = json!({"type": "string"});
     let sid = json!({"type": "string", "description": "64-bit session id as a decimal string"});
-    let pin = json!({"type": "array", "items": {"type": "integer"}, "description": "lobby PIN digits"});
-    let mut faults = get_op("Read the fault knobs (moongate)", reply_with("faults", r("FaultKnobs")));
+    let pin =
+        json!({"type": "array", "items": {"type": "integer"}, "description": "lobby PIN digits"});
+    let mut faults = get_op(
+        "Read the fault knobs (moongate)",
+        reply_with("faults", r("FaultKnobs")),
+    );
     faults["post"] = post_op(
         "Change some fault knobs (moongate)",
         r("FaultKnobs"),

@@ -254,8 +254,9 @@ impl<B> Shared<B> {
     fn status(&self, e: &WolfApiError) -> StatusCode {
         match self.opts.status_style {
             StatusStyle::Wolf => StatusCode::INTERNAL_SERVER_ERROR,
-            StatusStyle::Moongate => StatusCode::from_u16(e.status_code())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            StatusStyle::Moongate => {
+                StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
@@ -386,7 +387,11 @@ async fn unpair_client<B: WolfBackend>(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let r = match parse::<UnpairRequest>(body) {
-        Ok(req) => s.backend.unpair_client(req.client_id).await.map(|()| empty()),
+        Ok(req) => s
+            .backend
+            .unpair_client(req.client_id)
+            .await
+            .map(|()| empty()),
         Err(e) => Err(e),
     };
     s.reply(r)
@@ -448,7 +453,11 @@ async fn sessions_stop<B: WolfBackend>(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let r = match parse::<SessionStopRequest>(body) {
-        Ok(req) => s.backend.stop_session(req.session_id).await.map(|()| empty()),
+        Ok(req) => s
+            .backend
+            .stop_session(req.session_id)
+            .await
+            .map(|()| empty()),
         Err(e) => Err(e),
     };
     s.reply(r)

@@ -637,8 +637,8 @@ mod tests {
 
     #[test]
     fn session_id_reads_strings_and_numbers_writes_strings() {
-        let a: SessionStopRequest = serde_json::from_str(r#"{"session_id":"18446744073709551615"}"#)
-            .expect("string id");
+        let a: SessionStopRequest =
+            serde_json::from_str(r#"{"session_id":"18446744073709551615"}"#).expect("string id");
         assert_eq!(a.session_id, SessionId(u64::MAX));
         let b: SessionStopRequest =
             serde_json::from_str(r#"{"session_id":42}"#).expect("numeric id");
