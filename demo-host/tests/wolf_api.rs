@@ -1454,3 +1454,71 @@ async fn dropping_the_server_aborts_it_and_frees_streams() {
     wait_subscribers(&host, 0).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn close_is_graceful_for_idle_keepalive_and_cuts_stuck_requests_after_grace() {
+    use hyper_util::rt::TokioIo;
+
+    // An idle HTTP/1.1 keep-alive connection does not hold close() for the grace period.
+    let host = MemHost::new();
+    let opts = ApiOptions {
+        close_grace: Duration::from_secs(60),
+        ..fast_opts()
+    };
+    let server =
+        WolfApiServer::serve_tcp_with("127.0.0.1:0".parse().expect("addr"), host.clone(), opts)
+            .await
+            .expect("serve");
+    let addr = server.tcp_addr().expect("addr");
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    let conn_task = tokio::spawn(conn);
+    let req = hyper::Request::get("http://localhost/api/v1/apps")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("req");
+    let res = send.send_request(req).await.expect("response");
+    assert_eq!(res.status(), 200);
+    tokio::time::timeout(Duration::from_secs(5), server.close())
+        .await
+        .expect("close is prompt with an idle keep-alive connection");
+    // The server closed the idle connection.
+    tokio::time::timeout(T, conn_task)
+        .await
+        .expect("client connection ends")
+        .expect("join")
+        .expect("clean close");
+
+    // A client stuck mid-request is cut once the grace period is over.
+    let opts = ApiOptions {
+        close_grace: Duration::from_millis(200),
+        ..fast_opts()
+    };
+    let server =
+        WolfApiServer::serve_tcp_with("127.0.0.1:0".parse().expect("addr"), host.clone(), opts)
+            .await
+            .expect("serve");
+    let addr = server.tcp_addr().expect("addr");
+    let mut stuck = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stuck
+        .write_all(b"POST /api/v1/apps/add HTTP/1.0\r\nContent-Length: 100\r\n\r\n{\"ti")
+        .await
+        .expect("partial write");
+    // Make sure the server is reading it: a complete request on another connection is answered.
+    assert_eq!(
+        get(&Target::Tcp(addr), "/api/v1/apps").await["apps"],
+        json!([])
+    );
+    let started = Instant::now();
+    tokio::time::timeout(T, server.close())
+        .await
+        .expect("close ends after the grace period");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(T, stuck.read_to_end(&mut rest))
+        .await
+        .expect("stuck connection is closed by the server");
+    // Cut without a reply (EOF or reset).
+    assert!(n.map(|n| n == 0).unwrap_or(true), "{rest:?}");
+}

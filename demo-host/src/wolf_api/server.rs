@@ -1,7 +1,7 @@
 //! The axum server: routes, JSON replies, the SSE stream, Unix/TCP listeners and a graceful close.
 //!
-//! One spawned task runs `axum::serve`; it is owned by [`WolfApiServer`] and ends on
-//! [`WolfApiServer::close`] (or is aborted on drop). SSE streams are plain streams polled by their
+//! One spawned task runs the accept loop and owns every connection task (a `JoinSet`); it is owned
+//! by [`WolfApiServer`] and ends on [`WolfApiServer::close`] (or is aborted on drop). SSE streams are plain streams polled by their
 //! connection — no task per subscriber — and watch the same shutdown signal, so closing the server
 //! ends them and lets the graceful shutdown finish.
 
@@ -117,14 +117,7 @@ impl WolfApiServer {
         }
         let (tx, rx) = watch::channel(false);
         let app = router(backend, opts.clone(), rx.clone());
-        let task = tokio::spawn(async move {
-            let res = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal(rx))
-                .await;
-            if let Err(e) = res {
-                tracing::warn!("wolf api server (unix) ended: {e}");
-            }
-        });
+        let task = tokio::spawn(run(listener, app, rx));
         Ok(WolfApiServer {
             addr: ListenAddr::Unix(path),
             shutdown: tx,
@@ -151,14 +144,7 @@ impl WolfApiServer {
         let bound = listener.local_addr()?;
         let (tx, rx) = watch::channel(false);
         let app = router(backend, opts.clone(), rx.clone());
-        let task = tokio::spawn(async move {
-            let res = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal(rx))
-                .await;
-            if let Err(e) = res {
-                tracing::warn!("wolf api server (tcp) ended: {e}");
-            }
-        });
+        let task = tokio::spawn(run(listener, app, rx));
         Ok(WolfApiServer {
             addr: ListenAddr::Tcp(bound),
             shutdown: tx,
@@ -222,6 +208,53 @@ impl Drop for WolfApiServer {
 async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
     // Err = the sender (the server handle) is gone: shut down as well.
     let _ = rx.wait_for(|closing| *closing).await;
+}
+
+/// A client must send its request head within this (slow or stuck clients hold a task).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The accept loop. Every connection task lives in this task's `JoinSet`, so aborting this task
+/// (close after the grace period, or drop) aborts every connection too — `axum::serve` detaches
+/// its connection tasks, which would outlive an abort. HTTP/1 only: Wolf speaks HTTP/1.0.
+async fn run<L>(mut listener: L, app: Router, shutdown: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener,
+{
+    let mut conns = tokio::task::JoinSet::new();
+    let stop = shutdown_signal(shutdown.clone());
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            (io, _addr) = listener.accept() => {
+                let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+                let sd = shutdown.clone();
+                conns.spawn(async move {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => {
+                            if let Err(e) = r {
+                                tracing::debug!("wolf api connection: {e}");
+                            }
+                            return;
+                        }
+                        _ = shutdown_signal(sd) => conn.as_mut().graceful_shutdown(),
+                    }
+                    if let Err(e) = conn.await {
+                        tracing::debug!("wolf api connection at shutdown: {e}");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
 }
 
 /// Remove `path` if it is a socket nobody accepts on (left by a crashed host).
