@@ -928,6 +928,14 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     // --- openapi ---------------------------------------------------------------------------
     let r = http10(target, "GET", "/api/v1/openapi-schema", None).await;
     assert_eq!(r.status, 200);
+    // Wolf's reply framing: an HTTP/1.0 status line and a Content-Length.
+    assert!(r.head.starts_with("HTTP/1.0 200 OK\r\n"), "{}", r.head);
+    let head = r.head.to_ascii_lowercase();
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", r.body.len())),
+        "{head}"
+    );
     let v = r.json();
     assert_eq!(v["openapi"], "3.1.0");
     for p in [
@@ -1521,4 +1529,85 @@ async fn close_is_graceful_for_idle_keepalive_and_cuts_stuck_requests_after_grac
         .expect("stuck connection is closed by the server");
     // Cut without a reply (EOF or reset).
     assert!(n.map(|n| n == 0).unwrap_or(true), "{rest:?}");
+}
+
+/// Implements only the required methods (delegating to a `MemHost`): the optional ones answer 501.
+struct Minimal(Arc<MemHost>);
+
+impl WolfBackend for Minimal {
+    async fn list_apps(&self) -> ApiResult<Vec<App>> {
+        self.0.list_apps().await
+    }
+    async fn add_app(&self, app: App) -> ApiResult<()> {
+        self.0.add_app(app).await
+    }
+    async fn delete_app(&self, id: String) -> ApiResult<()> {
+        self.0.delete_app(id).await
+    }
+    async fn list_clients(&self) -> ApiResult<Vec<PairedClient>> {
+        self.0.list_clients().await
+    }
+    async fn list_sessions(&self) -> ApiResult<Vec<Session>> {
+        self.0.list_sessions().await
+    }
+    async fn stop_session(&self, id: SessionId) -> ApiResult<()> {
+        self.0.stop_session(id).await
+    }
+    async fn list_lobbies(&self) -> ApiResult<Vec<Lobby>> {
+        self.0.list_lobbies().await
+    }
+    async fn create_lobby(&self, req: CreateLobbyRequest) -> ApiResult<String> {
+        self.0.create_lobby(req).await
+    }
+    async fn join_lobby(&self, req: JoinLobbyRequest) -> ApiResult<()> {
+        self.0.join_lobby(req).await
+    }
+    async fn leave_lobby(&self, req: LeaveLobbyRequest) -> ApiResult<()> {
+        self.0.leave_lobby(req).await
+    }
+    async fn stop_lobby(&self, req: StopLobbyRequest) -> ApiResult<()> {
+        self.0.stop_lobby(req).await
+    }
+    async fn pending_pairs(&self) -> ApiResult<Vec<PendingPair>> {
+        self.0.pending_pairs().await
+    }
+    async fn pair_client(&self, req: PairRequest) -> ApiResult<()> {
+        self.0.pair_client(req).await
+    }
+    fn subscribe(&self) -> broadcast::Receiver<WolfEvent> {
+        self.0.subscribe()
+    }
+    async fn input_events(&self, id: SessionId, since: Option<u64>) -> ApiResult<Vec<InputRecord>> {
+        self.0.input_events(id, since).await
+    }
+    async fn faults(&self) -> ApiResult<FaultKnobs> {
+        self.0.faults().await
+    }
+    async fn set_faults(&self, patch: FaultKnobsPatch) -> ApiResult<FaultKnobs> {
+        self.0.set_faults(patch).await
+    }
+}
+
+#[tokio::test]
+async fn optional_endpoints_not_implemented_answer_501() {
+    let server = WolfApiServer::serve_tcp(
+        "127.0.0.1:0".parse().expect("addr"),
+        Arc::new(Minimal(MemHost::new())),
+    )
+    .await
+    .expect("serve");
+    let t = Target::of(&server);
+    let e = post_err(&t, "/api/v1/unpair/client", r#"{"client_id":"1"}"#, 501).await;
+    assert_eq!(e, "not supported by this host: unpair/client");
+    let e = post_err(
+        &t,
+        "/api/v1/sessions/add",
+        &session_body("x").to_string(),
+        501,
+    )
+    .await;
+    assert_eq!(e, "not supported by this host: sessions/add");
+    // Bad input is still a 400 before the backend is asked.
+    post_err(&t, "/api/v1/unpair/client", "{}", 400).await;
+    server.close().await;
 }

@@ -11,8 +11,9 @@
 //! - A Unix socket ([`WolfApiServer::serve_unix`], Wolf's default path is `/tmp/wolf.sock`,
 //!   `$WOLF_SOCKET_PATH`), created with mode 0600; a stale socket file left by a dead host is
 //!   removed first, a live one is an error. Optionally TCP ([`WolfApiServer::serve_tcp`]) for tests.
-//! - HTTP/1.0 (Wolf's only version: close-delimited replies) and HTTP/1.1 (keep-alive; chunked
-//!   request bodies are accepted, unlike Wolf).
+//! - HTTP/1.0 (what Wolf speaks: `HTTP/1.0 200 OK` + `Content-Length`, connection closed after the
+//!   reply; the SSE body is close-delimited) and HTTP/1.1 (keep-alive; chunked request bodies are
+//!   accepted, unlike Wolf). No HTTP/2. A request head must arrive within 30 s.
 //! - Request bodies are JSON; `Content-Type` is not required (Wolf ignores it too). Bodies above
 //!   2 MiB are refused.
 //!
