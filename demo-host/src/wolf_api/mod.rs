@@ -6,6 +6,20 @@
 //! they drive Wolf. This module is only the HTTP face: the host implements [`WolfBackend`] and
 //! [`WolfApiServer`] turns requests into calls on it.
 //!
+//! ## Use
+//!
+//! ```ignore
+//! // The host implements WolfBackend (write `async fn` for each method) and keeps an Arc of it.
+//! let host: Arc<MyHost> = ...;
+//! let api = WolfApiServer::serve_unix("/tmp/wolf.sock", host.clone()).await?;
+//! // tests may add: WolfApiServer::serve_tcp("127.0.0.1:0".parse()?, host.clone()).await?.tcp_addr()
+//! ...
+//! api.close().await; // ends SSE streams, waits for open requests (bounded), removes the socket
+//! ```
+//!
+//! Events reach `/api/v1/events` through [`WolfBackend::subscribe`]: the host keeps a
+//! `tokio::sync::broadcast::Sender<WolfEvent>` and sends one [`WolfEvent`] per state change.
+//!
 //! ## Transport
 //!
 //! - A Unix socket ([`WolfApiServer::serve_unix`], Wolf's default path is `/tmp/wolf.sock`,
