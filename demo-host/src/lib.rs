@@ -3,3 +3,4 @@
 //! A Wolf-compatible Moonlight host inside moongate (being written).
 
 pub mod media;
+pub mod wolf_api;
