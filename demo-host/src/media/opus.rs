@@ -272,7 +272,7 @@ mod tests {
         out.clear();
         self_delimited_into(&[0x03, 0x82, 1, 9, 8, 7], &mut out).unwrap();
         assert_eq!(out, [0x03, 0x82, 1, 2, 9, 8, 7]);
-        for bad in [&[][..], &[0x01, 1, 2], &[0x03], &[0x03, 0x00], &[0x02, 9, 1]] {
+        for bad in [&[][..], &[0x01, 1, 2, 3], &[0x03], &[0x03, 0x00], &[0x02, 9, 1]] {
             assert!(self_delimited_into(bad, &mut Vec::new()).is_err(), "{bad:?}");
         }
     }
