@@ -21,11 +21,20 @@ fn cpu_time() -> Option<Duration> {
 }
 
 fn style() -> PatternStyle {
-    PatternStyle { label: "bench lobby".into(), color: [40, 120, 200] }
+    PatternStyle {
+        label: "bench lobby".into(),
+        color: [40, 120, 200],
+    }
 }
 
 fn format(width: u32, height: u32, bitrate_kbps: u32) -> VideoFormat {
-    VideoFormat { codec: VideoCodec::H264, width, height, fps: 60, bitrate_kbps }
+    VideoFormat {
+        codec: VideoCodec::H264,
+        width,
+        height,
+        fps: 60,
+        bitrate_kbps,
+    }
 }
 
 fn run(name: &str, kind: SourceKind, fmt: VideoFormat, seconds: f64) {
@@ -40,7 +49,12 @@ fn run(name: &str, kind: SourceKind, fmt: VideoFormat, seconds: f64) {
     };
     if kind == SourceKind::Replay && fmt.codec == VideoCodec::H264 {
         let cpu = cpu_time().zip(open_cpu).map(|(b, a)| b.saturating_sub(a));
-        println!("{name}: up-front encode of {} frames took {:.2?} wall, {:.2?} CPU", fmt.fps * 2, open_wall.elapsed(), cpu.unwrap_or_default());
+        println!(
+            "{name}: up-front encode of {} frames took {:.2?} wall, {:.2?} CPU",
+            fmt.fps * 2,
+            open_wall.elapsed(),
+            cpu.unwrap_or_default()
+        );
     }
     let (start_wall, start_cpu) = (Instant::now(), cpu_time());
     let mut frames = 0u64;
@@ -56,7 +70,9 @@ fn run(name: &str, kind: SourceKind, fmt: VideoFormat, seconds: f64) {
         frames += 1;
     }
     let wall = start_wall.elapsed().as_secs_f64();
-    let cpu = cpu_time().zip(start_cpu).map(|(b, a)| b.saturating_sub(a).as_secs_f64());
+    let cpu = cpu_time()
+        .zip(start_cpu)
+        .map(|(b, a)| b.saturating_sub(a).as_secs_f64());
     let fps = frames as f64 / wall;
     let kbps = bytes as f64 * 8.0 / 1000.0 / (frames as f64 / f64::from(fmt.fps));
     match cpu {
@@ -75,9 +91,35 @@ fn run(name: &str, kind: SourceKind, fmt: VideoFormat, seconds: f64) {
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported and ignored.
-    println!("demo-host encoder benchmark ({} logical CPUs)", std::thread::available_parallelism().map_or(0, |n| n.get()));
-    run("live H.264 720p60 @ 10 Mbit/s", SourceKind::Live, format(1280, 720, 10_000), 5.0);
-    run("live H.264 1080p60 @ 20 Mbit/s", SourceKind::Live, format(1920, 1080, 20_000), 6.0);
-    run("replay H.264 1080p60", SourceKind::Replay, format(1920, 1080, 20_000), 2.0);
-    run("replay HEVC clip", SourceKind::Replay, VideoFormat { codec: VideoCodec::Hevc, ..format(1920, 1080, 20_000) }, 1.0);
+    println!(
+        "demo-host encoder benchmark ({} logical CPUs)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    run(
+        "live H.264 720p60 @ 10 Mbit/s",
+        SourceKind::Live,
+        format(1280, 720, 10_000),
+        5.0,
+    );
+    run(
+        "live H.264 1080p60 @ 20 Mbit/s",
+        SourceKind::Live,
+        format(1920, 1080, 20_000),
+        6.0,
+    );
+    run(
+        "replay H.264 1080p60",
+        SourceKind::Replay,
+        format(1920, 1080, 20_000),
+        2.0,
+    );
+    run(
+        "replay HEVC clip",
+        SourceKind::Replay,
+        VideoFormat {
+            codec: VideoCodec::Hevc,
+            ..format(1920, 1080, 20_000)
+        },
+        1.0,
+    );
 }

@@ -12,11 +12,20 @@ use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 
 fn format(width: u32, height: u32) -> VideoFormat {
-    VideoFormat { codec: VideoCodec::H264, width, height, fps: 60, bitrate_kbps: 3000 }
+    VideoFormat {
+        codec: VideoCodec::H264,
+        width,
+        height,
+        fps: 60,
+        bitrate_kbps: 3000,
+    }
 }
 
 fn style(color: [u8; 3]) -> PatternStyle {
-    PatternStyle { label: "Lobby 7".into(), color }
+    PatternStyle {
+        label: "Lobby 7".into(),
+        color,
+    }
 }
 
 /// What a decoded picture tells: size, mean Y'CbCr of the band probe, the luma plane.
@@ -41,18 +50,30 @@ fn decode(decoder: &mut Decoder, data: &[u8]) -> Option<Picture> {
             n += 1.0;
         }
     }
-    let luma = (0..h).flat_map(|y| yuv.y()[y * sy..y * sy + w].to_vec()).collect();
-    Some(Picture { size: (w, h), band: sum.map(|s| s / n), luma })
+    let luma = (0..h)
+        .flat_map(|y| yuv.y()[y * sy..y * sy + w].to_vec())
+        .collect();
+    Some(Picture {
+        size: (w, h),
+        band: sum.map(|s| s / n),
+        luma,
+    })
 }
 
 fn nal_types(data: &[u8]) -> Vec<u8> {
-    nal_units(data).filter_map(|(_, nal)| nal.first().map(|b| b & 0x1F)).collect()
+    nal_units(data)
+        .filter_map(|(_, nal)| nal.first().map(|b| b & 0x1F))
+        .collect()
 }
 
 fn assert_band(p: &Picture, rgb: [u8; 3]) {
     let want = rgb_to_yuv(rgb);
     for c in 0..3 {
-        assert!((p.band[c] - f64::from(want[c])).abs() < 8.0, "band {:?} vs {want:?}", p.band);
+        assert!(
+            (p.band[c] - f64::from(want[c])).abs() < 8.0,
+            "band {:?} vs {want:?}",
+            p.band
+        );
     }
 }
 
@@ -83,15 +104,24 @@ fn no_periodic_idr_and_forced_keyframes_are_standalone_idrs() {
     let first = src.next_frame(false).unwrap();
     assert!(first.keyframe);
     let types = nal_types(&first.data);
-    assert!(types.contains(&7) && types.contains(&8) && types.contains(&5), "{types:?}");
+    assert!(
+        types.contains(&7) && types.contains(&8) && types.contains(&5),
+        "{types:?}"
+    );
     for _ in 0..90 {
         let f = src.next_frame(false).unwrap();
-        assert!(!f.keyframe && !nal_types(&f.data).contains(&5), "unrequested IDR");
+        assert!(
+            !f.keyframe && !nal_types(&f.data).contains(&5),
+            "unrequested IDR"
+        );
     }
     let forced = src.next_frame(true).unwrap();
     assert!(forced.keyframe);
     let types = nal_types(&forced.data);
-    assert!(types.contains(&7) && types.contains(&8) && types.contains(&5), "{types:?}");
+    assert!(
+        types.contains(&7) && types.contains(&8) && types.contains(&5),
+        "{types:?}"
+    );
     // A decoder that never saw the stream decodes the forced keyframe alone.
     let mut fresh = Decoder::new().unwrap();
     let p = decode(&mut fresh, &forced.data).expect("standalone picture");
@@ -108,7 +138,10 @@ fn odd_and_out_of_range_sizes_are_clamped() {
 
 #[test]
 fn replay_loops_from_its_keyframe_without_encoding() {
-    let live_fmt = VideoFormat { fps: 30, ..format(640, 360) };
+    let live_fmt = VideoFormat {
+        fps: 30,
+        ..format(640, 360)
+    };
     let mut live = open_video(SourceKind::Live, live_fmt, style([9, 9, 9])).unwrap();
     let t = Instant::now();
     for _ in 0..10 {
@@ -118,7 +151,10 @@ fn replay_loops_from_its_keyframe_without_encoding() {
 
     let t = Instant::now();
     let mut src = open_video(SourceKind::Replay, live_fmt, style([9, 9, 9])).unwrap();
-    eprintln!("replay up-front encode of 60 frames at 640x360: {:?}", t.elapsed());
+    eprintln!(
+        "replay up-front encode of 60 frames at 640x360: {:?}",
+        t.elapsed()
+    );
     let frames: Vec<_> = (0..60).map(|_| src.next_frame(false).unwrap()).collect();
     assert!(frames[0].keyframe && frames[1..].iter().all(|f| !f.keyframe));
     // Wraps around to the keyframe, then continues in order.
@@ -141,7 +177,10 @@ fn replay_loops_from_its_keyframe_without_encoding() {
     }
     let replay_per_frame = t.elapsed() / 1000;
     eprintln!("live {live_per_frame:?}/frame, replay {replay_per_frame:?}/frame");
-    assert!(replay_per_frame * 20 < live_per_frame, "replay is not much cheaper than encoding");
+    assert!(
+        replay_per_frame * 20 < live_per_frame,
+        "replay is not much cheaper than encoding"
+    );
     assert!(replay_per_frame < Duration::from_millis(1));
 }
 
@@ -150,7 +189,12 @@ fn sei_stamp_round_trips_on_h264_and_still_decodes() {
     let mut src = open_video(SourceKind::Live, format(320, 240), style([1, 2, 3])).unwrap();
     let mut decoder = Decoder::new().unwrap();
     // 00 00 01 inside the time forces an emulation-prevention byte.
-    let times = [0x0000_0100_0000_0002_u64, 1_763_000_000_123_456, u64::MAX, 0];
+    let times = [
+        0x0000_0100_0000_0002_u64,
+        1_763_000_000_123_456,
+        u64::MAX,
+        0,
+    ];
     for &t in &times {
         let frame = src.next_frame(false).unwrap();
         assert_eq!(read_send_time(VideoCodec::H264, &frame.data), None);
@@ -163,9 +207,17 @@ fn sei_stamp_round_trips_on_h264_and_still_decodes() {
         assert!(types[..sei].iter().all(|t| matches!(t, 7 | 8)), "{types:?}");
         let (_, sei_nal) = nal_units(&stamped).nth(sei).unwrap();
         if t == times[0] {
-            assert!(sei_nal.windows(4).any(|w| w == [0, 0, 3, 1]), "no emulation prevention");
+            assert!(
+                sei_nal.windows(4).any(|w| w == [0, 0, 3, 1]),
+                "no emulation prevention"
+            );
         }
-        assert!(!sei_nal.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2), "start code inside SEI");
+        assert!(
+            !sei_nal
+                .windows(3)
+                .any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2),
+            "start code inside SEI"
+        );
         assert_eq!(stamped.len(), frame.data.len() + sei_nal.len() + 4);
         assert!(decode(&mut decoder, &stamped).is_some());
     }

@@ -12,7 +12,8 @@ use std::sync::{Arc, OnceLock};
 use super::{EncodedFrame, MediaError, VideoCodec};
 
 /// The HEVC clip (640×360, 60 frames at 60 fps, IDR first).
-pub const HEVC_CLIP: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/clips/hevc.dhau"));
+pub const HEVC_CLIP: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/clips/hevc.dhau"));
 /// The AV1 clip (640×360, 60 frames at 60 fps, key frame first).
 pub const AV1_CLIP: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/clips/av1.dhau"));
 
@@ -34,7 +35,9 @@ pub struct Clip {
 /// Parses a DHAU file; any truncation or inconsistency is an error, never a panic.
 pub fn parse(data: &[u8]) -> Result<Clip, MediaError> {
     let bad = |what: &str| MediaError::Clip(what.to_string());
-    let header = data.get(..14).ok_or_else(|| bad("shorter than its header"))?;
+    let header = data
+        .get(..14)
+        .ok_or_else(|| bad("shorter than its header"))?;
     if &header[..4] != b"DHAU" {
         return Err(bad("not a DHAU file"));
     }
@@ -51,10 +54,17 @@ pub fn parse(data: &[u8]) -> Result<Clip, MediaError> {
     let mut frames = Vec::with_capacity(count);
     let mut rest = &data[14..];
     for _ in 0..count {
-        let head = rest.get(..5).ok_or_else(|| bad("truncated record header"))?;
+        let head = rest
+            .get(..5)
+            .ok_or_else(|| bad("truncated record header"))?;
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        let body = rest.get(5..5 + len).ok_or_else(|| bad("truncated access unit"))?;
-        frames.push(EncodedFrame { data: body.to_vec(), keyframe: head[0] & 1 != 0 });
+        let body = rest
+            .get(5..5 + len)
+            .ok_or_else(|| bad("truncated access unit"))?;
+        frames.push(EncodedFrame {
+            data: body.to_vec(),
+            keyframe: head[0] & 1 != 0,
+        });
         rest = &rest[5 + len..];
     }
     if !rest.is_empty() {
@@ -64,7 +74,13 @@ pub fn parse(data: &[u8]) -> Result<Clip, MediaError> {
         Some(f) if f.keyframe => {}
         _ => return Err(bad("does not start with a keyframe")),
     }
-    Ok(Clip { codec, width, height, fps, frames: frames.into() })
+    Ok(Clip {
+        codec,
+        width,
+        height,
+        fps,
+        frames: frames.into(),
+    })
 }
 
 /// The shipped clip of `codec` (parsed once per process); H.264 has none.
@@ -96,6 +112,9 @@ mod tests {
         // Not starting with a keyframe.
         assert!(parse(b"DHAU\x01\x01\0\x10\0\x10\0\x3c\0\x01\x00\0\0\0\x01a").is_err());
         let ok = parse(b"DHAU\x01\x02\0\x10\0\x10\0\x3c\0\x01\x01\0\0\0\x01a").unwrap();
-        assert_eq!((ok.codec, ok.width, ok.frames.len()), (VideoCodec::Av1, 16, 1));
+        assert_eq!(
+            (ok.codec, ok.width, ok.frames.len()),
+            (VideoCodec::Av1, 16, 1)
+        );
     }
 }

@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode, UsageType,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
+    RateControlMode, UsageType,
 };
 use openh264::{OpenH264API, Timestamp};
 
@@ -27,13 +28,16 @@ pub struct LiveH264 {
 
 impl std::fmt::Debug for LiveH264 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveH264").field("format", &self.format).field("index", &self.index).finish()
+        f.debug_struct("LiveH264")
+            .field("format", &self.format)
+            .field("index", &self.index)
+            .finish()
     }
 }
 
 impl LiveH264 {
     /// An encoder for `format` (size clamped to even values within 320×240..=3840×2160, fps at
-    /// least 1, bitrate at least 100 kbit/s).
+    /// 1..=240, bitrate 100 kbit/s..=1 Gbit/s).
     pub fn new(format: VideoFormat, style: PatternStyle) -> Result<Self, MediaError> {
         let renderer = PatternRenderer::new(format.width, format.height, style);
         let (width, height) = renderer.size();
@@ -42,7 +46,7 @@ impl LiveH264 {
             width,
             height,
             fps: format.fps.clamp(1, 240),
-            bitrate_kbps: format.bitrate_kbps.max(100),
+            bitrate_kbps: format.bitrate_kbps.clamp(100, 1_000_000),
         };
         // Threads: one per 1080p-ish worth of pixels; the host runs many encoders at once.
         let threads = if width * height > 1280 * 720 { 2 } else { 1 };
@@ -60,7 +64,12 @@ impl LiveH264 {
             .num_threads(threads);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| MediaError::Codec(format!("openh264 encoder: {e}")))?;
-        Ok(LiveH264 { format, renderer, encoder, index: 0 })
+        Ok(LiveH264 {
+            format,
+            renderer,
+            encoder,
+            index: 0,
+        })
     }
 }
 
@@ -82,7 +91,10 @@ impl VideoSource for LiveH264 {
         let keyframe = bits.frame_type() == FrameType::IDR;
         let data = bits.to_vec();
         if data.is_empty() {
-            return Err(MediaError::Codec(format!("openh264 produced no data ({:?})", bits.frame_type())));
+            return Err(MediaError::Codec(format!(
+                "openh264 produced no data ({:?})",
+                bits.frame_type()
+            )));
         }
         self.index += 1;
         Ok(EncodedFrame { data, keyframe })
@@ -90,9 +102,15 @@ impl VideoSource for LiveH264 {
 }
 
 /// Encodes `count` frames of the pattern once (the first is an IDR), for [`LoopSource`].
-pub fn encode_frames(format: VideoFormat, style: PatternStyle, count: usize) -> Result<(VideoFormat, Vec<EncodedFrame>), MediaError> {
+pub fn encode_frames(
+    format: VideoFormat,
+    style: PatternStyle,
+    count: usize,
+) -> Result<(VideoFormat, Vec<EncodedFrame>), MediaError> {
     let mut live = LiveH264::new(format, style)?;
-    let frames = (0..count.max(1)).map(|_| live.next_frame(false)).collect::<Result<Vec<_>, _>>()?;
+    let frames = (0..count.max(1))
+        .map(|_| live.next_frame(false))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((live.format, frames))
 }
 
@@ -110,8 +128,14 @@ impl LoopSource {
     /// A loop over `frames` (shared: many producers can replay the same encode).
     pub fn new(format: VideoFormat, frames: Arc<[EncodedFrame]>) -> Result<Self, MediaError> {
         match frames.first() {
-            Some(f) if f.keyframe => Ok(LoopSource { format, frames, next: 0 }),
-            Some(_) => Err(MediaError::Clip("first frame of a loop is not a keyframe".into())),
+            Some(f) if f.keyframe => Ok(LoopSource {
+                format,
+                frames,
+                next: 0,
+            }),
+            Some(_) => Err(MediaError::Clip(
+                "first frame of a loop is not a keyframe".into(),
+            )),
             None => Err(MediaError::Clip("no frames to loop".into())),
         }
     }

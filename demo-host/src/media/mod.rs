@@ -124,7 +124,11 @@ pub const REPLAY_SECONDS: u32 = 2;
 ///   with the requested fps and bitrate.
 ///
 /// The size is clamped to even values within 320×240..=3840×2160; `format()` tells the result.
-pub fn open_video(kind: SourceKind, format: VideoFormat, style: PatternStyle) -> Result<Box<dyn VideoSource>, MediaError> {
+pub fn open_video(
+    kind: SourceKind,
+    format: VideoFormat,
+    style: PatternStyle,
+) -> Result<Box<dyn VideoSource>, MediaError> {
     match (format.codec, kind) {
         (VideoCodec::H264, SourceKind::Live) => Ok(Box::new(LiveH264::new(format, style)?)),
         (VideoCodec::H264, SourceKind::Replay) => {
@@ -134,7 +138,11 @@ pub fn open_video(kind: SourceKind, format: VideoFormat, style: PatternStyle) ->
         }
         (VideoCodec::Hevc | VideoCodec::Av1, _) => {
             let clip = clip::shipped(format.codec)?;
-            let actual = VideoFormat { width: clip.width, height: clip.height, ..format };
+            let actual = VideoFormat {
+                width: clip.width,
+                height: clip.height,
+                ..format
+            };
             Ok(Box::new(LoopSource::new(actual, clip.frames)?))
         }
     }

@@ -37,7 +37,13 @@ pub fn opus_layout(channels: u8) -> Option<OpusLayout> {
         8 => (5, 3, 450_000),
         _ => return None,
     };
-    Some(OpusLayout { channels, streams, coupled_streams, mapping: (0..channels).collect(), bitrate_bps })
+    Some(OpusLayout {
+        channels,
+        streams,
+        coupled_streams,
+        mapping: (0..channels).collect(),
+        bitrate_bps,
+    })
 }
 
 /// One elementary stream's encoder and the input channels it takes.
@@ -60,17 +66,24 @@ pub struct OpusTone {
 
 impl std::fmt::Debug for OpusTone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpusTone").field("format", &self.format).field("step", &self.step).finish()
+        f.debug_struct("OpusTone")
+            .field("format", &self.format)
+            .field("step", &self.step)
+            .finish()
     }
 }
 
 impl OpusTone {
     /// A tone at `tone_hz` (clamped to 20 Hz..=16 kHz) in `format` (2/6/8 channels, 5 or 10 ms).
     pub fn new(format: AudioFormat, tone_hz: f32) -> Result<Self, MediaError> {
-        let layout = opus_layout(format.channels)
-            .ok_or_else(|| MediaError::Unsupported(format!("{} audio channels", format.channels)))?;
+        let layout = opus_layout(format.channels).ok_or_else(|| {
+            MediaError::Unsupported(format!("{} audio channels", format.channels))
+        })?;
         if !matches!(format.packet_duration_ms, 5 | 10) {
-            return Err(MediaError::Unsupported(format!("{} ms audio packets", format.packet_duration_ms)));
+            return Err(MediaError::Unsupported(format!(
+                "{} ms audio packets",
+                format.packet_duration_ms
+            )));
         }
         let per_channel = layout.bitrate_bps / u32::from(layout.channels);
         let mut streams = Vec::with_capacity(usize::from(layout.streams));
@@ -85,9 +98,15 @@ impl OpusTone {
                 .iter()
                 .map(|d| layout.mapping.iter().position(|m| m == d))
                 .collect::<Option<Vec<usize>>>()
-                .ok_or_else(|| MediaError::Codec("channel mapping misses a stream channel".into()))?;
-            let mut encoder = OpusEncoder::new(SAMPLE_RATE as i32, inputs.len(), Application::RestrictedLowDelay)
-                .map_err(|e| MediaError::Codec(format!("opus encoder: {e}")))?;
+                .ok_or_else(|| {
+                    MediaError::Codec("channel mapping misses a stream channel".into())
+                })?;
+            let mut encoder = OpusEncoder::new(
+                SAMPLE_RATE as i32,
+                inputs.len(),
+                Application::RestrictedLowDelay,
+            )
+            .map_err(|e| MediaError::Codec(format!("opus encoder: {e}")))?;
             encoder.bitrate_bps = (per_channel * inputs.len() as u32) as i32;
             encoder.use_cbr = true;
             encoder.complexity = 5;
@@ -128,7 +147,11 @@ impl AudioSource for OpusTone {
             }
             let n = stream
                 .encoder
-                .encode(&self.stream_pcm[..self.frame_size * ch], self.frame_size, &mut self.scratch)
+                .encode(
+                    &self.stream_pcm[..self.frame_size * ch],
+                    self.frame_size,
+                    &mut self.scratch,
+                )
                 .map_err(|e| MediaError::Codec(format!("opus encode: {e}")))?;
             let part = &self.scratch[..n];
             if i == last {
@@ -190,13 +213,17 @@ pub fn self_delimited_into(packet: &[u8], out: &mut Vec<u8>) -> Result<(), Media
         }
         2 => {
             let (n1, used) = read_len(&packet[1..])?;
-            let n2 = (packet.len() - 1 - used).checked_sub(n1).ok_or_else(|| bad("code 2 too short"))?;
+            let n2 = (packet.len() - 1 - used)
+                .checked_sub(n1)
+                .ok_or_else(|| bad("code 2 too short"))?;
             out.extend_from_slice(&packet[..1 + used]);
             push_len(n2, out)?;
             out.extend_from_slice(&packet[1 + used..]);
         }
         _ => {
-            let fc = *packet.get(1).ok_or_else(|| bad("code 3 without frame count"))?;
+            let fc = *packet
+                .get(1)
+                .ok_or_else(|| bad("code 3 without frame count"))?;
             let (vbr, padded, m) = (fc & 0x80 != 0, fc & 0x40 != 0, usize::from(fc & 0x3F));
             if m == 0 {
                 return Err(bad("code 3 with no frames"));
@@ -221,9 +248,13 @@ pub fn self_delimited_into(packet: &[u8], out: &mut Vec<u8>) -> Result<(), Media
                     i += used;
                 }
             }
-            let data = packet.len().checked_sub(i + padding).ok_or_else(|| bad("code 3 too short"))?;
+            let data = packet
+                .len()
+                .checked_sub(i + padding)
+                .ok_or_else(|| bad("code 3 too short"))?;
             let implicit = if vbr {
-                data.checked_sub(sizes).ok_or_else(|| bad("code 3 sizes overrun"))?
+                data.checked_sub(sizes)
+                    .ok_or_else(|| bad("code 3 sizes overrun"))?
             } else if data % m == 0 {
                 data / m
             } else {
@@ -244,11 +275,21 @@ mod tests {
     #[test]
     fn layouts_match_sunshine() {
         let l = opus_layout(6).unwrap();
-        assert_eq!((l.streams, l.coupled_streams, l.bitrate_bps), (4, 2, 256_000));
+        assert_eq!(
+            (l.streams, l.coupled_streams, l.bitrate_bps),
+            (4, 2, 256_000)
+        );
         let l = opus_layout(8).unwrap();
         assert_eq!((l.streams, l.coupled_streams, l.mapping.len()), (5, 3, 8));
         assert!(opus_layout(5).is_none());
-        assert!(OpusTone::new(AudioFormat { channels: 2, packet_duration_ms: 20 }, 440.0).is_err());
+        assert!(OpusTone::new(
+            AudioFormat {
+                channels: 2,
+                packet_duration_ms: 20
+            },
+            440.0
+        )
+        .is_err());
     }
 
     #[test]
@@ -257,7 +298,9 @@ mod tests {
         self_delimited_into(&[0x00, 1, 2, 3], &mut out).unwrap();
         assert_eq!(out, [0x00, 3, 1, 2, 3]);
         out.clear();
-        let big: Vec<u8> = std::iter::once(0x00).chain(std::iter::repeat_n(7, 300)).collect();
+        let big: Vec<u8> = std::iter::once(0x00)
+            .chain(std::iter::repeat_n(7, 300))
+            .collect();
         self_delimited_into(&big, &mut out).unwrap();
         assert_eq!(&out[..3], &[0x00, 252, 12]); // 300 = 252 + 4 * 12
         out.clear();
@@ -272,8 +315,17 @@ mod tests {
         out.clear();
         self_delimited_into(&[0x03, 0x82, 1, 9, 8, 7], &mut out).unwrap();
         assert_eq!(out, [0x03, 0x82, 1, 2, 9, 8, 7]);
-        for bad in [&[][..], &[0x01, 1, 2, 3], &[0x03], &[0x03, 0x00], &[0x02, 9, 1]] {
-            assert!(self_delimited_into(bad, &mut Vec::new()).is_err(), "{bad:?}");
+        for bad in [
+            &[][..],
+            &[0x01, 1, 2, 3],
+            &[0x03],
+            &[0x03, 0x00],
+            &[0x02, 9, 1],
+        ] {
+            assert!(
+                self_delimited_into(bad, &mut Vec::new()).is_err(),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -119,7 +119,11 @@ impl PatternRenderer {
         let (w, h) = (w as usize, h as usize);
         let band_h = ((h / 6).max(32)) & !1;
         let band_yuv = rgb_to_yuv(style.color);
-        let text_yuv = if band_yuv[0] > 110 { [16, 128, 128] } else { [235, 128, 128] };
+        let text_yuv = if band_yuv[0] > 110 {
+            [16, 128, 128]
+        } else {
+            [235, 128, 128]
+        };
         let mut r = PatternRenderer {
             style,
             band_yuv,
@@ -141,7 +145,12 @@ impl PatternRenderer {
     pub fn band_probe(&self) -> (u32, u32, u32, u32) {
         let (w, h) = self.size();
         let band_h = h - self.band_top as u32;
-        (w / 40, self.band_top as u32 + band_h / 4, (w / 20).max(4), band_h / 2)
+        (
+            w / 40,
+            self.band_top as u32 + band_h / 4,
+            (w / 20).max(4),
+            band_h / 2,
+        )
     }
 
     /// Same as [`PatternRenderer::band_probe`] for a picture size, without a renderer.
@@ -216,7 +225,14 @@ impl PatternRenderer {
         let bx = (w.saturating_sub(box_w)) / 2;
         let by = rows.saturating_sub(box_h) / 2;
         self.frame.fill(bx, by, box_w, box_h, [16, 128, 128]);
-        draw_text(&mut self.frame, &text, bx + 2 * scale + scale / 2, by + 2 * scale, scale, [235, 128, 128]);
+        draw_text(
+            &mut self.frame,
+            &text,
+            bx + 2 * scale + scale / 2,
+            by + 2 * scale,
+            scale,
+            [235, 128, 128],
+        );
     }
 }
 
@@ -297,7 +313,10 @@ mod tests {
     use openh264::formats::YUVSource;
 
     fn style() -> PatternStyle {
-        PatternStyle { label: "lobby one".into(), color: [200, 30, 60] }
+        PatternStyle {
+            label: "lobby one".into(),
+            color: [200, 30, 60],
+        }
     }
 
     #[test]
@@ -328,7 +347,10 @@ mod tests {
 
     #[test]
     fn long_labels_and_odd_characters_do_not_panic() {
-        let long = PatternStyle { label: "ü€ ".repeat(500), color: [0, 0, 0] };
+        let long = PatternStyle {
+            label: "ü€ ".repeat(500),
+            color: [0, 0, 0],
+        };
         let mut r = PatternRenderer::new(320, 240, long);
         r.render(999_999_999);
         let mut big = PatternRenderer::new(3840, 2160, style());

@@ -150,30 +150,40 @@ pub fn unescape(ebsp: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Annex B NAL units as `(offset of the start code, NAL bytes without start code)`. The offset
-/// includes a leading zero of a 4-byte start code.
-pub fn nal_units(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    let mut starts = Vec::new();
+/// Annex B start codes as `(offset of the start code, offset of the NAL header)`; the first
+/// offset includes the leading zero of a 4-byte start code. Lazy: stops scanning when dropped.
+fn start_codes(data: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            let code_at = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
-            starts.push((code_at, i + 3));
-            i += 3;
-        } else {
-            i += 1;
+    std::iter::from_fn(move || {
+        while i + 3 <= data.len() {
+            if data[i + 2] > 1 {
+                i += 3;
+            } else if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+                let code_at = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
+                i += 3;
+                return Some((code_at, i));
+            } else {
+                i += 1;
+            }
         }
-    }
-    let ends: Vec<usize> = starts.iter().skip(1).map(|s| s.0).chain([data.len()]).collect();
-    starts
-        .into_iter()
-        .zip(ends)
-        .map(move |((code_at, body), end)| (code_at, &data[body..end.max(body)]))
+        None
+    })
 }
 
+/// Annex B NAL units as `(offset of the start code, NAL bytes without start code)`.
+pub fn nal_units(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut codes = start_codes(data).peekable();
+    std::iter::from_fn(move || {
+        let (code_at, body) = codes.next()?;
+        let end = codes.peek().map_or(data.len(), |&(next, _)| next);
+        Some((code_at, &data[body..end.max(body)]))
+    })
+}
+
+/// Where the first picture NAL's start code begins; scans only the bytes in front of it.
 fn first_picture_nal(codec: VideoCodec, data: &[u8]) -> Option<usize> {
-    nal_units(data).find_map(|(at, nal)| {
-        let first = *nal.first()?;
+    start_codes(data).find_map(|(at, body)| {
+        let first = *data.get(body)?;
         let vcl = match codec {
             VideoCodec::H264 => (1..=5).contains(&(first & 0x1F)),
             _ => (first >> 1) & 0x3F < 32,
@@ -229,13 +239,40 @@ mod tests {
         let raw = [0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 3, 0, 0, 4, 0, 0];
         let mut esc = Vec::new();
         escape_into(&raw, &mut esc);
-        assert_eq!(esc, [0, 0, 3, 0, 0, 3, 1, 0, 0, 3, 2, 0, 0, 3, 3, 0, 0, 4, 0, 0]);
+        assert_eq!(
+            esc,
+            [0, 0, 3, 0, 0, 3, 1, 0, 0, 3, 2, 0, 0, 3, 3, 0, 0, 4, 0, 0]
+        );
         assert_eq!(unescape(&esc), raw);
     }
 
     #[test]
+    fn nal_units_split_three_and_four_byte_start_codes() {
+        let data = [
+            9, 0, 0, 0, 1, 0x67, 5, 0, 0, 1, 0x68, 0, 0, 0, 1, 0x65, 0, 0, 2,
+        ];
+        let nals: Vec<_> = nal_units(&data).collect();
+        assert_eq!(
+            nals,
+            vec![
+                (1, &[0x67, 5][..]),
+                (7, &[0x68][..]),
+                (11, &[0x65, 0, 0, 2][..])
+            ]
+        );
+        assert_eq!(first_picture_nal(VideoCodec::H264, &data), Some(11));
+        assert_eq!(first_picture_nal(VideoCodec::H264, &data[..11]), None);
+    }
+
+    #[test]
     fn garbage_never_panics() {
-        for data in [&[][..], &[0, 0, 1], &[0, 0, 1, 6, 5], &[0, 0, 1, 6, 0xFF, 0xFF], &[0x2A, 0xFF]] {
+        for data in [
+            &[][..],
+            &[0, 0, 1],
+            &[0, 0, 1, 6, 5],
+            &[0, 0, 1, 6, 0xFF, 0xFF],
+            &[0x2A, 0xFF],
+        ] {
             for codec in [VideoCodec::H264, VideoCodec::Hevc, VideoCodec::Av1] {
                 assert_eq!(read(codec, data), None);
                 let stamped = stamp(codec, data, 7);
