@@ -132,3 +132,43 @@ fn send_time_stamps_round_trip_on_hevc_and_av1() {
         assert_eq!(s.len(), f.data.len() + 28);
     }
 }
+
+#[test]
+fn filled_clips_reach_the_frame_budget() {
+    use demo_host::media::{open_video_with, VideoOptions};
+    for codec in [VideoCodec::Hevc, VideoCodec::Av1] {
+        let asked = VideoFormat {
+            codec,
+            width: 640,
+            height: 360,
+            fps: 60,
+            bitrate_kbps: 30_000,
+        };
+        let mut src = open_video_with(
+            SourceKind::Replay,
+            asked,
+            style(),
+            VideoOptions {
+                fill_to_bitrate: true,
+            },
+        )
+        .unwrap();
+        let plain = clip::parse(if codec == VideoCodec::Hevc {
+            HEVC_CLIP
+        } else {
+            AV1_CLIP
+        })
+        .unwrap();
+        for original in plain.frames.iter().take(5) {
+            let f = src.next_frame(false).unwrap();
+            assert!(f.data.len() >= 62_500 - 8, "{codec:?}: {}", f.data.len());
+            assert_eq!(
+                &f.data[..original.data.len()],
+                &original.data[..],
+                "filler only appended"
+            );
+            let s = stamp_send_time(codec, &f.data, 42);
+            assert_eq!(read_send_time(codec, &s), Some(42));
+        }
+    }
+}

@@ -222,3 +222,42 @@ fn sei_stamp_round_trips_on_h264_and_still_decodes() {
         assert!(decode(&mut decoder, &stamped).is_some());
     }
 }
+
+#[test]
+fn filled_streams_carry_the_requested_bitrate_and_still_decode() {
+    use demo_host::media::{open_video_with, VideoOptions};
+    let fmt = VideoFormat {
+        bitrate_kbps: 8_000,
+        ..format(640, 360)
+    };
+    let budget = 8_000_000 / 8 / 60;
+    for kind in [SourceKind::Live, SourceKind::Replay] {
+        let mut src = open_video_with(
+            kind,
+            fmt,
+            style([5, 200, 5]),
+            VideoOptions {
+                fill_to_bitrate: true,
+            },
+        )
+        .unwrap();
+        let mut decoder = Decoder::new().unwrap();
+        for i in 0..8 {
+            let f = src.next_frame(false).unwrap();
+            assert!(
+                f.data.len() >= budget - 8,
+                "{kind:?}: {} bytes",
+                f.data.len()
+            );
+            assert_eq!(
+                nal_types(&f.data).last(),
+                Some(&12),
+                "{kind:?}: filler last"
+            );
+            let stamped = stamp_send_time(VideoCodec::H264, &f.data, i);
+            assert_eq!(read_send_time(VideoCodec::H264, &stamped), Some(i));
+            let p = decode(&mut decoder, &stamped).expect("picture");
+            assert_band(&p, [5, 200, 5]);
+        }
+    }
+}

@@ -24,6 +24,7 @@ pub struct LiveH264 {
     renderer: PatternRenderer,
     encoder: Encoder,
     index: u64,
+    fill_to: Option<usize>,
 }
 
 impl std::fmt::Debug for LiveH264 {
@@ -69,7 +70,15 @@ impl LiveH264 {
             renderer,
             encoder,
             index: 0,
+            fill_to: None,
         })
+    }
+}
+
+impl LiveH264 {
+    /// Pads every frame up to `bitrate / fps` bytes with filler NAL units ([`super::pad`]).
+    pub fn set_fill_to_bitrate(&mut self, on: bool) {
+        self.fill_to = on.then(|| super::pad::frame_budget(&self.format));
     }
 }
 
@@ -89,12 +98,15 @@ impl VideoSource for LiveH264 {
             .encode_at(picture, ts)
             .map_err(|e| MediaError::Codec(format!("openh264 encode: {e}")))?;
         let keyframe = bits.frame_type() == FrameType::IDR;
-        let data = bits.to_vec();
+        let mut data = bits.to_vec();
         if data.is_empty() {
             return Err(MediaError::Codec(format!(
                 "openh264 produced no data ({:?})",
                 bits.frame_type()
             )));
+        }
+        if let Some(min_len) = self.fill_to {
+            super::pad::pad_to(VideoCodec::H264, &mut data, min_len);
         }
         self.index += 1;
         Ok(EncodedFrame { data, keyframe })

@@ -12,6 +12,7 @@
 pub mod clip;
 pub mod h264;
 pub mod opus;
+pub mod pad;
 pub mod pattern;
 pub mod sei;
 
@@ -114,11 +115,19 @@ pub trait AudioSource: Send {
 /// Seconds of H.264 that [`SourceKind::Replay`] encodes up front (then loops).
 pub const REPLAY_SECONDS: u32 = 2;
 
+/// Extra choices for [`open_video_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VideoOptions {
+    /// Pad every frame shorter than `bitrate / fps` with filler (see [`pad`]) so the stream has
+    /// the volume a CBR host would send; for load tests. Off in [`open_video`].
+    pub fill_to_bitrate: bool,
+}
+
 /// Opens a video source drawing `style`.
 ///
 /// - H.264 [`SourceKind::Live`]: renders and encodes every frame ([`LiveH264`]).
 /// - H.264 [`SourceKind::Replay`]: encodes [`REPLAY_SECONDS`] of frames now, then loops them
-///   ([`LoopSource`]); this call takes as long as that encode.
+///   ([`LoopSource`]); this call takes as long as that encode (about 1 s at 1080p60).
 /// - HEVC and AV1 (either kind): loop the shipped clip ([`clip`]); its picture is the clip's
 ///   (640×360 test source, no `style`), and [`VideoSource::format`] reports the clip's size
 ///   with the requested fps and bitrate.
@@ -129,11 +138,28 @@ pub fn open_video(
     format: VideoFormat,
     style: PatternStyle,
 ) -> Result<Box<dyn VideoSource>, MediaError> {
+    open_video_with(kind, format, style, VideoOptions::default())
+}
+
+/// [`open_video`] with [`VideoOptions`].
+pub fn open_video_with(
+    kind: SourceKind,
+    format: VideoFormat,
+    style: PatternStyle,
+    options: VideoOptions,
+) -> Result<Box<dyn VideoSource>, MediaError> {
     match (format.codec, kind) {
-        (VideoCodec::H264, SourceKind::Live) => Ok(Box::new(LiveH264::new(format, style)?)),
+        (VideoCodec::H264, SourceKind::Live) => {
+            let mut live = LiveH264::new(format, style)?;
+            live.set_fill_to_bitrate(options.fill_to_bitrate);
+            Ok(Box::new(live))
+        }
         (VideoCodec::H264, SourceKind::Replay) => {
             let count = (format.fps.clamp(1, 240) * REPLAY_SECONDS) as usize;
-            let (actual, frames) = h264::encode_frames(format, style, count)?;
+            let (actual, mut frames) = h264::encode_frames(format, style, count)?;
+            if options.fill_to_bitrate {
+                frames = pad::pad_frames(actual.codec, &frames, pad::frame_budget(&actual));
+            }
             Ok(Box::new(LoopSource::new(actual, frames.into())?))
         }
         (VideoCodec::Hevc | VideoCodec::Av1, _) => {
@@ -141,9 +167,15 @@ pub fn open_video(
             let actual = VideoFormat {
                 width: clip.width,
                 height: clip.height,
+                fps: format.fps.max(1),
                 ..format
             };
-            Ok(Box::new(LoopSource::new(actual, clip.frames)?))
+            let frames = if options.fill_to_bitrate {
+                pad::pad_frames(actual.codec, &clip.frames, pad::frame_budget(&actual)).into()
+            } else {
+                clip.frames
+            };
+            Ok(Box::new(LoopSource::new(actual, frames)?))
         }
     }
 }
