@@ -46,6 +46,26 @@ pub fn opus_layout(channels: u8) -> Option<OpusLayout> {
     })
 }
 
+impl OpusLayout {
+    /// The `surround-params` value of the RTSP DESCRIBE reply: channels, streams, coupled
+    /// streams, then the mapping digits, pre-rotated so that the client's fix-up for 6/8 channels
+    /// (moving the last digit to index 3, undoing GFE's order) gives back [`OpusLayout::mapping`].
+    /// For 5.1 that is Sunshine's `642012453`; for 7.1 it is `85301245673`, where Sunshine sends
+    /// `85301245367` (its rotation stops at index 6; protocol doc §5.1 marks it UNCERTAIN).
+    pub fn surround_params(&self) -> String {
+        let mut digits = self.mapping.clone();
+        if self.channels > 2 && digits.len() > 3 {
+            let moved = digits.remove(3);
+            digits.push(moved);
+        }
+        let mut s = format!("{}{}{}", self.channels, self.streams, self.coupled_streams);
+        for d in digits {
+            s.push_str(&d.to_string());
+        }
+        s
+    }
+}
+
 /// One elementary stream's encoder and the input channels it takes.
 struct StreamEncoder {
     encoder: OpusEncoder,
@@ -282,6 +302,9 @@ mod tests {
         let l = opus_layout(8).unwrap();
         assert_eq!((l.streams, l.coupled_streams, l.mapping.len()), (5, 3, 8));
         assert!(opus_layout(5).is_none());
+        assert_eq!(opus_layout(2).unwrap().surround_params(), "21101");
+        assert_eq!(opus_layout(6).unwrap().surround_params(), "642012453");
+        assert_eq!(opus_layout(8).unwrap().surround_params(), "85301245673");
         assert!(OpusTone::new(
             AudioFormat {
                 channels: 2,
