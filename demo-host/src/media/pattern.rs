@@ -31,16 +31,16 @@ pub fn rgb_to_yuv(rgb: [u8; 3]) -> [u8; 3] {
     [(y + 16) as u8, (u + 128) as u8, (v + 128) as u8]
 }
 
-/// The eight classic bars (75 % amplitude would be more proper; full is easier to check).
-const BARS: [[u8; 3]; 8] = [
-    [235, 235, 235],
-    [235, 235, 16],
-    [16, 235, 235],
-    [16, 235, 16],
-    [235, 16, 235],
-    [235, 16, 16],
-    [16, 16, 235],
-    [16, 16, 16],
+/// The eight classic bars in RGB: white, yellow, cyan, green, magenta, red, blue, black.
+const BARS_RGB: [[u8; 3]; 8] = [
+    [255, 255, 255],
+    [255, 255, 0],
+    [0, 255, 255],
+    [0, 255, 0],
+    [255, 0, 255],
+    [255, 0, 0],
+    [0, 0, 255],
+    [0, 0, 0],
 ];
 
 /// One picture in I420 (tightly packed planes); implements openh264's `YUVSource`.
@@ -109,6 +109,7 @@ pub struct PatternRenderer {
     band_yuv: [u8; 3],
     text_yuv: [u8; 3],
     band_top: usize,
+    bars: [[u8; 3]; 8],
     frame: Frame420,
 }
 
@@ -129,6 +130,7 @@ impl PatternRenderer {
             band_yuv,
             text_yuv,
             band_top: h - band_h,
+            bars: BARS_RGB.map(rgb_to_yuv),
             frame: Frame420::new(w, h),
         };
         r.draw_band();
@@ -194,7 +196,8 @@ impl PatternRenderer {
         let step = (w / 160).max(2) & !1;
         let shift = ((index as usize).wrapping_mul(step)) % w;
         let cw = w / 2;
-        let bar = |x: usize| BARS[((x + shift) % w) * 8 / w];
+        let bars = self.bars;
+        let bar = |x: usize| bars[((x + shift) % w) * 8 / w];
         let fr = &mut self.frame;
         for x in 0..w {
             fr.y[x] = bar(x)[0];
