@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use demo_host::media::{open_video, PatternStyle, SourceKind, VideoCodec, VideoFormat};
+use demo_host::media::{
+    open_video, open_video_with, stamp_send_time, PatternStyle, SourceKind, VideoCodec,
+    VideoFormat, VideoOptions,
+};
 
 /// Process CPU time (user + system) from /proc/self/stat, in clock ticks of USER_HZ = 100 (the
 /// value Linux exports on every architecture). `None` off Linux.
@@ -89,6 +92,38 @@ fn run(name: &str, kind: SourceKind, fmt: VideoFormat, seconds: f64) {
     }
 }
 
+/// Cost of [`stamp_send_time`] on a 1080p60 @ 20 Mbit/s frame filled to its 41 666-byte budget.
+fn stamp_cost() {
+    let fmt = format(1920, 1080, 20_000);
+    let Ok(mut src) = open_video_with(
+        SourceKind::Live,
+        fmt,
+        style(),
+        VideoOptions {
+            fill_to_bitrate: true,
+        },
+    ) else {
+        println!("stamp: cannot open");
+        return;
+    };
+    src.next_frame(false).ok();
+    let Ok(frame) = src.next_frame(false) else {
+        println!("stamp: encode failed");
+        return;
+    };
+    let rounds = 20_000u64;
+    let t = Instant::now();
+    let mut total = 0usize;
+    for i in 0..rounds {
+        total += stamp_send_time(VideoCodec::H264, &frame.data, i).len();
+    }
+    let per = t.elapsed() / rounds as u32;
+    println!(
+        "stamp_send_time on a {}-byte H.264 frame: {per:.2?} per call ({total} bytes out)",
+        frame.data.len()
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported and ignored.
     println!(
@@ -113,6 +148,7 @@ fn main() {
         format(1920, 1080, 20_000),
         2.0,
     );
+    stamp_cost();
     run(
         "replay HEVC clip",
         SourceKind::Replay,
