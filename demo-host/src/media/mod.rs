@@ -4,6 +4,21 @@
 //!
 //! This module is the only place that touches codecs; the rest of the host sees [`VideoSource`] and
 //! [`AudioSource`].
+//!
+//! Submodules: [`pattern`] draws the picture, [`h264`] encodes it live or once for replay,
+//! [`clip`] holds the shipped HEVC/AV1 clips, [`sei`] stamps send times into frames, [`opus`]
+//! makes the tone.
+
+pub mod clip;
+pub mod h264;
+pub mod opus;
+pub mod pad;
+pub mod pattern;
+pub mod sei;
+
+pub use h264::{LiveH264, LoopSource};
+pub use opus::{opus_layout, OpusLayout, OpusTone};
+pub use pattern::PatternRenderer;
 
 /// Errors of the media layer.
 #[derive(Debug, thiserror::Error)]
@@ -97,27 +112,87 @@ pub trait AudioSource: Send {
     fn next_packet(&mut self) -> Result<Vec<u8>, MediaError>;
 }
 
-/// Opens a video source drawing `style` (placeholder until the media layer lands).
-pub fn open_video(kind: SourceKind, format: VideoFormat, style: PatternStyle) -> Result<Box<dyn VideoSource>, MediaError> {
-    let _ = (kind, style);
-    Err(MediaError::Unsupported(format!("{format:?}: media layer not built yet")))
+/// Seconds of H.264 that [`SourceKind::Replay`] encodes up front (then loops).
+pub const REPLAY_SECONDS: u32 = 2;
+
+/// Extra choices for [`open_video_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VideoOptions {
+    /// Pad every frame shorter than `bitrate / fps` with filler (see [`pad`]) so the stream has
+    /// the volume a CBR host would send; for load tests. Off in [`open_video`].
+    pub fill_to_bitrate: bool,
 }
 
-/// Opens an Opus tone at `tone_hz` (placeholder until the media layer lands).
+/// Opens a video source drawing `style`.
+///
+/// - H.264 [`SourceKind::Live`]: renders and encodes every frame ([`LiveH264`]).
+/// - H.264 [`SourceKind::Replay`]: encodes [`REPLAY_SECONDS`] of frames now, then loops them
+///   ([`LoopSource`]); this call takes as long as that encode (about 1 s at 1080p60).
+/// - HEVC and AV1 (either kind): loop the shipped clip ([`clip`]); its picture is the clip's
+///   (640×360 test source, no `style`), and [`VideoSource::format`] reports the clip's size
+///   with the requested fps and bitrate.
+///
+/// The size is clamped to even values within 320×240..=3840×2160; `format()` tells the result.
+pub fn open_video(
+    kind: SourceKind,
+    format: VideoFormat,
+    style: PatternStyle,
+) -> Result<Box<dyn VideoSource>, MediaError> {
+    open_video_with(kind, format, style, VideoOptions::default())
+}
+
+/// [`open_video`] with [`VideoOptions`].
+pub fn open_video_with(
+    kind: SourceKind,
+    format: VideoFormat,
+    style: PatternStyle,
+    options: VideoOptions,
+) -> Result<Box<dyn VideoSource>, MediaError> {
+    match (format.codec, kind) {
+        (VideoCodec::H264, SourceKind::Live) => {
+            let mut live = LiveH264::new(format, style)?;
+            live.set_fill_to_bitrate(options.fill_to_bitrate);
+            Ok(Box::new(live))
+        }
+        (VideoCodec::H264, SourceKind::Replay) => {
+            let count = (format.fps.clamp(1, 240) * REPLAY_SECONDS) as usize;
+            let (actual, mut frames) = h264::encode_frames(format, style, count)?;
+            if options.fill_to_bitrate {
+                frames = pad::pad_frames(actual.codec, &frames, pad::frame_budget(&actual));
+            }
+            Ok(Box::new(LoopSource::new(actual, frames.into())?))
+        }
+        (VideoCodec::Hevc | VideoCodec::Av1, _) => {
+            let clip = clip::shipped(format.codec)?;
+            let actual = VideoFormat {
+                width: clip.width,
+                height: clip.height,
+                fps: format.fps.max(1),
+                ..format
+            };
+            let frames = if options.fill_to_bitrate {
+                pad::pad_frames(actual.codec, &clip.frames, pad::frame_budget(&actual)).into()
+            } else {
+                clip.frames
+            };
+            Ok(Box::new(LoopSource::new(actual, frames)?))
+        }
+    }
+}
+
+/// Opens an Opus tone at `tone_hz` (2, 6 or 8 channels; 5 or 10 ms packets; CBR).
 pub fn open_audio(format: AudioFormat, tone_hz: f32) -> Result<Box<dyn AudioSource>, MediaError> {
-    let _ = tone_hz;
-    Err(MediaError::Unsupported(format!("{format:?}: media layer not built yet")))
+    Ok(Box::new(OpusTone::new(format, tone_hz)?))
 }
 
-/// Inserts an SEI user-data NAL carrying `send_time_us` (µs since the Unix epoch) in front of the
-/// first picture NAL, so a receiver can measure latency (placeholder: returns the frame unchanged).
+/// Inserts an SEI user-data NAL (H.264, HEVC) or a metadata OBU (AV1) carrying `send_time_us`
+/// (µs since the Unix epoch) in front of the first picture NAL/OBU, so a receiver can measure
+/// latency. One allocation and copy, no parsing beyond start codes; see [`sei`].
 pub fn stamp_send_time(codec: VideoCodec, data: &[u8], send_time_us: u64) -> Vec<u8> {
-    let _ = (codec, send_time_us);
-    data.to_vec()
+    sei::stamp(codec, data, send_time_us)
 }
 
-/// Reads the send time stamped by [`stamp_send_time`] (placeholder).
+/// Reads the send time stamped by [`stamp_send_time`], if any.
 pub fn read_send_time(codec: VideoCodec, data: &[u8]) -> Option<u64> {
-    let _ = (codec, data);
-    None
+    sei::read(codec, data)
 }
