@@ -65,6 +65,9 @@ impl Http {
             )
         })?;
         let client_id = client_id_of(cert);
+        if let Some(gate) = &shared.config.launch_gate {
+            gate.check(client_id, request.app_id, resumed)?;
+        }
         let previous: Vec<(u64, u32)> = lock(&shared.sessions)
             .values()
             .filter(|s| s.client_id == client_id)
