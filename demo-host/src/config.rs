@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,8 +99,8 @@ impl Clock {
 pub struct Faults {
     refuse_launches: AtomicBool,
     teardown_delay_ms: AtomicU64,
-    /// Percentage (0-100) of media datagrams dropped; applies to streams started afterwards.
-    drop_percent: AtomicU32,
+    /// Drop/reorder/delay of media datagrams, shared with every sender (live).
+    media: Arc<gamestream::host::MediaFaults>,
 }
 
 impl Faults {
@@ -121,13 +121,21 @@ impl Faults {
     pub fn teardown_delay(&self) -> Duration {
         Duration::from_millis(self.teardown_delay_ms.load(Ordering::Relaxed))
     }
-    /// Drops this percentage of media datagrams on streams that start afterwards.
+    /// Drops this percentage of media datagrams (every stream, at once).
     pub fn set_drop_percent(&self, percent: u32) {
-        self.drop_percent.store(percent.min(100), Ordering::Relaxed);
+        self.media.set_drop_percent(percent);
     }
-    /// See [`Faults::set_drop_percent`].
-    pub fn drop_percent(&self) -> u32 {
-        self.drop_percent.load(Ordering::Relaxed)
+    /// Swaps this percentage of video datagrams with their successor.
+    pub fn set_reorder_percent(&self, percent: u32) {
+        self.media.set_reorder_percent(percent);
+    }
+    /// Delays this percentage of media datagrams by `delay`.
+    pub fn set_delay(&self, percent: u32, delay: Duration) {
+        self.media.set_delay(percent, delay);
+    }
+    /// The media faults, as the host half applies them.
+    pub fn media(&self) -> &Arc<gamestream::host::MediaFaults> {
+        &self.media
     }
 }
 

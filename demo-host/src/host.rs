@@ -416,7 +416,7 @@ impl DemoHost {
         host_config.describe = DescribeParams::wolf(false, false);
         host_config.sunshine_extensions = config.sunshine_extensions;
         host_config.video_fec_percent = config.video_fec_percent;
-        host_config.media_drop_probability = f64::from(config.faults.drop_percent()) / 100.0;
+        host_config.media_faults = Some(Arc::clone(config.faults.media()));
         host_config.paired_clients = paired;
         host_config.launch_gate = Some(Arc::clone(&gate) as Arc<dyn LaunchGate>);
         let catalog = StaticApps {

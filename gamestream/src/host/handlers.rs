@@ -239,7 +239,7 @@ impl Rtsp {
             .and_then(ss_ping_payload_from_header);
         // A client that announced session-id pings (ML_FF_SESSION_ID_V1) must send SS_PINGs.
         let accept_legacy = ping_payload.is_none() || config.ml_feature_flags & 0x02 == 0;
-        let video = VideoSender::with_socket(
+        let mut video = VideoSender::with_socket(
             video_socket,
             VideoSenderConfig {
                 bind: SocketAddr::new(host.bind_ip, 0),
@@ -256,7 +256,7 @@ impl Rtsp {
             },
         )
         .map_err(|_| 400u16)?;
-        let audio = AudioSender::with_socket(
+        let mut audio = AudioSender::with_socket(
             audio_socket,
             AudioSenderConfig {
                 bind: SocketAddr::new(host.bind_ip, 0),
@@ -279,6 +279,8 @@ impl Rtsp {
             },
         )
         .map_err(|_| 500u16)?;
+        video.set_faults(host.media_faults.clone());
+        audio.set_faults(host.media_faults.clone());
         let iv_style = if config.control_v2() {
             IvStyle::V2
         } else {

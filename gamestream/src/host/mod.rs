@@ -13,8 +13,11 @@
 //! is on, its own ping payload and ENet connect data, so that many clients behind one IP (every test
 //! on loopback) are told apart exactly.
 
+mod faults;
 mod handlers;
 mod session;
+
+pub use faults::MediaFaults;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -78,6 +81,8 @@ pub struct HostConfig {
     /// Asked before every `/launch` and `/resume` (before an older stream is superseded): lets the
     /// application refuse, e.g. while the client's previous stream is still tearing down.
     pub launch_gate: Option<Arc<dyn LaunchGate>>,
+    /// Fault injection shared by every media sender, adjustable live (tests only; None = off).
+    pub media_faults: Option<Arc<MediaFaults>>,
 }
 
 /// The application's say on a launch, asked by the host before anything changes.
@@ -137,6 +142,7 @@ impl HostConfig {
             paired_clients: Arc::new(InMemoryPairedClients::default()),
             pin_timeout: Duration::from_secs(120),
             launch_gate: None,
+            media_faults: None,
         }
     }
 }
