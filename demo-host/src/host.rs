@@ -317,6 +317,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Gate {
     faults: Arc<crate::config::Faults>,
     tearing_down: Mutex<HashMap<u64, u32>>,
+    /// Set once the host runs; sees sessions that ended but whose end is not processed yet.
+    inner: std::sync::OnceLock<Weak<Inner>>,
+}
+
+impl Gate {
+    /// The client has a session the host half already ended (its `SessionEnded` is still queued).
+    fn ending(&self, client_id: u64) -> bool {
+        let Some(inner) = self.inner.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        let ours: Vec<u64> = lock(&inner.state)
+            .sessions
+            .values()
+            .filter(|s| s.info.client_id == client_id)
+            .map(|s| s.info.session_id)
+            .collect();
+        if ours.is_empty() {
+            return false;
+        }
+        let live = inner.host.sessions();
+        ours.iter().any(|id| !live.iter().any(|l| l.session_id == *id))
+    }
 }
 
 impl LaunchGate for Gate {
@@ -324,7 +346,9 @@ impl LaunchGate for Gate {
         if self.faults.refuse_launches() {
             return Err(NvHttpHostError::new(503, "launch refused (fault injection)"));
         }
-        if lock(&self.tearing_down).get(&client_id).copied().unwrap_or(0) > 0 {
+        if lock(&self.tearing_down).get(&client_id).copied().unwrap_or(0) > 0
+            || self.ending(client_id)
+        {
             return Err(NvHttpHostError::new(
                 503,
                 "the previous session of this client is still stopping; retry",
@@ -403,6 +427,7 @@ impl DemoHost {
         let gate = Arc::new(Gate {
             faults: Arc::clone(&config.faults),
             tearing_down: Mutex::new(HashMap::new()),
+            inner: std::sync::OnceLock::new(),
         });
         let (http, https, rtsp, control) = config.ports.ports();
         let mut host_config = HostConfig::loopback(identity);
@@ -456,6 +481,7 @@ impl DemoHost {
             state: Mutex::new(State::default()),
             events,
         });
+        let _ = inner.gate.inner.set(Arc::downgrade(&inner));
         let tasks = vec![
             tokio::spawn(pump_host_events(Arc::downgrade(&inner), host_events)),
             tokio::spawn(idle_monitor(Arc::downgrade(&inner))),

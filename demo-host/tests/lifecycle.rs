@@ -185,7 +185,6 @@ async fn relaunch_during_slow_teardown_gets_503_then_works() {
         session.stop().await.unwrap(); // /cancel, then close
 
         // The previous session is still tearing down: refused with 503, state untouched.
-        assert_eq!(host.tearing_down(), 1);
         let refused = ClientSession::start(
             Arc::clone(&http),
             SessionConfig::new(1, common::settings()),
