@@ -276,9 +276,12 @@ pub struct InputRecord {
 /// Sessions whose input logs are kept after they end.
 const ENDED_INPUT_LOGS: usize = 64;
 
+/// Per-session logs, plus the order sessions first logged in (to forget the oldest).
+type InputLogs = (HashMap<u64, VecDeque<InputRecord>>, VecDeque<u64>);
+
 struct InputSink {
     capacity: usize,
-    logs: Mutex<(HashMap<u64, VecDeque<InputRecord>>, VecDeque<u64>)>,
+    logs: Mutex<InputLogs>,
     changed: Notify,
 }
 
@@ -337,16 +340,24 @@ impl Gate {
             return false;
         }
         let live = inner.host.sessions();
-        ours.iter().any(|id| !live.iter().any(|l| l.session_id == *id))
+        ours.iter()
+            .any(|id| !live.iter().any(|l| l.session_id == *id))
     }
 }
 
 impl LaunchGate for Gate {
     fn check(&self, client_id: u64, _app_id: u32, _resumed: bool) -> Result<(), NvHttpHostError> {
         if self.faults.refuse_launches() {
-            return Err(NvHttpHostError::new(503, "launch refused (fault injection)"));
+            return Err(NvHttpHostError::new(
+                503,
+                "launch refused (fault injection)",
+            ));
         }
-        if lock(&self.tearing_down).get(&client_id).copied().unwrap_or(0) > 0
+        if lock(&self.tearing_down)
+            .get(&client_id)
+            .copied()
+            .unwrap_or(0)
+            > 0
             || self.ending(client_id)
         {
             return Err(NvHttpHostError::new(
@@ -559,7 +570,10 @@ impl DemoHost {
             .list()
             .into_iter()
             .filter(|c| gamestream::host::client_id_of(&c.cert_der) == client_id)
-            .fold(false, |any, c| store.remove(&c.cert_der) || any)
+            .map(|c| store.remove(&c.cert_der))
+            .filter(|removed| *removed)
+            .count()
+            > 0
     }
 
     /// Pairing requests waiting for a PIN (Wolf's `/api/v1/pair/pending`).
@@ -612,7 +626,10 @@ impl DemoHost {
 
     /// Sessions still tearing down, per client id.
     pub fn tearing_down(&self) -> usize {
-        lock(&self.inner.gate.tearing_down).values().map(|n| *n as usize).sum()
+        lock(&self.inner.gate.tearing_down)
+            .values()
+            .map(|n| *n as usize)
+            .sum()
     }
 
     /// Stops a session (Wolf's `/api/v1/sessions/stop`): the client is told.
@@ -725,7 +742,8 @@ impl DemoHost {
             self.inner.host.stop_session(id, EndReason::HostShutdown);
         }
         // Teardowns finish within their delay; bounded in case a producer hangs.
-        let deadline = Instant::now() + self.inner.config.faults.teardown_delay() + Duration::from_secs(5);
+        let deadline =
+            Instant::now() + self.inner.config.faults.teardown_delay() + Duration::from_secs(5);
         let mut events = self.inner.events.subscribe();
         while self.tearing_down() > 0 && Instant::now() < deadline {
             let _ = tokio::time::timeout(Duration::from_millis(100), events.recv()).await;
@@ -963,7 +981,12 @@ fn on_launched(inner: &Arc<Inner>, session_id: u64, client_id: u64, app_id: u32)
             producer: None,
         },
     );
-    tracing::info!(session = session_id, client = client_id, app = app_id, "session started");
+    tracing::info!(
+        session = session_id,
+        client = client_id,
+        app = app_id,
+        "session started"
+    );
     emit(
         inner,
         DemoEvent::SessionStarted {

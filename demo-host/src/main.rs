@@ -76,8 +76,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
@@ -114,7 +113,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting the demo host")?;
     let ports = host.ports();
-    println!("demo-host {} listening on {}:", env!("CARGO_PKG_VERSION"), args.bind);
+    println!(
+        "demo-host {} listening on {}:",
+        env!("CARGO_PKG_VERSION"),
+        args.bind
+    );
     println!("  HTTP     {}", ports.http);
     println!("  HTTPS    {}", ports.https);
     println!("  RTSP     {}", ports.rtsp);

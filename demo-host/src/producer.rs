@@ -12,8 +12,8 @@ use gamestream::video::{FrameInfo, FrameType};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::media::{
-    self, AudioFormat, AudioSource, EncodedFrame, MediaError, PatternStyle, SourceKind,
-    VideoCodec, VideoFormat, VideoSource,
+    self, AudioFormat, AudioSource, EncodedFrame, MediaError, PatternStyle, SourceKind, VideoCodec,
+    VideoFormat, VideoSource,
 };
 
 /// Where producers get their media: the real media layer, or a stand-in in tests.
@@ -72,7 +72,10 @@ impl Look {
         let hue = (n as f64 * 137.508) % 360.0;
         let (r, g, b) = hsv_to_rgb(hue, 0.8, 0.9);
         Look {
-            style: PatternStyle { label, color: [r, g, b] },
+            style: PatternStyle {
+                label,
+                color: [r, g, b],
+            },
             tone_hz: 300.0 + ((n * 37) % 900) as f32,
         }
     }
@@ -122,7 +125,10 @@ pub(crate) fn audio_format_of(handle: &StreamHandle) -> AudioFormat {
 async fn next_frame(
     source: Box<dyn VideoSource>,
     keyframe: bool,
-) -> (Option<Box<dyn VideoSource>>, Result<EncodedFrame, MediaError>) {
+) -> (
+    Option<Box<dyn VideoSource>>,
+    Result<EncodedFrame, MediaError>,
+) {
     let mut source = source;
     match tokio::task::spawn_blocking(move || {
         let r = source.next_frame(keyframe);
@@ -131,7 +137,10 @@ async fn next_frame(
     .await
     {
         Ok((source, r)) => (Some(source), r),
-        Err(e) => (None, Err(MediaError::Codec(format!("encoder task failed: {e}")))),
+        Err(e) => (
+            None,
+            Err(MediaError::Codec(format!("encoder task failed: {e}"))),
+        ),
     }
 }
 

@@ -207,13 +207,10 @@ pub fn solid_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
         out.extend_from_slice(&body);
         out.extend_from_slice(&crc32(&body).to_be_bytes());
     }
-    let mut raw = Vec::new();
-    for _ in 0..height {
-        raw.push(0); // filter: none
-        for _ in 0..width {
-            raw.extend_from_slice(&rgb);
-        }
-    }
+    // Each row: filter byte 0 (none), then the pixels.
+    let mut row = vec![0u8];
+    row.extend(std::iter::repeat_n(rgb, width as usize).flatten());
+    let raw = row.repeat(height as usize);
     // zlib stream of stored blocks.
     let mut z = vec![0x78, 0x01];
     let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();

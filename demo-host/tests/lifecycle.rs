@@ -43,7 +43,13 @@ async fn stream_input_and_disconnect_stops() {
         let info = host.sessions();
         assert_eq!(info.len(), 1);
         assert_eq!(
-            (info[0].session_id, info[0].app_id, info[0].width, info[0].height, info[0].fps),
+            (
+                info[0].session_id,
+                info[0].app_id,
+                info[0].width,
+                info[0].height,
+                info[0].fps
+            ),
             (session_id, 1, 640, 360, 30)
         );
         assert!(info[0].streaming && info[0].lobby.is_none());
@@ -63,7 +69,10 @@ async fn stream_input_and_disconnect_stops() {
                 }
                 frame = common::wait_frame(&mut media, WAIT, |_| true).await;
             }
-            assert!(decoded >= 5, "H.264 from the demo host decodes ({decoded} of 10)");
+            assert!(
+                decoded >= 5,
+                "H.264 from the demo host decodes ({decoded} of 10)"
+            );
         } else {
             assert_eq!(
                 common::label_of(&first.data).as_deref(),
@@ -177,7 +186,8 @@ async fn idle_timeout_with_controlled_clock() {
 async fn relaunch_during_slow_teardown_gets_503_then_works() {
     timeout(Duration::from_secs(90), async {
         let host = DemoHost::start(common::test_config()).await.unwrap();
-        host.faults().set_teardown_delay(Duration::from_millis(1500));
+        host.faults()
+            .set_teardown_delay(Duration::from_millis(1500));
         let mut events = host.subscribe();
         let http = common::paired_client(&host).await;
         let (session, mut media) = common::stream(&http, 1).await;
@@ -185,12 +195,10 @@ async fn relaunch_during_slow_teardown_gets_503_then_works() {
         session.stop().await.unwrap(); // /cancel, then close
 
         // The previous session is still tearing down: refused with 503, state untouched.
-        let refused = ClientSession::start(
-            Arc::clone(&http),
-            SessionConfig::new(1, common::settings()),
-        )
-        .await
-        .expect_err("launch while tearing down");
+        let refused =
+            ClientSession::start(Arc::clone(&http), SessionConfig::new(1, common::settings()))
+                .await
+                .expect_err("launch while tearing down");
         assert!(refused.to_string().contains("503"), "{refused}");
         assert!(host.sessions().is_empty());
 
@@ -225,12 +233,10 @@ async fn refuse_launch_fault_and_supersede() {
         let http = common::paired_client(&host).await;
 
         host.faults().set_refuse_launches(true);
-        let refused = ClientSession::start(
-            Arc::clone(&http),
-            SessionConfig::new(1, common::settings()),
-        )
-        .await
-        .expect_err("launch refused");
+        let refused =
+            ClientSession::start(Arc::clone(&http), SessionConfig::new(1, common::settings()))
+                .await
+                .expect_err("launch refused");
         assert!(refused.to_string().contains("503"), "{refused}");
         assert!(host.sessions().is_empty());
         host.faults().set_refuse_launches(false);

@@ -105,19 +105,32 @@ async fn lobby_desktop_app_shares_a_lobby_and_stop_frees_members() {
 
         // Stopping a lobby switches its members back to their own producers.
         host.stop_lobby(&lobbies[0].id, None).unwrap();
-        common::wait_frame(&mut media, WAIT, |f| label(f) == format!("Session {session_id}")).await;
+        common::wait_frame(&mut media, WAIT, |f| {
+            label(f) == format!("Session {session_id}")
+        })
+        .await;
         assert!(host.lobbies().is_empty());
 
         // A member that disconnects leaves its lobby; an auto lobby stops with its last member.
-        host.join_lobby(&host.create_lobby(LobbySettings {
-            stop_when_everyone_leaves: true,
-            ..LobbySettings::new("Solo")
-        }), session_id, None)
+        host.join_lobby(
+            &host.create_lobby(LobbySettings {
+                stop_when_everyone_leaves: true,
+                ..LobbySettings::new("Solo")
+            }),
+            session_id,
+            None,
+        )
         .unwrap();
         common::wait_frame(&mut media, WAIT, |f| label(f) == "Solo").await;
         drop(session);
-        common::wait_event(&mut events, WAIT, |e| matches!(e, DemoEvent::LobbyStopped { .. })).await;
-        common::wait_event(&mut events, WAIT, |e| matches!(e, DemoEvent::SessionStopped { .. })).await;
+        common::wait_event(&mut events, WAIT, |e| {
+            matches!(e, DemoEvent::LobbyStopped { .. })
+        })
+        .await;
+        common::wait_event(&mut events, WAIT, |e| {
+            matches!(e, DemoEvent::SessionStopped { .. })
+        })
+        .await;
         assert!(host.lobbies().is_empty() && host.sessions().is_empty());
         host.close().await;
     })

@@ -31,7 +31,11 @@ async fn fixed_pin_pairing_persists_across_restarts() {
         assert_eq!(titles, vec![(1, "Test Pattern"), (2, "Lobby Desktop")]);
         for id in [1, 2] {
             let png = http.app_asset(id).await.unwrap();
-            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "box art of app {id} is a PNG");
+            assert_eq!(
+                &png[..8],
+                b"\x89PNG\r\n\x1a\n",
+                "box art of app {id} is a PNG"
+            );
         }
         host.close().await;
 
@@ -97,7 +101,10 @@ async fn pending_pair_api_pairs_automatically() {
         assert_eq!(pending[0].pair_secret, secret);
         assert!(host.submit_pair_pin("not-a-secret", "8362").is_err());
         host.submit_pair_pin(&secret, "8362").unwrap();
-        pairing.await.unwrap().expect("pairing through the pending-pair API");
+        pairing
+            .await
+            .unwrap()
+            .expect("pairing through the pending-pair API");
         assert_eq!(host.paired_clients().len(), 1);
         assert!(host.pending_pairs().is_empty());
         host.close().await;

@@ -30,9 +30,12 @@ impl MediaFaults {
     }
     /// Delays this percentage of datagrams by `delay`.
     pub fn set_delay(&self, percent: u32, delay: Duration) {
-        self.delay_percent.store(percent.min(100), Ordering::Relaxed);
-        self.delay_ms
-            .store(delay.as_millis().min(u128::from(u32::MAX)) as u32, Ordering::Relaxed);
+        self.delay_percent
+            .store(percent.min(100), Ordering::Relaxed);
+        self.delay_ms.store(
+            delay.as_millis().min(u128::from(u32::MAX)) as u32,
+            Ordering::Relaxed,
+        );
     }
     /// Current drop percentage.
     pub fn drop_percent(&self) -> u32 {
@@ -113,5 +116,54 @@ async fn send_one(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> std::io::R
         // media socket, decides the session's fate.
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn run(faults: &MediaFaults, reorder: bool, n: u8) -> Vec<u8> {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let to = rx.local_addr().unwrap();
+        let data: Vec<[u8; 1]> = (0..n).map(|i| [i]).collect();
+        let sent =
+            MediaFaults::send_all(Some(faults), &tx, to, data.iter().map(|d| &d[..]), reorder)
+                .await
+                .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8];
+        for _ in 0..sent {
+            let (len, _) = tokio::time::timeout(Duration::from_secs(2), rx.recv_from(&mut buf))
+                .await
+                .expect("datagram")
+                .unwrap();
+            got.push(buf[..len][0]);
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn drop_reorder_and_delay() {
+        let f = MediaFaults::default();
+        assert_eq!(
+            run(&f, true, 4).await,
+            vec![0, 1, 2, 3],
+            "no faults: untouched"
+        );
+        f.set_reorder_percent(100);
+        assert_eq!(run(&f, true, 4).await, vec![1, 0, 3, 2], "pairs swapped");
+        assert_eq!(
+            run(&f, false, 3).await,
+            vec![0, 1, 2],
+            "audio is never reordered"
+        );
+        f.set_reorder_percent(0);
+        f.set_delay(100, Duration::from_millis(30));
+        assert_eq!(run(&f, true, 3).await.len(), 3, "delayed, not lost");
+        f.set_delay(0, Duration::ZERO);
+        f.set_drop_percent(100);
+        assert!(run(&f, true, 5).await.is_empty(), "all dropped");
     }
 }

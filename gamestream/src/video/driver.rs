@@ -118,7 +118,7 @@ impl VideoSender {
                 self.drop_probability <= 0.0
                     || !rand::thread_rng().gen_bool(self.drop_probability.min(1.0))
             });
-            let kept: Vec<&[u8]> = kept.map(|d| &d[..]).collect();
+            let kept: Vec<&[u8]> = kept.collect();
             let sent = crate::host::MediaFaults::send_all(
                 Some(faults),
                 &self.socket,
