@@ -761,6 +761,13 @@ impl Drop for DemoHost {
         for t in &self.tasks {
             t.abort();
         }
+        let mut state = lock(&self.inner.state);
+        for s in state.sessions.values_mut() {
+            if let Some(p) = s.producer.take() {
+                p.abort();
+            }
+        }
+        state.lobbies.clear();
     }
 }
 
