@@ -172,6 +172,9 @@ pub struct DemoHostConfig {
     /// Send Sunshine's ping payload / connect data so many clients on one IP are told apart
     /// (on for tests on loopback; off = pure Wolf, sessions matched by client IP).
     pub sunshine_extensions: bool,
+    /// Answer `rtspenc://` to clients that ask for encrypted RTSP (Sunshine); off = Wolf, which
+    /// never encrypts RTSP.
+    pub encrypted_rtsp: bool,
     /// Video FEC percentage.
     pub video_fec_percent: u8,
 }
@@ -210,6 +213,7 @@ impl Default for DemoHostConfig {
             faults: Arc::new(Faults::default()),
             media: Arc::new(crate::producer::RealMedia),
             sunshine_extensions: true,
+            encrypted_rtsp: false,
             video_fec_percent: 20,
         }
     }

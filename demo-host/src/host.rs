@@ -398,6 +398,8 @@ struct State {
 
 struct Inner {
     config: DemoHostConfig,
+    cert_pem: String,
+    unique_id: String,
     host: Host,
     gate: Arc<Gate>,
     state: Mutex<State>,
@@ -424,17 +426,21 @@ impl std::fmt::Debug for DemoHost {
 impl DemoHost {
     /// Loads (or creates) the identity and paired clients, binds every listener, starts serving.
     pub async fn start(config: DemoHostConfig) -> Result<DemoHost, DemoHostError> {
-        let (identity, paired): (Identity, Arc<dyn PairedClients>) = match &config.data_dir {
-            Some(dir) => (
-                store::load_or_create_identity(dir, &config.hostname)?,
-                Arc::new(FilePairedClients::open(dir)?),
-            ),
-            None => (
-                Identity::new_host(&config.hostname)
-                    .map_err(|e| DemoHostError::Identity(e.to_string()))?,
-                Arc::new(InMemoryPairedClients::default()),
-            ),
-        };
+        let (identity, paired, unique_id): (Identity, Arc<dyn PairedClients>, String) =
+            match &config.data_dir {
+                Some(dir) => (
+                    store::load_or_create_identity(dir, &config.hostname)?,
+                    Arc::new(FilePairedClients::open(dir)?),
+                    store::load_or_create_unique_id(dir)?,
+                ),
+                None => (
+                    Identity::new_host(&config.hostname)
+                        .map_err(|e| DemoHostError::Identity(e.to_string()))?,
+                    Arc::new(InMemoryPairedClients::default()),
+                    uuid::Uuid::new_v4().to_string(),
+                ),
+            };
+        let cert_pem = identity.cert_pem.clone();
         let gate = Arc::new(Gate {
             faults: Arc::clone(&config.faults),
             tearing_down: Mutex::new(HashMap::new()),
@@ -448,6 +454,8 @@ impl DemoHost {
         host_config.rtsp_port = rtsp;
         host_config.control_port = control;
         host_config.hostname = config.hostname.clone();
+        host_config.unique_id = unique_id.clone();
+        host_config.encrypted_rtsp = config.encrypted_rtsp;
         host_config.app_version = AppVersion::SUNSHINE; // 7.1.431.-1, as Wolf reports
         host_config.describe = DescribeParams::wolf(false, false);
         host_config.sunshine_extensions = config.sunshine_extensions;
@@ -487,6 +495,8 @@ impl DemoHost {
                 changed: Notify::new(),
             }),
             config,
+            cert_pem,
+            unique_id,
             host,
             gate,
             state: Mutex::new(State::default()),
@@ -510,6 +520,16 @@ impl DemoHost {
     /// The bound ports.
     pub fn ports(&self) -> HostPorts {
         self.inner.host.ports()
+    }
+
+    /// The host certificate (PEM): what clients pin after pairing.
+    pub fn certificate_pem(&self) -> &str {
+        &self.inner.cert_pem
+    }
+
+    /// `uniqueid` in `/serverinfo` (persisted in the data dir).
+    pub fn unique_id(&self) -> &str {
+        &self.inner.unique_id
     }
 
     /// Where identity and paired clients are kept (None = in memory).

@@ -51,6 +51,9 @@ struct Args {
     /// Off = pure Wolf (sessions matched by client IP).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     sunshine_extensions: bool,
+    /// Answer encrypted RTSP to clients that ask (Sunshine); Wolf never does.
+    #[arg(long)]
+    encrypted_rtsp: bool,
     /// Fault: drop this percentage of media packets.
     #[arg(long, default_value_t = 0)]
     drop_percent: u32,
@@ -98,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         idle_check_interval: Duration::from_secs(args.idle_check_secs.max(1)),
         sunshine_extensions: args.sunshine_extensions,
+        encrypted_rtsp: args.encrypted_rtsp,
         ..DemoHostConfig::default()
     };
     config.faults.set_drop_percent(args.drop_percent);
@@ -125,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
     println!("  media    one video and one audio UDP port per session, ephemeral");
     println!("  Wolf API not served by this binary build (the API is a library interface)");
     println!("  data dir {}", args.data_dir.display());
+    println!("  uniqueid {}", host.unique_id());
     match &args.pin {
         Some(_) => println!("pairing: every client pairs with the PIN given by --pin"),
         None => println!(

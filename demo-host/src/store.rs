@@ -80,6 +80,27 @@ pub fn load_or_create_identity(dir: &Path, hostname: &str) -> Result<Identity, S
     Ok(identity)
 }
 
+/// Loads the host's `uniqueid` from `dir`, or makes one and stores it: Moonlight recognises a
+/// host by it, so it must survive restarts.
+pub fn load_or_create_unique_id(dir: &Path) -> Result<String, StoreError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join("unique_id");
+    if path.exists() {
+        let id = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let id = id.trim();
+        if id.is_empty() || id.len() > 64 {
+            return Err(StoreError::Malformed {
+                path,
+                message: "empty or overlong uniqueid".into(),
+            });
+        }
+        return Ok(id.to_string());
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    write_private(&path, id.as_bytes())?;
+    Ok(id)
+}
+
 /// A paired client as stored.
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredClient {

@@ -21,6 +21,8 @@ async fn fixed_pin_pairing_persists_across_restarts() {
         let info = http.server_info().await.unwrap();
         assert!(info.pair_status, "HTTPS serverinfo says paired");
         assert_eq!(info.app_version, "7.1.431.-1", "Wolf's appversion");
+        let unique_id = host.unique_id().to_string();
+        assert_eq!(info.unique_id, unique_id);
         let clients = host.paired_clients();
         assert_eq!(clients.len(), 1);
         assert_eq!(clients[0].device_name, "test");
@@ -52,6 +54,7 @@ async fn fixed_pin_pairing_persists_across_restarts() {
         // Same data dir: same identity, the client is still paired (no new pairing needed).
         let host = DemoHost::start(config).await.unwrap();
         assert_eq!(host.paired_clients(), clients);
+        assert_eq!(host.unique_id(), unique_id, "uniqueid survives restarts");
         let ports = host.ports();
         let again = std::sync::Arc::new(gamestream::nvhttp::NvHttpClient::new(
             gamestream::nvhttp::HostAddress::with_ports("127.0.0.1", ports.http, Some(ports.https)),
@@ -107,6 +110,38 @@ async fn pending_pair_api_pairs_automatically() {
             .expect("pairing through the pending-pair API");
         assert_eq!(host.paired_clients().len(), 1);
         assert!(host.pending_pairs().is_empty());
+        host.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sunshine_style_pin_through_the_host_api() {
+    timeout(Duration::from_secs(60), async {
+        let host = DemoHost::start(DemoHostConfig {
+            fixed_pin: None,
+            ..common::test_config()
+        })
+        .await
+        .unwrap();
+        let mut events = host.subscribe();
+        assert!(!host.submit_pin("1234"), "no request waits yet");
+        let http = common::client(&host);
+        let pairing = {
+            let http = std::sync::Arc::clone(&http);
+            tokio::spawn(async move { http.pair("5150", "typed").await })
+        };
+        common::wait_event(&mut events, Duration::from_secs(20), |e| {
+            matches!(e, DemoEvent::PairRequested { .. })
+        })
+        .await;
+        assert!(
+            host.submit_pin("5150"),
+            "the typed PIN goes to the waiting request"
+        );
+        pairing.await.unwrap().expect("pairing with the typed PIN");
+        assert!(http.server_info().await.unwrap().pair_status);
         host.close().await;
     })
     .await
