@@ -84,7 +84,8 @@ async fn loss_and_reorder_knobs_apply_live_and_streams_recover() {
         .expect("the drop knob applies to a running stream");
         host.faults().set_drop_percent(0);
         host.faults().set_reorder_percent(0);
-        // Without faults the stream is whole again: a keyframe arrives (periodic or requested).
+        // Without faults the stream is whole again: a requested keyframe arrives.
+        session.request_idr().unwrap();
         common::wait_frame(&mut m, WAIT, |f| f.is_idr).await;
         host.close().await;
     })

@@ -25,7 +25,7 @@ async fn join_and_leave_switch_the_feed() {
             common::paired_client(&host).await,
             common::paired_client(&host).await,
         );
-        let (_sa, mut ma) = common::stream(&a, 1).await;
+        let (sa, mut ma) = common::stream(&a, 1).await;
         let (_sb, mut mb) = common::stream(&b, 1).await;
         let ids: Vec<u64> = host.sessions().iter().map(|s| s.session_id).collect();
         assert_eq!(ids.len(), 2);
@@ -64,6 +64,12 @@ async fn join_and_leave_switch_the_feed() {
         assert!(la.frame_index > first_a.frame_index, "the RTP stream was not restarted");
         let lb = common::wait_frame(&mut mb, WAIT, |f| label(f) == "Party").await;
         assert!(lb.is_idr);
+
+        // A keyframe request is honoured on the feed the client watches: the lobby's encoder.
+        common::wait_frame(&mut ma, WAIT, |f| !f.is_idr).await;
+        sa.request_idr().unwrap();
+        let idr = common::wait_frame(&mut ma, WAIT, |f| f.is_idr).await;
+        assert_eq!(label(&idr), "Party");
 
         // A leaves: back to its own picture (keyframe first); B stays in the lobby.
         host.leave_lobby(&lobby, ida).unwrap();
