@@ -1,6 +1,24 @@
 //! # demo-host
 //!
-//! A Wolf-compatible Moonlight host inside moongate (being written).
+//! A Wolf-compatible Moonlight host inside moongate: the embedded default host of the gateway and
+//! the peer of every end-to-end test. Built on `gamestream::host` (the protocol) with Wolf's
+//! session lifecycle (gamestream-protocol-2-media.md §7.2): one stream per client, stop (never
+//! pause) on disconnect, termination, `/cancel` or 60 s of silence; lobbies with their own
+//! producers; an input sink; fault knobs and a replay mode for tests.
+//!
+//! [`DemoHost::start`] runs one; `demo-host --help` runs one on its own.
 
+pub mod config;
+mod host;
 pub mod media;
+pub mod producer;
+pub mod store;
 pub mod wolf_api;
+
+pub use config::{default_apps, AppConfig, Clock, DemoHostConfig, Faults, PortPlan};
+pub use gamestream::host::EndReason;
+pub use host::{
+    ApiError, ClientInfo, DemoEvent, DemoHost, DemoHostError, InputRecord, LobbyInfo,
+    LobbySettings, LobbyVideo, PendingPair, SessionInfo,
+};
+pub use producer::{MediaFactory, RealMedia};

@@ -1,1 +1,238 @@
-fn main() {}
+//! `demo-host`: a Wolf-compatible Moonlight host with test-pattern video and a tone, on its own.
+//!
+//! Commands on standard input (one per line) drive it while it runs: `pin <digits>` answers the
+//! oldest pairing request, `pending`, `sessions`, `lobbies`, `stop <session>`, `refuse on|off`,
+//! `teardown-ms <n>`, `drop-percent <n>`, `reorder-percent <n>`, `crash`, `quit`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use demo_host::media::SourceKind;
+use demo_host::{DemoHost, DemoHostConfig, PortPlan};
+use tokio::io::AsyncBufReadExt;
+
+/// A Wolf-compatible Moonlight host (test pattern, tone, lobbies) for moongate and its tests.
+#[derive(Debug, Parser)]
+#[command(name = "demo-host", version)]
+struct Args {
+    /// Address every listener binds.
+    #[arg(long, default_value = "0.0.0.0", env = "DEMO_HOST_BIND")]
+    bind: IpAddr,
+    /// Added to the standard ports (HTTP 47989, HTTPS 47984, RTSP 48010, control 47999) so that
+    /// several hosts run side by side.
+    #[arg(long, default_value_t = 0, env = "DEMO_HOST_PORT_OFFSET")]
+    port_offset: u16,
+    /// Bind every listener on an ephemeral port instead (printed at start).
+    #[arg(long, conflicts_with = "port_offset")]
+    ephemeral_ports: bool,
+    /// Host name in /serverinfo.
+    #[arg(long, default_value = "moongate-demo")]
+    hostname: String,
+    /// Directory for the host identity (key mode 0600) and paired clients.
+    #[arg(long, default_value = "./demo-host-data", env = "DEMO_HOST_DATA_DIR")]
+    data_dir: PathBuf,
+    /// A fixed pairing PIN (4 digits): every pairing uses it without asking. Without it, type
+    /// `pin <digits>` on standard input when a client pairs.
+    #[arg(long, env = "DEMO_HOST_PIN")]
+    pin: Option<String>,
+    /// Replay pre-encoded frames instead of encoding live (load tests).
+    #[arg(long)]
+    replay: bool,
+    /// Stop a session after this many seconds without control traffic (Wolf: 60).
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_secs: u64,
+    /// How often the idle monitor looks, in seconds (Wolf: 10).
+    #[arg(long, default_value_t = 10)]
+    idle_check_secs: u64,
+    /// Send Sunshine's per-session ping payload / connect data (tells apart clients on one IP).
+    /// Off = pure Wolf (sessions matched by client IP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    sunshine_extensions: bool,
+    /// Answer encrypted RTSP to clients that ask (Sunshine); Wolf never does.
+    #[arg(long)]
+    encrypted_rtsp: bool,
+    /// Fault: drop this percentage of media packets.
+    #[arg(long, default_value_t = 0)]
+    drop_percent: u32,
+    /// Fault: swap this percentage of video packets with the next one.
+    #[arg(long, default_value_t = 0)]
+    reorder_percent: u32,
+    /// Fault: delay this percentage of media packets by --delay-ms.
+    #[arg(long, default_value_t = 0)]
+    delay_percent: u32,
+    /// Fault: the delay of --delay-percent, in ms.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Fault: a stopping session takes this many ms to tear down (launches of its client get 503
+    /// meanwhile).
+    #[arg(long, default_value_t = 0)]
+    teardown_delay_ms: u64,
+    /// Fault: refuse every launch with 503.
+    #[arg(long)]
+    refuse_launches: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let config = DemoHostConfig {
+        bind_ip: args.bind,
+        ports: if args.ephemeral_ports {
+            PortPlan::Ephemeral
+        } else {
+            PortPlan::Offset(args.port_offset)
+        },
+        hostname: args.hostname.clone(),
+        data_dir: Some(args.data_dir.clone()),
+        fixed_pin: args.pin.clone(),
+        source_kind: if args.replay {
+            SourceKind::Replay
+        } else {
+            SourceKind::Live
+        },
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        idle_check_interval: Duration::from_secs(args.idle_check_secs.max(1)),
+        sunshine_extensions: args.sunshine_extensions,
+        encrypted_rtsp: args.encrypted_rtsp,
+        ..DemoHostConfig::default()
+    };
+    config.faults.set_drop_percent(args.drop_percent);
+    config.faults.set_reorder_percent(args.reorder_percent);
+    config
+        .faults
+        .set_delay(args.delay_percent, Duration::from_millis(args.delay_ms));
+    config
+        .faults
+        .set_teardown_delay(Duration::from_millis(args.teardown_delay_ms));
+    config.faults.set_refuse_launches(args.refuse_launches);
+    let host = DemoHost::start(config)
+        .await
+        .context("starting the demo host")?;
+    let ports = host.ports();
+    println!(
+        "demo-host {} listening on {}:",
+        env!("CARGO_PKG_VERSION"),
+        args.bind
+    );
+    println!("  HTTP     {}", ports.http);
+    println!("  HTTPS    {}", ports.https);
+    println!("  RTSP     {}", ports.rtsp);
+    println!("  control  {} (ENet, UDP)", ports.control);
+    println!("  media    one video and one audio UDP port per session, ephemeral");
+    println!("  Wolf API not served by this binary build (the API is a library interface)");
+    println!("  data dir {}", args.data_dir.display());
+    println!("  uniqueid {}", host.unique_id());
+    match &args.pin {
+        Some(_) => println!("pairing: every client pairs with the PIN given by --pin"),
+        None => println!(
+            "pairing: start pairing in Moonlight, then type `pin <the 4 digits it shows>` here"
+        ),
+    }
+    println!("apps:");
+    for app in host.apps() {
+        println!("  {:>3} {}", app.id, app.title);
+    }
+
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut events = host.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            event = events.recv() => match event {
+                Ok(demo_host::DemoEvent::PairRequested { client_ip, device_name, .. }) => {
+                    println!("pairing request from {device_name} ({client_ip}): type `pin <digits>`");
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break,
+            },
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    if !command(&host, line.trim()) {
+                        if line.trim() == "crash" {
+                            eprintln!("crashing (fault injection)");
+                            host.crash();
+                            std::process::exit(101);
+                        }
+                        break;
+                    }
+                }
+                // Standard input closed (daemonised): keep serving until Ctrl-C.
+                Ok(None) | Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    break;
+                }
+            },
+        }
+    }
+    println!("shutting down");
+    host.close().await;
+    Ok(())
+}
+
+/// Runs one standard-input command; false = leave the loop (`quit`, `crash`).
+fn command(host: &DemoHost, line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    let word = words.next().unwrap_or("");
+    let arg = words.next();
+    match (word, arg) {
+        ("", _) => {}
+        ("quit" | "exit", _) | ("crash", _) => return false,
+        ("pin", Some(pin)) => {
+            if host.submit_pin(pin) {
+                println!("PIN submitted");
+            } else {
+                println!("no pairing request is waiting (or the PIN is not 4 digits)");
+            }
+        }
+        ("pending", _) => {
+            for p in host.pending_pairs() {
+                println!("  {} ({})", p.device_name, p.client_ip);
+            }
+        }
+        ("sessions", _) => {
+            for s in host.sessions() {
+                println!(
+                    "  {} client {} app {} {}x{}@{} lobby {:?}",
+                    s.session_id, s.client_id, s.app_id, s.width, s.height, s.fps, s.lobby
+                );
+            }
+        }
+        ("lobbies", _) => {
+            for l in host.lobbies() {
+                println!("  {} {} members {:?}", l.id, l.name, l.members);
+            }
+        }
+        ("stop", Some(id)) => match id.parse() {
+            Ok(id) => match host.stop_session(id) {
+                Ok(()) => println!("stopped {id}"),
+                Err(e) => println!("{e}"),
+            },
+            Err(_) => println!("usage: stop <session id>"),
+        },
+        ("refuse", Some(v)) => host.faults().set_refuse_launches(v == "on"),
+        ("teardown-ms", Some(v)) => match v.parse() {
+            Ok(ms) => host.faults().set_teardown_delay(Duration::from_millis(ms)),
+            Err(_) => println!("usage: teardown-ms <n>"),
+        },
+        ("drop-percent", Some(v)) => match v.parse() {
+            Ok(p) => host.faults().set_drop_percent(p),
+            Err(_) => println!("usage: drop-percent <n>"),
+        },
+        ("reorder-percent", Some(v)) => match v.parse() {
+            Ok(p) => host.faults().set_reorder_percent(p),
+            Err(_) => println!("usage: reorder-percent <n>"),
+        },
+        _ => println!(
+            "commands: pin <digits> | pending | sessions | lobbies | stop <id> | refuse on|off | teardown-ms <n> | drop-percent <n> | reorder-percent <n> | crash | quit"
+        ),
+    }
+    true
+}

@@ -61,6 +61,7 @@ pub struct AudioSender {
     client: watch::Receiver<Option<SocketAddr>>,
     ping_task: Option<JoinHandle<()>>,
     loss: LossInjection,
+    faults: Option<Arc<crate::host::MediaFaults>>,
 }
 
 impl AudioSender {
@@ -89,6 +90,7 @@ impl AudioSender {
             client: rx,
             ping_task: Some(task),
             loss: config.loss,
+            faults: None,
         })
     }
 
@@ -122,6 +124,18 @@ impl AudioSender {
             Ok(mut p) => p.push(opus),
             Err(poisoned) => poisoned.into_inner().push(opus),
         };
+        if let Some(faults) = &self.faults {
+            let kept = datagrams.iter().filter(|d| !self.loss.should_drop(d));
+            crate::host::MediaFaults::send_all(
+                Some(faults),
+                &self.socket,
+                client,
+                kept.map(|d| &d[..]),
+                false,
+            )
+            .await?;
+            return Ok(true);
+        }
         for d in datagrams {
             if self.loss.should_drop(&d) {
                 continue;
@@ -129,6 +143,11 @@ impl AudioSender {
             self.socket.send_to(&d, client).await?;
         }
         Ok(true)
+    }
+
+    /// Test knob: live-adjustable drop/delay of this sender's datagrams.
+    pub fn set_faults(&mut self, faults: Option<Arc<crate::host::MediaFaults>>) {
+        self.faults = faults;
     }
 
     /// Stops the ping listener and closes the socket.

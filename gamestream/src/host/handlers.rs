@@ -65,6 +65,9 @@ impl Http {
             )
         })?;
         let client_id = client_id_of(cert);
+        if let Some(gate) = &shared.config.launch_gate {
+            gate.check(client_id, request.app_id, resumed)?;
+        }
         let previous: Vec<(u64, u32)> = lock(&shared.sessions)
             .values()
             .filter(|s| s.client_id == client_id)
@@ -236,7 +239,7 @@ impl Rtsp {
             .and_then(ss_ping_payload_from_header);
         // A client that announced session-id pings (ML_FF_SESSION_ID_V1) must send SS_PINGs.
         let accept_legacy = ping_payload.is_none() || config.ml_feature_flags & 0x02 == 0;
-        let video = VideoSender::with_socket(
+        let mut video = VideoSender::with_socket(
             video_socket,
             VideoSenderConfig {
                 bind: SocketAddr::new(host.bind_ip, 0),
@@ -253,7 +256,7 @@ impl Rtsp {
             },
         )
         .map_err(|_| 400u16)?;
-        let audio = AudioSender::with_socket(
+        let mut audio = AudioSender::with_socket(
             audio_socket,
             AudioSenderConfig {
                 bind: SocketAddr::new(host.bind_ip, 0),
@@ -276,6 +279,8 @@ impl Rtsp {
             },
         )
         .map_err(|_| 500u16)?;
+        video.set_faults(host.media_faults.clone());
+        audio.set_faults(host.media_faults.clone());
         let iv_style = if config.control_v2() {
             IvStyle::V2
         } else {

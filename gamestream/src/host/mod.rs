@@ -13,8 +13,11 @@
 //! is on, its own ping payload and ENet connect data, so that many clients behind one IP (every test
 //! on loopback) are told apart exactly.
 
+mod faults;
 mod handlers;
 mod session;
+
+pub use faults::MediaFaults;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -75,6 +78,24 @@ pub struct HostConfig {
     pub paired_clients: Arc<dyn PairedClients>,
     /// How long pairing phase 1 waits for the PIN.
     pub pin_timeout: Duration,
+    /// Asked before every `/launch` and `/resume` (before an older stream is superseded): lets the
+    /// application refuse, e.g. while the client's previous stream is still tearing down.
+    pub launch_gate: Option<Arc<dyn LaunchGate>>,
+    /// Fault injection shared by every media sender, adjustable live (tests only; None = off).
+    pub media_faults: Option<Arc<MediaFaults>>,
+}
+
+/// The application's say on a launch, asked by the host before anything changes.
+pub trait LaunchGate: Send + Sync + 'static {
+    /// `Err` refuses the `/launch` or `/resume` with that status and message; nothing is changed.
+    fn check(&self, client_id: u64, app_id: u32, resumed: bool) -> Result<(), NvHttpHostError>;
+}
+
+pub use crate::nvhttp::HostError as NvHttpHostError;
+
+/// The stable id the host gives a client certificate (DER), as in [`HostEvent::Launched`].
+pub fn client_id_of(cert_der: &[u8]) -> u64 {
+    session::client_id_of(cert_der)
 }
 
 impl std::fmt::Debug for HostConfig {
@@ -120,6 +141,8 @@ impl HostConfig {
             media_drop_probability: 0.0,
             paired_clients: Arc::new(InMemoryPairedClients::default()),
             pin_timeout: Duration::from_secs(120),
+            launch_gate: None,
+            media_faults: None,
         }
     }
 }
@@ -297,7 +320,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Host {
     shared: Arc<Shared>,
     nvhttp: NvHttpServer,
-    rtsp: Option<RtspServer>,
+    rtsp: Mutex<Option<RtspServer>>,
     control_task: tokio::task::JoinHandle<()>,
 }
 
@@ -356,7 +379,7 @@ impl Host {
             Host {
                 shared,
                 nvhttp,
-                rtsp: Some(rtsp),
+                rtsp: Mutex::new(Some(rtsp)),
                 control_task,
             },
             events_rx,
@@ -412,14 +435,15 @@ impl Host {
     }
 
     /// Ends every stream (clients are told), then stops all listeners and tasks.
-    pub async fn close(mut self) {
+    pub async fn close(&self) {
         let ids: Vec<u64> = lock(&self.shared.sessions).keys().copied().collect();
         for id in ids {
             session::end_session(&self.shared, id, EndReason::HostShutdown);
         }
         self.shared.control.close().await;
         self.control_task.abort();
-        if let Some(rtsp) = self.rtsp.take() {
+        let rtsp = lock(&self.rtsp).take();
+        if let Some(rtsp) = rtsp {
             rtsp.close().await;
         }
         self.nvhttp.close().await;

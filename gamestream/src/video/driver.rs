@@ -56,6 +56,7 @@ pub struct VideoSender {
     client: watch::Receiver<Option<SocketAddr>>,
     ping_task: JoinHandle<()>,
     drop_probability: f64,
+    faults: Option<Arc<crate::host::MediaFaults>>,
 }
 
 impl VideoSender {
@@ -84,6 +85,7 @@ impl VideoSender {
             client,
             ping_task,
             drop_probability: config.drop_probability,
+            faults: None,
         })
     }
 
@@ -111,6 +113,22 @@ impl VideoSender {
     pub async fn send_frame(&mut self, au: &[u8], info: FrameInfo) -> Result<usize, VideoError> {
         let client = self.client_addr().ok_or(VideoError::NoClient)?;
         let batch = self.packetizer.packetize(au, info)?;
+        if let Some(faults) = &self.faults {
+            let kept = batch.iter().filter(|_| {
+                self.drop_probability <= 0.0
+                    || !rand::thread_rng().gen_bool(self.drop_probability.min(1.0))
+            });
+            let kept: Vec<&[u8]> = kept.collect();
+            let sent = crate::host::MediaFaults::send_all(
+                Some(faults),
+                &self.socket,
+                client,
+                kept.into_iter(),
+                true,
+            )
+            .await?;
+            return Ok(sent);
+        }
         let mut sent = 0;
         for datagram in batch.iter() {
             if self.drop_probability > 0.0
@@ -127,6 +145,11 @@ impl VideoSender {
             }
         }
         Ok(sent)
+    }
+
+    /// Test knob: live-adjustable drop/reorder/delay of this sender's datagrams.
+    pub fn set_faults(&mut self, faults: Option<Arc<crate::host::MediaFaults>>) {
+        self.faults = faults;
     }
 
     /// Stops the ping listener and closes the socket.

@@ -1,0 +1,220 @@
+//! How a demo host is set up: ports, identity storage, apps, lifecycle timings and fault knobs.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::media::SourceKind;
+
+/// Ports of a real GameStream host; a base-port offset is added to each.
+pub mod default_ports {
+    /// NVHTTP.
+    pub const HTTP: u16 = 47989;
+    /// HTTPS.
+    pub const HTTPS: u16 = 47984;
+    /// RTSP.
+    pub const RTSP: u16 = 48010;
+    /// ENet control.
+    pub const CONTROL: u16 = 47999;
+}
+
+/// Where the listeners go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortPlan {
+    /// Every listener on an ephemeral port (tests).
+    Ephemeral,
+    /// The standard ports plus this offset, so several hosts can run side by side.
+    Offset(u16),
+}
+
+impl PortPlan {
+    /// `(http, https, rtsp, control)`.
+    pub fn ports(self) -> (u16, u16, u16, u16) {
+        match self {
+            PortPlan::Ephemeral => (0, 0, 0, 0),
+            PortPlan::Offset(o) => (
+                default_ports::HTTP.saturating_add(o),
+                default_ports::HTTPS.saturating_add(o),
+                default_ports::RTSP.saturating_add(o),
+                default_ports::CONTROL.saturating_add(o),
+            ),
+        }
+    }
+}
+
+/// One app of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    /// `ID`.
+    pub id: u32,
+    /// `AppTitle`.
+    pub title: String,
+    /// PNG served by `/appasset` (None = a generated one).
+    pub box_art: Option<Vec<u8>>,
+    /// Launching this app joins the named lobby (created on first use, stopped when everyone
+    /// left): a shared desktop. None = the session's own test pattern.
+    pub lobby: Option<String>,
+}
+
+/// The default catalogue: "Test Pattern" (1) and "Lobby Desktop" (2, a shared lobby).
+pub fn default_apps() -> Vec<AppConfig> {
+    vec![
+        AppConfig {
+            id: 1,
+            title: "Test Pattern".into(),
+            box_art: None,
+            lobby: None,
+        },
+        AppConfig {
+            id: 2,
+            title: "Lobby Desktop".into(),
+            box_art: None,
+            lobby: Some("Lobby Desktop".into()),
+        },
+    ]
+}
+
+/// A monotonic clock that tests can move forward (idle timeouts without waiting a minute).
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset: Arc<Mutex<Duration>>,
+}
+
+impl Clock {
+    /// `Instant::now()` plus the offset.
+    pub fn now(&self) -> Instant {
+        Instant::now() + *self.offset.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let mut o = self.offset.lock().unwrap_or_else(|p| p.into_inner());
+        *o += by;
+    }
+}
+
+/// Fault injection for tests, changeable while the host runs. All off by default.
+#[derive(Debug, Default)]
+pub struct Faults {
+    refuse_launches: AtomicBool,
+    teardown_delay_ms: AtomicU64,
+    /// Drop/reorder/delay of media datagrams, shared with every sender (live).
+    media: Arc<gamestream::host::MediaFaults>,
+}
+
+impl Faults {
+    /// Refuse every `/launch` and `/resume` with 503.
+    pub fn set_refuse_launches(&self, on: bool) {
+        self.refuse_launches.store(on, Ordering::Relaxed);
+    }
+    /// See [`Faults::set_refuse_launches`].
+    pub fn refuse_launches(&self) -> bool {
+        self.refuse_launches.load(Ordering::Relaxed)
+    }
+    /// A stopping session takes this long to tear down (its producer and ports stay busy).
+    pub fn set_teardown_delay(&self, delay: Duration) {
+        self.teardown_delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+    /// See [`Faults::set_teardown_delay`].
+    pub fn teardown_delay(&self) -> Duration {
+        Duration::from_millis(self.teardown_delay_ms.load(Ordering::Relaxed))
+    }
+    /// Drops this percentage of media datagrams (every stream, at once).
+    pub fn set_drop_percent(&self, percent: u32) {
+        self.media.set_drop_percent(percent);
+    }
+    /// Swaps this percentage of video datagrams with their successor.
+    pub fn set_reorder_percent(&self, percent: u32) {
+        self.media.set_reorder_percent(percent);
+    }
+    /// Delays this percentage of media datagrams by `delay`.
+    pub fn set_delay(&self, percent: u32, delay: Duration) {
+        self.media.set_delay(percent, delay);
+    }
+    /// The media faults, as the host half applies them.
+    pub fn media(&self) -> &Arc<gamestream::host::MediaFaults> {
+        &self.media
+    }
+}
+
+/// Everything [`crate::DemoHost::start`] needs.
+#[derive(Clone)]
+pub struct DemoHostConfig {
+    /// Address every listener binds.
+    pub bind_ip: IpAddr,
+    /// Ports.
+    pub ports: PortPlan,
+    /// `hostname` in `/serverinfo`.
+    pub hostname: String,
+    /// Host identity and paired clients live here (None = in memory, new identity each start).
+    pub data_dir: Option<PathBuf>,
+    /// A fixed pairing PIN (Sunshine-style, given on the command line); None = wait for a PIN
+    /// through [`crate::DemoHost::submit_pin`] or [`crate::DemoHost::submit_pair_pin`].
+    pub fixed_pin: Option<String>,
+    /// The app catalogue.
+    pub apps: Vec<AppConfig>,
+    /// Live encoding or replay of pre-encoded frames (load tests).
+    pub source_kind: SourceKind,
+    /// Stop a session whose client was not heard for this long (Wolf: 60 s).
+    pub idle_timeout: Duration,
+    /// How often the idle monitor looks (Wolf: 10 s).
+    pub idle_check_interval: Duration,
+    /// The clock of the idle monitor.
+    pub clock: Clock,
+    /// Decoded input events kept per session.
+    pub input_log_capacity: usize,
+    /// Fault knobs (shared: change them while the host runs).
+    pub faults: Arc<Faults>,
+    /// Where producers get their media (the real encoder by default; tests may substitute).
+    pub media: Arc<dyn crate::producer::MediaFactory>,
+    /// Send Sunshine's ping payload / connect data so many clients on one IP are told apart
+    /// (on for tests on loopback; off = pure Wolf, sessions matched by client IP).
+    pub sunshine_extensions: bool,
+    /// Answer `rtspenc://` to clients that ask for encrypted RTSP (Sunshine); off = Wolf, which
+    /// never encrypts RTSP.
+    pub encrypted_rtsp: bool,
+    /// Video FEC percentage.
+    pub video_fec_percent: u8,
+}
+
+impl std::fmt::Debug for DemoHostConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoHostConfig")
+            .field("bind_ip", &self.bind_ip)
+            .field("ports", &self.ports)
+            .field("hostname", &self.hostname)
+            .field("data_dir", &self.data_dir)
+            .field("fixed_pin", &self.fixed_pin.as_ref().map(|_| "<set>"))
+            .field("apps", &self.apps.len())
+            .field("source_kind", &self.source_kind)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("idle_check_interval", &self.idle_check_interval)
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for DemoHostConfig {
+    fn default() -> Self {
+        Self {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ports: PortPlan::Ephemeral,
+            hostname: "moongate-demo".into(),
+            data_dir: None,
+            fixed_pin: None,
+            apps: default_apps(),
+            source_kind: SourceKind::Live,
+            idle_timeout: Duration::from_secs(60),
+            idle_check_interval: Duration::from_secs(10),
+            clock: Clock::default(),
+            input_log_capacity: 1024,
+            faults: Arc::new(Faults::default()),
+            media: Arc::new(crate::producer::RealMedia),
+            sunshine_extensions: true,
+            encrypted_rtsp: false,
+            video_fec_percent: 20,
+        }
+    }
+}

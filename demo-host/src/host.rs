@@ -1,0 +1,1201 @@
+//! The demo host: gamestream's host half plus Wolf's session lifecycle, lobbies, an input sink,
+//! pairing persistence and fault knobs.
+//!
+//! Lifecycle (gamestream-protocol-2-media.md §7.2): one stream per client certificate (a new
+//! `/launch` supersedes the old stream); ENet disconnect, termination, `/cancel`, the idle monitor
+//! (no control traffic for `idle_timeout`, checked every `idle_check_interval`) and API stops all
+//! **stop** the session: it leaves its lobby (which stops if `stop_when_everyone_leaves` and it was
+//! the last member), its producer ends, its ports are freed. A session is "tearing down" from its
+//! end until its producer is gone (plus the slowed-teardown fault delay); a `/launch` or `/resume`
+//! from the same client meanwhile is **refused with 503** ("previous session is still stopping"),
+//! which Moonlight shows and the user retries — never queued, so no launch waits on a stop that
+//! may hang.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use gamestream::host::{
+    AppCatalog, EndReason, Host, HostConfig, HostEvent, HostPorts, LaunchGate, NvHttpHostError,
+    StaticApps, StreamHandle,
+};
+use gamestream::identity::Identity;
+use gamestream::input::InputEvent;
+use gamestream::nvhttp::{App, InMemoryPairedClients, PairedClients};
+use gamestream::rtsp::describe::DescribeParams;
+use gamestream::AppVersion;
+use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::task::JoinHandle;
+
+use crate::config::DemoHostConfig;
+use crate::producer::{self, FeedCmd, InputRecorder, LobbyCmd, Look, SessionProducer};
+use crate::store::{self, FilePairedClients, StoreError};
+
+/// Errors of starting a demo host.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoHostError {
+    /// On-disk state.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A fresh identity could not be made.
+    #[error("identity: {0}")]
+    Identity(String),
+    /// The host half failed to start (port in use...).
+    #[error(transparent)]
+    Host(#[from] gamestream::host::HostError),
+}
+
+/// Errors of the session and lobby API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No such session.
+    #[error("no session {0}")]
+    NoSuchSession(u64),
+    /// No such lobby.
+    #[error("no lobby {0}")]
+    NoSuchLobby(String),
+    /// The lobby's PIN was missing or wrong.
+    #[error("wrong lobby PIN")]
+    WrongPin,
+    /// A single-user lobby already has its user.
+    #[error("lobby {0} is not multi-user and already in use")]
+    LobbyFull(String),
+    /// The pairing request is unknown or expired.
+    #[error("invalid pair secret")]
+    InvalidPairSecret,
+}
+
+/// What the host tells its observers (the Wolf API's event stream, tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DemoEvent {
+    /// `/launch` or `/resume` created a session.
+    SessionStarted {
+        /// Session id.
+        session_id: u64,
+        /// Client certificate id.
+        client_id: u64,
+        /// App.
+        app_id: u32,
+    },
+    /// RTSP PLAY: the session's producer runs.
+    StreamStarted {
+        /// Session id.
+        session_id: u64,
+    },
+    /// A session is gone (its teardown finished).
+    SessionStopped {
+        /// Session id.
+        session_id: u64,
+        /// Client certificate id.
+        client_id: u64,
+        /// Why.
+        reason: EndReason,
+    },
+    /// A lobby was created.
+    LobbyCreated {
+        /// Lobby id.
+        lobby_id: String,
+        /// Its name.
+        name: String,
+    },
+    /// A lobby was stopped.
+    LobbyStopped {
+        /// Lobby id.
+        lobby_id: String,
+    },
+    /// A session joined a lobby.
+    JoinedLobby {
+        /// Session id.
+        session_id: u64,
+        /// Lobby id.
+        lobby_id: String,
+    },
+    /// A session left a lobby.
+    LeftLobby {
+        /// Session id.
+        session_id: u64,
+        /// Lobby id.
+        lobby_id: String,
+    },
+    /// A client asked to pair and waits for a PIN.
+    PairRequested {
+        /// Handle for [`DemoHost::submit_pair_pin`].
+        pair_secret: String,
+        /// Client IP.
+        client_ip: IpAddr,
+        /// Its device name.
+        device_name: String,
+    },
+}
+
+/// A live session, for the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Session id.
+    pub session_id: u64,
+    /// Client certificate id.
+    pub client_id: u64,
+    /// App.
+    pub app_id: u32,
+    /// Client address.
+    pub client_ip: IpAddr,
+    /// Announced width (0 before RTSP ANNOUNCE/PLAY).
+    pub width: u32,
+    /// Announced height.
+    pub height: u32,
+    /// Announced frame rate.
+    pub fps: u32,
+    /// Announced audio channels.
+    pub audio_channels: u32,
+    /// The lobby it watches.
+    pub lobby: Option<String>,
+    /// RTSP PLAY seen, media flowing.
+    pub streaming: bool,
+}
+
+/// Video settings of a lobby (as Wolf's `video_settings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LobbyVideo {
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Refresh rate.
+    pub refresh_rate: u32,
+}
+
+impl Default for LobbyVideo {
+    fn default() -> Self {
+        Self {
+            width: 1920,
+            height: 1080,
+            refresh_rate: 60,
+        }
+    }
+}
+
+/// What `create_lobby` takes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LobbySettings {
+    /// Display name (drawn in its picture).
+    pub name: String,
+    /// More than one session may join.
+    pub multi_user: bool,
+    /// Stop when the last member leaves.
+    pub stop_when_everyone_leaves: bool,
+    /// PIN digits needed to join or stop (never logged).
+    pub pin: Option<Vec<u8>>,
+    /// Video settings (reported; members receive the format their client announced).
+    pub video: LobbyVideo,
+    /// Audio channels (reported; members receive the layout their client announced).
+    pub audio_channels: u32,
+}
+
+impl std::fmt::Debug for LobbySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LobbySettings")
+            .field("name", &self.name)
+            .field("multi_user", &self.multi_user)
+            .field("stop_when_everyone_leaves", &self.stop_when_everyone_leaves)
+            .field("pin", &self.pin.as_ref().map(|_| "<set>"))
+            .field("video", &self.video)
+            .field("audio_channels", &self.audio_channels)
+            .finish()
+    }
+}
+
+impl LobbySettings {
+    /// A multi-user lobby that stays until stopped, 1080p60 stereo, no PIN.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            multi_user: true,
+            stop_when_everyone_leaves: false,
+            pin: None,
+            video: LobbyVideo::default(),
+            audio_channels: 2,
+        }
+    }
+}
+
+/// A lobby, for the API (its PIN is not shown, only whether it has one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LobbyInfo {
+    /// Lobby id (a UUID).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// More than one session may join.
+    pub multi_user: bool,
+    /// Stops when the last member leaves.
+    pub stop_when_everyone_leaves: bool,
+    /// Joining needs a PIN.
+    pub has_pin: bool,
+    /// Video settings.
+    pub video: LobbyVideo,
+    /// Audio channels.
+    pub audio_channels: u32,
+    /// Member sessions.
+    pub members: Vec<u64>,
+}
+
+/// A paired client, for the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// Stable id (as sessions report it).
+    pub client_id: u64,
+    /// Its device name at pairing.
+    pub device_name: String,
+    /// Its `uniqueid`.
+    pub unique_id: String,
+}
+
+/// A pairing request waiting for its PIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPair {
+    /// Handle for [`DemoHost::submit_pair_pin`].
+    pub pair_secret: String,
+    /// Client IP.
+    pub client_ip: IpAddr,
+    /// Device name.
+    pub device_name: String,
+}
+
+/// One recorded input event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputRecord {
+    /// Session it came from.
+    pub session_id: u64,
+    /// When the host decoded it.
+    pub at: Instant,
+    /// The event.
+    pub event: InputEvent,
+}
+
+/// Sessions whose input logs are kept after they end.
+const ENDED_INPUT_LOGS: usize = 64;
+
+/// Per-session logs, plus the order sessions first logged in (to forget the oldest).
+type InputLogs = (HashMap<u64, VecDeque<InputRecord>>, VecDeque<u64>);
+
+struct InputSink {
+    capacity: usize,
+    logs: Mutex<InputLogs>,
+    changed: Notify,
+}
+
+impl InputRecorder for InputSink {
+    fn record(&self, session_id: u64, event: InputEvent) {
+        {
+            let mut guard = lock(&self.logs);
+            let (logs, order) = &mut *guard;
+            if !logs.contains_key(&session_id) {
+                order.push_back(session_id);
+                if order.len() > ENDED_INPUT_LOGS {
+                    if let Some(old) = order.pop_front() {
+                        logs.remove(&old);
+                    }
+                }
+            }
+            let log = logs.entry(session_id).or_default();
+            if log.len() >= self.capacity.max(1) {
+                log.pop_front();
+            }
+            log.push_back(InputRecord {
+                session_id,
+                at: Instant::now(),
+                event,
+            });
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Refuses launches while the client's previous session tears down, or when told to.
+struct Gate {
+    faults: Arc<crate::config::Faults>,
+    tearing_down: Mutex<HashMap<u64, u32>>,
+    /// Set once the host runs; sees sessions that ended but whose end is not processed yet.
+    inner: std::sync::OnceLock<Weak<Inner>>,
+}
+
+impl Gate {
+    /// The client has a session the host half already ended (its `SessionEnded` is still queued).
+    fn ending(&self, client_id: u64) -> bool {
+        let Some(inner) = self.inner.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        let ours: Vec<u64> = lock(&inner.state)
+            .sessions
+            .values()
+            .filter(|s| s.info.client_id == client_id)
+            .map(|s| s.info.session_id)
+            .collect();
+        if ours.is_empty() {
+            return false;
+        }
+        let live = inner.host.sessions();
+        ours.iter()
+            .any(|id| !live.iter().any(|l| l.session_id == *id))
+    }
+}
+
+impl LaunchGate for Gate {
+    fn check(&self, client_id: u64, _app_id: u32, _resumed: bool) -> Result<(), NvHttpHostError> {
+        if self.faults.refuse_launches() {
+            return Err(NvHttpHostError::new(
+                503,
+                "launch refused (fault injection)",
+            ));
+        }
+        if lock(&self.tearing_down)
+            .get(&client_id)
+            .copied()
+            .unwrap_or(0)
+            > 0
+            || self.ending(client_id)
+        {
+            return Err(NvHttpHostError::new(
+                503,
+                "the previous session of this client is still stopping; retry",
+            ));
+        }
+        Ok(())
+    }
+}
+
+struct SessionEntry {
+    info: SessionInfo,
+    launched_at: Instant,
+    feed: Option<mpsc::UnboundedSender<FeedCmd>>,
+    producer: Option<JoinHandle<StreamHandle>>,
+}
+
+struct LobbyEntry {
+    info: LobbyInfo,
+    pin: Option<Vec<u8>>,
+    cmds: mpsc::UnboundedSender<LobbyCmd>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for LobbyEntry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Default)]
+struct State {
+    sessions: HashMap<u64, SessionEntry>,
+    lobbies: HashMap<String, LobbyEntry>,
+    looks: u64,
+}
+
+struct Inner {
+    config: DemoHostConfig,
+    cert_pem: String,
+    unique_id: String,
+    host: Host,
+    gate: Arc<Gate>,
+    state: Mutex<State>,
+    inputs: Arc<InputSink>,
+    events: broadcast::Sender<DemoEvent>,
+}
+
+/// A running demo host. [`DemoHost::close`] ends every stream and frees everything; dropping it
+/// stops its tasks and listeners.
+pub struct DemoHost {
+    inner: Arc<Inner>,
+    tasks: Vec<JoinHandle<()>>,
+    data_dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for DemoHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoHost")
+            .field("ports", &self.ports())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DemoHost {
+    /// Loads (or creates) the identity and paired clients, binds every listener, starts serving.
+    pub async fn start(config: DemoHostConfig) -> Result<DemoHost, DemoHostError> {
+        let (identity, paired, unique_id): (Identity, Arc<dyn PairedClients>, String) =
+            match &config.data_dir {
+                Some(dir) => (
+                    store::load_or_create_identity(dir, &config.hostname)?,
+                    Arc::new(FilePairedClients::open(dir)?),
+                    store::load_or_create_unique_id(dir)?,
+                ),
+                None => (
+                    Identity::new_host(&config.hostname)
+                        .map_err(|e| DemoHostError::Identity(e.to_string()))?,
+                    Arc::new(InMemoryPairedClients::default()),
+                    uuid::Uuid::new_v4().to_string(),
+                ),
+            };
+        let cert_pem = identity.cert_pem.clone();
+        let gate = Arc::new(Gate {
+            faults: Arc::clone(&config.faults),
+            tearing_down: Mutex::new(HashMap::new()),
+            inner: std::sync::OnceLock::new(),
+        });
+        let (http, https, rtsp, control) = config.ports.ports();
+        let mut host_config = HostConfig::loopback(identity);
+        host_config.bind_ip = config.bind_ip;
+        host_config.http_port = http;
+        host_config.https_port = https;
+        host_config.rtsp_port = rtsp;
+        host_config.control_port = control;
+        host_config.hostname = config.hostname.clone();
+        host_config.unique_id = unique_id.clone();
+        host_config.encrypted_rtsp = config.encrypted_rtsp;
+        host_config.app_version = AppVersion::SUNSHINE; // 7.1.431.-1, as Wolf reports
+        host_config.describe = DescribeParams::wolf(false, false);
+        host_config.sunshine_extensions = config.sunshine_extensions;
+        host_config.video_fec_percent = config.video_fec_percent;
+        host_config.media_faults = Some(Arc::clone(config.faults.media()));
+        host_config.paired_clients = paired;
+        host_config.launch_gate = Some(Arc::clone(&gate) as Arc<dyn LaunchGate>);
+        let catalog = StaticApps {
+            apps: config
+                .apps
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let art = a.box_art.clone().unwrap_or_else(|| {
+                        let look = Look::nth(i as u64 + 1000, String::new());
+                        store::solid_png(32, 48, look.style.color)
+                    });
+                    (
+                        App {
+                            title: a.title.clone(),
+                            id: a.id,
+                            hdr_supported: false,
+                        },
+                        Some(art),
+                    )
+                })
+                .collect(),
+        };
+        let (host, host_events) =
+            Host::start(host_config, Arc::new(catalog) as Arc<dyn AppCatalog>).await?;
+        host.nvhttp().set_fixed_pin(config.fixed_pin.clone());
+        let (events, _) = broadcast::channel(256);
+        let inner = Arc::new(Inner {
+            inputs: Arc::new(InputSink {
+                capacity: config.input_log_capacity,
+                logs: Mutex::new((HashMap::new(), VecDeque::new())),
+                changed: Notify::new(),
+            }),
+            config,
+            cert_pem,
+            unique_id,
+            host,
+            gate,
+            state: Mutex::new(State::default()),
+            events,
+        });
+        let _ = inner.gate.inner.set(Arc::downgrade(&inner));
+        let tasks = vec![
+            tokio::spawn(pump_host_events(Arc::downgrade(&inner), host_events)),
+            tokio::spawn(idle_monitor(Arc::downgrade(&inner))),
+            tokio::spawn(pair_watcher(Arc::downgrade(&inner))),
+        ];
+        Ok(DemoHost {
+            data_dir: inner.config.data_dir.clone(),
+            inner,
+            tasks,
+        })
+    }
+}
+
+impl DemoHost {
+    /// The bound ports.
+    pub fn ports(&self) -> HostPorts {
+        self.inner.host.ports()
+    }
+
+    /// The host certificate (PEM): what clients pin after pairing.
+    pub fn certificate_pem(&self) -> &str {
+        &self.inner.cert_pem
+    }
+
+    /// `uniqueid` in `/serverinfo` (persisted in the data dir).
+    pub fn unique_id(&self) -> &str {
+        &self.inner.unique_id
+    }
+
+    /// Where identity and paired clients are kept (None = in memory).
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &DemoHostConfig {
+        &self.inner.config
+    }
+
+    /// The fault knobs (shared with the configuration; change them at any time).
+    pub fn faults(&self) -> &crate::config::Faults {
+        &self.inner.config.faults
+    }
+
+    /// The idle monitor's clock (tests move it forward).
+    pub fn clock(&self) -> &crate::config::Clock {
+        &self.inner.config.clock
+    }
+
+    /// The gamestream host underneath.
+    pub fn gamestream(&self) -> &Host {
+        &self.inner.host
+    }
+
+    /// Host events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<DemoEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The app catalogue.
+    pub fn apps(&self) -> Vec<crate::config::AppConfig> {
+        self.inner.config.apps.clone()
+    }
+
+    /// Paired clients.
+    pub fn paired_clients(&self) -> Vec<ClientInfo> {
+        self.inner
+            .host
+            .nvhttp()
+            .paired_clients()
+            .list()
+            .into_iter()
+            .map(|c| ClientInfo {
+                client_id: gamestream::host::client_id_of(&c.cert_der),
+                device_name: c.device_name,
+                unique_id: c.unique_id,
+            })
+            .collect()
+    }
+
+    /// Unpairs a client; true if it was paired.
+    pub fn unpair(&self, client_id: u64) -> bool {
+        let store = self.inner.host.nvhttp().paired_clients();
+        store
+            .list()
+            .into_iter()
+            .filter(|c| gamestream::host::client_id_of(&c.cert_der) == client_id)
+            .map(|c| store.remove(&c.cert_der))
+            .filter(|removed| *removed)
+            .count()
+            > 0
+    }
+
+    /// Pairing requests waiting for a PIN (Wolf's `/api/v1/pair/pending`).
+    pub fn pending_pairs(&self) -> Vec<PendingPair> {
+        self.inner
+            .host
+            .nvhttp()
+            .pending_pairings()
+            .into_iter()
+            .map(|p| PendingPair {
+                pair_secret: p.pair_secret,
+                client_ip: p.client_ip,
+                device_name: p.device_name,
+            })
+            .collect()
+    }
+
+    /// Gives the PIN for one pending request (Wolf's `/api/v1/pair/client`).
+    pub fn submit_pair_pin(&self, pair_secret: &str, pin: &str) -> Result<(), ApiError> {
+        if self.inner.host.nvhttp().submit_pin(pair_secret, pin) {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidPairSecret)
+        }
+    }
+
+    /// Sunshine-style: the PIN the user typed goes to the oldest pending request. False if none
+    /// waits (or the PIN is malformed).
+    pub fn submit_pin(&self, pin: &str) -> bool {
+        self.pending_pairs()
+            .first()
+            .is_some_and(|p| self.inner.host.nvhttp().submit_pin(&p.pair_secret, pin))
+    }
+
+    /// Sets (or clears) a PIN that every pairing uses without waiting.
+    pub fn set_fixed_pin(&self, pin: Option<String>) {
+        self.inner.host.nvhttp().set_fixed_pin(pin);
+    }
+
+    /// Live sessions (launched and not yet stopped).
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let mut list: Vec<SessionInfo> = lock(&self.inner.state)
+            .sessions
+            .values()
+            .map(|s| s.info.clone())
+            .collect();
+        list.sort_by_key(|s| s.session_id);
+        list
+    }
+
+    /// Sessions still tearing down, per client id.
+    pub fn tearing_down(&self) -> usize {
+        lock(&self.inner.gate.tearing_down)
+            .values()
+            .map(|n| *n as usize)
+            .sum()
+    }
+
+    /// Stops a session (Wolf's `/api/v1/sessions/stop`): the client is told.
+    pub fn stop_session(&self, session_id: u64) -> Result<(), ApiError> {
+        if self.inner.host.stop_session(session_id, EndReason::Stopped) {
+            Ok(())
+        } else {
+            Err(ApiError::NoSuchSession(session_id))
+        }
+    }
+
+    /// Input events decoded for a session (oldest first; bounded).
+    pub fn inputs(&self, session_id: u64) -> Vec<InputRecord> {
+        lock(&self.inner.inputs.logs)
+            .0
+            .get(&session_id)
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits until a session's input log satisfies `pred` (true) or `timeout` passes (false).
+    pub async fn wait_for_inputs(
+        &self,
+        session_id: u64,
+        timeout: Duration,
+        pred: impl Fn(&[InputRecord]) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.inner.inputs.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if pred(&self.inputs(session_id)) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return pred(&self.inputs(session_id));
+            }
+        }
+    }
+
+    /// Lobbies.
+    pub fn lobbies(&self) -> Vec<LobbyInfo> {
+        let mut list: Vec<LobbyInfo> = lock(&self.inner.state)
+            .lobbies
+            .values()
+            .map(|l| l.info.clone())
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        list
+    }
+
+    /// Creates a lobby with its own producer; returns its id.
+    pub fn create_lobby(&self, settings: LobbySettings) -> String {
+        create_lobby(&self.inner, settings)
+    }
+
+    /// Joins a session to a lobby: its picture and sound switch to the lobby's (keyframe first).
+    pub fn join_lobby(
+        &self,
+        lobby_id: &str,
+        session_id: u64,
+        pin: Option<&[u8]>,
+    ) -> Result<(), ApiError> {
+        join_lobby(&self.inner, lobby_id, session_id, pin)
+    }
+
+    /// Takes a session out of a lobby: it switches back to its own picture and sound. A lobby
+    /// with `stop_when_everyone_leaves` stops when its last member leaves. (Wolf's leave takes a
+    /// PIN too; it is not needed to leave.)
+    pub fn leave_lobby(&self, lobby_id: &str, session_id: u64) -> Result<(), ApiError> {
+        leave_lobby(&self.inner, lobby_id, session_id, true)
+    }
+
+    /// Stops a lobby; its members switch back to their own producers.
+    pub fn stop_lobby(&self, lobby_id: &str, pin: Option<&[u8]>) -> Result<(), ApiError> {
+        {
+            let state = lock(&self.inner.state);
+            let lobby = state
+                .lobbies
+                .get(lobby_id)
+                .ok_or_else(|| ApiError::NoSuchLobby(lobby_id.into()))?;
+            if lobby.pin.is_some() && lobby.pin.as_deref() != pin {
+                return Err(ApiError::WrongPin);
+            }
+        }
+        stop_lobby(&self.inner, lobby_id);
+        Ok(())
+    }
+
+    /// Fault: dies like a crashed process — no termination to clients, every task and listener
+    /// dropped at once. Clients notice by their control stream timing out.
+    pub fn crash(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        let mut state = lock(&self.inner.state);
+        for (_, s) in state.sessions.drain() {
+            if let Some(p) = s.producer {
+                p.abort();
+            }
+        }
+        state.lobbies.clear();
+    }
+
+    /// Ends every stream (clients are told), waits for teardowns, stops every listener and task.
+    pub async fn close(mut self) {
+        let ids: Vec<u64> = lock(&self.inner.state).sessions.keys().copied().collect();
+        for id in ids {
+            self.inner.host.stop_session(id, EndReason::HostShutdown);
+        }
+        // Teardowns finish within their delay; bounded in case a producer hangs.
+        let deadline =
+            Instant::now() + self.inner.config.faults.teardown_delay() + Duration::from_secs(5);
+        let mut events = self.inner.events.subscribe();
+        while self.tearing_down() > 0 && Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(100), events.recv()).await;
+        }
+        self.inner.host.close().await;
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        lock(&self.inner.state).lobbies.clear();
+    }
+}
+
+impl Drop for DemoHost {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let mut state = lock(&self.inner.state);
+        for s in state.sessions.values_mut() {
+            if let Some(p) = s.producer.take() {
+                p.abort();
+            }
+        }
+        state.lobbies.clear();
+    }
+}
+
+fn emit(inner: &Inner, event: DemoEvent) {
+    let _ = inner.events.send(event);
+}
+
+fn create_lobby(inner: &Arc<Inner>, settings: LobbySettings) -> String {
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut state = lock(&inner.state);
+    state.looks += 1;
+    let look = Look::nth(state.looks, settings.name.clone());
+    let (cmds, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(producer::run_lobby(
+        Arc::clone(&inner.config.media),
+        inner.config.source_kind,
+        look,
+        rx,
+    ));
+    state.lobbies.insert(
+        id.clone(),
+        LobbyEntry {
+            info: LobbyInfo {
+                id: id.clone(),
+                name: settings.name.clone(),
+                multi_user: settings.multi_user,
+                stop_when_everyone_leaves: settings.stop_when_everyone_leaves,
+                has_pin: settings.pin.is_some(),
+                video: settings.video,
+                audio_channels: settings.audio_channels,
+                members: Vec::new(),
+            },
+            pin: settings.pin,
+            cmds,
+            task,
+        },
+    );
+    drop(state);
+    tracing::info!(lobby = %id, name = %settings.name, "lobby created");
+    emit(
+        inner,
+        DemoEvent::LobbyCreated {
+            lobby_id: id.clone(),
+            name: settings.name,
+        },
+    );
+    id
+}
+
+fn join_lobby(
+    inner: &Arc<Inner>,
+    lobby_id: &str,
+    session_id: u64,
+    pin: Option<&[u8]>,
+) -> Result<(), ApiError> {
+    let previous = {
+        let state = lock(&inner.state);
+        let lobby = state
+            .lobbies
+            .get(lobby_id)
+            .ok_or_else(|| ApiError::NoSuchLobby(lobby_id.into()))?;
+        if lobby.pin.is_some() && lobby.pin.as_deref() != pin {
+            return Err(ApiError::WrongPin);
+        }
+        if !lobby.info.multi_user && lobby.info.members.iter().any(|m| *m != session_id) {
+            return Err(ApiError::LobbyFull(lobby_id.into()));
+        }
+        let session = state
+            .sessions
+            .get(&session_id)
+            .ok_or(ApiError::NoSuchSession(session_id))?;
+        session.info.lobby.clone()
+    };
+    if previous.as_deref() == Some(lobby_id) {
+        return Ok(());
+    }
+    if let Some(old) = previous {
+        let _ = leave_lobby(inner, &old, session_id, false);
+    }
+    {
+        let mut state = lock(&inner.state);
+        let State {
+            sessions, lobbies, ..
+        } = &mut *state;
+        let lobby = lobbies
+            .get_mut(lobby_id)
+            .ok_or_else(|| ApiError::NoSuchLobby(lobby_id.into()))?;
+        let session = sessions
+            .get_mut(&session_id)
+            .ok_or(ApiError::NoSuchSession(session_id))?;
+        lobby.info.members.push(session_id);
+        session.info.lobby = Some(lobby_id.to_string());
+        if let Some(feed) = &session.feed {
+            let _ = feed.send(FeedCmd::Join(lobby.cmds.clone()));
+        }
+    }
+    tracing::info!(session = session_id, lobby = %lobby_id, "joined lobby");
+    emit(
+        inner,
+        DemoEvent::JoinedLobby {
+            session_id,
+            lobby_id: lobby_id.to_string(),
+        },
+    );
+    Ok(())
+}
+
+/// `switch_producer` false when the session is being destroyed (Wolf's `skip_producer_switch`).
+fn leave_lobby(
+    inner: &Arc<Inner>,
+    lobby_id: &str,
+    session_id: u64,
+    switch_producer: bool,
+) -> Result<(), ApiError> {
+    let stop = {
+        let mut state = lock(&inner.state);
+        let State {
+            sessions, lobbies, ..
+        } = &mut *state;
+        let lobby = lobbies
+            .get_mut(lobby_id)
+            .ok_or_else(|| ApiError::NoSuchLobby(lobby_id.into()))?;
+        let before = lobby.info.members.len();
+        lobby.info.members.retain(|m| *m != session_id);
+        if lobby.info.members.len() == before {
+            return Err(ApiError::NoSuchSession(session_id));
+        }
+        if let Some(session) = sessions.get_mut(&session_id) {
+            session.info.lobby = None;
+            if switch_producer {
+                if let Some(feed) = &session.feed {
+                    let _ = feed.send(FeedCmd::Leave);
+                }
+            }
+        }
+        lobby.info.stop_when_everyone_leaves && lobby.info.members.is_empty()
+    };
+    tracing::info!(session = session_id, lobby = %lobby_id, "left lobby");
+    emit(
+        inner,
+        DemoEvent::LeftLobby {
+            session_id,
+            lobby_id: lobby_id.to_string(),
+        },
+    );
+    if stop {
+        stop_lobby(inner, lobby_id);
+    }
+    Ok(())
+}
+
+fn stop_lobby(inner: &Arc<Inner>, lobby_id: &str) {
+    let members: Vec<u64> = match lock(&inner.state).lobbies.get(lobby_id) {
+        Some(l) => l.info.members.clone(),
+        None => return,
+    };
+    for m in members {
+        let _ = leave_lobby(inner, lobby_id, m, true);
+    }
+    // Dropping the entry aborts its producer.
+    if lock(&inner.state).lobbies.remove(lobby_id).is_some() {
+        tracing::info!(lobby = %lobby_id, "lobby stopped");
+        emit(
+            inner,
+            DemoEvent::LobbyStopped {
+                lobby_id: lobby_id.to_string(),
+            },
+        );
+    }
+}
+
+/// Turns the host half's events into sessions, producers and teardowns. Ends with the host.
+async fn pump_host_events(inner: Weak<Inner>, mut events: mpsc::UnboundedReceiver<HostEvent>) {
+    while let Some(event) = events.recv().await {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        match event {
+            HostEvent::Launched {
+                session_id,
+                client_id,
+                app_id,
+                ..
+            } => on_launched(&inner, session_id, client_id, app_id),
+            HostEvent::StreamStarted(handle) => on_stream_started(&inner, *handle),
+            HostEvent::SessionEnded { session_id, reason } => {
+                on_session_ended(&inner, session_id, reason)
+            }
+        }
+    }
+}
+
+fn on_launched(inner: &Arc<Inner>, session_id: u64, client_id: u64, app_id: u32) {
+    let client_ip = inner
+        .host
+        .sessions()
+        .into_iter()
+        .find(|s| s.session_id == session_id)
+        .map(|s| s.client_ip)
+        .unwrap_or(inner.config.bind_ip);
+    lock(&inner.state).sessions.insert(
+        session_id,
+        SessionEntry {
+            info: SessionInfo {
+                session_id,
+                client_id,
+                app_id,
+                client_ip,
+                width: 0,
+                height: 0,
+                fps: 0,
+                audio_channels: 0,
+                lobby: None,
+                streaming: false,
+            },
+            launched_at: inner.config.clock.now(),
+            feed: None,
+            producer: None,
+        },
+    );
+    tracing::info!(
+        session = session_id,
+        client = client_id,
+        app = app_id,
+        "session started"
+    );
+    emit(
+        inner,
+        DemoEvent::SessionStarted {
+            session_id,
+            client_id,
+            app_id,
+        },
+    );
+    // Apps that are a shared desktop put the session in their lobby.
+    let lobby_name = inner
+        .config
+        .apps
+        .iter()
+        .find(|a| a.id == app_id)
+        .and_then(|a| a.lobby.clone());
+    if let Some(name) = lobby_name {
+        let existing = lock(&inner.state)
+            .lobbies
+            .values()
+            .find(|l| l.info.name == name)
+            .map(|l| l.info.id.clone());
+        let lobby_id = existing.unwrap_or_else(|| {
+            let mut settings = LobbySettings::new(name);
+            settings.stop_when_everyone_leaves = true;
+            create_lobby(inner, settings)
+        });
+        if let Err(e) = join_lobby(inner, &lobby_id, session_id, None) {
+            tracing::warn!(session = session_id, "cannot join the app's lobby: {e}");
+        }
+    }
+}
+
+fn on_stream_started(inner: &Arc<Inner>, handle: StreamHandle) {
+    let session_id = handle.session_id;
+    let (feed_tx, feed_rx) = mpsc::unbounded_channel();
+    let mut state = lock(&inner.state);
+    state.looks += 1;
+    let look = Look::nth(state.looks, format!("Session {session_id}"));
+    let lobby_cmds = state
+        .sessions
+        .get(&session_id)
+        .and_then(|e| e.info.lobby.clone())
+        .and_then(|l| state.lobbies.get(&l).map(|l| l.cmds.clone()));
+    let Some(entry) = state.sessions.get_mut(&session_id) else {
+        // Ended before PLAY was processed: dropping the handle frees its sockets.
+        return;
+    };
+    entry.info.width = handle.config.width;
+    entry.info.height = handle.config.height;
+    entry.info.fps = handle.config.fps;
+    entry.info.audio_channels = handle.config.audio_channels;
+    entry.info.streaming = true;
+    if let Some(lobby) = lobby_cmds {
+        let _ = feed_tx.send(FeedCmd::Join(lobby));
+    }
+    let weak = Arc::downgrade(inner);
+    let producer = SessionProducer {
+        media: Arc::clone(&inner.config.media),
+        kind: inner.config.source_kind,
+        look,
+        cmds: feed_rx,
+        inputs: Arc::clone(&inner.inputs) as Arc<dyn InputRecorder>,
+        on_media_error: Box::new(move |_e| {
+            if let Some(inner) = weak.upgrade() {
+                inner.host.stop_session(session_id, EndReason::Stopped);
+            }
+        }),
+    };
+    entry.feed = Some(feed_tx);
+    entry.producer = Some(tokio::spawn(producer::run_session(handle, producer)));
+    drop(state);
+    emit(inner, DemoEvent::StreamStarted { session_id });
+}
+
+fn on_session_ended(inner: &Arc<Inner>, session_id: u64, reason: EndReason) {
+    let Some(entry) = lock(&inner.state).sessions.remove(&session_id) else {
+        return;
+    };
+    let client_id = entry.info.client_id;
+    *lock(&inner.gate.tearing_down).entry(client_id).or_insert(0) += 1;
+    if let Some(lobby) = &entry.info.lobby {
+        let _ = leave_lobby(inner, lobby, session_id, false);
+    }
+    tracing::info!(session = session_id, ?reason, "session stopping");
+    let delay = inner.config.faults.teardown_delay();
+    let weak = Arc::downgrade(inner);
+    let SessionEntry { producer, feed, .. } = entry;
+    drop(feed);
+    tokio::spawn(async move {
+        // The producer returns its handle when it sees the end; sockets are freed after the delay.
+        let handle = match producer {
+            Some(p) => tokio::time::timeout(Duration::from_secs(10), p)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => None,
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        drop(handle);
+        if let Some(inner) = weak.upgrade() {
+            {
+                let mut tearing = lock(&inner.gate.tearing_down);
+                if let Some(n) = tearing.get_mut(&client_id) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        tearing.remove(&client_id);
+                    }
+                }
+            }
+            tracing::info!(session = session_id, "session stopped");
+            emit(
+                &inner,
+                DemoEvent::SessionStopped {
+                    session_id,
+                    client_id,
+                    reason,
+                },
+            );
+        }
+    });
+}
+
+/// Wolf's idle monitor: every `idle_check_interval`, stop sessions whose client was silent on
+/// the control stream (or never connected) for longer than `idle_timeout`.
+async fn idle_monitor(inner: Weak<Inner>) {
+    let every = match inner.upgrade() {
+        Some(i) => i.config.idle_check_interval.max(Duration::from_millis(10)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let now = inner.config.clock.now();
+        let candidates: Vec<(u64, Instant)> = lock(&inner.state)
+            .sessions
+            .values()
+            .map(|s| (s.info.session_id, s.launched_at))
+            .collect();
+        for (id, launched_at) in candidates {
+            // Host activity is on the real clock, the launch time on ours (real + offset).
+            let offset = now.saturating_duration_since(Instant::now());
+            let idle = match inner.host.last_activity(id) {
+                Some(real) => Instant::now().saturating_duration_since(real) + offset,
+                None => now.saturating_duration_since(launched_at),
+            };
+            if idle > inner.config.idle_timeout {
+                tracing::info!(session = id, ?idle, "idle timeout");
+                inner.host.stop_session(id, EndReason::Stopped);
+            }
+        }
+    }
+}
+
+/// Announces new pairing requests as [`DemoEvent::PairRequested`].
+async fn pair_watcher(inner: Weak<Inner>) {
+    let mut seen: std::collections::HashSet<String> = Default::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let pending = inner.host.nvhttp().pending_pairings();
+        for p in &pending {
+            if seen.insert(p.pair_secret.clone()) {
+                tracing::info!(client = %p.client_ip, device = %p.device_name, "pairing request waits for a PIN");
+                emit(
+                    &inner,
+                    DemoEvent::PairRequested {
+                        pair_secret: p.pair_secret.clone(),
+                        client_ip: p.client_ip,
+                        device_name: p.device_name.clone(),
+                    },
+                );
+            }
+        }
+        seen.retain(|s| pending.iter().any(|p| &p.pair_secret == s));
+    }
+}

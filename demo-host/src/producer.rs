@@ -1,0 +1,508 @@
+//! Producers: what a session or a lobby shows. A session's producer owns its [`StreamHandle`] and
+//! sends either its own picture and tone or, while the session is in a lobby, the lobby's encoded
+//! frames (fan-out: one encoder per lobby and stream format, shared by every member with that
+//! format). Switching feeds never restarts the RTP stream: frame indices and timestamps go on.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use gamestream::host::{StreamEvent, StreamHandle};
+use gamestream::input::InputEvent;
+use gamestream::video::{FrameInfo, FrameType};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::media::{
+    self, AudioFormat, AudioSource, EncodedFrame, MediaError, PatternStyle, SourceKind, VideoCodec,
+    VideoFormat, VideoSource,
+};
+
+/// Where producers get their media: the real media layer, or a stand-in in tests.
+pub trait MediaFactory: Send + Sync + 'static {
+    /// A video source drawing `style`.
+    fn open_video(
+        &self,
+        kind: SourceKind,
+        format: VideoFormat,
+        style: PatternStyle,
+    ) -> Result<Box<dyn VideoSource>, MediaError>;
+    /// An audio tone.
+    fn open_audio(
+        &self,
+        format: AudioFormat,
+        tone_hz: f32,
+    ) -> Result<Box<dyn AudioSource>, MediaError>;
+    /// Stamps the send time into a frame (latency measurement).
+    fn stamp_send_time(&self, codec: VideoCodec, data: &[u8], send_time_us: u64) -> Vec<u8> {
+        media::stamp_send_time(codec, data, send_time_us)
+    }
+}
+
+/// [`MediaFactory`] of the real media layer ([`crate::media`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealMedia;
+
+impl MediaFactory for RealMedia {
+    fn open_video(
+        &self,
+        kind: SourceKind,
+        format: VideoFormat,
+        style: PatternStyle,
+    ) -> Result<Box<dyn VideoSource>, MediaError> {
+        media::open_video(kind, format, style)
+    }
+    fn open_audio(
+        &self,
+        format: AudioFormat,
+        tone_hz: f32,
+    ) -> Result<Box<dyn AudioSource>, MediaError> {
+        media::open_audio(format, tone_hz)
+    }
+}
+
+/// What identifies a producer's output: label, colour and tone.
+#[derive(Debug, Clone)]
+pub(crate) struct Look {
+    pub(crate) style: PatternStyle,
+    pub(crate) tone_hz: f32,
+}
+
+impl Look {
+    /// The `n`-th producer's look: hues spread by the golden angle, tones spread over 300-1200 Hz.
+    pub(crate) fn nth(n: u64, label: String) -> Look {
+        let hue = (n as f64 * 137.508) % 360.0;
+        let (r, g, b) = hsv_to_rgb(hue, 0.8, 0.9);
+        Look {
+            style: PatternStyle {
+                label,
+                color: [r, g, b],
+            },
+            tone_hz: 300.0 + ((n * 37) % 900) as f32,
+        }
+    }
+}
+
+fn hsv_to_rgb(h: f64, s: f64, v: f64) -> (u8, u8, u8) {
+    let c = v * s;
+    let x = c * (1.0 - ((h / 60.0) % 2.0 - 1.0).abs());
+    let m = v - c;
+    let (r, g, b) = match (h / 60.0) as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let to = |f: f64| ((f + m) * 255.0).round().clamp(0.0, 255.0) as u8;
+    (to(r), to(g), to(b))
+}
+
+/// The video format a client announced.
+pub(crate) fn video_format_of(handle: &StreamHandle) -> VideoFormat {
+    let c = &handle.config;
+    VideoFormat {
+        codec: match c.bit_stream_format {
+            1 => VideoCodec::Hevc,
+            2 => VideoCodec::Av1,
+            _ => VideoCodec::H264,
+        },
+        width: c.width,
+        height: c.height,
+        fps: c.fps.max(1),
+        bitrate_kbps: c.bitrate_kbps,
+    }
+}
+
+/// The audio format a client announced.
+pub(crate) fn audio_format_of(handle: &StreamHandle) -> AudioFormat {
+    AudioFormat {
+        channels: handle.config.audio_channels.clamp(1, 8) as u8,
+        packet_duration_ms: handle.config.audio_packet_duration_ms.max(1),
+    }
+}
+
+/// Encodes off the async threads (a live encode takes milliseconds).
+async fn next_frame(
+    source: Box<dyn VideoSource>,
+    keyframe: bool,
+) -> (
+    Option<Box<dyn VideoSource>>,
+    Result<EncodedFrame, MediaError>,
+) {
+    let mut source = source;
+    match tokio::task::spawn_blocking(move || {
+        let r = source.next_frame(keyframe);
+        (source, r)
+    })
+    .await
+    {
+        Ok((source, r)) => (Some(source), r),
+        Err(e) => (
+            None,
+            Err(MediaError::Codec(format!("encoder task failed: {e}"))),
+        ),
+    }
+}
+
+/// Commands to a lobby's producer task.
+pub(crate) enum LobbyCmd {
+    /// A member with this format wants the feed.
+    Subscribe {
+        video: VideoFormat,
+        audio: AudioFormat,
+        reply: oneshot::Sender<Result<LobbyFeed, MediaError>>,
+    },
+    /// A member of this format asked for a keyframe.
+    Keyframe(VideoFormat),
+}
+
+/// What a lobby member receives.
+pub(crate) struct LobbyFeed {
+    video: broadcast::Receiver<Arc<EncodedFrame>>,
+    audio: broadcast::Receiver<Arc<Vec<u8>>>,
+}
+
+struct VideoFeed {
+    format: VideoFormat,
+    source: Option<Box<dyn VideoSource>>,
+    tx: broadcast::Sender<Arc<EncodedFrame>>,
+    interval: Duration,
+    next: tokio::time::Instant,
+    keyframe: bool,
+}
+
+struct AudioFeed {
+    format: AudioFormat,
+    source: Box<dyn AudioSource>,
+    tx: broadcast::Sender<Arc<Vec<u8>>>,
+    interval: Duration,
+    next: tokio::time::Instant,
+}
+
+/// A lobby's producer: one source per requested format, each driven at its own rate, fanned out
+/// to members. Ends when its owner aborts it (lobby stopped) or every command sender is gone;
+/// members then see their feed close and switch back to their own.
+pub(crate) async fn run_lobby(
+    media: Arc<dyn MediaFactory>,
+    kind: SourceKind,
+    look: Look,
+    mut cmds: mpsc::UnboundedReceiver<LobbyCmd>,
+) {
+    let mut video: Vec<VideoFeed> = Vec::new();
+    let mut audio: Vec<AudioFeed> = Vec::new();
+    loop {
+        let due = video
+            .iter()
+            .map(|f| f.next)
+            .chain(audio.iter().map(|f| f.next))
+            .min()
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                None => return,
+                Some(LobbyCmd::Keyframe(format)) => {
+                    if let Some(f) = video.iter_mut().find(|f| f.format == format) {
+                        f.keyframe = true;
+                    }
+                }
+                Some(LobbyCmd::Subscribe { video: vf, audio: af, reply }) => {
+                    let result = subscribe(&media, kind, &look, &mut video, &mut audio, vf, af);
+                    let _ = reply.send(result);
+                }
+            },
+            _ = tokio::time::sleep_until(due) => {
+                let now = tokio::time::Instant::now();
+                for feed in video.iter_mut().filter(|f| f.next <= now) {
+                    feed.next = (feed.next + feed.interval).max(now);
+                    let Some(source) = feed.source.take() else { continue };
+                    let (source, frame) = next_frame(source, std::mem::take(&mut feed.keyframe)).await;
+                    feed.source = source;
+                    match frame {
+                        Ok(frame) => { let _ = feed.tx.send(Arc::new(frame)); }
+                        Err(e) => tracing::warn!("lobby video source: {e}"),
+                    }
+                }
+                for feed in audio.iter_mut().filter(|f| f.next <= now) {
+                    feed.next = (feed.next + feed.interval).max(now);
+                    match feed.source.next_packet() {
+                        Ok(p) => { let _ = feed.tx.send(Arc::new(p)); }
+                        Err(e) => tracing::warn!("lobby audio source: {e}"),
+                    }
+                }
+                // Formats nobody watches any more stop encoding.
+                video.retain(|f| f.tx.receiver_count() > 0);
+                audio.retain(|f| f.tx.receiver_count() > 0);
+            }
+        }
+    }
+}
+
+fn subscribe(
+    media: &Arc<dyn MediaFactory>,
+    kind: SourceKind,
+    look: &Look,
+    video: &mut Vec<VideoFeed>,
+    audio: &mut Vec<AudioFeed>,
+    vf: VideoFormat,
+    af: AudioFormat,
+) -> Result<LobbyFeed, MediaError> {
+    let now = tokio::time::Instant::now();
+    let video_rx = match video.iter_mut().find(|f| f.format == vf) {
+        Some(feed) => {
+            feed.keyframe = true; // the new member starts on a keyframe
+            feed.tx.subscribe()
+        }
+        None => {
+            let source = media.open_video(kind, vf, look.style.clone())?;
+            let (tx, rx) = broadcast::channel(64);
+            video.push(VideoFeed {
+                format: vf,
+                source: Some(source),
+                tx,
+                interval: Duration::from_secs_f64(1.0 / f64::from(vf.fps.max(1))),
+                next: now,
+                keyframe: true,
+            });
+            rx
+        }
+    };
+    let audio_rx = match audio.iter().find(|f| f.format == af) {
+        Some(feed) => feed.tx.subscribe(),
+        None => {
+            let source = media.open_audio(af, look.tone_hz)?;
+            let (tx, rx) = broadcast::channel(256);
+            audio.push(AudioFeed {
+                format: af,
+                source,
+                tx,
+                interval: Duration::from_millis(u64::from(af.packet_duration_ms.max(1))),
+                next: now,
+            });
+            rx
+        }
+    };
+    Ok(LobbyFeed {
+        video: video_rx,
+        audio: audio_rx,
+    })
+}
+
+/// Commands to a session's producer.
+pub(crate) enum FeedCmd {
+    /// Show this lobby.
+    Join(mpsc::UnboundedSender<LobbyCmd>),
+    /// Back to the session's own picture.
+    Leave,
+}
+
+/// Where decoded input goes.
+pub(crate) trait InputRecorder: Send + Sync + 'static {
+    fn record(&self, session_id: u64, event: InputEvent);
+}
+
+/// Everything a session producer needs.
+pub(crate) struct SessionProducer {
+    pub(crate) media: Arc<dyn MediaFactory>,
+    pub(crate) kind: SourceKind,
+    pub(crate) look: Look,
+    pub(crate) cmds: mpsc::UnboundedReceiver<FeedCmd>,
+    pub(crate) inputs: Arc<dyn InputRecorder>,
+    /// Called once if the session's own media cannot be opened (the host stops the session).
+    pub(crate) on_media_error: Box<dyn FnOnce(MediaError) + Send>,
+}
+
+enum Feed {
+    Own,
+    Lobby {
+        lobby: mpsc::UnboundedSender<LobbyCmd>,
+        feed: LobbyFeed,
+        waiting_for_keyframe: bool,
+    },
+}
+
+fn now_unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+struct Sender {
+    codec: VideoCodec,
+    started: Instant,
+    frame_index: u32,
+}
+
+impl Sender {
+    async fn video(
+        &mut self,
+        handle: &mut StreamHandle,
+        media: &dyn MediaFactory,
+        frame: &EncodedFrame,
+    ) {
+        self.frame_index = self.frame_index.wrapping_add(1);
+        let data = media.stamp_send_time(self.codec, &frame.data, now_unix_us());
+        let info = FrameInfo {
+            frame_index: self.frame_index,
+            frame_type: if frame.keyframe {
+                FrameType::Idr
+            } else {
+                FrameType::P
+            },
+            rtp_timestamp: (self.started.elapsed().as_micros() as u64 * 90 / 1000) as u32,
+            processing_latency: 0,
+        };
+        if let Err(e) = handle.video.send_frame(&data, info).await {
+            tracing::debug!(session = handle.session_id, "video send: {e}");
+        }
+    }
+}
+
+/// Drives one stream until it ends; returns the handle so that its owner decides when the media
+/// sockets are freed (slowed teardown).
+pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) -> StreamHandle {
+    let SessionProducer {
+        media,
+        kind,
+        look,
+        mut cmds,
+        inputs,
+        on_media_error,
+    } = p;
+    let vf = video_format_of(&handle);
+    let af = audio_format_of(&handle);
+    let own = media
+        .open_video(kind, vf, look.style.clone())
+        .and_then(|v| media.open_audio(af, look.tone_hz).map(|a| (v, a)));
+    let (mut own_video, mut own_audio) = match own {
+        Ok((v, a)) => (Some(v), a),
+        Err(e) => {
+            tracing::error!(session = handle.session_id, "cannot open media: {e}");
+            on_media_error(e);
+            // Keep the handle until the host ends the stream.
+            while let Some(ev) = handle.events.recv().await {
+                if matches!(ev, StreamEvent::Ended(_)) {
+                    break;
+                }
+            }
+            return handle;
+        }
+    };
+    let wait = Duration::from_secs(5);
+    if handle.video.wait_for_client(wait).await.is_err()
+        || handle.audio.wait_for_client(wait).await.is_none()
+    {
+        tracing::warn!(session = handle.session_id, "no ping from the client");
+    }
+
+    let mut sender = Sender {
+        codec: vf.codec,
+        started: Instant::now(),
+        frame_index: 0,
+    };
+    let mut feed = Feed::Own;
+    let mut want_keyframe = true;
+    let mut cmds_open = true;
+    let mut video_tick =
+        tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(vf.fps.max(1))));
+    video_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut audio_tick =
+        tokio::time::interval(Duration::from_millis(u64::from(af.packet_duration_ms)));
+    audio_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    loop {
+        let own_feed = matches!(feed, Feed::Own);
+        tokio::select! {
+            event = handle.events.recv() => match event {
+                Some(StreamEvent::Input(e)) => inputs.record(handle.session_id, e),
+                Some(StreamEvent::KeyframeRequested) => match &feed {
+                    Feed::Own => want_keyframe = true,
+                    Feed::Lobby { lobby, .. } => { let _ = lobby.send(LobbyCmd::Keyframe(vf)); }
+                },
+                Some(StreamEvent::Ended(_)) | None => return handle,
+                Some(_) => {}
+            },
+            cmd = cmds.recv(), if cmds_open => match cmd {
+                None => cmds_open = false,
+                Some(FeedCmd::Leave) => {
+                    feed = Feed::Own;
+                    want_keyframe = true;
+                }
+                Some(FeedCmd::Join(lobby)) => {
+                    let (reply, rx) = oneshot::channel();
+                    let _ = lobby.send(LobbyCmd::Subscribe { video: vf, audio: af, reply });
+                    match rx.await {
+                        Ok(Ok(f)) => feed = Feed::Lobby { lobby, feed: f, waiting_for_keyframe: true },
+                        Ok(Err(e)) => tracing::warn!(session = handle.session_id, "lobby feed: {e}"),
+                        Err(_) => tracing::warn!(session = handle.session_id, "lobby gone before joining"),
+                    }
+                }
+            },
+            _ = video_tick.tick(), if own_feed => {
+                if let Some(source) = own_video.take() {
+                    let (source, frame) = next_frame(source, std::mem::take(&mut want_keyframe)).await;
+                    own_video = source;
+                    match frame {
+                        Ok(frame) => sender.video(&mut handle, media.as_ref(), &frame).await,
+                        Err(e) => tracing::warn!(session = handle.session_id, "video source: {e}"),
+                    }
+                }
+            },
+            _ = audio_tick.tick(), if own_feed => match own_audio.next_packet() {
+                Ok(p) => { let _ = handle.audio.send_opus(&p).await; }
+                Err(e) => tracing::warn!(session = handle.session_id, "audio source: {e}"),
+            },
+            item = lobby_next(&mut feed), if !own_feed => match item {
+                LobbyItem::Video(frame) => {
+                    if let Feed::Lobby { waiting_for_keyframe, .. } = &mut feed {
+                        if *waiting_for_keyframe && !frame.keyframe {
+                            continue;
+                        }
+                        *waiting_for_keyframe = false;
+                    }
+                    sender.video(&mut handle, media.as_ref(), &frame).await;
+                }
+                LobbyItem::Audio(p) => { let _ = handle.audio.send_opus(&p).await; }
+                LobbyItem::VideoLagged => {
+                    if let Feed::Lobby { lobby, waiting_for_keyframe, .. } = &mut feed {
+                        *waiting_for_keyframe = true;
+                        let _ = lobby.send(LobbyCmd::Keyframe(vf));
+                    }
+                }
+                LobbyItem::AudioLagged => {}
+                LobbyItem::Closed => {
+                    feed = Feed::Own;
+                    want_keyframe = true;
+                }
+            },
+        }
+    }
+}
+
+enum LobbyItem {
+    Video(Arc<EncodedFrame>),
+    Audio(Arc<Vec<u8>>),
+    VideoLagged,
+    AudioLagged,
+    Closed,
+}
+
+/// The next thing a lobby sends (never resolves on the session's own feed).
+async fn lobby_next(feed: &mut Feed) -> LobbyItem {
+    use broadcast::error::RecvError;
+    let Feed::Lobby { feed, .. } = feed else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        v = feed.video.recv() => match v {
+            Ok(f) => LobbyItem::Video(f),
+            Err(RecvError::Lagged(_)) => LobbyItem::VideoLagged,
+            Err(RecvError::Closed) => LobbyItem::Closed,
+        },
+        a = feed.audio.recv() => match a {
+            Ok(p) => LobbyItem::Audio(p),
+            Err(RecvError::Lagged(_)) => LobbyItem::AudioLagged,
+            Err(RecvError::Closed) => LobbyItem::Closed,
+        },
+    }
+}

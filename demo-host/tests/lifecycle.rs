@@ -1,0 +1,269 @@
+//! Wolf's session lifecycle over real sockets (gamestream-protocol-2-media.md §7.2): a stream
+//! produces frames (decodable H.264 once the media layer is merged), input reaches the sink, ENet
+//! disconnect stops the session, the 60 s idle monitor stops silent sessions (controllable clock),
+//! a launch while the client's previous session is still tearing down gets 503 and then succeeds,
+//! the refuse-launch fault, and a second launch superseding the first.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use demo_host::{DemoEvent, DemoHost, DemoHostConfig, EndReason};
+use gamestream::client::{ClientSession, EndCause, SessionConfig, SessionEvent};
+use gamestream::input::InputEvent;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_input_and_disconnect_stops() {
+    timeout(Duration::from_secs(90), async {
+        let real = common::real_media_present();
+        let config = if real {
+            DemoHostConfig {
+                fixed_pin: Some(common::PIN.into()),
+                ..DemoHostConfig::default()
+            }
+        } else {
+            eprintln!("media layer not present: synthetic frames, decoding not checked");
+            common::test_config()
+        };
+        let host = DemoHost::start(config).await.unwrap();
+        let mut events = host.subscribe();
+        let http = common::paired_client(&host).await;
+        let (session, mut media) = common::stream(&http, 1).await;
+        let DemoEvent::StreamStarted { session_id } = common::wait_event(&mut events, WAIT, |e| {
+            matches!(e, DemoEvent::StreamStarted { .. })
+        })
+        .await
+        else {
+            unreachable!()
+        };
+        let info = host.sessions();
+        assert_eq!(info.len(), 1);
+        assert_eq!(
+            (
+                info[0].session_id,
+                info[0].app_id,
+                info[0].width,
+                info[0].height,
+                info[0].fps
+            ),
+            (session_id, 1, 640, 360, 30)
+        );
+        assert!(info[0].streaming && info[0].lobby.is_none());
+
+        // Frames: a keyframe first; with the real encoder they decode at the announced size.
+        let first = common::wait_frame(&mut media, WAIT, |_| true).await;
+        assert!(first.is_idr, "the stream starts with a keyframe");
+        if real {
+            use openh264::formats::YUVSource;
+            let mut decoder = openh264::decoder::Decoder::new().unwrap();
+            let mut decoded = 0;
+            let mut frame = first;
+            for _ in 0..10 {
+                if let Some(yuv) = decoder.decode(&frame.data).unwrap() {
+                    assert_eq!(yuv.dimensions(), (640, 360));
+                    decoded += 1;
+                }
+                frame = common::wait_frame(&mut media, WAIT, |_| true).await;
+            }
+            assert!(
+                decoded >= 5,
+                "H.264 from the demo host decodes ({decoded} of 10)"
+            );
+        } else {
+            assert_eq!(
+                common::label_of(&first.data).as_deref(),
+                Some(format!("Session {session_id}").as_str()),
+                "the session's own producer, labelled with its id"
+            );
+        }
+        // Audio flows too.
+        timeout(WAIT, async {
+            loop {
+                if let Some(SessionEvent::Audio { .. }) = media.recv().await {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("audio arrives");
+
+        // Input reaches the sink.
+        let key = InputEvent::KeyDown {
+            flags: 0,
+            key_code: 0x41,
+            modifiers: 0,
+        };
+        session.send_input(&key).unwrap();
+        assert!(
+            host.wait_for_inputs(session_id, WAIT, |log| log.iter().any(|r| r.event == key))
+                .await,
+            "the key press reached the host's input sink"
+        );
+
+        // ENet disconnect (the client goes away without /cancel) = stop, no pause.
+        drop(session);
+        let stopped = common::wait_event(&mut events, WAIT, |e| {
+            matches!(e, DemoEvent::SessionStopped { .. })
+        })
+        .await;
+        assert_eq!(
+            stopped,
+            DemoEvent::SessionStopped {
+                session_id,
+                client_id: info[0].client_id,
+                reason: EndReason::ClientDisconnected
+            }
+        );
+        assert!(host.sessions().is_empty());
+        assert!(host.gamestream().sessions().is_empty());
+        assert_eq!(host.tearing_down(), 0);
+        // The log outlives the session.
+        assert!(host.inputs(session_id).iter().any(|r| r.event == key));
+        host.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_with_controlled_clock() {
+    timeout(Duration::from_secs(60), async {
+        let host = DemoHost::start(DemoHostConfig {
+            idle_check_interval: Duration::from_millis(50),
+            ..common::test_config()
+        })
+        .await
+        .unwrap();
+        let mut events = host.subscribe();
+        let http = common::paired_client(&host).await;
+        let (_session, mut media) = common::stream(&http, 1).await;
+        common::wait_frame(&mut media, WAIT, |_| true).await;
+        // 30 s of (simulated) silence is not enough ...
+        host.clock().advance(Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(host.sessions().len(), 1, "30 s idle keeps the session");
+        // ... more than 60 s is.
+        host.clock().advance(Duration::from_secs(31));
+        let stopped = common::wait_event(&mut events, WAIT, |e| {
+            matches!(e, DemoEvent::SessionStopped { .. })
+        })
+        .await;
+        assert!(matches!(
+            stopped,
+            DemoEvent::SessionStopped {
+                reason: EndReason::Stopped,
+                ..
+            }
+        ));
+        assert!(host.sessions().is_empty());
+        // The client is told (termination), not left hanging.
+        let ended = timeout(WAIT, async {
+            loop {
+                match media.recv().await {
+                    Some(SessionEvent::Ended(cause)) => return Some(cause),
+                    None => return None,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("client notices the stop");
+        assert!(
+            matches!(ended, Some(EndCause::HostTerminated { .. }) | None),
+            "{ended:?}"
+        );
+        host.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaunch_during_slow_teardown_gets_503_then_works() {
+    timeout(Duration::from_secs(90), async {
+        let host = DemoHost::start(common::test_config()).await.unwrap();
+        host.faults()
+            .set_teardown_delay(Duration::from_millis(1500));
+        let mut events = host.subscribe();
+        let http = common::paired_client(&host).await;
+        let (session, mut media) = common::stream(&http, 1).await;
+        common::wait_frame(&mut media, WAIT, |_| true).await;
+        session.stop().await.unwrap(); // /cancel, then close
+
+        // The previous session is still tearing down: refused with 503, state untouched.
+        let refused =
+            ClientSession::start(Arc::clone(&http), SessionConfig::new(1, common::settings()))
+                .await
+                .expect_err("launch while tearing down");
+        assert!(refused.to_string().contains("503"), "{refused}");
+        assert!(host.sessions().is_empty());
+
+        let stopped = common::wait_event(&mut events, WAIT, |e| {
+            matches!(e, DemoEvent::SessionStopped { .. })
+        })
+        .await;
+        assert!(matches!(
+            stopped,
+            DemoEvent::SessionStopped {
+                reason: EndReason::Cancelled,
+                ..
+            }
+        ));
+        assert_eq!(host.tearing_down(), 0);
+
+        // Right after the teardown the same client streams again.
+        let (_session, mut media) = common::stream(&http, 1).await;
+        common::wait_frame(&mut media, WAIT, |_| true).await;
+        assert_eq!(host.sessions().len(), 1);
+        host.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuse_launch_fault_and_supersede() {
+    timeout(Duration::from_secs(90), async {
+        let host = DemoHost::start(common::test_config()).await.unwrap();
+        let mut events = host.subscribe();
+        let http = common::paired_client(&host).await;
+
+        host.faults().set_refuse_launches(true);
+        let refused =
+            ClientSession::start(Arc::clone(&http), SessionConfig::new(1, common::settings()))
+                .await
+                .expect_err("launch refused");
+        assert!(refused.to_string().contains("503"), "{refused}");
+        assert!(host.sessions().is_empty());
+        host.faults().set_refuse_launches(false);
+
+        // One stream per client: a second launch supersedes the first.
+        let (first, mut media) = common::stream(&http, 1).await;
+        common::wait_frame(&mut media, WAIT, |_| true).await;
+        let first_id = host.sessions()[0].session_id;
+        let (_second, mut media2) = common::stream(&http, 1).await;
+        let stopped = common::wait_event(&mut events, WAIT, |e| {
+            matches!(e, DemoEvent::SessionStopped { session_id, .. } if *session_id == first_id)
+        })
+        .await;
+        assert!(matches!(
+            stopped,
+            DemoEvent::SessionStopped {
+                reason: EndReason::Superseded,
+                ..
+            }
+        ));
+        common::wait_frame(&mut media2, WAIT, |_| true).await;
+        let sessions = host.sessions();
+        assert_eq!(sessions.len(), 1);
+        assert_ne!(sessions[0].session_id, first_id);
+        drop(first);
+        host.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
