@@ -179,7 +179,10 @@ pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiEr
             "this page's origin may not open moongate WebSockets",
         )
     };
-    let origin = origin.to_str().map_err(|_| forbidden())?.trim_end_matches('/');
+    let origin = origin
+        .to_str()
+        .map_err(|_| forbidden())?
+        .trim_end_matches('/');
     let ok = if allowed.is_empty() {
         headers
             .get(HOST)
@@ -296,7 +299,10 @@ mod tests {
         h.insert(ORIGIN, HeaderValue::from_static("http://gate:8080"));
         assert!(check_origin(&h, &[]).is_ok(), "same origin");
         h.insert(ORIGIN, HeaderValue::from_static("http://evil.example"));
-        assert_eq!(check_origin(&h, &[]).unwrap_err().code, "origin_not_allowed");
+        assert_eq!(
+            check_origin(&h, &[]).unwrap_err().code,
+            "origin_not_allowed"
+        );
         let allowed = vec!["http://evil.example".to_string()];
         assert!(check_origin(&h, &allowed).is_ok());
         let other = vec!["https://ok.example".to_string()];

@@ -166,7 +166,13 @@ impl ClientCertCache {
             _stop: stop_tx,
         });
         let start = clock.now();
-        tokio::spawn(sweeper(Arc::downgrade(&inner), clock, start, config.sweep_every, stop_rx));
+        tokio::spawn(sweeper(
+            Arc::downgrade(&inner),
+            clock,
+            start,
+            config.sweep_every,
+            stop_rx,
+        ));
         ClientCertCache { inner }
     }
 
@@ -367,7 +373,10 @@ mod tests {
         let weak = Arc::downgrade(&cache.inner);
         let mut sweeps = cache.sweeps();
         drop(cache);
-        assert!(weak.upgrade().is_none(), "the sweeper must not hold the cache");
+        assert!(
+            weak.upgrade().is_none(),
+            "the sweeper must not hold the cache"
+        );
         // The sweeps watch closes once the Inner (its sender) is gone.
         let ended = timeout(Duration::from_secs(5), sweeps.changed()).await;
         assert!(matches!(ended, Ok(Err(_))));

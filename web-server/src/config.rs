@@ -368,7 +368,10 @@ mod tests {
             Some(&example),
             env_of(&[
                 ("MOONGATE_BIND", "0.0.0.0:9000"),
-                ("MOONGATE_ALLOWED_ORIGINS", "https://a.example, https://b.example"),
+                (
+                    "MOONGATE_ALLOWED_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
                 ("MOONGATE_PAIRING_TIMEOUT_SECS", "7"),
                 ("MOONGATE_CREDENTIALS", "s3cret"),
             ]),

@@ -394,14 +394,20 @@ impl SessionRegistry for MemoryRegistry {
             stop: watch::Sender::new(None),
             closed: watch::Sender::new(false),
         });
-        let old = self.inner.entries().insert(key.clone(), Arc::clone(&shared));
+        let old = self
+            .inner
+            .entries()
+            .insert(key.clone(), Arc::clone(&shared));
         // The guard's remover holds only a Weak to the registry: an entry never keeps the
         // registry alive, and it removes the key only if it is still its own entry.
         let weak: Weak<RegistryInner> = Arc::downgrade(&self.inner);
         let unregister = Box::new(move || {
             if let Some(inner) = weak.upgrade() {
                 let mut entries = inner.entries();
-                if entries.get(&key).is_some_and(|e| e.info.entry_id == entry_id) {
+                if entries
+                    .get(&key)
+                    .is_some_and(|e| e.info.entry_id == entry_id)
+                {
                     entries.remove(&key);
                 }
             }
@@ -472,8 +478,14 @@ mod tests {
         assert_eq!(text.parse::<SessionKey>().unwrap(), dashed);
         assert_eq!("a-b".parse::<SessionKey>(), Err(SessionKeyError::Parts));
         assert_eq!("-b-c".parse::<SessionKey>(), Err(SessionKeyError::Empty));
-        assert_eq!("a-b-c%2".parse::<SessionKey>(), Err(SessionKeyError::Escape));
-        assert_eq!("a-b-c%41".parse::<SessionKey>(), Err(SessionKeyError::Escape));
+        assert_eq!(
+            "a-b-c%2".parse::<SessionKey>(),
+            Err(SessionKeyError::Escape)
+        );
+        assert_eq!(
+            "a-b-c%41".parse::<SessionKey>(),
+            Err(SessionKeyError::Escape)
+        );
         // A lobby restart under the same session id is a different key (lesson 3).
         assert_ne!(key("ses", "lobbyA", "c"), key("ses", "lobbyB", "c"));
     }
@@ -503,7 +515,9 @@ mod tests {
             (reason.close_code(), reason.close_reason())
         });
         let second = reg.register(k.clone(), SessionMeta::default());
-        let old = second.superseded.expect("a live key is superseded, not busy");
+        let old = second
+            .superseded
+            .expect("a live key is superseded, not busy");
         assert_eq!(old.info().entry_id, old_id);
         // The registry already shows only the new entry.
         assert_eq!(reg.list().len(), 1);
@@ -528,7 +542,11 @@ mod tests {
 
     /// Runs one stream owner: registers, stops+awaits what it superseded, then lives until it is
     /// itself superseded. Returns whether it was superseded.
-    async fn owner(reg: Arc<MemoryRegistry>, k: SessionKey, release: watch::Receiver<bool>) -> bool {
+    async fn owner(
+        reg: Arc<MemoryRegistry>,
+        k: SessionKey,
+        release: watch::Receiver<bool>,
+    ) -> bool {
         let Registration { guard, superseded } = reg.register(k, SessionMeta::default());
         if let Some(old) = superseded {
             old.stop_and_wait(Duration::from_secs(10)).await.unwrap();
@@ -557,8 +575,7 @@ mod tests {
             // Wait until this owner is the live entry before starting the next.
             timeout(Duration::from_secs(10), async {
                 loop {
-                    if reg.list().len() == 1 && tasks.len() + 1 == reg.list()[0].entry_id as usize
-                    {
+                    if reg.list().len() == 1 && tasks.len() + 1 == reg.list()[0].entry_id as usize {
                         break;
                     }
                     tokio::task::yield_now().await;

@@ -149,8 +149,11 @@ pub trait HostStore: Send + Sync {
     /// Pins (or clears) the host certificate.
     fn set_server_cert(&self, id: i64, cert_pem: Option<String>) -> StoreFuture<'_, ()>;
     /// Our identity for (host, client).
-    fn get_identity(&self, host_id: i64, client_id: &str)
-        -> StoreFuture<'_, Option<ClientIdentityRecord>>;
+    fn get_identity(
+        &self,
+        host_id: i64,
+        client_id: &str,
+    ) -> StoreFuture<'_, Option<ClientIdentityRecord>>;
     /// Inserts or replaces our identity for (host, client).
     fn put_identity(&self, record: ClientIdentityRecord) -> StoreFuture<'_, ()>;
     /// Updates the pairing state; `false` if no such identity.
@@ -226,7 +229,9 @@ fn host_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(HostRecord, i64, 
     ))
 }
 
-fn finish_host((mut h, http, https): (HostRecord, i64, Option<i64>)) -> Result<HostRecord, StoreError> {
+fn finish_host(
+    (mut h, http, https): (HostRecord, i64, Option<i64>),
+) -> Result<HostRecord, StoreError> {
     h.http_port = port(http)?;
     h.https_port = https.map(port).transpose()?;
     Ok(h)
@@ -274,7 +279,10 @@ impl SqliteStore {
         self.with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         f(&conn)
     }

@@ -75,10 +75,11 @@ mod tests {
         let mac: Mac = "01:02:03:04:05:06".parse().unwrap();
         wake(mac, rx.local_addr().unwrap()).await.unwrap();
         let mut buf = [0u8; 200];
-        let (n, _) = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv_from(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
+        let (n, _) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv_from(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
         assert_eq!(n, 102);
         assert_eq!(&buf[..6], &[0xFF; 6]);
         for i in 0..16 {

@@ -133,7 +133,8 @@ pub(crate) async fn gateway_identity(
         .await
         .map_err(store_error)?
     {
-        let identity = Identity::from_pem(&rec.cert_pem, &rec.key_pem).map_err(ApiError::internal)?;
+        let identity =
+            Identity::from_pem(&rec.cert_pem, &rec.key_pem).map_err(ApiError::internal)?;
         return Ok((identity, rec.pairing));
     }
     let identity = tokio::task::spawn_blocking(Identity::new_client)
@@ -221,9 +222,8 @@ pub async fn add(
         ));
     }
     if let Some(mac) = &req.mac {
-        mac.parse::<Mac>().map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_mac", e.to_string())
-        })?;
+        mac.parse::<Mac>()
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_mac", e.to_string()))?;
     }
     if req.http_port == Some(0) || req.https_port == Some(0) {
         return Err(ApiError::new(

@@ -122,9 +122,10 @@ impl Pairings {
 
 fn failure(e: &NvHttpError) -> PairProgress {
     let (code, message) = match e {
-        NvHttpError::Pairing(PairingError::WrongPin) => {
-            ("wrong_pin", "the PIN entered on the host was wrong".to_string())
-        }
+        NvHttpError::Pairing(PairingError::WrongPin) => (
+            "wrong_pin",
+            "the PIN entered on the host was wrong".to_string(),
+        ),
         NvHttpError::Io(_) | NvHttpError::Timeout | NvHttpError::Tls(_) => {
             ("host_unreachable", format!("the host did not answer: {e}"))
         }
