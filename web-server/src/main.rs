@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let config = Config::load(config_path()?.as_deref())?;
     std::fs::create_dir_all(&config.data_dir)
