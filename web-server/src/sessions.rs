@@ -313,6 +313,24 @@ pub struct Registration {
     pub superseded: Option<Superseded>,
 }
 
+/// The whole supersede dance for a new connection: registers `key`, stops the entry it
+/// supersedes (close code 4000 "superseded") and waits up to `limit` for that stream to end, so
+/// the caller can launch at once. On timeout the new entry is dropped again (the caller closes its
+/// socket with an error) and the old one stays asked to stop.
+pub async fn register_superseding(
+    registry: &dyn SessionRegistry,
+    key: SessionKey,
+    meta: SessionMeta,
+    limit: Duration,
+) -> Result<SessionGuard, SupersedeTimeout> {
+    let Registration { guard, superseded } = registry.register(key, meta);
+    if let Some(old) = superseded {
+        tracing::info!(key = %old.info().key, "superseding the previous stream of this key");
+        old.stop_and_wait(limit).await?;
+    }
+    Ok(guard)
+}
+
 /// The registry interface (a shared implementation can come later).
 pub trait SessionRegistry: Send + Sync {
     /// Registers `key`, superseding any live entry with the same key.
@@ -616,6 +634,51 @@ mod tests {
         }
         assert_eq!(superseded, 249);
         assert!(reg.is_empty(), "the last owner's end removed the entry");
+    }
+
+    #[tokio::test]
+    async fn register_superseding_waits_for_the_old_end() {
+        let reg = Arc::new(MemoryRegistry::new());
+        let k = key("s", "l", "c");
+        let old = register_superseding(
+            reg.as_ref(),
+            k.clone(),
+            SessionMeta::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let reason = old.stopped().await;
+            drop(old);
+            let _ = ended_tx.send(reason);
+        });
+        let new = register_superseding(
+            reg.as_ref(),
+            k.clone(),
+            SessionMeta::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        // By the time the new registration returns, the old stream has ended.
+        assert_eq!(ended_rx.await.unwrap(), StopReason::Superseded);
+        assert_eq!(reg.list().len(), 1);
+        assert_eq!(reg.list()[0].entry_id, new.info().entry_id);
+        // A hung old stream: the new entry is not left behind.
+        let hung = new;
+        let err = register_superseding(
+            reg.as_ref(),
+            k.clone(),
+            SessionMeta::default(),
+            Duration::from_millis(50),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.0, k);
+        assert!(reg.is_empty(), "a timed-out registration leaves no entry");
+        assert_eq!(hung.stop_requested(), Some(StopReason::Superseded));
     }
 
     #[tokio::test]

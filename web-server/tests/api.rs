@@ -429,6 +429,31 @@ async fn run() {
     let r = call(addr, Method::GET, "/api/sessions", None).await;
     assert_eq!(r.json(), json!([]));
 
+    // Deleting a host cancels its running pairing (SSE ends with `cancelled`).
+    let r = call(
+        addr,
+        Method::POST,
+        "/api/hosts",
+        Some(json!({"address": "127.0.0.1", "http_port": ports.http})),
+    )
+    .await;
+    let other = r.json()["id"].as_i64().unwrap();
+    let r = call(
+        addr,
+        Method::POST,
+        &format!("/api/hosts/{other}/pair"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let mut sse = Sse::open(addr, r.json()["events"].as_str().unwrap()).await;
+    assert_eq!(sse.next().await.unwrap().0, "waiting_for_pin");
+    let r = call(addr, Method::DELETE, &format!("/api/hosts/{other}"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let events = sse.rest().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, "cancelled");
+
     // Delete: then the host is gone.
     let r = call(addr, Method::DELETE, &format!("/api/hosts/{id}"), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
@@ -446,6 +471,58 @@ async fn run() {
         .unwrap()
         .unwrap();
     host.close().await;
+}
+
+/// The seam for the integrator's WebSocket route: `AllowedOrigin` refuses a foreign page before
+/// the upgrade; no `Origin` (Helix's proxy, a CLI) passes.
+#[tokio::test]
+async fn websocket_origin_extractor_on_a_real_upgrade() {
+    use axum::extract::ws::WebSocketUpgrade;
+    use axum::routing::get;
+    use web_server::auth::AllowedOrigin;
+
+    let wol = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load_with_env(None, |_| None).unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.wol_target = wol.local_addr().unwrap();
+    config.allowed_origins = vec!["https://app.example".into()];
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let state = AppState::new(config, Credentials::new(CRED), store, Arc::new(SystemClock));
+    let app = web_server::api::rest_routes(&state)
+        .route(
+            "/api/ws/probe",
+            get(|_: AllowedOrigin, ws: WebSocketUpgrade| async move {
+                ws.on_upgrade(|_socket| async {})
+            }),
+        )
+        .with_state(state);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    async fn upgrade(addr: SocketAddr, origin: Option<&str>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let origin = origin
+            .map(|o| format!("Origin: {o}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "GET /api/ws/probe HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{origin}\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = timeout(T, s.read(&mut buf)).await.unwrap().unwrap();
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    }
+    assert!(upgrade(addr, Some("https://app.example"))
+        .await
+        .starts_with("HTTP/1.1 101"));
+    assert!(upgrade(addr, None).await.starts_with("HTTP/1.1 101"));
+    let refused = upgrade(addr, Some("https://evil.example")).await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(refused.contains("origin_not_allowed"));
+    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
