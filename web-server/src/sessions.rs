@@ -558,24 +558,28 @@ mod tests {
         assert!(old.stop_and_wait(Duration::from_millis(50)).await.is_err());
     }
 
-    /// Runs one stream owner: registers, stops+awaits what it superseded, then lives until it is
-    /// itself superseded. Returns whether it was superseded.
+    /// Runs one stream owner: registers, stops+awaits what it superseded, reports itself live,
+    /// then lives until it is superseded (reported on `superseded_tx`) or released.
     async fn owner(
         reg: Arc<MemoryRegistry>,
         k: SessionKey,
-        release: watch::Receiver<bool>,
-    ) -> bool {
+        live_tx: tokio::sync::mpsc::UnboundedSender<u64>,
+        superseded_tx: tokio::sync::mpsc::UnboundedSender<u64>,
+        mut release: watch::Receiver<bool>,
+    ) {
         let Registration { guard, superseded } = reg.register(k, SessionMeta::default());
         if let Some(old) = superseded {
             old.stop_and_wait(Duration::from_secs(10)).await.unwrap();
         }
-        let mut release = release;
+        let id = guard.info().entry_id;
+        let _ = live_tx.send(id);
         tokio::select! {
             reason = guard.stopped() => {
                 assert_eq!(reason, StopReason::Superseded);
-                true
+                drop(guard);
+                let _ = superseded_tx.send(id);
             }
-            _ = release.wait_for(|&r| r) => false,
+            _ = release.wait_for(|&r| r) => {}
         }
     }
 
@@ -584,55 +588,64 @@ mod tests {
         let reg = Arc::new(MemoryRegistry::new());
         let k = key("ses", "lobby", "client");
         let (release_tx, release_rx) = watch::channel(false);
-
-        // In a row.
+        let (live_tx, mut live_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (sup_tx, mut sup_rx) = tokio::sync::mpsc::unbounded_channel();
+        let spawn = || {
+            tokio::spawn(owner(
+                Arc::clone(&reg),
+                k.clone(),
+                live_tx.clone(),
+                sup_tx.clone(),
+                release_rx.clone(),
+            ))
+        };
         let mut tasks = Vec::new();
-        for _ in 0..50 {
-            let (reg2, k2) = (Arc::clone(&reg), k.clone());
-            let task = tokio::spawn(owner(reg2, k2, release_rx.clone()));
-            // Wait until this owner is the live entry before starting the next.
-            timeout(Duration::from_secs(10), async {
-                loop {
-                    if reg.list().len() == 1 && tasks.len() + 1 == reg.list()[0].entry_id as usize {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
-            })
-            .await
-            .expect("owner did not register");
-            tasks.push(task);
+
+        // In a row: each owner is live (its predecessor ended) before the next connects.
+        for i in 0..50u64 {
+            tasks.push(spawn());
+            let id = timeout(Duration::from_secs(10), live_rx.recv())
+                .await
+                .expect("owner did not go live")
+                .unwrap();
+            assert_eq!(id, i + 1);
+            let list = reg.list();
+            assert_eq!(list.len(), 1);
+            assert_eq!(list[0].entry_id, id);
         }
         // In parallel.
         for _ in 0..200 {
-            tasks.push(tokio::spawn(owner(
-                Arc::clone(&reg),
-                k.clone(),
-                release_rx.clone(),
-            )));
+            tasks.push(spawn());
         }
-        // All but one get superseded; wait for them (bounded).
-        let live = timeout(Duration::from_secs(30), async {
-            loop {
-                let finished = tasks.iter().filter(|t| t.is_finished()).count();
-                if finished == tasks.len() - 1 {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
-        assert!(live.is_ok(), "supersede chain did not settle");
+        // All but one are superseded, each exactly once.
+        let mut ended = std::collections::HashSet::new();
+        for _ in 0..249 {
+            let id = timeout(Duration::from_secs(30), sup_rx.recv())
+                .await
+                .expect("supersede chain did not settle")
+                .unwrap();
+            assert!(ended.insert(id), "entry {id} superseded twice");
+        }
+        // Wait until the last registrant is live (it may still be awaiting its predecessor).
+        let mut live_ids = Vec::new();
+        while live_ids.len() < 200 {
+            live_ids.push(
+                timeout(Duration::from_secs(10), live_rx.recv())
+                    .await
+                    .expect("owner did not go live")
+                    .unwrap(),
+            );
+        }
         let list = reg.list();
         assert_eq!(list.len(), 1, "exactly one live entry");
+        assert!(
+            !ended.contains(&list[0].entry_id),
+            "the live entry is the survivor"
+        );
         release_tx.send_replace(true);
-        let mut superseded = 0;
         for t in tasks {
-            if timeout(Duration::from_secs(10), t).await.unwrap().unwrap() {
-                superseded += 1;
-            }
+            timeout(Duration::from_secs(10), t).await.unwrap().unwrap();
         }
-        assert_eq!(superseded, 249);
         assert!(reg.is_empty(), "the last owner's end removed the entry");
     }
 

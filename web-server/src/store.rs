@@ -156,6 +156,12 @@ pub trait HostStore: Send + Sync {
     ) -> StoreFuture<'_, Option<ClientIdentityRecord>>;
     /// Inserts or replaces our identity for (host, client).
     fn put_identity(&self, record: ClientIdentityRecord) -> StoreFuture<'_, ()>;
+    /// Inserts `record` unless (host, client) already has an identity; returns the stored one
+    /// (so two racing first uses agree on one identity).
+    fn insert_identity_if_absent(
+        &self,
+        record: ClientIdentityRecord,
+    ) -> StoreFuture<'_, ClientIdentityRecord>;
     /// Updates the pairing state; `false` if no such identity.
     fn set_pairing_state(
         &self,
@@ -422,6 +428,34 @@ impl HostStore for SqliteStore {
         }))
     }
 
+    fn insert_identity_if_absent(
+        &self,
+        record: ClientIdentityRecord,
+    ) -> StoreFuture<'_, ClientIdentityRecord> {
+        let result = self.with(|c| {
+            let inserted = c.execute(
+                "INSERT OR IGNORE INTO client_identities
+                 (host_id, client_id, cert_pem, key_pem, pairing, updated_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM hosts WHERE id = ?1)",
+                params![
+                    record.host_id,
+                    record.client_id,
+                    record.cert_pem,
+                    record.key_pem,
+                    record.pairing.as_str(),
+                    now_unix()
+                ],
+            )?;
+            Ok(inserted)
+        });
+        Box::pin(async move {
+            result?;
+            self.get_identity(record.host_id, &record.client_id)
+                .await?
+                .ok_or(StoreError::NoSuchHost(record.host_id))
+        })
+    }
+
     fn set_pairing_state(
         &self,
         host_id: i64,
@@ -488,6 +522,18 @@ mod tests {
                 .unwrap());
             a.id
         };
+        // First use wins: a second insert for the same (host, client) returns the first.
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            let mut second = identity(id, "c1");
+            second.cert_pem = "OTHER".into();
+            let kept = store.insert_identity_if_absent(second).await.unwrap();
+            assert_eq!(kept.cert_pem, "-----BEGIN CERTIFICATE-----");
+            let mut fresh = identity(id, "c9");
+            fresh.cert_pem = "NINE".into();
+            let stored = store.insert_identity_if_absent(fresh).await.unwrap();
+            assert_eq!(stored.cert_pem, "NINE");
+        }
         // Reopen: migrations are not re-applied, data is there.
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
@@ -507,6 +553,10 @@ mod tests {
         assert!(store.get_identity(id, "c1").await.unwrap().is_none());
         assert!(matches!(
             store.put_identity(identity(id, "c2")).await,
+            Err(StoreError::NoSuchHost(_))
+        ));
+        assert!(matches!(
+            store.insert_identity_if_absent(identity(id, "c3")).await,
             Err(StoreError::NoSuchHost(_))
         ));
         assert!(matches!(

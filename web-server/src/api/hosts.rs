@@ -142,9 +142,10 @@ pub(crate) async fn gateway_identity(
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     let key_pem = identity.key_pem().map_err(ApiError::internal)?;
-    state
+    // Two first requests may race: the store keeps the first identity and both use it.
+    let stored = state
         .store
-        .put_identity(ClientIdentityRecord {
+        .insert_identity_if_absent(ClientIdentityRecord {
             host_id,
             client_id: GATEWAY_CLIENT_ID.into(),
             cert_pem: identity.cert_pem.clone(),
@@ -154,7 +155,12 @@ pub(crate) async fn gateway_identity(
         })
         .await
         .map_err(store_error)?;
-    Ok((identity, PairingState::Unpaired))
+    if stored.cert_pem == identity.cert_pem {
+        return Ok((identity, stored.pairing));
+    }
+    let identity =
+        Identity::from_pem(&stored.cert_pem, &stored.key_pem).map_err(ApiError::internal)?;
+    Ok((identity, stored.pairing))
 }
 
 /// An NVHTTP client for `host` with the gateway identity and the pinned host certificate.
