@@ -97,7 +97,8 @@ pub async fn preload_hosts(store: &dyn HostStore, seeds: &[HostSeed]) -> Result<
 }
 
 /// Serves the REST API on `listener` until `shutdown` completes; then asks every live stream to
-/// stop (close code 1001) and lets in-flight requests finish.
+/// stop (close code 1001) and lets in-flight requests finish. Handlers can extract
+/// `ConnectInfo<SocketAddr>` (the peer address, e.g. for [`crate::sessions::SessionMeta::remote`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -105,12 +106,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let sessions = Arc::clone(&state.sessions);
     let app = crate::api::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            sessions.stop_all(StopReason::Shutdown);
-        })
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        sessions.stop_all(StopReason::Shutdown);
+    })
+    .await
 }
 
 /// A host provided at startup by a [`HostProvider`] (e.g. the in-process `demo-host`).
