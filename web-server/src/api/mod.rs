@@ -1,0 +1,84 @@
+//! The REST API. Every `/api` route requires `Authorization: Bearer <credentials>`; `/healthz`
+//! does not. Errors are `{"code", "message"}` ([`ApiError`]).
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET/POST /api/hosts` | list / add hosts |
+//! | `DELETE /api/hosts/{id}` | remove a host (and stop its running pairing) |
+//! | `GET /api/hosts/{id}/status` | `/serverinfo`: online, paired, busy, current app, app version |
+//! | `POST /api/hosts/{id}/wake` | Wake-on-LAN to the configured target |
+//! | `POST /api/hosts/{id}/pair` | generate a PIN, pair in the background ([`pair`]) |
+//! | `GET /api/hosts/{id}/pair/events` | pairing progress (SSE) |
+//! | `GET /api/hosts/{id}/apps` | `/applist` |
+//! | `GET /api/hosts/{id}/apps/{app}/boxart` | `/appasset` (PNG) |
+//! | `POST /api/hosts/{id}/cancel` | `/cancel` (quit the running app) |
+//! | `GET /api/sessions` | the session registry |
+//! | `GET /healthz` | liveness |
+
+pub mod hosts;
+pub mod pair;
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{middleware, Json, Router};
+
+use crate::error::ApiError;
+use crate::server::AppState;
+use crate::sessions::SessionInfo;
+
+/// The client id under which the gateway's own identity (used by the REST API) is stored per host.
+pub const GATEWAY_CLIENT_ID: &str = "moongate";
+
+/// The authenticated REST routes (without state), for the integrator to extend.
+pub fn rest_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/hosts", get(hosts::list).post(hosts::add))
+        .route("/api/hosts/{id}", delete(hosts::remove))
+        .route("/api/hosts/{id}/status", get(hosts::status))
+        .route("/api/hosts/{id}/wake", post(hosts::wake))
+        .route("/api/hosts/{id}/pair", post(pair::start))
+        .route("/api/hosts/{id}/pair/events", get(pair::events))
+        .route("/api/hosts/{id}/apps", get(hosts::apps))
+        .route("/api/hosts/{id}/apps/{app}/boxart", get(hosts::boxart))
+        .route("/api/hosts/{id}/cancel", post(hosts::cancel))
+        .route("/api/sessions", get(sessions))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_bearer,
+        ))
+}
+
+/// The whole router. WebSocket routes (with their own authentication: [`crate::auth::AllowedOrigin`]
+/// and [`crate::auth::validate_first_message`]) are merged in by the integrator.
+pub fn router(state: AppState) -> Router {
+    rest_routes(&state)
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn sessions(State(state): State<AppState>) -> Json<Vec<SessionInfo>> {
+    Json(state.sessions.list())
+}
+
+/// A path parameter rejection as a JSON error.
+pub(crate) fn path<T>(p: Result<axum::extract::Path<T>, PathRejection>) -> Result<T, ApiError> {
+    p.map(|axum::extract::Path(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// A JSON body rejection as a JSON error.
+pub(crate) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}

@@ -1,0 +1,335 @@
+//! Authentication.
+//!
+//! * One bearer credential guards every REST endpoint (`Authorization: Bearer <c>`; compared in
+//!   constant time). It comes from `MOONGATE_CREDENTIALS`, or is generated at first start and kept
+//!   in `<data_dir>/credentials` (mode 0600). It never reaches a log or `Debug` output.
+//! * WebSocket upgrades: [`check_origin`] (and the [`AllowedOrigin`] extractor) refuse a browser
+//!   page from a foreign origin; [`validate_first_message`] checks the `credentials` field of the
+//!   first WS message (Helix's proxy rewrites `AuthenticateAndInit.credentials` to the secret).
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// File name of a generated credential inside the data dir.
+pub const CREDENTIALS_FILE: &str = "credentials";
+
+/// The shared secret. `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials(String);
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials(<redacted>)")
+    }
+}
+
+/// Where the credential came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `MOONGATE_CREDENTIALS`.
+    Configured,
+    /// Read from a file generated at an earlier start.
+    Stored(PathBuf),
+    /// Generated now and stored in this file: print it once.
+    Generated(PathBuf),
+}
+
+/// Credential file problems.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// Reading or writing the credential file failed.
+    #[error("credential file {path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The stored file is empty.
+    #[error("credential file {0} is empty")]
+    Empty(PathBuf),
+}
+
+impl Credentials {
+    /// A credential from its text.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Credentials(secret.into())
+    }
+
+    /// A random credential: 32 bytes from the OS RNG, hex.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Credentials(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The secret itself (to print it once at first start, or to send it from a test client).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison with `candidate`.
+    pub fn matches(&self, candidate: &str) -> bool {
+        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
+    }
+
+    /// The configured credential, else the stored one, else a new one written to
+    /// `<data_dir>/credentials` with mode 0600.
+    pub fn load_or_generate(
+        configured: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<(Credentials, CredentialSource), CredentialError> {
+        if let Some(c) = configured {
+            return Ok((Credentials::new(c), CredentialSource::Configured));
+        }
+        let path = data_dir.join(CREDENTIALS_FILE);
+        let io = |source| CredentialError::Io {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err(CredentialError::Empty(path));
+                }
+                return Ok((Credentials::new(text), CredentialSource::Stored(path)));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        std::fs::create_dir_all(data_dir).map_err(io)?;
+        let creds = Credentials::generate();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&path).map_err(io)?;
+        file.write_all(creds.0.as_bytes()).map_err(io)?;
+        file.write_all(b"\n").map_err(io)?;
+        file.sync_all().map_err(io)?;
+        tracing::info!(path = %path.display(), "generated a credential, stored in the data dir");
+        Ok((creds, CredentialSource::Generated(path)))
+    }
+}
+
+/// Checks `Authorization: Bearer <c>`: malformed → 400 `bad_authorization_header`, missing or
+/// wrong → 401 `unauthorized`.
+pub fn check_bearer(headers: &HeaderMap, creds: &Credentials) -> Result<(), ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(ApiError::unauthorized());
+    };
+    let malformed = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_authorization_header",
+            "expected `Authorization: Bearer <credentials>`",
+        )
+    };
+    let text = value.to_str().map_err(|_| malformed())?;
+    let (scheme, token) = text.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(malformed());
+    }
+    if creds.matches(token.trim()) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// Middleware for the REST routes.
+pub async fn require_bearer(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    check_bearer(request.headers(), &state.credentials)?;
+    Ok(next.run(request).await)
+}
+
+/// Checks the `Origin` of a WebSocket upgrade. No `Origin` (a non-browser client such as the
+/// Helix proxy or a CLI) passes: the bearer or first-message credential guards those. A browser
+/// always sends `Origin`; it must be in `allowed` (`"*"` = any), or, with `allowed` empty, equal
+/// the page's own origin (`http(s)://<Host>`).
+pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let forbidden = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this page's origin may not open moongate WebSockets",
+        )
+    };
+    let origin = origin
+        .to_str()
+        .map_err(|_| forbidden())?
+        .trim_end_matches('/');
+    let ok = if allowed.is_empty() {
+        headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|host| {
+                origin == format!("http://{host}") || origin == format!("https://{host}")
+            })
+    } else {
+        allowed
+            .iter()
+            .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(forbidden())
+    }
+}
+
+/// Extractor for WebSocket routes: rejects (403 `origin_not_allowed`) an upgrade whose `Origin`
+/// is not allowed by the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct AllowedOrigin;
+
+impl FromRequestParts<AppState> for AllowedOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        check_origin(&parts.headers, &state.config.allowed_origins)?;
+        Ok(AllowedOrigin)
+    }
+}
+
+/// Why a first WebSocket message failed authentication.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WsAuthError {
+    /// Not a JSON object.
+    #[error("the first message is not a JSON object")]
+    NotJson,
+    /// No `credentials` string field.
+    #[error("the first message has no credentials")]
+    Missing,
+    /// Wrong credentials.
+    #[error("wrong credentials")]
+    Mismatch,
+}
+
+/// Validates the `credentials` of a first WebSocket text message: either
+/// `{"AuthenticateAndInit": {"credentials": "…", …}}` (moonlight-web's signaling socket, which
+/// Helix's proxy rewrites) or a top-level `"credentials"` field.
+pub fn validate_first_message(text: &str, creds: &Credentials) -> Result<(), WsAuthError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| WsAuthError::NotJson)?;
+    let object = value.as_object().ok_or(WsAuthError::NotJson)?;
+    let field = object
+        .get("AuthenticateAndInit")
+        .and_then(|inner| inner.get("credentials"))
+        .or_else(|| object.get("credentials"))
+        .and_then(|c| c.as_str())
+        .ok_or(WsAuthError::Missing)?;
+    if creds.matches(field) {
+        Ok(())
+    } else {
+        Err(WsAuthError::Mismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn generated_once_stored_0600_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, src) = Credentials::load_or_generate(None, dir.path()).unwrap();
+        let path = dir.path().join(CREDENTIALS_FILE);
+        assert_eq!(src, CredentialSource::Generated(path.clone()));
+        assert_eq!(a.expose().len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (b, src) = Credentials::load_or_generate(None, dir.path()).unwrap();
+        assert_eq!(src, CredentialSource::Stored(path));
+        assert_eq!(a, b);
+        let (c, src) = Credentials::load_or_generate(Some("env"), dir.path()).unwrap();
+        assert_eq!(src, CredentialSource::Configured);
+        assert_eq!(c.expose(), "env");
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn bearer_rules() {
+        let creds = Credentials::new("abc");
+        let mut h = HeaderMap::new();
+        assert_eq!(check_bearer(&h, &creds).unwrap_err().status, 401);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abd"));
+        assert_eq!(check_bearer(&h, &creds).unwrap_err().status, 401);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer ab"));
+        assert_eq!(check_bearer(&h, &creds).unwrap_err().status, 401);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(check_bearer(&h, &creds).unwrap_err().status, 400);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert!(check_bearer(&h, &creds).is_ok());
+    }
+
+    #[test]
+    fn origin_rules() {
+        let mut h = HeaderMap::new();
+        assert!(check_origin(&h, &[]).is_ok(), "no Origin: not a browser");
+        h.insert(HOST, HeaderValue::from_static("gate:8080"));
+        h.insert(ORIGIN, HeaderValue::from_static("http://gate:8080"));
+        assert!(check_origin(&h, &[]).is_ok(), "same origin");
+        h.insert(ORIGIN, HeaderValue::from_static("http://evil.example"));
+        assert_eq!(
+            check_origin(&h, &[]).unwrap_err().code,
+            "origin_not_allowed"
+        );
+        let allowed = vec!["http://evil.example".to_string()];
+        assert!(check_origin(&h, &allowed).is_ok());
+        let other = vec!["https://ok.example".to_string()];
+        assert!(check_origin(&h, &other).is_err());
+        assert!(check_origin(&h, &["*".to_string()]).is_ok());
+    }
+
+    #[test]
+    fn first_message_credentials() {
+        let creds = Credentials::new("helix");
+        let ok = r#"{"AuthenticateAndInit":{"credentials":"helix","host_id":0}}"#;
+        assert_eq!(validate_first_message(ok, &creds), Ok(()));
+        assert_eq!(
+            validate_first_message(r#"{"credentials":"helix"}"#, &creds),
+            Ok(())
+        );
+        assert_eq!(
+            validate_first_message(r#"{"AuthenticateAndInit":{"credentials":"nope"}}"#, &creds),
+            Err(WsAuthError::Mismatch)
+        );
+        assert_eq!(
+            validate_first_message(r#"{"type":"init"}"#, &creds),
+            Err(WsAuthError::Missing)
+        );
+        assert_eq!(
+            validate_first_message("not json", &creds),
+            Err(WsAuthError::NotJson)
+        );
+    }
+}

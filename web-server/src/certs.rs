@@ -1,0 +1,392 @@
+//! The client-certificate cache, keyed by the browser's `client_unique_id`.
+//!
+//! A host allows one stream per paired client certificate, and a new launch racing the old
+//! stream's cleanup deadlocked a host (lifecycle lesson 4). So each client id gets its own fresh
+//! identity (unique CN), reused while the client keeps coming back (`touch` on every use) and
+//! dropped after [`CertCacheConfig::idle_ttl`] without use. A sweeper task runs every
+//! [`CertCacheConfig::sweep_every`]; it holds only a `Weak` to the cache and ends as soon as the
+//! cache is dropped (its stop channel closes), so the cache never keeps itself alive.
+//!
+//! Time comes from a [`Clock`]; tests use [`ManualClock`] and move time by hand.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use gamestream::identity::{Identity, IdentityError};
+use tokio::sync::{oneshot, watch};
+
+/// A source of time that can also sleep until a deadline.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> Instant;
+    /// Completes once [`Clock::now`] is at or past `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Wall time (tokio's timer).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+}
+
+/// A clock that only moves when [`ManualClock::advance`] is called.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: watch::Sender<Instant>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock {
+            now: watch::Sender::new(Instant::now()),
+        }
+    }
+}
+
+impl ManualClock {
+    /// A clock frozen at the current instant.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves time forward and wakes the sleepers whose deadline has come.
+    pub fn advance(&self, by: Duration) {
+        self.now.send_modify(|t| *t += by);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        *self.now.borrow()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let mut rx = self.now.subscribe();
+        Box::pin(async move {
+            loop {
+                if *rx.borrow_and_update() >= deadline {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    // The clock is gone: time never moves again.
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+    }
+}
+
+/// Cache settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertCacheConfig {
+    /// An entry unused for this long is removed at the next sweep (1 h).
+    pub idle_ttl: Duration,
+    /// Sweep period (5 min).
+    pub sweep_every: Duration,
+}
+
+impl Default for CertCacheConfig {
+    fn default() -> Self {
+        CertCacheConfig {
+            idle_ttl: Duration::from_secs(3600),
+            sweep_every: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Counters of the cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CertCacheStats {
+    /// Entries now.
+    pub size: usize,
+    /// Identities generated (cache misses).
+    pub created: u64,
+    /// Reuses (cache hits).
+    pub reused: u64,
+    /// Entries removed for idleness.
+    pub evicted: u64,
+    /// Sweeps done.
+    pub sweeps: u64,
+}
+
+struct Entry {
+    identity: Identity,
+    last_used: Instant,
+}
+
+struct Inner {
+    config: CertCacheConfig,
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+    sweeps: watch::Sender<u64>,
+    // Dropping the cache drops this sender, which ends the sweeper at once.
+    _stop: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    stats: CertCacheStats,
+}
+
+/// Shared handle to the cache (clone freely); the sweeper ends when the last handle is dropped.
+#[derive(Clone)]
+pub struct ClientCertCache {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ClientCertCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertCache")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl ClientCertCache {
+    /// A cache with its sweeper task (needs a tokio runtime).
+    pub fn new(config: CertCacheConfig, clock: Arc<dyn Clock>) -> Self {
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let inner = Arc::new(Inner {
+            config,
+            clock: Arc::clone(&clock),
+            state: Mutex::new(State::default()),
+            sweeps: watch::Sender::new(0),
+            _stop: stop_tx,
+        });
+        let start = clock.now();
+        tokio::spawn(sweeper(
+            Arc::downgrade(&inner),
+            clock,
+            start,
+            config.sweep_every,
+            stop_rx,
+        ));
+        ClientCertCache { inner }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the map inconsistent (single inserts and
+        // removes), so a poisoned lock is still usable.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The identity of `client_id`: the cached one (touched), or a fresh one (unique CN).
+    pub async fn get_or_create(&self, client_id: &str) -> Result<Identity, IdentityError> {
+        if let Some(identity) = self.lookup(client_id) {
+            return Ok(identity);
+        }
+        // RSA key generation takes a while: off the async threads and outside the lock.
+        let fresh = tokio::task::spawn_blocking(Identity::new_client)
+            .await
+            .map_err(|e| IdentityError::Key(format!("key generation task failed: {e}")))??;
+        let now = self.inner.clock.now();
+        let mut state = self.state();
+        // Another caller may have created one meanwhile: keep the first so both use the same.
+        if let Some(entry) = state.entries.get_mut(client_id) {
+            entry.last_used = now;
+            let identity = entry.identity.clone();
+            state.stats.reused += 1;
+            return Ok(identity);
+        }
+        state.entries.insert(
+            client_id.to_string(),
+            Entry {
+                identity: fresh.clone(),
+                last_used: now,
+            },
+        );
+        state.stats.created += 1;
+        Ok(fresh)
+    }
+
+    /// The cached identity (touched), if any.
+    pub fn lookup(&self, client_id: &str) -> Option<Identity> {
+        let now = self.inner.clock.now();
+        let mut state = self.state();
+        let entry = state.entries.get_mut(client_id)?;
+        entry.last_used = now;
+        let identity = entry.identity.clone();
+        state.stats.reused += 1;
+        Some(identity)
+    }
+
+    /// Marks `client_id` as used now; `false` if it is not cached.
+    pub fn touch(&self, client_id: &str) -> bool {
+        let now = self.inner.clock.now();
+        match self.state().entries.get_mut(client_id) {
+            Some(e) => {
+                e.last_used = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every entry idle for at least `idle_ttl`; returns how many.
+    pub fn sweep(&self) -> usize {
+        sweep_inner(&self.inner)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CertCacheStats {
+        let state = self.state();
+        CertCacheStats {
+            size: state.entries.len(),
+            ..state.stats
+        }
+    }
+
+    /// The number of sweeps the background task has completed, as a watch (tests await it).
+    pub fn sweeps(&self) -> watch::Receiver<u64> {
+        self.inner.sweeps.subscribe()
+    }
+}
+
+fn sweep_inner(inner: &Inner) -> usize {
+    let now = inner.clock.now();
+    let ttl = inner.config.idle_ttl;
+    let mut state = inner
+        .state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let before = state.entries.len();
+    state
+        .entries
+        .retain(|_, e| now.saturating_duration_since(e.last_used) < ttl);
+    let removed = before - state.entries.len();
+    state.stats.evicted += removed as u64;
+    state.stats.sweeps += 1;
+    removed
+}
+
+/// Sweeps at `start + k * every` (a fixed grid, so a late wake-up never shifts later sweeps).
+async fn sweeper(
+    inner: Weak<Inner>,
+    clock: Arc<dyn Clock>,
+    start: Instant,
+    every: Duration,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut next = start;
+    loop {
+        next += every;
+        tokio::select! {
+            _ = clock.sleep_until(next) => {}
+            _ = &mut stop => return,
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let removed = sweep_inner(&inner);
+        if removed > 0 {
+            tracing::debug!(removed, "client-certificate cache swept");
+        }
+        inner.sweeps.send_modify(|n| *n += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::timeout;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    async fn wait_sweeps(rx: &mut watch::Receiver<u64>, n: u64) {
+        timeout(Duration::from_secs(10), rx.wait_for(|&s| s >= n))
+            .await
+            .expect("sweep did not run")
+            .expect("sweeper ended");
+    }
+
+    #[tokio::test]
+    async fn touched_entries_survive_idle_ones_swept_at_exactly_one_hour() {
+        let clock = Arc::new(ManualClock::new());
+        let cache = ClientCertCache::new(CertCacheConfig::default(), clock.clone());
+        let mut sweeps = cache.sweeps();
+
+        let a = cache.get_or_create("idle").await.unwrap();
+        let b = cache.get_or_create("busy").await.unwrap();
+        assert_ne!(a.cert_der, b.cert_der, "one identity per client id");
+        let again = cache.get_or_create("idle").await.unwrap();
+        assert_eq!(again.cert_der, a.cert_der, "reuse within the TTL");
+        assert_eq!(
+            cache.stats(),
+            CertCacheStats {
+                size: 2,
+                created: 2,
+                reused: 1,
+                evicted: 0,
+                sweeps: 0
+            }
+        );
+
+        // Sweeps at 5, 10, …, 55 min: nothing idle for an hour yet; "busy" is touched at 30 min.
+        for k in 1..=11u64 {
+            clock.advance(5 * MIN);
+            wait_sweeps(&mut sweeps, k).await;
+            if k == 6 {
+                assert!(cache.touch("busy"));
+            }
+            assert_eq!(cache.stats().size, 2, "swept too early at {} min", 5 * k);
+        }
+        // 60 min: "idle" was last used at 0 → exactly 1 h idle → gone; "busy" (30 min) stays.
+        clock.advance(5 * MIN);
+        wait_sweeps(&mut sweeps, 12).await;
+        assert!(cache.lookup("idle").is_none());
+        assert!(cache.lookup("busy").is_some(), "touched entry must survive");
+        // The lookup touched "busy" at 60 min: it is swept at 120 min, not at 90.
+        for k in 13..=23u64 {
+            clock.advance(5 * MIN);
+            wait_sweeps(&mut sweeps, k).await;
+            assert_eq!(cache.stats().size, 1, "at {} min", 5 * k);
+        }
+        clock.advance(5 * MIN);
+        wait_sweeps(&mut sweeps, 24).await;
+        let stats = cache.stats();
+        assert_eq!(stats.size, 0);
+        assert_eq!(stats.evicted, 2);
+        assert_eq!(stats.sweeps, 24);
+
+        // A client coming back after expiry gets a fresh identity.
+        let fresh = cache.get_or_create("idle").await.unwrap();
+        assert_ne!(fresh.cert_der, a.cert_der);
+    }
+
+    #[tokio::test]
+    async fn sweeper_ends_with_its_owner() {
+        let clock = Arc::new(ManualClock::new());
+        let cache = ClientCertCache::new(CertCacheConfig::default(), clock.clone());
+        let weak = Arc::downgrade(&cache.inner);
+        let mut sweeps = cache.sweeps();
+        drop(cache);
+        assert!(
+            weak.upgrade().is_none(),
+            "the sweeper must not hold the cache"
+        );
+        // The sweeps watch closes once the Inner (its sender) is gone.
+        let ended = timeout(Duration::from_secs(5), sweeps.changed()).await;
+        assert!(matches!(ended, Ok(Err(_))));
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_use_yields_one_identity() {
+        let cache = ClientCertCache::new(CertCacheConfig::default(), Arc::new(SystemClock));
+        let (a, b) = tokio::join!(cache.get_or_create("x"), cache.get_or_create("x"));
+        assert_eq!(a.unwrap().cert_der, b.unwrap().cert_der);
+        assert_eq!(cache.stats().size, 1);
+    }
+}

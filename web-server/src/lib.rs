@@ -1,0 +1,25 @@
+//! moongate's web-server: the long-lived process that owns all shared state.
+//!
+//! * [`config`]: TOML file + environment (env wins).
+//! * [`auth`]: the bearer credential (generated at first start if none is configured), the
+//!   WebSocket `Origin` check and the first-message credential check.
+//! * [`store`]: hosts, our client identities per host and pairing state, behind a trait
+//!   ([`store::HostStore`]) with a SQLite implementation.
+//! * [`certs`]: the client-certificate cache keyed by the browser's client id, with a clock the
+//!   tests control.
+//! * [`sessions`]: the session registry, the one source of truth for live streams.
+//! * [`api`]: the REST API (axum), [`server`]: wiring and serving.
+
+pub mod api;
+pub mod auth;
+pub mod certs;
+pub mod config;
+pub mod error;
+pub mod server;
+pub mod sessions;
+pub mod store;
+pub mod wol;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use server::{AppState, HostProvider, NoEmbeddedHost, ProvidedHost};

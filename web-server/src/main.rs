@@ -1,0 +1,119 @@
+//! `moongate`: the web-server binary.
+//!
+//! `moongate [--config <file.toml>]`; every setting can also come from `MOONGATE_*` variables
+//! (see `web-server/src/config.rs`). Stops gracefully on SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+use web_server::auth::{CredentialSource, Credentials};
+use web_server::certs::SystemClock;
+use web_server::server::{preload_hosts, serve, HostProvider, NoEmbeddedHost};
+use web_server::store::SqliteStore;
+use web_server::{AppState, Config};
+
+fn config_path() -> anyhow::Result<Option<PathBuf>> {
+    let mut args = std::env::args_os().skip(1);
+    let mut path = std::env::var_os("MOONGATE_CONFIG").map(PathBuf::from);
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--config") | Some("-c") => {
+                path = Some(PathBuf::from(args.next().context("--config needs a path")?));
+            }
+            Some("--help") | Some("-h") => {
+                println!("usage: moongate [--config <file.toml>]  (settings: MOONGATE_* env vars)");
+                std::process::exit(0);
+            }
+            _ => anyhow::bail!("unknown argument {arg:?} (try --help)"),
+        }
+    }
+    Ok(path)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::load(config_path()?.as_deref())?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let (credentials, source) =
+        Credentials::load_or_generate(config.credentials.as_deref(), &config.data_dir)?;
+    let store = Arc::new(SqliteStore::open(&config.data_dir.join("moongate.db"))?);
+
+    // The seam for an embedded host (the integrator plugs in demo-host here).
+    let provider: Box<dyn HostProvider> = Box::new(NoEmbeddedHost);
+    let provided = provider
+        .provide(&config)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the embedded host: {e}"))?;
+    let mut seeds = config.hosts.clone();
+    if let Some(p) = &provided {
+        seeds.push(p.seed.clone());
+    }
+    let added = preload_hosts(store.as_ref(), &seeds).await?;
+    if added > 0 {
+        tracing::info!(added, "hosts preloaded");
+    }
+
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(config, credentials.clone(), store, Arc::new(SystemClock));
+
+    println!("moongate is listening on http://{addr}/");
+    match source {
+        CredentialSource::Generated(path) => {
+            // Printed once, to the terminal only (never to the log).
+            println!(
+                "Generated credential (stored in {}): {}",
+                path.display(),
+                credentials.expose()
+            );
+        }
+        CredentialSource::Stored(path) => {
+            println!("Using the credential stored in {}", path.display());
+        }
+        CredentialSource::Configured => println!("Using the credential from MOONGATE_CREDENTIALS"),
+    }
+
+    serve(listener, state, shutdown_signal()).await?;
+    drop(provided);
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Wiring: the shared state every route sees, serving with graceful shutdown, host preloading, and
+//! the seam for an embedded host.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::api::pair::Pairings;
+use crate::auth::Credentials;
+use crate::certs::{CertCacheConfig, ClientCertCache, Clock};
+use crate::config::{Config, HostSeed};
+use crate::sessions::{MemoryRegistry, SessionRegistry, StopReason};
+use crate::store::{HostStore, NewHost, StoreError};
+
+/// State shared by every route (cheap to clone). Dropping the last clone ends every background
+/// task it owns (certificate sweeper, running pairings).
+#[derive(Clone)]
+pub struct AppState {
+    /// Effective configuration.
+    pub config: Arc<Config>,
+    /// The bearer credential.
+    pub credentials: Credentials,
+    /// Hosts, identities, pairing state.
+    pub store: Arc<dyn HostStore>,
+    /// Client certificates per browser client id.
+    pub certs: ClientCertCache,
+    /// Live streams: the one source of truth.
+    pub sessions: Arc<dyn SessionRegistry>,
+    pub(crate) pairings: Arc<Pairings>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("certs", &self.certs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State with an in-process session registry and the certificate cache on `clock` (needs a
+    /// tokio runtime: the cache starts its sweeper).
+    pub fn new(
+        config: Config,
+        credentials: Credentials,
+        store: Arc<dyn HostStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let certs = ClientCertCache::new(
+            CertCacheConfig {
+                idle_ttl: config.timeouts.cert_idle,
+                sweep_every: config.timeouts.cert_sweep,
+            },
+            clock,
+        );
+        AppState {
+            config: Arc::new(config),
+            credentials,
+            store,
+            certs,
+            sessions: Arc::new(MemoryRegistry::new()),
+            pairings: Arc::new(Pairings::default()),
+        }
+    }
+}
+
+/// Adds each seed whose address and HTTP port are not yet in the store; returns how many.
+pub async fn preload_hosts(store: &dyn HostStore, seeds: &[HostSeed]) -> Result<usize, StoreError> {
+    let existing = store.list_hosts().await?;
+    let mut added = 0;
+    for seed in seeds {
+        let http_port = seed
+            .http_port
+            .unwrap_or(gamestream::nvhttp::DEFAULT_HTTP_PORT);
+        if existing
+            .iter()
+            .any(|h| h.address == seed.address && h.http_port == http_port)
+        {
+            continue;
+        }
+        store
+            .add_host(NewHost {
+                name: seed.name.clone().unwrap_or_else(|| seed.address.clone()),
+                address: seed.address.clone(),
+                http_port,
+                https_port: seed.https_port,
+                mac: seed.mac.clone(),
+            })
+            .await?;
+        added += 1;
+    }
+    Ok(added)
+}
+
+/// Serves the REST API on `listener` until `shutdown` completes; then asks every live stream to
+/// stop (close code 1001) and lets in-flight requests finish. Handlers can extract
+/// `ConnectInfo<SocketAddr>` (the peer address, e.g. for [`crate::sessions::SessionMeta::remote`]).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sessions = Arc::clone(&state.sessions);
+    let app = crate::api::router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        sessions.stop_all(StopReason::Shutdown);
+    })
+    .await
+}
+
+/// A host provided at startup by a [`HostProvider`] (e.g. the in-process `demo-host`).
+pub struct ProvidedHost {
+    /// How to reach it; preloaded into the store like a configured host.
+    pub seed: HostSeed,
+    /// Keeps the host running; dropped at shutdown, after the server has stopped.
+    pub keepalive: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for ProvidedHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvidedHost")
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Boxed error of a host provider.
+pub type ProviderError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The seam for an embedded host: called once at startup with the effective configuration.
+/// The integrator's implementation starts `demo-host` in-process when `config.hosts` is empty.
+pub trait HostProvider: Send {
+    /// Starts a host, or returns `None` when none is wanted.
+    fn provide(
+        self: Box<Self>,
+        config: &Config,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<ProvidedHost>, ProviderError>> + Send>>;
+}
+
+/// Provides no host (only configured or added hosts are used).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEmbeddedHost;
+
+impl HostProvider for NoEmbeddedHost {
+    fn provide(
+        self: Box<Self>,
+        _config: &Config,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<ProvidedHost>, ProviderError>> + Send>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+}

@@ -1,0 +1,711 @@
+//! The session registry: the one source of truth for live streams (and for the admin view).
+//!
+//! Lessons 2–4: the key is `{session}-{lobby}-{client}` (a lobby restart under the same session
+//! id is a different key); a second connection with a live key **supersedes** the first (never
+//! "AlreadyStreaming"): [`SessionRegistry::register`] installs the new entry at once and hands back
+//! the old one, which the caller stops (reason [`StopReason::Superseded`], close code 4000) and
+//! whose end it awaits before launching, so one client identity never has two streams on a host.
+//! An entry disappears the moment its [`SessionGuard`] is dropped, whatever ended the stream.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// `{session}-{lobby}-{client}`. `-` and `%` inside a part are written `%2D` / `%25` so that the
+/// text form parses back unambiguously (ids such as UUIDs contain dashes); ids without them appear
+/// verbatim. The lobby may be empty (`ses-` + `-client`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    /// Session id (e.g. a Helix session id).
+    pub session: String,
+    /// Lobby id, possibly empty.
+    pub lobby: String,
+    /// Client id (the browser's `client_unique_id`).
+    pub client: String,
+}
+
+/// A malformed session key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionKeyError {
+    /// Not three `-`-separated parts.
+    #[error("a session key has three parts separated by '-'")]
+    Parts,
+    /// Empty session or client.
+    #[error("session and client ids must not be empty")]
+    Empty,
+    /// Bad `%` escape.
+    #[error("bad escape in session key")]
+    Escape,
+}
+
+fn escape(part: &str, out: &mut String) {
+    for c in part.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '-' => out.push_str("%2D"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn unescape(part: &str) -> Result<String, SessionKeyError> {
+    let mut out = String::with_capacity(part.len());
+    let mut rest = part;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i + 1..i + 3).ok_or(SessionKeyError::Escape)?;
+        match code {
+            "25" => out.push('%'),
+            "2D" | "2d" => out.push('-'),
+            _ => return Err(SessionKeyError::Escape),
+        }
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl SessionKey {
+    /// A key; `session` and `client` must be non-empty.
+    pub fn new(
+        session: impl Into<String>,
+        lobby: impl Into<String>,
+        client: impl Into<String>,
+    ) -> Result<Self, SessionKeyError> {
+        let key = SessionKey {
+            session: session.into(),
+            lobby: lobby.into(),
+            client: client.into(),
+        };
+        if key.session.is_empty() || key.client.is_empty() {
+            return Err(SessionKeyError::Empty);
+        }
+        Ok(key)
+    }
+}
+
+impl fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::new();
+        escape(&self.session, &mut s);
+        s.push('-');
+        escape(&self.lobby, &mut s);
+        s.push('-');
+        escape(&self.client, &mut s);
+        f.write_str(&s)
+    }
+}
+
+impl FromStr for SessionKey {
+    type Err = SessionKeyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split('-').collect();
+        let [session, lobby, client] = parts.as_slice() else {
+            return Err(SessionKeyError::Parts);
+        };
+        SessionKey::new(unescape(session)?, unescape(lobby)?, unescape(client)?)
+    }
+}
+
+impl Serialize for SessionKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Why a stream is being stopped; the browser socket is closed with [`StopReason::close_code`]
+/// and [`StopReason::close_reason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// A new connection with the same key took over.
+    Superseded,
+    /// An operator stopped it.
+    AdminKill,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl StopReason {
+    /// WebSocket close code.
+    pub fn close_code(self) -> u16 {
+        match self {
+            StopReason::Superseded => 4000,
+            StopReason::AdminKill => 4001,
+            StopReason::Shutdown => 1001,
+        }
+    }
+
+    /// WebSocket close reason.
+    pub fn close_reason(self) -> &'static str {
+        match self {
+            StopReason::Superseded => "superseded",
+            StopReason::AdminKill => "stopped by an administrator",
+            StopReason::Shutdown => "server shutting down",
+        }
+    }
+}
+
+/// What is known about a stream (shown by `GET /api/sessions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct SessionMeta {
+    /// Host id in the store.
+    pub host_id: i64,
+    /// App id on the host.
+    pub app_id: u32,
+    /// `websocket` or `webrtc`.
+    pub mode: String,
+    /// The peer address of the browser connection, if known.
+    pub remote: Option<String>,
+}
+
+/// A registry entry as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    /// The key (text form).
+    pub key: SessionKey,
+    /// Session id.
+    pub session_id: String,
+    /// Lobby id (may be empty).
+    pub lobby_id: String,
+    /// Client id.
+    pub client_id: String,
+    /// Registry-unique id of this entry (a superseding entry gets a new one).
+    pub entry_id: u64,
+    /// Unix seconds at registration.
+    pub started_at: u64,
+    /// Metadata.
+    #[serde(flatten)]
+    pub meta: SessionMeta,
+}
+
+struct EntryShared {
+    info: SessionInfo,
+    stop: watch::Sender<Option<StopReason>>,
+    closed: watch::Sender<bool>,
+}
+
+impl EntryShared {
+    fn request_stop(&self, reason: StopReason) {
+        self.stop.send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// Removes the entry from its registry (if still the current one for the key) and reports it
+/// closed. Held by the stream's owner; dropping it is the end of the stream, whatever the cause.
+pub struct SessionGuard {
+    shared: Arc<EntryShared>,
+    unregister: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl fmt::Debug for SessionGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionGuard")
+            .field("key", &self.shared.info.key)
+            .field("entry_id", &self.shared.info.entry_id)
+            .finish()
+    }
+}
+
+impl SessionGuard {
+    /// The entry.
+    pub fn info(&self) -> &SessionInfo {
+        &self.shared.info
+    }
+
+    /// Completes when someone asks this stream to stop (superseded, admin kill, shutdown), with
+    /// the reason to close the browser socket with.
+    pub async fn stopped(&self) -> StopReason {
+        let mut rx = self.shared.stop.subscribe();
+        loop {
+            if let Some(reason) = *rx.borrow_and_update() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                // Unreachable while we hold `shared`; never resolve rather than invent a reason.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The stop reason, if a stop was requested.
+    pub fn stop_requested(&self) -> Option<StopReason> {
+        *self.shared.stop.borrow()
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Some(unregister) = self.unregister.take() {
+            unregister();
+        }
+        self.shared.closed.send_replace(true);
+    }
+}
+
+/// The old entry handed back by a superseding [`SessionRegistry::register`]: stop it and await
+/// its end before launching the new stream.
+pub struct Superseded {
+    shared: Arc<EntryShared>,
+}
+
+impl fmt::Debug for Superseded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Superseded")
+            .field("key", &self.shared.info.key)
+            .field("entry_id", &self.shared.info.entry_id)
+            .finish()
+    }
+}
+
+impl Superseded {
+    /// The old entry.
+    pub fn info(&self) -> &SessionInfo {
+        &self.shared.info
+    }
+
+    /// Signals the old stream to stop with `reason` (normally [`StopReason::Superseded`]).
+    pub fn stop(&self, reason: StopReason) {
+        self.shared.request_stop(reason);
+    }
+
+    /// Completes when the old entry's guard is dropped.
+    pub async fn closed(&self) {
+        let mut rx = self.shared.closed.subscribe();
+        // `shared` (and so the sender) lives as long as `self`: `wait_for` cannot fail here.
+        let _ = rx.wait_for(|&c| c).await;
+    }
+
+    /// [`Superseded::stop`] with [`StopReason::Superseded`], then waits up to `limit` for the end.
+    pub async fn stop_and_wait(&self, limit: Duration) -> Result<(), SupersedeTimeout> {
+        self.stop(StopReason::Superseded);
+        tokio::time::timeout(limit, self.closed())
+            .await
+            .map_err(|_| SupersedeTimeout(self.shared.info.key.clone()))
+    }
+}
+
+/// The superseded stream did not end in time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the previous stream of {0} did not end in time")]
+pub struct SupersedeTimeout(pub SessionKey);
+
+/// The result of a registration.
+#[derive(Debug)]
+pub struct Registration {
+    /// The new entry's guard: keep it for the stream's whole life.
+    pub guard: SessionGuard,
+    /// The entry that had the same key, if any.
+    pub superseded: Option<Superseded>,
+}
+
+/// The whole supersede dance for a new connection: registers `key`, stops the entry it
+/// supersedes (close code 4000 "superseded") and waits up to `limit` for that stream to end, so
+/// the caller can launch at once. On timeout the new entry is dropped again (the caller closes its
+/// socket with an error) and the old one stays asked to stop.
+pub async fn register_superseding(
+    registry: &dyn SessionRegistry,
+    key: SessionKey,
+    meta: SessionMeta,
+    limit: Duration,
+) -> Result<SessionGuard, SupersedeTimeout> {
+    let Registration { guard, superseded } = registry.register(key, meta);
+    if let Some(old) = superseded {
+        tracing::info!(key = %old.info().key, "superseding the previous stream of this key");
+        old.stop_and_wait(limit).await?;
+    }
+    Ok(guard)
+}
+
+/// The registry interface (a shared implementation can come later).
+pub trait SessionRegistry: Send + Sync {
+    /// Registers `key`, superseding any live entry with the same key.
+    fn register(&self, key: SessionKey, meta: SessionMeta) -> Registration;
+    /// All live entries, by key.
+    fn list(&self) -> Vec<SessionInfo>;
+    /// Asks the live entry of `key` to stop; `false` if none.
+    fn stop(&self, key: &SessionKey, reason: StopReason) -> bool;
+    /// Asks every live entry to stop (server shutdown).
+    fn stop_all(&self, reason: StopReason);
+}
+
+/// The in-process registry.
+#[derive(Default)]
+pub struct MemoryRegistry {
+    inner: Arc<RegistryInner>,
+}
+
+#[derive(Default)]
+struct RegistryInner {
+    next_id: AtomicU64,
+    entries: Mutex<HashMap<SessionKey, Arc<EntryShared>>>,
+}
+
+impl RegistryInner {
+    fn entries(&self) -> MutexGuard<'_, HashMap<SessionKey, Arc<EntryShared>>> {
+        // Single inserts/removes under the lock: a poisoned map is still consistent.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl fmt::Debug for MemoryRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryRegistry")
+            .field("live", &self.inner.entries().len())
+            .finish()
+    }
+}
+
+impl MemoryRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of live entries.
+    pub fn len(&self) -> usize {
+        self.inner.entries().len()
+    }
+
+    /// No live entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl SessionRegistry for MemoryRegistry {
+    fn register(&self, key: SessionKey, meta: SessionMeta) -> Registration {
+        let entry_id = self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let shared = Arc::new(EntryShared {
+            info: SessionInfo {
+                session_id: key.session.clone(),
+                lobby_id: key.lobby.clone(),
+                client_id: key.client.clone(),
+                key: key.clone(),
+                entry_id,
+                started_at: unix_now(),
+                meta,
+            },
+            stop: watch::Sender::new(None),
+            closed: watch::Sender::new(false),
+        });
+        let old = self
+            .inner
+            .entries()
+            .insert(key.clone(), Arc::clone(&shared));
+        // The guard's remover holds only a Weak to the registry: an entry never keeps the
+        // registry alive, and it removes the key only if it is still its own entry.
+        let weak: Weak<RegistryInner> = Arc::downgrade(&self.inner);
+        let unregister = Box::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                let mut entries = inner.entries();
+                if entries
+                    .get(&key)
+                    .is_some_and(|e| e.info.entry_id == entry_id)
+                {
+                    entries.remove(&key);
+                }
+            }
+        });
+        Registration {
+            guard: SessionGuard {
+                shared,
+                unregister: Some(unregister),
+            },
+            superseded: old.map(|shared| Superseded { shared }),
+        }
+    }
+
+    fn list(&self) -> Vec<SessionInfo> {
+        let mut list: Vec<SessionInfo> = self
+            .inner
+            .entries()
+            .values()
+            .map(|e| e.info.clone())
+            .collect();
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+        list
+    }
+
+    fn stop(&self, key: &SessionKey, reason: StopReason) -> bool {
+        let entry = self.inner.entries().get(key).cloned();
+        match entry {
+            Some(e) => {
+                e.request_stop(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn stop_all(&self, reason: StopReason) {
+        let all: Vec<Arc<EntryShared>> = self.inner.entries().values().cloned().collect();
+        for e in all {
+            e.request_stop(reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::timeout;
+
+    fn key(session: &str, lobby: &str, client: &str) -> SessionKey {
+        SessionKey::new(session, lobby, client).unwrap()
+    }
+
+    #[test]
+    fn key_format_and_parse_round_trip() {
+        let k = key("ses_01abc", "lobby1", "client7");
+        assert_eq!(k.to_string(), "ses_01abc-lobby1-client7");
+        assert_eq!("ses_01abc-lobby1-client7".parse::<SessionKey>().unwrap(), k);
+        let empty_lobby = key("ses", "", "c");
+        assert_eq!(empty_lobby.to_string(), "ses--c");
+        assert_eq!("ses--c".parse::<SessionKey>().unwrap(), empty_lobby);
+        let dashed = key(
+            "ses_01k9-hq",
+            "4648b231-6a09-45d2",
+            "helix-agent-ef28c5dc%x",
+        );
+        let text = dashed.to_string();
+        assert_eq!(text.matches('-').count(), 2);
+        assert_eq!(text.parse::<SessionKey>().unwrap(), dashed);
+        assert_eq!("a-b".parse::<SessionKey>(), Err(SessionKeyError::Parts));
+        assert_eq!("-b-c".parse::<SessionKey>(), Err(SessionKeyError::Empty));
+        assert_eq!(
+            "a-b-c%2".parse::<SessionKey>(),
+            Err(SessionKeyError::Escape)
+        );
+        assert_eq!(
+            "a-b-c%41".parse::<SessionKey>(),
+            Err(SessionKeyError::Escape)
+        );
+        // A lobby restart under the same session id is a different key (lesson 3).
+        assert_ne!(key("ses", "lobbyA", "c"), key("ses", "lobbyB", "c"));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_guard_removes_the_entry() {
+        let reg = MemoryRegistry::new();
+        let r = reg.register(key("s", "l", "c"), SessionMeta::default());
+        assert!(r.superseded.is_none());
+        assert_eq!(reg.list().len(), 1);
+        assert_eq!(reg.list()[0].client_id, "c");
+        drop(r);
+        assert!(reg.is_empty());
+    }
+
+    #[tokio::test]
+    async fn supersede_stops_old_with_4000_and_waits_for_its_end() {
+        let reg = MemoryRegistry::new();
+        let k = key("s", "l", "c");
+        let first = reg.register(k.clone(), SessionMeta::default());
+        let old_guard = first.guard;
+        let old_id = old_guard.info().entry_id;
+        // The old stream's owner: runs until told to stop, then reports the close reason.
+        let owner = tokio::spawn(async move {
+            let reason = old_guard.stopped().await;
+            drop(old_guard);
+            (reason.close_code(), reason.close_reason())
+        });
+        let second = reg.register(k.clone(), SessionMeta::default());
+        let old = second
+            .superseded
+            .expect("a live key is superseded, not busy");
+        assert_eq!(old.info().entry_id, old_id);
+        // The registry already shows only the new entry.
+        assert_eq!(reg.list().len(), 1);
+        assert_eq!(reg.list()[0].entry_id, second.guard.info().entry_id);
+        old.stop_and_wait(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(owner.await.unwrap(), (4000, "superseded"));
+        // The old guard's drop did not remove the new entry.
+        assert_eq!(reg.list().len(), 1);
+        drop(second.guard);
+        assert!(reg.is_empty());
+    }
+
+    #[tokio::test]
+    async fn stop_and_wait_times_out_if_the_old_stream_hangs() {
+        let reg = MemoryRegistry::new();
+        let k = key("s", "", "c");
+        let _hung = reg.register(k.clone(), SessionMeta::default());
+        let second = reg.register(k, SessionMeta::default());
+        let old = second.superseded.unwrap();
+        assert!(old.stop_and_wait(Duration::from_millis(50)).await.is_err());
+    }
+
+    /// Runs one stream owner: registers, stops+awaits what it superseded, reports itself live,
+    /// then lives until it is superseded (reported on `superseded_tx`) or released.
+    async fn owner(
+        reg: Arc<MemoryRegistry>,
+        k: SessionKey,
+        live_tx: tokio::sync::mpsc::UnboundedSender<u64>,
+        superseded_tx: tokio::sync::mpsc::UnboundedSender<u64>,
+        mut release: watch::Receiver<bool>,
+    ) {
+        let Registration { guard, superseded } = reg.register(k, SessionMeta::default());
+        if let Some(old) = superseded {
+            old.stop_and_wait(Duration::from_secs(10)).await.unwrap();
+        }
+        let id = guard.info().entry_id;
+        let _ = live_tx.send(id);
+        tokio::select! {
+            reason = guard.stopped() => {
+                assert_eq!(reason, StopReason::Superseded);
+                drop(guard);
+                let _ = superseded_tx.send(id);
+            }
+            _ = release.wait_for(|&r| r) => {}
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_supersedes_in_a_row_and_in_parallel_leave_one_entry() {
+        let reg = Arc::new(MemoryRegistry::new());
+        let k = key("ses", "lobby", "client");
+        let (release_tx, release_rx) = watch::channel(false);
+        let (live_tx, mut live_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (sup_tx, mut sup_rx) = tokio::sync::mpsc::unbounded_channel();
+        let spawn = || {
+            tokio::spawn(owner(
+                Arc::clone(&reg),
+                k.clone(),
+                live_tx.clone(),
+                sup_tx.clone(),
+                release_rx.clone(),
+            ))
+        };
+        let mut tasks = Vec::new();
+
+        // In a row: each owner is live (its predecessor ended) before the next connects.
+        for i in 0..50u64 {
+            tasks.push(spawn());
+            let id = timeout(Duration::from_secs(10), live_rx.recv())
+                .await
+                .expect("owner did not go live")
+                .unwrap();
+            assert_eq!(id, i + 1);
+            let list = reg.list();
+            assert_eq!(list.len(), 1);
+            assert_eq!(list[0].entry_id, id);
+        }
+        // In parallel.
+        for _ in 0..200 {
+            tasks.push(spawn());
+        }
+        // All but one are superseded, each exactly once.
+        let mut ended = std::collections::HashSet::new();
+        for _ in 0..249 {
+            let id = timeout(Duration::from_secs(30), sup_rx.recv())
+                .await
+                .expect("supersede chain did not settle")
+                .unwrap();
+            assert!(ended.insert(id), "entry {id} superseded twice");
+        }
+        // Wait until the last registrant is live (it may still be awaiting its predecessor).
+        let mut live_ids = Vec::new();
+        while live_ids.len() < 200 {
+            live_ids.push(
+                timeout(Duration::from_secs(10), live_rx.recv())
+                    .await
+                    .expect("owner did not go live")
+                    .unwrap(),
+            );
+        }
+        let list = reg.list();
+        assert_eq!(list.len(), 1, "exactly one live entry");
+        assert!(
+            !ended.contains(&list[0].entry_id),
+            "the live entry is the survivor"
+        );
+        release_tx.send_replace(true);
+        for t in tasks {
+            timeout(Duration::from_secs(10), t).await.unwrap().unwrap();
+        }
+        assert!(reg.is_empty(), "the last owner's end removed the entry");
+    }
+
+    #[tokio::test]
+    async fn register_superseding_waits_for_the_old_end() {
+        let reg = Arc::new(MemoryRegistry::new());
+        let k = key("s", "l", "c");
+        let old = register_superseding(
+            reg.as_ref(),
+            k.clone(),
+            SessionMeta::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let reason = old.stopped().await;
+            drop(old);
+            let _ = ended_tx.send(reason);
+        });
+        let new = register_superseding(
+            reg.as_ref(),
+            k.clone(),
+            SessionMeta::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        // By the time the new registration returns, the old stream has ended.
+        assert_eq!(ended_rx.await.unwrap(), StopReason::Superseded);
+        assert_eq!(reg.list().len(), 1);
+        assert_eq!(reg.list()[0].entry_id, new.info().entry_id);
+        // A hung old stream: the new entry is not left behind.
+        let hung = new;
+        let err = register_superseding(
+            reg.as_ref(),
+            k.clone(),
+            SessionMeta::default(),
+            Duration::from_millis(50),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.0, k);
+        assert!(reg.is_empty(), "a timed-out registration leaves no entry");
+        assert_eq!(hung.stop_requested(), Some(StopReason::Superseded));
+    }
+
+    #[tokio::test]
+    async fn admin_stop_and_stop_all_reach_the_owner() {
+        let reg = MemoryRegistry::new();
+        let a = reg.register(key("a", "", "c"), SessionMeta::default());
+        let b = reg.register(key("b", "", "c"), SessionMeta::default());
+        assert!(reg.stop(&key("a", "", "c"), StopReason::AdminKill));
+        assert!(!reg.stop(&key("zz", "", "c"), StopReason::AdminKill));
+        assert_eq!(a.guard.stopped().await, StopReason::AdminKill);
+        assert_eq!(b.guard.stop_requested(), None);
+        reg.stop_all(StopReason::Shutdown);
+        assert_eq!(b.guard.stopped().await.close_code(), 1001);
+        // A first stop reason is kept.
+        assert_eq!(a.guard.stop_requested(), Some(StopReason::AdminKill));
+    }
+}

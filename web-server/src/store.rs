@@ -1,0 +1,581 @@
+//! The host store: hosts, our client identities per (host, client id) and their pairing state.
+//!
+//! Behind [`HostStore`] so that a shared store (Redis, Postgres) can replace the SQLite file when
+//! several gateways serve one fleet. Methods return boxed futures so the trait is object-safe
+//! (`Arc<dyn HostStore>`). [`SqliteStore`] runs its statements inline: each is a sub-millisecond
+//! operation on a local file, serialised by one connection.
+
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A stored value is invalid.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// The referenced host does not exist.
+    #[error("no host with id {0}")]
+    NoSuchHost(i64),
+    /// The store's lock was poisoned by a panic elsewhere.
+    #[error("store lock poisoned")]
+    Poisoned,
+}
+
+/// A boxed store future.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A Moonlight host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostRecord {
+    /// Store id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Host name or IP literal.
+    pub address: String,
+    /// NVHTTP port.
+    pub http_port: u16,
+    /// HTTPS port, if known.
+    pub https_port: Option<u16>,
+    /// MAC for Wake-on-LAN.
+    pub mac: Option<String>,
+    /// The host certificate pinned at pairing (PEM); `None` = never paired.
+    pub server_cert_pem: Option<String>,
+    /// When it was added (Unix seconds).
+    pub added_at: i64,
+}
+
+/// A host to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewHost {
+    /// Display name.
+    pub name: String,
+    /// Host name or IP literal.
+    pub address: String,
+    /// NVHTTP port.
+    pub http_port: u16,
+    /// HTTPS port, if known.
+    pub https_port: Option<u16>,
+    /// MAC for Wake-on-LAN.
+    pub mac: Option<String>,
+}
+
+/// Pairing state of one of our client identities with one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairingState {
+    /// Never paired (or unpaired).
+    Unpaired,
+    /// A PIN pairing is running.
+    Pairing,
+    /// Paired: the host accepts this identity.
+    Paired,
+    /// The last pairing failed.
+    Failed,
+}
+
+impl PairingState {
+    fn as_str(self) -> &'static str {
+        match self {
+            PairingState::Unpaired => "unpaired",
+            PairingState::Pairing => "pairing",
+            PairingState::Paired => "paired",
+            PairingState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "unpaired" => PairingState::Unpaired,
+            "pairing" => PairingState::Pairing,
+            "paired" => PairingState::Paired,
+            "failed" => PairingState::Failed,
+            other => return Err(StoreError::Corrupt(format!("pairing state {other:?}"))),
+        })
+    }
+}
+
+/// Our client identity toward one host. `key_pem` is a secret: redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentityRecord {
+    /// Host id.
+    pub host_id: i64,
+    /// Client id (the browser's `client_unique_id`, or [`crate::api::GATEWAY_CLIENT_ID`]).
+    pub client_id: String,
+    /// Certificate PEM.
+    pub cert_pem: String,
+    /// Private key PEM (secret).
+    pub key_pem: String,
+    /// Pairing state.
+    pub pairing: PairingState,
+    /// Last change (Unix seconds).
+    pub updated_at: i64,
+}
+
+impl fmt::Debug for ClientIdentityRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdentityRecord")
+            .field("host_id", &self.host_id)
+            .field("client_id", &self.client_id)
+            .field("cert_pem_len", &self.cert_pem.len())
+            .field("key_pem", &"<redacted>")
+            .field("pairing", &self.pairing)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+/// Persistent hosts and identities.
+pub trait HostStore: Send + Sync {
+    /// All hosts, by id.
+    fn list_hosts(&self) -> StoreFuture<'_, Vec<HostRecord>>;
+    /// One host.
+    fn get_host(&self, id: i64) -> StoreFuture<'_, Option<HostRecord>>;
+    /// Adds a host.
+    fn add_host(&self, host: NewHost) -> StoreFuture<'_, HostRecord>;
+    /// Removes a host and its identities; `false` if it did not exist.
+    fn remove_host(&self, id: i64) -> StoreFuture<'_, bool>;
+    /// Pins (or clears) the host certificate.
+    fn set_server_cert(&self, id: i64, cert_pem: Option<String>) -> StoreFuture<'_, ()>;
+    /// Our identity for (host, client).
+    fn get_identity(
+        &self,
+        host_id: i64,
+        client_id: &str,
+    ) -> StoreFuture<'_, Option<ClientIdentityRecord>>;
+    /// Inserts or replaces our identity for (host, client).
+    fn put_identity(&self, record: ClientIdentityRecord) -> StoreFuture<'_, ()>;
+    /// Inserts `record` unless (host, client) already has an identity; returns the stored one
+    /// (so two racing first uses agree on one identity).
+    fn insert_identity_if_absent(
+        &self,
+        record: ClientIdentityRecord,
+    ) -> StoreFuture<'_, ClientIdentityRecord>;
+    /// Updates the pairing state; `false` if no such identity.
+    fn set_pairing_state(
+        &self,
+        host_id: i64,
+        client_id: &str,
+        state: PairingState,
+    ) -> StoreFuture<'_, bool>;
+}
+
+/// Schema migrations, applied in order at open; `PRAGMA user_version` counts the applied ones.
+const MIGRATIONS: &[&str] = &[
+    // 1: hosts and identities.
+    "CREATE TABLE hosts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        address TEXT NOT NULL,
+        http_port INTEGER NOT NULL,
+        https_port INTEGER,
+        mac TEXT,
+        server_cert_pem TEXT,
+        added_at INTEGER NOT NULL
+    );
+    CREATE TABLE client_identities (
+        host_id INTEGER NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
+        client_id TEXT NOT NULL,
+        cert_pem TEXT NOT NULL,
+        key_pem TEXT NOT NULL,
+        pairing TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (host_id, client_id)
+    );",
+];
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The SQLite store (SQLite compiled in; no system library).
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn port(v: i64) -> Result<u16, StoreError> {
+    u16::try_from(v).map_err(|_| StoreError::Corrupt(format!("port {v}")))
+}
+
+fn host_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(HostRecord, i64, Option<i64>)> {
+    Ok((
+        HostRecord {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            address: row.get(2)?,
+            http_port: 0,
+            https_port: None,
+            mac: row.get(5)?,
+            server_cert_pem: row.get(6)?,
+            added_at: row.get(7)?,
+        },
+        row.get(3)?,
+        row.get(4)?,
+    ))
+}
+
+fn finish_host(
+    (mut h, http, https): (HostRecord, i64, Option<i64>),
+) -> Result<HostRecord, StoreError> {
+    h.http_port = port(http)?;
+    h.https_port = https.map(port).transpose()?;
+    Ok(h)
+}
+
+const HOST_COLUMNS: &str =
+    "id, name, address, http_port, https_port, mac, server_cert_pem, added_at";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::init(Connection::open(path)?)
+    }
+
+    /// An in-memory database (for tools; tests use real files).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let applied = usize::try_from(version)
+            .map_err(|_| StoreError::Corrupt(format!("user_version {version}")))?;
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "database schema version {applied} is newer than this moongate ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The schema version (number of applied migrations).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&conn)
+    }
+
+    fn ready<T: Send + 'static>(r: Result<T, StoreError>) -> StoreFuture<'static, T> {
+        Box::pin(std::future::ready(r))
+    }
+}
+
+impl HostStore for SqliteStore {
+    fn list_hosts(&self) -> StoreFuture<'_, Vec<HostRecord>> {
+        Self::ready(self.with(|c| {
+            let mut stmt = c.prepare(&format!("SELECT {HOST_COLUMNS} FROM hosts ORDER BY id"))?;
+            let rows = stmt.query_map([], host_from_row)?;
+            rows.map(|r| finish_host(r?)).collect()
+        }))
+    }
+
+    fn get_host(&self, id: i64) -> StoreFuture<'_, Option<HostRecord>> {
+        Self::ready(self.with(|c| {
+            c.query_row(
+                &format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id = ?1"),
+                [id],
+                host_from_row,
+            )
+            .optional()?
+            .map(finish_host)
+            .transpose()
+        }))
+    }
+
+    fn add_host(&self, host: NewHost) -> StoreFuture<'_, HostRecord> {
+        Self::ready(self.with(|c| {
+            let added_at = now_unix();
+            c.execute(
+                "INSERT INTO hosts (name, address, http_port, https_port, mac, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    host.name,
+                    host.address,
+                    host.http_port,
+                    host.https_port,
+                    host.mac,
+                    added_at
+                ],
+            )?;
+            Ok(HostRecord {
+                id: c.last_insert_rowid(),
+                name: host.name,
+                address: host.address,
+                http_port: host.http_port,
+                https_port: host.https_port,
+                mac: host.mac,
+                server_cert_pem: None,
+                added_at,
+            })
+        }))
+    }
+
+    fn remove_host(&self, id: i64) -> StoreFuture<'_, bool> {
+        Self::ready(self.with(|c| Ok(c.execute("DELETE FROM hosts WHERE id = ?1", [id])? > 0)))
+    }
+
+    fn set_server_cert(&self, id: i64, cert_pem: Option<String>) -> StoreFuture<'_, ()> {
+        Self::ready(self.with(|c| {
+            let n = c.execute(
+                "UPDATE hosts SET server_cert_pem = ?2 WHERE id = ?1",
+                params![id, cert_pem],
+            )?;
+            if n == 0 {
+                Err(StoreError::NoSuchHost(id))
+            } else {
+                Ok(())
+            }
+        }))
+    }
+
+    fn get_identity(
+        &self,
+        host_id: i64,
+        client_id: &str,
+    ) -> StoreFuture<'_, Option<ClientIdentityRecord>> {
+        Self::ready(self.with(|c| {
+            let row = c
+                .query_row(
+                    "SELECT cert_pem, key_pem, pairing, updated_at FROM client_identities
+                     WHERE host_id = ?1 AND client_id = ?2",
+                    params![host_id, client_id],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            row.map(|(cert_pem, key_pem, pairing, updated_at)| {
+                Ok(ClientIdentityRecord {
+                    host_id,
+                    client_id: client_id.to_string(),
+                    cert_pem,
+                    key_pem,
+                    pairing: PairingState::parse(&pairing)?,
+                    updated_at,
+                })
+            })
+            .transpose()
+        }))
+    }
+
+    fn put_identity(&self, record: ClientIdentityRecord) -> StoreFuture<'_, ()> {
+        Self::ready(self.with(|c| {
+            let result = c.execute(
+                "INSERT OR REPLACE INTO client_identities
+                 (host_id, client_id, cert_pem, key_pem, pairing, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    record.host_id,
+                    record.client_id,
+                    record.cert_pem,
+                    record.key_pem,
+                    record.pairing.as_str(),
+                    now_unix()
+                ],
+            );
+            match result {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::NoSuchHost(record.host_id))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }))
+    }
+
+    fn insert_identity_if_absent(
+        &self,
+        record: ClientIdentityRecord,
+    ) -> StoreFuture<'_, ClientIdentityRecord> {
+        let result = self.with(|c| {
+            let inserted = c.execute(
+                "INSERT OR IGNORE INTO client_identities
+                 (host_id, client_id, cert_pem, key_pem, pairing, updated_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM hosts WHERE id = ?1)",
+                params![
+                    record.host_id,
+                    record.client_id,
+                    record.cert_pem,
+                    record.key_pem,
+                    record.pairing.as_str(),
+                    now_unix()
+                ],
+            )?;
+            Ok(inserted)
+        });
+        Box::pin(async move {
+            result?;
+            self.get_identity(record.host_id, &record.client_id)
+                .await?
+                .ok_or(StoreError::NoSuchHost(record.host_id))
+        })
+    }
+
+    fn set_pairing_state(
+        &self,
+        host_id: i64,
+        client_id: &str,
+        state: PairingState,
+    ) -> StoreFuture<'_, bool> {
+        Self::ready(self.with(|c| {
+            Ok(c.execute(
+                "UPDATE client_identities SET pairing = ?3, updated_at = ?4
+                 WHERE host_id = ?1 AND client_id = ?2",
+                params![host_id, client_id, state.as_str(), now_unix()],
+            )? > 0)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_host(name: &str) -> NewHost {
+        NewHost {
+            name: name.into(),
+            address: "10.0.0.2".into(),
+            http_port: 47989,
+            https_port: None,
+            mac: Some("00:11:22:33:44:55".into()),
+        }
+    }
+
+    fn identity(host_id: i64, client: &str) -> ClientIdentityRecord {
+        ClientIdentityRecord {
+            host_id,
+            client_id: client.into(),
+            cert_pem: "-----BEGIN CERTIFICATE-----".into(),
+            key_pem: "TOP-SECRET-KEY".into(),
+            pairing: PairingState::Unpaired,
+            updated_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn hosts_identities_and_pairing_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moongate.db");
+        let id = {
+            let store = SqliteStore::open(&path).unwrap();
+            assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+            let a = store.add_host(new_host("a")).await.unwrap();
+            let b = store.add_host(new_host("b")).await.unwrap();
+            assert_ne!(a.id, b.id);
+            store
+                .set_server_cert(a.id, Some("HOST PEM".into()))
+                .await
+                .unwrap();
+            store.put_identity(identity(a.id, "c1")).await.unwrap();
+            assert!(store
+                .set_pairing_state(a.id, "c1", PairingState::Paired)
+                .await
+                .unwrap());
+            assert!(!store
+                .set_pairing_state(a.id, "nobody", PairingState::Paired)
+                .await
+                .unwrap());
+            a.id
+        };
+        // First use wins: a second insert for the same (host, client) returns the first.
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            let mut second = identity(id, "c1");
+            second.cert_pem = "OTHER".into();
+            let kept = store.insert_identity_if_absent(second).await.unwrap();
+            assert_eq!(kept.cert_pem, "-----BEGIN CERTIFICATE-----");
+            let mut fresh = identity(id, "c9");
+            fresh.cert_pem = "NINE".into();
+            let stored = store.insert_identity_if_absent(fresh).await.unwrap();
+            assert_eq!(stored.cert_pem, "NINE");
+        }
+        // Reopen: migrations are not re-applied, data is there.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let hosts = store.list_hosts().await.unwrap();
+        assert_eq!(hosts.len(), 2);
+        let a = store.get_host(id).await.unwrap().unwrap();
+        assert_eq!(a.server_cert_pem.as_deref(), Some("HOST PEM"));
+        assert_eq!(a.mac.as_deref(), Some("00:11:22:33:44:55"));
+        let ident = store.get_identity(id, "c1").await.unwrap().unwrap();
+        assert_eq!(ident.pairing, PairingState::Paired);
+        assert_eq!(ident.key_pem, "TOP-SECRET-KEY");
+        assert!(!format!("{ident:?}").contains("TOP-SECRET"), "key in Debug");
+
+        // Removing a host removes its identities (foreign key cascade).
+        assert!(store.remove_host(id).await.unwrap());
+        assert!(!store.remove_host(id).await.unwrap());
+        assert!(store.get_identity(id, "c1").await.unwrap().is_none());
+        assert!(matches!(
+            store.put_identity(identity(id, "c2")).await,
+            Err(StoreError::NoSuchHost(_))
+        ));
+        assert!(matches!(
+            store.insert_identity_if_absent(identity(id, "c3")).await,
+            Err(StoreError::NoSuchHost(_))
+        ));
+        assert!(matches!(
+            store.set_server_cert(id, None).await,
+            Err(StoreError::NoSuchHost(_))
+        ));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "user_version", 99).unwrap();
+        }
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
