@@ -120,7 +120,10 @@ where
         }
     };
     // The web-server tags each stderr line with the session key; it is logged once here.
-    tracing::info!(session_key = %init.session_key, init = ?init, "Init received");
+    tracing::info!(
+        session_key = %init.session_key, client = %init.client_unique_id, mode = ?init.mode,
+        lobby = ?init.lobby_id, "Init received"
+    );
     let (session, events, started) = match start(&init, &mut rx, &writer).await {
         Ok(s) => (s.session, s.events, s.started),
         Err((http, end)) => {
@@ -606,8 +609,9 @@ mod tests {
     fn pts_unwraps_and_starts_at_zero() {
         let mut c = PtsClock::new(90_000);
         assert_eq!(c.us(u32::MAX - 1499), 0);
-        assert_eq!(c.us(u32::MAX), 16_666);
-        assert_eq!(c.us(1500 - 1), 33_333);
+        assert_eq!(c.us(0), 16_666);
+        assert_eq!(c.us(1500), 33_333);
+        assert_eq!(c.us(1400), 32_222, "a late timestamp steps back, never wraps");
         let mut a = PtsClock::new(1000);
         assert_eq!(a.us(100), 0);
         assert_eq!(a.us(105), 5_000);
