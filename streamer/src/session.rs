@@ -77,6 +77,12 @@ impl End {
             exit: exit::HOST_ENDED,
         }
     }
+    fn ipc(e: wire::ipc::IpcError) -> Self {
+        End {
+            exit: exit::BAD_IPC,
+            ..End::error(ErrorCode::Internal, format!("IPC: {e}"))
+        }
+    }
     fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         let message = message.into();
         End {
@@ -108,16 +114,17 @@ where
         Ok(Some(Ok(other))) => {
             return finish(
                 writer,
-                End::error(ErrorCode::BadInit, format!("first frame was {other:?}, not Init")),
+                End::error(
+                    ErrorCode::BadInit,
+                    format!("first frame was {other:?}, not Init"),
+                ),
             )
             .await
         }
         Ok(Some(Err(e))) => {
             return finish(writer, End::error(ErrorCode::BadInit, e.to_string())).await
         }
-        Err(_) => {
-            return finish(writer, End::error(ErrorCode::BadInit, "no Init in time")).await
-        }
+        Err(_) => return finish(writer, End::error(ErrorCode::BadInit, "no Init in time")).await,
     };
     // The web-server tags each stderr line with the session key; it is logged once here.
     tracing::info!(
@@ -139,7 +146,9 @@ where
         writer,
         keyframe_requests,
         mapper: InputMapper::new(),
-        params: ParamSetCache::new(VideoCodec::from_byte(started.codec).unwrap_or(VideoCodec::H264)),
+        params: ParamSetCache::new(
+            VideoCodec::from_byte(started.codec).unwrap_or(VideoCodec::H264),
+        ),
         codec: started.codec,
         counters: Counters::default(),
         video_clock: PtsClock::new(90_000),
@@ -147,7 +156,22 @@ where
         need_keyframe: true,
         started_at: Instant::now(),
     };
-    if let Err(end) = run.join_lobby().await {
+    // The join races Stop/EOF like the start does; input before it completes is dropped.
+    let joined = {
+        let join = run.join_lobby();
+        tokio::pin!(join);
+        loop {
+            tokio::select! {
+                result = &mut join => break result,
+                msg = rx.next() => match msg {
+                    None | Some(Ok(ToStreamer::Stop)) => break Err(End::stopped("stopped while joining the lobby")),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break Err(End::ipc(e)),
+                },
+            }
+        }
+    };
+    if let Err(end) = joined {
         return teardown(run.session, run.writer, end).await;
     }
     let end = run.main_loop(&mut rx, events).await;
@@ -174,19 +198,38 @@ async fn start<R: AsyncRead + Unpin>(
             None,
             End::error(
                 ErrorCode::UnsupportedCodec,
-                format!("the browser decodes none of our codecs (formats {:#x})", init.video_formats),
+                format!(
+                    "the browser decodes none of our codecs (formats {:#x})",
+                    init.video_formats
+                ),
             ),
         ));
     }
-    if init.width == 0 || init.height == 0 || init.fps == 0 || init.width > 8192 || init.height > 8192 {
+    if init.width == 0
+        || init.height == 0
+        || init.fps == 0
+        || init.width > 8192
+        || init.height > 8192
+    {
         return Err((
             None,
-            End::error(ErrorCode::BadInit, format!("bad stream size {}x{}@{}", init.width, init.height, init.fps)),
+            End::error(
+                ErrorCode::BadInit,
+                format!(
+                    "bad stream size {}x{}@{}",
+                    init.width, init.height, init.fps
+                ),
+            ),
         ));
     }
     // The key is secret: the error names the problem, never the PEM.
     let identity = Identity::from_pem(&init.client_cert_pem, init.client_key_pem.expose())
-        .map_err(|e| (None, End::error(ErrorCode::BadInit, format!("client identity: {e}"))))?;
+        .map_err(|e| {
+            (
+                None,
+                End::error(ErrorCode::BadInit, format!("client identity: {e}")),
+            )
+        })?;
     let address = HostAddress::with_ports(
         init.host.address.clone(),
         init.host.http_port,
@@ -206,7 +249,11 @@ async fn start<R: AsyncRead + Unpin>(
         width: init.width,
         height: init.height,
         fps: init.fps,
-        packet_size: if init.packet_size == 0 { 1392 } else { init.packet_size },
+        packet_size: if init.packet_size == 0 {
+            1392
+        } else {
+            init.packet_size
+        },
         bitrate_kbps: init.bitrate_kbps.max(500),
         supported_formats: formats,
         refresh_rate_x100: init.fps.saturating_mul(100),
@@ -239,7 +286,7 @@ async fn start<R: AsyncRead + Unpin>(
                     return Err((Some(Arc::clone(&http)), End::stopped("stopped while starting")))
                 }
                 Some(Ok(_)) => {} // input before the stream exists has nowhere to go
-                Some(Err(e)) => return Err((Some(Arc::clone(&http)), End::error(ErrorCode::Internal, format!("IPC: {e}")))),
+                Some(Err(e)) => return Err((Some(Arc::clone(&http)), End::ipc(e))),
             },
             _ = writer.closed() => return Err((Some(Arc::clone(&http)), End::stopped("IPC output closed"))),
         }
@@ -263,7 +310,11 @@ async fn start<R: AsyncRead + Unpin>(
         codec = ?codec, version = %session.app_version(),
         "stream up"
     );
-    if writer.control(FromStreamer::Started(started)).await.is_err() {
+    if writer
+        .control(FromStreamer::Started(started))
+        .await
+        .is_err()
+    {
         let end = End::stopped("IPC output closed");
         let _ = tokio::time::timeout(STOP_TIMEOUT, session.stop()).await;
         return Err((None, end));
@@ -315,8 +366,13 @@ async fn cancel_after_aborted_start(http: &NvHttpClient) {
 async fn teardown(session: ClientSession, writer: Writer, end: End) -> i32 {
     let t = Instant::now();
     match tokio::time::timeout(STOP_TIMEOUT, session.stop()).await {
-        Ok(Ok(())) => tracing::info!(elapsed_ms = t.elapsed().as_millis() as u64, "host stream cancelled"),
-        Ok(Err(e)) => tracing::info!(error = %e, "cancel answered with an error (stream already gone?)"),
+        Ok(Ok(())) => tracing::info!(
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "host stream cancelled"
+        ),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "cancel answered with an error (stream already gone?)")
+        }
         Err(_) => tracing::warn!("cancel timed out; closed anyway"),
     }
     finish(writer, end).await
@@ -326,7 +382,8 @@ async fn teardown(session: ClientSession, writer: Writer, end: End) -> i32 {
 async fn finish(writer: Writer, end: End) -> i32 {
     if let Some(error) = end.error.clone() {
         tracing::error!(code = ?error.code, message = %error.message, "session failed");
-        let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer.control(FromStreamer::Error(error))).await;
+        let _ =
+            tokio::time::timeout(FLUSH_TIMEOUT, writer.control(FromStreamer::Error(error))).await;
     }
     let ended = FromStreamer::Ended(Ended {
         reason: end.reason,
@@ -418,14 +475,20 @@ impl Running<'_> {
                 }
                 Err(e @ crate::wolf::WolfError::SessionNotFound(_)) => last = Some(e),
                 Err(e) => {
-                    return Err(End::error(ErrorCode::StreamSetupFailed, format!("lobby join: {e}")))
+                    return Err(End::error(
+                        ErrorCode::StreamSetupFailed,
+                        format!("lobby join: {e}"),
+                    ))
                 }
             }
             tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
         }
         Err(End::error(
             ErrorCode::StreamSetupFailed,
-            format!("lobby join: {}", last.map(|e| e.to_string()).unwrap_or_default()),
+            format!(
+                "lobby join: {}",
+                last.map(|e| e.to_string()).unwrap_or_default()
+            ),
         ))
     }
 
@@ -446,7 +509,7 @@ impl Running<'_> {
                     Some(Ok(ToStreamer::RequestKeyframe)) => self.request_idr("web-server"),
                     Some(Ok(ToStreamer::Input(bytes))) => self.input(&bytes),
                     Some(Ok(ToStreamer::Init(_))) => tracing::warn!("second Init ignored"),
-                    Some(Err(e)) => return End::error(ErrorCode::Internal, format!("IPC: {e}")),
+                    Some(Err(e)) => return End::ipc(e),
                 },
                 event = events.recv() => match event {
                     Some(event) => if let Some(end) = self.event(event) { return end },
@@ -593,10 +656,13 @@ fn end_of(cause: EndCause) -> End {
                 format!("the host terminated the stream: {other:?} (code {code:#x})"),
             ),
         },
-        EndCause::Disconnected(DisconnectReason::Error(e)) => {
-            End::error(ErrorCode::ConnectionLost, format!("control stream lost: {e}"))
+        EndCause::Disconnected(DisconnectReason::Error(e)) => End::error(
+            ErrorCode::ConnectionLost,
+            format!("control stream lost: {e}"),
+        ),
+        EndCause::Disconnected(reason) => {
+            End::host_ended(format!("control stream closed: {reason:?}"))
         }
-        EndCause::Disconnected(reason) => End::host_ended(format!("control stream closed: {reason:?}")),
         EndCause::Stopped => End::host_ended("control stream ended".into()),
     }
 }
@@ -611,7 +677,11 @@ mod tests {
         assert_eq!(c.us(u32::MAX - 1499), 0);
         assert_eq!(c.us(0), 16_666);
         assert_eq!(c.us(1500), 33_333);
-        assert_eq!(c.us(1400), 32_222, "a late timestamp steps back, never wraps");
+        assert_eq!(
+            c.us(1400),
+            32_222,
+            "a late timestamp steps back, never wraps"
+        );
         let mut a = PtsClock::new(1000);
         assert_eq!(a.us(100), 0);
         assert_eq!(a.us(105), 5_000);
@@ -624,7 +694,9 @@ mod tests {
             code: 0,
         });
         assert_eq!((e.reason, e.exit), (EndReason::HostEnded, exit::HOST_ENDED));
-        let e = end_of(EndCause::Disconnected(DisconnectReason::Error("timeout".into())));
+        let e = end_of(EndCause::Disconnected(DisconnectReason::Error(
+            "timeout".into(),
+        )));
         assert_eq!(e.error.map(|e| e.code), Some(ErrorCode::ConnectionLost));
         assert_eq!(e.exit, exit::ERROR);
     }

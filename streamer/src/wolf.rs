@@ -62,7 +62,10 @@ impl WolfApi {
         if let Some(rest) = location.strip_prefix("http://") {
             let authority = rest.split('/').next().unwrap_or_default();
             if !authority.is_empty() {
-                let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+                let with_port = if authority
+                    .rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                {
                     authority.to_string()
                 } else {
                     format!("{authority}:80")
@@ -81,7 +84,8 @@ impl WolfApi {
     ) -> Result<String, WolfError> {
         let session_id = self.find_session(client_unique_id).await?;
         let body = json!({"lobby_id": lobby_id, "moonlight_session_id": session_id});
-        self.call("POST", "/api/v1/lobbies/join", Some(&body)).await?;
+        self.call("POST", "/api/v1/lobbies/join", Some(&body))
+            .await?;
         Ok(session_id)
     }
 
@@ -97,11 +101,13 @@ impl WolfApi {
             .find(|s| s.get("client_unique_id").and_then(Value::as_str) == Some(client_unique_id))
             .and_then(|s| {
                 // Wolf names it `client_id` (a decimal string); accept `session_id` and numbers.
-                ["session_id", "client_id"].iter().find_map(|k| match s.get(*k)? {
-                    Value::String(v) => Some(v.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
+                ["session_id", "client_id"]
+                    .iter()
+                    .find_map(|k| match s.get(*k)? {
+                        Value::String(v) => Some(v.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
             })
             .ok_or_else(|| WolfError::SessionNotFound(client_unique_id.to_string()))
     }
@@ -210,7 +216,9 @@ mod tests {
 
     #[test]
     fn responses() {
-        let (s, j) = parse_response(b"HTTP/1.0 200 OK\r\nContent-Length: 16\r\n\r\n{\"success\":true}").unwrap();
+        let (s, j) =
+            parse_response(b"HTTP/1.0 200 OK\r\nContent-Length: 16\r\n\r\n{\"success\":true}")
+                .unwrap();
         assert_eq!((s, j["success"].as_bool()), (200, Some(true)));
         assert!(parse_response(b"HTTP/1.0 200 OK\r\n").is_err());
         assert!(parse_response(b"garbage\r\n\r\n").is_err());

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use gamestream::host::{AppCatalog, EndReason as HostEndReason, Host, HostConfig, HostEvent, StaticApps};
+use gamestream::host::{
+    AppCatalog, EndReason as HostEndReason, Host, HostConfig, HostEvent, StaticApps,
+};
 use gamestream::identity::Identity;
 use gamestream::input::{ControllerState, InputEvent, TouchEvent};
 use gamestream::nvhttp::{App, HostAddress, NvHttpClient};
@@ -88,7 +90,10 @@ async fn rig(unique_id: &str) -> Rig {
     })
     .await
     .expect("pairing request reaches the host");
-    assert_eq!(pending.unique_id, unique_id, "the host sees our own uniqueid");
+    assert_eq!(
+        pending.unique_id, unique_id,
+        "the host sees our own uniqueid"
+    );
     assert!(host.nvhttp().submit_pin(&pending.pair_secret, PIN));
     pairing.await.unwrap().expect("pairing by PIN");
     let host_cert_der = http.pinned_host_cert().expect("pinned after pairing");
@@ -134,7 +139,11 @@ impl Rig {
     /// Hands the stream to the synthetic producer at RTSP PLAY; returns the session id.
     async fn await_stream(&mut self) -> u64 {
         loop {
-            match timeout(WAIT, self.host_events.recv()).await.unwrap().unwrap() {
+            match timeout(WAIT, self.host_events.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
                 HostEvent::StreamStarted(stream) => {
                     let id = stream.session_id;
                     tokio::spawn(synthetic::produce(
@@ -217,7 +226,10 @@ impl Streamer {
         let took = since.elapsed();
         let mut rest = Vec::new();
         let _ = self.rx.get_mut().read_to_end(&mut rest).await;
-        assert!(rest.is_empty() && self.rx.read_buffer().is_empty(), "nothing after Ended");
+        assert!(
+            rest.is_empty() && self.rx.read_buffer().is_empty(),
+            "nothing after Ended"
+        );
         (status, took)
     }
 }
@@ -292,7 +304,10 @@ fn browser_inputs() -> Vec<(Vec<u8>, Vec<InputEvent>)> {
             vec![InputEvent::MouseButtonUp { button: 3 }],
         ),
         (
-            m(Message::MouseClick(MouseClick::HighResWheel { dx: -40, dy: 240 })),
+            m(Message::MouseClick(MouseClick::HighResWheel {
+                dx: -40,
+                dy: 240,
+            })),
             vec![
                 InputEvent::Scroll { amount: 240 },
                 InputEvent::HScroll { amount: -40 },
@@ -399,9 +414,15 @@ async fn streams_media_relays_input_and_stops_cleanly() {
     let session_id = rig.await_stream().await;
     let started = started_and_first_keyframe(&mut s).await;
     assert_eq!(started.codec, wire::browser::VideoCodec::H264.to_byte());
-    assert_eq!((started.width, started.height, started.fps), (1280, 720, 60));
+    assert_eq!(
+        (started.width, started.height, started.fps),
+        (1280, 720, 60)
+    );
     assert_eq!((started.audio_channels, started.sample_rate), (2, 48_000));
-    assert!(started.touch_supported, "the Wolf-like host advertises pen/touch");
+    assert!(
+        started.touch_supported,
+        "the Wolf-like host advertises pen/touch"
+    );
 
     // Input: every kind, as browser bytes through IPC.
     let inputs = browser_inputs();
@@ -472,8 +493,15 @@ async fn streams_media_relays_input_and_stops_cleanly() {
     assert_eq!(status.code(), Some(0));
     assert!(took < Duration::from_secs(1), "exit took {took:?}");
     let ended = loop {
-        match timeout(WAIT, rig.host_events.recv()).await.unwrap().unwrap() {
-            HostEvent::SessionEnded { session_id: id, reason } if id == session_id => break reason,
+        match timeout(WAIT, rig.host_events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            HostEvent::SessionEnded {
+                session_id: id,
+                reason,
+            } if id == session_id => break reason,
             _ => {}
         }
     };
@@ -528,7 +556,10 @@ async fn bad_init_and_unreachable_host_report_errors() {
     s.send(ToStreamer::Init(Box::new(init))).await;
     let (ended, error) = s.until_ended().await;
     let error = error.expect("Error before Ended");
-    assert_eq!((ended.reason, error.code), (EndReason::Error, ErrorCode::BadInit));
+    assert_eq!(
+        (ended.reason, error.code),
+        (EndReason::Error, ErrorCode::BadInit)
+    );
     assert!(!error.message.contains("SECRET"));
     assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
 
@@ -579,7 +610,10 @@ async fn fake_wolf(
                         let n = conn.read(&mut chunk).await.unwrap();
                         buf.extend_from_slice(&chunk[..n]);
                     }
-                    break (head, String::from_utf8(buf[p + 4..p + 4 + len].to_vec()).unwrap());
+                    break (
+                        head,
+                        String::from_utf8(buf[p + 4..p + 4 + len].to_vec()).unwrap(),
+                    );
                 }
                 assert!(n > 0, "request ended early");
             };
@@ -634,5 +668,55 @@ async fn joins_the_lobby_through_a_fake_wolf_api() {
     assert_eq!(ended.reason, EndReason::Stopped);
     assert_eq!(s.exit(Instant::now()).await.0.code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
+    rig.host.close().await;
+}
+
+/// The web-server stops reading for a while (its WebSocket is congested): the streamer's send
+/// queue drops stale frames whole, up to a keyframe, and asks the host for one; no delta frame
+/// whose reference was dropped is ever written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_gets_whole_frames_up_to_a_keyframe() {
+    let mut rig = rig("browser-client-f").await;
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(rig.init()))).await;
+    rig.await_stream().await;
+    started_and_first_keyframe(&mut s).await;
+    let mut last = 0u32;
+    let mut gaps = 0;
+    let mut frames = 0;
+    let mut dropped_reported = 0;
+    for round in 0..3 {
+        // Deliberate stall: the pipe fills, the streamer's writer blocks, its queue ages.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let until = frames + 60;
+        while frames < until || (round == 2 && dropped_reported == 0) {
+            match s.next().await {
+                FromStreamer::Video(v) => {
+                    let (counter, idr) = synthetic::check_video_au(&v.data).unwrap();
+                    assert_eq!(idr, v.keyframe);
+                    if last != 0 && counter != last + 1 {
+                        gaps += 1;
+                        assert!(
+                            v.keyframe,
+                            "frame {counter} follows {last}: its reference was dropped"
+                        );
+                    }
+                    last = counter;
+                    frames += 1;
+                }
+                FromStreamer::Stats(st) => dropped_reported = st.video_frames_dropped,
+                _ => {}
+            }
+        }
+    }
+    println!(
+        "stalled reader: {gaps} gaps, each closed by a keyframe; {dropped_reported} frames dropped"
+    );
+    assert!(gaps > 0, "the stalls must have caused drops");
+    assert!(dropped_reported > 0);
+    s.send(ToStreamer::Stop).await;
+    let (ended, _) = s.until_ended().await;
+    assert_eq!(ended.reason, EndReason::Stopped);
+    assert_eq!(s.exit(Instant::now()).await.0.code(), Some(0));
     rig.host.close().await;
 }

@@ -341,12 +341,18 @@ mod tests {
         let mut q = SendQueue::new(QueueConfig::default());
         for i in 0..600u32 {
             let now = t0 + ms(i as u64 * 16);
-            assert_eq!(q.push_video(i, 10_000, i % 120 == 0, now), VideoPush::Queued);
+            assert_eq!(
+                q.push_video(i, 10_000, i % 120 == 0, now),
+                VideoPush::Queued
+            );
             q.push_audio(10_000 + i, 100, now);
             assert_eq!(drain(&mut q, now + ms(2)), vec![10_000 + i, i]);
         }
         let s = q.stats(t0 + ms(10_000));
-        assert_eq!((s.frames_dropped, s.audio_dropped, s.idr_requests), (0, 0, 0));
+        assert_eq!(
+            (s.frames_dropped, s.audio_dropped, s.idr_requests),
+            (0, 0, 0)
+        );
         assert!(!q.take_keyframe_request(t0 + ms(10_000)));
     }
 
@@ -380,10 +386,19 @@ mod tests {
         assert!(q.take_keyframe_request(now));
         assert!(!q.take_keyframe_request(now), "one request per episode");
         assert_eq!(q.pop(now), None);
-        assert_eq!(q.push_video(8, 5_000, false, now + ms(16)), VideoPush::Dropped);
+        assert_eq!(
+            q.push_video(8, 5_000, false, now + ms(16)),
+            VideoPush::Dropped
+        );
         // The keyframe comes back: it and what follows flow again.
-        assert_eq!(q.push_video(9, 50_000, true, now + ms(32)), VideoPush::Queued);
-        assert_eq!(q.push_video(10, 5_000, false, now + ms(48)), VideoPush::Queued);
+        assert_eq!(
+            q.push_video(9, 50_000, true, now + ms(32)),
+            VideoPush::Queued
+        );
+        assert_eq!(
+            q.push_video(10, 5_000, false, now + ms(48)),
+            VideoPush::Queued
+        );
         assert_eq!(drain(&mut q, now + ms(50)), vec![9, 10]);
         let s = q.stats(now + ms(50));
         assert_eq!((s.frames_dropped, s.idr_requests), (9, 1));
@@ -425,7 +440,10 @@ mod tests {
             let ((a, _), (b, key)) = (w[0], w[1]);
             if b != a + 1 {
                 dropped_any = true;
-                assert!(key, "frame {b} released after {a}: its reference was dropped");
+                assert!(
+                    key,
+                    "frame {b} released after {a}: its reference was dropped"
+                );
             }
         }
         assert!(dropped_any, "the stalls must have caused drops");
