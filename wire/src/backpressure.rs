@@ -513,4 +513,88 @@ mod tests {
         q.push_video(2, 10, true, t0 + ms(1_100));
         assert!(!q.take_keyframe_request(t0 + ms(3_000)));
     }
+
+    mod schedules {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Video { keyframe: bool, bytes: usize },
+            Audio,
+            Control,
+            Pop(u8),
+            Advance(u16),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (prop::bool::weighted(0.1), 100usize..400_000).prop_map(|(keyframe, bytes)| Op::Video { keyframe, bytes }),
+                2 => Just(Op::Audio),
+                1 => Just(Op::Control),
+                3 => (0u8..8).prop_map(Op::Pop),
+                3 => (0u16..150).prop_map(Op::Advance),
+            ]
+        }
+
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum Item {
+            Video(u32, bool),
+            Audio(Instant),
+            Control,
+        }
+
+        proptest! {
+            /// Whatever the schedule: released video is in order and every gap is followed by a
+            /// keyframe; no audio is released past its budget; control is never behind media.
+            #[test]
+            fn schedules_never_break_references(ops in prop::collection::vec(op(), 1..400)) {
+                let config = QueueConfig { max_video_bytes: 1 << 20, ..QueueConfig::default() };
+                let t0 = Instant::now();
+                let mut now = t0;
+                let mut q = SendQueue::new(config);
+                let mut next_frame = 0u32;
+                let mut last_released: Option<u32> = None;
+                let mut pending_control = 0usize;
+                for op in ops {
+                    match op {
+                        Op::Video { keyframe, bytes } => {
+                            q.push_video(Item::Video(next_frame, keyframe), bytes, keyframe, now);
+                            next_frame += 1;
+                        }
+                        Op::Audio => q.push_audio(Item::Audio(now), 200, now),
+                        Op::Control => {
+                            q.push_control(Item::Control);
+                            pending_control += 1;
+                        }
+                        Op::Advance(ms) => now += Duration::from_millis(u64::from(ms)),
+                        Op::Pop(n) => {
+                            for _ in 0..n {
+                                let Some(item) = q.pop(now) else { break };
+                                match item {
+                                    Item::Control => pending_control -= 1,
+                                    _ => prop_assert_eq!(pending_control, 0, "media before control"),
+                                }
+                                match item {
+                                    Item::Video(i, key) => {
+                                        if let Some(prev) = last_released {
+                                            prop_assert!(i > prev);
+                                            prop_assert!(i == prev + 1 || key, "frame {} after {} is not a keyframe", i, prev);
+                                        } else {
+                                            prop_assert!(key, "the first frame released is a keyframe");
+                                        }
+                                        last_released = Some(i);
+                                    }
+                                    Item::Audio(at) => prop_assert!(now - at <= config.audio_budget),
+                                    Item::Control => {}
+                                }
+                            }
+                        }
+                    }
+                    let s = q.stats(now);
+                    prop_assert!(s.video_depth_ms <= now.duration_since(t0).as_millis() as u64);
+                }
+            }
+        }
+    }
 }
