@@ -20,8 +20,8 @@ use tokio_util::codec::FramedRead;
 use wire::backpressure::QueueConfig;
 use wire::browser::{formats, VideoCodec};
 use wire::ipc::{
-    Audio, EndReason, Ended, ErrorCode, FromStreamer, Started, Stats, StreamerCodec, StreamerError,
-    StreamerInit, ToStreamer, Video,
+    Audio, EndReason, Ended, ErrorCode, FromStreamer, Started, Stats, StreamMode, StreamerCodec,
+    StreamerError, StreamerInit, ToStreamer, Video,
 };
 
 use crate::annexb::{KeyframeFix, ParamSetCache};
@@ -192,6 +192,16 @@ async fn start<R: AsyncRead + Unpin>(
     rx: &mut FramedRead<R, StreamerCodec>,
     writer: &Writer,
 ) -> Result<StartedSession, (Option<Arc<NvHttpClient>>, End)> {
+    if init.mode != StreamMode::Websocket {
+        // Media would go to the web-server while the browser waits for a peer connection.
+        return Err((
+            None,
+            End::error(
+                ErrorCode::BadInit,
+                "WebRTC mode is not implemented by this streamer",
+            ),
+        ));
+    }
     let formats = init.video_formats & formats::ALL;
     if formats == 0 {
         return Err((

@@ -563,6 +563,16 @@ async fn bad_init_and_unreachable_host_report_errors() {
     assert!(!error.message.contains("SECRET"));
     assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
 
+    // WebRTC mode is not built: refused clearly rather than streamed to the wrong place.
+    let mut init = rig.init();
+    init.mode = StreamMode::Webrtc;
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(init))).await;
+    let (ended, error) = s.until_ended().await;
+    assert_eq!(ended.reason, EndReason::Error);
+    assert_eq!(error.map(|e| e.code), Some(ErrorCode::BadInit));
+    assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
+
     // A host that is not there.
     let closed_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
