@@ -289,7 +289,16 @@ async fn start<R: AsyncRead + Unpin>(
         tokio::select! {
             result = &mut starting => match result {
                 Ok(s) => break s,
-                Err(e) => return Err((Some(Arc::clone(&http)), start_error(e))),
+                Err(e) => {
+                    // A host that was never reached or refused the launch holds no session for
+                    // us; anything later (RTSP, control, media) follows a successful launch.
+                    let launched = !matches!(
+                        e,
+                        ClientError::Resolve(_)
+                            | ClientError::NvHttp(NvHttpError::Io(_) | NvHttpError::Status { .. } | NvHttpError::Tls(_))
+                    );
+                    return Err((launched.then(|| Arc::clone(&http)), start_error(e)));
+                }
             },
             msg = rx.next() => match msg {
                 None | Some(Ok(ToStreamer::Stop)) => {

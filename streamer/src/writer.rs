@@ -158,6 +158,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let mut open = true;
     loop {
         if queue.is_empty() && open {
+            // Nothing buffered may wait behind an idle channel.
+            if let Err(e) = sink.flush().await {
+                tracing::warn!(error = %e, "IPC output failed; the web-server is gone");
+                return;
+            }
             match rx.recv().await {
                 Some(item) => push(&mut queue, item),
                 None => open = false,
