@@ -7,7 +7,6 @@
 //! * [`ipc`]: the length-delimited binary frames between the web-server and each streamer process,
 //!   with a [`tokio_util::codec`] codec so both ends get `FramedRead`/`FramedWrite`.
 //!   Reference: `docs/ipc.md`.
-//!
 //! * [`backpressure`]: the time-budgeted send-queue policy of one browser connection.
 //!
 //! Everything here is sans-IO: bytes in, typed values out, typed errors, never a panic on input.
