@@ -104,6 +104,7 @@ pub struct NvHttpClient {
     https_port: Mutex<Option<u16>>,
     pinned: Mutex<Option<Vec<u8>>>,
     timeout: Duration,
+    unique_id: String,
 }
 
 enum Scheme<'a> {
@@ -125,7 +126,21 @@ impl NvHttpClient {
             identity,
             pinned: Mutex::new(pinned_host_cert_der),
             timeout: Duration::from_secs(10),
+            unique_id: UNIQUE_ID.to_string(),
         }
+    }
+
+    /// The `uniqueid` sent with every request (default [`UNIQUE_ID`]). Wolf keys pairing and
+    /// sessions by `uniqueid@ip`, so a gateway serving several clients from one address gives each
+    /// client identity its own id.
+    pub fn with_unique_id(mut self, unique_id: impl Into<String>) -> Self {
+        self.unique_id = unique_id.into();
+        self
+    }
+
+    /// The `uniqueid` this client sends.
+    pub fn unique_id(&self) -> &str {
+        &self.unique_id
     }
 
     /// Timeout of every request except pairing phase 1 (default 10 s).
@@ -395,7 +410,7 @@ impl NvHttpClient {
         limit: usize,
     ) -> Result<(u16, Bytes), NvHttpError> {
         let mut params = vec![
-            ("uniqueid", UNIQUE_ID.to_string()),
+            ("uniqueid", self.unique_id.clone()),
             ("uuid", uuid::Uuid::new_v4().to_string()),
         ];
         params.extend(extra);
@@ -428,7 +443,7 @@ impl NvHttpClient {
     /// HTTPS needs the port from HTTP `/serverinfo` when the caller did not give it.
     async fn learn_https_port(&self) -> Result<(), NvHttpError> {
         let params = [
-            ("uniqueid", UNIQUE_ID.to_string()),
+            ("uniqueid", self.unique_id.clone()),
             ("uuid", uuid::Uuid::new_v4().to_string()),
         ];
         let (status, body) = self

@@ -1,0 +1,722 @@
+//! One streamer session: `Init` → launch → media and input → the one teardown path.
+//!
+//! Every end — `Stop`, EOF on stdin (the web-server is gone), the host ending the stream, the host
+//! becoming unreachable, a fatal error — leaves the main loop as an [`End`] and goes through
+//! [`teardown`]: input stops (the loop is gone), `ClientSession::stop` awaits `/cancel` on the
+//! host and closes control and media, then `Error` (if any) and `Ended` are written and flushed.
+//! `main` exits the process right after, so nothing can linger.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use gamestream::client::{ClientError, ClientSession, EndCause, SessionConfig, SessionEvent};
+use gamestream::control::{DisconnectReason, TerminationReason};
+use gamestream::identity::Identity;
+use gamestream::nvhttp::{HostAddress, NvHttpClient, NvHttpError};
+use gamestream::rtsp::StreamSettings;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::FramedRead;
+use wire::backpressure::QueueConfig;
+use wire::browser::{formats, VideoCodec};
+use wire::ipc::{
+    Audio, EndReason, Ended, ErrorCode, FromStreamer, Started, Stats, StreamMode, StreamerCodec,
+    StreamerError, StreamerInit, ToStreamer, Video,
+};
+
+use crate::annexb::{KeyframeFix, ParamSetCache};
+use crate::input::{InputMapper, Mapped};
+use crate::writer::{Refused, Writer};
+
+/// How long the web-server has to send `Init`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound on `/cancel` + closing (the host may be unreachable).
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upper bound on writing the last frames.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+/// NVHTTP request timeout.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(8);
+/// Stats period.
+const STATS_PERIOD: Duration = Duration::from_secs(1);
+
+/// Process exit codes: they say why the streamer ended.
+pub mod exit {
+    /// `Stop` or EOF on stdin.
+    pub const STOPPED: i32 = 0;
+    /// The session failed (`Error` was sent).
+    pub const ERROR: i32 = 1;
+    /// The IPC channel broke or `Init` was missing or invalid.
+    pub const BAD_IPC: i32 = 2;
+    /// The host ended the stream.
+    pub const HOST_ENDED: i32 = 3;
+}
+
+/// How a session ends.
+#[derive(Debug)]
+struct End {
+    reason: EndReason,
+    error: Option<StreamerError>,
+    message: Option<String>,
+    exit: i32,
+}
+
+impl End {
+    fn stopped(why: &str) -> Self {
+        End {
+            reason: EndReason::Stopped,
+            error: None,
+            message: Some(why.to_string()),
+            exit: exit::STOPPED,
+        }
+    }
+    fn host_ended(why: String) -> Self {
+        End {
+            reason: EndReason::HostEnded,
+            error: None,
+            message: Some(why),
+            exit: exit::HOST_ENDED,
+        }
+    }
+    fn ipc(e: wire::ipc::IpcError) -> Self {
+        End {
+            exit: exit::BAD_IPC,
+            ..End::error(ErrorCode::Internal, format!("IPC: {e}"))
+        }
+    }
+    fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        let message = message.into();
+        End {
+            reason: EndReason::Error,
+            exit: if code == ErrorCode::BadInit {
+                exit::BAD_IPC
+            } else {
+                exit::ERROR
+            },
+            message: Some(message.clone()),
+            error: Some(StreamerError { code, message }),
+        }
+    }
+}
+
+/// Runs one session over `input`/`output` (stdin/stdout in the binary) and returns the exit code.
+pub async fn run<R, W>(input: R, output: W) -> i32
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let mut rx = FramedRead::new(input, StreamerCodec::new());
+    let (writer, keyframe_requests) = Writer::spawn(output, QueueConfig::default());
+    let init = match tokio::time::timeout(INIT_TIMEOUT, rx.next()).await {
+        Ok(Some(Ok(ToStreamer::Init(init)))) => *init,
+        Ok(Some(Ok(ToStreamer::Stop))) | Ok(None) => {
+            return finish(writer, End::stopped("stopped before Init")).await
+        }
+        Ok(Some(Ok(other))) => {
+            return finish(
+                writer,
+                End::error(
+                    ErrorCode::BadInit,
+                    format!("first frame was {other:?}, not Init"),
+                ),
+            )
+            .await
+        }
+        Ok(Some(Err(e))) => {
+            return finish(writer, End::error(ErrorCode::BadInit, e.to_string())).await
+        }
+        Err(_) => return finish(writer, End::error(ErrorCode::BadInit, "no Init in time")).await,
+    };
+    // The web-server tags each stderr line with the session key; it is logged once here.
+    tracing::info!(
+        session_key = %init.session_key, client = %init.client_unique_id, mode = ?init.mode,
+        lobby = ?init.lobby_id, "Init received"
+    );
+    let (session, events, started) = match start(&init, &mut rx, &writer).await {
+        Ok(s) => (s.session, s.events, s.started),
+        Err((http, end)) => {
+            if let Some(http) = http {
+                cancel_after_aborted_start(&http).await;
+            }
+            return finish(writer, end).await;
+        }
+    };
+    let mut run = Running {
+        init: &init,
+        session,
+        writer,
+        keyframe_requests,
+        mapper: InputMapper::new(),
+        params: ParamSetCache::new(
+            VideoCodec::from_byte(started.codec).unwrap_or(VideoCodec::H264),
+        ),
+        codec: started.codec,
+        counters: Counters::default(),
+        video_clock: PtsClock::new(90_000),
+        audio_clock: PtsClock::new(1_000),
+        need_keyframe: true,
+        started_at: Instant::now(),
+    };
+    // The join races Stop/EOF like the start does; input before it completes is dropped.
+    let joined = {
+        let join = run.join_lobby();
+        tokio::pin!(join);
+        loop {
+            tokio::select! {
+                result = &mut join => break result,
+                msg = rx.next() => match msg {
+                    None | Some(Ok(ToStreamer::Stop)) => break Err(End::stopped("stopped while joining the lobby")),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break Err(End::ipc(e)),
+                },
+            }
+        }
+    };
+    if let Err(end) = joined {
+        return teardown(run.session, run.writer, end).await;
+    }
+    let end = run.main_loop(&mut rx, events).await;
+    drop(rx);
+    tracing::info!(reason = ?end.reason, message = ?end.message, "session ending");
+    teardown(run.session, run.writer, end).await
+}
+
+struct StartedSession {
+    session: ClientSession,
+    events: tokio::sync::mpsc::Receiver<SessionEvent>,
+    started: Started,
+}
+
+/// Builds the client from `Init` and starts the stream, answering `Stop`/EOF meanwhile.
+async fn start<R: AsyncRead + Unpin>(
+    init: &StreamerInit,
+    rx: &mut FramedRead<R, StreamerCodec>,
+    writer: &Writer,
+) -> Result<StartedSession, (Option<Arc<NvHttpClient>>, End)> {
+    if init.mode != StreamMode::Websocket {
+        // Media would go to the web-server while the browser waits for a peer connection.
+        return Err((
+            None,
+            End::error(
+                ErrorCode::BadInit,
+                "WebRTC mode is not implemented by this streamer",
+            ),
+        ));
+    }
+    let formats = init.video_formats & formats::ALL;
+    if formats == 0 {
+        return Err((
+            None,
+            End::error(
+                ErrorCode::UnsupportedCodec,
+                format!(
+                    "the browser decodes none of our codecs (formats {:#x})",
+                    init.video_formats
+                ),
+            ),
+        ));
+    }
+    if init.width == 0
+        || init.height == 0
+        || init.fps == 0
+        || init.width > 8192
+        || init.height > 8192
+    {
+        return Err((
+            None,
+            End::error(
+                ErrorCode::BadInit,
+                format!(
+                    "bad stream size {}x{}@{}",
+                    init.width, init.height, init.fps
+                ),
+            ),
+        ));
+    }
+    // The key is secret: the error names the problem, never the PEM.
+    let identity = Identity::from_pem(&init.client_cert_pem, init.client_key_pem.expose())
+        .map_err(|e| {
+            (
+                None,
+                End::error(ErrorCode::BadInit, format!("client identity: {e}")),
+            )
+        })?;
+    let address = HostAddress::with_ports(
+        init.host.address.clone(),
+        init.host.http_port,
+        Some(init.host.https_port),
+    );
+    let http = Arc::new(
+        NvHttpClient::new(address, identity, Some(init.host_cert_der.clone()))
+            .with_timeout(HTTP_TIMEOUT)
+            .with_unique_id(init.client_unique_id.clone()),
+    );
+    let channels = match init.audio_channels {
+        6 => 6,
+        8 => 8,
+        _ => 2,
+    };
+    let settings = StreamSettings {
+        width: init.width,
+        height: init.height,
+        fps: init.fps,
+        packet_size: if init.packet_size == 0 {
+            1392
+        } else {
+            init.packet_size
+        },
+        bitrate_kbps: init.bitrate_kbps.max(500),
+        supported_formats: formats,
+        refresh_rate_x100: init.fps.saturating_mul(100),
+        audio_channels: channels,
+        audio_channel_mask: match channels {
+            6 => 0x3F,
+            8 => 0x63F,
+            _ => 0x3,
+        },
+        ..StreamSettings::default()
+    };
+    let mut config = SessionConfig::new(init.app_id, settings);
+    config.local_audio = init.play_audio_local;
+    tracing::info!(
+        host = %init.host.address, app = init.app_id, width = init.width, height = init.height,
+        fps = init.fps, bitrate_kbps = init.bitrate_kbps, formats = format_args!("{formats:#x}"),
+        "starting stream"
+    );
+    let started_at = Instant::now();
+    let starting = ClientSession::start(Arc::clone(&http), config);
+    tokio::pin!(starting);
+    let (session, events) = loop {
+        tokio::select! {
+            result = &mut starting => match result {
+                Ok(s) => break s,
+                Err(e) => {
+                    // A host that was never reached or refused the launch holds no session for
+                    // us; anything later (RTSP, control, media) follows a successful launch.
+                    let launched = !matches!(
+                        e,
+                        ClientError::Resolve(_)
+                            | ClientError::NvHttp(NvHttpError::Io(_) | NvHttpError::Status { .. } | NvHttpError::Tls(_))
+                    );
+                    return Err((launched.then(|| Arc::clone(&http)), start_error(e)));
+                }
+            },
+            msg = rx.next() => match msg {
+                None | Some(Ok(ToStreamer::Stop)) => {
+                    return Err((Some(Arc::clone(&http)), End::stopped("stopped while starting")))
+                }
+                Some(Ok(_)) => {} // input before the stream exists has nowhere to go
+                Some(Err(e)) => return Err((Some(Arc::clone(&http)), End::ipc(e))),
+            },
+            _ = writer.closed() => return Err((Some(Arc::clone(&http)), End::stopped("IPC output closed"))),
+        }
+    };
+    let outcome = session.outcome();
+    let codec = VideoCodec::from_format_bit(outcome.video_format)
+        .or_else(|| VideoCodec::preferred_in(outcome.video_format))
+        .unwrap_or(VideoCodec::H264);
+    let started = Started {
+        codec: codec.to_byte(),
+        width: init.width.min(u16::MAX as u32) as u16,
+        height: init.height.min(u16::MAX as u32) as u16,
+        fps: init.fps.min(255) as u8,
+        audio_channels: outcome.opus.channels,
+        sample_rate: outcome.opus.sample_rate,
+        // Sunshine's featureFlags bit 0: pen and touch events.
+        touch_supported: outcome.host.feature_flags & 0x01 != 0,
+    };
+    tracing::info!(
+        elapsed_ms = started_at.elapsed().as_millis() as u64,
+        codec = ?codec, version = %session.app_version(),
+        "stream up"
+    );
+    if writer
+        .control(FromStreamer::Started(started))
+        .await
+        .is_err()
+    {
+        let end = End::stopped("IPC output closed");
+        let _ = tokio::time::timeout(STOP_TIMEOUT, session.stop()).await;
+        return Err((None, end));
+    }
+    Ok(StartedSession {
+        session,
+        events,
+        started,
+    })
+}
+
+/// Maps a start failure to the IPC error code the browser will see.
+fn start_error(e: ClientError) -> End {
+    let code = match &e {
+        ClientError::Resolve(_) => ErrorCode::HostUnreachable,
+        ClientError::NvHttp(n) => match n {
+            NvHttpError::Io(_) | NvHttpError::Timeout | NvHttpError::Address(_) => {
+                ErrorCode::HostUnreachable
+            }
+            NvHttpError::Tls(_) | NvHttpError::NotPaired | NvHttpError::TlsConfig(_) => {
+                ErrorCode::HostNotPaired
+            }
+            NvHttpError::Status { code: 401, .. } | NvHttpError::Http { status: 401, .. } => {
+                ErrorCode::HostNotPaired
+            }
+            NvHttpError::Status { code: 404, .. } => ErrorCode::AppNotFound,
+            NvHttpError::Status { code: 503, .. } => ErrorCode::AlreadyStreaming,
+            NvHttpError::Status { message, .. } if message.to_lowercase().contains("already") => {
+                ErrorCode::AlreadyStreaming
+            }
+            _ => ErrorCode::LaunchFailed,
+        },
+        _ => ErrorCode::StreamSetupFailed,
+    };
+    End::error(code, e.to_string())
+}
+
+/// `Stop` arrived (or setup failed) after `/launch` may have succeeded: the host may hold a
+/// session for us, so `/cancel` it; harmless if there is none.
+async fn cancel_after_aborted_start(http: &NvHttpClient) {
+    match tokio::time::timeout(STOP_TIMEOUT, http.cancel()).await {
+        Ok(Ok(())) => tracing::info!("cancelled on the host"),
+        Ok(Err(e)) => tracing::info!(error = %e, "cancel after an aborted start"),
+        Err(_) => tracing::warn!("cancel after an aborted start timed out"),
+    }
+}
+
+/// The one teardown path: `/cancel` (awaited) and close, then `Error`? + `Ended`, flushed.
+async fn teardown(session: ClientSession, writer: Writer, end: End) -> i32 {
+    let t = Instant::now();
+    match tokio::time::timeout(STOP_TIMEOUT, session.stop()).await {
+        Ok(Ok(())) => tracing::info!(
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "host stream cancelled"
+        ),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "cancel answered with an error (stream already gone?)")
+        }
+        Err(_) => tracing::warn!("cancel timed out; closed anyway"),
+    }
+    finish(writer, end).await
+}
+
+/// Writes `Error` (if any) and `Ended`, flushes, returns the exit code.
+async fn finish(writer: Writer, end: End) -> i32 {
+    if let Some(error) = end.error.clone() {
+        tracing::error!(code = ?error.code, message = %error.message, "session failed");
+        let _ =
+            tokio::time::timeout(FLUSH_TIMEOUT, writer.control(FromStreamer::Error(error))).await;
+    }
+    let ended = FromStreamer::Ended(Ended {
+        reason: end.reason,
+        message: end.message,
+    });
+    writer.finish(ended, FLUSH_TIMEOUT).await;
+    end.exit
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    frames_in: u64,
+    video_frames: u64,
+    video_bytes: u64,
+    keyframes: u64,
+    frames_lost: u64,
+    frames_dropped: u64,
+    audio_packets: u64,
+    audio_bytes: u64,
+    input_events: u64,
+    keyframes_completed: u64,
+}
+
+/// Unwraps a 32-bit RTP-style timestamp into µs since the first one.
+#[derive(Debug)]
+struct PtsClock {
+    rate: u64,
+    first: Option<u32>,
+    last: u32,
+    ticks: i64,
+}
+
+impl PtsClock {
+    fn new(rate: u64) -> Self {
+        PtsClock {
+            rate,
+            first: None,
+            last: 0,
+            ticks: 0,
+        }
+    }
+
+    fn us(&mut self, ts: u32) -> u64 {
+        match self.first {
+            None => {
+                self.first = Some(ts);
+                self.last = ts;
+            }
+            Some(_) => {
+                // Signed difference handles wrap-around; PTS never goes below the start.
+                self.ticks += i64::from(ts.wrapping_sub(self.last) as i32);
+                self.last = ts;
+            }
+        }
+        (self.ticks.max(0) as u64).saturating_mul(1_000_000) / self.rate
+    }
+}
+
+struct Running<'a> {
+    init: &'a StreamerInit,
+    session: ClientSession,
+    writer: Writer,
+    keyframe_requests: tokio::sync::mpsc::Receiver<()>,
+    mapper: InputMapper,
+    params: ParamSetCache,
+    codec: u8,
+    counters: Counters,
+    video_clock: PtsClock,
+    audio_clock: PtsClock,
+    /// A frame was refused on the way to the writer: drop deltas until a keyframe.
+    need_keyframe: bool,
+    started_at: Instant,
+}
+
+impl Running<'_> {
+    async fn join_lobby(&self) -> Result<(), End> {
+        let (Some(lobby), Some(api)) = (&self.init.lobby_id, &self.init.wolf_api) else {
+            return Ok(());
+        };
+        let api = crate::wolf::WolfApi::parse(api)
+            .map_err(|e| End::error(ErrorCode::BadInit, e.to_string()))?;
+        let mut last = None;
+        // The session exists from /launch on; a few tries absorb a slow API.
+        for attempt in 0..5 {
+            match api.join_lobby(lobby, &self.init.client_unique_id).await {
+                Ok(session_id) => {
+                    tracing::info!(lobby = %lobby, session_id = %session_id, "joined the lobby");
+                    return Ok(());
+                }
+                Err(e @ crate::wolf::WolfError::SessionNotFound(_)) => last = Some(e),
+                Err(e) => {
+                    return Err(End::error(
+                        ErrorCode::StreamSetupFailed,
+                        format!("lobby join: {e}"),
+                    ))
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+        }
+        Err(End::error(
+            ErrorCode::StreamSetupFailed,
+            format!(
+                "lobby join: {}",
+                last.map(|e| e.to_string()).unwrap_or_default()
+            ),
+        ))
+    }
+
+    async fn main_loop<R: AsyncRead + Unpin>(
+        &mut self,
+        rx: &mut FramedRead<R, StreamerCodec>,
+        mut events: tokio::sync::mpsc::Receiver<SessionEvent>,
+    ) -> End {
+        let mut stats_tick = tokio::time::interval(STATS_PERIOD);
+        stats_tick.tick().await;
+        let mut last_log = (Instant::now(), 0u64, 0u64);
+        loop {
+            tokio::select! {
+                biased;
+                msg = rx.next() => match msg {
+                    None => return End::stopped("IPC input closed"),
+                    Some(Ok(ToStreamer::Stop)) => return End::stopped("Stop from the web-server"),
+                    Some(Ok(ToStreamer::RequestKeyframe)) => self.request_idr("web-server"),
+                    Some(Ok(ToStreamer::Input(bytes))) => self.input(&bytes),
+                    Some(Ok(ToStreamer::Init(_))) => tracing::warn!("second Init ignored"),
+                    Some(Err(e)) => return End::ipc(e),
+                },
+                event = events.recv() => match event {
+                    Some(event) => if let Some(end) = self.event(event) { return end },
+                    None => return End::host_ended("the stream's event pump ended".into()),
+                },
+                Some(()) = self.keyframe_requests.recv() => self.request_idr("send queue overflow"),
+                _ = self.writer.closed() => return End::stopped("IPC output closed"),
+                _ = stats_tick.tick() => {
+                    let stats = self.stats();
+                    let secs = last_log.0.elapsed().as_secs_f64().max(0.001);
+                    tracing::debug!(
+                        fps_in = format_args!("{:.1}", (self.counters.frames_in - last_log.1) as f64 / secs),
+                        fps_out = format_args!("{:.1}", (stats.video_frames - last_log.2) as f64 / secs),
+                        kbps = stats.video_bytes * 8 / 1000 / (stats.uptime_ms / 1000).max(1),
+                        dropped = stats.video_frames_dropped, lost = stats.video_frames_lost,
+                        idr = stats.idr_requests, fec = stats.fec_recovered,
+                        "stats"
+                    );
+                    last_log = (Instant::now(), self.counters.frames_in, stats.video_frames);
+                    let _ = self.writer.media(FromStreamer::Stats(stats));
+                }
+            }
+        }
+    }
+
+    fn request_idr(&self, why: &str) {
+        tracing::debug!(why, "requesting an IDR");
+        if let Err(e) = self.session.request_idr() {
+            tracing::warn!(error = %e, "IDR request failed");
+        }
+    }
+
+    fn input(&mut self, bytes: &[u8]) {
+        match self.mapper.map(bytes) {
+            Ok(Mapped::Input(events)) => {
+                for event in events {
+                    self.counters.input_events += 1;
+                    if let Err(e) = self.session.send_input(&event) {
+                        tracing::debug!(error = %e, "input not sent");
+                    }
+                }
+            }
+            Ok(Mapped::RequestKeyframe) => self.request_idr("video re-enabled"),
+            Ok(Mapped::Ignored) => {}
+            Err(e) => tracing::debug!(error = %e, "browser input dropped"),
+        }
+    }
+
+    /// Handles one stream event; `Some` ends the session.
+    fn event(&mut self, event: SessionEvent) -> Option<End> {
+        match event {
+            SessionEvent::Video(frame) => {
+                self.counters.frames_in += 1;
+                let keyframe = frame.is_idr;
+                if self.need_keyframe && !keyframe {
+                    self.counters.frames_dropped += 1;
+                    return None;
+                }
+                let (data, fix) = self.params.process(frame.data, keyframe);
+                match fix {
+                    KeyframeFix::Prepended => self.counters.keyframes_completed += 1,
+                    KeyframeFix::Missing if self.counters.keyframes == 0 => {
+                        tracing::warn!("keyframe without parameter sets, none cached")
+                    }
+                    _ => {}
+                }
+                let bytes = data.len() as u64;
+                let video = FromStreamer::Video(Video {
+                    keyframe,
+                    pts_us: self.video_clock.us(frame.rtp_timestamp),
+                    codec: self.codec,
+                    data: data.into(),
+                });
+                match self.writer.media(video) {
+                    Ok(()) => {
+                        self.need_keyframe = false;
+                        self.counters.video_frames += 1;
+                        self.counters.video_bytes += bytes;
+                        self.counters.keyframes += u64::from(keyframe);
+                    }
+                    Err(Refused::Full) => {
+                        self.counters.frames_dropped += 1;
+                        if !self.need_keyframe {
+                            self.need_keyframe = true;
+                            self.request_idr("IPC channel full");
+                        }
+                    }
+                    Err(Refused::Closed) => return Some(End::stopped("IPC output closed")),
+                }
+            }
+            SessionEvent::VideoLost { first, last } => {
+                self.counters.frames_lost += u64::from(last.wrapping_sub(first)) + 1;
+            }
+            SessionEvent::Audio {
+                timestamp, opus, ..
+            } => {
+                let bytes = opus.len() as u64;
+                let audio = FromStreamer::Audio(Audio {
+                    pts_us: self.audio_clock.us(timestamp),
+                    data: opus.into(),
+                });
+                if self.writer.media(audio).is_ok() {
+                    self.counters.audio_packets += 1;
+                    self.counters.audio_bytes += bytes;
+                }
+            }
+            SessionEvent::Ended(cause) => return Some(end_of(cause)),
+            SessionEvent::AudioLost { .. }
+            | SessionEvent::Rumble { .. }
+            | SessionEvent::Hdr { .. }
+            | SessionEvent::Host(_) => {}
+        }
+        None
+    }
+
+    fn stats(&self) -> Stats {
+        let s = self.session.stats();
+        let q = self.writer.stats();
+        let c = &self.counters;
+        Stats {
+            uptime_ms: self.started_at.elapsed().as_millis() as u64,
+            video_frames: c.video_frames.saturating_sub(q.frames_dropped),
+            video_bytes: c.video_bytes,
+            keyframes: c.keyframes,
+            video_frames_lost: c.frames_lost,
+            video_frames_dropped: c.frames_dropped + q.frames_dropped,
+            packets_lost: s.video.packets_dropped + s.audio.lost,
+            fec_recovered: s.video.shards_recovered + s.audio.recovered,
+            audio_packets: c.audio_packets,
+            audio_bytes: c.audio_bytes,
+            input_events: c.input_events,
+            idr_requests: s.idr_requests,
+            host_rtt_ms: 0,
+        }
+    }
+}
+
+fn end_of(cause: EndCause) -> End {
+    match cause {
+        EndCause::HostTerminated { reason, code } => match reason {
+            TerminationReason::Graceful => End::host_ended("the host ended the stream".into()),
+            other => End::error(
+                ErrorCode::ConnectionLost,
+                format!("the host terminated the stream: {other:?} (code {code:#x})"),
+            ),
+        },
+        EndCause::Disconnected(DisconnectReason::Error(e)) => End::error(
+            ErrorCode::ConnectionLost,
+            format!("control stream lost: {e}"),
+        ),
+        EndCause::Disconnected(reason) => {
+            End::host_ended(format!("control stream closed: {reason:?}"))
+        }
+        EndCause::Stopped => End::host_ended("control stream ended".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pts_unwraps_and_starts_at_zero() {
+        let mut c = PtsClock::new(90_000);
+        assert_eq!(c.us(u32::MAX - 1499), 0);
+        assert_eq!(c.us(0), 16_666);
+        assert_eq!(c.us(1500), 33_333);
+        assert_eq!(
+            c.us(1400),
+            32_222,
+            "a late timestamp steps back, never wraps"
+        );
+        let mut a = PtsClock::new(1000);
+        assert_eq!(a.us(100), 0);
+        assert_eq!(a.us(105), 5_000);
+    }
+
+    #[test]
+    fn end_causes() {
+        let e = end_of(EndCause::HostTerminated {
+            reason: TerminationReason::Graceful,
+            code: 0,
+        });
+        assert_eq!((e.reason, e.exit), (EndReason::HostEnded, exit::HOST_ENDED));
+        let e = end_of(EndCause::Disconnected(DisconnectReason::Error(
+            "timeout".into(),
+        )));
+        assert_eq!(e.error.map(|e| e.code), Some(ErrorCode::ConnectionLost));
+        assert_eq!(e.exit, exit::ERROR);
+    }
+}
