@@ -15,3 +15,4 @@ echo "== fuzz smoke"
 bash scripts/fuzz-smoke.sh
 echo "== benchmarks (figures, not pass/fail)"
 cargo bench -p gamestream --bench video_fec
+cargo bench -p demo-host --bench encoder
