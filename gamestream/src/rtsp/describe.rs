@@ -26,6 +26,17 @@ pub mod video_format {
     pub const AV1_HIGH8_444: u32 = 0x4000;
     /// AV1 High 4:4:4 10-bit.
     pub const AV1_HIGH10_444: u32 = 0x8000;
+    /// Every format bit defined above.
+    pub const ALL: u32 = H264
+        | H264_HIGH8_444
+        | H265
+        | H265_MAIN10
+        | H265_REXT8_444
+        | H265_REXT10_444
+        | AV1_MAIN8
+        | AV1_MAIN10
+        | AV1_HIGH8_444
+        | AV1_HIGH10_444;
     /// Any H.264 variant.
     pub const MASK_H264: u32 = 0x000F;
     /// Any HEVC variant.

@@ -5,40 +5,9 @@
 //! what the browser can decode. [`VideoCodec::format_bit`] and [`VideoCodec::from_format_bit`]
 //! translate between them so the gateway can name in StreamInit the format it negotiated.
 
-/// `video_supported_formats` bits (Moonlight `SupportedVideoFormats`).
-pub mod formats {
-    /// H.264.
-    pub const H264: u32 = 0x0001;
-    /// H.264 High 4:4:4.
-    pub const H264_HIGH8_444: u32 = 0x0004;
-    /// HEVC Main.
-    pub const H265: u32 = 0x0100;
-    /// HEVC Main10.
-    pub const H265_MAIN10: u32 = 0x0200;
-    /// HEVC RExt 8-bit 4:4:4.
-    pub const H265_REXT8_444: u32 = 0x0400;
-    /// HEVC RExt 10-bit 4:4:4.
-    pub const H265_REXT10_444: u32 = 0x0800;
-    /// AV1 Main 8-bit.
-    pub const AV1_MAIN8: u32 = 0x1000;
-    /// AV1 Main 10-bit.
-    pub const AV1_MAIN10: u32 = 0x2000;
-    /// AV1 High 8-bit 4:4:4.
-    pub const AV1_HIGH8_444: u32 = 0x4000;
-    /// AV1 High 10-bit 4:4:4.
-    pub const AV1_HIGH10_444: u32 = 0x8000;
-    /// Every bit defined above.
-    pub const ALL: u32 = H264
-        | H264_HIGH8_444
-        | H265
-        | H265_MAIN10
-        | H265_REXT8_444
-        | H265_REXT10_444
-        | AV1_MAIN8
-        | AV1_MAIN10
-        | AV1_HIGH8_444
-        | AV1_HIGH10_444;
-}
+/// `video_supported_formats` bits: Moonlight's `SupportedVideoFormats`, the same bits the RTSP
+/// layer negotiates with, so they are defined once in `gamestream`.
+pub use gamestream::rtsp::describe::video_format as formats;
 
 /// The `codec` byte of VideoFrame (0x01) and StreamInit (0x30).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

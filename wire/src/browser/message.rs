@@ -68,25 +68,8 @@ pub const CONTROLLER_STATE_LEN: usize = 18;
 /// VideoFrame flag: keyframe (IDR / random-access point, parameter sets in-band).
 pub const FLAG_KEYFRAME: u8 = 0x01;
 
-/// Moonlight touch event types, used by the moongate Touch layout (values of `LI_TOUCH_EVENT_*`).
-pub mod touch_event {
-    /// Hover (no contact).
-    pub const HOVER: u8 = 0;
-    /// Contact starts.
-    pub const DOWN: u8 = 1;
-    /// Contact ends.
-    pub const UP: u8 = 2;
-    /// Contact moves.
-    pub const MOVE: u8 = 3;
-    /// This contact is cancelled.
-    pub const CANCEL: u8 = 4;
-    /// Button-only change.
-    pub const BUTTON_ONLY: u8 = 5;
-    /// The hover pointer leaves.
-    pub const HOVER_LEAVE: u8 = 6;
-    /// Every contact is cancelled.
-    pub const CANCEL_ALL: u8 = 7;
-}
+/// Moonlight touch event types (`LI_TOUCH_EVENT_*`), used by the moongate Touch layout.
+pub use gamestream::input::touch_event;
 
 /// Why a binary message could not be decoded. The reader should log it and drop the message; none
 /// of these is a reason to close the socket on its own.
