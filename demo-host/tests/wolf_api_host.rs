@@ -286,6 +286,29 @@ async fn wolf_api_drives_a_real_host_end_to_end() {
         assert_eq!(nv_apps.len(), 2);
         let art = http.app_asset(1).await.unwrap();
         assert!(art.starts_with(b"\x89PNG"), "box art is a PNG");
+        // apps/add and apps/delete change what /applist shows.
+        post(
+            &api,
+            "/api/v1/apps/add",
+            json!({"title": "Extra", "id": "7"}),
+        )
+        .await;
+        let nv_apps = http.app_list().await.unwrap();
+        assert!(
+            nv_apps.iter().any(|a| a.id == 7 && a.title == "Extra"),
+            "{nv_apps:?}"
+        );
+        assert!(http.app_asset(7).await.unwrap().starts_with(b"\x89PNG"));
+        post(&tcp, "/api/v1/apps/delete", json!({"id": "7"})).await;
+        assert_eq!(http.app_list().await.unwrap().len(), 2);
+        let (status, _) = call(
+            &api,
+            "POST",
+            "/api/v1/apps/delete",
+            Some(json!({"id": "7"})),
+        )
+        .await;
+        assert_eq!(status, 404);
 
         // Stream: the session shows with our uniqueid and the announced format.
         let (session, mut media) = common::stream(&http, 1).await;
