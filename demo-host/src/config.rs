@@ -177,7 +177,7 @@ pub struct DemoHostConfig {
     /// Host identity and paired clients live here (None = in memory, new identity each start).
     pub data_dir: Option<PathBuf>,
     /// A fixed pairing PIN (Sunshine-style, given on the command line); None = wait for a PIN
-    /// through [`crate::DemoHost::submit_pin`] or [`crate::DemoHost::submit_pair_pin`].
+    /// through [`crate::HostHandle::submit_pin`] or [`crate::HostHandle::submit_pair_pin`].
     pub fixed_pin: Option<String>,
     /// The app catalogue.
     pub apps: Vec<AppConfig>,

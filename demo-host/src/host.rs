@@ -127,7 +127,7 @@ pub enum DemoEvent {
     },
     /// A client asked to pair and waits for a PIN.
     PairRequested {
-        /// Handle for [`DemoHost::submit_pair_pin`].
+        /// Handle for [`HostHandle::submit_pair_pin`].
         pair_secret: String,
         /// Client IP.
         client_ip: IpAddr,
@@ -267,7 +267,7 @@ pub struct ClientInfo {
 /// A pairing request waiting for its PIN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingPair {
-    /// Handle for [`DemoHost::submit_pair_pin`].
+    /// Handle for [`HostHandle::submit_pair_pin`].
     pub pair_secret: String,
     /// Client IP.
     pub client_ip: IpAddr,
@@ -488,6 +488,14 @@ pub struct DemoHost {
 /// host's owner is the only one keeping it alive.
 pub struct HostHandle {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HostHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostHandle")
+            .field("ports", &self.ports())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::ops::Deref for DemoHost {
