@@ -6,6 +6,10 @@
 //! they drive Wolf. This module is only the HTTP face: the host implements [`WolfBackend`] and
 //! [`WolfApiServer`] turns requests into calls on it.
 //!
+//! [`crate::DemoHost::start`] serves it for the demo host (a backend holding a weak reference to
+//! the host) where [`crate::DemoHostConfig::wolf_api`] says: `<data_dir>/wolf.sock` by default,
+//! optionally TCP.
+//!
 //! ## Use
 //!
 //! ```ignore
