@@ -11,13 +11,16 @@
 //! * [`api`]: the REST API (axum), [`server`]: wiring and serving.
 
 pub mod api;
+pub mod autopair;
 pub mod auth;
 pub mod certs;
 pub mod config;
+pub mod embedded;
 pub mod error;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod streamer_proc;
 pub mod wol;
 
 pub use config::Config;
