@@ -1,0 +1,501 @@
+//! `/api/ws/stream` end to end: the server (in this process) with the embedded demo host, real
+//! `streamer` child processes, and a WebSocket client speaking the Helix contract, all on
+//! 127.0.0.1.
+//!
+//! Needs the streamer binary next to the test's target dir (`cargo build -p streamer`), or
+//! `MOONGATE_STREAMER` pointing at one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use demo_host::DemoHost;
+use futures_util::{SinkExt, StreamExt};
+use gamestream::input::InputEvent;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use web_server::auth::Credentials;
+use web_server::certs::SystemClock;
+use web_server::server::serve;
+use web_server::store::SqliteStore;
+use web_server::{embedded, AppState, Config};
+use wire::browser::{
+    formats, ControllerEvent, ControllerState as BrowserPad, KeyboardInput, Message, MouseAbsolute,
+    MouseClick, MouseRelative, Touch,
+};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const SECRET: &str = "ws-stream-test-secret";
+
+/// The tests count child processes and host sessions: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn streamer_exe() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOONGATE_STREAMER") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> → target/<profile>/streamer
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("streamer");
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build -p streamer` first",
+        path.display()
+    );
+    path
+}
+
+struct Gateway {
+    addr: SocketAddr,
+    state: AppState,
+    host: Arc<DemoHost>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn gateway() -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load_with_env(None, |_| None).unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.streamer_path = streamer_exe();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    let (host, provided) = embedded::start_demo_host(&config).await.unwrap();
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let state = AppState::new(config, Credentials::new(SECRET), store, Arc::new(SystemClock));
+    embedded::install(&state, &provided).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let state = state.clone();
+        async move {
+            serve(listener, state, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        }
+    });
+    Gateway {
+        addr,
+        state,
+        host,
+        shutdown: Some(tx),
+        server,
+        _dir: dir,
+    }
+}
+
+impl Gateway {
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = timeout(Duration::from_secs(10), &mut self.server).await;
+    }
+
+    /// Waits (bounded) until the registry is empty.
+    async fn registry_empty(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.state.sessions.list().is_empty() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.state.sessions.list().is_empty()
+    }
+}
+
+/// Live `streamer` children of this process.
+fn streamer_children() -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = state.split_whitespace().nth(2) == Some("Z");
+            if comm.trim() == "streamer" && !zombie {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+fn init_json(session: &str, client: &str, width: u32, height: u32, fps: u32) -> String {
+    serde_json::json!({
+        "type": "init",
+        "host_id": 0,
+        "app_id": 1,
+        "session_id": session,
+        "width": width,
+        "height": height,
+        "fps": fps,
+        "bitrate": 20000,
+        "packet_size": 1024,
+        "play_audio_local": false,
+        "video_supported_formats": formats::H264,
+        "client_unique_id": client,
+    })
+    .to_string()
+}
+
+fn ping(seq: u32) -> Vec<u8> {
+    let mut v = vec![0x40];
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(&12345u64.to_be_bytes());
+    v
+}
+
+/// Connects as Helix does: a Ping first (skipped or answered), then the text init.
+async fn connect(gw: &Gateway, session: &str, client: &str, w: u32, h: u32, fps: u32) -> Ws {
+    let mut req = format!("ws://{}/api/ws/stream?session_id={session}", gw.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    let (mut ws, _) = timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(req))
+        .await
+        .unwrap()
+        .unwrap();
+    ws.send(WsMessage::Binary(ping(0).into())).await.unwrap();
+    ws.send(WsMessage::Text(init_json(session, client, w, h, fps).into()))
+        .await
+        .unwrap();
+    ws
+}
+
+/// Reads until StreamInit + ConnectionComplete; returns the StreamInit's size.
+async fn handshake(ws: &mut Ws) -> (u16, u16) {
+    let mut dims = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = timeout(left, ws.next())
+            .await
+            .expect("handshake timed out")
+            .expect("socket ended")
+            .expect("socket error");
+        match msg {
+            WsMessage::Binary(b) => match Message::decode(&b).unwrap() {
+                Message::StreamInit(si) => dims = Some((si.width, si.height)),
+                Message::VideoFrame(_) => panic!("video before ConnectionComplete"),
+                _ => {}
+            },
+            WsMessage::Text(t) => {
+                assert!(!t.contains("\"error\""), "server error: {t}");
+                if t.contains("ConnectionComplete") {
+                    return dims.expect("StreamInit before ConnectionComplete");
+                }
+            }
+            WsMessage::Close(c) => panic!("closed during handshake: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Every browser input kind with a predicate on the host's decoded event.
+fn browser_inputs() -> Vec<(&'static str, Vec<u8>, fn(&InputEvent) -> bool)> {
+    let m = |msg: Message<'_>| msg.to_vec().unwrap();
+    vec![
+        (
+            "keyboard 0x10",
+            m(Message::Keyboard(KeyboardInput::Key {
+                is_down: true,
+                modifiers: 0,
+                key: 0x41,
+            })),
+            |e| matches!(e, InputEvent::KeyDown { .. }),
+        ),
+        (
+            "mouse click 0x11",
+            m(Message::MouseClick(MouseClick::Button {
+                is_down: true,
+                button: 1,
+            })),
+            |e| matches!(e, InputEvent::MouseButtonDown { .. }),
+        ),
+        (
+            "mouse absolute 0x12",
+            m(Message::MouseAbsolute(MouseAbsolute {
+                x: 100,
+                y: 200,
+                ref_width: 1920,
+                ref_height: 1080,
+            })),
+            |e| matches!(e, InputEvent::MouseMoveAbsolute { .. }),
+        ),
+        (
+            "mouse relative 0x13",
+            m(Message::MouseRelative(MouseRelative { dx: 5, dy: -3 })),
+            |e| matches!(e, InputEvent::MouseMoveRelative { .. }),
+        ),
+        (
+            "touch 0x14",
+            m(Message::Touch(Touch {
+                event: 1,
+                pointer_id: 7,
+                x: 0.5,
+                y: 0.5,
+                pressure: 1.0,
+                contact_major: 0.0,
+                contact_minor: 0.0,
+                rotation: 0xFFFF,
+            })),
+            |e| matches!(e, InputEvent::Touch(_)),
+        ),
+        (
+            "controller event 0x15",
+            m(Message::Controller(ControllerEvent::Arrival {
+                id: 0,
+                controller_type: 1,
+                capabilities: 0x3,
+                supported_buttons: 0xF7FF,
+            })),
+            |e| matches!(e, InputEvent::ControllerArrival { .. }),
+        ),
+        (
+            "controller state 0x16",
+            m(Message::ControllerState(BrowserPad {
+                id: 0,
+                active_mask: 1,
+                buttons: 0x1000,
+                left_trigger: 200,
+                right_trigger: 0,
+                left_stick_x: 0,
+                left_stick_y: 0,
+                right_stick_x: 0,
+                right_stick_y: 0,
+            })),
+            |e| matches!(e, InputEvent::MultiController(s) if s.buttons == 0x1000),
+        ),
+    ]
+}
+
+/// The close frame (code, reason) and any `{"error"}` text seen before it.
+async fn read_until_close(ws: &mut Ws, within: Duration) -> (Option<(u16, String)>, Option<String>) {
+    let deadline = Instant::now() + within;
+    let mut error = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, ws.next()).await {
+            Err(_) => panic!("no close within {within:?}"),
+            Ok(None) | Ok(Some(Err(_))) => return (None, error),
+            Ok(Some(Ok(WsMessage::Close(c)))) => {
+                return (c.map(|c| (u16::from(c.code), c.reason.to_string())), error)
+            }
+            Ok(Some(Ok(WsMessage::Text(t)))) if t.contains("\"error\"") => {
+                error = Some(t.to_string())
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_1080p60_decodes_audio_and_every_input_then_closes_clean() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let gw = gateway().await;
+    let opened = Instant::now();
+    let mut ws = connect(&gw, "ses_a-hq", "helix-agent-a", 1920, 1080, 60).await;
+    assert_eq!(handshake(&mut ws).await, (1920, 1080));
+
+    // Decode on a thread so the reader never stalls the stream.
+    let (frames_tx, frames_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let decoder = std::thread::spawn(move || {
+        let mut dec = openh264::decoder::Decoder::new().unwrap();
+        let (mut ok, mut pictures) = (0u32, 0u32);
+        for au in frames_rx {
+            match dec.decode(&au) {
+                Ok(Some(_)) => {
+                    ok += 1;
+                    pictures += 1;
+                }
+                Ok(None) => ok += 1,
+                Err(e) => panic!("decode error: {e}"),
+            }
+        }
+        (ok, pictures)
+    });
+
+    let mut first_key: Option<Instant> = None;
+    let (mut video, mut audio, mut pongs) = (0u32, 0u32, 0u32);
+    let mut inputs_sent = false;
+    let mut seq = 1;
+    let mut last_ping = Instant::now();
+    loop {
+        if let Some(t) = first_key {
+            if t.elapsed() >= Duration::from_secs(5) {
+                break;
+            }
+        }
+        assert!(opened.elapsed() < Duration::from_secs(30), "stream too slow");
+        if last_ping.elapsed() >= Duration::from_secs(1) {
+            ws.send(WsMessage::Binary(ping(seq).into())).await.unwrap();
+            seq += 1;
+            last_ping = Instant::now();
+        }
+        let msg = timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("stream stalled")
+            .unwrap()
+            .unwrap();
+        let WsMessage::Binary(b) = msg else {
+            if let WsMessage::Close(c) = msg {
+                panic!("closed: {c:?}");
+            }
+            continue;
+        };
+        match Message::decode(&b).unwrap() {
+            Message::VideoFrame(f) => {
+                if first_key.is_none() {
+                    assert!(f.keyframe, "the first video frame is a keyframe");
+                    first_key = Some(Instant::now());
+                    println!(
+                        "WS open → first keyframe: {} ms",
+                        opened.elapsed().as_millis()
+                    );
+                }
+                assert_eq!((f.width, f.height), (1920, 1080));
+                video += 1;
+                frames_tx.send(f.data.to_vec()).unwrap();
+            }
+            Message::AudioFrame(_) => audio += 1,
+            Message::Pong(_) => pongs += 1,
+            _ => {}
+        }
+        if !inputs_sent && first_key.is_some() {
+            inputs_sent = true;
+            for (_, bytes, _) in browser_inputs() {
+                ws.send(WsMessage::Binary(bytes.into())).await.unwrap();
+            }
+        }
+    }
+    drop(frames_tx);
+    println!("5 s of 1080p60: {video} video frames, {audio} audio packets, {pongs} pongs");
+    assert!(video >= 280, "only {video} video frames in 5 s");
+    assert!(audio > 0, "no audio");
+    assert!(pongs >= 3, "pings unanswered ({pongs} pongs)");
+
+    // Every input type reached the host's input sink.
+    let sessions = gw.host.sessions();
+    assert_eq!(sessions.len(), 1, "one host session: {sessions:?}");
+    let sid = sessions[0].session_id;
+    let all_arrived = gw
+        .host
+        .wait_for_inputs(sid, Duration::from_secs(5), |log| {
+            browser_inputs()
+                .iter()
+                .all(|(_, _, pred)| log.iter().any(|r| pred(&r.event)))
+        })
+        .await;
+    let log = gw.host.inputs(sid);
+    for (name, _, pred) in browser_inputs() {
+        assert!(log.iter().any(|r| pred(&r.event)), "{name} never reached the host");
+    }
+    assert!(all_arrived);
+    assert_eq!(streamer_children().len(), 1, "one streamer for one connection");
+
+    // Close: the host ends up with 0 sessions, no child, no registry entry.
+    let closed = Instant::now();
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await, "entry left");
+    println!("close → streamer exit: {} ms", closed.elapsed().as_millis());
+    assert!(streamer_children().is_empty(), "streamer left running");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.host.sessions().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gw.host.sessions().is_empty(), "host still has a session");
+
+    let (ok, pictures) = decoder.join().unwrap();
+    println!("decoded {ok} access units ({pictures} pictures)");
+    assert_eq!(ok, video, "every frame decodes");
+    assert!(pictures >= 270, "only {pictures} pictures decoded");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_key_supersedes_with_4000_and_the_new_one_streams() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let gw = gateway().await;
+    let mut old = connect(&gw, "ses_b", "helix-agent-b", 640, 360, 30).await;
+    handshake(&mut old).await;
+    let mut new = connect(&gw, "ses_b", "helix-agent-b", 640, 360, 30).await;
+    let (close, error) = read_until_close(&mut old, Duration::from_secs(15)).await;
+    assert_eq!(close, Some((4000, "superseded".to_string())));
+    assert!(error.is_some_and(|e| e.contains("superseded")));
+    handshake(&mut new).await;
+    // The new stream delivers a keyframe.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no keyframe on the new stream");
+        if let Some(Ok(WsMessage::Binary(b))) = timeout(Duration::from_secs(5), new.next()).await.unwrap() {
+            if let Ok(Message::VideoFrame(f)) = Message::decode(&b) {
+                assert!(f.keyframe);
+                break;
+            }
+        }
+    }
+    assert_eq!(gw.state.sessions.list().len(), 1);
+    assert_eq!(streamer_children().len(), 1);
+    assert_eq!(gw.host.sessions().len(), 1);
+    new.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_streamer_leaves_no_entry_and_closes_1011() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let gw = gateway().await;
+    let mut ws = connect(&gw, "ses_c", "helix-agent-c", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    let pids = streamer_children();
+    assert_eq!(pids.len(), 1);
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (close, error) = read_until_close(&mut ws, Duration::from_secs(10)).await;
+    let (code, reason) = close.expect("a close frame");
+    assert_eq!(code, u16::from(CloseCode::Error));
+    assert!(reason.contains("streamer exited unexpectedly"), "{reason}");
+    assert!(error.is_some_and(|e| e.contains("streamer exited unexpectedly")));
+    assert!(gw.state.sessions.list().is_empty(), "entry left after the crash");
+    assert!(streamer_children().is_empty());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_in_init_close_1008() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let gw = gateway().await;
+    let url = format!("ws://{}/api/ws/stream", gw.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut init: serde_json::Value =
+        serde_json::from_str(&init_json("s", "c", 640, 360, 30)).unwrap();
+    init["credentials"] = "wrong".into();
+    ws.send(WsMessage::Text(init.to_string().into())).await.unwrap();
+    let (close, error) = read_until_close(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(close.map(|c| c.0), Some(1008));
+    assert!(error.is_some_and(|e| e.contains("Unauthorized")));
+    assert!(gw.state.sessions.list().is_empty());
+    gw.stop().await;
+}
