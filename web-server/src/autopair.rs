@@ -111,7 +111,10 @@ pub async fn ensure_paired(
         .pin_submitter_for(&host.address, host.http_port)
         .ok_or(AutoPairError::NoPinPath)?;
     let pin = format!("{:04}", rand::rngs::OsRng.gen_range(0..10_000u32));
-    let device_name = format!("moongate-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let device_name = format!(
+        "moongate-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let client = NvHttpClient::new(
         HostAddress::with_ports(host.address.clone(), host.http_port, host.https_port),
         identity.clone(),
@@ -156,7 +159,11 @@ pub async fn ensure_paired(
             updated_at: 0,
         })
         .await?;
-    tracing::info!(host_id = host.id, client_id, "client identity paired with the host");
+    tracing::info!(
+        host_id = host.id,
+        client_id,
+        "client identity paired with the host"
+    );
     Ok(Paired {
         host_cert_der: paired.host_cert_der,
         paired_now: true,

@@ -20,7 +20,9 @@ pub const EMBEDDED_HOST_NAME: &str = "moongate demo host (embedded)";
 /// Starts a demo host for `config`: loopback, ephemeral ports, identity kept under
 /// `<data_dir>/demo-host`. Returns the host (tests use its input and session API) and what the
 /// server needs to know about it.
-pub async fn start_demo_host(config: &Config) -> Result<(Arc<DemoHost>, ProvidedHost), ProviderError> {
+pub async fn start_demo_host(
+    config: &Config,
+) -> Result<(Arc<DemoHost>, ProvidedHost), ProviderError> {
     let dir = config.data_dir.join("demo-host");
     std::fs::create_dir_all(&dir)?;
     let host = Arc::new(
@@ -74,7 +76,8 @@ pub async fn install(state: &AppState, provided: &ProvidedHost) -> Result<i64, P
         .unwrap_or(gamestream::nvhttp::DEFAULT_HTTP_PORT);
     for h in state.store.list_hosts().await? {
         let same = h.address == seed.address && h.http_port == http_port;
-        if !same && seed.name.as_deref() == Some(EMBEDDED_HOST_NAME) && h.name == EMBEDDED_HOST_NAME {
+        if !same && seed.name.as_deref() == Some(EMBEDDED_HOST_NAME) && h.name == EMBEDDED_HOST_NAME
+        {
             state.store.remove_host(h.id).await?;
         }
     }

@@ -11,8 +11,8 @@
 //! * [`api`]: the REST API (axum), [`server`]: wiring and serving.
 
 pub mod api;
-pub mod autopair;
 pub mod auth;
+pub mod autopair;
 pub mod certs;
 pub mod config;
 pub mod embedded;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::api::pair::Pairings;
-use crate::autopair::PinSubmitter;
 use crate::auth::Credentials;
+use crate::autopair::PinSubmitter;
 use crate::certs::{CertCacheConfig, ClientCertCache, Clock};
 use crate::config::{Config, HostSeed};
 use crate::sessions::{MemoryRegistry, SessionRegistry, StopReason};
@@ -80,7 +80,11 @@ impl AppState {
     }
 
     /// The PIN submitter for the host at `address`:`http_port`, if any.
-    pub fn pin_submitter_for(&self, address: &str, http_port: u16) -> Option<Arc<dyn PinSubmitter>> {
+    pub fn pin_submitter_for(
+        &self,
+        address: &str,
+        http_port: u16,
+    ) -> Option<Arc<dyn PinSubmitter>> {
         self.pins
             .read()
             .unwrap_or_else(|p| p.into_inner())

@@ -77,7 +77,10 @@ impl StreamerChild {
         };
         if let Some(task) = self.log_task.take() {
             // stderr reaches EOF with the exit; bounded anyway (a grandchild could hold it).
-            if tokio::time::timeout(Duration::from_secs(1), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(1), task)
+                .await
+                .is_err()
+            {
                 tracing::debug!("streamer log relay outlived the process");
             }
         }
@@ -112,11 +115,21 @@ async fn relay_logs(stderr: ChildStderr, session: String) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         match level_of(&line) {
-            tracing::Level::ERROR => tracing::error!(target: "streamer", session = %session, "{line}"),
-            tracing::Level::WARN => tracing::warn!(target: "streamer", session = %session, "{line}"),
-            tracing::Level::INFO => tracing::info!(target: "streamer", session = %session, "{line}"),
-            tracing::Level::DEBUG => tracing::debug!(target: "streamer", session = %session, "{line}"),
-            tracing::Level::TRACE => tracing::trace!(target: "streamer", session = %session, "{line}"),
+            tracing::Level::ERROR => {
+                tracing::error!(target: "streamer", session = %session, "{line}")
+            }
+            tracing::Level::WARN => {
+                tracing::warn!(target: "streamer", session = %session, "{line}")
+            }
+            tracing::Level::INFO => {
+                tracing::info!(target: "streamer", session = %session, "{line}")
+            }
+            tracing::Level::DEBUG => {
+                tracing::debug!(target: "streamer", session = %session, "{line}")
+            }
+            tracing::Level::TRACE => {
+                tracing::trace!(target: "streamer", session = %session, "{line}")
+            }
         }
     }
 }

@@ -34,7 +34,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const SECRET: &str = "ws-stream-test-secret";
 
 /// The tests count child processes and host sessions: one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn streamer_exe() -> PathBuf {
     if let Some(p) = std::env::var_os("MOONGATE_STREAMER") {
@@ -69,7 +69,12 @@ async fn gateway() -> Gateway {
     config.bind = "127.0.0.1:0".parse().unwrap();
     let (host, provided) = embedded::start_demo_host(&config).await.unwrap();
     let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let state = AppState::new(config, Credentials::new(SECRET), store, Arc::new(SystemClock));
+    let state = AppState::new(
+        config,
+        Credentials::new(SECRET),
+        store,
+        Arc::new(SystemClock),
+    );
     embedded::install(&state, &provided).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -125,7 +130,10 @@ fn streamer_children() -> Vec<u32> {
         let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
             continue;
         };
-        for pid in text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+        for pid in text
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             let zombie = state.split_whitespace().nth(2) == Some("Z");
@@ -169,14 +177,19 @@ async fn connect(gw: &Gateway, session: &str, client: &str, w: u32, h: u32, fps:
         .unwrap();
     req.headers_mut()
         .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-    let (mut ws, _) = timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(req))
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut ws, _) = timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     ws.send(WsMessage::Binary(ping(0).into())).await.unwrap();
-    ws.send(WsMessage::Text(init_json(session, client, w, h, fps).into()))
-        .await
-        .unwrap();
+    ws.send(WsMessage::Text(
+        init_json(session, client, w, h, fps).into(),
+    ))
+    .await
+    .unwrap();
     ws
 }
 
@@ -210,7 +223,10 @@ async fn handshake(ws: &mut Ws) -> (u16, u16) {
 }
 
 /// Every browser input kind with a predicate on the host's decoded event.
-fn browser_inputs() -> Vec<(&'static str, Vec<u8>, fn(&InputEvent) -> bool)> {
+/// (name, browser message, predicate on the host's event).
+type InputCase = (&'static str, Vec<u8>, fn(&InputEvent) -> bool);
+
+fn browser_inputs() -> Vec<InputCase> {
     let m = |msg: Message<'_>| msg.to_vec().unwrap();
     vec![
         (
@@ -288,7 +304,10 @@ fn browser_inputs() -> Vec<(&'static str, Vec<u8>, fn(&InputEvent) -> bool)> {
 }
 
 /// The close frame (code, reason) and any `{"error"}` text seen before it.
-async fn read_until_close(ws: &mut Ws, within: Duration) -> (Option<(u16, String)>, Option<String>) {
+async fn read_until_close(
+    ws: &mut Ws,
+    within: Duration,
+) -> (Option<(u16, String)>, Option<String>) {
     let deadline = Instant::now() + within;
     let mut error = None;
     loop {
@@ -309,7 +328,7 @@ async fn read_until_close(ws: &mut Ws, within: Duration) -> (Option<(u16, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_1080p60_decodes_audio_and_every_input_then_closes_clean() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let gw = gateway().await;
     let opened = Instant::now();
     let mut ws = connect(&gw, "ses_a-hq", "helix-agent-a", 1920, 1080, 60).await;
@@ -344,7 +363,10 @@ async fn streams_1080p60_decodes_audio_and_every_input_then_closes_clean() {
                 break;
             }
         }
-        assert!(opened.elapsed() < Duration::from_secs(30), "stream too slow");
+        assert!(
+            opened.elapsed() < Duration::from_secs(30),
+            "stream too slow"
+        );
         if last_ping.elapsed() >= Duration::from_secs(1) {
             ws.send(WsMessage::Binary(ping(seq).into())).await.unwrap();
             seq += 1;
@@ -406,15 +428,25 @@ async fn streams_1080p60_decodes_audio_and_every_input_then_closes_clean() {
         .await;
     let log = gw.host.inputs(sid);
     for (name, _, pred) in browser_inputs() {
-        assert!(log.iter().any(|r| pred(&r.event)), "{name} never reached the host");
+        assert!(
+            log.iter().any(|r| pred(&r.event)),
+            "{name} never reached the host"
+        );
     }
     assert!(all_arrived);
-    assert_eq!(streamer_children().len(), 1, "one streamer for one connection");
+    assert_eq!(
+        streamer_children().len(),
+        1,
+        "one streamer for one connection"
+    );
 
     // Close: the host ends up with 0 sessions, no child, no registry entry.
     let closed = Instant::now();
     ws.close(None).await.unwrap();
-    assert!(gw.registry_empty(Duration::from_secs(10)).await, "entry left");
+    assert!(
+        gw.registry_empty(Duration::from_secs(10)).await,
+        "entry left"
+    );
     println!("close → streamer exit: {} ms", closed.elapsed().as_millis());
     assert!(streamer_children().is_empty(), "streamer left running");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -432,7 +464,7 @@ async fn streams_1080p60_decodes_audio_and_every_input_then_closes_clean() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_key_supersedes_with_4000_and_the_new_one_streams() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let gw = gateway().await;
     let mut old = connect(&gw, "ses_b", "helix-agent-b", 640, 360, 30).await;
     handshake(&mut old).await;
@@ -445,7 +477,9 @@ async fn same_key_supersedes_with_4000_and_the_new_one_streams() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         assert!(Instant::now() < deadline, "no keyframe on the new stream");
-        if let Some(Ok(WsMessage::Binary(b))) = timeout(Duration::from_secs(5), new.next()).await.unwrap() {
+        if let Some(Ok(WsMessage::Binary(b))) =
+            timeout(Duration::from_secs(5), new.next()).await.unwrap()
+        {
             if let Ok(Message::VideoFrame(f)) = Message::decode(&b) {
                 assert!(f.keyframe);
                 break;
@@ -462,7 +496,7 @@ async fn same_key_supersedes_with_4000_and_the_new_one_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_streamer_leaves_no_entry_and_closes_1011() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let gw = gateway().await;
     let mut ws = connect(&gw, "ses_c", "helix-agent-c", 640, 360, 30).await;
     handshake(&mut ws).await;
@@ -478,21 +512,26 @@ async fn killed_streamer_leaves_no_entry_and_closes_1011() {
     assert_eq!(code, u16::from(CloseCode::Error));
     assert!(reason.contains("streamer exited unexpectedly"), "{reason}");
     assert!(error.is_some_and(|e| e.contains("streamer exited unexpectedly")));
-    assert!(gw.state.sessions.list().is_empty(), "entry left after the crash");
+    assert!(
+        gw.state.sessions.list().is_empty(),
+        "entry left after the crash"
+    );
     assert!(streamer_children().is_empty());
     gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_in_init_close_1008() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let gw = gateway().await;
     let url = format!("ws://{}/api/ws/stream", gw.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let mut init: serde_json::Value =
         serde_json::from_str(&init_json("s", "c", 640, 360, 30)).unwrap();
     init["credentials"] = "wrong".into();
-    ws.send(WsMessage::Text(init.to_string().into())).await.unwrap();
+    ws.send(WsMessage::Text(init.to_string().into()))
+        .await
+        .unwrap();
     let (close, error) = read_until_close(&mut ws, Duration::from_secs(5)).await;
     assert_eq!(close.map(|c| c.0), Some(1008));
     assert!(error.is_some_and(|e| e.contains("Unauthorized")));

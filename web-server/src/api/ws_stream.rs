@@ -374,7 +374,11 @@ async fn stream_session(
         opened,
         key: key.to_string(),
     };
-    let end = if ipc_tx.send(ToStreamer::Init(Box::new(streamer_init))).await.is_err() {
+    let end = if ipc_tx
+        .send(ToStreamer::Init(Box::new(streamer_init)))
+        .await
+        .is_err()
+    {
         End::StreamerLost
     } else {
         run.pump(stream, &guard, &mut ipc_tx, &mut ipc_rx).await
@@ -457,7 +461,7 @@ impl Running {
                 frame = ipc_rx.next() => match frame {
                     None | Some(Err(_)) => return End::StreamerLost,
                     Some(Ok(f)) => {
-                        if let Some(end) = self.from_streamer(f, &mut keyframe) {
+                        if let Some(end) = self.on_streamer_frame(f, &mut keyframe) {
                             return end;
                         }
                     }
@@ -500,7 +504,7 @@ impl Running {
     }
 
     /// One streamer frame; `Some` when the stream is over.
-    fn from_streamer(&mut self, frame: FromStreamer, keyframe: &mut bool) -> Option<End> {
+    fn on_streamer_frame(&mut self, frame: FromStreamer, keyframe: &mut bool) -> Option<End> {
         let now = Instant::now();
         match frame {
             FromStreamer::Started(s) => {
@@ -616,7 +620,9 @@ async fn teardown(
                 return Close::failure(error);
             }
             match run.ended {
-                Some(e) if e.reason == EndReason::HostEnded => Close::normal("host ended the stream"),
+                Some(e) if e.reason == EndReason::HostEnded => {
+                    Close::normal("host ended the stream")
+                }
                 Some(e) if e.reason == EndReason::Stopped => Close::normal("stream ended"),
                 Some(e) => Close::failure(format!(
                     "InternalServerError: stream ended: {}",
