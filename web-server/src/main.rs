@@ -116,7 +116,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     if let Some(p) = &provided {
-        println!(
+        // Ignore a closed stdout (a supervisor that read only the first lines).
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stdout(),
             "embedded demo host on {}:{} (app 1: test pattern)",
             p.seed.address,
             p.seed.http_port.unwrap_or_default()

@@ -118,7 +118,11 @@ async fn first_start_generates_prints_once_and_stops_on_sigterm() {
     assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
     let hosts = get(&run.url, "/api/hosts", Some(&credential)).await;
     assert!(hosts.starts_with("HTTP/1.1 200"), "{hosts}");
-    assert!(hosts.ends_with("[]"), "{hosts}");
+    // No host configured: the embedded demo host is there, paired.
+    assert!(
+        hosts.contains("moongate demo host (embedded)") && hosts.contains("\"paired\":true"),
+        "{hosts}"
+    );
 
     let logs = sigterm_and_wait(run).await;
     assert!(logs.contains("generated a credential"), "{logs}");
