@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use web_server::auth::Credentials;
+use web_server::autopair::PinSubmitter;
 use web_server::certs::SystemClock;
 use web_server::server::serve;
 use web_server::store::SqliteStore;
@@ -62,12 +64,38 @@ struct Gateway {
 }
 
 async fn gateway() -> Gateway {
+    gateway_counting_pins(None).await
+}
+
+/// Counts the PINs entered on the host (pairings that ran).
+struct CountingPins {
+    inner: Arc<dyn PinSubmitter>,
+    entered: Arc<AtomicUsize>,
+}
+
+impl PinSubmitter for CountingPins {
+    fn serves(&self, address: &str, http_port: u16) -> bool {
+        self.inner.serves(address, http_port)
+    }
+    fn submit(&self, device_name: &str, pin: &str) -> bool {
+        let ok = self.inner.submit(device_name, pin);
+        if ok {
+            self.entered.fetch_add(1, Ordering::SeqCst);
+        }
+        ok
+    }
+}
+
+async fn gateway_counting_pins(entered: Option<Arc<AtomicUsize>>) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::load_with_env(None, |_| None).unwrap();
     config.data_dir = dir.path().to_path_buf();
     config.streamer_path = streamer_exe();
     config.bind = "127.0.0.1:0".parse().unwrap();
-    let (host, provided) = embedded::start_demo_host(&config).await.unwrap();
+    let (host, mut provided) = embedded::start_demo_host(&config).await.unwrap();
+    if let (Some(entered), Some(inner)) = (entered, provided.pins.take()) {
+        provided.pins = Some(Arc::new(CountingPins { inner, entered }));
+    }
     let store = Arc::new(SqliteStore::in_memory().unwrap());
     let state = AppState::new(
         config,
@@ -536,5 +564,88 @@ async fn wrong_credentials_in_init_close_1008() {
     assert_eq!(close.map(|c| c.0), Some(1008));
     assert!(error.is_some_and(|e| e.contains("Unauthorized")));
     assert!(gw.state.sessions.list().is_empty());
+    gw.stop().await;
+}
+
+/// Reads until the first keyframe; returns the time since `from`.
+async fn first_keyframe(ws: &mut Ws, from: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < deadline, "no keyframe");
+        let msg = timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("stalled")
+            .expect("ended")
+            .expect("socket error");
+        if let WsMessage::Binary(b) = msg {
+            if let Ok(Message::VideoFrame(f)) = Message::decode(&b) {
+                assert!(f.keyframe, "first frame is a keyframe");
+                return from.elapsed();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_with_the_same_client_id_does_not_pair_again() {
+    let _serial = SERIAL.lock().await;
+    let entered = Arc::new(AtomicUsize::new(0));
+    let gw = gateway_counting_pins(Some(Arc::clone(&entered))).await;
+    // The gateway's own identity paired at install.
+    assert_eq!(entered.load(Ordering::SeqCst), 1);
+    let t = Instant::now();
+    let mut ws = connect(&gw, "ses_d", "helix-agent-d", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    println!(
+        "first connect (pairs): first keyframe after {} ms",
+        first_keyframe(&mut ws, t).await.as_millis()
+    );
+    assert_eq!(
+        entered.load(Ordering::SeqCst),
+        2,
+        "the new client id paired once"
+    );
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+
+    // Reconnect at once with the same id (and a new lobby: a different key).
+    for round in 0..3 {
+        let t = Instant::now();
+        let mut req = format!("ws://{}/api/ws/stream?lobby_id=lobby-{round}", gw.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        ws.send(WsMessage::Text(
+            init_json("ses_d", "helix-agent-d", 640, 360, 30).into(),
+        ))
+        .await
+        .unwrap();
+        handshake(&mut ws).await;
+        println!(
+            "reconnect {round} (cached pairing): first keyframe after {} ms",
+            first_keyframe(&mut ws, t).await.as_millis()
+        );
+        let keys: Vec<String> = gw
+            .state
+            .sessions
+            .list()
+            .iter()
+            .map(|s| s.key.to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            vec![format!("ses_d-lobby%2D{round}-helix%2Dagent%2Dd")]
+        );
+        assert_eq!(gw.host.sessions().len(), 1);
+        ws.close(None).await.unwrap();
+        assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    }
+    assert_eq!(
+        entered.load(Ordering::SeqCst),
+        2,
+        "a reconnect paired again"
+    );
     gw.stop().await;
 }
