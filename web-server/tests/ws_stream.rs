@@ -93,7 +93,8 @@ async fn gateway_counting_pins(entered: Option<Arc<AtomicUsize>>) -> Gateway {
     config.streamer_path = streamer_exe();
     config.bind = "127.0.0.1:0".parse().unwrap();
     let (host, mut provided) = embedded::start_demo_host(&config).await.unwrap();
-    if let (Some(entered), Some(inner)) = (entered, provided.pins.take()) {
+    if let Some(entered) = entered {
+        let inner = provided.pins.take().expect("the demo host enters PINs");
         provided.pins = Some(Arc::new(CountingPins { inner, entered }));
     }
     let store = Arc::new(SqliteStore::in_memory().unwrap());
@@ -647,5 +648,61 @@ async fn reconnect_with_the_same_client_id_does_not_pair_again() {
         2,
         "a reconnect paired again"
     );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_termination_closes_1000_and_shutdown_closes_1001() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let mut ws = connect(&gw, "ses_e", "helix-agent-e", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    first_keyframe(&mut ws, Instant::now()).await;
+    let sid = gw.host.sessions()[0].session_id;
+    gw.host.stop_session(sid).unwrap();
+    let (close, error) = read_until_close(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(close.map(|c| c.0), Some(1000));
+    assert!(error.is_none(), "{error:?}");
+    assert!(gw.registry_empty(Duration::from_secs(5)).await);
+    assert!(streamer_children().is_empty());
+
+    let mut ws = connect(&gw, "ses_e", "helix-agent-e", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    let state = gw.state.clone();
+    let host = Arc::clone(&gw.host);
+    let stopping = tokio::spawn(gw.stop());
+    let (close, _) = read_until_close(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(close, Some((1001, "server shutting down".to_string())));
+    stopping.await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(state.sessions.list().is_empty() && host.sessions().is_empty()) {
+        assert!(Instant::now() < deadline, "stream left after shutdown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(streamer_children().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_vanishes_without_a_close_frame_is_torn_down_within_10_s() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let mut ws = connect(&gw, "ses_f", "helix-agent-f", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    // From now on the client neither reads nor writes (no Ping, no pong to the server's pings).
+    let vanished = Instant::now();
+    assert!(
+        gw.registry_empty(Duration::from_secs(15)).await,
+        "entry still there"
+    );
+    let took = vanished.elapsed();
+    println!("silent browser torn down after {} ms", took.as_millis());
+    assert!(took <= Duration::from_secs(13), "took {took:?}");
+    assert!(streamer_children().is_empty());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.host.sessions().is_empty() {
+        assert!(Instant::now() < deadline, "host session left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(ws);
     gw.stop().await;
 }
