@@ -1,6 +1,6 @@
 //! How a demo host is set up: ports, identity storage, apps, lifecycle timings and fault knobs.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -139,6 +139,32 @@ impl Faults {
     }
 }
 
+/// Where the Wolf API's Unix socket goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WolfApiSocket {
+    /// `<data_dir>/wolf.sock` when there is a data dir, no socket otherwise.
+    #[default]
+    InDataDir,
+    /// This path (Wolf's own default is `/tmp/wolf.sock`, `$WOLF_SOCKET_PATH`).
+    Path(PathBuf),
+    /// No Unix socket.
+    Off,
+}
+
+/// Where and how the Wolf API ([`crate::wolf_api`]) is served.
+#[derive(Debug, Clone, Default)]
+pub struct WolfApiConfig {
+    /// The Unix socket (mode 0600).
+    pub socket: WolfApiSocket,
+    /// Also on TCP (tests, remote drivers). Unauthenticated: bind it to loopback.
+    pub tcp: Option<SocketAddr>,
+    /// Keep-alive, error statuses, close grace.
+    pub options: crate::wolf_api::ApiOptions,
+}
+
+/// File name of the API socket inside the data dir.
+pub const WOLF_API_SOCKET_NAME: &str = "wolf.sock";
+
 /// Everything [`crate::DemoHost::start`] needs.
 #[derive(Clone)]
 pub struct DemoHostConfig {
@@ -177,6 +203,21 @@ pub struct DemoHostConfig {
     pub encrypted_rtsp: bool,
     /// Video FEC percentage.
     pub video_fec_percent: u8,
+    /// The Wolf API.
+    pub wolf_api: WolfApiConfig,
+}
+
+impl DemoHostConfig {
+    /// The Unix socket the Wolf API is served on, if any.
+    pub fn wolf_api_socket_path(&self) -> Option<PathBuf> {
+        match &self.wolf_api.socket {
+            WolfApiSocket::InDataDir => {
+                self.data_dir.as_ref().map(|d| d.join(WOLF_API_SOCKET_NAME))
+            }
+            WolfApiSocket::Path(p) => Some(p.clone()),
+            WolfApiSocket::Off => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for DemoHostConfig {
@@ -192,6 +233,7 @@ impl std::fmt::Debug for DemoHostConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("idle_check_interval", &self.idle_check_interval)
             .field("faults", &self.faults)
+            .field("wolf_api", &self.wolf_api)
             .finish_non_exhaustive()
     }
 }
@@ -215,6 +257,7 @@ impl Default for DemoHostConfig {
             sunshine_extensions: true,
             encrypted_rtsp: false,
             video_fec_percent: 20,
+            wolf_api: WolfApiConfig::default(),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use gamestream::host::{
     AppCatalog, EndReason, Host, HostConfig, HostEvent, HostPorts, LaunchGate, NvHttpHostError,
-    StaticApps, StreamHandle,
+    StreamHandle,
 };
 use gamestream::identity::Identity;
 use gamestream::input::InputEvent;
@@ -29,6 +29,10 @@ use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::DemoHostConfig;
+use crate::wolf_api::{ServeError, WolfApiServer};
+
+#[path = "host_api.rs"]
+mod api;
 use crate::producer::{self, FeedCmd, InputRecorder, LobbyCmd, Look, SessionProducer};
 use crate::store::{self, FilePairedClients, StoreError};
 
@@ -44,6 +48,9 @@ pub enum DemoHostError {
     /// The host half failed to start (port in use...).
     #[error(transparent)]
     Host(#[from] gamestream::host::HostError),
+    /// The Wolf API could not be served (socket in use...).
+    #[error(transparent)]
+    WolfApi(#[from] ServeError),
 }
 
 /// Errors of the session and lobby API.
@@ -152,6 +159,10 @@ pub struct SessionInfo {
     pub lobby: Option<String>,
     /// RTSP PLAY seen, media flowing.
     pub streaming: bool,
+    /// The NVHTTP `uniqueid` the client launched with (Wolf's `client_unique_id`; empty if none).
+    pub client_unique_id: String,
+    /// Colour of its own picture's label band (set at RTSP PLAY; black before).
+    pub color: [u8; 3],
 }
 
 /// Video settings of a lobby (as Wolf's `video_settings`).
@@ -238,6 +249,8 @@ pub struct LobbyInfo {
     pub audio_channels: u32,
     /// Member sessions.
     pub members: Vec<u64>,
+    /// Colour of its picture's label band.
+    pub color: [u8; 3],
 }
 
 /// A paired client, for the API.
@@ -265,6 +278,8 @@ pub struct PendingPair {
 /// One recorded input event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputRecord {
+    /// 1, 2, 3, ... per session, in arrival order (kept counting when old records are dropped).
+    pub seq: u64,
     /// Session it came from.
     pub session_id: u64,
     /// When the host decoded it.
@@ -299,10 +314,12 @@ impl InputRecorder for InputSink {
                 }
             }
             let log = logs.entry(session_id).or_default();
+            let seq = log.back().map_or(1, |r| r.seq + 1);
             if log.len() >= self.capacity.max(1) {
                 log.pop_front();
             }
             log.push_back(InputRecord {
+                seq,
                 session_id,
                 at: Instant::now(),
                 event,
@@ -371,7 +388,10 @@ impl LaunchGate for Gate {
 
 struct SessionEntry {
     info: SessionInfo,
+    /// On the idle monitor's clock.
     launched_at: Instant,
+    /// On the real clock (input timestamps).
+    started: Instant,
     feed: Option<mpsc::UnboundedSender<FeedCmd>>,
     producer: Option<JoinHandle<StreamHandle>>,
 }
@@ -396,8 +416,54 @@ struct State {
     looks: u64,
 }
 
+/// The app catalogue, changeable while the host runs (Wolf's `apps/add`, `apps/delete`).
+struct DemoApps {
+    list: Mutex<Vec<crate::config::AppConfig>>,
+}
+
+impl DemoApps {
+    fn list(&self) -> Vec<crate::config::AppConfig> {
+        lock(&self.list).clone()
+    }
+    fn add(&self, app: crate::config::AppConfig) {
+        let mut list = lock(&self.list);
+        list.retain(|a| a.id != app.id);
+        list.push(app);
+    }
+    fn remove(&self, app_id: u32) -> bool {
+        let mut list = lock(&self.list);
+        let before = list.len();
+        list.retain(|a| a.id != app_id);
+        list.len() != before
+    }
+}
+
+impl AppCatalog for DemoApps {
+    fn apps(&self) -> Vec<App> {
+        lock(&self.list)
+            .iter()
+            .map(|a| App {
+                title: a.title.clone(),
+                id: a.id,
+                hdr_supported: false,
+            })
+            .collect()
+    }
+    fn box_art(&self, app_id: u32) -> Option<Vec<u8>> {
+        let list = lock(&self.list);
+        let (i, app) = list.iter().enumerate().find(|(_, a)| a.id == app_id)?;
+        Some(app.box_art.clone().unwrap_or_else(|| {
+            let look = Look::nth(i as u64 + 1000, String::new());
+            store::solid_png(32, 48, look.style.color)
+        }))
+    }
+}
+
 struct Inner {
     config: DemoHostConfig,
+    apps: Arc<DemoApps>,
+    /// Set by the crash fault knob of the Wolf API; the owner drops everything.
+    crash: tokio::sync::watch::Sender<bool>,
     cert_pem: String,
     unique_id: String,
     host: Host,
@@ -408,11 +474,27 @@ struct Inner {
 }
 
 /// A running demo host. [`DemoHost::close`] ends every stream and frees everything; dropping it
-/// stops its tasks and listeners.
+/// stops its tasks and listeners. Its queries and commands are [`HostHandle`]'s (reached through
+/// `Deref`).
 pub struct DemoHost {
     inner: Arc<Inner>,
+    handle: HostHandle,
     tasks: Vec<JoinHandle<()>>,
-    data_dir: Option<std::path::PathBuf>,
+    /// Wolf API servers (Unix socket, TCP); they hold only a weak reference to the host.
+    api: Vec<WolfApiServer>,
+}
+
+/// The queries and commands of a running host (what [`DemoHost`] derefs to). Not `Clone`: the
+/// host's owner is the only one keeping it alive.
+pub struct HostHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::ops::Deref for DemoHost {
+    type Target = HostHandle;
+    fn deref(&self) -> &HostHandle {
+        &self.handle
+    }
 }
 
 impl std::fmt::Debug for DemoHost {
@@ -463,29 +545,11 @@ impl DemoHost {
         host_config.media_faults = Some(Arc::clone(config.faults.media()));
         host_config.paired_clients = paired;
         host_config.launch_gate = Some(Arc::clone(&gate) as Arc<dyn LaunchGate>);
-        let catalog = StaticApps {
-            apps: config
-                .apps
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    let art = a.box_art.clone().unwrap_or_else(|| {
-                        let look = Look::nth(i as u64 + 1000, String::new());
-                        store::solid_png(32, 48, look.style.color)
-                    });
-                    (
-                        App {
-                            title: a.title.clone(),
-                            id: a.id,
-                            hdr_supported: false,
-                        },
-                        Some(art),
-                    )
-                })
-                .collect(),
-        };
+        let apps = Arc::new(DemoApps {
+            list: Mutex::new(config.apps.clone()),
+        });
         let (host, host_events) =
-            Host::start(host_config, Arc::new(catalog) as Arc<dyn AppCatalog>).await?;
+            Host::start(host_config, Arc::clone(&apps) as Arc<dyn AppCatalog>).await?;
         host.nvhttp().set_fixed_pin(config.fixed_pin.clone());
         let (events, _) = broadcast::channel(256);
         let inner = Arc::new(Inner {
@@ -495,6 +559,8 @@ impl DemoHost {
                 changed: Notify::new(),
             }),
             config,
+            apps,
+            crash: tokio::sync::watch::channel(false).0,
             cert_pem,
             unique_id,
             host,
@@ -503,20 +569,46 @@ impl DemoHost {
             events,
         });
         let _ = inner.gate.inner.set(Arc::downgrade(&inner));
+        let (api_backend, api_events) = api::HostApi::new(&inner);
         let tasks = vec![
             tokio::spawn(pump_host_events(Arc::downgrade(&inner), host_events)),
             tokio::spawn(idle_monitor(Arc::downgrade(&inner))),
             tokio::spawn(pair_watcher(Arc::downgrade(&inner))),
+            tokio::spawn(api::translate_events(
+                Arc::downgrade(&inner),
+                inner.events.subscribe(),
+                api_events,
+            )),
         ];
-        Ok(DemoHost {
-            data_dir: inner.config.data_dir.clone(),
+        let mut host = DemoHost {
+            handle: HostHandle {
+                inner: Arc::clone(&inner),
+            },
             inner,
             tasks,
-        })
+            api: Vec::new(),
+        };
+        // The API comes last: a client that sees the socket finds a running host.
+        let api_backend = Arc::new(api_backend);
+        let opts = host.inner.config.wolf_api.options.clone();
+        if let Some(path) = host.inner.config.wolf_api_socket_path() {
+            let server =
+                WolfApiServer::serve_unix_with(&path, Arc::clone(&api_backend), opts.clone())
+                    .await?;
+            tracing::info!(path = %path.display(), "Wolf API on a Unix socket");
+            host.api.push(server);
+        }
+        if let Some(addr) = host.inner.config.wolf_api.tcp {
+            let server =
+                WolfApiServer::serve_tcp_with(addr, Arc::clone(&api_backend), opts).await?;
+            tracing::info!(addr = ?server.tcp_addr(), "Wolf API on TCP");
+            host.api.push(server);
+        }
+        Ok(host)
     }
 }
 
-impl DemoHost {
+impl HostHandle {
     /// The bound ports.
     pub fn ports(&self) -> HostPorts {
         self.inner.host.ports()
@@ -534,7 +626,7 @@ impl DemoHost {
 
     /// Where identity and paired clients are kept (None = in memory).
     pub fn data_dir(&self) -> Option<&std::path::Path> {
-        self.data_dir.as_deref()
+        self.inner.config.data_dir.as_deref()
     }
 
     /// The configuration it runs with.
@@ -564,7 +656,18 @@ impl DemoHost {
 
     /// The app catalogue.
     pub fn apps(&self) -> Vec<crate::config::AppConfig> {
-        self.inner.config.apps.clone()
+        self.inner.apps.list()
+    }
+
+    /// Adds an app to the catalogue (or replaces the one with the same id); `/applist` shows it
+    /// from the next request on.
+    pub fn add_app(&self, app: crate::config::AppConfig) {
+        self.inner.apps.add(app);
+    }
+
+    /// Removes an app; true if it was listed. Running sessions of it go on.
+    pub fn remove_app(&self, app_id: u32) -> bool {
+        self.inner.apps.remove(app_id)
     }
 
     /// Paired clients.
@@ -740,12 +843,38 @@ impl DemoHost {
         Ok(())
     }
 
+    /// True once the Wolf API's `crash` fault knob was set: the owner should [`DemoHost::crash`]
+    /// (the binary exits). Media and lobbies are already gone at that point.
+    pub fn crash_requested(&self) -> bool {
+        *self.inner.crash.borrow()
+    }
+
+    /// Waits until the Wolf API's `crash` fault knob is set (see [`HostHandle::crash_requested`]).
+    pub async fn wait_crash_requested(&self) {
+        let mut rx = self.inner.crash.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+impl DemoHost {
+    /// The Wolf API's Unix socket, if served.
+    pub fn wolf_api_socket(&self) -> Option<&std::path::Path> {
+        self.api.iter().find_map(|s| s.socket_path())
+    }
+
+    /// The Wolf API's TCP address, if served.
+    pub fn wolf_api_tcp(&self) -> Option<std::net::SocketAddr> {
+        self.api.iter().find_map(|s| s.tcp_addr())
+    }
+
     /// Fault: dies like a crashed process — no termination to clients, every task and listener
     /// dropped at once. Clients notice by their control stream timing out.
     pub fn crash(mut self) {
         for t in self.tasks.drain(..) {
             t.abort();
         }
+        // Dropping the servers aborts them and removes the socket file.
+        self.api.clear();
         let mut state = lock(&self.inner.state);
         for (_, s) in state.sessions.drain() {
             if let Some(p) = s.producer {
@@ -757,6 +886,9 @@ impl DemoHost {
 
     /// Ends every stream (clients are told), waits for teardowns, stops every listener and task.
     pub async fn close(mut self) {
+        for server in self.api.drain(..) {
+            server.close().await;
+        }
         let ids: Vec<u64> = lock(&self.inner.state).sessions.keys().copied().collect();
         for id in ids {
             self.inner.host.stop_session(id, EndReason::HostShutdown);
@@ -804,7 +936,7 @@ fn create_lobby(inner: &Arc<Inner>, settings: LobbySettings) -> String {
     let task = tokio::spawn(producer::run_lobby(
         Arc::clone(&inner.config.media),
         inner.config.source_kind,
-        look,
+        look.clone(),
         rx,
     ));
     state.lobbies.insert(
@@ -819,6 +951,7 @@ fn create_lobby(inner: &Arc<Inner>, settings: LobbySettings) -> String {
                 video: settings.video,
                 audio_channels: settings.audio_channels,
                 members: Vec::new(),
+                color: look.style.color,
             },
             pin: settings.pin,
             cmds,
@@ -970,8 +1103,9 @@ async fn pump_host_events(inner: Weak<Inner>, mut events: mpsc::UnboundedReceive
                 session_id,
                 client_id,
                 app_id,
+                unique_id,
                 ..
-            } => on_launched(&inner, session_id, client_id, app_id),
+            } => on_launched(&inner, session_id, client_id, app_id, unique_id),
             HostEvent::StreamStarted(handle) => on_stream_started(&inner, *handle),
             HostEvent::SessionEnded { session_id, reason } => {
                 on_session_ended(&inner, session_id, reason)
@@ -980,7 +1114,13 @@ async fn pump_host_events(inner: Weak<Inner>, mut events: mpsc::UnboundedReceive
     }
 }
 
-fn on_launched(inner: &Arc<Inner>, session_id: u64, client_id: u64, app_id: u32) {
+fn on_launched(
+    inner: &Arc<Inner>,
+    session_id: u64,
+    client_id: u64,
+    app_id: u32,
+    unique_id: Option<String>,
+) {
     let client_ip = inner
         .host
         .sessions()
@@ -1002,8 +1142,11 @@ fn on_launched(inner: &Arc<Inner>, session_id: u64, client_id: u64, app_id: u32)
                 audio_channels: 0,
                 lobby: None,
                 streaming: false,
+                client_unique_id: unique_id.unwrap_or_default(),
+                color: [0, 0, 0],
             },
             launched_at: inner.config.clock.now(),
+            started: Instant::now(),
             feed: None,
             producer: None,
         },
@@ -1024,11 +1167,11 @@ fn on_launched(inner: &Arc<Inner>, session_id: u64, client_id: u64, app_id: u32)
     );
     // Apps that are a shared desktop put the session in their lobby.
     let lobby_name = inner
-        .config
         .apps
-        .iter()
+        .list()
+        .into_iter()
         .find(|a| a.id == app_id)
-        .and_then(|a| a.lobby.clone());
+        .and_then(|a| a.lobby);
     if let Some(name) = lobby_name {
         let existing = lock(&inner.state)
             .lobbies
@@ -1066,6 +1209,7 @@ fn on_stream_started(inner: &Arc<Inner>, handle: StreamHandle) {
     entry.info.fps = handle.config.fps;
     entry.info.audio_channels = handle.config.audio_channels;
     entry.info.streaming = true;
+    entry.info.color = look.style.color;
     if let Some(lobby) = lobby_cmds {
         let _ = feed_tx.send(FeedCmd::Join(lobby));
     }

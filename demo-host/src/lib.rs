@@ -6,7 +6,9 @@
 //! pause) on disconnect, termination, `/cancel` or 60 s of silence; lobbies with their own
 //! producers; an input sink; fault knobs and a replay mode for tests.
 //!
-//! [`DemoHost::start`] runs one; `demo-host --help` runs one on its own.
+//! [`DemoHost::start`] runs one and serves Wolf's HTTP API ([`wolf_api`]) on a Unix socket (by
+//! default `<data dir>/wolf.sock`) and optionally TCP ([`WolfApiConfig`]); `demo-host --help` runs
+//! one on its own.
 
 pub mod config;
 mod host;
@@ -15,10 +17,12 @@ pub mod producer;
 pub mod store;
 pub mod wolf_api;
 
-pub use config::{default_apps, AppConfig, Clock, DemoHostConfig, Faults, PortPlan};
+pub use config::{
+    default_apps, AppConfig, Clock, DemoHostConfig, Faults, PortPlan, WolfApiConfig, WolfApiSocket,
+};
 pub use gamestream::host::EndReason;
 pub use host::{
-    ApiError, ClientInfo, DemoEvent, DemoHost, DemoHostError, InputRecord, LobbyInfo,
+    ApiError, ClientInfo, DemoEvent, DemoHost, DemoHostError, HostHandle, InputRecord, LobbyInfo,
     LobbySettings, LobbyVideo, PendingPair, SessionInfo,
 };
 pub use producer::{MediaFactory, RealMedia};

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use demo_host::media::SourceKind;
-use demo_host::{DemoHost, DemoHostConfig, PortPlan};
+use demo_host::wolf_api::{ApiOptions, StatusStyle};
+use demo_host::{DemoHost, DemoHostConfig, PortPlan, WolfApiConfig, WolfApiSocket};
 use tokio::io::AsyncBufReadExt;
 
 /// A Wolf-compatible Moonlight host (test pattern, tone, lobbies) for moongate and its tests.
@@ -73,6 +74,20 @@ struct Args {
     /// Fault: refuse every launch with 503.
     #[arg(long)]
     refuse_launches: bool,
+    /// Unix socket of the Wolf API (mode 0600). Default: `wolf.sock` in the data dir. Wolf's own
+    /// default is /tmp/wolf.sock.
+    #[arg(long, env = "WOLF_SOCKET_PATH", conflicts_with = "no_wolf_socket")]
+    wolf_socket: Option<PathBuf>,
+    /// Do not serve the Wolf API on a Unix socket.
+    #[arg(long)]
+    no_wolf_socket: bool,
+    /// Also serve the Wolf API on this TCP address (e.g. 127.0.0.1:8080). It has no
+    /// authentication: keep it on loopback.
+    #[arg(long, env = "DEMO_HOST_WOLF_API_TCP")]
+    wolf_api_tcp: Option<std::net::SocketAddr>,
+    /// Wolf's error statuses in the API (500 for every error) instead of 400/403/404/409/503.
+    #[arg(long)]
+    wolf_status_codes: bool,
 }
 
 #[tokio::main]
@@ -102,6 +117,22 @@ async fn main() -> anyhow::Result<()> {
         idle_check_interval: Duration::from_secs(args.idle_check_secs.max(1)),
         sunshine_extensions: args.sunshine_extensions,
         encrypted_rtsp: args.encrypted_rtsp,
+        wolf_api: WolfApiConfig {
+            socket: match (&args.wolf_socket, args.no_wolf_socket) {
+                (_, true) => WolfApiSocket::Off,
+                (Some(p), false) => WolfApiSocket::Path(p.clone()),
+                (None, false) => WolfApiSocket::InDataDir,
+            },
+            tcp: args.wolf_api_tcp,
+            options: ApiOptions {
+                status_style: if args.wolf_status_codes {
+                    StatusStyle::Wolf
+                } else {
+                    StatusStyle::Moongate
+                },
+                ..ApiOptions::default()
+            },
+        },
         ..DemoHostConfig::default()
     };
     config.faults.set_drop_percent(args.drop_percent);
@@ -127,13 +158,24 @@ async fn main() -> anyhow::Result<()> {
     println!("  RTSP     {}", ports.rtsp);
     println!("  control  {} (ENet, UDP)", ports.control);
     println!("  media    one video and one audio UDP port per session, ephemeral");
-    println!("  Wolf API not served by this binary build (the API is a library interface)");
+    match host.wolf_api_socket() {
+        Some(p) => println!(
+            "  Wolf API unix:{}  (curl --unix-socket {} http://localhost/api/v1/apps)",
+            p.display(),
+            p.display()
+        ),
+        None => println!("  Wolf API no Unix socket (--no-wolf-socket)"),
+    }
+    if let Some(a) = host.wolf_api_tcp() {
+        println!("  Wolf API http://{a}/api/v1/");
+    }
     println!("  data dir {}", args.data_dir.display());
     println!("  uniqueid {}", host.unique_id());
     match &args.pin {
         Some(_) => println!("pairing: every client pairs with the PIN given by --pin"),
         None => println!(
-            "pairing: start pairing in Moonlight, then type `pin <the 4 digits it shows>` here"
+            "pairing: start pairing in Moonlight, then type `pin <the 4 digits it shows>` here \
+             (or answer through the Wolf API: GET /api/v1/pair/pending, POST /api/v1/pair/client)"
         ),
     }
     println!("apps:");
@@ -145,7 +187,12 @@ async fn main() -> anyhow::Result<()> {
     let mut events = host.subscribe();
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = shutdown_signal() => break,
+            _ = host.wait_crash_requested() => {
+                eprintln!("crashing (fault injection through the Wolf API)");
+                host.crash();
+                std::process::exit(101);
+            }
             event = events.recv() => match event {
                 Ok(demo_host::DemoEvent::PairRequested { client_ip, device_name, .. }) => {
                     println!("pairing request from {device_name} ({client_ip}): type `pin <digits>`");
@@ -166,7 +213,14 @@ async fn main() -> anyhow::Result<()> {
                 }
                 // Standard input closed (daemonised): keep serving until Ctrl-C.
                 Ok(None) | Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
+                    tokio::select! {
+                        _ = shutdown_signal() => {}
+                        _ = host.wait_crash_requested() => {
+                            eprintln!("crashing (fault injection through the Wolf API)");
+                            host.crash();
+                            std::process::exit(101);
+                        }
+                    }
                     break;
                 }
             },
@@ -175,6 +229,21 @@ async fn main() -> anyhow::Result<()> {
     println!("shutting down");
     host.close().await;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (so the API socket file is removed on an ordinary stop).
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// Runs one standard-input command; false = leave the loop (`quit`, `crash`).

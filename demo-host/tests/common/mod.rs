@@ -200,3 +200,77 @@ pub async fn wait_frame(
     .await
     .expect("frame did not come")
 }
+
+/// Mean Y'CbCr of the label band probe of a decoded H.264 frame (None: no picture yet, or the
+/// decoder rejected the data).
+pub fn band_of(decoder: &mut openh264::decoder::Decoder, data: &[u8]) -> Option<[f64; 3]> {
+    use openh264::formats::YUVSource;
+    let yuv = decoder.decode(data).ok()??;
+    let (w, h) = yuv.dimensions();
+    let (sy, su, sv) = yuv.strides();
+    let (px, py, pw, ph) =
+        demo_host::media::pattern::PatternRenderer::band_probe_for(w as u32, h as u32);
+    let mut sum = [0f64; 3];
+    let mut n = 0f64;
+    for y in py as usize..(py + ph) as usize {
+        for x in px as usize..(px + pw) as usize {
+            sum[0] += f64::from(yuv.y()[y * sy + x]);
+            sum[1] += f64::from(yuv.u()[(y / 2) * su + x / 2]);
+            sum[2] += f64::from(yuv.v()[(y / 2) * sv + x / 2]);
+            n += 1.0;
+        }
+    }
+    Some(sum.map(|s| s / n))
+}
+
+/// The band shows `rgb` (within encoder error).
+pub fn band_is(band: [f64; 3], rgb: [u8; 3]) -> bool {
+    let want = demo_host::media::pattern::rgb_to_yuv(rgb);
+    (0..3).all(|c| (band[c] - f64::from(want[c])).abs() < 10.0)
+}
+
+/// Decodes the stream until a picture's label band shows `rgb`; returns how many pictures it took.
+/// Panics (with the last band seen) if none does within `within`.
+pub async fn wait_band(
+    decoder: &mut openh264::decoder::Decoder,
+    events: &mut mpsc::Receiver<SessionEvent>,
+    within: Duration,
+    rgb: [u8; 3],
+) -> usize {
+    let mut last = None;
+    let mut pictures = 0;
+    let found = timeout(within, async {
+        loop {
+            match events.recv().await {
+                Some(SessionEvent::Video(f)) => {
+                    if let Some(band) = band_of(decoder, &f.data) {
+                        pictures += 1;
+                        last = Some(band);
+                        if band_is(band, rgb) {
+                            return;
+                        }
+                    }
+                }
+                Some(SessionEvent::Ended(cause)) => panic!("stream ended: {cause:?}"),
+                Some(_) => {}
+                None => panic!("stream closed"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        found.is_ok(),
+        "no picture with band colour {rgb:?} (YUV {:?}); last band {last:?}",
+        demo_host::media::pattern::rgb_to_yuv(rgb)
+    );
+    pictures
+}
+
+/// Colours that a test can tell apart on a decoded picture.
+pub fn distinct(a: [u8; 3], b: [u8; 3]) -> bool {
+    let (ya, yb) = (
+        demo_host::media::pattern::rgb_to_yuv(a),
+        demo_host::media::pattern::rgb_to_yuv(b),
+    );
+    (0..3).any(|c| (i32::from(ya[c]) - i32::from(yb[c])).abs() > 30)
+}

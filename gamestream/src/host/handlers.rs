@@ -110,6 +110,7 @@ impl Http {
             client_id,
             client_ip: canonical(ctx.peer_addr.ip()),
             app_id,
+            unique_id: ctx.unique_id.clone(),
             rikey: request.ri_key,
             rikeyid: request.ri_key_id,
             surround_audio_info: request.surround_audio_info,
@@ -131,6 +132,7 @@ impl Http {
             client_id,
             app_id,
             resumed,
+            unique_id: ctx.unique_id.clone(),
         });
         let rtsp_port = *lock(&shared.rtsp_port);
         Ok(LaunchResponse {

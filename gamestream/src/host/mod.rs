@@ -204,6 +204,8 @@ pub enum HostEvent {
         app_id: u32,
         /// Came from `/resume`.
         resumed: bool,
+        /// The NVHTTP `uniqueid` the client launched with (Wolf's `client_unique_id`), if sent.
+        unique_id: Option<String>,
     },
     /// RTSP PLAY: the stream is negotiated; produce media through the handle.
     StreamStarted(Box<StreamHandle>),
@@ -267,6 +269,8 @@ pub struct SessionSummary {
     pub streaming: bool,
     /// The control stream is connected.
     pub control_connected: bool,
+    /// The NVHTTP `uniqueid` of the launch, if the client sent one.
+    pub unique_id: Option<String>,
 }
 
 /// Errors of the host assembly.
@@ -412,6 +416,7 @@ impl Host {
                 app_id: s.app_id,
                 streaming: s.streaming,
                 control_connected: self.shared.control.is_connected(s.id),
+                unique_id: s.unique_id.clone(),
             })
             .collect();
         list.sort_by_key(|s| s.session_id);

@@ -26,6 +26,8 @@ pub(crate) struct Session {
     pub(crate) client_id: u64,
     pub(crate) client_ip: IpAddr,
     pub(crate) app_id: u32,
+    /// The `uniqueid` of the launch request.
+    pub(crate) unique_id: Option<String>,
     pub(crate) rikey: [u8; 16],
     pub(crate) rikeyid: i32,
     pub(crate) surround_audio_info: u32,

@@ -1,0 +1,122 @@
+//! The `demo-host` binary: `--help` documents every option, and a plain run prints its ports,
+//! the Wolf API socket, the data dir and how to pair, serves the API, and removes the socket on
+//! a `quit` typed on standard input.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::time::timeout;
+
+const BIN: &str = env!("CARGO_BIN_EXE_demo-host");
+
+#[tokio::test]
+async fn help_documents_every_option() {
+    let out = timeout(
+        Duration::from_secs(30),
+        Command::new(BIN).arg("--help").output(),
+    )
+    .await
+    .expect("--help timed out")
+    .expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "--bind",
+        "--port-offset",
+        "--ephemeral-ports",
+        "--hostname",
+        "--data-dir",
+        "--pin",
+        "--replay",
+        "--idle-timeout-secs",
+        "--idle-check-secs",
+        "--sunshine-extensions",
+        "--encrypted-rtsp",
+        "--drop-percent",
+        "--reorder-percent",
+        "--delay-percent",
+        "--delay-ms",
+        "--teardown-delay-ms",
+        "--refuse-launches",
+        "--wolf-socket",
+        "--no-wolf-socket",
+        "--wolf-api-tcp",
+        "--wolf-status-codes",
+        "WOLF_SOCKET_PATH",
+    ] {
+        assert!(help.contains(option), "--help lacks {option}:\n{help}");
+    }
+}
+
+#[tokio::test]
+async fn plain_run_prints_where_it_listens_and_serves_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .args(["--ephemeral-ports", "--bind", "127.0.0.1", "--data-dir"])
+        .arg(&data)
+        .env_remove("WOLF_SOCKET_PATH")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn demo-host");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            let done = line == "apps:";
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("banner timed out");
+    let text = banner.join("\n");
+    let socket = data.join("wolf.sock");
+    for want in [
+        "HTTP ",
+        "HTTPS ",
+        "RTSP ",
+        "control ",
+        &format!("Wolf API unix:{}", socket.display()),
+        &format!("data dir {}", data.display()),
+        "pairing: ",
+        "pin <",
+    ] {
+        assert!(text.contains(want), "banner lacks {want:?}:\n{text}");
+    }
+    assert!(socket.exists());
+
+    // The API answers on the printed socket.
+    let mut c = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    c.write_all(b"GET /api/v1/apps HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_string(&mut c, &mut reply),
+    )
+    .await
+    .expect("api reply timed out")
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.0 200"), "{reply}");
+    assert!(reply.contains("Test Pattern"), "{reply}");
+
+    // `quit` shuts it down cleanly: exit 0 and the socket file is gone.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"quit\n").await.unwrap();
+    let status = timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exit timed out")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists(), "socket removed on shutdown");
+}
