@@ -42,6 +42,9 @@ pub async fn start_demo_host(
             http_port: Some(ports.http),
             https_port: Some(ports.https),
             mac: None,
+            wolf_api: host
+                .wolf_api_socket()
+                .map(|p| p.to_string_lossy().into_owned()),
         },
         keepalive: Box::new(Arc::clone(&host)),
         pins: Some(Arc::new(DemoHostPins::new(Arc::clone(&host), address))),

@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use web_server::auth::{CredentialSource, Credentials};
+use web_server::autopair::WolfApiPins;
 use web_server::certs::SystemClock;
 use web_server::embedded::{self, EmbeddedDemoHost};
 use web_server::server::{preload_hosts, serve, HostProvider};
@@ -93,6 +94,16 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(config, credentials.clone(), store, Arc::new(SystemClock));
+    for seed in &state.config.hosts {
+        if let Some(location) = &seed.wolf_api {
+            let port = seed
+                .http_port
+                .unwrap_or(gamestream::nvhttp::DEFAULT_HTTP_PORT);
+            let pins = WolfApiPins::new(seed.address.clone(), port, location)
+                .with_context(|| format!("wolf_api of host {}", seed.address))?;
+            state.add_pin_submitter(Arc::new(pins));
+        }
+    }
     if let Some(p) = &provided {
         embedded::install(&state, p)
             .await

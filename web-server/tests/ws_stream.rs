@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use web_server::auth::Credentials;
-use web_server::autopair::PinSubmitter;
+use web_server::autopair::{PinSubmitter, SubmitFuture};
 use web_server::certs::SystemClock;
 use web_server::server::serve;
 use web_server::store::SqliteStore;
@@ -77,12 +77,14 @@ impl PinSubmitter for CountingPins {
     fn serves(&self, address: &str, http_port: u16) -> bool {
         self.inner.serves(address, http_port)
     }
-    fn submit(&self, device_name: &str, pin: &str) -> bool {
-        let ok = self.inner.submit(device_name, pin);
-        if ok {
-            self.entered.fetch_add(1, Ordering::SeqCst);
-        }
-        ok
+    fn submit<'a>(&'a self, device_name: &'a str, pin: &'a str) -> SubmitFuture<'a> {
+        Box::pin(async move {
+            let ok = self.inner.submit(device_name, pin).await;
+            if ok {
+                self.entered.fetch_add(1, Ordering::SeqCst);
+            }
+            ok
+        })
     }
 }
 
@@ -704,5 +706,104 @@ async fn a_browser_that_vanishes_without_a_close_frame_is_torn_down_within_10_s(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(ws);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_wolf_pairs_through_its_http_api_and_joins_a_lobby() {
+    let _serial = SERIAL.lock().await;
+    // A demo host outside the gateway's knowledge: reachable only by NVHTTP and its Wolf API.
+    let host = Arc::new(
+        DemoHost::start(demo_host::DemoHostConfig {
+            wolf_api: demo_host::WolfApiConfig {
+                socket: demo_host::WolfApiSocket::Off,
+                tcp: Some("127.0.0.1:0".parse().unwrap()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let api = format!("http://{}", host.wolf_api_tcp().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load_with_env(None, |_| None).unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.streamer_path = streamer_exe();
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let seed = web_server::config::HostSeed {
+        name: Some("wolf".into()),
+        address: "127.0.0.1".into(),
+        http_port: Some(host.ports().http),
+        https_port: Some(host.ports().https),
+        mac: None,
+        wolf_api: Some(api.clone()),
+    };
+    web_server::server::preload_hosts(store.as_ref(), std::slice::from_ref(&seed))
+        .await
+        .unwrap();
+    let state = AppState::new(
+        config,
+        Credentials::new(SECRET),
+        store,
+        Arc::new(SystemClock),
+    );
+    state.add_pin_submitter(Arc::new(
+        web_server::autopair::WolfApiPins::new("127.0.0.1", host.ports().http, &api).unwrap(),
+    ));
+    let lobby = host.create_lobby(demo_host::LobbySettings::new("shared"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let state = state.clone();
+        async move {
+            serve(listener, state, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        }
+    });
+    let gw = Gateway {
+        addr,
+        state,
+        host: Arc::clone(&host),
+        shutdown: Some(tx),
+        server,
+        _dir: dir,
+    };
+
+    let mut req = format!("ws://{addr}/api/ws/stream?lobby_id={lobby}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(WsMessage::Text(
+        init_json("ses_w", "helix-agent-w", 640, 360, 30).into(),
+    ))
+    .await
+    .unwrap();
+    handshake(&mut ws).await;
+    first_keyframe(&mut ws, Instant::now()).await;
+    // The streamer joined the lobby through the Wolf API.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let members = host
+            .lobbies()
+            .into_iter()
+            .find(|l| l.id == lobby)
+            .map(|l| l.members.len())
+            .unwrap_or(0);
+        if members == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never joined the lobby");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    assert!(streamer_children().is_empty());
     gw.stop().await;
 }

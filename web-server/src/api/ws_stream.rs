@@ -348,7 +348,9 @@ async fn stream_session(
         audio_channels: 2,
         play_audio_local: init.play_audio_local,
         lobby_id: (!lobby.is_empty()).then_some(lobby),
-        wolf_api: None,
+        wolf_api: state
+            .pin_submitter_for(&host.address, host.http_port)
+            .and_then(|p| p.wolf_api()),
     };
 
     // 6. The streamer.
