@@ -137,6 +137,12 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    if !state.config.streamer_path.is_file() {
+        tracing::warn!(
+            path = %state.config.streamer_path.display(),
+            "the streamer executable is missing: streams will fail (build it with `cargo build -p streamer`, same profile, or set MOONGATE_STREAMER)"
+        );
+    }
     let sessions = Arc::clone(&state.sessions);
     serve(listener, state, shutdown_signal()).await?;
     // Streams were asked to stop (1001); give their teardown (Stop, /cancel, reap) time to run

@@ -807,3 +807,70 @@ async fn external_wolf_pairs_through_its_http_api_and_joins_a_lobby() {
     assert!(streamer_children().is_empty());
     gw.stop().await;
 }
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_close_cycles_return_fds_threads_children_and_host_sessions_to_baseline() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let cycle = |n: u32| {
+        let gw = &gw;
+        async move {
+            let mut ws = connect(gw, "ses_g", "helix-agent-g", 320, 240, 30).await;
+            handshake(&mut ws).await;
+            first_keyframe(&mut ws, Instant::now()).await;
+            ws.close(None).await.unwrap();
+            // Read to the end: the server's close frame, then EOF.
+            let _ = read_until_close(&mut ws, Duration::from_secs(10)).await;
+            drop(ws);
+            assert!(
+                gw.registry_empty(Duration::from_secs(10)).await,
+                "cycle {n}"
+            );
+        }
+    };
+    cycle(0).await; // warm-up: pairing, pools, lazily created state
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (fds, threads) = (fd_count(), thread_count());
+    const N: u32 = 20;
+    let t = Instant::now();
+    for n in 1..=N {
+        cycle(n).await;
+    }
+    println!(
+        "{N} open/close cycles in {} ms; fds {fds} → {}, threads {threads} → {}",
+        t.elapsed().as_millis(),
+        fd_count(),
+        thread_count()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.host.sessions().is_empty() || fd_count() > fds {
+        assert!(
+            Instant::now() < deadline,
+            "leak: {} host sessions, fds {fds} → {}",
+            gw.host.sessions().len(),
+            fd_count()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(streamer_children().is_empty());
+    // tokio's blocking pool may keep a few idle threads for a while; growth must not scale
+    // with the number of cycles.
+    assert!(
+        thread_count() <= threads + 4,
+        "threads {threads} → {}",
+        thread_count()
+    );
+    gw.stop().await;
+}

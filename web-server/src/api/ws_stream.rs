@@ -602,9 +602,13 @@ async fn teardown(
             }
         }
     };
-    let _ = tokio::time::timeout(STREAMER_GRACE, drain).await;
+    // One grace period for both: the streamer's last frames and its exit (then it is killed), so
+    // a superseding connection waits at most about this long.
+    let deadline = tokio::time::Instant::now() + STREAMER_GRACE;
+    let _ = tokio::time::timeout_at(deadline, drain).await;
     drop(ipc_rx);
-    let status = child.reap(STREAMER_GRACE).await;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let status = child.reap(left).await;
     let exit_ms = t0.elapsed().as_millis() as u64;
     // The entry goes the moment the streamer is gone, whatever ended it.
     drop(guard);
