@@ -432,7 +432,10 @@ impl Running {
         ipc_rx: &mut IpcRx,
     ) -> End {
         let mut last_heard = Instant::now();
-        let mut tick = tokio::time::interval(KEEPALIVE_EVERY);
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + KEEPALIVE_EVERY,
+            KEEPALIVE_EVERY,
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut keyframe = false;
