@@ -11,7 +11,7 @@
 //! 4. the streamer is spawned and sent `Init`; `Started` becomes StreamInit (0x30) +
 //!    ConnectionComplete, then video (keyframe first) and audio flow through a time-budgeted
 //!    [`SendQueue`]; Pings are answered here, ahead of any media; input goes to the streamer.
-//! 5. every end takes [`teardown`]: IPC `Stop` → the streamer cancels on the host and exits →
+//! 5. every end takes one teardown: IPC `Stop` → the streamer cancels on the host and exits →
 //!    reap (kill after a grace period) → registry entry gone → close with a real code.
 
 use std::net::SocketAddr;
