@@ -874,3 +874,56 @@ async fn open_close_cycles_return_fds_threads_children_and_host_sessions_to_base
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_close_1011_with_the_error_text_first() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let open = |init: serde_json::Value| {
+        let addr = gw.addr;
+        async move {
+            let mut req = format!("ws://{addr}/api/ws/stream")
+                .into_client_request()
+                .unwrap();
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+            let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+            ws.send(WsMessage::Text(init.to_string().into()))
+                .await
+                .unwrap();
+            read_until_close(&mut ws, Duration::from_secs(20)).await
+        }
+    };
+    let base: serde_json::Value =
+        serde_json::from_str(&init_json("ses_h", "helix-agent-h", 640, 360, 30)).unwrap();
+
+    // An app the host does not have: the streamer's `Error` reaches the browser.
+    let mut no_app = base.clone();
+    no_app["app_id"] = 999.into();
+    let (close, error) = open(no_app).await;
+    assert_eq!(close.as_ref().map(|c| c.0), Some(1011), "{close:?}");
+    let error = error.expect("an {\"error\"} message first");
+    // The streamer's `Error` text, e.g. "LaunchFailed: … Invalid app id".
+    assert!(
+        error.contains("AppNotFound") || error.contains("LaunchFailed"),
+        "{error}"
+    );
+    assert!(gw.registry_empty(Duration::from_secs(5)).await);
+    assert!(streamer_children().is_empty());
+
+    // A host index that does not exist.
+    let mut no_host = base.clone();
+    no_host["host_id"] = 7.into();
+    let (close, error) = open(no_host).await;
+    assert_eq!(close.map(|c| c.0), Some(1011));
+    assert!(error.is_some_and(|e| e.contains("HostNotFound")));
+
+    // A malformed init.
+    let mut bad = base;
+    bad["width"] = 0.into();
+    let (close, error) = open(bad).await;
+    assert_eq!(close.map(|c| c.0), Some(1008));
+    assert!(error.is_some_and(|e| e.contains("InvalidInit")));
+    assert!(gw.state.sessions.list().is_empty());
+    gw.stop().await;
+}
