@@ -41,16 +41,22 @@ pub struct DemoHostPins {
     host: Arc<demo_host::DemoHost>,
     address: String,
     http_port: u16,
+    wolf_api: Option<String>,
 }
 
 impl DemoHostPins {
-    /// Pins for `host`, reachable at `address`.
-    pub fn new(host: Arc<demo_host::DemoHost>, address: impl Into<String>) -> Self {
+    /// Pins for `host`, reachable at `address`, whose Wolf API is at `wolf_api`.
+    pub fn new(
+        host: Arc<demo_host::DemoHost>,
+        address: impl Into<String>,
+        wolf_api: Option<String>,
+    ) -> Self {
         let http_port = host.ports().http;
         DemoHostPins {
             host,
             address: address.into(),
             http_port,
+            wolf_api,
         }
     }
 }
@@ -71,9 +77,7 @@ impl PinSubmitter for DemoHostPins {
     }
 
     fn wolf_api(&self) -> Option<String> {
-        self.host
-            .wolf_api_socket()
-            .map(|p| p.to_string_lossy().into_owned())
+        self.wolf_api.clone()
     }
 }
 

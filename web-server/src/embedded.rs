@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use demo_host::{DemoHost, DemoHostConfig, PortPlan};
+use demo_host::{DemoHost, DemoHostConfig, PortPlan, WolfApiConfig, WolfApiSocket};
 
 use crate::api::GATEWAY_CLIENT_ID;
 use crate::autopair::{ensure_paired, DemoHostPins};
@@ -23,16 +23,33 @@ pub const EMBEDDED_HOST_NAME: &str = "moongate demo host (embedded)";
 pub async fn start_demo_host(
     config: &Config,
 ) -> Result<(Arc<DemoHost>, ProvidedHost), ProviderError> {
-    let dir = config.data_dir.join("demo-host");
+    let dir = std::path::absolute(config.data_dir.join("demo-host"))?;
     std::fs::create_dir_all(&dir)?;
+    // The Wolf API (lobby joins) on a 0600 Unix socket in the data dir; a path too long for a
+    // Unix socket address (108 bytes) falls back to TCP on loopback.
+    let socket = dir.join(demo_host::config::WOLF_API_SOCKET_NAME);
+    let wolf_api = if socket.as_os_str().len() < 100 {
+        WolfApiConfig::default()
+    } else {
+        WolfApiConfig {
+            socket: WolfApiSocket::Off,
+            tcp: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..WolfApiConfig::default()
+        }
+    };
     let host = Arc::new(
         DemoHost::start(DemoHostConfig {
             ports: PortPlan::Ephemeral,
             data_dir: Some(dir),
+            wolf_api,
             ..DemoHostConfig::default()
         })
         .await?,
     );
+    let wolf_api = host
+        .wolf_api_socket()
+        .map(|p| p.to_string_lossy().into_owned())
+        .or_else(|| host.wolf_api_tcp().map(|a| format!("http://{a}")));
     let ports = host.ports();
     let address = "127.0.0.1".to_string();
     let provided = ProvidedHost {
@@ -47,7 +64,11 @@ pub async fn start_demo_host(
                 .map(|p| p.to_string_lossy().into_owned()),
         },
         keepalive: Box::new(Arc::clone(&host)),
-        pins: Some(Arc::new(DemoHostPins::new(Arc::clone(&host), address))),
+        pins: Some(Arc::new(DemoHostPins::new(
+            Arc::clone(&host),
+            address,
+            wolf_api,
+        ))),
     };
     Ok((host, provided))
 }

@@ -927,3 +927,50 @@ async fn failures_close_1011_with_the_error_text_first() {
     assert!(gw.state.sessions.list().is_empty());
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lobby_id_joins_the_embedded_hosts_lobby_through_its_wolf_api_socket() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    assert!(
+        gw.host.wolf_api_socket().is_some(),
+        "Unix socket in the data dir"
+    );
+    let lobby = gw
+        .host
+        .create_lobby(demo_host::LobbySettings::new("shared desktop"));
+    let mut init: serde_json::Value =
+        serde_json::from_str(&init_json("ses_l", "helix-agent-l", 640, 360, 30)).unwrap();
+    init["lobby_id"] = lobby.clone().into();
+    let mut req = format!("ws://{}/api/ws/stream", gw.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(WsMessage::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    handshake(&mut ws).await;
+    first_keyframe(&mut ws, Instant::now()).await;
+    let key = gw.state.sessions.list()[0].key.to_string();
+    assert_eq!(
+        key,
+        format!("ses_l-{}-helix%2Dagent%2Dl", lobby.replace('-', "%2D"))
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw
+        .host
+        .lobbies()
+        .iter()
+        .find(|l| l.id == lobby)
+        .map_or(0, |l| l.members.len())
+        != 1
+    {
+        assert!(Instant::now() < deadline, "never joined the lobby");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    gw.stop().await;
+}
