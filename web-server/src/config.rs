@@ -68,6 +68,10 @@ pub struct HostSeed {
     pub https_port: Option<u16>,
     /// MAC address for Wake-on-LAN.
     pub mac: Option<String>,
+    /// Wolf's HTTP API (a Unix socket path or `http://host:port`): lets the gateway pair browser
+    /// identities automatically and the streamer join lobbies.
+    #[serde(default)]
+    pub wolf_api: Option<String>,
 }
 
 /// Timeouts.

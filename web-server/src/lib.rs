@@ -8,16 +8,23 @@
 //! * [`certs`]: the client-certificate cache keyed by the browser's client id, with a clock the
 //!   tests control.
 //! * [`sessions`]: the session registry, the one source of truth for live streams.
-//! * [`api`]: the REST API (axum), [`server`]: wiring and serving.
+//! * [`api`]: the REST API (axum) and `GET /api/ws/stream` ([`api::ws_stream`]), [`server`]:
+//!   wiring and serving.
+//! * [`autopair`]: automatic pairing of each browser client id's identity with a host.
+//! * [`streamer_proc`]: one `streamer` child per connection (IPC on stdio, logs relayed).
+//! * [`embedded`]: the in-process demo host used when no host is configured.
 
 pub mod api;
 pub mod auth;
+pub mod autopair;
 pub mod certs;
 pub mod config;
+pub mod embedded;
 pub mod error;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod streamer_proc;
 pub mod wol;
 
 pub use config::Config;

@@ -10,8 +10,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use web_server::auth::{CredentialSource, Credentials};
+use web_server::autopair::WolfApiPins;
 use web_server::certs::SystemClock;
-use web_server::server::{preload_hosts, serve, HostProvider, NoEmbeddedHost};
+use web_server::embedded::{self, EmbeddedDemoHost};
+use web_server::server::{preload_hosts, serve, HostProvider};
 use web_server::store::SqliteStore;
 use web_server::{AppState, Config};
 
@@ -76,17 +78,13 @@ async fn main() -> anyhow::Result<()> {
         Credentials::load_or_generate(config.credentials.as_deref(), &config.data_dir)?;
     let store = Arc::new(SqliteStore::open(&config.data_dir.join("moongate.db"))?);
 
-    // The seam for an embedded host (the integrator plugs in demo-host here).
-    let provider: Box<dyn HostProvider> = Box::new(NoEmbeddedHost);
+    // The seam for an embedded host: demo-host in-process when no host is configured.
+    let provider: Box<dyn HostProvider> = Box::new(EmbeddedDemoHost);
     let provided = provider
         .provide(&config)
         .await
         .map_err(|e| anyhow::anyhow!("starting the embedded host: {e}"))?;
-    let mut seeds = config.hosts.clone();
-    if let Some(p) = &provided {
-        seeds.push(p.seed.clone());
-    }
-    let added = preload_hosts(store.as_ref(), &seeds).await?;
+    let added = preload_hosts(store.as_ref(), &config.hosts).await?;
     if added > 0 {
         tracing::info!(added, "hosts preloaded");
     }
@@ -96,6 +94,21 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(config, credentials.clone(), store, Arc::new(SystemClock));
+    for seed in &state.config.hosts {
+        if let Some(location) = &seed.wolf_api {
+            let port = seed
+                .http_port
+                .unwrap_or(gamestream::nvhttp::DEFAULT_HTTP_PORT);
+            let pins = WolfApiPins::new(seed.address.clone(), port, location)
+                .with_context(|| format!("wolf_api of host {}", seed.address))?;
+            state.add_pin_submitter(Arc::new(pins));
+        }
+    }
+    if let Some(p) = &provided {
+        embedded::install(&state, p)
+            .await
+            .map_err(|e| anyhow::anyhow!("installing the embedded host: {e}"))?;
+    }
 
     println!("moongate is listening on http://{addr}/");
     match source {
@@ -113,7 +126,31 @@ async fn main() -> anyhow::Result<()> {
         CredentialSource::Configured => println!("Using the credential from MOONGATE_CREDENTIALS"),
     }
 
+    if let Some(p) = &provided {
+        // Ignore a closed stdout (a supervisor that read only the first lines).
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stdout(),
+            "embedded demo host on {}:{} (app 1: test pattern)",
+            p.seed.address,
+            p.seed.http_port.unwrap_or_default()
+        );
+    }
+
+    if !state.config.streamer_path.is_file() {
+        tracing::warn!(
+            path = %state.config.streamer_path.display(),
+            "the streamer executable is missing: streams will fail (build it with `cargo build -p streamer`, same profile, or set MOONGATE_STREAMER)"
+        );
+    }
+    let sessions = Arc::clone(&state.sessions);
     serve(listener, state, shutdown_signal()).await?;
+    // Streams were asked to stop (1001); give their teardown (Stop, /cancel, reap) time to run
+    // before the host goes away.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sessions.list().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     drop(provided);
     Ok(())
 }

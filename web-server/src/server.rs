@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::api::pair::Pairings;
 use crate::auth::Credentials;
+use crate::autopair::PinSubmitter;
 use crate::certs::{CertCacheConfig, ClientCertCache, Clock};
 use crate::config::{Config, HostSeed};
 use crate::sessions::{MemoryRegistry, SessionRegistry, StopReason};
@@ -30,6 +31,8 @@ pub struct AppState {
     /// Live streams: the one source of truth.
     pub sessions: Arc<dyn SessionRegistry>,
     pub(crate) pairings: Arc<Pairings>,
+    /// Who can enter pairing PINs on which host (the embedded demo host).
+    pins: Arc<std::sync::RwLock<Vec<Arc<dyn PinSubmitter>>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -64,7 +67,30 @@ impl AppState {
             certs,
             sessions: Arc::new(MemoryRegistry::new()),
             pairings: Arc::new(Pairings::default()),
+            pins: Arc::default(),
         }
+    }
+
+    /// Registers a way to enter pairing PINs on a host (see [`crate::autopair`]).
+    pub fn add_pin_submitter(&self, submitter: Arc<dyn PinSubmitter>) {
+        self.pins
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(submitter);
+    }
+
+    /// The PIN submitter for the host at `address`:`http_port`, if any.
+    pub fn pin_submitter_for(
+        &self,
+        address: &str,
+        http_port: u16,
+    ) -> Option<Arc<dyn PinSubmitter>> {
+        self.pins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|s| s.serves(address, http_port))
+            .cloned()
     }
 }
 
@@ -123,6 +149,8 @@ pub struct ProvidedHost {
     pub seed: HostSeed,
     /// Keeps the host running; dropped at shutdown, after the server has stopped.
     pub keepalive: Box<dyn Any + Send + Sync>,
+    /// Enters pairing PINs on this host, so browser identities pair automatically.
+    pub pins: Option<Arc<dyn PinSubmitter>>,
 }
 
 impl std::fmt::Debug for ProvidedHost {

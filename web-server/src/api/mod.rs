@@ -13,10 +13,12 @@
 //! | `GET /api/hosts/{id}/apps/{app}/boxart` | `/appasset` (PNG) |
 //! | `POST /api/hosts/{id}/cancel` | `/cancel` (quit the running app) |
 //! | `GET /api/sessions` | the session registry |
+//! | `GET /api/ws/stream` | WebSocket-only streaming (Helix-compatible; [`ws_stream`]) |
 //! | `GET /healthz` | liveness |
 
 pub mod hosts;
 pub mod pair;
+pub mod ws_stream;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::State;
@@ -54,6 +56,7 @@ pub fn rest_routes(state: &AppState) -> Router<AppState> {
 /// and [`crate::auth::validate_first_message`]) are merged in by the integrator.
 pub fn router(state: AppState) -> Router {
     rest_routes(&state)
+        .route("/api/ws/stream", get(ws_stream::handler))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(state)

@@ -1,0 +1,646 @@
+//! `GET /api/ws/stream`: WebSocket-only streaming, wire-compatible with the Helix frontend
+//! (`helix-ws-contract.md` §1.4, §1.7, §2, §4).
+//!
+//! One connection = one registry entry = one `streamer` child:
+//!
+//! 1. binary messages before the JSON `init` are skipped (an early Ping is answered);
+//!    credentials come from `Authorization: Bearer` on the upgrade or the init's `credentials`;
+//! 2. key `{session}-{lobby}-{client}`; a live entry with the same key is superseded (stopped,
+//!    closed with 4000, its streamer's exit awaited) before anything is launched;
+//! 3. the client id's identity is paired with the host if the store does not say it is;
+//! 4. the streamer is spawned and sent `Init`; `Started` becomes StreamInit (0x30) +
+//!    ConnectionComplete, then video (keyframe first) and audio flow through a time-budgeted
+//!    [`SendQueue`]; Pings are answered here, ahead of any media; input goes to the streamer.
+//! 5. every end takes one teardown: IPC `Stop` → the streamer cancels on the host and exits →
+//!    reap (kill after a grace period) → registry entry gone → close with a real code.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::Notify;
+use wire::backpressure::{QueueConfig, SendQueue};
+use wire::browser::{self, ClientControl, Init, Pong};
+use wire::ipc::{EndReason, FromStreamer, StreamMode, StreamerInit, ToStreamer};
+use wire::Secret;
+
+use crate::auth::{check_bearer, validate_first_message, AllowedOrigin};
+use crate::autopair::ensure_paired;
+use crate::error::ApiError;
+use crate::server::AppState;
+use crate::sessions::{register_superseding, SessionGuard, SessionKey, SessionMeta, StopReason};
+use crate::streamer_proc::{self, IpcRx, IpcTx, StreamerChild};
+
+/// How long a client may take to send its `init`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A browser that sent nothing (no Ping, no input, no WebSocket pong) for this long is gone.
+const BROWSER_SILENCE: Duration = Duration::from_secs(10);
+/// WebSocket pings to the browser, so a silent but alive client still answers.
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(2);
+/// How long a stopped streamer may take to cancel on the host and exit before it is killed.
+const STREAMER_GRACE: Duration = Duration::from_secs(5);
+/// How long the final messages and the close frame may take to reach the browser.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// Query parameters of the upgrade (all optional; the init's fields win).
+#[derive(Debug, Default, Deserialize)]
+pub struct WsQuery {
+    /// Session id (Helix: `<ses>-hq`).
+    pub session_id: Option<String>,
+    /// Lobby id.
+    pub lobby_id: Option<String>,
+    /// Client id.
+    pub client_unique_id: Option<String>,
+}
+
+/// The upgrade handler. A wrong `Authorization` header is refused before the upgrade; without
+/// one, the init must carry `credentials`.
+pub async fn handler(
+    State(state): State<AppState>,
+    _origin: AllowedOrigin,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let bearer = if headers.contains_key(AUTHORIZATION) {
+        check_bearer(&headers, &state.credentials)?;
+        true
+    } else {
+        false
+    };
+    Ok(ws.on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
+}
+
+/// How a connection ends toward the browser.
+#[derive(Debug)]
+struct Close {
+    code: u16,
+    reason: String,
+    /// Sent first as `{"error": …}` (the message is what passes through Helix's proxy).
+    error: Option<String>,
+}
+
+impl Close {
+    fn normal(reason: &str) -> Self {
+        Close {
+            code: browser::CLOSE_NORMAL,
+            reason: reason.into(),
+            error: None,
+        }
+    }
+    fn failure(error: impl Into<String>) -> Self {
+        let error = error.into();
+        Close {
+            code: browser::CLOSE_INTERNAL_ERROR,
+            reason: error.clone(),
+            error: Some(error),
+        }
+    }
+    fn policy(error: impl Into<String>) -> Self {
+        let error = error.into();
+        Close {
+            code: browser::CLOSE_POLICY_VIOLATION,
+            reason: error.clone(),
+            error: Some(error),
+        }
+    }
+    fn stopped(reason: StopReason) -> Self {
+        Close {
+            code: reason.close_code(),
+            reason: reason.close_reason().into(),
+            error: Some(reason.close_reason().into()),
+        }
+    }
+}
+
+/// A close reason is at most 123 bytes.
+fn clip_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The browser-bound side: a [`SendQueue`] drained by one writer task.
+struct Outbox {
+    queue: Mutex<SendQueue<Message>>,
+    wake: Notify,
+    failed: AtomicBool,
+}
+
+impl Outbox {
+    fn queue(&self) -> MutexGuard<'_, SendQueue<Message>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn control(&self, msg: Message) {
+        self.queue().push_control(msg);
+        self.wake.notify_one();
+    }
+}
+
+/// Writes queued messages until the close frame is sent or the socket fails.
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>) {
+    loop {
+        let next = outbox.queue().pop(Instant::now());
+        match next {
+            Some(msg) => {
+                let last = matches!(msg, Message::Close(_));
+                if sink.send(msg).await.is_err() {
+                    outbox.failed.store(true, Ordering::Relaxed);
+                    return;
+                }
+                if last {
+                    return;
+                }
+            }
+            None => outbox.wake.notified().await,
+        }
+    }
+}
+
+async fn connection(
+    state: AppState,
+    socket: WebSocket,
+    query: WsQuery,
+    bearer: bool,
+    peer: SocketAddr,
+) {
+    let opened = Instant::now();
+    let (sink, mut stream) = socket.split();
+    let outbox = Arc::new(Outbox {
+        queue: Mutex::new(SendQueue::new(QueueConfig::default())),
+        wake: Notify::new(),
+        failed: AtomicBool::new(false),
+    });
+    let writer = tokio::spawn(write_loop(sink, Arc::clone(&outbox)));
+    let abort_writer = writer.abort_handle();
+
+    let close = stream_session(&state, &mut stream, &outbox, query, bearer, peer, opened).await;
+    tracing::info!(code = close.code, reason = %close.reason, "closing the stream socket");
+    if let Some(error) = &close.error {
+        outbox.control(Message::Text(browser::error_json(error).into()));
+    }
+    outbox.control(Message::Close(Some(CloseFrame {
+        code: close.code,
+        reason: clip_reason(&close.reason).into(),
+    })));
+    if tokio::time::timeout(CLOSE_FLUSH, writer).await.is_err() {
+        abort_writer.abort();
+    }
+}
+
+/// Everything from the init to the end of the stream; returns how to close the socket.
+async fn stream_session(
+    state: &AppState,
+    stream: &mut SplitStream<WebSocket>,
+    outbox: &Arc<Outbox>,
+    query: WsQuery,
+    bearer: bool,
+    peer: SocketAddr,
+    opened: Instant,
+) -> Close {
+    // 1. The init (binary messages before it are skipped; a Ping is answered).
+    let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+    let text = loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => return Close::policy("no init message received"),
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => {
+                return Close::normal("closed before init")
+            }
+            Ok(Some(Ok(Message::Text(t)))) => break t,
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                answer_ping(&b, outbox);
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    };
+    if !bearer {
+        if let Err(e) = validate_first_message(text.as_str(), &state.credentials) {
+            tracing::warn!(%peer, error = %e, "stream socket refused");
+            return Close::policy(format!("Unauthorized: {e}"));
+        }
+    }
+    let init = match Init::parse(text.as_str()).and_then(|i| i.validate().map(|()| i)) {
+        Ok(init) => init,
+        Err(e) => return Close::policy(format!("InvalidInit: {e}")),
+    };
+
+    // 2. The key.
+    let session = init
+        .session_id
+        .clone()
+        .or(query.session_id)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let lobby = init.lobby_id.clone().or(query.lobby_id).unwrap_or_default();
+    let client = init
+        .client_unique_id
+        .clone()
+        .or(query.client_unique_id)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("moongate-{}", uuid::Uuid::new_v4()));
+    if [&session, &lobby, &client]
+        .iter()
+        .any(|s| s.len() > browser::MAX_ID_LEN || s.chars().any(char::is_control))
+    {
+        return Close::policy("InvalidInit: bad session, lobby or client id");
+    }
+    let key = match SessionKey::new(session, lobby.clone(), client.clone()) {
+        Ok(k) => k,
+        Err(e) => return Close::policy(format!("InvalidInit: {e}")),
+    };
+
+    // 3. The host: `host_id` is an index into the host list (Helix sends 0).
+    let hosts = match state.store.list_hosts().await {
+        Ok(h) => h,
+        Err(e) => return Close::failure(format!("InternalServerError: {e}")),
+    };
+    let Some(host) = hosts.into_iter().nth(init.host_id as usize) else {
+        return Close::failure(format!("HostNotFound: no host with index {}", init.host_id));
+    };
+
+    // 4. Register, superseding (and awaiting the end of) a live stream with this key.
+    let meta = SessionMeta {
+        host_id: host.id,
+        app_id: init.app_id,
+        mode: "websocket".into(),
+        remote: Some(peer.to_string()),
+    };
+    let guard = match register_superseding(
+        state.sessions.as_ref(),
+        key.clone(),
+        meta,
+        state.config.timeouts.supersede,
+    )
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => return Close::failure(format!("InternalServerError: {e}")),
+    };
+
+    // 5. Identity and pairing, abandoned if this stream is stopped meanwhile.
+    let prepared = async {
+        let identity = state
+            .certs
+            .get_or_create(&client)
+            .await
+            .map_err(|e| format!("InternalServerError: client identity: {e}"))?;
+        let started = Instant::now();
+        let paired = ensure_paired(state, &host, &client, &identity)
+            .await
+            .map_err(|e| e.to_string())?;
+        if paired.paired_now {
+            tracing::info!(session = %key, ms = started.elapsed().as_millis() as u64, "paired a new client identity");
+        }
+        let key_pem = identity
+            .key_pem()
+            .map_err(|e| format!("InternalServerError: client key: {e}"))?;
+        Ok::<_, String>((identity, key_pem, paired.host_cert_der))
+    };
+    let (identity, key_pem, host_cert_der) = tokio::select! {
+        r = prepared => match r {
+            Ok(v) => v,
+            Err(e) => return Close::failure(e),
+        },
+        reason = guard.stopped() => return Close::stopped(reason),
+    };
+    let https_port = host
+        .https_port
+        .unwrap_or(gamestream::nvhttp::DEFAULT_HTTPS_PORT);
+    let streamer_init = StreamerInit {
+        session_key: key.to_string(),
+        mode: StreamMode::Websocket,
+        host: wire::ipc::HostAddress {
+            address: host.address.clone(),
+            http_port: host.http_port,
+            https_port,
+        },
+        host_cert_der,
+        client_unique_id: client.clone(),
+        client_cert_pem: identity.cert_pem.clone(),
+        client_key_pem: Secret::new(key_pem),
+        app_id: init.app_id,
+        width: init.width,
+        height: init.height,
+        fps: init.fps,
+        bitrate_kbps: init.bitrate,
+        packet_size: init.packet_size,
+        video_formats: init.video_supported_formats,
+        audio_channels: 2,
+        play_audio_local: init.play_audio_local,
+        lobby_id: (!lobby.is_empty()).then_some(lobby),
+        wolf_api: state
+            .pin_submitter_for(&host.address, host.http_port)
+            .and_then(|p| p.wolf_api()),
+    };
+
+    // 6. The streamer.
+    let (mut child, mut ipc_tx, mut ipc_rx) =
+        match streamer_proc::spawn(&state.config.streamer_path, &key.to_string()) {
+            Ok(c) => c,
+            Err(e) => {
+                return Close::failure(format!(
+                    "InternalServerError: cannot start the streamer {}: {e}",
+                    state.config.streamer_path.display()
+                ))
+            }
+        };
+    tracing::info!(session = %key, pid = ?child.id(), "streamer spawned");
+    let mut run = Running {
+        outbox: Arc::clone(outbox),
+        error: None,
+        ended: None,
+        started: None,
+        connection_complete_sent: false,
+        video_enabled: true,
+        first_keyframe_logged: false,
+        opened,
+        key: key.to_string(),
+    };
+    let end = if ipc_tx
+        .send(ToStreamer::Init(Box::new(streamer_init)))
+        .await
+        .is_err()
+    {
+        End::StreamerLost
+    } else {
+        run.pump(stream, &guard, &mut ipc_tx, &mut ipc_rx).await
+    };
+    teardown(run, end, guard, &mut child, ipc_tx, ipc_rx).await
+}
+
+/// Why the streaming loop ended.
+#[derive(Debug)]
+enum End {
+    BrowserClosed,
+    BrowserGone,
+    Stopped(StopReason),
+    /// The streamer sent `Ended` (and maybe `Error`).
+    StreamerEnded,
+    /// IPC broke or ended without `Ended`: the streamer crashed or was killed.
+    StreamerLost,
+}
+
+struct Running {
+    outbox: Arc<Outbox>,
+    error: Option<String>,
+    ended: Option<wire::ipc::Ended>,
+    started: Option<wire::ipc::Started>,
+    connection_complete_sent: bool,
+    video_enabled: bool,
+    first_keyframe_logged: bool,
+    opened: Instant,
+    key: String,
+}
+
+/// Answers a Ping (0x40) at once, ahead of all media. Not a Ping: ignored.
+fn answer_ping(data: &[u8], outbox: &Outbox) -> bool {
+    if let Ok(browser::Message::Ping(ping)) = browser::Message::decode(data) {
+        if let Ok(pong) = browser::Message::Pong(Pong::answer(ping, unix_us())).to_vec() {
+            outbox.control(Message::Binary(pong.into()));
+        }
+        return true;
+    }
+    false
+}
+
+impl Running {
+    async fn pump(
+        &mut self,
+        stream: &mut SplitStream<WebSocket>,
+        guard: &SessionGuard,
+        ipc_tx: &mut IpcTx,
+        ipc_rx: &mut IpcRx,
+    ) -> End {
+        let mut last_heard = Instant::now();
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + KEEPALIVE_EVERY,
+            KEEPALIVE_EVERY,
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut keyframe = false;
+            tokio::select! {
+                reason = guard.stopped() => return End::Stopped(reason),
+                msg = stream.next() => {
+                    last_heard = Instant::now();
+                    match msg {
+                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::BrowserClosed,
+                        Some(Ok(Message::Binary(b))) => {
+                            if answer_ping(&b, &self.outbox) {
+                                continue;
+                            }
+                            let Some(&ty) = b.first() else { continue };
+                            if !browser::msg_type::is_forwarded_input(ty) {
+                                continue;
+                            }
+                            if ty == browser::msg_type::CONTROL_MESSAGE {
+                                keyframe |= self.control(&b);
+                            }
+                            if ipc_tx.send(ToStreamer::Input(b)).await.is_err() {
+                                return End::StreamerLost;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                    }
+                }
+                frame = ipc_rx.next() => match frame {
+                    None | Some(Err(_)) => return End::StreamerLost,
+                    Some(Ok(f)) => {
+                        if let Some(end) = self.on_streamer_frame(f, &mut keyframe) {
+                            return end;
+                        }
+                    }
+                },
+                _ = tick.tick() => {
+                    if last_heard.elapsed() > BROWSER_SILENCE {
+                        tracing::info!(session = %self.key, "browser silent for 10 s: treating it as gone");
+                        return End::BrowserGone;
+                    }
+                    self.outbox.control(Message::Ping(Bytes::new()));
+                    keyframe |= self.outbox.queue().take_keyframe_request(Instant::now());
+                }
+            }
+            if self.outbox.failed.load(Ordering::Relaxed) {
+                return End::BrowserClosed;
+            }
+            if keyframe && ipc_tx.send(ToStreamer::RequestKeyframe).await.is_err() {
+                return End::StreamerLost;
+            }
+        }
+    }
+
+    /// A ControlMessage the server also acts on; true if a keyframe is needed.
+    fn control(&mut self, data: &[u8]) -> bool {
+        let Ok(browser::Message::Control(json)) = browser::Message::decode(data) else {
+            return false;
+        };
+        match ClientControl::parse(json) {
+            Ok(ClientControl::SetVideoEnabled(on)) => {
+                let was = std::mem::replace(&mut self.video_enabled, on);
+                if on && !was {
+                    // The queue waits for a keyframe and asks for one itself.
+                    self.outbox.queue().reset_video(Instant::now());
+                    return true;
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// One streamer frame; `Some` when the stream is over.
+    fn on_streamer_frame(&mut self, frame: FromStreamer, keyframe: &mut bool) -> Option<End> {
+        let now = Instant::now();
+        match frame {
+            FromStreamer::Started(s) => {
+                if let Ok(si) = browser::Message::StreamInit(s.stream_init()).to_vec() {
+                    self.outbox.control(Message::Binary(si.into()));
+                }
+                if !self.connection_complete_sent {
+                    self.connection_complete_sent = true;
+                    let json = browser::connection_complete_json(
+                        s.touch_supported,
+                        u32::from(s.width),
+                        u32::from(s.height),
+                    );
+                    self.outbox.control(Message::Text(json.into()));
+                }
+                self.started = Some(s);
+                // A new viewer: its decoder is configured asynchronously and may miss the first
+                // IDR, so another keyframe follows soon (contract §4.1).
+                self.outbox.queue().reset_video(now);
+                *keyframe = true;
+            }
+            FromStreamer::Video(v) => {
+                let Some(s) = &self.started else { return None };
+                if !self.video_enabled {
+                    return None;
+                }
+                if v.keyframe && !self.first_keyframe_logged {
+                    self.first_keyframe_logged = true;
+                    tracing::info!(
+                        session = %self.key,
+                        ms = self.opened.elapsed().as_millis() as u64,
+                        "first keyframe to the browser"
+                    );
+                }
+                let msg = v.browser_message(s.width, s.height);
+                let len = msg.len();
+                let mut q = self.outbox.queue();
+                q.push_video(Message::Binary(msg.into()), len, v.keyframe, now);
+                *keyframe |= q.take_keyframe_request(now);
+                drop(q);
+                self.outbox.wake.notify_one();
+            }
+            FromStreamer::Audio(a) => {
+                let Some(s) = &self.started else { return None };
+                let msg = a.browser_message(s.audio_channels);
+                let len = msg.len();
+                self.outbox
+                    .queue()
+                    .push_audio(Message::Binary(msg.into()), len, now);
+                self.outbox.wake.notify_one();
+            }
+            FromStreamer::Stats(st) => {
+                tracing::debug!(session = %self.key, frames = st.video_frames, dropped = st.video_frames_dropped, "streamer stats");
+            }
+            FromStreamer::Log(l) => {
+                tracing::info!(session = %self.key, level = ?l.level, "streamer: {}", l.message);
+            }
+            FromStreamer::Error(e) => {
+                tracing::warn!(session = %self.key, code = ?e.code, message = %e.message, "streamer error");
+                self.error = Some(e.browser_text());
+            }
+            FromStreamer::Ended(e) => {
+                self.ended = Some(e);
+                return Some(End::StreamerEnded);
+            }
+        }
+        None
+    }
+}
+
+/// The one teardown path: `Stop` → the streamer cancels on the host and exits → reap → the
+/// registry entry goes → the close to send.
+async fn teardown(
+    mut run: Running,
+    end: End,
+    guard: SessionGuard,
+    child: &mut StreamerChild,
+    mut ipc_tx: IpcTx,
+    mut ipc_rx: IpcRx,
+) -> Close {
+    let t0 = Instant::now();
+    if !matches!(end, End::StreamerEnded | End::StreamerLost) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), ipc_tx.send(ToStreamer::Stop)).await;
+    }
+    drop(ipc_tx);
+    // Collect the streamer's last words (Error, Ended) until it closes stdout.
+    let drain = async {
+        while let Some(Ok(frame)) = ipc_rx.next().await {
+            match frame {
+                FromStreamer::Error(e) => run.error = Some(e.browser_text()),
+                FromStreamer::Ended(e) => run.ended = Some(e),
+                _ => {}
+            }
+        }
+    };
+    // One grace period for both: the streamer's last frames and its exit (then it is killed), so
+    // a superseding connection waits at most about this long.
+    let deadline = tokio::time::Instant::now() + STREAMER_GRACE;
+    let _ = tokio::time::timeout_at(deadline, drain).await;
+    drop(ipc_rx);
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let status = child.reap(left).await;
+    let exit_ms = t0.elapsed().as_millis() as u64;
+    // The entry goes the moment the streamer is gone, whatever ended it.
+    drop(guard);
+    tracing::info!(session = %run.key, ?end, ?status, exit_ms, "stream ended; streamer reaped");
+    let status_text = match &status {
+        Ok(s) => s.to_string(),
+        Err(e) => e.to_string(),
+    };
+    match end {
+        End::Stopped(reason) => Close::stopped(reason),
+        End::BrowserClosed => Close::normal("stream ended"),
+        End::BrowserGone => Close::normal("browser unresponsive"),
+        End::StreamerEnded | End::StreamerLost => {
+            if let Some(error) = run.error.take() {
+                return Close::failure(error);
+            }
+            match run.ended {
+                Some(e) if e.reason == EndReason::HostEnded => {
+                    Close::normal("host ended the stream")
+                }
+                Some(e) if e.reason == EndReason::Stopped => Close::normal("stream ended"),
+                Some(e) => Close::failure(format!(
+                    "InternalServerError: stream ended: {}",
+                    e.message.unwrap_or_else(|| format!("{:?}", e.reason))
+                )),
+                None => Close::failure(format!(
+                    "InternalServerError: the streamer exited unexpectedly ({status_text})"
+                )),
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! One `streamer` child process per browser connection.
+//!
+//! IPC runs on the child's stdin/stdout ([`wire::ipc::ServerCodec`]); its stderr lines are
+//! re-emitted as this server's `tracing` lines tagged with the session key. Ending a stream means
+//! the child exits: [`StreamerChild::reap`] waits for that (after `Stop`) and kills it after a
+//! timeout, so no child outlives its connection; `kill_on_drop` is the last resort if the owner
+//! is dropped early (a panic, a cancelled task).
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use wire::ipc::ServerCodec;
+
+/// IPC toward the streamer.
+pub type IpcTx = FramedWrite<ChildStdin, ServerCodec>;
+/// IPC from the streamer.
+pub type IpcRx = FramedRead<ChildStdout, ServerCodec>;
+
+/// A running streamer.
+pub struct StreamerChild {
+    child: Child,
+    log_task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for StreamerChild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamerChild")
+            .field("pid", &self.child.id())
+            .finish()
+    }
+}
+
+/// Spawns `path` with piped stdio; returns the child and both IPC halves.
+pub fn spawn(path: &Path, session_key: &str) -> std::io::Result<(StreamerChild, IpcTx, IpcRx)> {
+    let mut child = Command::new(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let missing = || std::io::Error::other("child stdio not piped");
+    let stdin = child.stdin.take().ok_or_else(missing)?;
+    let stdout = child.stdout.take().ok_or_else(missing)?;
+    let stderr = child.stderr.take().ok_or_else(missing)?;
+    // Ends at EOF on stderr, i.e. when the child exits; owned (and awaited) by the StreamerChild.
+    let log_task = tokio::spawn(relay_logs(stderr, session_key.to_string()));
+    Ok((
+        StreamerChild {
+            child,
+            log_task: Some(log_task),
+        },
+        FramedWrite::new(stdin, ServerCodec::new()),
+        FramedRead::new(stdout, ServerCodec::new()),
+    ))
+}
+
+impl StreamerChild {
+    /// The process id (None once reaped).
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits up to `grace` for the child to exit on its own, then kills it; returns its status.
+    pub async fn reap(&mut self, grace: Duration) -> std::io::Result<ExitStatus> {
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                tracing::warn!(pid = ?self.child.id(), "streamer did not exit in time; killing it");
+                self.child.kill().await?;
+                self.child.wait().await?
+            }
+        };
+        if let Some(task) = self.log_task.take() {
+            // stderr reaches EOF with the exit; bounded anyway (a grandchild could hold it).
+            if tokio::time::timeout(Duration::from_secs(1), task)
+                .await
+                .is_err()
+            {
+                tracing::debug!("streamer log relay outlived the process");
+            }
+        }
+        Ok(status)
+    }
+}
+
+impl Drop for StreamerChild {
+    fn drop(&mut self) {
+        if let Some(task) = self.log_task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The level word of a `tracing_subscriber::fmt` line (`<time>  INFO target: msg`).
+fn level_of(line: &str) -> tracing::Level {
+    for word in line.split_whitespace().take(3) {
+        match word {
+            "ERROR" => return tracing::Level::ERROR,
+            "WARN" => return tracing::Level::WARN,
+            "INFO" => return tracing::Level::INFO,
+            "DEBUG" => return tracing::Level::DEBUG,
+            "TRACE" => return tracing::Level::TRACE,
+            _ => {}
+        }
+    }
+    tracing::Level::INFO
+}
+
+async fn relay_logs(stderr: ChildStderr, session: String) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match level_of(&line) {
+            tracing::Level::ERROR => {
+                tracing::error!(target: "streamer", session = %session, "{line}")
+            }
+            tracing::Level::WARN => {
+                tracing::warn!(target: "streamer", session = %session, "{line}")
+            }
+            tracing::Level::INFO => {
+                tracing::info!(target: "streamer", session = %session, "{line}")
+            }
+            tracing::Level::DEBUG => {
+                tracing::debug!(target: "streamer", session = %session, "{line}")
+            }
+            tracing::Level::TRACE => {
+                tracing::trace!(target: "streamer", session = %session, "{line}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_from_fmt_lines() {
+        assert_eq!(
+            level_of("2026-01-01T00:00:00.000000Z  WARN streamer::session: slow"),
+            tracing::Level::WARN
+        );
+        assert_eq!(
+            level_of("2026-01-01T00:00:00Z ERROR streamer: boom"),
+            tracing::Level::ERROR
+        );
+        assert_eq!(level_of("no level here"), tracing::Level::INFO);
+    }
+}

@@ -1,0 +1,976 @@
+//! `/api/ws/stream` end to end: the server (in this process) with the embedded demo host, real
+//! `streamer` child processes, and a WebSocket client speaking the Helix contract, all on
+//! 127.0.0.1.
+//!
+//! Needs the streamer binary next to the test's target dir (`cargo build -p streamer`), or
+//! `MOONGATE_STREAMER` pointing at one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use demo_host::DemoHost;
+use futures_util::{SinkExt, StreamExt};
+use gamestream::input::InputEvent;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use web_server::auth::Credentials;
+use web_server::autopair::{PinSubmitter, SubmitFuture};
+use web_server::certs::SystemClock;
+use web_server::server::serve;
+use web_server::store::SqliteStore;
+use web_server::{embedded, AppState, Config};
+use wire::browser::{
+    formats, ControllerEvent, ControllerState as BrowserPad, KeyboardInput, Message, MouseAbsolute,
+    MouseClick, MouseRelative, Touch,
+};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const SECRET: &str = "ws-stream-test-secret";
+
+/// The tests count child processes and host sessions: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn streamer_exe() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOONGATE_STREAMER") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> → target/<profile>/streamer
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("streamer");
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build -p streamer` first",
+        path.display()
+    );
+    path
+}
+
+struct Gateway {
+    addr: SocketAddr,
+    state: AppState,
+    host: Arc<DemoHost>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn gateway() -> Gateway {
+    gateway_counting_pins(None).await
+}
+
+/// Counts the PINs entered on the host (pairings that ran).
+struct CountingPins {
+    inner: Arc<dyn PinSubmitter>,
+    entered: Arc<AtomicUsize>,
+}
+
+impl PinSubmitter for CountingPins {
+    fn serves(&self, address: &str, http_port: u16) -> bool {
+        self.inner.serves(address, http_port)
+    }
+    fn submit<'a>(&'a self, device_name: &'a str, pin: &'a str) -> SubmitFuture<'a> {
+        Box::pin(async move {
+            let ok = self.inner.submit(device_name, pin).await;
+            if ok {
+                self.entered.fetch_add(1, Ordering::SeqCst);
+            }
+            ok
+        })
+    }
+}
+
+async fn gateway_counting_pins(entered: Option<Arc<AtomicUsize>>) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load_with_env(None, |_| None).unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.streamer_path = streamer_exe();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    let (host, mut provided) = embedded::start_demo_host(&config).await.unwrap();
+    if let Some(entered) = entered {
+        let inner = provided.pins.take().expect("the demo host enters PINs");
+        provided.pins = Some(Arc::new(CountingPins { inner, entered }));
+    }
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let state = AppState::new(
+        config,
+        Credentials::new(SECRET),
+        store,
+        Arc::new(SystemClock),
+    );
+    embedded::install(&state, &provided).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let state = state.clone();
+        async move {
+            serve(listener, state, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        }
+    });
+    Gateway {
+        addr,
+        state,
+        host,
+        shutdown: Some(tx),
+        server,
+        _dir: dir,
+    }
+}
+
+impl Gateway {
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = timeout(Duration::from_secs(10), &mut self.server).await;
+    }
+
+    /// Waits (bounded) until the registry is empty.
+    async fn registry_empty(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.state.sessions.list().is_empty() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.state.sessions.list().is_empty()
+    }
+}
+
+/// Live `streamer` children of this process.
+fn streamer_children() -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in text
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = state.split_whitespace().nth(2) == Some("Z");
+            if comm.trim() == "streamer" && !zombie {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+fn init_json(session: &str, client: &str, width: u32, height: u32, fps: u32) -> String {
+    serde_json::json!({
+        "type": "init",
+        "host_id": 0,
+        "app_id": 1,
+        "session_id": session,
+        "width": width,
+        "height": height,
+        "fps": fps,
+        "bitrate": 20000,
+        "packet_size": 1024,
+        "play_audio_local": false,
+        "video_supported_formats": formats::H264,
+        "client_unique_id": client,
+    })
+    .to_string()
+}
+
+fn ping(seq: u32) -> Vec<u8> {
+    let mut v = vec![0x40];
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(&12345u64.to_be_bytes());
+    v
+}
+
+/// Connects as Helix does: a Ping first (skipped or answered), then the text init.
+async fn connect(gw: &Gateway, session: &str, client: &str, w: u32, h: u32, fps: u32) -> Ws {
+    let mut req = format!("ws://{}/api/ws/stream?session_id={session}", gw.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    let (mut ws, _) = timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    ws.send(WsMessage::Binary(ping(0).into())).await.unwrap();
+    ws.send(WsMessage::Text(
+        init_json(session, client, w, h, fps).into(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
+/// Reads until StreamInit + ConnectionComplete; returns the StreamInit's size.
+async fn handshake(ws: &mut Ws) -> (u16, u16) {
+    let mut dims = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = timeout(left, ws.next())
+            .await
+            .expect("handshake timed out")
+            .expect("socket ended")
+            .expect("socket error");
+        match msg {
+            WsMessage::Binary(b) => match Message::decode(&b).unwrap() {
+                Message::StreamInit(si) => dims = Some((si.width, si.height)),
+                Message::VideoFrame(_) => panic!("video before ConnectionComplete"),
+                _ => {}
+            },
+            WsMessage::Text(t) => {
+                assert!(!t.contains("\"error\""), "server error: {t}");
+                if t.contains("ConnectionComplete") {
+                    return dims.expect("StreamInit before ConnectionComplete");
+                }
+            }
+            WsMessage::Close(c) => panic!("closed during handshake: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Every browser input kind with a predicate on the host's decoded event.
+/// (name, browser message, predicate on the host's event).
+type InputCase = (&'static str, Vec<u8>, fn(&InputEvent) -> bool);
+
+fn browser_inputs() -> Vec<InputCase> {
+    let m = |msg: Message<'_>| msg.to_vec().unwrap();
+    vec![
+        (
+            "keyboard 0x10",
+            m(Message::Keyboard(KeyboardInput::Key {
+                is_down: true,
+                modifiers: 0,
+                key: 0x41,
+            })),
+            |e| matches!(e, InputEvent::KeyDown { .. }),
+        ),
+        (
+            "mouse click 0x11",
+            m(Message::MouseClick(MouseClick::Button {
+                is_down: true,
+                button: 1,
+            })),
+            |e| matches!(e, InputEvent::MouseButtonDown { .. }),
+        ),
+        (
+            "mouse absolute 0x12",
+            m(Message::MouseAbsolute(MouseAbsolute {
+                x: 100,
+                y: 200,
+                ref_width: 1920,
+                ref_height: 1080,
+            })),
+            |e| matches!(e, InputEvent::MouseMoveAbsolute { .. }),
+        ),
+        (
+            "mouse relative 0x13",
+            m(Message::MouseRelative(MouseRelative { dx: 5, dy: -3 })),
+            |e| matches!(e, InputEvent::MouseMoveRelative { .. }),
+        ),
+        (
+            "touch 0x14",
+            m(Message::Touch(Touch {
+                event: 1,
+                pointer_id: 7,
+                x: 0.5,
+                y: 0.5,
+                pressure: 1.0,
+                contact_major: 0.0,
+                contact_minor: 0.0,
+                rotation: 0xFFFF,
+            })),
+            |e| matches!(e, InputEvent::Touch(_)),
+        ),
+        (
+            "controller event 0x15",
+            m(Message::Controller(ControllerEvent::Arrival {
+                id: 0,
+                controller_type: 1,
+                capabilities: 0x3,
+                supported_buttons: 0xF7FF,
+            })),
+            |e| matches!(e, InputEvent::ControllerArrival { .. }),
+        ),
+        (
+            "controller state 0x16",
+            m(Message::ControllerState(BrowserPad {
+                id: 0,
+                active_mask: 1,
+                buttons: 0x1000,
+                left_trigger: 200,
+                right_trigger: 0,
+                left_stick_x: 0,
+                left_stick_y: 0,
+                right_stick_x: 0,
+                right_stick_y: 0,
+            })),
+            |e| matches!(e, InputEvent::MultiController(s) if s.buttons == 0x1000),
+        ),
+    ]
+}
+
+/// The close frame (code, reason) and any `{"error"}` text seen before it.
+async fn read_until_close(
+    ws: &mut Ws,
+    within: Duration,
+) -> (Option<(u16, String)>, Option<String>) {
+    let deadline = Instant::now() + within;
+    let mut error = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, ws.next()).await {
+            Err(_) => panic!("no close within {within:?}"),
+            Ok(None) | Ok(Some(Err(_))) => return (None, error),
+            Ok(Some(Ok(WsMessage::Close(c)))) => {
+                return (c.map(|c| (u16::from(c.code), c.reason.to_string())), error)
+            }
+            Ok(Some(Ok(WsMessage::Text(t)))) if t.contains("\"error\"") => {
+                error = Some(t.to_string())
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_1080p60_decodes_audio_and_every_input_then_closes_clean() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let opened = Instant::now();
+    let mut ws = connect(&gw, "ses_a-hq", "helix-agent-a", 1920, 1080, 60).await;
+    assert_eq!(handshake(&mut ws).await, (1920, 1080));
+
+    // Access units are decoded after the 5 s window, so the decoder does not compete with the
+    // host's encoder for the CPU while frames are counted.
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let mut first_key: Option<Instant> = None;
+    let (mut video, mut audio, mut pongs) = (0u32, 0u32, 0u32);
+    let mut inputs_sent = false;
+    let mut seq = 1;
+    let mut last_ping = Instant::now();
+    loop {
+        if let Some(t) = first_key {
+            if t.elapsed() >= Duration::from_secs(5) {
+                break;
+            }
+        }
+        assert!(
+            opened.elapsed() < Duration::from_secs(30),
+            "stream too slow"
+        );
+        if last_ping.elapsed() >= Duration::from_secs(1) {
+            ws.send(WsMessage::Binary(ping(seq).into())).await.unwrap();
+            seq += 1;
+            last_ping = Instant::now();
+        }
+        let msg = timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("stream stalled")
+            .unwrap()
+            .unwrap();
+        let WsMessage::Binary(b) = msg else {
+            if let WsMessage::Close(c) = msg {
+                panic!("closed: {c:?}");
+            }
+            continue;
+        };
+        match Message::decode(&b).unwrap() {
+            Message::VideoFrame(f) => {
+                if first_key.is_none() {
+                    assert!(f.keyframe, "the first video frame is a keyframe");
+                    first_key = Some(Instant::now());
+                    println!(
+                        "WS open → first keyframe: {} ms",
+                        opened.elapsed().as_millis()
+                    );
+                }
+                assert_eq!((f.width, f.height), (1920, 1080));
+                video += 1;
+                frames.push(f.data.to_vec());
+            }
+            Message::AudioFrame(_) => audio += 1,
+            Message::Pong(_) => pongs += 1,
+            _ => {}
+        }
+        if !inputs_sent && first_key.is_some() {
+            inputs_sent = true;
+            for (_, bytes, _) in browser_inputs() {
+                ws.send(WsMessage::Binary(bytes.into())).await.unwrap();
+            }
+        }
+    }
+    println!("5 s of 1080p60: {video} video frames, {audio} audio packets, {pongs} pongs");
+    assert!(video >= 280, "only {video} video frames in 5 s");
+    assert!(audio > 0, "no audio");
+    assert!(pongs >= 3, "pings unanswered ({pongs} pongs)");
+
+    // Every input type reached the host's input sink.
+    let sessions = gw.host.sessions();
+    assert_eq!(sessions.len(), 1, "one host session: {sessions:?}");
+    let sid = sessions[0].session_id;
+    let all_arrived = gw
+        .host
+        .wait_for_inputs(sid, Duration::from_secs(5), |log| {
+            browser_inputs()
+                .iter()
+                .all(|(_, _, pred)| log.iter().any(|r| pred(&r.event)))
+        })
+        .await;
+    let log = gw.host.inputs(sid);
+    for (name, _, pred) in browser_inputs() {
+        assert!(
+            log.iter().any(|r| pred(&r.event)),
+            "{name} never reached the host"
+        );
+    }
+    assert!(all_arrived);
+    assert_eq!(
+        streamer_children().len(),
+        1,
+        "one streamer for one connection"
+    );
+
+    // Close: the host ends up with 0 sessions, no child, no registry entry.
+    let closed = Instant::now();
+    ws.close(None).await.unwrap();
+    assert!(
+        gw.registry_empty(Duration::from_secs(10)).await,
+        "entry left"
+    );
+    println!("close → streamer exit: {} ms", closed.elapsed().as_millis());
+    assert!(streamer_children().is_empty(), "streamer left running");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.host.sessions().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gw.host.sessions().is_empty(), "host still has a session");
+
+    let (ok, pictures) = tokio::task::spawn_blocking(move || {
+        let mut dec = openh264::decoder::Decoder::new().unwrap();
+        let (mut ok, mut pictures) = (0u32, 0u32);
+        for au in &frames {
+            match dec.decode(au) {
+                Ok(Some(_)) => {
+                    ok += 1;
+                    pictures += 1;
+                }
+                Ok(None) => ok += 1,
+                Err(e) => panic!("decode error: {e}"),
+            }
+        }
+        (ok, pictures)
+    })
+    .await
+    .unwrap();
+    println!("decoded {ok} access units ({pictures} pictures)");
+    assert_eq!(ok, video, "every frame decodes");
+    assert!(pictures >= 270, "only {pictures} pictures decoded");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_key_supersedes_with_4000_and_the_new_one_streams() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let mut old = connect(&gw, "ses_b", "helix-agent-b", 640, 360, 30).await;
+    handshake(&mut old).await;
+    let mut new = connect(&gw, "ses_b", "helix-agent-b", 640, 360, 30).await;
+    let (close, error) = read_until_close(&mut old, Duration::from_secs(15)).await;
+    assert_eq!(close, Some((4000, "superseded".to_string())));
+    assert!(error.is_some_and(|e| e.contains("superseded")));
+    handshake(&mut new).await;
+    // The new stream delivers a keyframe.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no keyframe on the new stream");
+        if let Some(Ok(WsMessage::Binary(b))) =
+            timeout(Duration::from_secs(5), new.next()).await.unwrap()
+        {
+            if let Ok(Message::VideoFrame(f)) = Message::decode(&b) {
+                assert!(f.keyframe);
+                break;
+            }
+        }
+    }
+    assert_eq!(gw.state.sessions.list().len(), 1);
+    assert_eq!(streamer_children().len(), 1);
+    assert_eq!(gw.host.sessions().len(), 1);
+    new.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_streamer_leaves_no_entry_and_closes_1011() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let mut ws = connect(&gw, "ses_c", "helix-agent-c", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    let pids = streamer_children();
+    assert_eq!(pids.len(), 1);
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (close, error) = read_until_close(&mut ws, Duration::from_secs(10)).await;
+    let (code, reason) = close.expect("a close frame");
+    assert_eq!(code, u16::from(CloseCode::Error));
+    assert!(reason.contains("streamer exited unexpectedly"), "{reason}");
+    assert!(error.is_some_and(|e| e.contains("streamer exited unexpectedly")));
+    assert!(
+        gw.state.sessions.list().is_empty(),
+        "entry left after the crash"
+    );
+    assert!(streamer_children().is_empty());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_in_init_close_1008() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let url = format!("ws://{}/api/ws/stream", gw.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut init: serde_json::Value =
+        serde_json::from_str(&init_json("s", "c", 640, 360, 30)).unwrap();
+    init["credentials"] = "wrong".into();
+    ws.send(WsMessage::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    let (close, error) = read_until_close(&mut ws, Duration::from_secs(5)).await;
+    assert_eq!(close.map(|c| c.0), Some(1008));
+    assert!(error.is_some_and(|e| e.contains("Unauthorized")));
+    assert!(gw.state.sessions.list().is_empty());
+    gw.stop().await;
+}
+
+/// Reads until the first keyframe; returns the time since `from`.
+async fn first_keyframe(ws: &mut Ws, from: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < deadline, "no keyframe");
+        let msg = timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("stalled")
+            .expect("ended")
+            .expect("socket error");
+        if let WsMessage::Binary(b) = msg {
+            if let Ok(Message::VideoFrame(f)) = Message::decode(&b) {
+                assert!(f.keyframe, "first frame is a keyframe");
+                return from.elapsed();
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_with_the_same_client_id_does_not_pair_again() {
+    let _serial = SERIAL.lock().await;
+    let entered = Arc::new(AtomicUsize::new(0));
+    let gw = gateway_counting_pins(Some(Arc::clone(&entered))).await;
+    // The gateway's own identity paired at install.
+    assert_eq!(entered.load(Ordering::SeqCst), 1);
+    let t = Instant::now();
+    let mut ws = connect(&gw, "ses_d", "helix-agent-d", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    println!(
+        "first connect (pairs): first keyframe after {} ms",
+        first_keyframe(&mut ws, t).await.as_millis()
+    );
+    assert_eq!(
+        entered.load(Ordering::SeqCst),
+        2,
+        "the new client id paired once"
+    );
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+
+    // Reconnect at once with the same id (and a new lobby: a different key).
+    for round in 0..3 {
+        let t = Instant::now();
+        let mut req = format!("ws://{}/api/ws/stream?lobby_id=lobby-{round}", gw.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        ws.send(WsMessage::Text(
+            init_json("ses_d", "helix-agent-d", 640, 360, 30).into(),
+        ))
+        .await
+        .unwrap();
+        handshake(&mut ws).await;
+        println!(
+            "reconnect {round} (cached pairing): first keyframe after {} ms",
+            first_keyframe(&mut ws, t).await.as_millis()
+        );
+        let keys: Vec<String> = gw
+            .state
+            .sessions
+            .list()
+            .iter()
+            .map(|s| s.key.to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            vec![format!("ses_d-lobby%2D{round}-helix%2Dagent%2Dd")]
+        );
+        assert_eq!(gw.host.sessions().len(), 1);
+        ws.close(None).await.unwrap();
+        assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    }
+    assert_eq!(
+        entered.load(Ordering::SeqCst),
+        2,
+        "a reconnect paired again"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_termination_closes_1000_and_shutdown_closes_1001() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let mut ws = connect(&gw, "ses_e", "helix-agent-e", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    first_keyframe(&mut ws, Instant::now()).await;
+    let sid = gw.host.sessions()[0].session_id;
+    gw.host.stop_session(sid).unwrap();
+    let (close, error) = read_until_close(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(close.map(|c| c.0), Some(1000));
+    assert!(error.is_none(), "{error:?}");
+    assert!(gw.registry_empty(Duration::from_secs(5)).await);
+    assert!(streamer_children().is_empty());
+
+    let mut ws = connect(&gw, "ses_e", "helix-agent-e", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    let state = gw.state.clone();
+    let host = Arc::clone(&gw.host);
+    let stopping = tokio::spawn(gw.stop());
+    let (close, _) = read_until_close(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(close, Some((1001, "server shutting down".to_string())));
+    stopping.await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(state.sessions.list().is_empty() && host.sessions().is_empty()) {
+        assert!(Instant::now() < deadline, "stream left after shutdown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(streamer_children().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_vanishes_without_a_close_frame_is_torn_down_within_10_s() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let mut ws = connect(&gw, "ses_f", "helix-agent-f", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    // From now on the client neither reads nor writes (no Ping, no pong to the server's pings).
+    let vanished = Instant::now();
+    assert!(
+        gw.registry_empty(Duration::from_secs(15)).await,
+        "entry still there"
+    );
+    let took = vanished.elapsed();
+    println!("silent browser torn down after {} ms", took.as_millis());
+    assert!(took <= Duration::from_secs(13), "took {took:?}");
+    assert!(streamer_children().is_empty());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.host.sessions().is_empty() {
+        assert!(Instant::now() < deadline, "host session left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(ws);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_wolf_pairs_through_its_http_api_and_joins_a_lobby() {
+    let _serial = SERIAL.lock().await;
+    // A demo host outside the gateway's knowledge: reachable only by NVHTTP and its Wolf API.
+    let host = Arc::new(
+        DemoHost::start(demo_host::DemoHostConfig {
+            wolf_api: demo_host::WolfApiConfig {
+                socket: demo_host::WolfApiSocket::Off,
+                tcp: Some("127.0.0.1:0".parse().unwrap()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let api = format!("http://{}", host.wolf_api_tcp().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load_with_env(None, |_| None).unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.streamer_path = streamer_exe();
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let seed = web_server::config::HostSeed {
+        name: Some("wolf".into()),
+        address: "127.0.0.1".into(),
+        http_port: Some(host.ports().http),
+        https_port: Some(host.ports().https),
+        mac: None,
+        wolf_api: Some(api.clone()),
+    };
+    web_server::server::preload_hosts(store.as_ref(), std::slice::from_ref(&seed))
+        .await
+        .unwrap();
+    let state = AppState::new(
+        config,
+        Credentials::new(SECRET),
+        store,
+        Arc::new(SystemClock),
+    );
+    state.add_pin_submitter(Arc::new(
+        web_server::autopair::WolfApiPins::new("127.0.0.1", host.ports().http, &api).unwrap(),
+    ));
+    let lobby = host.create_lobby(demo_host::LobbySettings::new("shared"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn({
+        let state = state.clone();
+        async move {
+            serve(listener, state, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        }
+    });
+    let gw = Gateway {
+        addr,
+        state,
+        host: Arc::clone(&host),
+        shutdown: Some(tx),
+        server,
+        _dir: dir,
+    };
+
+    let mut req = format!("ws://{addr}/api/ws/stream?lobby_id={lobby}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(WsMessage::Text(
+        init_json("ses_w", "helix-agent-w", 640, 360, 30).into(),
+    ))
+    .await
+    .unwrap();
+    handshake(&mut ws).await;
+    first_keyframe(&mut ws, Instant::now()).await;
+    // The streamer joined the lobby through the Wolf API.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let members = host
+            .lobbies()
+            .into_iter()
+            .find(|l| l.id == lobby)
+            .map(|l| l.members.len())
+            .unwrap_or(0);
+        if members == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never joined the lobby");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    assert!(streamer_children().is_empty());
+    gw.stop().await;
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_close_cycles_return_fds_threads_children_and_host_sessions_to_baseline() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let cycle = |n: u32| {
+        let gw = &gw;
+        async move {
+            let mut ws = connect(gw, "ses_g", "helix-agent-g", 320, 240, 30).await;
+            handshake(&mut ws).await;
+            first_keyframe(&mut ws, Instant::now()).await;
+            ws.close(None).await.unwrap();
+            // Read to the end: the server's close frame, then EOF.
+            let _ = read_until_close(&mut ws, Duration::from_secs(10)).await;
+            drop(ws);
+            assert!(
+                gw.registry_empty(Duration::from_secs(10)).await,
+                "cycle {n}"
+            );
+        }
+    };
+    cycle(0).await; // warm-up: pairing, pools, lazily created state
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (fds, threads) = (fd_count(), thread_count());
+    const N: u32 = 20;
+    let t = Instant::now();
+    for n in 1..=N {
+        cycle(n).await;
+    }
+    println!(
+        "{N} open/close cycles in {} ms; fds {fds} → {}, threads {threads} → {}",
+        t.elapsed().as_millis(),
+        fd_count(),
+        thread_count()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.host.sessions().is_empty() || fd_count() > fds {
+        assert!(
+            Instant::now() < deadline,
+            "leak: {} host sessions, fds {fds} → {}",
+            gw.host.sessions().len(),
+            fd_count()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(streamer_children().is_empty());
+    // tokio's blocking pool may keep a few idle threads for a while; growth must not scale
+    // with the number of cycles.
+    assert!(
+        thread_count() <= threads + 4,
+        "threads {threads} → {}",
+        thread_count()
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_close_1011_with_the_error_text_first() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let open = |init: serde_json::Value| {
+        let addr = gw.addr;
+        async move {
+            let mut req = format!("ws://{addr}/api/ws/stream")
+                .into_client_request()
+                .unwrap();
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+            let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+            ws.send(WsMessage::Text(init.to_string().into()))
+                .await
+                .unwrap();
+            read_until_close(&mut ws, Duration::from_secs(20)).await
+        }
+    };
+    let base: serde_json::Value =
+        serde_json::from_str(&init_json("ses_h", "helix-agent-h", 640, 360, 30)).unwrap();
+
+    // An app the host does not have: the streamer's `Error` reaches the browser.
+    let mut no_app = base.clone();
+    no_app["app_id"] = 999.into();
+    let (close, error) = open(no_app).await;
+    assert_eq!(close.as_ref().map(|c| c.0), Some(1011), "{close:?}");
+    let error = error.expect("an {\"error\"} message first");
+    // The streamer's `Error` text, e.g. "LaunchFailed: … Invalid app id".
+    assert!(
+        error.contains("AppNotFound") || error.contains("LaunchFailed"),
+        "{error}"
+    );
+    assert!(gw.registry_empty(Duration::from_secs(5)).await);
+    assert!(streamer_children().is_empty());
+
+    // A host index that does not exist.
+    let mut no_host = base.clone();
+    no_host["host_id"] = 7.into();
+    let (close, error) = open(no_host).await;
+    assert_eq!(close.map(|c| c.0), Some(1011));
+    assert!(error.is_some_and(|e| e.contains("HostNotFound")));
+
+    // A malformed init.
+    let mut bad = base;
+    bad["width"] = 0.into();
+    let (close, error) = open(bad).await;
+    assert_eq!(close.map(|c| c.0), Some(1008));
+    assert!(error.is_some_and(|e| e.contains("InvalidInit")));
+    assert!(gw.state.sessions.list().is_empty());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lobby_id_joins_the_embedded_hosts_lobby_through_its_wolf_api_socket() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    assert!(
+        gw.host.wolf_api_socket().is_some(),
+        "Unix socket in the data dir"
+    );
+    let lobby = gw
+        .host
+        .create_lobby(demo_host::LobbySettings::new("shared desktop"));
+    let mut init: serde_json::Value =
+        serde_json::from_str(&init_json("ses_l", "helix-agent-l", 640, 360, 30)).unwrap();
+    init["lobby_id"] = lobby.clone().into();
+    let mut req = format!("ws://{}/api/ws/stream", gw.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(WsMessage::Text(init.to_string().into()))
+        .await
+        .unwrap();
+    handshake(&mut ws).await;
+    first_keyframe(&mut ws, Instant::now()).await;
+    let key = gw.state.sessions.list()[0].key.to_string();
+    assert_eq!(
+        key,
+        format!("ses_l-{}-helix%2Dagent%2Dl", lobby.replace('-', "%2D"))
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw
+        .host
+        .lobbies()
+        .iter()
+        .find(|l| l.id == lobby)
+        .map_or(0, |l| l.members.len())
+        != 1
+    {
+        assert!(Instant::now() < deadline, "never joined the lobby");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    gw.stop().await;
+}
