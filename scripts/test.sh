@@ -10,6 +10,8 @@ cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== tests"
+# The gateway's tests spawn the streamer binary, so build every binary first.
+cargo build --workspace --bins
 cargo test --workspace
 echo "== fuzz smoke"
 bash scripts/fuzz-smoke.sh
