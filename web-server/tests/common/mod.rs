@@ -250,7 +250,6 @@ pub async fn handshake(ws: &mut Ws) -> (u16, u16) {
     }
 }
 
-
 /// The close frame (code, reason) and any `{"error"}` text seen before it.
 pub async fn read_until_close(
     ws: &mut Ws,
@@ -274,7 +273,6 @@ pub async fn read_until_close(
     }
 }
 
-
 /// Reads until the first keyframe; returns the time since `from`.
 pub async fn first_keyframe(ws: &mut Ws, from: Instant) -> Duration {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -294,7 +292,6 @@ pub async fn first_keyframe(ws: &mut Ws, from: Instant) -> Duration {
     }
 }
 
-
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
@@ -306,4 +303,3 @@ pub fn thread_count() -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
-
