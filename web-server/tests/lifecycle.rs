@@ -101,6 +101,75 @@ async fn streams(ws: &mut Ws, opened: Instant) -> Duration {
     first_keyframe(ws, opened).await
 }
 
+/// The mean YUV of a decoded picture's label band (the demo host's pattern names its producer
+/// by that colour), or `None` if `data` gave no picture.
+fn band_of(decoder: &mut openh264::decoder::Decoder, data: &[u8]) -> Option<[f64; 3]> {
+    use openh264::formats::YUVSource;
+    let yuv = decoder.decode(data).ok()??;
+    let (w, h) = yuv.dimensions();
+    let (sy, su, sv) = yuv.strides();
+    let (px, py, pw, ph) =
+        demo_host::media::pattern::PatternRenderer::band_probe_for(w as u32, h as u32);
+    let mut sum = [0f64; 3];
+    let mut n = 0f64;
+    for y in py as usize..(py + ph) as usize {
+        for x in px as usize..(px + pw) as usize {
+            sum[0] += f64::from(yuv.y()[y * sy + x]);
+            sum[1] += f64::from(yuv.u()[(y / 2) * su + x / 2]);
+            sum[2] += f64::from(yuv.v()[(y / 2) * sv + x / 2]);
+            n += 1.0;
+        }
+    }
+    Some(sum.map(|s| s / n))
+}
+
+/// Handshake, first keyframe (its delay is returned), then decodes until a picture's label band
+/// shows `rgb` (returns how many pictures that took) or `within` passes (panics).
+async fn streams_picture(
+    ws: &mut Ws,
+    opened: Instant,
+    rgb: [u8; 3],
+    within: Duration,
+) -> (Duration, u32) {
+    handshake(ws).await;
+    let want = demo_host::media::pattern::rgb_to_yuv(rgb);
+    let mut decoder = openh264::decoder::Decoder::new().unwrap();
+    let (mut first, mut pictures, mut last) = (None, 0u32, None);
+    let deadline = Instant::now() + within;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no picture of colour {rgb:?} (last band {last:?}, {pictures} pictures)"
+        );
+        let msg = timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("stalled")
+            .expect("ended")
+            .expect("socket error");
+        match msg {
+            WsMessage::Binary(b) => {
+                let Ok(Message::VideoFrame(f)) = Message::decode(&b) else {
+                    continue;
+                };
+                if first.is_none() {
+                    assert!(f.keyframe, "the first frame is a keyframe");
+                    first = Some(opened.elapsed());
+                }
+                if let Some(band) = band_of(&mut decoder, &f.data) {
+                    pictures += 1;
+                    last = Some(band);
+                    if (0..3).all(|c| (band[c] - f64::from(want[c])).abs() < 10.0) {
+                        return (first.unwrap_or_default(), pictures);
+                    }
+                }
+            }
+            WsMessage::Text(t) => assert!(!t.contains("error"), "{t}"),
+            WsMessage::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
 /// Polls `cond` every 10 ms until true or `within` passes; returns whether it held.
 async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
@@ -221,7 +290,16 @@ async fn lobby_restarted_four_times_under_one_session_id_reconnects_every_time()
         }
         let t = Instant::now();
         let mut ws = connect_lobby(&gw, session, &lobby, client, 640, 360, 30).await;
-        let took = streams(&mut ws, t).await;
+        let color = gw
+            .host
+            .lobbies()
+            .into_iter()
+            .find(|l| l.id == lobby)
+            .map(|l| l.color)
+            .expect("the round's lobby");
+        // The picture turns to this round's lobby's (its label band colour), not black, not the
+        // old lobby's.
+        let (took, pictures) = streams_picture(&mut ws, t, color, Duration::from_secs(10)).await;
         // The streamer joins the round's lobby; the host holds exactly this one session.
         let joined = eventually(Duration::from_secs(10), || {
             let s = gw.host.sessions();
@@ -237,7 +315,7 @@ async fn lobby_restarted_four_times_under_one_session_id_reconnects_every_time()
             .map(|s| s.key.to_string())
             .collect();
         println!(
-            "round {round}: lobby {lobby}: first keyframe after {} ms; host sessions {}; keys {keys:?}",
+            "round {round}: lobby {lobby}: first keyframe after {} ms, its picture after {pictures} pictures; host sessions {}; keys {keys:?}",
             took.as_millis(),
             sessions.len()
         );
@@ -299,8 +377,12 @@ async fn same_identity_reconnects_100_times_against_a_slow_teardown() {
     const N: u32 = 100;
     let t = Instant::now();
     let mut worst = Duration::ZERO;
+    // Reconnects that reached the host while it was still tearing the previous stream down
+    // (it answers their launch with 503): the window this test is about.
+    let mut into_teardown = 0u32;
     for n in 0..N {
         let opened = Instant::now();
+        into_teardown += u32::from(gw.host.tearing_down() > 0);
         let mut ws = connect(&gw, "ses_same-hq", "helix-agent-same", 320, 240, 30).await;
         let took = streams(&mut ws, opened).await;
         worst = worst.max(took);
@@ -315,9 +397,14 @@ async fn same_identity_reconnects_100_times_against_a_slow_teardown() {
     let most = overlap.load(std::sync::atomic::Ordering::Relaxed);
     println!(
         "{N} reconnects of one identity with a 150 ms host teardown in {} ms; worst first keyframe {} ms; \
+         {into_teardown} reconnected while the host was still tearing down; \
          most host sessions of that client at once: {most}",
         t.elapsed().as_millis(),
         worst.as_millis()
+    );
+    assert!(
+        into_teardown >= N / 2,
+        "the slowed teardown was not hit ({into_teardown} of {N})"
     );
     assert_eq!(most, 1, "the host saw overlapping sessions of one client");
     assert!(gw.registry_empty(Duration::from_secs(10)).await);
