@@ -680,3 +680,57 @@ async fn heavy_output_10_mb_then_memory_returns() {
     );
     gw.stop().await;
 }
+
+/// Lesson 4 across lobbies: the browser opens the next lobby's stream before closing the old
+/// one (a different key, the same client id and so the same host identity). The old stream must
+/// end before the new one launches on that identity; the new one streams, the old socket gets a
+/// real close, and the host never holds two sessions of that client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_lobby_opened_before_the_old_socket_closes_replaces_the_old_stream() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let client = "helix-agent-overlap";
+    let a = gw.host.create_lobby(demo_host::LobbySettings::new("a"));
+    let b = gw.host.create_lobby(demo_host::LobbySettings::new("b"));
+    let mut old = connect_lobby(&gw, "ses_ov-hq", &a, client, 320, 240, 30).await;
+    streams(&mut old, Instant::now()).await;
+    let overlap = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = tokio::spawn({
+        let host = Arc::clone(&gw.host);
+        let (overlap, watching) = (Arc::clone(&overlap), Arc::clone(&watching));
+        async move {
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = host
+                    .sessions()
+                    .iter()
+                    .filter(|s| s.client_unique_id == "helix-agent-overlap")
+                    .count();
+                overlap.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let t = Instant::now();
+    let mut new = connect_lobby(&gw, "ses_ov-hq", &b, client, 320, 240, 30).await;
+    let (took, (close, error)) = tokio::join!(
+        streams(&mut new, t),
+        read_until_close(&mut old, Duration::from_secs(15))
+    );
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    watcher.await.unwrap();
+    let most = overlap.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "next lobby before the old close: new stream's first keyframe after {} ms; old socket closed {close:?} ({error:?}); \
+         most host sessions of that client at once: {most}",
+        took.as_millis()
+    );
+    assert_eq!(close, Some((4000, "superseded".to_string())));
+    assert!(error.is_some_and(|e| e.contains("superseded")));
+    assert_eq!(most, 1, "two host sessions of one client at once");
+    assert_eq!(gw.state.sessions.list().len(), 1);
+    assert!(eventually(Duration::from_secs(5), || gw.host.sessions().len() == 1).await);
+    new.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    gw.stop().await;
+}
