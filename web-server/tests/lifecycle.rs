@@ -155,7 +155,7 @@ async fn streams_picture(
                     assert!(f.keyframe, "the first frame is a keyframe");
                     first = Some(opened.elapsed());
                 }
-                if let Some(band) = band_of(&mut decoder, &f.data) {
+                if let Some(band) = band_of(&mut decoder, f.data) {
                     pictures += 1;
                     last = Some(band);
                     if (0..3).all(|c| (band[c] - f64::from(want[c])).abs() < 10.0) {
