@@ -734,3 +734,56 @@ async fn next_lobby_opened_before_the_old_socket_closes_replaces_the_old_stream(
     assert!(gw.registry_empty(Duration::from_secs(10)).await);
     gw.stop().await;
 }
+
+/// The launch retry behind lesson 4, end to end: while the host answers every launch with 503,
+/// the connection waits (no error reaches the browser) and streams once the host accepts; a host
+/// that keeps refusing past the streamer's retry budget (5 s) gives a real failure, 1011 with
+/// "AlreadyStreaming", never a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launches_refused_with_503_are_retried_within_a_bounded_budget() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    // Pair this client first, so the refusals below hit the launch only.
+    let mut ws = connect(&gw, "ses_busy-hq", "helix-agent-busy", 320, 240, 30).await;
+    streams(&mut ws, Instant::now()).await;
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    assert!(eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await);
+
+    gw.host.faults().set_refuse_launches(true);
+    let t = Instant::now();
+    let mut ws = connect(&gw, "ses_busy-hq", "helix-agent-busy", 320, 240, 30).await;
+    let lift = tokio::spawn({
+        let host = Arc::clone(&gw.host);
+        async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            host.faults().set_refuse_launches(false);
+        }
+    });
+    let took = streams(&mut ws, t).await;
+    lift.await.unwrap();
+    println!(
+        "refused for 800 ms, then accepted: first keyframe after {} ms",
+        took.as_millis()
+    );
+    assert!(took >= Duration::from_millis(800));
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+
+    gw.host.faults().set_refuse_launches(true);
+    let t = Instant::now();
+    let mut ws = connect(&gw, "ses_busy-hq", "helix-agent-busy", 320, 240, 30).await;
+    let (close, error) = read_until_close(&mut ws, Duration::from_secs(15)).await;
+    let failed_after = t.elapsed();
+    println!(
+        "refused throughout: closed {close:?} after {} ms with {error:?}",
+        failed_after.as_millis()
+    );
+    assert_eq!(close.map(|c| c.0), Some(1011));
+    assert!(error.is_some_and(|e| e.contains("AlreadyStreaming")));
+    assert!(failed_after >= Duration::from_secs(4) && failed_after < Duration::from_secs(10));
+    assert!(gw.registry_empty(Duration::from_secs(5)).await);
+    assert!(streamer_children().is_empty());
+    gw.host.faults().set_refuse_launches(false);
+    gw.stop().await;
+}
