@@ -36,6 +36,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// NVHTTP request timeout.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long a launch refused with 503 (the host still stopping this client's previous stream)
+/// is retried before the failure reaches the browser.
+const LAUNCH_RETRY_BUDGET: Duration = Duration::from_secs(5);
 /// Stats period.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
 
@@ -283,7 +286,7 @@ async fn start<R: AsyncRead + Unpin>(
         "starting stream"
     );
     let started_at = Instant::now();
-    let starting = ClientSession::start(Arc::clone(&http), config);
+    let starting = start_retrying_while_stopping(Arc::clone(&http), config);
     tokio::pin!(starting);
     let (session, events) = loop {
         tokio::select! {
@@ -343,6 +346,47 @@ async fn start<R: AsyncRead + Unpin>(
         events,
         started,
     })
+}
+
+/// [`ClientSession::start`], retried while the host answers 503 to the launch.
+///
+/// A host allows one stream per client certificate and refuses a launch with 503 while the same
+/// client's previous stream is still tearing down (Wolf's lifecycle; the demo host's "previous
+/// session is still stopping; retry"). A browser that reconnects at once — a page reload, a lobby
+/// restart — hits that window right after its previous streamer exited: the web-server awaited
+/// the old streamer, whose `/cancel` was answered, but the host frees the session a little later.
+/// Retrying here, within [`LAUNCH_RETRY_BUDGET`], means the browser never sees that transient
+/// 503 as a failure; a host that keeps refusing still fails (as `AlreadyStreaming`) once the
+/// budget is spent. Dropping this future (Stop meanwhile) abandons it between attempts.
+async fn start_retrying_while_stopping(
+    http: Arc<NvHttpClient>,
+    config: SessionConfig,
+) -> Result<(ClientSession, tokio::sync::mpsc::Receiver<SessionEvent>), ClientError> {
+    let deadline = Instant::now() + LAUNCH_RETRY_BUDGET;
+    let mut delay = Duration::from_millis(25);
+    let mut attempt = 1u32;
+    loop {
+        match ClientSession::start(Arc::clone(&http), config.clone()).await {
+            Err(e) if host_busy(&e) && Instant::now() + delay < deadline => {
+                tracing::info!(attempt, error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "the host is still stopping this client's previous stream; retrying the launch");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(250));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The host refused the launch with 503 (busy: the client's previous stream is still stopping).
+fn host_busy(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::NvHttp(
+            NvHttpError::Status { code: 503, .. } | NvHttpError::Http { status: 503, .. }
+        )
+    )
 }
 
 /// Maps a start failure to the IPC error code the browser will see.

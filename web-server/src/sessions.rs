@@ -331,8 +331,46 @@ pub async fn register_superseding(
     Ok(guard)
 }
 
+/// Stops every *older* live entry of the same client id on the same host as `guard`'s entry (a
+/// different key: another lobby or session id) and waits up to `limit` for each to end.
+///
+/// Lesson 4: a host allows one stream per client certificate, and a client id has one identity,
+/// so a second key of the same client (the browser opened the next lobby's stream before
+/// closing the old one) would launch on an identity whose stream is still alive — the host then
+/// supersedes it mid-setup (Wolf deadlocked on this; the demo host refuses the new RTSP PLAY).
+/// Only older entries are stopped, so two such connections racing never stop each other: the
+/// newest wins, as with a same-key supersede.
+pub async fn supersede_same_client(
+    registry: &dyn SessionRegistry,
+    guard: &SessionGuard,
+    limit: Duration,
+) -> Result<(), SupersedeTimeout> {
+    let me = guard.info();
+    let older: Vec<Superseded> = registry
+        .list()
+        .into_iter()
+        .filter(|e| {
+            e.client_id == me.client_id
+                && e.meta.host_id == me.meta.host_id
+                && e.entry_id < me.entry_id
+        })
+        .filter_map(|e| registry.handle(&e.key))
+        .filter(|h| h.info().entry_id < me.entry_id)
+        .collect();
+    for old in &older {
+        tracing::info!(key = %old.info().key, new = %me.key, "superseding the previous stream of this client identity");
+        old.stop(StopReason::Superseded);
+    }
+    for old in &older {
+        old.stop_and_wait(limit).await?;
+    }
+    Ok(())
+}
+
 /// The registry interface (a shared implementation can come later).
 pub trait SessionRegistry: Send + Sync {
+    /// A handle on the live entry of `key` (to stop it and await its end), if any.
+    fn handle(&self, key: &SessionKey) -> Option<Superseded>;
     /// Registers `key`, superseding any live entry with the same key.
     fn register(&self, key: SessionKey, meta: SessionMeta) -> Registration;
     /// All live entries, by key.
@@ -448,6 +486,11 @@ impl SessionRegistry for MemoryRegistry {
             .collect();
         list.sort_by(|a, b| a.key.cmp(&b.key));
         list
+    }
+
+    fn handle(&self, key: &SessionKey) -> Option<Superseded> {
+        let shared = self.inner.entries().get(key).cloned()?;
+        Some(Superseded { shared })
     }
 
     fn stop(&self, key: &SessionKey, reason: StopReason) -> bool {
@@ -707,5 +750,40 @@ mod tests {
         assert_eq!(b.guard.stopped().await.close_code(), 1001);
         // A first stop reason is kept.
         assert_eq!(a.guard.stop_requested(), Some(StopReason::AdminKill));
+    }
+
+    #[tokio::test]
+    async fn an_older_stream_of_the_same_client_on_the_same_host_is_stopped_first() {
+        let reg = MemoryRegistry::new();
+        let host = |id| SessionMeta {
+            host_id: id,
+            ..SessionMeta::default()
+        };
+        let old = reg.register(key("s", "lobby-a", "c"), host(1)).guard;
+        let other_host = reg.register(key("s", "lobby-a2", "c"), host(2)).guard;
+        let other_client = reg.register(key("s", "lobby-a", "d"), host(1)).guard;
+        let new = reg.register(key("s", "lobby-b", "c"), host(1)).guard;
+        let newer = reg.register(key("s", "lobby-c", "c"), host(1)).guard;
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let reason = old.stopped().await;
+            drop(old);
+            let _ = ended_tx.send(reason);
+        });
+        supersede_same_client(&reg, &new, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(ended_rx.await.unwrap(), StopReason::Superseded);
+        // Other hosts, other clients and newer entries are left alone.
+        assert_eq!(other_host.stop_requested(), None);
+        assert_eq!(other_client.stop_requested(), None);
+        assert_eq!(newer.stop_requested(), None);
+        assert_eq!(new.stop_requested(), None);
+        // The newer one stops `new` (and would time out on a hung one).
+        let err = supersede_same_client(&reg, &newer, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, key("s", "lobby-b", "c"));
+        assert_eq!(new.stop_requested(), Some(StopReason::Superseded));
     }
 }

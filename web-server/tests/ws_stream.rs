@@ -5,8 +5,9 @@
 //! Needs the streamer binary next to the test's target dir (`cargo build -p streamer`), or
 //! `MOONGATE_STREAMER` pointing at one.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+mod common;
+
+use common::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,244 +15,19 @@ use std::time::{Duration, Instant};
 use demo_host::DemoHost;
 use futures_util::{SinkExt, StreamExt};
 use gamestream::input::InputEvent;
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use web_server::auth::Credentials;
-use web_server::autopair::{PinSubmitter, SubmitFuture};
 use web_server::certs::SystemClock;
 use web_server::server::serve;
 use web_server::store::SqliteStore;
-use web_server::{embedded, AppState, Config};
+use web_server::{AppState, Config};
 use wire::browser::{
-    formats, ControllerEvent, ControllerState as BrowserPad, KeyboardInput, Message, MouseAbsolute,
+    ControllerEvent, ControllerState as BrowserPad, KeyboardInput, Message, MouseAbsolute,
     MouseClick, MouseRelative, Touch,
 };
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const SECRET: &str = "ws-stream-test-secret";
-
-/// The tests count child processes and host sessions: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn streamer_exe() -> PathBuf {
-    if let Some(p) = std::env::var_os("MOONGATE_STREAMER") {
-        return PathBuf::from(p);
-    }
-    // target/<profile>/deps/<test> → target/<profile>/streamer
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = dir.join("streamer");
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo build -p streamer` first",
-        path.display()
-    );
-    path
-}
-
-struct Gateway {
-    addr: SocketAddr,
-    state: AppState,
-    host: Arc<DemoHost>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn gateway() -> Gateway {
-    gateway_counting_pins(None).await
-}
-
-/// Counts the PINs entered on the host (pairings that ran).
-struct CountingPins {
-    inner: Arc<dyn PinSubmitter>,
-    entered: Arc<AtomicUsize>,
-}
-
-impl PinSubmitter for CountingPins {
-    fn serves(&self, address: &str, http_port: u16) -> bool {
-        self.inner.serves(address, http_port)
-    }
-    fn submit<'a>(&'a self, device_name: &'a str, pin: &'a str) -> SubmitFuture<'a> {
-        Box::pin(async move {
-            let ok = self.inner.submit(device_name, pin).await;
-            if ok {
-                self.entered.fetch_add(1, Ordering::SeqCst);
-            }
-            ok
-        })
-    }
-}
-
-async fn gateway_counting_pins(entered: Option<Arc<AtomicUsize>>) -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::load_with_env(None, |_| None).unwrap();
-    config.data_dir = dir.path().to_path_buf();
-    config.streamer_path = streamer_exe();
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    let (host, mut provided) = embedded::start_demo_host(&config).await.unwrap();
-    if let Some(entered) = entered {
-        let inner = provided.pins.take().expect("the demo host enters PINs");
-        provided.pins = Some(Arc::new(CountingPins { inner, entered }));
-    }
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let state = AppState::new(
-        config,
-        Credentials::new(SECRET),
-        store,
-        Arc::new(SystemClock),
-    );
-    embedded::install(&state, &provided).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn({
-        let state = state.clone();
-        async move {
-            serve(listener, state, async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        }
-    });
-    Gateway {
-        addr,
-        state,
-        host,
-        shutdown: Some(tx),
-        server,
-        _dir: dir,
-    }
-}
-
-impl Gateway {
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let _ = timeout(Duration::from_secs(10), &mut self.server).await;
-    }
-
-    /// Waits (bounded) until the registry is empty.
-    async fn registry_empty(&self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.state.sessions.list().is_empty() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.state.sessions.list().is_empty()
-    }
-}
-
-/// Live `streamer` children of this process.
-fn streamer_children() -> Vec<u32> {
-    let mut pids = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return pids;
-    };
-    for task in tasks.flatten() {
-        let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
-            continue;
-        };
-        for pid in text
-            .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok())
-        {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = state.split_whitespace().nth(2) == Some("Z");
-            if comm.trim() == "streamer" && !zombie {
-                pids.push(pid);
-            }
-        }
-    }
-    pids
-}
-
-fn init_json(session: &str, client: &str, width: u32, height: u32, fps: u32) -> String {
-    serde_json::json!({
-        "type": "init",
-        "host_id": 0,
-        "app_id": 1,
-        "session_id": session,
-        "width": width,
-        "height": height,
-        "fps": fps,
-        "bitrate": 20000,
-        "packet_size": 1024,
-        "play_audio_local": false,
-        "video_supported_formats": formats::H264,
-        "client_unique_id": client,
-    })
-    .to_string()
-}
-
-fn ping(seq: u32) -> Vec<u8> {
-    let mut v = vec![0x40];
-    v.extend_from_slice(&seq.to_be_bytes());
-    v.extend_from_slice(&12345u64.to_be_bytes());
-    v
-}
-
-/// Connects as Helix does: a Ping first (skipped or answered), then the text init.
-async fn connect(gw: &Gateway, session: &str, client: &str, w: u32, h: u32, fps: u32) -> Ws {
-    let mut req = format!("ws://{}/api/ws/stream?session_id={session}", gw.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-    let (mut ws, _) = timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    ws.send(WsMessage::Binary(ping(0).into())).await.unwrap();
-    ws.send(WsMessage::Text(
-        init_json(session, client, w, h, fps).into(),
-    ))
-    .await
-    .unwrap();
-    ws
-}
-
-/// Reads until StreamInit + ConnectionComplete; returns the StreamInit's size.
-async fn handshake(ws: &mut Ws) -> (u16, u16) {
-    let mut dims = None;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = timeout(left, ws.next())
-            .await
-            .expect("handshake timed out")
-            .expect("socket ended")
-            .expect("socket error");
-        match msg {
-            WsMessage::Binary(b) => match Message::decode(&b).unwrap() {
-                Message::StreamInit(si) => dims = Some((si.width, si.height)),
-                Message::VideoFrame(_) => panic!("video before ConnectionComplete"),
-                _ => {}
-            },
-            WsMessage::Text(t) => {
-                assert!(!t.contains("\"error\""), "server error: {t}");
-                if t.contains("ConnectionComplete") {
-                    return dims.expect("StreamInit before ConnectionComplete");
-                }
-            }
-            WsMessage::Close(c) => panic!("closed during handshake: {c:?}"),
-            _ => {}
-        }
-    }
-}
 
 /// Every browser input kind with a predicate on the host's decoded event.
 /// (name, browser message, predicate on the host's event).
@@ -332,29 +108,6 @@ fn browser_inputs() -> Vec<InputCase> {
             |e| matches!(e, InputEvent::MultiController(s) if s.buttons == 0x1000),
         ),
     ]
-}
-
-/// The close frame (code, reason) and any `{"error"}` text seen before it.
-async fn read_until_close(
-    ws: &mut Ws,
-    within: Duration,
-) -> (Option<(u16, String)>, Option<String>) {
-    let deadline = Instant::now() + within;
-    let mut error = None;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match timeout(left, ws.next()).await {
-            Err(_) => panic!("no close within {within:?}"),
-            Ok(None) | Ok(Some(Err(_))) => return (None, error),
-            Ok(Some(Ok(WsMessage::Close(c)))) => {
-                return (c.map(|c| (u16::from(c.code), c.reason.to_string())), error)
-            }
-            Ok(Some(Ok(WsMessage::Text(t)))) if t.contains("\"error\"") => {
-                error = Some(t.to_string())
-            }
-            Ok(Some(Ok(_))) => {}
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -568,25 +321,6 @@ async fn wrong_credentials_in_init_close_1008() {
     assert!(error.is_some_and(|e| e.contains("Unauthorized")));
     assert!(gw.state.sessions.list().is_empty());
     gw.stop().await;
-}
-
-/// Reads until the first keyframe; returns the time since `from`.
-async fn first_keyframe(ws: &mut Ws, from: Instant) -> Duration {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        assert!(Instant::now() < deadline, "no keyframe");
-        let msg = timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("stalled")
-            .expect("ended")
-            .expect("socket error");
-        if let WsMessage::Binary(b) = msg {
-            if let Ok(Message::VideoFrame(f)) = Message::decode(&b) {
-                assert!(f.keyframe, "first frame is a keyframe");
-                return from.elapsed();
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -806,18 +540,6 @@ async fn external_wolf_pairs_through_its_http_api_and_joins_a_lobby() {
     assert!(gw.registry_empty(Duration::from_secs(10)).await);
     assert!(streamer_children().is_empty());
     gw.stop().await;
-}
-
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

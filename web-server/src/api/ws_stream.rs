@@ -38,7 +38,9 @@ use crate::auth::{check_bearer, validate_first_message, AllowedOrigin};
 use crate::autopair::ensure_paired;
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::sessions::{register_superseding, SessionGuard, SessionKey, SessionMeta, StopReason};
+use crate::sessions::{
+    register_superseding, supersede_same_client, SessionGuard, SessionKey, SessionMeta, StopReason,
+};
 use crate::streamer_proc::{self, IpcRx, IpcTx, StreamerChild};
 
 /// How long a client may take to send its `init`.
@@ -296,6 +298,19 @@ async fn stream_session(
         Ok(g) => g,
         Err(e) => return Close::failure(format!("InternalServerError: {e}")),
     };
+    // One stream per client identity on a host: an older stream of this client under another
+    // key (another lobby) ends before this one launches (lesson 4).
+    let same_client = supersede_same_client(
+        state.sessions.as_ref(),
+        &guard,
+        state.config.timeouts.supersede,
+    );
+    tokio::select! {
+        r = same_client => if let Err(e) = r {
+            return Close::failure(format!("InternalServerError: {e}"));
+        },
+        reason = guard.stopped() => return Close::stopped(reason),
+    }
 
     // 5. Identity and pairing, abandoned if this stream is stopped meanwhile.
     let prepared = async {
