@@ -72,21 +72,20 @@ fn now_unix_us() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Host side: replay media with per-source tags.
 
+/// A replay clip: the format the encoder produced and its frames.
+type Clip = (VideoFormat, Arc<[EncodedFrame]>);
+
 /// Replay frames (encoded once per format, padded to the bitrate, shared by every source) and a
 /// frame counter per opened source. Opening a source costs nothing after the first, so a
 /// stream's start time is the gateway's, not the demo host's up-front encode.
 #[derive(Default)]
 struct BenchMedia {
-    clips: Mutex<HashMap<(u32, u32, u32, u32), (VideoFormat, Arc<[EncodedFrame]>)>>,
+    clips: Mutex<HashMap<(u32, u32, u32, u32), Clip>>,
     sources: Mutex<Vec<Arc<AtomicU64>>>,
 }
 
 impl BenchMedia {
-    fn clip(
-        &self,
-        format: VideoFormat,
-        style: PatternStyle,
-    ) -> Result<(VideoFormat, Arc<[EncodedFrame]>), MediaError> {
+    fn clip(&self, format: VideoFormat, style: PatternStyle) -> Result<Clip, MediaError> {
         let key = (format.width, format.height, format.fps, format.bitrate_kbps);
         if let Some(c) = self.clips.lock().unwrap().get(&key) {
             return Ok(c.clone());
