@@ -132,6 +132,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let sessions = Arc::clone(&state.sessions);
     let app = crate::api::router(state);
+    // TCP_NODELAY: a video message (tens of kB) is smaller than loopback's 64 kB MSS, so with
+    // Nagle it waits behind the ACK of the previous write (measured by `benches/gateway.rs`:
+    // ~16 ms, one frame, host → browser on loopback). Media must go out as soon as it is written.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY on an accepted connection: {e}");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

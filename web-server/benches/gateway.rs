@@ -1,0 +1,978 @@
+//! The gateway benchmark: figures for WebSocket mode at 1080p60 20 Mbps (not a pass/fail test).
+//!
+//! `cargo bench -p web-server --bench gateway` (release; builds the release `streamer` first if it
+//! is missing). Runs in about 1–3 minutes on a 2-core machine and prints a goal / measured / met
+//! table.
+//!
+//! Layout, chosen so each process's CPU figure is only its own work:
+//! - this process: the demo host (replay of pre-encoded 1080p60 frames padded to 20 Mbps, so the
+//!   host spends no time encoding) and the WebSocket clients (Helix contract);
+//! - a `moongate` child process: the gateway, configured with the demo host as an external
+//!   "Wolf" (NVHTTP + its Wolf API over TCP, so browser identities are paired automatically);
+//! - one `streamer` per stream, children of `moongate`.
+//!
+//! Per-stream accounting: every frame the host produces carries a bench tag (an extra
+//! user-data SEI: source id + sequence number) next to the host's send-time SEI
+//! (`media::stamp_send_time`, stamped when the producer hands the frame to its sender), so the
+//! client knows which host stream a frame came from, how many the host sent in a window, and
+//! when it was sent (same machine, same clock).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use demo_host::media::{
+    self, h264, pad, sei, AudioFormat, AudioSource, EncodedFrame, MediaError, PatternStyle,
+    SourceKind, VideoCodec, VideoFormat, VideoSource,
+};
+use demo_host::{DemoHost, DemoHostConfig, MediaFactory, WolfApiConfig, WolfApiSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wire::browser::{formats, Message};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const SECRET: &str = "gateway-bench-secret";
+const WIDTH: u32 = 1920;
+const HEIGHT: u32 = 1080;
+const FPS: u32 = 60;
+const BITRATE_KBPS: u32 = 20_000;
+/// The single-stream measurement window.
+const WINDOW: Duration = Duration::from_secs(6);
+/// Each capacity step: settle, then count over this window.
+const STEP_SETTLE: Duration = Duration::from_secs(1);
+const STEP_WINDOW: Duration = Duration::from_secs(4);
+const MAX_STREAMS: usize = 64;
+/// Reconnect + new-identity rounds for the first-keyframe figures.
+const FIRST_KEY_ROUNDS: usize = 5;
+/// Stop stepping up once the run is this old (the whole bench stays within ~3 minutes).
+const BUDGET: Duration = Duration::from_secs(150);
+/// Identifies the bench tag SEI (16 ASCII bytes, no zeros).
+const TAG_UUID: [u8; 16] = *b"moongate-benchtg";
+
+fn now_unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host side: replay media with per-source tags.
+
+/// A replay clip: the format the encoder produced and its frames.
+type Clip = (VideoFormat, Arc<[EncodedFrame]>);
+
+/// Replay frames (encoded once per format, padded to the bitrate, shared by every source) and a
+/// frame counter per opened source. Opening a source costs nothing after the first, so a
+/// stream's start time is the gateway's, not the demo host's up-front encode.
+#[derive(Default)]
+struct BenchMedia {
+    clips: Mutex<HashMap<(u32, u32, u32, u32), Clip>>,
+    sources: Mutex<Vec<Arc<AtomicU64>>>,
+}
+
+impl BenchMedia {
+    fn clip(&self, format: VideoFormat, style: PatternStyle) -> Result<Clip, MediaError> {
+        let key = (format.width, format.height, format.fps, format.bitrate_kbps);
+        if let Some(c) = self.clips.lock().unwrap().get(&key) {
+            return Ok(c.clone());
+        }
+        let count = (format.fps.clamp(1, 240) * media::REPLAY_SECONDS) as usize;
+        let (actual, frames) = h264::encode_frames(format, style, count)?;
+        let frames = pad::pad_frames(actual.codec, &frames, pad::frame_budget(&actual));
+        let clip = (actual, Arc::<[EncodedFrame]>::from(frames));
+        self.clips.lock().unwrap().insert(key, clip.clone());
+        Ok(clip)
+    }
+
+    /// Sent-frame counter of a source id (from a tag).
+    fn sent(&self, source: u32) -> u64 {
+        self.sources
+            .lock()
+            .unwrap()
+            .get(source as usize)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+impl MediaFactory for BenchMedia {
+    fn open_video(
+        &self,
+        kind: SourceKind,
+        format: VideoFormat,
+        style: PatternStyle,
+    ) -> Result<Box<dyn VideoSource>, MediaError> {
+        if kind != SourceKind::Replay || format.codec != VideoCodec::H264 {
+            return media::open_video_with(
+                kind,
+                format,
+                style,
+                media::VideoOptions {
+                    fill_to_bitrate: true,
+                },
+            );
+        }
+        let (actual, frames) = self.clip(format, style)?;
+        let counter = Arc::new(AtomicU64::new(0));
+        let id = {
+            let mut s = self.sources.lock().unwrap();
+            s.push(Arc::clone(&counter));
+            (s.len() - 1) as u32
+        };
+        Ok(Box::new(TaggedSource {
+            inner: media::LoopSource::new(actual, frames)?,
+            id,
+            counter,
+        }))
+    }
+
+    fn open_audio(
+        &self,
+        format: AudioFormat,
+        tone_hz: f32,
+    ) -> Result<Box<dyn AudioSource>, MediaError> {
+        media::open_audio(format, tone_hz)
+    }
+}
+
+/// A replay source whose frames carry `(source id << 32) | sequence` in a bench tag SEI.
+struct TaggedSource {
+    inner: media::LoopSource,
+    id: u32,
+    counter: Arc<AtomicU64>,
+}
+
+impl VideoSource for TaggedSource {
+    fn format(&self) -> VideoFormat {
+        self.inner.format()
+    }
+    fn next_frame(&mut self, force_keyframe: bool) -> Result<EncodedFrame, MediaError> {
+        let mut frame = self.inner.next_frame(force_keyframe)?;
+        let seq = self.counter.fetch_add(1, Ordering::Relaxed);
+        frame.data = insert_tag(
+            &frame.data,
+            (u64::from(self.id) << 32) | (seq & 0xFFFF_FFFF),
+        );
+        Ok(frame)
+    }
+}
+
+/// Inserts the tag SEI right before the first slice NAL (after SPS/PPS), where prefix SEIs go.
+fn insert_tag(data: &[u8], tag: u64) -> Vec<u8> {
+    let at = sei::nal_units(data)
+        .find(|(_, nal)| nal.first().is_some_and(|h| (1..=5).contains(&(h & 0x1F))))
+        .map_or(data.len(), |(at, _)| at);
+    let mut rbsp = [0u8; 27];
+    rbsp[0] = 5; // user data unregistered
+    rbsp[1] = 24;
+    rbsp[2..18].copy_from_slice(&TAG_UUID);
+    rbsp[18..26].copy_from_slice(&tag.to_be_bytes());
+    rbsp[26] = 0x80;
+    let mut unit = vec![0, 0, 0, 1, 6];
+    sei::escape_into(&rbsp, &mut unit);
+    let mut out = Vec::with_capacity(data.len() + unit.len());
+    out.extend_from_slice(&data[..at]);
+    out.extend_from_slice(&unit);
+    out.extend_from_slice(&data[at..]);
+    out
+}
+
+/// The bench tag of a received access unit (scans only the NALs before the first slice).
+fn read_tag(data: &[u8]) -> Option<u64> {
+    for (_, nal) in sei::nal_units(data) {
+        let t = nal.first()? & 0x1F;
+        if (1..=5).contains(&t) {
+            return None;
+        }
+        if t != 6 {
+            continue;
+        }
+        let rbsp = sei::unescape(nal.get(1..)?);
+        if rbsp.len() >= 26 && rbsp[0] == 5 && rbsp[1] == 24 && rbsp[2..18] == TAG_UUID {
+            return Some(u64::from_be_bytes(rbsp[18..26].try_into().ok()?));
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes.
+
+/// The `moongate` child and what the bench needs of it.
+struct Gateway {
+    child: tokio::process::Child,
+    pid: u32,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+fn target_dir_file(name: &str) -> PathBuf {
+    let moongate = PathBuf::from(env!("CARGO_BIN_EXE_moongate"));
+    moongate
+        .parent()
+        .map(|d| d.join(name))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// The release streamer next to `moongate`; built with cargo when missing.
+fn streamer_exe() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOONGATE_STREAMER") {
+        return PathBuf::from(p);
+    }
+    let path = target_dir_file("streamer");
+    if !path.exists() {
+        eprintln!("building the release streamer (`cargo build --release -p streamer`)…");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = std::process::Command::new(cargo)
+            .args(["build", "--release", "-p", "streamer"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok && path.exists(), "cannot build {}", path.display());
+    }
+    path
+}
+
+async fn start_gateway(host: &DemoHost) -> Gateway {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = host.ports();
+    let api = host.wolf_api_tcp().expect("wolf api on tcp");
+    let config = format!(
+        "bind = \"127.0.0.1:0\"\n\
+         data_dir = {data:?}\n\
+         streamer_path = {streamer:?}\n\
+         [[hosts]]\n\
+         name = \"bench demo host\"\n\
+         address = \"127.0.0.1\"\n\
+         http_port = {http}\n\
+         https_port = {https}\n\
+         wolf_api = \"http://{api}\"\n",
+        data = dir.path().join("data").display().to_string(),
+        streamer = streamer_exe().display().to_string(),
+        http = ports.http,
+        https = ports.https,
+    );
+    let config_path = dir.path().join("moongate.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    let log = std::fs::File::create(dir.path().join("moongate.log")).expect("log file");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_moongate"))
+        .arg("--config")
+        .arg(&config_path)
+        .env("MOONGATE_CREDENTIALS", SECRET)
+        .env("RUST_LOG", "warn")
+        .env_remove("MOONGATE_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn moongate");
+    let pid = child.id().expect("moongate pid");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let line = timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("moongate printed nothing")
+        .expect("stdout")
+        .expect("moongate exited");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("URL line");
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("address");
+    // Keep draining stdout so the child never blocks on it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Gateway {
+        child,
+        pid,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// Live `streamer` children of `pid`.
+fn streamer_children(pid: u32) -> BTreeSet<u32> {
+    let mut out = BTreeSet::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in text
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+            if comm.trim() == "streamer" && !exited(child) {
+                out.insert(child);
+            }
+        }
+    }
+    out
+}
+
+/// Gone or a zombie.
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X"),
+    }
+}
+
+/// utime + stime in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the comm: state is field 3, utime 14, stime 15 (1-based) → indices 11, 12 here.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket clients.
+
+/// What one client saw.
+#[derive(Default)]
+struct Seen {
+    /// (source id, sequence) of each video frame, with its send→receive latency in µs.
+    frames: Vec<(u32, u32, u64)>,
+    first_keyframe: Option<Instant>,
+    /// An `{"error"}` text or a socket error.
+    error: Option<String>,
+    ended: bool,
+}
+
+struct Client {
+    seen: Arc<Mutex<Seen>>,
+    opened: Instant,
+    close: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    streamer: Option<u32>,
+}
+
+fn init_json(session: &str, client: &str) -> String {
+    serde_json::json!({
+        "type": "init",
+        "host_id": 0,
+        "app_id": 1,
+        "session_id": session,
+        "width": WIDTH,
+        "height": HEIGHT,
+        "fps": FPS,
+        "bitrate": BITRATE_KBPS,
+        "packet_size": 1024,
+        "play_audio_local": false,
+        "video_supported_formats": formats::H264,
+        "client_unique_id": client,
+    })
+    .to_string()
+}
+
+fn helix_ping(seq: u32) -> Vec<u8> {
+    let mut v = vec![0x40];
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(&now_unix_us().to_be_bytes());
+    v
+}
+
+/// Opens a stream: upgrade ("WS open"), then init; a task reads everything until told to close.
+async fn open_client(gw: &Gateway, session: &str, client: &str) -> Result<Client, String> {
+    let mut req = format!("ws://{}/api/ws/stream?session_id={session}", gw.addr)
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {SECRET}").parse().map_err(|_| "header")?,
+    );
+    let before = streamer_children(gw.pid);
+    let (mut ws, _) = timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .map_err(|_| "upgrade timed out")?
+    .map_err(|e| e.to_string())?;
+    let opened = Instant::now();
+    ws.send(WsMessage::Text(init_json(session, client).into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (close, close_rx) = watch::channel(false);
+    let task = tokio::spawn(read_loop(ws, Arc::clone(&seen), close_rx));
+    let mut c = Client {
+        seen,
+        opened,
+        close,
+        task,
+        streamer: None,
+    };
+    // Wait (bounded) for the first keyframe.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        {
+            let s = c.seen.lock().unwrap();
+            if s.first_keyframe.is_some() {
+                break;
+            }
+            if let Some(e) = &s.error {
+                return Err(e.clone());
+            }
+            if s.ended {
+                return Err("closed before the first keyframe".into());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("no keyframe within 20 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    c.streamer = streamer_children(gw.pid)
+        .difference(&before)
+        .next()
+        .copied();
+    Ok(c)
+}
+
+async fn read_loop(mut ws: Ws, seen: Arc<Mutex<Seen>>, mut close: watch::Receiver<bool>) {
+    let mut ping = tokio::time::interval(Duration::from_secs(1));
+    let mut seq = 0u32;
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            msg = ws.next() => {
+                let msg = match msg {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => {
+                        if !closing {
+                            seen.lock().unwrap().error = Some(e.to_string());
+                        }
+                        break;
+                    }
+                    None => break,
+                };
+                match msg {
+                    WsMessage::Binary(b) => {
+                        let recv = now_unix_us();
+                        if let Ok(Message::VideoFrame(f)) = Message::decode(&b) {
+                            let tag = read_tag(f.data);
+                            let sent = media::read_send_time(VideoCodec::H264, f.data);
+                            let mut s = seen.lock().unwrap();
+                            if s.first_keyframe.is_none() {
+                                if !f.keyframe {
+                                    continue;
+                                }
+                                s.first_keyframe = Some(Instant::now());
+                            }
+                            if let (Some(tag), Some(sent)) = (tag, sent) {
+                                s.frames.push(((tag >> 32) as u32, tag as u32, recv.saturating_sub(sent)));
+                            }
+                        }
+                    }
+                    WsMessage::Text(t) if t.contains("\"error\"") => {
+                        seen.lock().unwrap().error = Some(t.to_string());
+                    }
+                    WsMessage::Close(_) => {}
+                    _ => {}
+                }
+            }
+            _ = ping.tick(), if !closing => {
+                seq += 1;
+                if ws.send(WsMessage::Binary(helix_ping(seq).into())).await.is_err() {
+                    break;
+                }
+            }
+            r = close.changed(), if !closing => {
+                if r.is_err() || *close.borrow() {
+                    closing = true;
+                    let _ = ws.send(WsMessage::Close(Some(CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: "bench".into(),
+                    }))).await;
+                }
+            }
+        }
+    }
+    seen.lock().unwrap().ended = true;
+}
+
+impl Client {
+    /// Sends Close; returns the streamer's close-to-exit time (None if it was not seen to exit
+    /// within 5 s or was never identified).
+    async fn close(self) -> Option<Duration> {
+        let t0 = Instant::now();
+        let _ = self.close.send(true);
+        let mut exit = None;
+        if let Some(pid) = self.streamer {
+            while t0.elapsed() < Duration::from_secs(5) {
+                if exited(pid) {
+                    exit = Some(t0.elapsed());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+        }
+        let _ = timeout(Duration::from_secs(5), self.task).await;
+        exit
+    }
+
+    fn first_keyframe_after_open(&self) -> Option<Duration> {
+        let s = self.seen.lock().unwrap();
+        s.first_keyframe.map(|t| t.duration_since(self.opened))
+    }
+
+    fn source(&self) -> Option<u32> {
+        self.seen.lock().unwrap().frames.last().map(|f| f.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements.
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A window over a set of streams: CPU of the gateway and the streamers, frames sent/received.
+struct WindowResult {
+    server_cpu_pct: f64,
+    streamer_cpu_pct: Vec<f64>,
+    server_rss_kb: u64,
+    streamer_rss_kb: Vec<u64>,
+    latencies_us: Vec<u64>,
+    /// Per stream: (sent by the host in the window, received of those).
+    counts: Vec<(u64, u64)>,
+    host_missed: bool,
+    errors: Vec<String>,
+}
+
+async fn measure(
+    gw: &Gateway,
+    media: &BenchMedia,
+    clients: &[Client],
+    window: Duration,
+    tck: f64,
+) -> WindowResult {
+    let sources: Vec<Option<u32>> = clients.iter().map(Client::source).collect();
+    let streamers: Vec<Option<u32>> = clients.iter().map(|c| c.streamer).collect();
+    let s0: Vec<u64> = sources
+        .iter()
+        .map(|s| s.map_or(0, |id| media.sent(id)))
+        .collect();
+    let server0 = cpu_ticks(gw.pid).unwrap_or(0);
+    let st0: Vec<u64> = streamers
+        .iter()
+        .map(|p| p.and_then(cpu_ticks).unwrap_or(0))
+        .collect();
+    let t0 = Instant::now();
+    tokio::time::sleep(window).await;
+    let secs = t0.elapsed().as_secs_f64();
+    let s1: Vec<u64> = sources
+        .iter()
+        .map(|s| s.map_or(0, |id| media.sent(id)))
+        .collect();
+    let server1 = cpu_ticks(gw.pid).unwrap_or(0);
+    let st1: Vec<u64> = streamers
+        .iter()
+        .map(|p| p.and_then(cpu_ticks).unwrap_or(0))
+        .collect();
+    let server_rss_kb = rss_kb(gw.pid).unwrap_or(0);
+    let streamer_rss_kb = streamers
+        .iter()
+        .map(|p| p.and_then(rss_kb).unwrap_or(0))
+        .collect();
+    // Frames sent at the end of the window may still be in flight.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pct = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / tck / secs * 100.0;
+    let mut latencies = Vec::new();
+    let mut counts = Vec::new();
+    let mut errors = Vec::new();
+    let mut host_missed = false;
+    for (i, c) in clients.iter().enumerate() {
+        let s = c.seen.lock().unwrap();
+        if let Some(e) = &s.error {
+            errors.push(e.clone());
+        }
+        let Some(src) = sources[i] else {
+            counts.push((0, 0));
+            continue;
+        };
+        let (lo, hi) = (s0[i], s1[i]);
+        let mut got = BTreeSet::new();
+        for &(id, seq, lat) in &s.frames {
+            let seq = u64::from(seq);
+            if id == src && seq >= lo && seq < hi {
+                got.insert(seq);
+                latencies.push(lat);
+            }
+        }
+        let sent = hi - lo;
+        if (sent as f64) < f64::from(FPS) * secs * 0.99 {
+            host_missed = true;
+        }
+        counts.push((sent, got.len() as u64));
+    }
+    latencies.sort_unstable();
+    WindowResult {
+        server_cpu_pct: pct(server0, server1),
+        streamer_cpu_pct: st0.iter().zip(&st1).map(|(&a, &b)| pct(a, b)).collect(),
+        server_rss_kb,
+        streamer_rss_kb,
+        latencies_us: latencies,
+        counts,
+        host_missed,
+        errors,
+    }
+}
+
+fn worst_drop_pct(counts: &[(u64, u64)]) -> f64 {
+    counts
+        .iter()
+        .map(|&(sent, got)| {
+            if sent == 0 {
+                100.0
+            } else {
+                (sent.saturating_sub(got)) as f64 * 100.0 / sent as f64
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+async fn wait_no_streamers(gw: &Gateway, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !streamer_children(gw.pid).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let started = Instant::now();
+    let tck = clock_ticks_per_sec();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("gateway bench: WS mode, {WIDTH}x{HEIGHT}@{FPS} {BITRATE_KBPS} kbps, demo host replay (filled to bitrate), {cores} cores");
+
+    let media = Arc::new(BenchMedia::default());
+    let host = DemoHost::start(DemoHostConfig {
+        source_kind: SourceKind::Replay,
+        media: Arc::clone(&media) as Arc<dyn MediaFactory>,
+        wolf_api: WolfApiConfig {
+            socket: WolfApiSocket::Off,
+            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..WolfApiConfig::default()
+        },
+        ..DemoHostConfig::default()
+    })
+    .await
+    .expect("demo host");
+    // Encode the replay clip now (about a second), not during a stream's start.
+    let t = Instant::now();
+    let fmt = VideoFormat {
+        codec: VideoCodec::H264,
+        width: WIDTH,
+        height: HEIGHT,
+        fps: FPS,
+        bitrate_kbps: BITRATE_KBPS,
+    };
+    media
+        .clip(
+            fmt,
+            PatternStyle {
+                label: "bench".into(),
+                color: [40, 90, 160],
+            },
+        )
+        .expect("replay clip");
+    println!("replay clip encoded in {} ms", t.elapsed().as_millis());
+    let mut gw = start_gateway(&host).await;
+    println!("moongate pid {} on {}", gw.pid, gw.addr);
+
+    // 1. A stream with a new client identity (paired on the way), then the single-stream window.
+    let mut new_id_first_key = Vec::new();
+    let mut paired_first_key = Vec::new();
+    let mut close_to_exit = Vec::new();
+    let a = open_client(&gw, "bench-a", "bench-client-a")
+        .await
+        .expect("first stream");
+    new_id_first_key.push(ms(a.first_keyframe_after_open().unwrap_or_default()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let single = measure(&gw, &media, std::slice::from_ref(&a), WINDOW, tck).await;
+    let p50 = percentile(&single.latencies_us, 0.50);
+    let p99 = percentile(&single.latencies_us, 0.99);
+    let pmax = single.latencies_us.last().copied().unwrap_or(0);
+    println!(
+        "1 stream, {:.0} s: latency p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} frames; sent/received {:?}",
+        WINDOW.as_secs_f64(),
+        p50 as f64 / 1000.0,
+        p99 as f64 / 1000.0,
+        pmax as f64 / 1000.0,
+        single.latencies_us.len(),
+        single.counts
+    );
+    println!(
+        "  CPU: moongate {:.2} % of a core, streamer {:.2} %; RSS: moongate {} kB, streamer {} kB",
+        single.server_cpu_pct,
+        mean(&single.streamer_cpu_pct),
+        single.server_rss_kb,
+        single.streamer_rss_kb.first().copied().unwrap_or(0)
+    );
+    if let Some(d) = a.close().await {
+        close_to_exit.push(ms(d));
+    }
+    wait_no_streamers(&gw, Duration::from_secs(5)).await;
+
+    // 2. First keyframe: reconnects of a paired identity, and more new identities.
+    for i in 0..FIRST_KEY_ROUNDS {
+        let c = open_client(&gw, "bench-a", "bench-client-a")
+            .await
+            .expect("reconnect");
+        paired_first_key.push(ms(c.first_keyframe_after_open().unwrap_or_default()));
+        if let Some(d) = c.close().await {
+            close_to_exit.push(ms(d));
+        }
+        wait_no_streamers(&gw, Duration::from_secs(5)).await;
+        let c = open_client(&gw, &format!("bench-n{i}"), &format!("bench-client-n{i}"))
+            .await
+            .expect("new identity");
+        new_id_first_key.push(ms(c.first_keyframe_after_open().unwrap_or_default()));
+        if let Some(d) = c.close().await {
+            close_to_exit.push(ms(d));
+        }
+        wait_no_streamers(&gw, Duration::from_secs(5)).await;
+    }
+    println!("WS open → first keyframe, paired identity: {paired_first_key:.1?} ms");
+    println!("WS open → first keyframe, new identity:    {new_id_first_key:.1?} ms (the first is the run's cold start)");
+    println!("close → streamer exit: {close_to_exit:.1?} ms");
+
+    // 3. Capacity: 1, 2, 4, … streams until one drops ≥ 1 % or the host misses frames.
+    let mut best = 0usize;
+    let mut best_window: Option<WindowResult> = None;
+    let mut stop_reason = String::from("reached the step limit");
+    let mut n = 1usize;
+    while n <= MAX_STREAMS {
+        if started.elapsed() > BUDGET {
+            stop_reason = format!("time budget ({} s) used", BUDGET.as_secs());
+            break;
+        }
+        let mut clients = Vec::new();
+        let mut open_error = None;
+        for i in 0..n {
+            match open_client(&gw, &format!("cap-{i}"), &format!("bench-cap-{i}")).await {
+                Ok(c) => clients.push(c),
+                Err(e) => {
+                    open_error = Some(format!("stream {} of {n} did not start: {e}", i + 1));
+                    break;
+                }
+            }
+        }
+        let result = if open_error.is_none() {
+            tokio::time::sleep(STEP_SETTLE).await;
+            Some(measure(&gw, &media, &clients, STEP_WINDOW, tck).await)
+        } else {
+            None
+        };
+        for c in clients {
+            c.close().await;
+        }
+        wait_no_streamers(&gw, Duration::from_secs(10)).await;
+        let Some(r) = result else {
+            stop_reason = open_error.unwrap_or_default();
+            println!("{n} streams: {stop_reason}");
+            break;
+        };
+        let drop = worst_drop_pct(&r.counts);
+        let sent: u64 = r.counts.iter().map(|c| c.0).sum();
+        let got: u64 = r.counts.iter().map(|c| c.1).sum();
+        println!(
+            "{n:>2} streams: worst stream dropped {drop:.2} %, total {got}/{sent} frames; moongate {:.1} % ({:.2} %/stream), streamers {:.2} % each, host sent ≥ 99 % of {FPS} fps: {}, latency p50 {:.2} ms p99 {:.2} ms",
+            r.server_cpu_pct,
+            r.server_cpu_pct / n as f64,
+            mean(&r.streamer_cpu_pct),
+            !r.host_missed,
+            percentile(&r.latencies_us, 0.5) as f64 / 1000.0,
+            percentile(&r.latencies_us, 0.99) as f64 / 1000.0,
+        );
+        if !r.errors.is_empty() {
+            stop_reason = format!("{n} streams: stream error: {}", r.errors[0]);
+            break;
+        }
+        if drop >= 1.0 {
+            stop_reason = format!("{n} streams: a stream dropped {drop:.1} %");
+            break;
+        }
+        if r.host_missed {
+            stop_reason = format!("{n} streams: the host (same machine) could not send {FPS} fps");
+            break;
+        }
+        best = n;
+        best_window = Some(r);
+        n *= 2;
+    }
+    println!("capacity stopped: {stop_reason}");
+
+    // Summary.
+    let pk = median(paired_first_key.clone());
+    // The very first stream of the run is cold (first streamer start, first pairing); it is
+    // printed above and left out of the median.
+    let nk = median(new_id_first_key[1..].to_vec());
+    let cte = close_to_exit.iter().copied().fold(0.0, f64::max);
+    let st_cpu = mean(&single.streamer_cpu_pct);
+    let st_rss_mb = single.streamer_rss_kb.first().copied().unwrap_or(0) as f64 / 1024.0;
+    let mut rows: Vec<(String, String, String, bool)> = vec![
+        (
+            "latency host→WS p50".into(),
+            "≤ 0.3 ms".into(),
+            format!("{:.3} ms", p50 as f64 / 1000.0),
+            p50 <= 300,
+        ),
+        (
+            "latency host→WS p99".into(),
+            "≤ 1 ms".into(),
+            format!("{:.3} ms", p99 as f64 / 1000.0),
+            p99 <= 1000,
+        ),
+        (
+            "CPU per stream, moongate".into(),
+            "≤ 2 % of a core".into(),
+            format!("{:.2} %", single.server_cpu_pct),
+            single.server_cpu_pct <= 2.0,
+        ),
+        (
+            "CPU per stream, streamer".into(),
+            "≤ 2 % of a core".into(),
+            format!("{st_cpu:.2} %"),
+            st_cpu <= 2.0,
+        ),
+        (
+            "RSS per streamer".into(),
+            "≤ 12 MB".into(),
+            format!("{st_rss_mb:.1} MB"),
+            st_rss_mb <= 12.0,
+        ),
+        (
+            "RSS moongate (1 stream)".into(),
+            "–".into(),
+            format!("{:.1} MB", single.server_rss_kb as f64 / 1024.0),
+            true,
+        ),
+        (
+            "first keyframe, paired id (median)".into(),
+            "≤ 250 ms".into(),
+            format!("{pk:.1} ms"),
+            pk <= 250.0,
+        ),
+        (
+            "first keyframe, new id (median, warm)".into(),
+            "≤ 250 ms".into(),
+            format!("{nk:.1} ms"),
+            nk <= 250.0,
+        ),
+        (
+            "close → streamer exit (worst)".into(),
+            "≤ 100 ms".into(),
+            format!("{cte:.1} ms"),
+            cte <= 100.0 && close_to_exit.len() == 1 + 2 * FIRST_KEY_ROUNDS,
+        ),
+        (
+            "concurrent streams < 1 % dropped".into(),
+            "≥ 60".into(),
+            format!("{best}"),
+            best >= 60,
+        ),
+    ];
+    if let Some(r) = &best_window {
+        rows.push((
+            format!("CPU per stream at {best} streams (moongate / streamer)"),
+            "≤ 2 %".into(),
+            format!(
+                "{:.2} % / {:.2} %",
+                r.server_cpu_pct / best as f64,
+                mean(&r.streamer_cpu_pct)
+            ),
+            r.server_cpu_pct / best as f64 <= 2.0 && mean(&r.streamer_cpu_pct) <= 2.0,
+        ));
+    }
+    println!();
+    println!("| metric | goal | measured | met |");
+    println!("|---|---|---|---|");
+    for (name, goal, got, met) in &rows {
+        let met = if goal == "–" {
+            "–"
+        } else if *met {
+            "yes"
+        } else {
+            "no"
+        };
+        println!("| {name} | {goal} | {got} | {met} |");
+    }
+    println!(
+        "\ntotal bench time {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let _ = gw.child.start_kill();
+    let _ = timeout(Duration::from_secs(5), gw.child.wait()).await;
+    drop(host);
+}
