@@ -18,3 +18,4 @@ bash scripts/fuzz-smoke.sh
 echo "== benchmarks (figures, not pass/fail)"
 cargo bench -p gamestream --bench video_fec
 cargo bench -p demo-host --bench encoder
+cargo bench -p web-server --bench gateway
