@@ -34,10 +34,8 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<i32> {
-    // One thread: a stream is a pipeline of small steps (datagram → frame → IPC frame), and on a
-    // 2-worker runtime most of the streamer's CPU went to waking the other worker (the gateway
-    // benchmark measured 4.8 % → 3.5 % of a core per stream and a lower p99 on one thread).
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     let code = runtime.block_on(session::run(tokio::io::stdin(), tokio::io::stdout()));
