@@ -8,7 +8,7 @@
 //! # async fn demo() -> Result<(), wire::ipc::IpcError> {
 //! use futures_util::{SinkExt, StreamExt};
 //! use tokio_util::codec::{FramedRead, FramedWrite};
-//! use wire::ipc::{FromStreamer, StreamerCodec, ToStreamer};
+//! use wire::ipc::{EndReason, Ended, FromStreamer, StreamerCodec, ToStreamer};
 //!
 //! // In the streamer: stdin carries ToStreamer, stdout carries FromStreamer.
 //! let mut rx = FramedRead::new(tokio::io::stdin(), StreamerCodec::new());
@@ -19,8 +19,7 @@
 //!         other => { let _ = other; }
 //!     }
 //! }
-//! # let ended: FromStreamer = todo!();
-//! tx.send(ended).await?;
+//! tx.send(FromStreamer::Ended(Ended { reason: EndReason::Stopped, message: None })).await?;
 //! # Ok(())
 //! # }
 //! ```
