@@ -1,4 +1,4 @@
-//! The browser WebSocket-only protocol, Helix-compatible (`/work/shared/docs/helix-ws-contract.md`
+//! The browser WebSocket-only protocol, Helix-compatible (`../shared/docs/helix-ws-contract.md`
 //! §1.4, §1.7, §2), with moongate's additions. `docs/browser-protocol.md` is the reference for
 //! client authors.
 //!
