@@ -23,7 +23,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use web_server::auth::Credentials;
 use web_server::autopair::{PinSubmitter, SubmitFuture};
 use web_server::certs::SystemClock;
-use web_server::server::serve;
+use web_server::server::{serve, ProvidedHost};
 use web_server::store::SqliteStore;
 use web_server::{embedded, AppState, Config};
 use wire::browser::{formats, Message};
@@ -96,11 +96,21 @@ pub async fn gateway_counting_pins(entered: Option<Arc<AtomicUsize>>) -> Gateway
         let inner = provided.pins.take().expect("the demo host enters PINs");
         provided.pins = Some(Arc::new(CountingPins { inner, entered }));
     }
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    serve_gateway(config, host, provided, dir).await
+}
+
+/// Installs `provided` (the host a gateway streams from) into a fresh gateway state with an
+/// in-memory store and serves it on 127.0.0.1:0.
+pub async fn serve_gateway(
+    config: Config,
+    host: Arc<DemoHost>,
+    provided: ProvidedHost,
+    dir: tempfile::TempDir,
+) -> Gateway {
     let state = AppState::new(
         config,
         Credentials::new(SECRET),
-        store,
+        Arc::new(SqliteStore::in_memory().unwrap()),
         Arc::new(SystemClock),
     );
     embedded::install(&state, &provided).await.unwrap();
