@@ -723,6 +723,13 @@ fn end_of(cause: EndCause) -> End {
             ErrorCode::ConnectionLost,
             format!("control stream lost: {e}"),
         ),
+        // A host that ends a stream says so first (a termination message); a bare ENet disconnect
+        // is a host that crashed or vanished (ENet reports a timeout the same way), which
+        // moonlight-common-c also reports as an error, not as a normal end.
+        EndCause::Disconnected(DisconnectReason::Peer { .. }) => End::error(
+            ErrorCode::ConnectionLost,
+            "the host went away without ending the stream (no answer on the control stream)",
+        ),
         EndCause::Disconnected(reason) => {
             End::host_ended(format!("control stream closed: {reason:?}"))
         }
@@ -760,6 +767,9 @@ mod tests {
         let e = end_of(EndCause::Disconnected(DisconnectReason::Error(
             "timeout".into(),
         )));
+        assert_eq!(e.error.map(|e| e.code), Some(ErrorCode::ConnectionLost));
+        assert_eq!(e.exit, exit::ERROR);
+        let e = end_of(EndCause::Disconnected(DisconnectReason::Peer { data: 0 }));
         assert_eq!(e.error.map(|e| e.code), Some(ErrorCode::ConnectionLost));
         assert_eq!(e.exit, exit::ERROR);
     }
