@@ -37,6 +37,18 @@ use super::net::Candidates;
 /// A peer that never connects within this long after the descriptions were exchanged has
 /// failed (str0m's ICE agent has no "failed" state: it keeps trying while candidates may come).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connected peer from which nothing (RTCP, STUN consent, SCTP) arrived for this long counts
+/// as disconnected. Browsers receiving media send RTCP every second and STUN consent checks
+/// every few seconds. str0m alone takes ≥ 15 s to notice (a pair stays "possible" for a
+/// hard-coded 15 s after the peer's last binding request), which would make "disconnected for
+/// 10 s" a 25 s wait.
+const PEER_SILENCE: Duration = Duration::from_secs(5);
+/// ICE liveness: str0m re-checks the nominated pair every `STUN_MAX_RTO` and calls the peer
+/// disconnected after `STUN_MAX_RETRANSMITS` unanswered retransmits (250 ms doubling, capped):
+/// 0.25 + 0.5 + 1 + 1 + 1 + 1 ≈ 4.75 s, like pion's 5 s "disconnected". str0m's defaults
+/// (3 s, 9) take ≈ 22 s, which would make "disconnected for 10 s" a 32 s wait.
+const STUN_MAX_RTO: Duration = Duration::from_secs(1);
+const STUN_MAX_RETRANSMITS: usize = 5;
 /// Datagrams held while the socket's send buffer is full; beyond this the oldest go.
 const BACKLOG: usize = 1024;
 /// RTP header extension id offered for playout-delay when the streamer makes the offer (an
@@ -122,6 +134,7 @@ pub struct Peer {
     disconnected_since: Option<Instant>,
     connect_deadline: Option<Instant>,
     rtc_timeout: Option<Instant>,
+    last_rx: Option<Instant>,
     awaiting_keyframe: bool,
     queue: SendQueue<Media>,
     backlog: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -169,6 +182,7 @@ impl Peer {
             disconnected_since: None,
             connect_deadline: None,
             rtc_timeout: None,
+            last_rx: None,
             awaiting_keyframe: true,
             queue: SendQueue::new(queue),
             backlog: VecDeque::new(),
@@ -182,9 +196,13 @@ impl Peer {
 
     /// Waits for a datagram, writability of the backlog, or the next timer. Cancel-safe.
     pub async fn wait(&mut self) -> PeerIo {
+        let silence = (self.dtls_connected && self.disconnected_since.is_none())
+            .then(|| self.last_rx.map(|t| t + PEER_SILENCE))
+            .flatten();
         let deadline = [
             self.rtc_timeout,
             self.connect_deadline,
+            silence,
             self.disconnected_since.map(|t| t + self.disconnect_timeout),
         ]
         .into_iter()
@@ -350,14 +368,16 @@ impl Peer {
 
     /// A fresh `Rtc` with our candidates, replacing any previous one.
     fn new_rtc(&mut self, now: Instant) -> Rtc {
-        let mut rtc = Rtc::builder()
+        let mut config = Rtc::builder()
             .clear_codecs()
             .enable_h264(true)
             .enable_h265(true)
             .enable_av1(true)
             .enable_opus(true, false)
-            .set_extension(PLAYOUT_DELAY_EXT_ID, Extension::PlayoutDelay)
-            .build(now);
+            .set_extension(PLAYOUT_DELAY_EXT_ID, Extension::PlayoutDelay);
+        config.set_max_stun_rto(STUN_MAX_RTO);
+        config.set_max_stun_retransmits(STUN_MAX_RETRANSMITS);
+        let mut rtc = config.build(now);
         for c in &self.candidates.all {
             rtc.add_local_candidate(c.clone());
         }
@@ -370,6 +390,7 @@ impl Peer {
         self.dtls_connected = false;
         self.ice_connected = false;
         self.disconnected_since = None;
+        self.last_rx = None;
         self.connect_deadline = Some(now + CONNECT_TIMEOUT);
         self.awaiting_keyframe = true;
         self.queue.reset_video(now);
@@ -503,6 +524,15 @@ impl Peer {
             tracing::info!(error = %e, "peer input failed; closing the peer");
             rtc.disconnect();
         }
+        self.last_rx = Some(now);
+        // Back from silence (and ICE never gave up): connected again.
+        if self.disconnected_since.is_some() && self.ice_connected {
+            tracing::info!("the peer is back");
+            self.disconnected_since = None;
+            self.state(PeerState::Connected);
+            self.out
+                .push_back(PeerOut::KeyframeRequest("peer reconnected"));
+        }
     }
 
     fn send(&mut self, destination: SocketAddr, data: &[u8]) {
@@ -591,6 +621,18 @@ impl Peer {
     }
 
     fn check_timers(&mut self, now: Instant) {
+        if self.dtls_connected && self.disconnected_since.is_none() {
+            if let Some(t) = self.last_rx {
+                if now.duration_since(t) >= PEER_SILENCE {
+                    tracing::info!(
+                        silent_ms = now.duration_since(t).as_millis() as u64,
+                        "nothing from the peer: disconnected"
+                    );
+                    self.disconnected_since = Some(now);
+                    self.state(PeerState::Disconnected);
+                }
+            }
+        }
         if let Some(since) = self.disconnected_since {
             if now.duration_since(since) >= self.disconnect_timeout {
                 self.state(PeerState::Failed);
