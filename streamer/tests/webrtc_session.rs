@@ -367,11 +367,9 @@ impl Browser {
                 seen.audio += 1;
             }
             Event::ChannelOpen(id, label) => seen.channels.push((id, label)),
-            Event::ChannelData(d) => {
-                if !d.binary {
-                    seen.general_text
-                        .push(String::from_utf8_lossy(&d.data).into_owned());
-                }
+            Event::ChannelData(d) if !d.binary => {
+                seen.general_text
+                    .push(String::from_utf8_lossy(&d.data).into_owned());
             }
             _ => {}
         }
@@ -481,6 +479,24 @@ async fn webrtc_streams_relays_input_and_stops_cleanly() {
         browser.run_for(Duration::from_millis(100), &mut seen).await;
     }
     println!("browser saw {seen:?}");
+    // The streamer's footprint while streaming 60 fps + audio to one peer (Linux /proc).
+    if let Some(pid) = s.child.id() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .map(|l| l[name.len()..].trim().to_string())
+                    .unwrap_or_default()
+            };
+            println!(
+                "WebRTC streamer: VmRSS {}, VmHWM {}, Threads {}",
+                field("VmRSS:"),
+                field("VmHWM:"),
+                field("Threads:")
+            );
+        }
+    }
     assert!(
         seen.exact_frames * 10 >= seen.frames * 9,
         "access units byte-exact: {seen:?}"
