@@ -9,7 +9,9 @@
 //! Opus packets arrive intact; an RTCP PLI from the browser makes the host send a keyframe; input
 //! on the `keyboard` data channel reaches the host; `Stop` cancels on the host before `Ended`,
 //! and `general` says `"ConnectionTerminated"`; a peer that vanishes ends the stream after the
-//! disconnect timeout with `Ended{PeerGone}`, the host session cancelled.
+//! disconnect timeout with `Ended{PeerGone}`, the host session cancelled; `CreateOffer` makes the
+//! streamer offer (contract §1.5 `join`) and media flows on the browser's answer; an offer
+//! without the host's codec is `Error{UnsupportedCodec}`.
 
 #[path = "../../gamestream/examples/common/synthetic.rs"]
 mod synthetic;
@@ -279,9 +281,13 @@ struct Seen {
 
 impl Browser {
     async fn new() -> Browser {
+        Browser::with_config(Rtc::builder()).await
+    }
+
+    async fn with_config(config: str0m::RtcConfig) -> Browser {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder()
+        let mut rtc = config
             .set_extension(6, Extension::PlayoutDelay)
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
@@ -350,6 +356,7 @@ impl Browser {
     fn event(&mut self, e: Event, seen: &mut Seen) {
         match e {
             Event::Connected => seen.connected = true,
+            Event::MediaAdded(m) if m.kind == MediaKind::Video => self.video = m.mid,
             Event::MediaData(m) if m.mid == self.video => {
                 seen.frames += 1;
                 let key = m.data.get(4).is_some_and(|b| b & 0x1f == 5);
@@ -637,4 +644,95 @@ async fn a_full_port_range_fails_clearly_before_launching() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_streamer_offers_when_asked() {
+    // Contract §1.5: in `join` mode the server makes the offer.
+    let mut rig = rig("webrtc-client-d").await;
+    let base = free_port_range(10);
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(rig.init(settings(base, 10_000)))))
+        .await;
+    rig.await_stream().await;
+    s.send(ToStreamer::Signal(RemoteSignal::CreateOffer)).await;
+    let offer = loop {
+        match s.next().await {
+            FromStreamer::Signal(LocalSignal::Description(d)) => break d,
+            FromStreamer::Ended(e) => panic!("ended: {e:?}"),
+            _ => {}
+        }
+    };
+    assert_eq!(offer.ty, SdpType::Offer);
+    assert!(offer.sdp.contains("m=video") && offer.sdp.contains("m=application"));
+    let mut browser = Browser::new().await;
+    let answer = browser
+        .rtc
+        .sdp_api()
+        .accept_offer(str0m::change::SdpOffer::from_sdp_string(&offer.sdp).unwrap())
+        .unwrap();
+    s.send(ToStreamer::Signal(RemoteSignal::Description(
+        SessionDescription {
+            ty: SdpType::Answer,
+            sdp: answer.to_sdp_string(),
+        },
+    )))
+    .await;
+    let mut seen = Seen::default();
+    let t0 = Instant::now();
+    while seen.frames < 30 || seen.audio < 10 {
+        assert!(t0.elapsed() < WAIT, "media did not flow: {seen:?}");
+        browser.run_for(Duration::from_millis(100), &mut seen).await;
+    }
+    assert_eq!(seen.first_was_keyframe, Some(true));
+    assert!(seen.exact_frames * 10 >= seen.frames * 9, "{seen:?}");
+    assert!(browser.channel(&seen, "general").is_some());
+    s.send(ToStreamer::Stop).await;
+    let ended = loop {
+        if let FromStreamer::Ended(e) = s.next().await {
+            break e;
+        }
+    };
+    assert_eq!(ended.reason, EndReason::Stopped);
+    rig.host.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_without_the_hosts_codec_is_refused() {
+    let mut rig = rig("webrtc-client-e").await;
+    let base = free_port_range(10);
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(rig.init(settings(base, 10_000)))))
+        .await;
+    rig.await_stream().await;
+    // A browser that decodes VP8 only; the host streams H.264.
+    let mut browser = Browser::with_config(
+        Rtc::builder()
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_opus(true, false),
+    )
+    .await;
+    let (offer, _pending) = browser.offer();
+    s.send(ToStreamer::Signal(RemoteSignal::Description(
+        SessionDescription {
+            ty: SdpType::Offer,
+            sdp: offer,
+        },
+    )))
+    .await;
+    let mut error = None;
+    let ended = loop {
+        match s.next().await {
+            FromStreamer::Error(e) => error = Some(e),
+            FromStreamer::Ended(e) => break e,
+            _ => {}
+        }
+    };
+    let error = error.expect("Error before Ended");
+    println!("{error:?}");
+    assert_eq!(error.code, ErrorCode::UnsupportedCodec);
+    assert_eq!(ended.reason, EndReason::Error);
+    assert!(rig.host.sessions().is_empty(), "host cancelled");
+    rig.host.close().await;
 }
