@@ -420,6 +420,20 @@ async fn connect(s: &mut Streamer, browser: &mut Browser, base: u16) -> Seen {
     )))
     .await;
     let (answer_sdp, _) = answer(s).await;
+    // The trickled candidates follow the answer and name its first mid and ufrag.
+    let candidate = loop {
+        if let FromStreamer::Signal(LocalSignal::Candidate(c)) = s.next().await {
+            break c;
+        }
+    };
+    let mid = candidate.sdp_mid.clone().expect("sdp_mid");
+    assert!(
+        answer_sdp.contains(&format!("a=mid:{mid}")),
+        "{candidate:?}"
+    );
+    let ufrag = candidate.username_fragment.clone().expect("ufrag");
+    assert!(answer_sdp.contains(&format!("a=ice-ufrag:{ufrag}")));
+    assert!(answer_sdp.contains(&candidate.candidate), "{candidate:?}");
     let port_in_range =
         (base..=base + 9).any(|p| answer_sdp.contains(&format!("127.0.0.1 {p} typ host")));
     assert!(

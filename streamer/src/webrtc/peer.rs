@@ -473,6 +473,14 @@ impl Peer {
     }
 
     fn send_description(&mut self, ty: SdpType, sdp: String) {
+        // Trickled copies of the candidates name the first m-line (BUNDLE: one transport) and
+        // our ufrag, taken from the SDP itself so they always match it.
+        let attr = |name: &str| {
+            sdp.lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .map(str::to_string)
+        };
+        let (mid, ufrag) = (attr("a=mid:"), attr("a=ice-ufrag:"));
         self.out.push_back(PeerOut::Signal(LocalSignal::Description(
             SessionDescription { ty, sdp },
         )));
@@ -480,9 +488,9 @@ impl Peer {
             self.out
                 .push_back(PeerOut::Signal(LocalSignal::Candidate(IceCandidate {
                     candidate: c.to_sdp_string(),
-                    sdp_mid: Some("0".into()),
+                    sdp_mid: mid.clone(),
                     sdp_mline_index: Some(0),
-                    username_fragment: None,
+                    username_fragment: ufrag.clone(),
                 })));
         }
         self.state(PeerState::Checking);
