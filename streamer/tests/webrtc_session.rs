@@ -227,6 +227,14 @@ impl Streamer {
     }
 }
 
+/// utime + stime of a process, in clock ticks (Linux /proc).
+fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
 /// `n` consecutive free UDP ports on loopback (checked by binding them; released on return).
 fn free_port_range(n: u16) -> u16 {
     for _ in 0..50 {
@@ -495,11 +503,22 @@ async fn webrtc_streams_relays_input_and_stops_cleanly() {
         .request_keyframe(None, KeyframeRequestKind::Pli)
         .unwrap();
     let t0 = Instant::now();
+    let (cpu0, frames0) = (cpu_ticks(s.child.id()), seen.frames);
     while seen.frames < 120 || seen.keyframes <= before || seen.audio < 50 {
         assert!(t0.elapsed() < WAIT, "{seen:?}");
         browser.run_for(Duration::from_millis(100), &mut seen).await;
     }
     println!("browser saw {seen:?}");
+    if let (Some(c0), Some(c1)) = (cpu0, cpu_ticks(s.child.id())) {
+        // Clock ticks are 1/100 s on Linux.
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "WebRTC streamer CPU: {:.1} % of one core over {secs:.1} s, {} frames (debug build; \
+             host RTP in, FEC, str0m SRTP/packetizing out)",
+            (c1 - c0) as f64 / secs,
+            seen.frames - frames0
+        );
+    }
     // The streamer's footprint while streaming 60 fps + audio to one peer (Linux /proc).
     if let Some(pid) = s.child.id() {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
