@@ -133,6 +133,7 @@ impl Rig {
             play_audio_local: false,
             lobby_id: None,
             wolf_api: None,
+            webrtc: None,
         }
     }
 
@@ -563,9 +564,28 @@ async fn bad_init_and_unreachable_host_report_errors() {
     assert!(!error.message.contains("SECRET"));
     assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
 
-    // WebRTC mode is not built: refused clearly rather than streamed to the wrong place.
+    // WebRTC mode with settings that make no sense: refused before the host is contacted.
     let mut init = rig.init();
     init.mode = StreamMode::Webrtc;
+    init.webrtc = Some(wire::ipc::WebRtcSettings {
+        udp_port_min: 40_010,
+        udp_port_max: 40_000,
+        ..wire::ipc::WebRtcSettings::default()
+    });
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(init))).await;
+    let (ended, error) = s.until_ended().await;
+    assert_eq!(ended.reason, EndReason::Error);
+    assert_eq!(error.map(|e| e.code), Some(ErrorCode::BadInit));
+    assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
+    // …and a NAT 1:1 address that is not an IP.
+    let mut init = rig.init();
+    init.mode = StreamMode::Webrtc;
+    init.webrtc = Some(wire::ipc::WebRtcSettings {
+        bind_address: "127.0.0.1".into(),
+        nat_1to1_ips: vec!["gateway.example".into()],
+        ..wire::ipc::WebRtcSettings::default()
+    });
     let mut s = spawn();
     s.send(ToStreamer::Init(Box::new(init))).await;
     let (ended, error) = s.until_ended().await;
