@@ -7,6 +7,9 @@
  * `withoutType()` gives that form.
  */
 
+/** Bytes on a plain ArrayBuffer (what WebSocket.send and WebCodecs accept). */
+export type Bytes = Uint8Array<ArrayBuffer>;
+
 export const MsgType = {
   VideoFrame: 0x01,
   AudioFrame: 0x02,
@@ -48,7 +51,7 @@ export function codecByByte(byte: number) {
 
 // ---------------------------------------------------------------- client → server
 
-function msg(len: number, fill: (v: DataView) => void): Uint8Array {
+function msg(len: number, fill: (v: DataView) => void): Bytes {
   const b = new Uint8Array(len);
   fill(new DataView(b.buffer));
   return b;
@@ -58,7 +61,7 @@ const clampI16 = (n: number) => Math.max(-32768, Math.min(32767, Math.round(n)))
 const clampI8 = (n: number) => Math.max(-128, Math.min(127, Math.round(n)));
 
 /** KeyboardInput subtype 0: `vk` is a Windows virtual-key code. */
-export function keyboardKey(down: boolean, modifiers: number, vk: number): Uint8Array {
+export function keyboardKey(down: boolean, modifiers: number, vk: number): Bytes {
   return msg(6, (v) => {
     v.setUint8(0, MsgType.Keyboard);
     v.setUint8(1, 0);
@@ -72,9 +75,9 @@ export function keyboardKey(down: boolean, modifiers: number, vk: number): Uint8
  * KeyboardInput subtype 1 (text). The length is one byte, so long text is split into several
  * messages at character boundaries (never inside a UTF-8 sequence).
  */
-export function keyboardText(text: string): Uint8Array[] {
+export function keyboardText(text: string): Bytes[] {
   const enc = new TextEncoder();
-  const out: Uint8Array[] = [];
+  const out: Bytes[] = [];
   let chunk: number[] = [];
   const flush = () => {
     if (!chunk.length) return;
@@ -96,12 +99,12 @@ export function keyboardText(text: string): Uint8Array[] {
 }
 
 /** Mouse buttons: 1 left, 2 middle, 3 right, 4 X1, 5 X2. */
-export function mouseButton(down: boolean, button: number): Uint8Array {
+export function mouseButton(down: boolean, button: number): Bytes {
   return Uint8Array.of(MsgType.MouseClick, 2, down ? 1 : 0, button);
 }
 
 /** High-resolution wheel in pixels; `dy` is the browser's (down = +), negated on the wire. */
-export function mouseWheelHighRes(dx: number, dy: number): Uint8Array {
+export function mouseWheelHighRes(dx: number, dy: number): Bytes {
   return msg(6, (v) => {
     v.setUint8(0, MsgType.MouseClick);
     v.setUint8(1, 3);
@@ -111,7 +114,7 @@ export function mouseWheelHighRes(dx: number, dy: number): Uint8Array {
 }
 
 /** Coarse wheel: pixel deltas ÷ 10, rounded, clamped, Y negated. */
-export function mouseWheel(dx: number, dy: number): Uint8Array {
+export function mouseWheel(dx: number, dy: number): Bytes {
   return msg(4, (v) => {
     v.setUint8(0, MsgType.MouseClick);
     v.setUint8(1, 4);
@@ -121,7 +124,7 @@ export function mouseWheel(dx: number, dy: number): Uint8Array {
 }
 
 /** Absolute position `x`,`y` within a `refW`×`refH` reference (the client uses 4096×4096). */
-export function mouseAbsolute(x: number, y: number, refW = 4096, refH = 4096): Uint8Array {
+export function mouseAbsolute(x: number, y: number, refW = 4096, refH = 4096): Bytes {
   return msg(10, (v) => {
     v.setUint8(0, MsgType.MouseAbsolute);
     v.setUint8(1, 1);
@@ -132,7 +135,7 @@ export function mouseAbsolute(x: number, y: number, refW = 4096, refH = 4096): U
   });
 }
 
-export function mouseRelative(dx: number, dy: number): Uint8Array {
+export function mouseRelative(dx: number, dy: number): Bytes {
   return msg(6, (v) => {
     v.setUint8(0, MsgType.MouseRelative);
     v.setUint8(1, 0);
@@ -158,7 +161,7 @@ export interface TouchPoint {
 
 const finite = (n: number) => (Number.isFinite(n) ? n : 0);
 
-export function touch(t: TouchPoint): Uint8Array {
+export function touch(t: TouchPoint): Bytes {
   return msg(28, (v) => {
     v.setUint8(0, MsgType.Touch);
     v.setUint8(1, t.event);
@@ -175,7 +178,7 @@ export function touch(t: TouchPoint): Uint8Array {
 /** Controller kinds of the arrival message. */
 export const PadType = { Unknown: 0, Xbox: 1, PlayStation: 2, Nintendo: 3 } as const;
 
-export function controllerArrival(id: number, type: number, capabilities: number, supportedButtons: number): Uint8Array {
+export function controllerArrival(id: number, type: number, capabilities: number, supportedButtons: number): Bytes {
   return msg(10, (v) => {
     v.setUint8(0, MsgType.ControllerEvent);
     v.setUint8(1, 0);
@@ -186,7 +189,7 @@ export function controllerArrival(id: number, type: number, capabilities: number
   });
 }
 
-export function controllerRemoval(id: number): Uint8Array {
+export function controllerRemoval(id: number): Bytes {
   return Uint8Array.of(MsgType.ControllerEvent, 1, id);
 }
 
@@ -203,7 +206,7 @@ export interface PadState {
   rsy: number;
 }
 
-export function controllerState(s: PadState): Uint8Array {
+export function controllerState(s: PadState): Bytes {
   return msg(18, (v) => {
     v.setUint8(0, MsgType.ControllerState);
     v.setUint8(1, s.id);
@@ -218,7 +221,7 @@ export function controllerState(s: PadState): Uint8Array {
   });
 }
 
-export function control(json: object): Uint8Array {
+export function control(json: object): Bytes {
   const body = new TextEncoder().encode(JSON.stringify(json));
   const b = new Uint8Array(1 + body.length);
   b[0] = MsgType.Control;
@@ -227,7 +230,7 @@ export function control(json: object): Uint8Array {
 }
 
 /** Ping: `clientTimeUs` is opaque to the server and echoed in the Pong. */
-export function ping(seq: number, clientTimeUs: bigint): Uint8Array {
+export function ping(seq: number, clientTimeUs: bigint): Bytes {
   return msg(13, (v) => {
     v.setUint8(0, MsgType.Ping);
     v.setUint32(1, seq >>> 0);
@@ -236,7 +239,7 @@ export function ping(seq: number, clientTimeUs: bigint): Uint8Array {
 }
 
 /** The WebRTC data-channel form of an input message: the same bytes without the type byte. */
-export function withoutType(m: Uint8Array): Uint8Array {
+export function withoutType(m: Bytes): Bytes {
   return m.subarray(1);
 }
 
@@ -259,13 +262,13 @@ export interface VideoFrame {
   ptsUs: bigint;
   width: number;
   height: number;
-  data: Uint8Array;
+  data: Bytes;
 }
 export interface AudioFrame {
   type: "audio";
   channels: number;
   ptsUs: bigint;
-  data: Uint8Array;
+  data: Bytes;
 }
 export interface Pong {
   type: "pong";
@@ -295,7 +298,7 @@ export type ServerMessage = StreamInit | VideoFrame | AudioFrame | Pong | Rumble
  * Decodes one binary message from the server. Returns an array (a VideoBatch holds several
  * frames); an empty array for messages a reader must drop (too short, unknown type or subtype).
  */
-export function decodeServer(buf: ArrayBuffer | Uint8Array): ServerMessage[] {
+export function decodeServer(buf: ArrayBuffer | Bytes): ServerMessage[] {
   const b = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
   if (b.length === 0) return [];
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -366,7 +369,7 @@ export function decodeServer(buf: ArrayBuffer | Uint8Array): ServerMessage[] {
   }
 }
 
-function decodeVideo(b: Uint8Array, v: DataView): VideoFrame | null {
+function decodeVideo(b: Bytes, v: DataView): VideoFrame | null {
   if (b.length < 15) return null;
   return {
     type: "video",
@@ -425,7 +428,7 @@ export function initJson(p: InitParams): string {
 export function hex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 }
-export function unhex(s: string): Uint8Array {
+export function unhex(s: string): Bytes {
   const parts = s.trim().split(/\s+/).filter(Boolean);
   return Uint8Array.from(parts, (p) => parseInt(p, 16));
 }

@@ -6,7 +6,7 @@
 import type { InputEvent } from "../input";
 import * as P from "../protocol";
 
-export function wsMessages(e: InputEvent): Uint8Array[] {
+export function wsMessages(e: InputEvent): P.Bytes[] {
   switch (e.k) {
     case "key":
       return [P.keyboardKey(e.down, e.mods, e.vk)];
@@ -41,8 +41,8 @@ export const CHANNELS: ReadonlyArray<{ label: string; init: RTCDataChannelInit }
   { label: "controllers", init: { ordered: true } },
 ];
 
-export function rtcMessages(e: InputEvent): { label: string; data: Uint8Array }[] {
-  const strip = (label: string, ms: Uint8Array[]) => ms.map((m) => ({ label, data: P.withoutType(m) }));
+export function rtcMessages(e: InputEvent): { label: string; data: P.Bytes }[] {
+  const strip = (label: string, ms: P.Bytes[]) => ms.map((m) => ({ label, data: P.withoutType(m) }));
   switch (e.k) {
     case "key":
     case "text":
