@@ -141,9 +141,28 @@ describe("web client end to end", () => {
         });
         assert.ok(events.some((e) => e.type === "mouse_move_absolute"), "the click's position was sent");
 
+        // A second tab takes the stream over; the first says why and does not reconnect.
+        const page2 = await browser.context.newPage();
+        try {
+          await page2.goto(page.url());
+          await until(30000, "the second tab streams", () => page2.evaluate(() => window.moongate?.state === "streaming"));
+          const reason = await until(15000, "the first tab stops as superseded", () =>
+            page.evaluate(() => window.moongate.state === "stopped" && window.moongate.reason),
+          );
+          assert.match(reason, /another tab|took over/);
+          await shot(page, `07-superseded-${mode}`);
+          await page.waitForTimeout(2000);
+          assert.equal(await page.evaluate(() => window.moongate.state), "stopped", "the superseded tab did not reconnect");
+          assert.equal((await hostSessions(gw)).length, 1, "one session on the host");
+          await page.close({ runBeforeUnload: false });
+          closed = true;
+        } catch (e) {
+          await page2.close().catch(() => {});
+          throw e;
+        }
+
         // Closing the tab ends the stream on the host and in the gateway.
-        await page.close({ runBeforeUnload: false });
-        closed = true;
+        await page2.close({ runBeforeUnload: false });
         await until(15000, "the host reports 0 sessions after the tab closed", async () => (await hostSessions(gw)).length === 0);
         await until(15000, "the gateway's registry is empty", async () => {
           const r = await fetch(gw.url + "/api/sessions", { headers: { Authorization: `Bearer ${gw.credential}` } });
