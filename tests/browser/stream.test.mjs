@@ -71,17 +71,19 @@ describe("web client end to end", () => {
     }
   });
 
-  for (const mode of ["websocket", "webrtc"]) {
+  /** Whether this gateway has the WebRTC signaling route (without it the catch-all answers a JSON 404). */
+  const hasWebrtc = async () => {
+    const probe = await fetch(gw.url + "/api/host/stream", { headers: { Authorization: `Bearer ${gw.credential}` } });
+    const body = await probe.text();
+    return !(probe.status === 404 && body.includes("not_found"));
+  };
+
+  for (const mode of ["websocket", "webrtc", "auto"]) {
     test(`stream the test pattern in ${mode} mode`, { timeout: 90000 }, async (t) => {
-      if (mode === "webrtc") {
-        // The WebRTC signaling route comes with the WebRTC issue; without it this gateway has no
-        // WebRTC mode to test (the catch-all answers a JSON 404).
-        const probe = await fetch(gw.url + "/api/host/stream", { headers: { Authorization: `Bearer ${gw.credential}` } });
-        const body = await probe.text();
-        if (probe.status === 404 && body.includes("not_found")) {
-          t.skip("this gateway has no /api/host/stream (WebRTC signaling) route");
-          return;
-        }
+      const rtc = await hasWebrtc();
+      if (mode === "webrtc" && !rtc) {
+        t.skip("this gateway has no /api/host/stream (WebRTC signaling) route");
+        return;
       }
       const page = await browser.context.newPage();
       let closed = false;
@@ -102,7 +104,9 @@ describe("web client end to end", () => {
             return m?.state === "streaming" && m.mode;
           }),
         );
-        assert.equal(await page.evaluate(() => window.moongate.mode), mode);
+        // "auto" prefers WebRTC and falls back to WebSocket when it cannot connect.
+        const expected = mode === "auto" ? (rtc ? "webrtc" : "websocket") : mode;
+        assert.equal(await page.evaluate(() => window.moongate.mode), expected);
         // Frames: ≥ 100 decoded in 3 s, the picture changes and is not black.
         await until(10000, "first decoded frame", () => page.evaluate(() => window.moongate.stats()?.framesDecoded > 0));
         const a = await page.evaluate(() => window.moongate.stats().framesDecoded);

@@ -210,8 +210,12 @@ export class StreamView {
   }
 
   private renderStats(): void {
+    if (this.overlay.hidden) return;
     const s = this.transport?.stats();
-    if (!s || this.overlay.hidden) return;
+    if (!s) {
+      this.overlay.textContent = `not connected (${this.debug.state})`;
+      return;
+    }
     const f = (n: number) => n.toFixed(0);
     this.overlay.textContent = [
       `${s.mode === "webrtc" ? "WebRTC" : "WebSocket"} · ${s.codec} ${s.width}×${s.height}`,
