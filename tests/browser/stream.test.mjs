@@ -145,6 +145,22 @@ describe("web client end to end", () => {
         });
         assert.ok(events.some((e) => e.type === "mouse_move_absolute"), "the click's position was sent");
 
+        // Held input is released when the window loses focus.
+        const seq0 = (await hostInput(gw, sid)).length;
+        await page.keyboard.down("ShiftLeft");
+        await page.mouse.down({ button: "right" });
+        await until(5000, "Shift and the right button held on the host", async () => {
+          const ev = (await hostInput(gw, sid)).slice(seq0).map((r) => r.event);
+          return ev.some((e) => e.type === "key_down" && (e.key_code & 0x7fff) === 0xa0) && ev.some((e) => e.type === "mouse_button_down" && e.button === 3);
+        });
+        await page.evaluate(() => window.dispatchEvent(new Event("blur")));
+        await until(5000, "blur releases Shift and the right button on the host", async () => {
+          const ev = (await hostInput(gw, sid)).slice(seq0).map((r) => r.event);
+          return ev.some((e) => e.type === "key_up" && (e.key_code & 0x7fff) === 0xa0) && ev.some((e) => e.type === "mouse_button_up" && e.button === 3);
+        });
+        await page.keyboard.up("ShiftLeft");
+        await page.mouse.up({ button: "right" });
+
         // A second tab takes the stream over; the first says why and does not reconnect.
         const page2 = await browser.context.newPage();
         try {
