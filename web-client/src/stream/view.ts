@@ -92,6 +92,11 @@ export class StreamView {
       this.audioCtx = null;
     }
     this.input.attach();
+    // Without a recent click (e.g. after a reload) the browser starts audio suspended; the first
+    // interaction with the stream resumes it.
+    const resume = () => void this.audioCtx?.resume().catch(() => {});
+    this.stage.addEventListener("pointerdown", resume, { once: true });
+    this.stage.addEventListener("keydown", resume, { once: true });
     window.addEventListener("pagehide", this.onPageHide);
     window.addEventListener("keydown", this.onShortcut, true);
     this.overlayTimer = setInterval(() => this.renderStats(), 500);
