@@ -126,6 +126,7 @@ export class StreamView {
       for (const [re, bit] of RTC_FORMATS) if (caps.some((c) => re.test(c.mimeType))) formats |= bit;
       if (s.codec !== "auto") formats &= CODEC_BITS[s.codec] ?? 0;
     }
+    if (this.destroyed) return; // left while the codecs were probed
     if (!formats) return this.stopWith(`This browser cannot decode ${s.codec === "auto" ? "any video format the host offers" : s.codec} in ${mode === "webrtc" ? "WebRTC" : "WebSocket"} mode. Pick another codec or mode in the settings.`);
     const req: StreamRequest = {
       base: "",
