@@ -1,12 +1,20 @@
 // Host management through the client: add a host, pair it (the PIN the dialog shows is entered
 // on the host through its Wolf API, as a user would type it there), see it paired, remove it.
 import { test } from "node:test";
+import dgram from "node:dgram";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { launchBrowser, screenshotDir, startGateway, until, wolfApi } from "./harness.mjs";
 
-test("add a host, pair it with the PIN shown, remove it", { timeout: 90000 }, async () => {
-  const gw = await startGateway();
+test("add a host, pair it with the PIN shown, remove it; wake an offline host", { timeout: 90000 }, async () => {
+  // Wake-on-LAN packets go to a UDP socket of this test instead of the broadcast address.
+  const wol = dgram.createSocket("udp4");
+  await new Promise((r) => wol.bind(0, "127.0.0.1", r));
+  const magic = new Promise((r) => wol.once("message", (m) => r(m)));
+  const gw = await startGateway({ env: { MOONGATE_WOL_TARGET: `127.0.0.1:${wol.address().port}` } }).catch((e) => {
+    wol.close();
+    throw e;
+  });
   let browser;
   try {
     browser = await launchBrowser();
@@ -52,8 +60,26 @@ test("add a host, pair it with the PIN shown, remove it", { timeout: 90000 }, as
     await card.waitFor({ state: "detached" });
     const hosts = await (await fetch(gw.url + "/api/hosts", auth)).json();
     assert.deepEqual(hosts.map((h) => h.id), [embedded.id]);
+
+    // An offline host with a MAC address offers Wake-on-LAN; the magic packet goes out.
+    await page.click("text=Add host");
+    await page.fill("input[name=address]", "127.0.0.1");
+    await page.fill("input[name=name]", "Sleeping PC");
+    await page.fill("input[name=http_port]", "9"); // nothing listens there
+    await page.fill("input[name=mac]", "02:00:00:00:00:02");
+    await page.click("dialog button[type=submit]");
+    const sleeping = page.locator("[data-testid=host]", { hasText: "Sleeping PC" });
+    await sleeping.locator(".badge", { hasText: "offline" }).waitFor({ timeout: 20000 });
+    await sleeping.locator("button", { hasText: "Wake" }).click();
+    await sleeping.locator("text=Wake-on-LAN packet sent").waitFor();
+    await page.screenshot({ path: path.join(screenshotDir, "13-wake.png") });
+    const packet = await Promise.race([magic, new Promise((_, rej) => setTimeout(() => rej(new Error("no Wake-on-LAN packet in 5 s")), 5000))]);
+    const mac = Buffer.from([2, 0, 0, 0, 0, 2]);
+    assert.deepEqual(packet.subarray(0, 6), Buffer.alloc(6, 0xff));
+    for (let i = 0; i < 16; i++) assert.deepEqual(packet.subarray(6 + i * 6, 12 + i * 6), mac, `MAC repetition ${i}`);
   } finally {
     await browser?.close();
     await gw.stop();
+    wol.close();
   }
 });
