@@ -161,6 +161,17 @@ describe("web client end to end", () => {
         await page.keyboard.up("ShiftLeft");
         await page.mouse.up({ button: "right" });
 
+        // The wheel (high resolution, down = negative on the wire) and paste as text.
+        await browser.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: gw.url });
+        await page.evaluate(() => navigator.clipboard.writeText("héllo moongate"));
+        await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+        await page.mouse.wheel(0, 120);
+        await page.click("button:has-text('Paste')");
+        await until(5000, "scroll and pasted text on the host", async () => {
+          const ev = (await hostInput(gw, sid)).slice(seq0).map((r) => r.event);
+          return ev.some((e) => e.type === "scroll" && e.amount === -120) && ev.some((e) => e.type === "utf8_text" && e.text === "héllo moongate");
+        });
+
         // A second tab takes the stream over; the first says why and does not reconnect.
         const page2 = await browser.context.newPage();
         try {
