@@ -59,6 +59,11 @@ function hostCard(ctx: Ctx, host: HostView): HTMLElement {
     );
   };
   void refresh();
+  // Keep the badges current while this page is shown (a host waking up, a stream starting).
+  const timer = setInterval(() => {
+    if (!ctx.isCurrent() || !card.isConnected) clearInterval(timer);
+    else void refresh();
+  }, 10000);
   return card;
 }
 
