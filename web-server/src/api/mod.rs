@@ -15,6 +15,8 @@
 //! | `GET /api/sessions` | the session registry |
 //! | `GET /api/ws/stream` | WebSocket-only streaming (Helix-compatible; [`ws_stream`]) |
 //! | `GET /healthz` | liveness |
+//! | `GET /readyz` | readiness: store open, streamer executable ([`crate::admin::readyz`]) |
+//! | `/api/admin/*`, `GET /metrics` | admin credential only ([`crate::admin`]) |
 
 pub mod hosts;
 pub mod pair;
@@ -56,8 +58,10 @@ pub fn rest_routes(state: &AppState) -> Router<AppState> {
 /// and [`crate::auth::validate_first_message`]) are merged in by the integrator.
 pub fn router(state: AppState) -> Router {
     rest_routes(&state)
+        .merge(crate::admin::routes(&state))
         .route("/api/ws/stream", get(ws_stream::handler))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(crate::admin::readyz))
         .fallback(not_found)
         .with_state(state)
 }

@@ -34,9 +34,11 @@ use wire::browser::{self, ClientControl, Init, Pong};
 use wire::ipc::{EndReason, FromStreamer, StreamMode, StreamerInit, ToStreamer};
 use wire::Secret;
 
+use crate::admin::live::{GatewaySide, LiveSlot};
 use crate::auth::{check_bearer, validate_first_message, AllowedOrigin};
 use crate::autopair::ensure_paired;
 use crate::error::ApiError;
+use crate::metrics::{EndLabel, Metrics};
 use crate::server::AppState;
 use crate::sessions::{
     register_superseding, supersede_same_client, SessionGuard, SessionKey, SessionMeta, StopReason,
@@ -309,7 +311,7 @@ async fn stream_session(
         r = same_client => if let Err(e) = r {
             return Close::failure(format!("InternalServerError: {e}"));
         },
-        reason = guard.stopped() => return Close::stopped(reason),
+        reason = guard.stopped() => return stopped_before_launch(state, reason),
     }
 
     // 5. Identity and pairing, abandoned if this stream is stopped meanwhile.
@@ -336,7 +338,7 @@ async fn stream_session(
             Ok(v) => v,
             Err(e) => return Close::failure(e),
         },
-        reason = guard.stopped() => return Close::stopped(reason),
+        reason = guard.stopped() => return stopped_before_launch(state, reason),
     };
     let https_port = host
         .https_port
@@ -380,7 +382,13 @@ async fn stream_session(
             }
         };
     tracing::info!(session = %key, pid = ?child.id(), "streamer spawned");
+    let live = state.live.insert(guard.info().entry_id);
+    live.set_pid(child.id());
+    state.metrics.stream_started(&guard.info().meta.mode);
     let mut run = Running {
+        live,
+        metrics: Arc::clone(&state.metrics),
+        frames_pushed: 0,
         outbox: Arc::clone(outbox),
         error: None,
         ended: None,
@@ -425,6 +433,19 @@ struct Running {
     first_keyframe_logged: bool,
     opened: Instant,
     key: String,
+    /// This stream's row in the admin view's live table.
+    live: LiveSlot,
+    metrics: Arc<Metrics>,
+    /// Video frames handed to the [`SendQueue`] (its drops and depth give what went out).
+    frames_pushed: u64,
+}
+
+/// A stream stopped before its streamer was launched (superseded meanwhile, shutdown, admin).
+fn stopped_before_launch(state: &AppState, reason: StopReason) -> Close {
+    if reason == StopReason::Superseded {
+        state.metrics.superseded_before_launch();
+    }
+    Close::stopped(reason)
 }
 
 /// Answers a Ping (0x40) at once, ahead of all media. Not a Ping: ignored.
@@ -553,6 +574,9 @@ impl Running {
                 }
                 if v.keyframe && !self.first_keyframe_logged {
                     self.first_keyframe_logged = true;
+                    let first = self.opened.elapsed();
+                    self.live.set_first_frame(first.as_millis() as u64);
+                    self.metrics.first_frame(first);
                     tracing::info!(
                         session = %self.key,
                         ms = self.opened.elapsed().as_millis() as u64,
@@ -563,6 +587,7 @@ impl Running {
                 let len = msg.len();
                 let mut q = self.outbox.queue();
                 q.push_video(Message::Binary(msg.into()), len, v.keyframe, now);
+                self.frames_pushed += 1;
                 *keyframe |= q.take_keyframe_request(now);
                 drop(q);
                 self.outbox.wake.notify_one();
@@ -578,6 +603,20 @@ impl Running {
             }
             FromStreamer::Stats(st) => {
                 tracing::debug!(session = %self.key, frames = st.video_frames, dropped = st.video_frames_dropped, "streamer stats");
+                let q = self.outbox.queue().stats(now);
+                let gw = GatewaySide {
+                    frames_out: Some(
+                        self.frames_pushed
+                            .saturating_sub(q.frames_dropped)
+                            .saturating_sub(q.video_frames as u64),
+                    ),
+                    dropped: q.frames_dropped,
+                    queue_ms: q.video_depth_ms,
+                };
+                let relayed = self.live.sample(&st, gw);
+                self.metrics.relayed(relayed);
+                self.metrics
+                    .queue_delay_ms(q.video_depth_ms.max(st.send_queue_ms));
             }
             FromStreamer::Log(l) => {
                 tracing::info!(session = %self.key, level = ?l.level, "streamer: {}", l.message);
@@ -592,6 +631,28 @@ impl Running {
             }
         }
         None
+    }
+}
+
+/// The `reason` label of `moongate_stream_ends_total`.
+fn end_label(end: &End, run: &Running) -> EndLabel {
+    match end {
+        End::BrowserClosed => EndLabel::BrowserClosed,
+        End::BrowserGone => EndLabel::BrowserGone,
+        End::Stopped(StopReason::Superseded) => EndLabel::Superseded,
+        End::Stopped(StopReason::AdminKill) => EndLabel::AdminKill,
+        End::Stopped(StopReason::Shutdown) => EndLabel::Shutdown,
+        End::StreamerEnded | End::StreamerLost => {
+            if run.error.is_some() {
+                return EndLabel::StreamerError;
+            }
+            match &run.ended {
+                Some(e) if e.reason == EndReason::HostEnded => EndLabel::HostEnded,
+                Some(e) if e.reason == EndReason::Stopped => EndLabel::Stopped,
+                Some(_) => EndLabel::StreamerError,
+                None => EndLabel::StreamerCrash,
+            }
+        }
     }
 }
 
@@ -631,6 +692,7 @@ async fn teardown(
     // The entry goes the moment the streamer is gone, whatever ended it.
     drop(guard);
     tracing::info!(session = %run.key, ?end, ?status, exit_ms, "stream ended; streamer reaped");
+    run.metrics.stream_ended(end_label(&end, &run));
     let status_text = match &status {
         Ok(s) => s.to_string(),
         Err(e) => e.to_string(),
