@@ -143,6 +143,7 @@ impl Visit for Fields {
         match field.name() {
             "message" => self.message.push_str(value),
             "session" => self.session = Some(value.to_string()),
+            name if name.starts_with("log.") => {}
             name => {
                 let _ = write!(self.rest, "{}{name}={value}", sep(&self.rest));
             }
@@ -155,6 +156,8 @@ impl Visit for Fields {
                 let _ = write!(self.message, "{value:?}");
             }
             "session" => self.session = Some(format!("{value:?}")),
+            // `log` records bridged into tracing carry their origin as fields: noise here.
+            name if name.starts_with("log.") => {}
             name => {
                 let _ = write!(self.rest, "{}{name}={value:?}", sep(&self.rest));
             }
