@@ -6,6 +6,7 @@
 //! | `data_dir` | `MOONGATE_DATA_DIR` | `./moongate-data` | SQLite database, generated credential |
 //! | `allowed_origins` | `MOONGATE_ALLOWED_ORIGINS` (comma-separated) | `[]` = same origin only | WebSocket `Origin`s accepted; `"*"` = any |
 //! | `streamer_path` | `MOONGATE_STREAMER` | `streamer` next to this binary | the streamer executable |
+//! | `web_root` | `MOONGATE_WEB_ROOT` | `web-client/dist` (relative to the working directory) | the built web client, served at `/` |
 //! | `[wol] target` | `MOONGATE_WOL_TARGET` | `255.255.255.255:9` | where Wake-on-LAN packets go |
 //! | `[timeouts] host_request_secs` | `MOONGATE_HOST_REQUEST_TIMEOUT_SECS` | 10 | each NVHTTP request |
 //! | `[timeouts] pairing_secs` | `MOONGATE_PAIRING_TIMEOUT_SECS` | 120 | a whole PIN pairing |
@@ -113,6 +114,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// The streamer executable.
     pub streamer_path: PathBuf,
+    /// The built web client, served at `/`.
+    pub web_root: PathBuf,
     /// Hosts to preload.
     pub hosts: Vec<HostSeed>,
     /// Wake-on-LAN destination.
@@ -132,6 +135,7 @@ impl fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("allowed_origins", &self.allowed_origins)
             .field("streamer_path", &self.streamer_path)
+            .field("web_root", &self.web_root)
             .field("hosts", &self.hosts)
             .field("wol_target", &self.wol_target)
             .field("timeouts", &self.timeouts)
@@ -154,6 +158,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     allowed_origins: Option<Vec<String>>,
     streamer_path: Option<PathBuf>,
+    web_root: Option<PathBuf>,
     #[serde(default)]
     hosts: Vec<HostSeed>,
     #[serde(default)]
@@ -185,6 +190,7 @@ impl Default for Config {
             data_dir: PathBuf::from("moongate-data"),
             allowed_origins: Vec::new(),
             streamer_path: default_streamer_path(),
+            web_root: PathBuf::from("web-client/dist"),
             hosts: Vec::new(),
             wol_target: SocketAddr::from(([255, 255, 255, 255], 9)),
             timeouts: Timeouts::default(),
@@ -255,6 +261,9 @@ impl Config {
         if let Some(s) = parsed.streamer_path {
             c.streamer_path = s;
         }
+        if let Some(w) = parsed.web_root {
+            c.web_root = w;
+        }
         c.hosts = parsed.hosts;
         if let Some(t) = parsed.wol.target {
             c.wol_target = parse_addr("wol.target", &t)?;
@@ -310,6 +319,9 @@ impl Config {
         }
         if let Some(v) = env("MOONGATE_STREAMER") {
             c.streamer_path = PathBuf::from(v);
+        }
+        if let Some(v) = env("MOONGATE_WEB_ROOT") {
+            c.web_root = PathBuf::from(v);
         }
         if let Some(v) = env("MOONGATE_WOL_TARGET") {
             c.wol_target = parse_addr("MOONGATE_WOL_TARGET", &v)?;

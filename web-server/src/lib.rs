@@ -28,6 +28,7 @@ pub mod server;
 pub mod sessions;
 pub mod store;
 pub mod streamer_proc;
+pub mod web_ui;
 pub mod wol;
 
 pub use config::Config;

@@ -17,6 +17,7 @@
 //! | `GET /healthz` | liveness |
 //! | `GET /readyz` | readiness: store open, streamer executable ([`crate::admin::readyz`]) |
 //! | `/api/admin/*`, `GET /metrics` | admin credential only ([`crate::admin`]) |
+//! | `GET /*` (not `/api`) | the built web client ([`crate::web_ui`]) |
 
 pub mod hosts;
 pub mod pair;
@@ -25,7 +26,7 @@ pub mod ws_stream;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{middleware, Json, Router};
 
 use crate::error::ApiError;
@@ -57,12 +58,15 @@ pub fn rest_routes(state: &AppState) -> Router<AppState> {
 /// The whole router. WebSocket routes (with their own authentication: [`crate::auth::AllowedOrigin`]
 /// and [`crate::auth::validate_first_message`]) are merged in by the integrator.
 pub fn router(state: AppState) -> Router {
+    let web_ui = crate::web_ui::routes(&state.config.web_root);
     rest_routes(&state)
         .merge(crate::admin::routes(&state))
         .route("/api/ws/stream", get(ws_stream::handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(crate::admin::readyz))
-        .fallback(not_found)
+        .route("/api", any(not_found))
+        .route("/api/{*rest}", any(not_found))
+        .merge(web_ui)
         .with_state(state)
 }
 

@@ -1,0 +1,229 @@
+/**
+ * The gateway's REST API (web-server/src/api) with the bearer credential. Shared by the client
+ * (index.html) and the admin dashboard (admin.html): one place keeps the credential and turns every
+ * failure into a sentence a user understands.
+ */
+
+const CREDENTIAL_KEY = "moongate.credential";
+
+/** A failed API call, with the gateway's stable `code` and a human message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+export interface HostView {
+  id: number;
+  name: string;
+  address: string;
+  http_port: number;
+  https_port: number | null;
+  mac: string | null;
+  paired: boolean;
+  added_at: number;
+}
+
+export interface HostStatus {
+  online: boolean;
+  paired: boolean;
+  busy: boolean;
+  current_app: number;
+  app_version: string | null;
+  hostname: string | null;
+  error: string | null;
+}
+
+export interface AppView {
+  id: number;
+  title: string;
+  hdr_supported: boolean;
+}
+
+export interface AddHost {
+  name?: string;
+  address: string;
+  http_port?: number;
+  https_port?: number;
+  mac?: string;
+}
+
+export interface PairStarted {
+  pin: string;
+  events: string;
+}
+
+export type PairProgress =
+  | { state: "waiting_for_pin" }
+  | { state: "paired" }
+  | { state: "failed"; code: string; message: string }
+  | { state: "cancelled" };
+
+export interface SessionInfo {
+  key: string;
+  session_id: string;
+  lobby_id: string;
+  client_id: string;
+  entry_id: number;
+  started_at: number;
+  host_id: number;
+  app_id: number;
+  mode: string;
+  remote: string | null;
+}
+
+/** The stored credential (per browser), or null. */
+export function storedCredential(): string | null {
+  try {
+    return localStorage.getItem(CREDENTIAL_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function storeCredential(value: string | null): void {
+  try {
+    if (value === null) localStorage.removeItem(CREDENTIAL_KEY);
+    else localStorage.setItem(CREDENTIAL_KEY, value);
+  } catch {
+    /* private mode: the credential lives for this page only */
+  }
+}
+
+/** A REST client bound to one credential and base URL (default: this page's origin). */
+export class Api {
+  constructor(
+    readonly credential: string,
+    readonly base: string = "",
+  ) {}
+
+  private async request(method: string, path: string, body?: unknown): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers: {
+          Authorization: `Bearer ${this.credential}`,
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, "unreachable", "The gateway cannot be reached. Check that moongate is running and the network is up.");
+    }
+    if (!res.ok) throw await errorOf(res);
+    return res;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body);
+    return (await res.json()) as T;
+  }
+
+  /** Checks the credential (any authenticated route). */
+  async check(): Promise<void> {
+    await this.request("GET", "/api/hosts");
+  }
+  hosts(): Promise<HostView[]> {
+    return this.json("GET", "/api/hosts");
+  }
+  addHost(h: AddHost): Promise<HostView> {
+    return this.json("POST", "/api/hosts", h);
+  }
+  async removeHost(id: number): Promise<void> {
+    await this.request("DELETE", `/api/hosts/${id}`);
+  }
+  status(id: number): Promise<HostStatus> {
+    return this.json("GET", `/api/hosts/${id}/status`);
+  }
+  async wake(id: number): Promise<void> {
+    await this.request("POST", `/api/hosts/${id}/wake`);
+  }
+  pair(id: number): Promise<PairStarted> {
+    return this.json("POST", `/api/hosts/${id}/pair`);
+  }
+  apps(id: number): Promise<AppView[]> {
+    return this.json("GET", `/api/hosts/${id}/apps`);
+  }
+  async boxart(id: number, app: number): Promise<Blob> {
+    return (await this.request("GET", `/api/hosts/${id}/apps/${app}/boxart`)).blob();
+  }
+  async cancel(id: number): Promise<void> {
+    await this.request("POST", `/api/hosts/${id}/cancel`);
+  }
+  sessions(): Promise<SessionInfo[]> {
+    return this.json("GET", "/api/sessions");
+  }
+
+  /**
+   * Follows `GET /api/hosts/{id}/pair/events` (SSE; EventSource cannot send the bearer, so the
+   * body is read with fetch). Calls `onProgress` for each state; resolves with the final one.
+   */
+  async pairEvents(id: number, onProgress: (p: PairProgress) => void, signal?: AbortSignal): Promise<PairProgress> {
+    const res = await fetch(`${this.base}/api/hosts/${id}/pair/events`, {
+      headers: { Authorization: `Bearer ${this.credential}` },
+      signal,
+    }).catch(() => {
+      throw new ApiError(0, "unreachable", "Lost the connection to the gateway while pairing.");
+    });
+    if (!res.ok || !res.body) throw await errorOf(res);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    const parser = new SseParser();
+    let last: PairProgress | null = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      for (const data of parser.push(value)) {
+        try {
+          last = JSON.parse(data) as PairProgress;
+        } catch {
+          continue;
+        }
+        onProgress(last);
+      }
+    }
+    if (!last) throw new ApiError(0, "pairing_failed", "The pairing ended without a result.");
+    return last;
+  }
+}
+
+/** Splits a text/event-stream into the `data` of each event. */
+export class SseParser {
+  private buf = "";
+  push(chunk: string): string[] {
+    this.buf += chunk.replace(/\r\n?/g, "\n");
+    const out: string[] = [];
+    let end: number;
+    while ((end = this.buf.indexOf("\n\n")) >= 0) {
+      const block = this.buf.slice(0, end);
+      this.buf = this.buf.slice(end + 2);
+      const data = block
+        .split("\n")
+        .filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).replace(/^ /, ""))
+        .join("\n");
+      if (data) out.push(data);
+    }
+    return out;
+  }
+}
+
+async function errorOf(res: Response): Promise<ApiError> {
+  let code = "http_" + res.status;
+  let message = "";
+  try {
+    const body = (await res.json()) as { code?: string; message?: string };
+    code = body.code ?? code;
+    message = body.message ?? "";
+  } catch {
+    /* not JSON */
+  }
+  if (res.status === 401) return new ApiError(401, code, "The credential was not accepted. Check it and sign in again.");
+  if (!message) message = `The gateway answered ${res.status} ${res.statusText || ""}`.trim() + ".";
+  return new ApiError(res.status, code, message);
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { ReconnectPolicy, describeClose, DEFAULT_POLICY } from "./reconnect";
+
+describe("reconnect policy", () => {
+  it("never reconnects on 4000 superseded, with a reason in words", () => {
+    const p = new ReconnectPolicy();
+    const d = p.decide({ code: 4000, error: "superseded" });
+    expect(d.action).toBe("stop");
+    expect(d.reason).toMatch(/another tab/);
+    // Through a proxy the code is lost, the error text is not.
+    expect(p.decide({ code: 1006, error: "superseded" }).action).toBe("stop");
+  });
+
+  it("stops on fatal errors and auth, retries AlreadyStreaming", () => {
+    const p = new ReconnectPolicy();
+    expect(p.decide({ code: 1008, error: "Unauthorized: wrong credentials" })).toMatchObject({ action: "stop", fatal: true });
+    expect(p.decide({ code: 1011, error: "HostNotPaired: pair first" })).toMatchObject({ action: "stop", fatal: true });
+    expect(p.decide({ code: 1011, error: "AlreadyStreaming: host busy" }).action).toBe("retry");
+    expect(p.decide({ code: 1000 })).toMatchObject({ action: "stop", fatal: false });
+    expect(p.decide({ code: 1006, byUser: true }).action).toBe("stop");
+  });
+
+  it("backs off exponentially with jitter, capped, and gives up", () => {
+    const lo = new ReconnectPolicy(DEFAULT_POLICY, () => 0);
+    const hi = new ReconnectPolicy(DEFAULT_POLICY, () => 0.999999);
+    const delays: [number, number][] = [];
+    for (let i = 0; i < DEFAULT_POLICY.maxAttempts; i++) {
+      const a = lo.decide({ code: 1006 });
+      const b = hi.decide({ code: 1006 });
+      if (a.action !== "retry" || b.action !== "retry") throw new Error("expected retry");
+      delays.push([a.delayMs, b.delayMs]);
+      const cap = Math.min(DEFAULT_POLICY.maxMs, DEFAULT_POLICY.baseMs * 2 ** i);
+      expect(a.delayMs).toBe(cap / 2);
+      expect(b.delayMs).toBe(cap);
+      expect(a.attempt).toBe(i + 1);
+    }
+    expect(delays[0]).toEqual([250, 500]);
+    expect(delays.at(-1)![1]).toBe(DEFAULT_POLICY.maxMs);
+    const end = lo.decide({ code: 1006 });
+    expect(end.action).toBe("stop");
+    expect(end.reason).toMatch(/Gave up after 8 attempts/);
+  });
+
+  it("a stable connection resets the attempt count", () => {
+    const p = new ReconnectPolicy(DEFAULT_POLICY, () => 0);
+    p.decide({ code: 1006 });
+    p.decide({ code: 1006 });
+    expect(p.attempt).toBe(2);
+    const d = p.decide({ code: 1006, streamedMs: 60000 });
+    expect(d).toMatchObject({ action: "retry", attempt: 1, delayMs: 250 });
+  });
+
+  it("every close has words, never a bare number like 'Error 0'", () => {
+    for (const code of [0, 1000, 1001, 1005, 1006, 1008, 1011, 1013, 4000, 4001, 4999]) {
+      const text = describeClose({ code });
+      expect(text.length).toBeGreaterThan(15);
+      expect(text).not.toMatch(/^Error \d+$/);
+    }
+    expect(describeClose({ code: 1011, error: "HostUnreachable: timed out" })).toMatch(/cannot be reached/);
+    expect(describeClose({ code: 1011, error: "the streamer exited unexpectedly (signal: 9)" })).toBe(
+      "the streamer exited unexpectedly (signal: 9).",
+    );
+  });
+});

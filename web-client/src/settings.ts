@@ -1,0 +1,122 @@
+/**
+ * Stream settings, remembered per browser (localStorage), and the codec probe: only codecs this
+ * browser can decode are offered (WebCodecs `isConfigSupported` for WebSocket mode, the RTP
+ * receiver's capabilities for WebRTC).
+ */
+import { CODECS } from "./protocol";
+
+export type Mode = "auto" | "websocket" | "webrtc";
+
+export interface Settings {
+  width: number;
+  height: number;
+  fps: number;
+  bitrateKbps: number;
+  /** "auto" or a codec byte name from CODECS ("H.264", "AV1", …). */
+  codec: string;
+  /** 0 = no audio streamed (plays on the host), 2 = stereo. */
+  audioChannels: number;
+  mode: Mode;
+  touchMode: "touch" | "trackpad";
+  showStats: boolean;
+}
+
+export const DEFAULTS: Settings = {
+  width: 1280,
+  height: 720,
+  fps: 60,
+  bitrateKbps: 10000,
+  codec: "auto",
+  audioChannels: 2,
+  mode: "auto",
+  touchMode: "trackpad",
+  showStats: false,
+};
+
+export const RESOLUTIONS: [number, number][] = [
+  [640, 360],
+  [1280, 720],
+  [1920, 1080],
+  [2560, 1440],
+  [3840, 2160],
+];
+export const FPS = [30, 60, 90, 120];
+export const BITRATES_MBPS = [2, 5, 10, 20, 40, 80];
+
+const KEY = "moongate.settings";
+
+export function loadSettings(): Settings {
+  try {
+    const raw = localStorage.getItem(KEY);
+    if (!raw) return { ...DEFAULTS };
+    const s = { ...DEFAULTS, ...(JSON.parse(raw) as Partial<Settings>) };
+    if (!["auto", "websocket", "webrtc"].includes(s.mode)) s.mode = "auto";
+    return s;
+  } catch {
+    return { ...DEFAULTS };
+  }
+}
+
+export function saveSettings(s: Settings): void {
+  try {
+    localStorage.setItem(KEY, JSON.stringify(s));
+  } catch {
+    /* storage unavailable: settings last for this page */
+  }
+}
+
+/** The browser's identity toward the host (`client_unique_id`): one per browser, kept. */
+export function clientId(): string {
+  const k = "moongate.client_id";
+  try {
+    let id = localStorage.getItem(k);
+    if (!id) {
+      id = "moongate-web-" + crypto.randomUUID();
+      localStorage.setItem(k, id);
+    }
+    return id;
+  } catch {
+    return "moongate-web-" + crypto.randomUUID();
+  }
+}
+
+export interface CodecSupport {
+  name: string;
+  bit: number;
+  byte: number;
+  webcodecs: boolean;
+}
+
+let probed: Promise<CodecSupport[]> | null = null;
+
+/** Which codecs WebCodecs can decode here (cached for the page). */
+export function probeCodecs(): Promise<CodecSupport[]> {
+  probed ??= Promise.all(
+    CODECS.map(async (c) => {
+      let ok = false;
+      try {
+        ok = typeof VideoDecoder !== "undefined" && !!(await VideoDecoder.isConfigSupported({ codec: c.webcodecs, optimizeForLatency: true })).supported;
+      } catch {
+        ok = false;
+      }
+      return { name: c.name, bit: c.bit, byte: c.byte, webcodecs: ok };
+    }),
+  );
+  return probed;
+}
+
+/** The `video_supported_formats` bitmask for the chosen codec (or every decodable one). */
+export function formatsFor(support: CodecSupport[], codec: string): number {
+  const usable = support.filter((c) => c.webcodecs && (codec === "auto" || c.name === codec));
+  return usable.reduce((m, c) => m | c.bit, 0);
+}
+
+/** Whether this browser can use WebRTC mode at all. */
+export function webrtcAvailable(): boolean {
+  return typeof RTCPeerConnection !== "undefined";
+}
+
+/** Whether WebSocket mode can decode video here (WebCodecs needs a secure context). */
+export function webcodecsAvailable(): boolean {
+  return typeof VideoDecoder !== "undefined";
+}

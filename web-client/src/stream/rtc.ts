@@ -1,0 +1,327 @@
+/**
+ * WebRTC mode (contract §1.5, §3): JSON signaling on `/api/host/stream`, the browser offers, video
+ * and audio arrive as RTP tracks into a <video>, input goes over the data channels of §3.4.
+ * ICE that does not connect is reported as `iceFailed`, so "auto" mode falls back to WebSocket.
+ */
+import type { InputEvent } from "../input";
+import { decodeChannelRumble } from "../protocol";
+import { CHANNELS, rtcMessages } from "./encode";
+import { Rate, wsUrl, type StreamRequest, type StreamStats, type Transport, type TransportEvents } from "./transport";
+
+/** ICE must connect within this time after the offer, or the attempt counts as an ICE failure. */
+const ICE_TIMEOUT_MS = 10000;
+const BACKED_UP_BYTES = 16 * 1024;
+
+type Json = Record<string, unknown>;
+
+export class RtcTransport implements Transport {
+  readonly mode = "webrtc" as const;
+  readonly media: HTMLVideoElement;
+  private readonly ws: WebSocket;
+  private pc: RTCPeerConnection | null = null;
+  private readonly channels = new Map<string, RTCDataChannel>();
+  private remoteSet = false;
+  private readonly pendingIce: RTCIceCandidateInit[] = [];
+  private closedOnce = false;
+  private lastError: string | undefined;
+  private iceFailed = false;
+  private opened = false;
+  private iceTimer: ReturnType<typeof setTimeout> | undefined;
+  private statsTimer: ReturnType<typeof setInterval> | undefined;
+  private connectedAt = 0;
+  private byUser = false;
+  private size = { w: 0, h: 0 };
+  private last: StreamStats;
+  private readonly rates = { rx: new Rate(), dec: new Rate(), bytes: new Rate() };
+
+  constructor(
+    private readonly req: StreamRequest,
+    private readonly ev: TransportEvents,
+  ) {
+    this.media = document.createElement("video");
+    this.media.autoplay = true;
+    this.media.playsInline = true;
+    this.media.muted = !req.audio;
+    this.last = this.emptyStats();
+    ev.status("Connecting to the gateway…");
+    this.ws = new WebSocket(wsUrl(req.base, `/api/host/stream?session_id=${encodeURIComponent(req.sessionId)}`));
+    this.ws.onopen = () => this.onOpen();
+    this.ws.onmessage = (m) => {
+      if (typeof m.data !== "string") return;
+      try {
+        this.onSignal(JSON.parse(m.data));
+      } catch (e) {
+        console.warn("bad signaling message", e);
+      }
+    };
+    this.ws.onclose = (c) => this.finish(c.code);
+  }
+
+  private onOpen(): void {
+    this.opened = true;
+    this.ev.status("Starting the stream on the host…");
+    this.sendJson({
+      AuthenticateAndInit: {
+        credentials: this.req.credential,
+        session_id: this.req.sessionId,
+        mode: "create",
+        client_unique_id: this.req.clientUniqueId,
+        host_id: this.req.hostIndex,
+        app_id: this.req.appId,
+        bitrate: this.req.bitrateKbps,
+        packet_size: 1024,
+        fps: this.req.fps,
+        width: this.req.width,
+        height: this.req.height,
+        video_sample_queue_size: 50,
+        play_audio_local: !this.req.audio,
+        audio_sample_queue_size: 20,
+        video_supported_formats: this.req.formats,
+        video_colorspace: "Rec709",
+        video_color_range_full: false,
+      },
+    });
+  }
+
+  private sendJson(v: unknown): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(v));
+  }
+
+  private async onSignal(msg: unknown): Promise<void> {
+    if (typeof msg === "string") {
+      // Bare-string errors (§3.3): "HostNotPaired", "AlreadyStreaming", "PeerDisconnect", …
+      if (msg === "PeerDisconnect" && this.connectedAt) this.lastError ??= "PeerDisconnect";
+      else this.lastError = msg;
+      return;
+    }
+    const o = msg as Json;
+    if (o.WebRtcConfig) return this.onConfig(o.WebRtcConfig as { ice_servers?: { urls: string[] | string; username?: string; credential?: string }[] });
+    if (o.Signaling) return this.onRemoteSignaling(o.Signaling as Json);
+    if (o.StageStarting) this.ev.status(`${(o.StageStarting as Json).stage}…`);
+    if (o.StageFailed) {
+      const f = o.StageFailed as { stage: string; error_code: number };
+      this.lastError = `The step "${f.stage}" failed on the gateway (code ${f.error_code}).`;
+    }
+    if (o.ConnectionComplete) {
+      const cc = o.ConnectionComplete as { width: number; height: number; capabilities?: { touch?: boolean } };
+      this.size = { w: cc.width, h: cc.height };
+      this.connectedAt = performance.now();
+      this.ev.connected({ width: cc.width, height: cc.height, touch: !!cc.capabilities?.touch });
+    }
+    if (o.ConnectionTerminated) {
+      this.lastError = `The host ended the stream (code ${(o.ConnectionTerminated as Json).error_code}).`;
+    }
+    if (typeof o.error === "string") this.lastError = o.error;
+  }
+
+  private async onConfig(cfg: { ice_servers?: { urls: string[] | string; username?: string; credential?: string }[] }): Promise<void> {
+    const iceServers = (cfg.ice_servers ?? []).map((s) => ({
+      urls: s.urls,
+      ...(s.username ? { username: s.username, credential: s.credential } : {}),
+    }));
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    for (const c of CHANNELS) this.openChannel(c.label, c.init);
+    pc.ondatachannel = (e) => this.onServerChannel(e.channel);
+    pc.ontrack = (e) => {
+      const r = e.receiver as RTCRtpReceiver & { jitterBufferTarget?: number; playoutDelayHint?: number };
+      try {
+        r.jitterBufferTarget = 0;
+        r.playoutDelayHint = 0;
+      } catch {
+        /* not supported */
+      }
+      const stream = (this.media.srcObject as MediaStream | null) ?? new MediaStream();
+      stream.addTrack(e.track);
+      this.media.srcObject = stream;
+      this.media.play().catch(() => {
+        /* autoplay with sound may need a gesture; muted video plays */
+        this.media.muted = true;
+        this.media.play().catch(() => {});
+      });
+    };
+    pc.onicecandidate = (e) => {
+      if (!e.candidate || !e.candidate.candidate) return;
+      this.sendJson({
+        Signaling: {
+          AddIceCandidate: {
+            candidate: e.candidate.candidate,
+            sdp_mid: e.candidate.sdpMid,
+            sdp_mline_index: e.candidate.sdpMLineIndex,
+            username_fragment: e.candidate.usernameFragment,
+          },
+        },
+      });
+    };
+    pc.oniceconnectionstatechange = () => {
+      const s = pc.iceConnectionState;
+      if (s === "connected" || s === "completed") clearTimeout(this.iceTimer);
+      if (s === "failed") this.failIce();
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "failed") this.failIce();
+    };
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.sendJson({ Signaling: { Description: { ty: "offer", sdp: offer.sdp } } });
+    this.iceTimer = setTimeout(() => this.failIce(), ICE_TIMEOUT_MS);
+    this.statsTimer = setInterval(() => void this.pollStats(), 1000);
+  }
+
+  private failIce(): void {
+    if (this.closedOnce) return;
+    this.iceFailed = true;
+    this.lastError ??= "The WebRTC connection could not be established (ICE failed; a firewall or NAT may block UDP).";
+    this.ws.close(1000);
+    this.finish(1006);
+  }
+
+  private async onRemoteSignaling(s: Json): Promise<void> {
+    const pc = this.pc;
+    if (!pc) return;
+    if (s.Description) {
+      const d = s.Description as { ty: RTCSdpType; sdp: string };
+      await pc.setRemoteDescription({ type: d.ty, sdp: d.sdp });
+      this.remoteSet = true;
+      if (d.ty === "offer") {
+        const answer = await pc.createAnswer();
+        await pc.setLocalDescription(answer);
+        this.sendJson({ Signaling: { Description: { ty: "answer", sdp: answer.sdp } } });
+      }
+      for (const c of this.pendingIce.splice(0)) await pc.addIceCandidate(c).catch(() => {});
+    } else if (s.AddIceCandidate) {
+      const c = s.AddIceCandidate as { candidate: string; sdp_mid: string | null; sdp_mline_index: number | null; username_fragment: string | null };
+      const init: RTCIceCandidateInit = {
+        candidate: c.candidate,
+        sdpMid: c.sdp_mid,
+        sdpMLineIndex: c.sdp_mline_index,
+        usernameFragment: c.username_fragment,
+      };
+      if (this.remoteSet) await pc.addIceCandidate(init).catch(() => {});
+      else this.pendingIce.push(init);
+    }
+  }
+
+  private openChannel(label: string, init: RTCDataChannelInit): RTCDataChannel | undefined {
+    if (!this.pc) return undefined;
+    let ch = this.channels.get(label);
+    if (ch) return ch;
+    ch = this.pc.createDataChannel(label, init);
+    ch.binaryType = "arraybuffer";
+    if (label === "controllers") {
+      ch.onmessage = (m) => {
+        if (typeof m.data === "string") return;
+        const r = decodeChannelRumble(m.data as ArrayBuffer);
+        if (r) this.ev.rumble(r.id, r.a, r.b, r.trigger);
+      };
+    }
+    this.channels.set(label, ch);
+    return ch;
+  }
+
+  private onServerChannel(ch: RTCDataChannel): void {
+    if (ch.label !== "general") return;
+    ch.onmessage = (m) => {
+      if (typeof m.data !== "string") return;
+      try {
+        const v = JSON.parse(m.data);
+        if (v === "ConnectionTerminated") {
+          this.lastError ??= "The host ended the stream.";
+          this.close(false);
+        }
+      } catch {
+        /* not JSON */
+      }
+    };
+  }
+
+  send(e: InputEvent): void {
+    for (const m of rtcMessages(e)) {
+      const ch = this.channels.get(m.label) ?? (m.label.startsWith("controller") ? this.openChannel(m.label, { ordered: true, maxRetransmits: 0 }) : undefined);
+      if (ch?.readyState === "open") ch.send(m.data);
+    }
+  }
+
+  backedUp(): boolean {
+    const ch = this.channels.get("mouseRelative");
+    const abs = this.channels.get("mouseAbsolute");
+    return (ch?.bufferedAmount ?? 0) > BACKED_UP_BYTES || (abs?.bufferedAmount ?? 0) > BACKED_UP_BYTES;
+  }
+
+  private emptyStats(): StreamStats {
+    return {
+      mode: "webrtc", codec: "–", width: 0, height: 0, framesReceived: 0, framesDecoded: 0, framesDropped: 0,
+      keyframeRequests: 0, fpsReceived: 0, fpsDecoded: 0, bitrateKbps: 0, rttMs: null, decodeQueue: 0, audio: this.req.audio ? "waiting" : "off",
+    };
+  }
+
+  private async pollStats(): Promise<void> {
+    const pc = this.pc;
+    if (!pc) return;
+    const report = await pc.getStats();
+    const s = this.emptyStats();
+    const codecs = new Map<string, string>();
+    let codecId = "";
+    let jitterDelay = 0;
+    let jitterCount = 0;
+    report.forEach((r: Record<string, any>) => {
+      if (r.type === "codec") codecs.set(r.id, String(r.mimeType ?? "").replace(/^video\//, ""));
+      if (r.type === "inbound-rtp" && r.kind === "video") {
+        s.framesReceived = r.framesReceived ?? 0;
+        s.framesDecoded = r.framesDecoded ?? 0;
+        s.framesDropped = r.framesDropped ?? 0;
+        s.keyframeRequests = (r.pliCount ?? 0) + (r.firCount ?? 0);
+        s.width = r.frameWidth ?? this.size.w;
+        s.height = r.frameHeight ?? this.size.h;
+        s.bitrateKbps = (this.rates.bytes.update(r.bytesReceived ?? 0, performance.now()) * 8) / 1000;
+        codecId = r.codecId ?? "";
+        jitterDelay = r.jitterBufferDelay ?? 0;
+        jitterCount = r.jitterBufferEmittedCount ?? 0;
+      }
+      if (r.type === "inbound-rtp" && r.kind === "audio") s.audio = `${r.packetsReceived ?? 0} packets`;
+      if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && typeof r.currentRoundTripTime === "number") {
+        s.rttMs = r.currentRoundTripTime * 1000;
+      }
+    });
+    const now = performance.now();
+    s.fpsReceived = this.rates.rx.update(s.framesReceived, now);
+    s.fpsDecoded = this.rates.dec.update(s.framesDecoded, now);
+    s.codec = codecs.get(codecId) ?? "–";
+    // Frames waiting in the jitter buffer (average delay × frame rate).
+    s.decodeQueue = jitterCount ? Math.round((jitterDelay / jitterCount) * Math.max(1, s.fpsDecoded)) : 0;
+    this.last = s;
+  }
+
+  stats(): StreamStats {
+    return this.last;
+  }
+
+  close(byUser: boolean): void {
+    this.byUser = byUser;
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000);
+    this.finish(1000);
+  }
+
+  private finish(code: number): void {
+    if (this.closedOnce) return;
+    this.closedOnce = true;
+    clearTimeout(this.iceTimer);
+    clearInterval(this.statsTimer);
+    for (const ch of this.channels.values()) ch.close();
+    this.pc?.close();
+    this.pc = null;
+    const error = this.lastError;
+    // A signaling socket that never opened (no WebRTC endpoint on this gateway) counts like ICE
+    // failing: "auto" falls back to WebSocket.
+    if (!this.opened) this.iceFailed = true;
+    this.ev.closed({
+      code,
+      error,
+      byUser: this.byUser,
+      streamedMs: this.connectedAt ? performance.now() - this.connectedAt : 0,
+      iceFailed: this.iceFailed,
+    });
+  }
+}

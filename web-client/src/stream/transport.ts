@@ -1,0 +1,80 @@
+/** What the stream view needs from a transport (WebSocket + WebCodecs, or WebRTC). */
+import type { InputSink } from "../input";
+import type { CloseInfo } from "../reconnect";
+
+export interface StreamStats {
+  mode: "websocket" | "webrtc";
+  codec: string;
+  width: number;
+  height: number;
+  /** Totals since the connection opened. */
+  framesReceived: number;
+  framesDecoded: number;
+  framesDropped: number;
+  keyframeRequests: number;
+  /** Rates over the last second. */
+  fpsReceived: number;
+  fpsDecoded: number;
+  bitrateKbps: number;
+  rttMs: number | null;
+  decodeQueue: number;
+  audio: string;
+}
+
+export interface ConnectedInfo {
+  width: number;
+  height: number;
+  touch: boolean;
+}
+
+export interface TransportEvents {
+  status(text: string): void;
+  connected(info: ConnectedInfo): void;
+  rumble(id: number, a: number, b: number, trigger: boolean): void;
+  /** Called exactly once. `iceFailed`: WebRTC could not connect (auto mode falls back). */
+  closed(info: CloseInfo & { iceFailed?: boolean }): void;
+}
+
+export interface StreamRequest {
+  base: string;
+  credential: string;
+  hostIndex: number;
+  appId: number;
+  width: number;
+  height: number;
+  fps: number;
+  bitrateKbps: number;
+  audio: boolean;
+  formats: number;
+  sessionId: string;
+  clientUniqueId: string;
+}
+
+export interface Transport extends InputSink {
+  readonly mode: "websocket" | "webrtc";
+  /** The canvas or video element showing the stream. */
+  readonly media: HTMLCanvasElement | HTMLVideoElement;
+  stats(): StreamStats;
+  /** Ends the connection; `closed` follows. */
+  close(byUser: boolean): void;
+}
+
+/** Per-second rate of a growing counter. */
+export class Rate {
+  private lastValue = 0;
+  private lastAt = 0;
+  rate = 0;
+  update(value: number, now: number): number {
+    if (this.lastAt && now > this.lastAt) this.rate = ((value - this.lastValue) * 1000) / (now - this.lastAt);
+    this.lastValue = value;
+    this.lastAt = now;
+    return this.rate;
+  }
+}
+
+/** ws:// or wss:// URL for a path on `base` (empty = this page's origin). */
+export function wsUrl(base: string, path: string): string {
+  const u = new URL(path, base || location.href);
+  u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+  return u.toString();
+}
