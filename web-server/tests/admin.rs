@@ -324,6 +324,11 @@ async fn clients_hosts_and_logs_show_the_live_stream() {
     let wolf = &h["wolf"];
     assert!(wolf["error"].is_null(), "{wolf}");
     assert_eq!(wolf["sessions"].as_array().map(Vec::len), Some(1), "{wolf}");
+    let ws_session = &wolf["sessions"][0];
+    assert!(
+        ws_session.get("aes_key").is_none() && ws_session.get("aes_iv").is_none(),
+        "{ws_session}"
+    );
     assert!(wolf["lobbies"].is_array(), "{wolf}");
     assert!(wolf["pending_pairs"].is_array(), "{wolf}");
     // An unknown Wolf action is refused; a stop of an unknown Wolf session is Wolf's error.

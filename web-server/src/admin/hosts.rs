@@ -129,21 +129,29 @@ async fn wolf_view(location: String) -> WolfView {
             None
         }
     };
-    let sessions = take(sessions, "sessions");
+    let mut sessions = take(sessions, "sessions");
     let lobbies = take(lobbies, "lobbies");
     let mut pending = take(pending, "requests");
-    // The pair secret lets anyone answer the pairing: it stays out of the view.
-    if let Some(serde_json::Value::Array(list)) = &mut pending {
-        for r in list.iter_mut() {
-            if let Some(o) = r.as_object_mut() {
-                o.remove("pair_secret");
-            }
-        }
-    }
+    // Secrets stay out of the view: a session's stream keys, a pairing's secret (it lets anyone
+    // answer the pairing).
+    redact(&mut sessions, &["aes_key", "aes_iv"]);
+    redact(&mut pending, &["pair_secret"]);
     view.sessions = sessions;
     view.lobbies = lobbies;
     view.pending_pairs = pending;
     view
+}
+
+fn redact(list: &mut Option<serde_json::Value>, fields: &[&str]) {
+    if let Some(serde_json::Value::Array(items)) = list {
+        for item in items.iter_mut() {
+            if let Some(o) = item.as_object_mut() {
+                for f in fields {
+                    o.remove(*f);
+                }
+            }
+        }
+    }
 }
 
 async fn admin_host(state: &AppState, host: HostView) -> AdminHost {
