@@ -138,22 +138,6 @@ async fn main() -> anyhow::Result<()> {
         }
         CredentialSource::Configured => println!("Using the credential from MOONGATE_CREDENTIALS"),
     }
-    match admin_source {
-        CredentialSource::Generated(path) => {
-            // Printed once, to the terminal only (never to the log).
-            println!(
-                "Generated admin credential for /api/admin and the dashboard (stored in {}): {}",
-                path.display(),
-                admin_credentials.expose()
-            );
-        }
-        CredentialSource::Stored(path) => {
-            println!("Using the admin credential stored in {}", path.display());
-        }
-        CredentialSource::Configured => {
-            println!("Using the admin credential from MOONGATE_ADMIN_CREDENTIALS")
-        }
-    }
 
     if let Some(p) = &provided {
         // Ignore a closed stdout (a supervisor that read only the first lines).
@@ -164,6 +148,26 @@ async fn main() -> anyhow::Result<()> {
             p.seed.address,
             p.seed.http_port.unwrap_or_default()
         );
+    }
+
+    // After the lines supervisors read first (URL, credential, embedded host); a closed stdout
+    // is ignored. Printed once, to the terminal only (never to the log).
+    let admin_line = match admin_source {
+        CredentialSource::Generated(path) => format!(
+            "Generated admin credential for /api/admin and the dashboard (stored in {}): {}",
+            path.display(),
+            admin_credentials.expose()
+        ),
+        CredentialSource::Stored(path) => {
+            format!("Using the admin credential stored in {}", path.display())
+        }
+        CredentialSource::Configured => {
+            "Using the admin credential from MOONGATE_ADMIN_CREDENTIALS".to_string()
+        }
+    };
+    {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{admin_line}");
     }
 
     if !state.config.streamer_path.is_file() {
