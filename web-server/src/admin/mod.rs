@@ -20,6 +20,7 @@
 pub mod hosts;
 pub mod live;
 pub mod logs;
+pub mod observer;
 
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

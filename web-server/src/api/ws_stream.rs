@@ -34,11 +34,11 @@ use wire::browser::{self, ClientControl, Init, Pong};
 use wire::ipc::{EndReason, FromStreamer, StreamMode, StreamerInit, ToStreamer};
 use wire::Secret;
 
-use crate::admin::live::{GatewaySide, LiveSlot};
+use crate::admin::observer::StreamObserver;
 use crate::auth::{check_bearer, validate_first_message, AllowedOrigin};
 use crate::autopair::ensure_paired;
 use crate::error::ApiError;
-use crate::metrics::{EndLabel, Metrics};
+use crate::metrics::EndLabel;
 use crate::server::AppState;
 use crate::sessions::{
     register_superseding, supersede_same_client, SessionGuard, SessionKey, SessionMeta, StopReason,
@@ -382,13 +382,8 @@ async fn stream_session(
             }
         };
     tracing::info!(session = %key, pid = ?child.id(), "streamer spawned");
-    let live = state.live.insert(guard.info().entry_id);
-    live.set_pid(child.id());
-    state.metrics.stream_started(&guard.info().meta.mode);
     let mut run = Running {
-        live,
-        metrics: Arc::clone(&state.metrics),
-        frames_pushed: 0,
+        observer: StreamObserver::launched(state, &guard, child.id()),
         outbox: Arc::clone(outbox),
         error: None,
         ended: None,
@@ -433,11 +428,8 @@ struct Running {
     first_keyframe_logged: bool,
     opened: Instant,
     key: String,
-    /// This stream's row in the admin view's live table.
-    live: LiveSlot,
-    metrics: Arc<Metrics>,
-    /// Video frames handed to the [`SendQueue`] (its drops and depth give what went out).
-    frames_pushed: u64,
+    /// Feeds the admin view's live row and the metrics.
+    observer: StreamObserver,
 }
 
 /// A stream stopped before its streamer was launched (superseded meanwhile, shutdown, admin).
@@ -574,9 +566,7 @@ impl Running {
                 }
                 if v.keyframe && !self.first_keyframe_logged {
                     self.first_keyframe_logged = true;
-                    let first = self.opened.elapsed();
-                    self.live.set_first_frame(first.as_millis() as u64);
-                    self.metrics.first_frame(first);
+                    self.observer.first_keyframe(self.opened.elapsed());
                     tracing::info!(
                         session = %self.key,
                         ms = self.opened.elapsed().as_millis() as u64,
@@ -587,7 +577,7 @@ impl Running {
                 let len = msg.len();
                 let mut q = self.outbox.queue();
                 q.push_video(Message::Binary(msg.into()), len, v.keyframe, now);
-                self.frames_pushed += 1;
+                self.observer.video_queued();
                 *keyframe |= q.take_keyframe_request(now);
                 drop(q);
                 self.outbox.wake.notify_one();
@@ -604,19 +594,7 @@ impl Running {
             FromStreamer::Stats(st) => {
                 tracing::debug!(session = %self.key, frames = st.video_frames, dropped = st.video_frames_dropped, "streamer stats");
                 let q = self.outbox.queue().stats(now);
-                let gw = GatewaySide {
-                    frames_out: Some(
-                        self.frames_pushed
-                            .saturating_sub(q.frames_dropped)
-                            .saturating_sub(q.video_frames as u64),
-                    ),
-                    dropped: q.frames_dropped,
-                    queue_ms: q.video_depth_ms,
-                };
-                let relayed = self.live.sample(&st, gw);
-                self.metrics.relayed(relayed);
-                self.metrics
-                    .queue_delay_ms(q.video_depth_ms.max(st.send_queue_ms));
+                self.observer.stats(&st, Some(q));
             }
             FromStreamer::Log(l) => {
                 tracing::info!(session = %self.key, level = ?l.level, "streamer: {}", l.message);
@@ -692,7 +670,8 @@ async fn teardown(
     // The entry goes the moment the streamer is gone, whatever ended it.
     drop(guard);
     tracing::info!(session = %run.key, ?end, ?status, exit_ms, "stream ended; streamer reaped");
-    run.metrics.stream_ended(end_label(&end, &run));
+    let label = end_label(&end, &run);
+    run.observer.ended(label);
     let status_text = match &status {
         Ok(s) => s.to_string(),
         Err(e) => e.to_string(),
