@@ -7,6 +7,10 @@ need_apt=()
 [ -f /usr/include/enet/enet.h ] || need_apt+=(libenet-dev)   # C ENet: the wire-compatibility peer
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The browser end-to-end suite drives Debian's Chromium through playwright-core (no download).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
@@ -15,6 +19,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# The web client's toolchain (Vite 8 needs Node.js 20.19+).
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error("Node.js " + process.versions.node + " is too old for the web client (needs 20.19+)"); process.exit(1) }'
+(cd "$(dirname "$0")/../web-client" && npm ci --no-audit --no-fund --loglevel=error)
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
 

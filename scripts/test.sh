@@ -9,10 +9,14 @@ echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== web client (typecheck, unit tests, build)"
+(cd web-client && npm run --silent typecheck && npm test --silent && npm run --silent build)
 echo "== tests"
 # The gateway's tests spawn the streamer binary, so build every binary first.
 cargo build --workspace --bins
 cargo test --workspace
+echo "== browser end-to-end (Playwright + Chromium; screenshots in target/browser-screenshots)"
+(cd web-client && npm run --silent e2e)
 echo "== fuzz smoke"
 bash scripts/fuzz-smoke.sh
 echo "== benchmarks (figures, not pass/fail)"

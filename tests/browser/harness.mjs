@@ -107,13 +107,22 @@ export async function startGateway(opts = {}) {
   }
 }
 
-/** GET on the embedded demo host's Wolf API (its Unix socket); resolves with the JSON body. */
-export function wolfApi(gw, pathAndQuery) {
+/**
+ * A request to the embedded demo host's Wolf API (its Unix socket); resolves with the JSON body.
+ * `body` (an object) makes it a POST.
+ */
+export function wolfApi(gw, pathAndQuery, body) {
   return within(
     5000,
     `Wolf API ${pathAndQuery}`,
     new Promise((resolve, reject) => {
-      const req = http.request({ socketPath: gw.wolfSocket, path: pathAndQuery, method: "GET" }, (res) => {
+      const payload = body === undefined ? null : JSON.stringify(body);
+      const req = http.request({
+        socketPath: gw.wolfSocket,
+        path: pathAndQuery,
+        method: payload ? "POST" : "GET",
+        headers: payload ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) } : {},
+      }, (res) => {
         let body = "";
         res.setEncoding("utf8");
         res.on("data", (d) => (body += d));
@@ -126,7 +135,7 @@ export function wolfApi(gw, pathAndQuery) {
         });
       });
       req.on("error", reject);
-      req.end();
+      req.end(payload ?? undefined);
     }),
   );
 }

@@ -13,10 +13,8 @@ use axum::routing::{any, get_service};
 use axum::Router;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::server::AppState;
-
 /// The routes that serve the client from `root` (merged last by [`crate::api::router`]).
-pub fn routes(root: &Path) -> Router<AppState> {
+pub fn routes<S: Clone + Send + Sync + 'static>(root: &Path) -> Router<S> {
     let index = root.join("index.html");
     if !index.is_file() {
         tracing::warn!(
@@ -41,4 +39,59 @@ async fn not_built() -> impl IntoResponse {
              and point <code>MOONGATE_WEB_ROOT</code> at <code>web-client/dist</code>.</p>",
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(router: Router, path: &str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tcp.read_to_string(&mut out),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        server.abort();
+        out
+    }
+
+    #[tokio::test]
+    async fn serves_files_and_falls_back_to_index() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "<title>client</title>").unwrap();
+        std::fs::create_dir(dir.path().join("assets")).unwrap();
+        std::fs::write(dir.path().join("assets/app.js"), "console.log(1)").unwrap();
+        let app = || routes::<()>(dir.path());
+
+        let r = get(app(), "/").await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.contains("<title>client</title>"));
+        let r = get(app(), "/assets/app.js").await;
+        assert!(r.contains("text/javascript"), "{r}");
+        assert!(r.contains("console.log(1)"));
+        // A client route: the page, so a reload works.
+        let r = get(app(), "/hosts/3").await;
+        assert!(r.contains("<title>client</title>"), "{r}");
+        // No escape from the root.
+        let r = get(app(), "/../Cargo.toml").await;
+        assert!(!r.contains("[package]"), "{r}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_build_gets_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = get(routes::<()>(&dir.path().join("nope")), "/").await;
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(r.contains("npm ci"));
+    }
 }

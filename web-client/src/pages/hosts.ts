@@ -44,7 +44,11 @@ function hostCard(ctx: Ctx, host: HostView): HTMLElement {
     );
     card.dataset.online = String(st.online);
     card.dataset.paired = String(st.paired);
-    note.replaceChildren(!st.online && st.error ? h("div", { class: "muted", style: "font-size:.85rem" }, st.error) : "");
+    note.replaceChildren(
+      !st.online && st.error
+        ? h("div", { class: "muted", style: "font-size:.85rem" }, st.error)
+        : h("div", { class: "muted", style: "font-size:.85rem" }, [st.hostname, st.app_version && `version ${st.app_version}`].filter(Boolean).join(" · ")),
+    );
     clear(actions,
       st.online && st.paired ? h("a", { class: "btn primary", href: `#/hosts/${host.id}`, dataset: { testid: "open-host" } }, "Open") : null,
       st.online && !st.paired ? h("button", { class: "primary", onclick: () => pairDialog(ctx, host, refresh) }, "Pair") : null,

@@ -92,6 +92,11 @@ export class StreamView {
       this.audioCtx = null;
     }
     this.input.attach();
+    // Without a recent click (e.g. after a reload) the browser starts audio suspended; the first
+    // interaction with the stream resumes it.
+    const resume = () => void this.audioCtx?.resume().catch(() => {});
+    this.stage.addEventListener("pointerdown", resume, { once: true });
+    this.stage.addEventListener("keydown", resume, { once: true });
     window.addEventListener("pagehide", this.onPageHide);
     window.addEventListener("keydown", this.onShortcut, true);
     this.overlayTimer = setInterval(() => this.renderStats(), 500);
@@ -121,6 +126,7 @@ export class StreamView {
       for (const [re, bit] of RTC_FORMATS) if (caps.some((c) => re.test(c.mimeType))) formats |= bit;
       if (s.codec !== "auto") formats &= CODEC_BITS[s.codec] ?? 0;
     }
+    if (this.destroyed) return; // left while the codecs were probed
     if (!formats) return this.stopWith(`This browser cannot decode ${s.codec === "auto" ? "any video format the host offers" : s.codec} in ${mode === "webrtc" ? "WebRTC" : "WebSocket"} mode. Pick another codec or mode in the settings.`);
     const req: StreamRequest = {
       base: "",
@@ -210,8 +216,12 @@ export class StreamView {
   }
 
   private renderStats(): void {
+    if (this.overlay.hidden) return;
     const s = this.transport?.stats();
-    if (!s || this.overlay.hidden) return;
+    if (!s) {
+      this.overlay.textContent = `not connected (${this.debug.state})`;
+      return;
+    }
     const f = (n: number) => n.toFixed(0);
     this.overlay.textContent = [
       `${s.mode === "webrtc" ? "WebRTC" : "WebSocket"} · ${s.codec} ${s.width}×${s.height}`,

@@ -229,8 +229,12 @@ export class WsTransport implements Transport {
     if (this.needKeyframe) return;
     this.needKeyframe = true;
     this.s.keyframeRequests++;
-    // The server asks the host for an IDR on set_video_enabled:true (browser-protocol §2.4).
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ set_video_enabled: true }));
+    // The server asks the host for an IDR when video is switched back on (browser-protocol §2.4;
+    // it acts on binary ControlMessages and on the off → on transition only).
+    if (this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(P.control({ set_video_enabled: false }));
+      this.ws.send(P.control({ set_video_enabled: true }));
+    }
   }
 
   send(e: InputEvent): void {
