@@ -88,6 +88,9 @@ async fn main() -> anyhow::Result<()> {
         &config.data_dir,
         ADMIN_CREDENTIALS_FILE,
     )?;
+    if admin_credentials == credentials {
+        tracing::warn!("the admin credential equals the user credential: every user is an administrator (set MOONGATE_ADMIN_CREDENTIALS to another secret)");
+    }
     let store = Arc::new(SqliteStore::open(&config.data_dir.join("moongate.db"))?);
 
     // The seam for an embedded host: demo-host in-process when no host is configured.
