@@ -194,16 +194,33 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// A streamer's stderr line without its own `<timestamp>  LEVEL ` prefix (the captured line has
+/// both already).
+fn without_fmt_prefix(line: &str) -> &str {
+    let mut rest = line.trim_start();
+    for _ in 0..2 {
+        let (word, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        if matches!(word, "ERROR" | "WARN" | "INFO" | "DEBUG" | "TRACE") {
+            return tail.trim_start();
+        }
+        rest = tail.trim_start();
+    }
+    line
+}
+
 impl<S: Subscriber> Layer<S> for CaptureLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let message = if fields.message.contains('\u{1b}') {
+        let mut message = if fields.message.contains('\u{1b}') {
             strip_ansi(&fields.message)
         } else {
             fields.message
         };
+        if meta.target() == "streamer" {
+            message = without_fmt_prefix(&message).to_string();
+        }
         let ts_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -249,6 +266,11 @@ mod tests {
         let mine = buf.tail(10, Some("a-b-c"));
         assert_eq!(mine.len(), 1);
         assert_eq!(mine[0].message, "three");
+        assert_eq!(
+            without_fmt_prefix("2026-11-22T04:39:04.385575Z  INFO streamer::session: up"),
+            "streamer::session: up"
+        );
+        assert_eq!(without_fmt_prefix("no prefix here"), "no prefix here");
         assert_eq!(mine[0].target, "streamer");
         let first = live.try_recv().unwrap();
         assert_eq!(first.fields, "n=1");
