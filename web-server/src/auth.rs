@@ -347,6 +347,22 @@ mod tests {
         assert_eq!(src, CredentialSource::Configured);
         assert_eq!(c.expose(), "env");
         assert!(!format!("{a:?}").contains(a.expose()));
+        // The admin credential: its own file, also 0600, different from the user's.
+        let (admin, src) =
+            Credentials::load_or_generate_file(None, dir.path(), ADMIN_CREDENTIALS_FILE).unwrap();
+        let admin_path = dir.path().join(ADMIN_CREDENTIALS_FILE);
+        assert_eq!(src, CredentialSource::Generated(admin_path.clone()));
+        assert_ne!(admin, a);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&admin_path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (again, src) =
+            Credentials::load_or_generate_file(None, dir.path(), ADMIN_CREDENTIALS_FILE).unwrap();
+        assert_eq!(src, CredentialSource::Stored(admin_path));
+        assert_eq!(again, admin);
     }
 
     #[test]

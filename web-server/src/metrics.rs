@@ -266,6 +266,8 @@ impl Metrics {
 
     /// The text exposition, with the live gauges read from `sessions` and `certs` now.
     pub fn render(&self, sessions: &[SessionInfo], certs: CertCacheStats) -> String {
+        // Rebuilt from the registry at every scrape: a mode that no longer streams reads 0.
+        self.streams.reset();
         for mode in MODES {
             let n = sessions.iter().filter(|s| s.meta.mode == mode).count();
             self.streams.with_label_values(&[mode]).set(n as i64);
@@ -274,12 +276,7 @@ impl Metrics {
             .iter()
             .filter(|s| !MODES.contains(&s.meta.mode.as_str()))
             .count();
-        if other > 0
-            || self
-                .streams
-                .get_metric_with_label_values(&["other"])
-                .is_ok()
-        {
+        if other > 0 {
             self.streams.with_label_values(&["other"]).set(other as i64);
         }
         self.cert_size.set(certs.size as i64);
