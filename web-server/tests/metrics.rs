@@ -162,3 +162,29 @@ async fn metrics_parse_and_counters_move_as_streams_start_and_end() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_streamer_counts_as_a_crash() {
+    let _serial = SERIAL.lock().await;
+    let gw = admin_gateway().await;
+    let mut ws = connect(&gw, "ses_crash", "client_crash", 640, 360, 30).await;
+    handshake(&mut ws).await;
+    let pids = streamer_children();
+    assert_eq!(pids.len(), 1);
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (close, _) = read_until_close(&mut ws, Duration::from_secs(10)).await;
+    assert_eq!(close.map(|c| c.0), Some(1011));
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    let m = scrape(&gw).await;
+    assert_eq!(get(&m, "moongate_streamer_crashes_total"), 1.0);
+    assert_eq!(
+        get(&m, "moongate_stream_ends_total{reason=streamer_crash}"),
+        1.0
+    );
+    assert_eq!(get(&m, "moongate_streams{mode=websocket}"), 0.0);
+    gw.stop().await;
+}
