@@ -203,19 +203,31 @@ class Dashboard {
     this.bitrate.retain(keys);
     this.fps.retain(keys);
     this.sessionsCount.textContent = `${list.length} live`;
-    clear(this.sessionsBody, list.length === 0 ? h("tr", null, h("td", { colSpan: 19, class: "muted" }, "No live streams.")) : list.map((s) => this.sessionRow(s)));
+    if (list.length === 0) {
+      clear(this.sessionsBody, h("tr", null, h("td", { colSpan: 19, class: "muted" }, "No live streams.")));
+    } else {
+      // Rows are kept per key and only their data cells are replaced, so a Kill button under the
+      // pointer is not swapped out between a press and its click.
+      const rows = new Map<string, HTMLTableRowElement>();
+      for (const tr of Array.from(this.sessionsBody.querySelectorAll<HTMLTableRowElement>("tr[data-key]"))) rows.set(tr.dataset.key ?? "", tr);
+      const wanted = list.map((s) => this.sessionRow(s, rows.get(s.key)));
+      const keep = new Set(wanted);
+      for (const tr of Array.from(this.sessionsBody.children)) if (!keep.has(tr as HTMLTableRowElement)) tr.remove();
+      wanted.forEach((tr, i) => {
+        const at = this.sessionsBody.children[i] ?? null;
+        if (at !== tr) this.sessionsBody.insertBefore(tr, at);
+      });
+    }
     this.updateLogFilterOptions(list.map((s) => s.key));
   }
 
-  private sessionRow(s: AdminSession): HTMLTableRowElement {
+  private sessionRow(s: AdminSession, existing?: HTMLTableRowElement): HTMLTableRowElement {
     const kbps = this.bitrate.push(s.key, s.bitrate_kbps);
     const fps = this.fps.push(s.key, s.fps_out);
     const num = (v: number | string) => h("td", { class: "num" }, v);
     const fpsChart = sparkline(fps, `fps out ${s.fps_out.toFixed(1)}`);
     fpsChart.classList.add("fps");
-    return h(
-      "tr",
-      { class: s.stopping ? "stopping" : "", dataset: { key: s.key } },
+    const cells = [
       h("td", { title: s.key }, s.session_id),
       h("td", null, s.lobby_id || "–"),
       h("td", { class: "client" }, s.client_id),
@@ -234,6 +246,20 @@ class Dashboard {
       num(s.idr_requests),
       num(s.rtt_ms ? `${s.rtt_ms} ms` : "–"),
       h("td", null, h("div", { class: "charts" }, sparkline(kbps, `bitrate ${Math.round(s.bitrate_kbps)} kbps`), fpsChart)),
+    ];
+    if (existing) {
+      const kill = existing.lastElementChild;
+      existing.replaceChildren(...cells);
+      if (kill) existing.append(kill);
+      existing.className = s.stopping ? "stopping" : "";
+      const button = existing.querySelector<HTMLButtonElement>("button.kill");
+      if (button && s.stopping) button.disabled = true;
+      return existing;
+    }
+    return h(
+      "tr",
+      { class: s.stopping ? "stopping" : "", dataset: { key: s.key } },
+      cells,
       h(
         "td",
         null,
