@@ -65,6 +65,8 @@ export async function startGateway(opts = {}) {
       MOONGATE_DATA_DIR: dataDir,
       MOONGATE_CREDENTIALS: credential,
       MOONGATE_WEB_ROOT: webRoot,
+      // WebRTC peers on loopback only (Chromium gets --allow-loopback-in-peer-connection).
+      MOONGATE_WEBRTC_BIND_ADDRESS: "127.0.0.1",
       ...(opts.env ?? {}),
     },
     stdio: ["ignore", "pipe", "pipe"],

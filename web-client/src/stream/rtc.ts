@@ -27,6 +27,7 @@ export class RtcTransport implements Transport {
   private iceFailed = false;
   private opened = false;
   private iceTimer: ReturnType<typeof setTimeout> | undefined;
+  private termTimer: ReturnType<typeof setTimeout> | undefined;
   private statsTimer: ReturnType<typeof setInterval> | undefined;
   private connectedAt = 0;
   private byUser = false;
@@ -228,8 +229,12 @@ export class RtcTransport implements Transport {
       try {
         const v = JSON.parse(m.data);
         if (v === "ConnectionTerminated") {
-          this.lastError ??= "The host ended the stream.";
-          this.close(false);
+          // The signaling socket says why (ClientKicked + 4000, an error, …) and closes right
+          // after; only if it does not, end here.
+          this.termTimer ??= setTimeout(() => {
+            this.lastError ??= "The host ended the stream.";
+            this.close(false);
+          }, 2000);
         }
       } catch {
         /* not JSON */
@@ -308,6 +313,7 @@ export class RtcTransport implements Transport {
     if (this.closedOnce) return;
     this.closedOnce = true;
     clearTimeout(this.iceTimer);
+    clearTimeout(this.termTimer);
     clearInterval(this.statsTimer);
     for (const ch of this.channels.values()) ch.close();
     this.pc?.close();
