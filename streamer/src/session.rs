@@ -842,6 +842,7 @@ impl Running<'_> {
             input_events: c.input_events,
             idr_requests: s.idr_requests,
             host_rtt_ms: 0,
+            send_queue_ms: q.video_depth_ms,
         }
     }
 }

@@ -3,6 +3,10 @@
 //! * One bearer credential guards every REST endpoint (`Authorization: Bearer <c>`; compared in
 //!   constant time). It comes from `MOONGATE_CREDENTIALS`, or is generated at first start and kept
 //!   in `<data_dir>/credentials` (mode 0600). It never reaches a log or `Debug` output.
+//! * Roles: a second, admin credential (`MOONGATE_ADMIN_CREDENTIALS`, or generated at first start
+//!   into `<data_dir>/admin-credentials`, 0600) guards `/api/admin/*` and `/metrics`
+//!   ([`require_admin`]): no or a wrong credential → 401, the user credential → 403. The admin
+//!   credential is also accepted wherever the user credential is.
 //! * WebSocket upgrades: [`check_origin`] (and the [`AllowedOrigin`] extractor) refuse a browser
 //!   page from a foreign origin; [`validate_first_message`] checks the `credentials` field of the
 //!   first WS message (Helix's proxy rewrites `AuthenticateAndInit.credentials` to the secret).
@@ -25,6 +29,17 @@ use crate::server::AppState;
 
 /// File name of a generated credential inside the data dir.
 pub const CREDENTIALS_FILE: &str = "credentials";
+/// File name of a generated admin credential inside the data dir.
+pub const ADMIN_CREDENTIALS_FILE: &str = "admin-credentials";
+
+/// Who a valid bearer credential belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The user credential: the REST API and streaming.
+    User,
+    /// The admin credential: everything, plus `/api/admin/*` and `/metrics`.
+    Admin,
+}
 
 /// The shared secret. `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -92,10 +107,20 @@ impl Credentials {
         configured: Option<&str>,
         data_dir: &Path,
     ) -> Result<(Credentials, CredentialSource), CredentialError> {
+        Self::load_or_generate_file(configured, data_dir, CREDENTIALS_FILE)
+    }
+
+    /// [`Credentials::load_or_generate`] with another file name (the admin credential uses
+    /// [`ADMIN_CREDENTIALS_FILE`]).
+    pub fn load_or_generate_file(
+        configured: Option<&str>,
+        data_dir: &Path,
+        file_name: &str,
+    ) -> Result<(Credentials, CredentialSource), CredentialError> {
         if let Some(c) = configured {
             return Ok((Credentials::new(c), CredentialSource::Configured));
         }
-        let path = data_dir.join(CREDENTIALS_FILE);
+        let path = data_dir.join(file_name);
         let io = |source| CredentialError::Io {
             path: path.clone(),
             source,
@@ -132,6 +157,33 @@ impl Credentials {
 /// Checks `Authorization: Bearer <c>`: malformed → 400 `bad_authorization_header`, missing or
 /// wrong → 401 `unauthorized`.
 pub fn check_bearer(headers: &HeaderMap, creds: &Credentials) -> Result<(), ApiError> {
+    bearer_token(headers).and_then(|token| {
+        if creds.matches(token) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    })
+}
+
+/// The role of the bearer credential in `headers` (both compared in constant time): malformed →
+/// 400, missing or matching neither → 401.
+pub fn check_role(
+    headers: &HeaderMap,
+    user: &Credentials,
+    admin: &Credentials,
+) -> Result<Role, ApiError> {
+    let token = bearer_token(headers)?;
+    let is_admin = admin.matches(token);
+    let is_user = user.matches(token);
+    match (is_admin, is_user) {
+        (true, _) => Ok(Role::Admin),
+        (false, true) => Ok(Role::User),
+        (false, false) => Err(ApiError::unauthorized()),
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Err(ApiError::unauthorized());
     };
@@ -147,21 +199,42 @@ pub fn check_bearer(headers: &HeaderMap, creds: &Credentials) -> Result<(), ApiE
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(malformed());
     }
-    if creds.matches(token.trim()) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
+    Ok(token.trim())
 }
 
-/// Middleware for the REST routes.
+/// Middleware for the REST routes: the user or the admin credential.
 pub async fn require_bearer(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    check_bearer(request.headers(), &state.credentials)?;
+    check_role(
+        request.headers(),
+        &state.credentials,
+        &state.admin_credentials,
+    )?;
     Ok(next.run(request).await)
+}
+
+/// Middleware for `/api/admin/*` and `/metrics`: the admin credential; the user credential gets
+/// 403 `forbidden`, none or a wrong one 401.
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    match check_role(
+        request.headers(),
+        &state.credentials,
+        &state.admin_credentials,
+    )? {
+        Role::Admin => Ok(next.run(request).await),
+        Role::User => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this needs the admin credential",
+        )),
+    }
 }
 
 /// Checks the `Origin` of a WebSocket upgrade. No `Origin` (a non-browser client such as the
@@ -274,6 +347,22 @@ mod tests {
         assert_eq!(src, CredentialSource::Configured);
         assert_eq!(c.expose(), "env");
         assert!(!format!("{a:?}").contains(a.expose()));
+        // The admin credential: its own file, also 0600, different from the user's.
+        let (admin, src) =
+            Credentials::load_or_generate_file(None, dir.path(), ADMIN_CREDENTIALS_FILE).unwrap();
+        let admin_path = dir.path().join(ADMIN_CREDENTIALS_FILE);
+        assert_eq!(src, CredentialSource::Generated(admin_path.clone()));
+        assert_ne!(admin, a);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&admin_path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (again, src) =
+            Credentials::load_or_generate_file(None, dir.path(), ADMIN_CREDENTIALS_FILE).unwrap();
+        assert_eq!(src, CredentialSource::Stored(admin_path));
+        assert_eq!(again, admin);
     }
 
     #[test]
@@ -289,6 +378,12 @@ mod tests {
         assert_eq!(check_bearer(&h, &creds).unwrap_err().status, 400);
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
         assert!(check_bearer(&h, &creds).is_ok());
+        let admin = Credentials::new("root");
+        assert_eq!(check_role(&h, &creds, &admin).unwrap(), Role::User);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer root"));
+        assert_eq!(check_role(&h, &creds, &admin).unwrap(), Role::Admin);
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer nope"));
+        assert_eq!(check_role(&h, &creds, &admin).unwrap_err().status, 401);
     }
 
     #[test]

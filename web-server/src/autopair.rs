@@ -180,14 +180,14 @@ pub enum WolfApiError {
 
 /// A minimal HTTP/1.0 client for Wolf's API (what Wolf speaks: one request per connection,
 /// `Content-Length` bodies, the answer read to EOF, bounded in size and time).
-struct WolfApiClient {
+pub(crate) struct WolfApiClient {
     location: String,
     unix: Option<String>,
     tcp: Option<String>,
 }
 
 impl WolfApiClient {
-    fn parse(location: &str) -> Result<Self, WolfApiError> {
+    pub(crate) fn parse(location: &str) -> Result<Self, WolfApiError> {
         if location.starts_with('/') {
             return Ok(WolfApiClient {
                 location: location.into(),
@@ -215,7 +215,7 @@ impl WolfApiClient {
         })
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,

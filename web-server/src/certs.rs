@@ -122,7 +122,23 @@ pub struct CertCacheStats {
 
 struct Entry {
     identity: Identity,
+    created: Instant,
     last_used: Instant,
+}
+
+/// One cached client identity as the admin view lists it (no key).
+#[derive(Debug, Clone)]
+pub struct CachedClient {
+    /// The browser's client id.
+    pub client_id: String,
+    /// Its certificate (DER).
+    pub cert_der: Vec<u8>,
+    /// Time since it was created.
+    pub age: Duration,
+    /// Time since it was last used.
+    pub idle: Duration,
+    /// Time left before a sweep may evict it (0 = due).
+    pub expires_in: Duration,
 }
 
 struct Inner {
@@ -207,6 +223,7 @@ impl ClientCertCache {
             client_id.to_string(),
             Entry {
                 identity: fresh.clone(),
+                created: now,
                 last_used: now,
             },
         );
@@ -240,6 +257,29 @@ impl ClientCertCache {
     /// Removes every entry idle for at least `idle_ttl`; returns how many.
     pub fn sweep(&self) -> usize {
         sweep_inner(&self.inner)
+    }
+
+    /// Every cached identity, by client id (the admin view).
+    pub fn list(&self) -> Vec<CachedClient> {
+        let now = self.inner.clock.now();
+        let ttl = self.inner.config.idle_ttl;
+        let mut list: Vec<CachedClient> = self
+            .state()
+            .entries
+            .iter()
+            .map(|(id, e)| {
+                let idle = now.saturating_duration_since(e.last_used);
+                CachedClient {
+                    client_id: id.clone(),
+                    cert_der: e.identity.cert_der.clone(),
+                    age: now.saturating_duration_since(e.created),
+                    idle,
+                    expires_in: ttl.saturating_sub(idle),
+                }
+            })
+            .collect();
+        list.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        list
     }
 
     /// Counters.

@@ -15,6 +15,7 @@
 //! | `[timeouts] cert_sweep_secs` | `MOONGATE_CERT_SWEEP_SECS` | 300 | how often the certificate cache is swept |
 //! | `[[hosts]]` | – | none | hosts added to the store at start if absent (`name`, `address`, `http_port`, `https_port`, `mac`) |
 //! | – | `MOONGATE_CREDENTIALS` | generated | the bearer credential (kept out of files on purpose) |
+//! | – | `MOONGATE_ADMIN_CREDENTIALS` | generated (`<data_dir>/admin-credentials`) | the admin credential: `/api/admin/*`, `/metrics`, the dashboard |
 //!
 //! The config file is `MOONGATE_CONFIG` or the `--config` path given to the binary. Unknown keys
 //! are an error, so a typo does not silently fall back to a default.
@@ -123,6 +124,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// `MOONGATE_CREDENTIALS`, if set (redacted in `Debug`).
     pub credentials: Option<String>,
+    /// `MOONGATE_ADMIN_CREDENTIALS`, if set (redacted in `Debug`).
+    pub admin_credentials: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -139,6 +142,10 @@ impl fmt::Debug for Config {
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "admin_credentials",
+                &self.admin_credentials.as_ref().map(|_| "<redacted>"),
             )
             .finish()
     }
@@ -188,6 +195,7 @@ impl Default for Config {
             wol_target: SocketAddr::from(([255, 255, 255, 255], 9)),
             timeouts: Timeouts::default(),
             credentials: None,
+            admin_credentials: None,
         }
     }
 }
@@ -342,6 +350,11 @@ impl Config {
                 c.credentials = Some(v);
             }
         }
+        if let Some(v) = env("MOONGATE_ADMIN_CREDENTIALS") {
+            if !v.is_empty() {
+                c.admin_credentials = Some(v);
+            }
+        }
         Ok(c)
     }
 
@@ -390,6 +403,7 @@ mod tests {
                 ),
                 ("MOONGATE_PAIRING_TIMEOUT_SECS", "7"),
                 ("MOONGATE_CREDENTIALS", "s3cret"),
+                ("MOONGATE_ADMIN_CREDENTIALS", "adm1n"),
             ]),
         )
         .unwrap();
@@ -397,6 +411,11 @@ mod tests {
         assert_eq!(c.allowed_origins.len(), 2);
         assert_eq!(c.timeouts.pairing, Duration::from_secs(7));
         assert!(!format!("{c:?}").contains("s3cret"), "credential in Debug");
+        assert_eq!(c.admin_credentials.as_deref(), Some("adm1n"));
+        assert!(
+            !format!("{c:?}").contains("adm1n"),
+            "admin credential in Debug"
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! * [`autopair`]: automatic pairing of each browser client id's identity with a host.
 //! * [`streamer_proc`]: one `streamer` child per connection (IPC on stdio, logs relayed).
 //! * [`embedded`]: the in-process demo host used when no host is configured.
+//! * [`admin`]: the operator's API (`/api/admin/*`, live logs), [`metrics`]: `/metrics`.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod autopair;
@@ -21,6 +23,7 @@ pub mod certs;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod metrics;
 pub mod server;
 pub mod sessions;
 pub mod store;

@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
-use web_server::auth::{CredentialSource, Credentials};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+use web_server::admin::logs::CaptureLayer;
+use web_server::auth::{CredentialSource, Credentials, ADMIN_CREDENTIALS_FILE};
 use web_server::autopair::WolfApiPins;
 use web_server::certs::SystemClock;
 use web_server::embedded::{self, EmbeddedDemoHost};
@@ -65,17 +68,29 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    // stderr as filtered by RUST_LOG; the admin log view (`/api/admin/logs`) gets info and up.
+    let env_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(env_filter),
         )
-        .with_writer(std::io::stderr)
+        .with(CaptureLayer::default().with_filter(tracing::level_filters::LevelFilter::INFO))
         .init();
     let config = Config::load(config_path()?.as_deref())?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let (credentials, source) =
         Credentials::load_or_generate(config.credentials.as_deref(), &config.data_dir)?;
+    let (admin_credentials, admin_source) = Credentials::load_or_generate_file(
+        config.admin_credentials.as_deref(),
+        &config.data_dir,
+        ADMIN_CREDENTIALS_FILE,
+    )?;
+    if admin_credentials == credentials {
+        tracing::warn!("the admin credential equals the user credential: every user is an administrator (set MOONGATE_ADMIN_CREDENTIALS to another secret)");
+    }
     let store = Arc::new(SqliteStore::open(&config.data_dir.join("moongate.db"))?);
 
     // The seam for an embedded host: demo-host in-process when no host is configured.
@@ -93,7 +108,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(config, credentials.clone(), store, Arc::new(SystemClock));
+    let state = AppState::new(config, credentials.clone(), store, Arc::new(SystemClock))
+        .with_admin_credentials(admin_credentials.clone());
     for seed in &state.config.hosts {
         if let Some(location) = &seed.wolf_api {
             let port = seed
@@ -135,6 +151,26 @@ async fn main() -> anyhow::Result<()> {
             p.seed.address,
             p.seed.http_port.unwrap_or_default()
         );
+    }
+
+    // After the lines supervisors read first (URL, credential, embedded host); a closed stdout
+    // is ignored. Printed once, to the terminal only (never to the log).
+    let admin_line = match admin_source {
+        CredentialSource::Generated(path) => format!(
+            "Generated admin credential for /api/admin and the dashboard (stored in {}): {}",
+            path.display(),
+            admin_credentials.expose()
+        ),
+        CredentialSource::Stored(path) => {
+            format!("Using the admin credential stored in {}", path.display())
+        }
+        CredentialSource::Configured => {
+            "Using the admin credential from MOONGATE_ADMIN_CREDENTIALS".to_string()
+        }
+    };
+    {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{admin_line}");
     }
 
     if !state.config.streamer_path.is_file() {

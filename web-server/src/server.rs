@@ -30,6 +30,14 @@ pub struct AppState {
     pub certs: ClientCertCache,
     /// Live streams: the one source of truth.
     pub sessions: Arc<dyn SessionRegistry>,
+    /// The admin credential (`/api/admin/*`, `/metrics`).
+    pub admin_credentials: Credentials,
+    /// Per-stream pid and rates on this node, by registry entry id ([`crate::admin::live`]).
+    pub live: crate::admin::live::LiveTable,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Recent log lines and the live feed (process-wide).
+    pub logs: &'static crate::admin::logs::LogBuffer,
     pub(crate) pairings: Arc<Pairings>,
     /// Who can enter pairing PINs on which host (the embedded demo host).
     pins: Arc<std::sync::RwLock<Vec<Arc<dyn PinSubmitter>>>>,
@@ -46,7 +54,9 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// State with an in-process session registry and the certificate cache on `clock` (needs a
-    /// tokio runtime: the cache starts its sweeper).
+    /// tokio runtime: the cache starts its sweeper). The admin credential is
+    /// `config.admin_credentials`, else a random one nobody knows until
+    /// [`AppState::with_admin_credentials`] sets the loaded or generated one.
     pub fn new(
         config: Config,
         credentials: Credentials,
@@ -60,15 +70,30 @@ impl AppState {
             },
             clock,
         );
+        let admin_credentials = config
+            .admin_credentials
+            .as_deref()
+            .map(Credentials::new)
+            .unwrap_or_else(Credentials::generate);
         AppState {
             config: Arc::new(config),
             credentials,
             store,
             certs,
             sessions: Arc::new(MemoryRegistry::new()),
+            admin_credentials,
+            live: Default::default(),
+            metrics: Arc::default(),
+            logs: crate::admin::logs::global(),
             pairings: Arc::new(Pairings::default()),
             pins: Arc::default(),
         }
+    }
+
+    /// Replaces the admin credential.
+    pub fn with_admin_credentials(mut self, admin: Credentials) -> Self {
+        self.admin_credentials = admin;
+        self
     }
 
     /// Registers a way to enter pairing PINs on a host (see [`crate::autopair`]).

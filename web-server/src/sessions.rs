@@ -283,6 +283,11 @@ impl Superseded {
         self.shared.request_stop(reason);
     }
 
+    /// The stop reason, if a stop was requested.
+    pub fn stop_requested(&self) -> Option<StopReason> {
+        *self.shared.stop.borrow()
+    }
+
     /// Completes when the old entry's guard is dropped.
     pub async fn closed(&self) {
         let mut rx = self.shared.closed.subscribe();

@@ -15,6 +15,8 @@
 //! | `GET /api/sessions` | the session registry |
 //! | `GET /api/ws/stream` | WebSocket-only streaming (Helix-compatible; [`ws_stream`]) |
 //! | `GET /healthz` | liveness |
+//! | `GET /readyz` | readiness: store open, streamer executable ([`crate::admin::readyz`]) |
+//! | `/api/admin/*`, `GET /metrics` | admin credential only ([`crate::admin`]) |
 //! | `GET /*` (not `/api`) | the built web client ([`crate::web_ui`]) |
 
 pub mod hosts;
@@ -58,8 +60,10 @@ pub fn rest_routes(state: &AppState) -> Router<AppState> {
 pub fn router(state: AppState) -> Router {
     let web_ui = crate::web_ui::routes(&state.config.web_root);
     rest_routes(&state)
+        .merge(crate::admin::routes(&state))
         .route("/api/ws/stream", get(ws_stream::handler))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(crate::admin::readyz))
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found))
         .merge(web_ui)

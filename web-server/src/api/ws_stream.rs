@@ -34,9 +34,11 @@ use wire::browser::{self, ClientControl, Init, Pong};
 use wire::ipc::{EndReason, FromStreamer, StreamMode, StreamerInit, ToStreamer};
 use wire::Secret;
 
+use crate::admin::observer::StreamObserver;
 use crate::auth::{check_bearer, validate_first_message, AllowedOrigin};
 use crate::autopair::ensure_paired;
 use crate::error::ApiError;
+use crate::metrics::EndLabel;
 use crate::server::AppState;
 use crate::sessions::{
     register_superseding, supersede_same_client, SessionGuard, SessionKey, SessionMeta, StopReason,
@@ -309,7 +311,7 @@ async fn stream_session(
         r = same_client => if let Err(e) = r {
             return Close::failure(format!("InternalServerError: {e}"));
         },
-        reason = guard.stopped() => return Close::stopped(reason),
+        reason = guard.stopped() => return stopped_before_launch(state, reason),
     }
 
     // 5. Identity and pairing, abandoned if this stream is stopped meanwhile.
@@ -336,7 +338,7 @@ async fn stream_session(
             Ok(v) => v,
             Err(e) => return Close::failure(e),
         },
-        reason = guard.stopped() => return Close::stopped(reason),
+        reason = guard.stopped() => return stopped_before_launch(state, reason),
     };
     let https_port = host
         .https_port
@@ -382,6 +384,7 @@ async fn stream_session(
         };
     tracing::info!(session = %key, pid = ?child.id(), "streamer spawned");
     let mut run = Running {
+        observer: StreamObserver::launched(state, &guard, child.id()),
         outbox: Arc::clone(outbox),
         error: None,
         ended: None,
@@ -426,6 +429,16 @@ struct Running {
     first_keyframe_logged: bool,
     opened: Instant,
     key: String,
+    /// Feeds the admin view's live row and the metrics.
+    observer: StreamObserver,
+}
+
+/// A stream stopped before its streamer was launched (superseded meanwhile, shutdown, admin).
+fn stopped_before_launch(state: &AppState, reason: StopReason) -> Close {
+    if reason == StopReason::Superseded {
+        state.metrics.superseded_before_launch();
+    }
+    Close::stopped(reason)
 }
 
 /// Answers a Ping (0x40) at once, ahead of all media. Not a Ping: ignored.
@@ -554,6 +567,7 @@ impl Running {
                 }
                 if v.keyframe && !self.first_keyframe_logged {
                     self.first_keyframe_logged = true;
+                    self.observer.first_keyframe(self.opened.elapsed());
                     tracing::info!(
                         session = %self.key,
                         ms = self.opened.elapsed().as_millis() as u64,
@@ -564,6 +578,7 @@ impl Running {
                 let len = msg.len();
                 let mut q = self.outbox.queue();
                 q.push_video(Message::Binary(msg.into()), len, v.keyframe, now);
+                self.observer.video_queued();
                 *keyframe |= q.take_keyframe_request(now);
                 drop(q);
                 self.outbox.wake.notify_one();
@@ -579,6 +594,8 @@ impl Running {
             }
             FromStreamer::Stats(st) => {
                 tracing::debug!(session = %self.key, frames = st.video_frames, dropped = st.video_frames_dropped, "streamer stats");
+                let q = self.outbox.queue().stats(now);
+                self.observer.stats(&st, Some(q));
             }
             FromStreamer::Log(l) => {
                 tracing::info!(session = %self.key, level = ?l.level, "streamer: {}", l.message);
@@ -595,6 +612,28 @@ impl Running {
             FromStreamer::Signal(_) => {}
         }
         None
+    }
+}
+
+/// The `reason` label of `moongate_stream_ends_total`.
+fn end_label(end: &End, run: &Running) -> EndLabel {
+    match end {
+        End::BrowserClosed => EndLabel::BrowserClosed,
+        End::BrowserGone => EndLabel::BrowserGone,
+        End::Stopped(StopReason::Superseded) => EndLabel::Superseded,
+        End::Stopped(StopReason::AdminKill) => EndLabel::AdminKill,
+        End::Stopped(StopReason::Shutdown) => EndLabel::Shutdown,
+        End::StreamerEnded | End::StreamerLost => {
+            if run.error.is_some() {
+                return EndLabel::StreamerError;
+            }
+            match &run.ended {
+                Some(e) if e.reason == EndReason::HostEnded => EndLabel::HostEnded,
+                Some(e) if e.reason == EndReason::Stopped => EndLabel::Stopped,
+                Some(_) => EndLabel::StreamerError,
+                None => EndLabel::StreamerCrash,
+            }
+        }
     }
 }
 
@@ -634,6 +673,8 @@ async fn teardown(
     // The entry goes the moment the streamer is gone, whatever ended it.
     drop(guard);
     tracing::info!(session = %run.key, ?end, ?status, exit_ms, "stream ended; streamer reaped");
+    let label = end_label(&end, &run);
+    run.observer.ended(label);
     let status_text = match &status {
         Ok(s) => s.to_string(),
         Err(e) => e.to_string(),

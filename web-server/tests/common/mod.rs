@@ -313,3 +313,157 @@ pub fn thread_count() -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+// ---- Admin API helpers (tests/admin.rs, tests/metrics.rs) ----
+
+/// The admin credential of [`admin_gateway`].
+pub const ADMIN_SECRET: &str = "admin-test-secret";
+
+/// A gateway (embedded demo host) whose admin credential is [`ADMIN_SECRET`].
+pub async fn admin_gateway() -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load_with_env(None, |_| None).unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.streamer_path = streamer_exe();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.admin_credentials = Some(ADMIN_SECRET.into());
+    let (host, provided) = embedded::start_demo_host(&config).await.unwrap();
+    serve_gateway(config, host, provided, dir).await
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct HttpResp {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: String,
+}
+
+impl HttpResp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+async fn http_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> hyper::Response<hyper::body::Incoming> {
+    use http_body_util::Full;
+    use hyper_util::rt::TokioIo;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(b) = bearer {
+        req = req.header("authorization", format!("Bearer {b}"));
+    }
+    let body = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            Full::new(bytes::Bytes::from(v.to_string()))
+        }
+        None => Full::new(bytes::Bytes::new()),
+    };
+    timeout(
+        Duration::from_secs(30),
+        sender.send_request(req.body(body).unwrap()),
+    )
+    .await
+    .expect("request timed out")
+    .unwrap()
+}
+
+/// One request on a fresh connection; the whole body read (bounded).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> HttpResp {
+    use http_body_util::BodyExt;
+    let resp = http_send(addr, method, path, bearer, body).await;
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = timeout(Duration::from_secs(30), resp.into_body().collect())
+        .await
+        .expect("body timed out")
+        .unwrap()
+        .to_bytes();
+    HttpResp {
+        status,
+        content_type,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// `GET path` with the admin credential, as JSON (asserts 200).
+pub async fn admin_get(gw: &Gateway, path: &str) -> serde_json::Value {
+    let r = http(gw.addr, "GET", path, Some(ADMIN_SECRET), None).await;
+    assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+    r.json()
+}
+
+/// Opens an SSE stream (admin credential); returns the status and the body to read from.
+pub async fn admin_sse(gw: &Gateway, path: &str) -> (u16, hyper::body::Incoming) {
+    let resp = http_send(gw.addr, "GET", path, Some(ADMIN_SECRET), None).await;
+    (resp.status().as_u16(), resp.into_body())
+}
+
+/// Reads SSE text until `pred` holds for the text read so far (bounded).
+pub async fn sse_read_until(
+    body: &mut hyper::body::Incoming,
+    within: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    use http_body_util::BodyExt;
+    let deadline = Instant::now() + within;
+    let mut text = String::new();
+    while !pred(&text) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = timeout(left, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("SSE: condition not met within {within:?}; got:\n{text}"))
+            .expect("SSE stream ended")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    text
+}
+
+/// A session key's text form as one URL path segment.
+pub fn key_path_segment(key: &str) -> String {
+    key.replace('%', "%25")
+}
+
+/// Polls `f` every 10 ms until it returns `Some` or `within` passes.
+pub async fn poll_until<T, F, Fut>(within: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -391,6 +391,9 @@ pub struct Stats {
     pub idr_requests: u64,
     /// Last measured round trip to the host, ms (0 = unknown).
     pub host_rtt_ms: u32,
+    /// Age of the oldest frame waiting in the streamer's own send queue, ms (IPC writer in
+    /// WebSocket mode, the peer in WebRTC mode); 0 = empty or unknown.
+    pub send_queue_ms: u64,
 }
 
 /// Log level of a [`LogLine`].

@@ -1,0 +1,171 @@
+/**
+ * The gateway's admin API (`/api/admin/*`, web-server/src/admin) with the admin credential.
+ * Every view reads the registry the streams live in, so what the dashboard shows is what streams.
+ */
+import { ApiError, SseParser } from "../api";
+
+/** A live stream (`GET /api/admin/sessions`). */
+export interface AdminSession {
+  key: string;
+  session_id: string;
+  lobby_id: string;
+  client_id: string;
+  entry_id: number;
+  mode: string;
+  host_id: number;
+  host_name: string | null;
+  app_id: number;
+  started_at: number;
+  uptime_secs: number;
+  remote: string | null;
+  stopping: boolean;
+  threads: number | null;
+  rss_kb: number | null;
+  pid: number | null;
+  fps_in: number;
+  fps_out: number;
+  bitrate_kbps: number;
+  send_queue_ms: number;
+  dropped_frames: number;
+  idr_requests: number;
+  rtt_ms: number;
+  video_frames: number;
+  first_frame_ms: number | null;
+  samples: number;
+}
+
+/** A cached client identity (`GET /api/admin/clients`). */
+export interface AdminClient {
+  client_id: string;
+  cn: string | null;
+  created_at: number;
+  last_used_at: number;
+  expires_in_secs: number;
+  streams: number;
+}
+
+export interface WolfView {
+  location: string;
+  sessions: Array<Record<string, unknown>> | null;
+  lobbies: Array<Record<string, unknown>> | null;
+  pending_pairs: Array<Record<string, unknown>> | null;
+  error: string | null;
+}
+
+/** A host (`GET /api/admin/hosts`). */
+export interface AdminHost {
+  id: number;
+  name: string;
+  address: string;
+  http_port: number;
+  paired: boolean;
+  status: { online: boolean; busy: boolean; current_app: number; hostname: string | null; error: string | null } | null;
+  apps: Array<{ id: number; title: string }>;
+  streams: number;
+  wolf: WolfView | null;
+}
+
+/** A captured log line (`GET /api/admin/logs`). */
+export interface LogLine {
+  seq: number;
+  ts_ms: number;
+  level: string;
+  target: string;
+  session: string | null;
+  message: string;
+  fields: string;
+}
+
+export interface Killed {
+  key: string;
+  ended: boolean;
+  ms: number;
+}
+
+async function failure(res: Response): Promise<ApiError> {
+  let code = "http_" + res.status;
+  let message = "";
+  try {
+    const body = (await res.json()) as { code?: string; message?: string };
+    code = body.code ?? code;
+    message = body.message ?? "";
+  } catch {
+    /* not JSON */
+  }
+  if (res.status === 401) return new ApiError(401, code, "The admin credential was not accepted.");
+  if (res.status === 403) return new ApiError(403, code, "This is a user credential: the dashboard needs the admin credential (MOONGATE_ADMIN_CREDENTIALS or <data_dir>/admin-credentials).");
+  return new ApiError(res.status, code, message || `The gateway answered ${res.status}.`);
+}
+
+export class AdminApi {
+  constructor(
+    readonly credential: string,
+    readonly base: string = "",
+  ) {}
+
+  private async request(method: string, path: string, body?: unknown): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers: {
+          Authorization: `Bearer ${this.credential}`,
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, "unreachable", "The gateway cannot be reached.");
+    }
+    if (!res.ok) throw await failure(res);
+    return res;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return (await (await this.request(method, path, body)).json()) as T;
+  }
+
+  sessions(): Promise<AdminSession[]> {
+    return this.json("GET", "/api/admin/sessions");
+  }
+  /** Ends a stream through its one teardown path; resolves once it has ended. */
+  kill(key: string): Promise<Killed> {
+    return this.json("DELETE", `/api/admin/sessions/${encodeURIComponent(key)}`);
+  }
+  clients(): Promise<AdminClient[]> {
+    return this.json("GET", "/api/admin/clients");
+  }
+  hosts(): Promise<AdminHost[]> {
+    return this.json("GET", "/api/admin/hosts");
+  }
+  wolf(hostId: number, kind: "sessions" | "lobbies", action: "stop" | "join" | "leave", body: Record<string, unknown>): Promise<unknown> {
+    return this.json("POST", `/api/admin/hosts/${hostId}/wolf/${kind}/${action}`, body);
+  }
+
+  /**
+   * Follows the live log (SSE read with fetch: EventSource cannot send the bearer) until `signal`
+   * aborts; `onLine` gets each line, the last `tail` first.
+   */
+  async logs(session: string | null, tail: number, onLine: (l: LogLine) => void, signal: AbortSignal): Promise<void> {
+    const q = new URLSearchParams({ tail: String(tail) });
+    if (session) q.set("session", session);
+    const res = await fetch(`${this.base}/api/admin/logs?${q}`, {
+      headers: { Authorization: `Bearer ${this.credential}` },
+      signal,
+    });
+    if (!res.ok || !res.body) throw await failure(res);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    const parser = new SseParser();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      for (const data of parser.push(value)) {
+        try {
+          onLine(JSON.parse(data) as LogLine);
+        } catch {
+          /* a `lagged` notice or keep-alive */
+        }
+      }
+    }
+  }
+}
