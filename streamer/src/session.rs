@@ -572,6 +572,7 @@ impl Running<'_> {
                     Some(Ok(ToStreamer::RequestKeyframe)) => self.request_idr("web-server"),
                     Some(Ok(ToStreamer::Input(bytes))) => self.input(&bytes),
                     Some(Ok(ToStreamer::Init(_))) => tracing::warn!("second Init ignored"),
+                    Some(Ok(ToStreamer::Signal(_))) => tracing::debug!("WebRTC signal ignored in WebSocket mode"),
                     Some(Err(e)) => return End::ipc(e),
                 },
                 event = events.recv() => match event {

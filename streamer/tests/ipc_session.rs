@@ -133,6 +133,7 @@ impl Rig {
             play_audio_local: false,
             lobby_id: None,
             wolf_api: None,
+            webrtc: None,
         }
     }
 

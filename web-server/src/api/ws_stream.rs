@@ -366,6 +366,7 @@ async fn stream_session(
         wolf_api: state
             .pin_submitter_for(&host.address, host.http_port)
             .and_then(|p| p.wolf_api()),
+        webrtc: None,
     };
 
     // 6. The streamer.
@@ -590,6 +591,8 @@ impl Running {
                 self.ended = Some(e);
                 return Some(End::StreamerEnded);
             }
+            // WebRTC signaling does not occur in WebSocket mode.
+            FromStreamer::Signal(_) => {}
         }
         None
     }

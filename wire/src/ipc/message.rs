@@ -1,7 +1,8 @@
 //! The IPC messages, one enum per direction.
 //!
 //! Media and fixed-size messages have binary little-endian layouts (video and audio are never JSON
-//! or base64); rare, variable control messages (`Init`, `Stats`, `Log`, `Error`, `Ended`) carry a
+//! or base64); rare, variable control messages (`Init`, `Stats`, `Log`, `Error`, `Ended`, WebRTC
+//! `Signal`) carry a
 //! JSON object, which lets the two processes tolerate added fields (unknown fields are ignored,
 //! missing optional ones default). Layouts are in `docs/ipc.md`.
 
@@ -22,6 +23,8 @@ pub mod frame_type {
     pub const REQUEST_KEYFRAME: u8 = 0x03;
     /// [`super::ToStreamer::Stop`].
     pub const STOP: u8 = 0x04;
+    /// [`super::ToStreamer::Signal`].
+    pub const SIGNAL_IN: u8 = 0x05;
     /// [`super::FromStreamer::Started`].
     pub const STARTED: u8 = 0x81;
     /// [`super::FromStreamer::Video`].
@@ -36,6 +39,8 @@ pub mod frame_type {
     pub const ERROR: u8 = 0x86;
     /// [`super::FromStreamer::Ended`].
     pub const ENDED: u8 = 0x87;
+    /// [`super::FromStreamer::Signal`].
+    pub const SIGNAL_OUT: u8 = 0x88;
 }
 
 /// How the streamer delivers media to the browser.
@@ -102,6 +107,152 @@ pub struct StreamerInit {
     /// Wolf API: a Unix socket path (starts with `/`) or an `http(s)://` URL.
     #[serde(default)]
     pub wolf_api: Option<String>,
+    /// The peer's network settings; used in [`StreamMode::Webrtc`] only (absent → defaults).
+    #[serde(default)]
+    pub webrtc: Option<WebRtcSettings>,
+}
+
+/// How a NAT 1:1 address is advertised (pion's `NAT1To1IPCandidateType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatCandidateType {
+    /// As an extra host candidate (typ host) on the bound port: the usual choice when the public
+    /// address forwards the same port to us.
+    #[default]
+    Host,
+    /// As a server-reflexive candidate (typ srflx, related to the bound address).
+    Srflx,
+}
+
+/// An ICE network type the peer may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkType {
+    /// UDP over IPv4.
+    Udp4,
+    /// UDP over IPv6.
+    Udp6,
+}
+
+/// The streamer's WebRTC network settings ([`StreamerInit::webrtc`]). ICE *servers* are not here:
+/// the streamer is the ICE-controlled side with its own host (and NAT 1:1) candidates and no TURN
+/// client; STUN/TURN servers matter only to the browser, which the web-server tells itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebRtcSettings {
+    /// Lowest UDP port the peer may bind (inclusive). `0` with `udp_port_max` `0` = any port.
+    pub udp_port_min: u16,
+    /// Highest UDP port (inclusive).
+    pub udp_port_max: u16,
+    /// Address to bind, e.g. `0.0.0.0` (every local address becomes a host candidate) or one IP.
+    pub bind_address: String,
+    /// Public addresses to advertise in addition (NAT 1:1), on the bound port.
+    pub nat_1to1_ips: Vec<String>,
+    /// How the NAT 1:1 addresses are advertised.
+    pub nat_1to1_candidate_type: NatCandidateType,
+    /// Which address families become candidates (empty = both).
+    pub network_types: Vec<NetworkType>,
+    /// A peer whose ICE state stays disconnected this long ends the stream (default 10 s).
+    pub disconnect_timeout_ms: u32,
+}
+
+impl Default for WebRtcSettings {
+    fn default() -> Self {
+        WebRtcSettings {
+            udp_port_min: 0,
+            udp_port_max: 0,
+            bind_address: "0.0.0.0".into(),
+            nat_1to1_ips: Vec::new(),
+            nat_1to1_candidate_type: NatCandidateType::Host,
+            network_types: Vec::new(),
+            disconnect_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// SDP type (WebRTC `RTCSdpType`, lowercase as in the Helix contract §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SdpType {
+    /// An offer.
+    Offer,
+    /// An answer.
+    Answer,
+    /// A provisional answer (not supported by the streamer: answered with an error).
+    Pranswer,
+    /// Roll back a pending offer (not supported by the streamer: answered with an error).
+    Rollback,
+}
+
+/// A session description (offer or answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDescription {
+    /// Offer or answer.
+    pub ty: SdpType,
+    /// The SDP text.
+    pub sdp: String,
+}
+
+/// One trickled ICE candidate (`RTCIceCandidateInit`; the same fields as the contract's
+/// `AddIceCandidate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceCandidate {
+    /// `candidate:…` line, without `a=`.
+    pub candidate: String,
+    /// Media id it belongs to.
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    /// m-line index it belongs to.
+    #[serde(default)]
+    pub sdp_mline_index: Option<u16>,
+    /// ICE ufrag of the generation it belongs to.
+    #[serde(default)]
+    pub username_fragment: Option<String>,
+}
+
+/// The streamer's peer connection state, reported as it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerState {
+    /// ICE is checking.
+    Checking,
+    /// ICE and DTLS are up: media flows.
+    Connected,
+    /// ICE lost the peer; the stream ends if it stays so for the disconnect timeout.
+    Disconnected,
+    /// ICE failed; the stream ends.
+    Failed,
+    /// The peer connection is closed.
+    Closed,
+    /// A state added by a newer streamer.
+    #[serde(other)]
+    Other,
+}
+
+/// `ToStreamer::Signal` (JSON): signaling from the browser (or WHEP), relayed by the web-server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoteSignal {
+    /// The browser's description: an offer (the streamer answers with a
+    /// [`LocalSignal::Description`]) or the answer to the streamer's offer.
+    Description(SessionDescription),
+    /// A trickled remote candidate.
+    Candidate(IceCandidate),
+    /// Make an offer (contract §1.5: the server offers in `join` mode); the streamer answers with
+    /// a [`LocalSignal::Description`] of type offer and waits for the answer.
+    CreateOffer,
+}
+
+/// `FromStreamer::Signal` (JSON): signaling for the browser, which the web-server translates to
+/// the Helix JSON (§3.3) or to WHEP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LocalSignal {
+    /// The streamer's answer or offer. All its candidates are already in the SDP (the streamer
+    /// knows them before it writes it), so WHEP can return it as is.
+    Description(SessionDescription),
+    /// A local candidate (also in the SDP; sent for trickle-style clients).
+    Candidate(IceCandidate),
+    /// The peer connection state changed.
+    State(PeerState),
 }
 
 mod hex_bytes {
@@ -128,6 +279,8 @@ pub enum ToStreamer {
     RequestKeyframe,
     /// 0x04, empty: end the session; the streamer answers `Ended{Stopped}` and exits.
     Stop,
+    /// 0x05, JSON: WebRTC signaling from the browser (WebRTC mode only).
+    Signal(RemoteSignal),
 }
 
 /// `Started`: the negotiated stream, everything StreamInit needs (binary, 12 bytes).
@@ -277,6 +430,11 @@ pub enum ErrorCode {
     HostNotPaired,
     /// The app id does not exist on the host.
     AppNotFound,
+    /// WebRTC: no UDP port in the configured range could be bound.
+    NoIcePort,
+    /// WebRTC: bad signaling (unparsable SDP or candidate, an unsupported SDP type, a
+    /// description out of turn).
+    BadSignal,
     /// The host is busy with another stream for this client (retryable in the browser).
     AlreadyStreaming,
     /// `/launch` or `/resume` failed.
@@ -320,6 +478,8 @@ pub enum EndReason {
     HostEnded,
     /// An `Error` preceded this.
     Error,
+    /// WebRTC: ICE failed, or the peer stayed disconnected for the disconnect timeout.
+    PeerGone,
     /// A reason added by a newer streamer.
     #[serde(other)]
     Other,
@@ -339,7 +499,7 @@ impl Ended {
     /// The browser close code for this end.
     pub fn close_code(&self) -> CloseCode {
         match self.reason {
-            EndReason::Stopped | EndReason::HostEnded => CloseCode::Normal,
+            EndReason::Stopped | EndReason::HostEnded | EndReason::PeerGone => CloseCode::Normal,
             EndReason::Error | EndReason::Other => CloseCode::InternalError,
         }
     }
@@ -362,6 +522,8 @@ pub enum FromStreamer {
     Error(StreamerError),
     /// 0x87: the session is over.
     Ended(Ended),
+    /// 0x88, JSON: WebRTC signaling for the browser (WebRTC mode only).
+    Signal(LocalSignal),
 }
 
 const STARTED_LEN: usize = 12;
@@ -405,6 +567,7 @@ impl IpcMessage for ToStreamer {
             ToStreamer::Input(_) => frame_type::INPUT,
             ToStreamer::RequestKeyframe => frame_type::REQUEST_KEYFRAME,
             ToStreamer::Stop => frame_type::STOP,
+            ToStreamer::Signal(_) => frame_type::SIGNAL_IN,
         }
     }
 
@@ -413,6 +576,7 @@ impl IpcMessage for ToStreamer {
             ToStreamer::Init(init) => json_into(init, dst)?,
             ToStreamer::Input(bytes) => dst.put_slice(bytes),
             ToStreamer::RequestKeyframe | ToStreamer::Stop => {}
+            ToStreamer::Signal(s) => json_into(s, dst)?,
         }
         Ok(())
     }
@@ -434,6 +598,7 @@ impl IpcMessage for ToStreamer {
                 expect_empty("Stop", &payload)?;
                 ToStreamer::Stop
             }
+            frame_type::SIGNAL_IN => ToStreamer::Signal(json_from("Signal", &payload)?),
             other => return Err(IpcError::UnknownType(other)),
         })
     }
@@ -449,6 +614,7 @@ impl IpcMessage for FromStreamer {
             FromStreamer::Log(_) => frame_type::LOG,
             FromStreamer::Error(_) => frame_type::ERROR,
             FromStreamer::Ended(_) => frame_type::ENDED,
+            FromStreamer::Signal(_) => frame_type::SIGNAL_OUT,
         }
     }
 
@@ -479,6 +645,7 @@ impl IpcMessage for FromStreamer {
             FromStreamer::Log(l) => json_into(l, dst)?,
             FromStreamer::Error(e) => json_into(e, dst)?,
             FromStreamer::Ended(e) => json_into(e, dst)?,
+            FromStreamer::Signal(s) => json_into(s, dst)?,
         }
         Ok(())
     }
@@ -522,6 +689,7 @@ impl IpcMessage for FromStreamer {
             frame_type::LOG => FromStreamer::Log(json_from("Log", &payload)?),
             frame_type::ERROR => FromStreamer::Error(json_from("Error", &payload)?),
             frame_type::ENDED => FromStreamer::Ended(json_from("Ended", &payload)?),
+            frame_type::SIGNAL_OUT => FromStreamer::Signal(json_from("Signal", &payload)?),
             other => return Err(IpcError::UnknownType(other)),
         })
     }

@@ -33,6 +33,24 @@ fn sample_init() -> StreamerInit {
         play_audio_local: false,
         lobby_id: Some("lobby_2".into()),
         wolf_api: Some("/var/run/wolf/wolf.sock".into()),
+        webrtc: Some(WebRtcSettings {
+            udp_port_min: 40_000,
+            udp_port_max: 40_009,
+            bind_address: "0.0.0.0".into(),
+            nat_1to1_ips: vec!["203.0.113.7".into()],
+            nat_1to1_candidate_type: NatCandidateType::Srflx,
+            network_types: vec![NetworkType::Udp4],
+            disconnect_timeout_ms: 10_000,
+        }),
+    }
+}
+
+fn sample_candidate() -> IceCandidate {
+    IceCandidate {
+        candidate: "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+        username_fragment: Some("abcd".into()),
     }
 }
 
@@ -42,6 +60,12 @@ fn all_to_streamer() -> Vec<ToStreamer> {
         ToStreamer::Input(Bytes::from_static(&[0x10, 0x00, 0x01, 0x01, 0x00, 0x41])),
         ToStreamer::RequestKeyframe,
         ToStreamer::Stop,
+        ToStreamer::Signal(RemoteSignal::Description(SessionDescription {
+            ty: SdpType::Offer,
+            sdp: "v=0\r\n".into(),
+        })),
+        ToStreamer::Signal(RemoteSignal::Candidate(sample_candidate())),
+        ToStreamer::Signal(RemoteSignal::CreateOffer),
     ]
 }
 
@@ -84,6 +108,16 @@ fn all_from_streamer() -> Vec<FromStreamer> {
         FromStreamer::Ended(Ended {
             reason: EndReason::HostEnded,
             message: None,
+        }),
+        FromStreamer::Signal(LocalSignal::Description(SessionDescription {
+            ty: SdpType::Answer,
+            sdp: "v=0\r\n".into(),
+        })),
+        FromStreamer::Signal(LocalSignal::Candidate(sample_candidate())),
+        FromStreamer::Signal(LocalSignal::State(PeerState::Connected)),
+        FromStreamer::Ended(Ended {
+            reason: EndReason::PeerGone,
+            message: Some("ICE failed".into()),
         }),
     ]
 }
@@ -318,6 +352,87 @@ fn garbage_rejected() {
     ));
 }
 
+#[test]
+fn webrtc_signal_json_shapes() {
+    // The JSON mirrors the contract's §3.2 shapes so the web-server's translation is mechanical.
+    let cases: Vec<(ToStreamer, &str)> = vec![
+        (
+            ToStreamer::Signal(RemoteSignal::Description(SessionDescription {
+                ty: SdpType::Offer,
+                sdp: "v=0".into(),
+            })),
+            r#"{"Description":{"ty":"offer","sdp":"v=0"}}"#,
+        ),
+        (
+            ToStreamer::Signal(RemoteSignal::Candidate(sample_candidate())),
+            r#"{"Candidate":{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host","sdp_mid":"0","sdp_mline_index":0,"username_fragment":"abcd"}}"#,
+        ),
+        (
+            ToStreamer::Signal(RemoteSignal::CreateOffer),
+            r#""CreateOffer""#,
+        ),
+    ];
+    for (msg, json) in cases {
+        let buf = encode_all(&[msg]);
+        assert_eq!(buf[4], frame_type::SIGNAL_IN);
+        assert_eq!(std::str::from_utf8(&buf[HEADER_LEN..]).unwrap(), json);
+    }
+    let buf = encode_all(&[FromStreamer::Signal(LocalSignal::State(
+        PeerState::Disconnected,
+    ))]);
+    assert_eq!(buf[4], frame_type::SIGNAL_OUT);
+    assert_eq!(&buf[HEADER_LEN..], br#"{"State":"disconnected"}"#);
+
+    // Optional candidate fields may be absent; unknown states read as Other.
+    for (ty, payload, ok) in [
+        (
+            frame_type::SIGNAL_IN,
+            &br#"{"Candidate":{"candidate":"c"}}"#[..],
+            true,
+        ),
+        (
+            frame_type::SIGNAL_IN,
+            &br#"{"Description":{"ty":"bogus","sdp":""}}"#[..],
+            false,
+        ),
+        (frame_type::SIGNAL_IN, &br#"{"Nope":1}"#[..], false),
+        (frame_type::SIGNAL_IN, &b""[..], false),
+    ] {
+        let mut buf = BytesMut::new();
+        buf.put_u32_le(payload.len() as u32);
+        buf.put_u8(ty);
+        buf.put_slice(payload);
+        let got = StreamerCodec::new().decode(&mut buf);
+        assert_eq!(got.is_ok(), ok, "{}", String::from_utf8_lossy(payload));
+        if !ok {
+            assert!(matches!(
+                got,
+                Err(IpcError::Malformed { name: "Signal", .. })
+            ));
+        }
+    }
+    let payload = br#"{"State":"weird"}"#;
+    let mut buf = BytesMut::new();
+    buf.put_u32_le(payload.len() as u32);
+    buf.put_u8(frame_type::SIGNAL_OUT);
+    buf.put_slice(payload);
+    assert_eq!(
+        ServerCodec::new().decode(&mut buf).unwrap(),
+        Some(FromStreamer::Signal(LocalSignal::State(PeerState::Other)))
+    );
+    // Init without a `webrtc` object still decodes (older web-server); with one, defaults fill in.
+    let mut init = serde_json::to_value(sample_init()).unwrap();
+    init.as_object_mut().unwrap().remove("webrtc");
+    let back: StreamerInit = serde_json::from_value(init.clone()).unwrap();
+    assert_eq!(back.webrtc, None);
+    init["webrtc"] = serde_json::json!({"udp_port_min": 40000, "udp_port_max": 40009});
+    let back: StreamerInit = serde_json::from_value(init).unwrap();
+    let rtc = back.webrtc.unwrap();
+    assert_eq!((rtc.udp_port_min, rtc.udp_port_max), (40000, 40009));
+    assert_eq!(rtc.disconnect_timeout_ms, 10_000);
+    assert_eq!(rtc.bind_address, "0.0.0.0");
+}
+
 fn arb_from_streamer() -> impl Strategy<Value = FromStreamer> {
     let data = proptest::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from);
     prop_oneof![
@@ -366,6 +481,13 @@ fn arb_from_streamer() -> impl Strategy<Value = FromStreamer> {
             reason: EndReason::Stopped,
             message: Some("bye".into())
         })),
+        ".{0,80}".prop_map(|sdp| FromStreamer::Signal(LocalSignal::Description(
+            SessionDescription {
+                ty: SdpType::Answer,
+                sdp
+            }
+        ))),
+        Just(FromStreamer::Signal(LocalSignal::State(PeerState::Failed))),
     ]
 }
 
@@ -376,6 +498,15 @@ fn arb_to_streamer() -> impl Strategy<Value = ToStreamer> {
         Just(ToStreamer::RequestKeyframe),
         Just(ToStreamer::Stop),
         Just(ToStreamer::Init(Box::new(sample_init()))),
+        ".{0,80}".prop_map(|sdp| ToStreamer::Signal(RemoteSignal::Description(
+            SessionDescription {
+                ty: SdpType::Offer,
+                sdp
+            }
+        ))),
+        Just(ToStreamer::Signal(RemoteSignal::Candidate(
+            sample_candidate()
+        ))),
     ]
 }
 
