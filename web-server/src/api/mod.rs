@@ -14,16 +14,20 @@
 //! | `POST /api/hosts/{id}/cancel` | `/cancel` (quit the running app) |
 //! | `GET /api/sessions` | the session registry |
 //! | `GET /api/ws/stream` | WebSocket-only streaming (Helix-compatible; [`ws_stream`]) |
+//! | `GET /api/host/stream` | WebRTC-mode signaling socket (Helix-compatible; [`host_stream`]) |
+//! | `POST /api/whep`, `PATCH/DELETE /api/whep/{id}` | WHEP-style WebRTC playback ([`whep`]) |
 //! | `GET /healthz` | liveness |
 
+pub mod host_stream;
 pub mod hosts;
 pub mod pair;
+pub mod whep;
 pub mod ws_stream;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{middleware, Json, Router};
 
 use crate::error::ApiError;
@@ -46,6 +50,8 @@ pub fn rest_routes(state: &AppState) -> Router<AppState> {
         .route("/api/hosts/{id}/apps/{app}/boxart", get(hosts::boxart))
         .route("/api/hosts/{id}/cancel", post(hosts::cancel))
         .route("/api/sessions", get(sessions))
+        .route("/api/whep", post(whep::offer))
+        .route("/api/whep/{id}", patch(whep::patch).delete(whep::delete))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_bearer,
@@ -57,6 +63,7 @@ pub fn rest_routes(state: &AppState) -> Router<AppState> {
 pub fn router(state: AppState) -> Router {
     rest_routes(&state)
         .route("/api/ws/stream", get(ws_stream::handler))
+        .route("/api/host/stream", get(host_stream::handler))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(state)
