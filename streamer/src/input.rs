@@ -60,6 +60,11 @@ impl InputMapper {
         Self::default()
     }
 
+    /// The gamepads present (bit n = controller n), for layouts that do not carry the mask.
+    pub fn active_pads(&self) -> u16 {
+        self.active_pads
+    }
+
     /// Maps one browser binary message.
     pub fn map(&mut self, bytes: &[u8]) -> Result<Mapped, MapError> {
         let msg = Message::decode(bytes)?;

@@ -10,6 +10,7 @@
 mod annexb;
 mod input;
 mod session;
+mod webrtc;
 mod wolf;
 mod writer;
 

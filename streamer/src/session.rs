@@ -20,12 +20,13 @@ use tokio_util::codec::FramedRead;
 use wire::backpressure::QueueConfig;
 use wire::browser::{formats, VideoCodec};
 use wire::ipc::{
-    Audio, EndReason, Ended, ErrorCode, FromStreamer, Started, Stats, StreamMode, StreamerCodec,
-    StreamerError, StreamerInit, ToStreamer, Video,
+    Audio, EndReason, Ended, ErrorCode, FromStreamer, RemoteSignal, Started, Stats, StreamMode,
+    StreamerCodec, StreamerError, StreamerInit, ToStreamer, Video,
 };
 
 use crate::annexb::{KeyframeFix, ParamSetCache};
 use crate::input::{InputMapper, Mapped};
+use crate::webrtc::{self, Peer, PeerEnd, PeerOut, StreamInfo};
 use crate::writer::{Refused, Writer};
 
 /// How long the web-server has to send `Init`.
@@ -41,6 +42,8 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(8);
 const LAUNCH_RETRY_BUDGET: Duration = Duration::from_secs(5);
 /// Stats period.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
+/// WebRTC signals held while the host stream starts (an offer and its trickled candidates).
+const MAX_EARLY_SIGNALS: usize = 256;
 
 /// Process exit codes: they say why the streamer ended.
 pub mod exit {
@@ -52,6 +55,8 @@ pub mod exit {
     pub const BAD_IPC: i32 = 2;
     /// The host ended the stream.
     pub const HOST_ENDED: i32 = 3;
+    /// WebRTC: the browser's peer failed, stayed disconnected or closed.
+    pub const PEER_GONE: i32 = 4;
 }
 
 /// How a session ends.
@@ -78,6 +83,17 @@ impl End {
             error: None,
             message: Some(why),
             exit: exit::HOST_ENDED,
+        }
+    }
+    fn peer(end: PeerEnd) -> Self {
+        match end {
+            PeerEnd::Gone(why) => End {
+                reason: EndReason::PeerGone,
+                error: None,
+                message: Some(why),
+                exit: exit::PEER_GONE,
+            },
+            PeerEnd::Error(code, message) => End::error(code, message),
         }
     }
     fn ipc(e: wire::ipc::IpcError) -> Self {
@@ -134,7 +150,27 @@ where
         session_key = %init.session_key, client = %init.client_unique_id, mode = ?init.mode,
         lobby = ?init.lobby_id, "Init received"
     );
-    let (session, events, started) = match start(&init, &mut rx, &writer).await {
+    // WebRTC: the socket first, so a full port range fails before the host launches anything.
+    let rtc_settings = init.webrtc.clone().unwrap_or_default();
+    let socket = if init.mode == StreamMode::Webrtc {
+        match webrtc::net::bind(&rtc_settings).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let code = match e {
+                    webrtc::net::NetError::NoPort { .. } | webrtc::net::NetError::Bind { .. } => {
+                        ErrorCode::NoIcePort
+                    }
+                    webrtc::net::NetError::Settings(_) => ErrorCode::BadInit,
+                };
+                return finish(writer, End::error(code, e.to_string())).await;
+            }
+        }
+    } else {
+        None
+    };
+    let mut early_signals = Vec::new();
+    let (session, events, started) = match start(&init, &mut rx, &writer, &mut early_signals).await
+    {
         Ok(s) => (s.session, s.events, s.started),
         Err((http, end)) => {
             if let Some(http) = http {
@@ -143,7 +179,25 @@ where
             return finish(writer, end).await;
         }
     };
+    let peer = match socket {
+        Some(socket) => {
+            let info = StreamInfo {
+                codec: VideoCodec::from_byte(started.codec).unwrap_or(VideoCodec::H264),
+                audio: started.audio_channels > 0,
+                touch_supported: started.touch_supported,
+            };
+            match Peer::new(socket, &rtc_settings, info, QueueConfig::default()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let end = End::error(ErrorCode::BadInit, e.to_string());
+                    return teardown(session, writer, end, None).await;
+                }
+            }
+        }
+        None => None,
+    };
     let mut run = Running {
+        peer,
         init: &init,
         session,
         writer,
@@ -168,6 +222,7 @@ where
                 result = &mut join => break result,
                 msg = rx.next() => match msg {
                     None | Some(Ok(ToStreamer::Stop)) => break Err(End::stopped("stopped while joining the lobby")),
+                    Some(Ok(ToStreamer::Signal(s))) if early_signals.len() < MAX_EARLY_SIGNALS => early_signals.push(s),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => break Err(End::ipc(e)),
                 },
@@ -175,12 +230,23 @@ where
         }
     };
     if let Err(end) = joined {
-        return teardown(run.session, run.writer, end).await;
+        return teardown(run.session, run.writer, end, run.peer).await;
     }
-    let end = run.main_loop(&mut rx, events).await;
+    // Signals that came while the host stream started, in order.
+    let mut early = None;
+    for signal in early_signals {
+        if let Some(peer) = run.peer.as_mut() {
+            peer.signal(signal);
+        }
+        early = early.or_else(|| run.drain_peer());
+    }
+    let end = match early {
+        Some(end) => end,
+        None => run.main_loop(&mut rx, events).await,
+    };
     drop(rx);
     tracing::info!(reason = ?end.reason, message = ?end.message, "session ending");
-    teardown(run.session, run.writer, end).await
+    teardown(run.session, run.writer, end, run.peer).await
 }
 
 struct StartedSession {
@@ -190,21 +256,13 @@ struct StartedSession {
 }
 
 /// Builds the client from `Init` and starts the stream, answering `Stop`/EOF meanwhile.
+/// WebRTC signals that arrive meanwhile are kept in `signals` for the peer.
 async fn start<R: AsyncRead + Unpin>(
     init: &StreamerInit,
     rx: &mut FramedRead<R, StreamerCodec>,
     writer: &Writer,
+    signals: &mut Vec<RemoteSignal>,
 ) -> Result<StartedSession, (Option<Arc<NvHttpClient>>, End)> {
-    if init.mode != StreamMode::Websocket {
-        // Media would go to the web-server while the browser waits for a peer connection.
-        return Err((
-            None,
-            End::error(
-                ErrorCode::BadInit,
-                "WebRTC mode is not implemented by this streamer",
-            ),
-        ));
-    }
     let formats = init.video_formats & formats::ALL;
     if formats == 0 {
         return Err((
@@ -307,6 +365,7 @@ async fn start<R: AsyncRead + Unpin>(
                 None | Some(Ok(ToStreamer::Stop)) => {
                     return Err((Some(Arc::clone(&http)), End::stopped("stopped while starting")))
                 }
+                Some(Ok(ToStreamer::Signal(s))) if signals.len() < MAX_EARLY_SIGNALS => signals.push(s),
                 Some(Ok(_)) => {} // input before the stream exists has nowhere to go
                 Some(Err(e)) => return Err((Some(Arc::clone(&http)), End::ipc(e))),
             },
@@ -425,8 +484,9 @@ async fn cancel_after_aborted_start(http: &NvHttpClient) {
     }
 }
 
-/// The one teardown path: `/cancel` (awaited) and close, then `Error`? + `Ended`, flushed.
-async fn teardown(session: ClientSession, writer: Writer, end: End) -> i32 {
+/// The one teardown path: `/cancel` (awaited) and close, then the WebRTC peer (if any) says
+/// `"ConnectionTerminated"` on `general` and closes, then `Error`? + `Ended`, flushed.
+async fn teardown(session: ClientSession, writer: Writer, end: End, peer: Option<Peer>) -> i32 {
     let t = Instant::now();
     match tokio::time::timeout(STOP_TIMEOUT, session.stop()).await {
         Ok(Ok(())) => tracing::info!(
@@ -437,6 +497,9 @@ async fn teardown(session: ClientSession, writer: Writer, end: End) -> i32 {
             tracing::info!(error = %e, "cancel answered with an error (stream already gone?)")
         }
         Err(_) => tracing::warn!("cancel timed out; closed anyway"),
+    }
+    if let Some(mut peer) = peer {
+        peer.close();
     }
     finish(writer, end).await
 }
@@ -506,6 +569,8 @@ impl PtsClock {
 }
 
 struct Running<'a> {
+    /// WebRTC mode: the browser's peer; media goes there instead of the IPC channel.
+    peer: Option<Peer>,
     init: &'a StreamerInit,
     session: ClientSession,
     writer: Writer,
@@ -572,9 +637,17 @@ impl Running<'_> {
                     Some(Ok(ToStreamer::RequestKeyframe)) => self.request_idr("web-server"),
                     Some(Ok(ToStreamer::Input(bytes))) => self.input(&bytes),
                     Some(Ok(ToStreamer::Init(_))) => tracing::warn!("second Init ignored"),
-                    Some(Ok(ToStreamer::Signal(_))) => tracing::debug!("WebRTC signal ignored in WebSocket mode"),
+                    Some(Ok(ToStreamer::Signal(s))) => match self.peer.as_mut() {
+                        Some(peer) => peer.signal(s),
+                        None => tracing::debug!("WebRTC signal ignored in WebSocket mode"),
+                    },
                     Some(Err(e)) => return End::ipc(e),
                 },
+                io = peer_wait(&mut self.peer) => {
+                    if let Some(peer) = self.peer.as_mut() {
+                        peer.handle(io);
+                    }
+                }
                 event = events.recv() => match event {
                     Some(event) => if let Some(end) = self.event(event) { return end },
                     None => return End::host_ended("the stream's event pump ended".into()),
@@ -596,7 +669,33 @@ impl Running<'_> {
                     let _ = self.writer.media(FromStreamer::Stats(stats));
                 }
             }
+            if let Some(end) = self.drain_peer() {
+                return end;
+            }
         }
+    }
+
+    /// Acts on what the WebRTC peer produced; `Some` ends the session.
+    fn drain_peer(&mut self) -> Option<End> {
+        while let Some(out) = self.peer.as_mut()?.poll_out() {
+            match out {
+                PeerOut::Signal(s) => {
+                    if self.writer.media(FromStreamer::Signal(s)).is_err() {
+                        return Some(End::stopped("IPC output closed"));
+                    }
+                }
+                PeerOut::Input(bytes) => {
+                    self.input(&bytes);
+                    let pads = self.mapper.active_pads();
+                    if let Some(peer) = self.peer.as_mut() {
+                        peer.set_active_pads(pads);
+                    }
+                }
+                PeerOut::KeyframeRequest(why) => self.request_idr(why),
+                PeerOut::End(end) => return Some(End::peer(end)),
+            }
+        }
+        None
     }
 
     fn request_idr(&self, why: &str) {
@@ -641,9 +740,20 @@ impl Running<'_> {
                     _ => {}
                 }
                 let bytes = data.len() as u64;
+                let pts_us = self.video_clock.us(frame.rtp_timestamp);
+                if let Some(peer) = self.peer.as_mut() {
+                    // The peer applies the send policy itself (its own SendQueue).
+                    if peer.push_video(data.into(), keyframe, pts_us) {
+                        self.counters.video_frames += 1;
+                        self.counters.video_bytes += bytes;
+                        self.counters.keyframes += u64::from(keyframe);
+                    }
+                    self.need_keyframe = false;
+                    return None;
+                }
                 let video = FromStreamer::Video(Video {
                     keyframe,
-                    pts_us: self.video_clock.us(frame.rtp_timestamp),
+                    pts_us,
                     codec: self.codec,
                     data: data.into(),
                 });
@@ -671,6 +781,14 @@ impl Running<'_> {
                 timestamp, opus, ..
             } => {
                 let bytes = opus.len() as u64;
+                if let Some(peer) = self.peer.as_mut() {
+                    let pts_us = self.audio_clock.us(timestamp);
+                    if peer.push_audio(opus.into(), pts_us) {
+                        self.counters.audio_packets += 1;
+                        self.counters.audio_bytes += bytes;
+                    }
+                    return None;
+                }
                 let audio = FromStreamer::Audio(Audio {
                     pts_us: self.audio_clock.us(timestamp),
                     data: opus.into(),
@@ -681,17 +799,26 @@ impl Running<'_> {
                 }
             }
             SessionEvent::Ended(cause) => return Some(end_of(cause)),
-            SessionEvent::AudioLost { .. }
-            | SessionEvent::Rumble { .. }
-            | SessionEvent::Hdr { .. }
-            | SessionEvent::Host(_) => {}
+            SessionEvent::Rumble {
+                controller,
+                low_freq,
+                high_freq,
+            } => {
+                if let Some(peer) = self.peer.as_mut() {
+                    peer.rumble(controller, low_freq, high_freq);
+                }
+            }
+            SessionEvent::AudioLost { .. } | SessionEvent::Hdr { .. } | SessionEvent::Host(_) => {}
         }
         None
     }
 
     fn stats(&self) -> Stats {
         let s = self.session.stats();
-        let q = self.writer.stats();
+        let (q, peer_dropped) = match &self.peer {
+            Some(p) => (p.queue_stats(), p.counters().frames_dropped),
+            None => (self.writer.stats(), 0),
+        };
         let c = &self.counters;
         Stats {
             uptime_ms: self.started_at.elapsed().as_millis() as u64,
@@ -699,7 +826,7 @@ impl Running<'_> {
             video_bytes: c.video_bytes,
             keyframes: c.keyframes,
             video_frames_lost: c.frames_lost,
-            video_frames_dropped: c.frames_dropped + q.frames_dropped,
+            video_frames_dropped: c.frames_dropped + q.frames_dropped + peer_dropped,
             packets_lost: s.video.packets_dropped + s.audio.lost,
             fec_recovered: s.video.shards_recovered + s.audio.recovered,
             audio_packets: c.audio_packets,
@@ -708,6 +835,14 @@ impl Running<'_> {
             idr_requests: s.idr_requests,
             host_rtt_ms: 0,
         }
+    }
+}
+
+/// The peer's next I/O, or never in WebSocket mode (a `select!` branch).
+async fn peer_wait(peer: &mut Option<Peer>) -> webrtc::peer::PeerIo {
+    match peer.as_mut() {
+        Some(p) => p.wait().await,
+        None => std::future::pending().await,
     }
 }
 

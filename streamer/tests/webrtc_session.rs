@@ -1,0 +1,624 @@
+//! WebRTC mode, the streamer alone: the real `streamer` binary driven over IPC against our host
+//! half on 127.0.0.1, with a str0m peer in the test playing the browser (it offers, as Helix's
+//! browser does in `create` mode, with the contract's data channels).
+//!
+//! Proven here: the UDP socket is bound inside a 10-port range and a full range fails with
+//! `Error{NoIcePort, "no free UDP port in A-B on 127.0.0.1"}` before anything is launched;
+//! offer/answer over `Signal`, ICE and DTLS over loopback; the negotiated H.264 payload type
+//! carries the host's access units byte-exact (the first one a keyframe) with playout-delay 0,
+//! Opus packets arrive intact; an RTCP PLI from the browser makes the host send a keyframe; input
+//! on the `keyboard` data channel reaches the host; `Stop` cancels on the host before `Ended`,
+//! and `general` says `"ConnectionTerminated"`; a peer that vanishes ends the stream after the
+//! disconnect timeout with `Ended{PeerGone}`, the host session cancelled.
+
+#[path = "../../gamestream/examples/common/synthetic.rs"]
+mod synthetic;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use gamestream::host::{AppCatalog, Host, HostConfig, HostEvent, StaticApps};
+use gamestream::identity::Identity;
+use gamestream::input::InputEvent;
+use gamestream::nvhttp::{App, HostAddress, NvHttpClient};
+use str0m::change::SdpAnswer;
+use str0m::channel::ChannelId;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::Extension;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use wire::browser::formats;
+use wire::ipc::{
+    EndReason, ErrorCode, FromStreamer, HostAddress as IpcHost, LocalSignal, PeerState,
+    RemoteSignal, SdpType, ServerCodec, SessionDescription, StreamMode, StreamerInit, ToStreamer,
+    WebRtcSettings,
+};
+use wire::Secret;
+
+const PIN: &str = "4821";
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Rig {
+    host: Host,
+    host_events: mpsc::UnboundedReceiver<HostEvent>,
+    identity: Identity,
+    host_cert_der: Vec<u8>,
+    unique_id: String,
+    inputs: Arc<Mutex<Vec<InputEvent>>>,
+}
+
+async fn rig(unique_id: &str) -> Rig {
+    let config = HostConfig::loopback(Identity::new_host("webrtc-test-host").unwrap());
+    let catalog = Arc::new(StaticApps {
+        apps: vec![(
+            App {
+                title: "Test Pattern".into(),
+                id: 1,
+                hdr_supported: false,
+            },
+            None,
+        )],
+    });
+    let (host, host_events) = Host::start(config, catalog as Arc<dyn AppCatalog>)
+        .await
+        .unwrap();
+    let ports = host.ports();
+    let identity = Identity::new_client().unwrap();
+    let http = Arc::new(
+        NvHttpClient::new(
+            HostAddress::with_ports("127.0.0.1", ports.http, Some(ports.https)),
+            identity.clone(),
+            None,
+        )
+        .with_unique_id(unique_id),
+    );
+    let pairing = {
+        let http = Arc::clone(&http);
+        tokio::spawn(async move { http.pair(PIN, "webrtc-test").await })
+    };
+    let pending = timeout(WAIT, async {
+        loop {
+            if let Some(p) = host.nvhttp().pending_pairings().first() {
+                break p.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("pairing request reaches the host");
+    assert!(host.nvhttp().submit_pin(&pending.pair_secret, PIN));
+    pairing.await.unwrap().expect("pairing by PIN");
+    let host_cert_der = http.pinned_host_cert().expect("pinned after pairing");
+    Rig {
+        host,
+        host_events,
+        identity,
+        host_cert_der,
+        unique_id: unique_id.to_string(),
+        inputs: Arc::new(Mutex::new(Vec::new())),
+    }
+}
+
+fn init(
+    unique_id: &str,
+    host: IpcHost,
+    host_cert_der: Vec<u8>,
+    cert_pem: String,
+    key_pem: String,
+    webrtc: WebRtcSettings,
+) -> StreamerInit {
+    StreamerInit {
+        session_key: format!("s1-lobby-{unique_id}"),
+        mode: StreamMode::Webrtc,
+        host,
+        host_cert_der,
+        client_unique_id: unique_id.to_string(),
+        client_cert_pem: cert_pem,
+        client_key_pem: Secret::new(key_pem),
+        app_id: 1,
+        width: 1280,
+        height: 720,
+        fps: 60,
+        bitrate_kbps: 10_000,
+        packet_size: 1024,
+        video_formats: formats::H264,
+        audio_channels: 2,
+        play_audio_local: false,
+        lobby_id: None,
+        wolf_api: None,
+        webrtc: Some(webrtc),
+    }
+}
+
+impl Rig {
+    fn init(&self, webrtc: WebRtcSettings) -> StreamerInit {
+        let ports = self.host.ports();
+        init(
+            &self.unique_id,
+            IpcHost {
+                address: "127.0.0.1".into(),
+                http_port: ports.http,
+                https_port: ports.https,
+            },
+            self.host_cert_der.clone(),
+            self.identity.cert_pem.clone(),
+            self.identity.key_pem().unwrap(),
+            webrtc,
+        )
+    }
+
+    async fn await_stream(&mut self) -> u64 {
+        loop {
+            match timeout(WAIT, self.host_events.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                HostEvent::StreamStarted(stream) => {
+                    let id = stream.session_id;
+                    tokio::spawn(synthetic::produce(
+                        *stream,
+                        Duration::from_millis(16),
+                        Arc::clone(&self.inputs),
+                    ));
+                    return id;
+                }
+                HostEvent::Launched { .. } => {}
+                other => panic!("unexpected host event {other:?}"),
+            }
+        }
+    }
+}
+
+/// A streamer child whose output is read by a task into a channel (so the test can drive its
+/// own peer and read IPC at once).
+struct Streamer {
+    child: Child,
+    tx: FramedWrite<ChildStdin, ServerCodec>,
+    rx: mpsc::UnboundedReceiver<FromStreamer>,
+}
+
+fn spawn() -> Streamer {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_streamer"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env("RUST_LOG", "info,str0m=warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn streamer");
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (out_tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut frames = FramedRead::new(stdout, ServerCodec::new());
+        while let Some(Ok(f)) = frames.next().await {
+            if out_tx.send(f).is_err() {
+                break;
+            }
+        }
+    });
+    Streamer {
+        child,
+        tx: FramedWrite::new(stdin, ServerCodec::new()),
+        rx,
+    }
+}
+
+impl Streamer {
+    async fn send(&mut self, msg: ToStreamer) {
+        self.tx.send(msg).await.expect("IPC write");
+    }
+    async fn next(&mut self) -> FromStreamer {
+        timeout(WAIT, self.rx.recv())
+            .await
+            .expect("streamer answered in time")
+            .expect("streamer output open")
+    }
+}
+
+/// `n` consecutive free UDP ports on loopback (checked by binding them; released on return).
+fn free_port_range(n: u16) -> u16 {
+    for _ in 0..50 {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base > 65535 - n {
+            continue;
+        }
+        let held: Result<Vec<_>, _> = (base..base + n)
+            .map(|p| std::net::UdpSocket::bind(("127.0.0.1", p)))
+            .collect();
+        if held.is_ok() {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free UDP ports");
+}
+
+fn settings(base: u16, disconnect_timeout_ms: u32) -> WebRtcSettings {
+    WebRtcSettings {
+        udp_port_min: base,
+        udp_port_max: base + 9,
+        bind_address: "127.0.0.1".into(),
+        disconnect_timeout_ms,
+        ..WebRtcSettings::default()
+    }
+}
+
+/// The browser's side: a str0m peer on its own loopback socket.
+struct Browser {
+    rtc: Rtc,
+    socket: UdpSocket,
+    addr: SocketAddr,
+    buf: Vec<u8>,
+    video: Mid,
+}
+
+/// What the browser saw.
+#[derive(Default, Debug)]
+struct Seen {
+    connected: bool,
+    frames: u32,
+    exact_frames: u32,
+    keyframes: u32,
+    first_was_keyframe: Option<bool>,
+    playout_delay_zero: u32,
+    audio: u32,
+    channels: Vec<(ChannelId, String)>,
+    general_text: Vec<String>,
+}
+
+impl Browser {
+    async fn new() -> Browser {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut rtc = Rtc::builder()
+            .set_extension(6, Extension::PlayoutDelay)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        Browser {
+            rtc,
+            socket,
+            addr,
+            buf: vec![0; 2048],
+            video: Mid::from("0"),
+        }
+    }
+
+    /// The offer: recv-only video and audio, the contract's input channels.
+    fn offer(&mut self) -> (String, str0m::change::SdpPendingOffer) {
+        let mut api = self.rtc.sdp_api();
+        self.video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        for label in [
+            "keyboard",
+            "mouseClicks",
+            "mouseAbsolute",
+            "mouseRelative",
+            "controllers",
+        ] {
+            api.add_channel(label.into());
+        }
+        let (offer, pending) = api.apply().unwrap();
+        (offer.to_sdp_string(), pending)
+    }
+
+    /// Runs the peer for up to `d`, collecting what it sees.
+    async fn run_for(&mut self, d: Duration, seen: &mut Seen) {
+        let end = Instant::now() + d;
+        loop {
+            let next = loop {
+                match self.rtc.poll_output().unwrap() {
+                    Output::Timeout(t) => break t,
+                    Output::Transmit(t) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination).await;
+                    }
+                    Output::Event(e) => self.event(e, seen),
+                }
+            };
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            let wake = next.min(end).max(now + Duration::from_millis(1));
+            tokio::select! {
+                r = self.socket.recv_from(&mut self.buf) => {
+                    let (n, source) = r.unwrap();
+                    if let Ok(contents) = self.buf[..n].try_into() {
+                        let input = Input::Receive(Instant::now(), Receive {
+                            proto: Protocol::Udp, source, destination: self.addr, contents,
+                        });
+                        self.rtc.handle_input(input).unwrap();
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    self.rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event, seen: &mut Seen) {
+        match e {
+            Event::Connected => seen.connected = true,
+            Event::MediaData(m) if m.mid == self.video => {
+                seen.frames += 1;
+                let key = m.data.get(4).is_some_and(|b| b & 0x1f == 5);
+                seen.keyframes += u32::from(key);
+                seen.first_was_keyframe.get_or_insert(key);
+                if synthetic::check_video_au(&m.data).is_ok() {
+                    seen.exact_frames += 1;
+                }
+                if m.ext_vals.play_delay_max.is_some_and(|t| t.numer() == 0) {
+                    seen.playout_delay_zero += 1;
+                }
+            }
+            Event::MediaData(m) => {
+                synthetic::check_opus(&m.data).expect("Opus packet intact");
+                seen.audio += 1;
+            }
+            Event::ChannelOpen(id, label) => seen.channels.push((id, label)),
+            Event::ChannelData(d) => {
+                if !d.binary {
+                    seen.general_text
+                        .push(String::from_utf8_lossy(&d.data).into_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn channel(&self, seen: &Seen, label: &str) -> Option<ChannelId> {
+        seen.channels
+            .iter()
+            .find(|(_, l)| l == label)
+            .map(|(id, _)| *id)
+    }
+}
+
+/// Reads IPC until the streamer's answer; returns it and the signals seen meanwhile.
+async fn answer(s: &mut Streamer) -> (String, Vec<LocalSignal>) {
+    let mut others = Vec::new();
+    loop {
+        match s.next().await {
+            FromStreamer::Signal(LocalSignal::Description(d)) => {
+                assert_eq!(d.ty, SdpType::Answer);
+                return (d.sdp, others);
+            }
+            FromStreamer::Signal(other) => others.push(other),
+            FromStreamer::Video(_) | FromStreamer::Audio(_) => {
+                panic!("no media over IPC in WebRTC mode")
+            }
+            FromStreamer::Ended(e) => panic!("ended: {e:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Offer/answer with the streamer and run until media flows.
+async fn connect(s: &mut Streamer, browser: &mut Browser, base: u16) -> Seen {
+    let (offer, pending) = browser.offer();
+    s.send(ToStreamer::Signal(RemoteSignal::Description(
+        SessionDescription {
+            ty: SdpType::Offer,
+            sdp: offer,
+        },
+    )))
+    .await;
+    let (answer_sdp, _) = answer(s).await;
+    let port_in_range =
+        (base..=base + 9).any(|p| answer_sdp.contains(&format!("127.0.0.1 {p} typ host")));
+    assert!(
+        port_in_range,
+        "candidate inside the 10-port range: {answer_sdp}"
+    );
+    assert!(answer_sdp.contains("playout-delay"), "{answer_sdp}");
+    assert!(answer_sdp.contains("H264") && answer_sdp.contains("packetization-mode=1"));
+    let answer = SdpAnswer::from_sdp_string(&answer_sdp).unwrap();
+    browser
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, answer)
+        .unwrap();
+    let mut seen = Seen::default();
+    let t0 = Instant::now();
+    while seen.frames < 10 || seen.audio < 10 {
+        assert!(t0.elapsed() < WAIT, "media did not flow: {seen:?}");
+        browser.run_for(Duration::from_millis(100), &mut seen).await;
+    }
+    println!("offer → 10 frames: {} ms", t0.elapsed().as_millis());
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_streams_relays_input_and_stops_cleanly() {
+    let mut rig = rig("webrtc-client-a").await;
+    let base = free_port_range(10);
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(rig.init(settings(base, 10_000)))))
+        .await;
+    rig.await_stream().await;
+    loop {
+        if let FromStreamer::Started(st) = s.next().await {
+            assert_eq!(st.codec, wire::browser::VideoCodec::H264.to_byte());
+            break;
+        }
+    }
+    let mut browser = Browser::new().await;
+    let mut seen = connect(&mut s, &mut browser, base).await;
+    assert!(seen.connected);
+    assert_eq!(seen.first_was_keyframe, Some(true), "{seen:?}");
+
+    // Input on `keyboard` (Shift+A down, contract §5.2 without the type byte).
+    let kb = browser.channel(&seen, "keyboard").expect("keyboard open");
+    browser
+        .rtc
+        .channel(kb)
+        .unwrap()
+        .write(true, &[0x00, 0x01, 0x01, 0x00, 0x41])
+        .unwrap();
+    // PLI → IDR from the host.
+    let before = seen.keyframes;
+    let video = browser.video;
+    browser
+        .rtc
+        .writer(video)
+        .unwrap()
+        .request_keyframe(None, KeyframeRequestKind::Pli)
+        .unwrap();
+    let t0 = Instant::now();
+    while seen.frames < 120 || seen.keyframes <= before || seen.audio < 50 {
+        assert!(t0.elapsed() < WAIT, "{seen:?}");
+        browser.run_for(Duration::from_millis(100), &mut seen).await;
+    }
+    println!("browser saw {seen:?}");
+    assert!(
+        seen.exact_frames * 10 >= seen.frames * 9,
+        "access units byte-exact: {seen:?}"
+    );
+    assert!(
+        seen.playout_delay_zero > 0,
+        "playout-delay 0 on video: {seen:?}"
+    );
+    let expected = InputEvent::KeyDown {
+        flags: 0,
+        key_code: 0x8041,
+        modifiers: 1,
+    };
+    assert!(
+        rig.inputs.lock().unwrap().contains(&expected),
+        "keyboard input reached the host: {:?}",
+        rig.inputs.lock().unwrap()
+    );
+    assert!(
+        browser.channel(&seen, "general").is_some(),
+        "general opened by the streamer"
+    );
+
+    // Stats count what went to the peer (a later Stats than the input; older ones may be queued).
+    let stats = loop {
+        if let FromStreamer::Stats(st) = s.next().await {
+            if st.input_events >= 1 {
+                break st;
+            }
+        }
+    };
+    assert!(
+        stats.video_frames > 0 && stats.audio_packets > 0,
+        "{stats:?}"
+    );
+
+    // Stop: host cancelled before Ended; the browser hears ConnectionTerminated.
+    s.send(ToStreamer::Stop).await;
+    let ended = loop {
+        tokio::select! {
+            f = s.next() => if let FromStreamer::Ended(e) = f { break e },
+            _ = browser.run_for(Duration::from_millis(50), &mut seen) => {}
+        }
+    };
+    assert_eq!(ended.reason, EndReason::Stopped);
+    assert!(rig.host.sessions().is_empty(), "cancelled before Ended");
+    browser.run_for(Duration::from_millis(200), &mut seen).await;
+    assert!(
+        seen.general_text
+            .iter()
+            .any(|t| t == "\"ConnectionTerminated\""),
+        "{:?}",
+        seen.general_text
+    );
+    let status = timeout(Duration::from_secs(5), s.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    rig.host.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_peer_ends_the_stream_after_the_disconnect_timeout() {
+    let mut rig = rig("webrtc-client-b").await;
+    let base = free_port_range(10);
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(rig.init(settings(base, 1_000)))))
+        .await;
+    rig.await_stream().await;
+    let mut browser = Browser::new().await;
+    connect(&mut s, &mut browser, base).await;
+    // The browser vanishes without a word (tab killed, network gone).
+    drop(browser);
+    let gone = Instant::now();
+    let mut states = Vec::new();
+    let ended = loop {
+        match s.next().await {
+            FromStreamer::Signal(LocalSignal::State(st)) => states.push(st),
+            FromStreamer::Ended(e) => break e,
+            _ => {}
+        }
+    };
+    println!(
+        "peer vanished → Ended: {} ms, states {states:?}",
+        gone.elapsed().as_millis()
+    );
+    assert_eq!(ended.reason, EndReason::PeerGone, "{ended:?}");
+    assert!(states.contains(&PeerState::Disconnected), "{states:?}");
+    assert!(
+        rig.host.sessions().is_empty(),
+        "host cancelled before Ended"
+    );
+    let status = timeout(Duration::from_secs(5), s.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(4));
+    rig.host.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_port_range_fails_clearly_before_launching() {
+    let base = free_port_range(10);
+    let _held: Vec<_> = (base..base + 10)
+        .map(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).unwrap())
+        .collect();
+    let mut s = spawn();
+    // The host is never contacted: the socket comes first.
+    let init = init(
+        "webrtc-client-c",
+        IpcHost {
+            address: "127.0.0.1".into(),
+            http_port: 1,
+            https_port: 1,
+        },
+        Vec::new(),
+        String::new(),
+        String::new(),
+        settings(base, 10_000),
+    );
+    s.send(ToStreamer::Init(Box::new(init))).await;
+    let error = match s.next().await {
+        FromStreamer::Error(e) => e,
+        other => panic!("expected Error, got {other:?}"),
+    };
+    assert_eq!(error.code, ErrorCode::NoIcePort);
+    assert_eq!(
+        error.message,
+        format!("no free UDP port in {base}-{} on 127.0.0.1", base + 9)
+    );
+    match s.next().await {
+        FromStreamer::Ended(e) => assert_eq!(e.reason, EndReason::Error),
+        other => panic!("expected Ended, got {other:?}"),
+    }
+    let status = timeout(Duration::from_secs(5), s.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+}
