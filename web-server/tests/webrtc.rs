@@ -60,8 +60,18 @@ async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+fn init_log() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A gateway whose peers bind 127.0.0.1 (and, if given, only ports `range`).
 async fn rtc_gateway(range: Option<(u16, u16)>) -> Gateway {
+    init_log();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::load_with_env(None, |_| None).unwrap();
     config.data_dir = dir.path().to_path_buf();
@@ -126,6 +136,10 @@ struct Seen {
     channels: HashSet<String>,
     first_video: Option<Instant>,
     server_candidates: usize,
+    video: usize,
+    audio: usize,
+    /// Access units from the first IDR on.
+    frames: Vec<Vec<u8>>,
 }
 
 /// Reads the socket until `WebRtcConfig`, then offers (+ trickles the host candidate) and
@@ -141,10 +155,21 @@ async fn negotiate(
     let mut offered = false;
     while !until(seen) {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "negotiation timed out (seen stages {:?})", seen.stages);
+        assert!(
+            !left.is_zero(),
+            "negotiation timed out: video {} audio {} connected {}, answer {}, stages {:?}, channels {:?}, complete {:?}",
+            seen.video,
+            seen.audio,
+            seen.connected,
+            seen.answer,
+            seen.stages,
+            seen.channels,
+            seen.complete
+        );
         tokio::select! {
             msg = timeout(left, ws.next()) => {
-                let msg = msg.expect("signaling stalled").expect("socket ended").expect("socket error");
+                let Ok(msg) = msg else { continue };
+                let msg = msg.expect("socket ended").expect("socket error");
                 let WsMessage::Text(t) = msg else {
                     if let WsMessage::Close(c) = msg { panic!("closed during negotiation: {c:?}"); }
                     continue;
@@ -183,7 +208,16 @@ async fn negotiate(
             ev = peer.events.recv() => match ev.expect("peer loop ended") {
                 PeerEvent::Connected => seen.connected = true,
                 PeerEvent::ChannelOpen(l) => { seen.channels.insert(l); }
-                PeerEvent::Video(_, idr) => if idr && seen.first_video.is_none() { seen.first_video = Some(Instant::now()) },
+                PeerEvent::Video(au, idr) => {
+                    seen.video += 1;
+                    if idr && seen.first_video.is_none() {
+                        seen.first_video = Some(Instant::now());
+                    }
+                    if seen.first_video.is_some() {
+                        seen.frames.push(au);
+                    }
+                }
+                PeerEvent::Audio(_) => seen.audio += 1,
                 PeerEvent::Closed(e) => panic!("peer closed: {e:?}"),
                 _ => {}
             }
@@ -282,7 +316,9 @@ async fn signaling_socket_streams_1080p60_opus_and_every_input_then_closes_clean
     let mut peer = RtcPeer::start();
     let mut seen = Seen::default();
     negotiate(&mut ws, &mut peer, &mut seen, Duration::from_secs(30), |s| {
-        s.complete.is_some() && s.channels.len() == CHANNELS.len() && s.first_video.is_some()
+        s.complete.is_some()
+            && CHANNELS.iter().all(|(l, ..)| s.channels.contains(*l))
+            && s.first_video.is_some()
     })
     .await;
     let first = seen.first_video.unwrap();
@@ -307,8 +343,8 @@ async fn signaling_socket_streams_1080p60_opus_and_every_input_then_closes_clean
         peer.send(label, bytes);
     }
     // 5 s of media from the first keyframe (decoded afterwards).
-    let mut frames: Vec<Vec<u8>> = Vec::new();
-    let mut audio = 0u32;
+    let mut frames: Vec<Vec<u8>> = std::mem::take(&mut seen.frames);
+    let mut audio = seen.audio;
     let end = first + Duration::from_secs(5);
     while Instant::now() < end {
         let left = end.saturating_duration_since(Instant::now());
@@ -352,12 +388,8 @@ async fn signaling_socket_streams_1080p60_opus_and_every_input_then_closes_clean
     let (ok, pictures) = tokio::task::spawn_blocking(move || {
         let mut dec = openh264::decoder::Decoder::new().unwrap();
         let (mut ok, mut pictures) = (0usize, 0usize);
-        // From the first IDR on (frames before it cannot decode).
-        let start = frames
-            .iter()
-            .position(|f| rtc_peer::has_idr(f))
-            .unwrap_or(0);
-        for au in &frames[start..] {
+        assert!(rtc_peer::has_idr(&frames[0]), "collection starts at an IDR");
+        for au in &frames {
             match dec.decode(au) {
                 Ok(Some(_)) => {
                     ok += 1;

@@ -89,7 +89,7 @@ impl RtcPeer {
         let mut rtc = Rtc::builder()
             .clear_codecs()
             .enable_h264(true)
-            .enable_opus(true)
+            .enable_opus(true, false)
             .build(now);
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
         let local_addr = socket.local_addr().unwrap();
