@@ -664,13 +664,19 @@ credential = "turn-secret"
         let c = Config::load_with_env(Some(&p), env_of(&[])).unwrap();
         let w = &c.webrtc;
         assert_eq!((w.udp_port_min, w.udp_port_max), (40000, 40009));
-        assert_eq!(w.bind_address, "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(
+            w.bind_address,
+            "127.0.0.1".parse::<std::net::IpAddr>().unwrap()
+        );
         assert_eq!(w.nat_1to1_ips.len(), 1);
         assert_eq!(w.nat_candidate_type, NatCandidateType::Srflx);
         assert_eq!(w.network_types, vec![NetworkType::Udp4]);
         assert_eq!(w.disconnect_timeout, Duration::from_secs(5));
         assert_eq!(w.ice_servers[0].username, "u");
-        assert!(!format!("{c:?}").contains("turn-secret"), "TURN credential in Debug");
+        assert!(
+            !format!("{c:?}").contains("turn-secret"),
+            "TURN credential in Debug"
+        );
 
         let c = Config::load_with_env(
             Some(&p),

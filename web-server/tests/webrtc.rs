@@ -11,10 +11,10 @@ mod rtc_peer;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use rtc_peer::{PeerEvent, RtcPeer, CHANNELS};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use gamestream::input::InputEvent;
+use rtc_peer::{PeerEvent, RtcPeer, CHANNELS};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -114,9 +114,11 @@ async fn open_signaling(gw: &Gateway, session: &str, client: &str, w: u32, h: u3
     .await
     .unwrap()
     .unwrap();
-    ws.send(WsMessage::Text(auth_init(session, client, w, h, fps).into()))
-        .await
-        .unwrap();
+    ws.send(WsMessage::Text(
+        auth_init(session, client, w, h, fps).into(),
+    ))
+    .await
+    .unwrap();
     ws
 }
 
@@ -227,7 +229,10 @@ async fn negotiate(
 
 /// The contract's data-channel payloads (§3.4): the WebSocket messages without their type byte,
 /// and the touch/controller layouts.
-fn channel_inputs() -> Vec<(&'static str, Vec<u8>, fn(&InputEvent) -> bool)> {
+/// (channel label, payload, predicate on the host's event).
+type ChannelInput = (&'static str, Vec<u8>, fn(&InputEvent) -> bool);
+
+fn channel_inputs() -> Vec<ChannelInput> {
     let strip = |m: Message<'_>| m.to_vec().unwrap()[1..].to_vec();
     let mut touch = vec![1u8];
     touch.extend_from_slice(&7u32.to_be_bytes());
@@ -279,9 +284,11 @@ fn channel_inputs() -> Vec<(&'static str, Vec<u8>, fn(&InputEvent) -> bool)> {
         ("controllers", add, |e| {
             matches!(e, InputEvent::ControllerArrival { .. })
         }),
-        ("controller0", pad, |e| {
-            matches!(e, InputEvent::MultiController(s) if s.buttons == 0x1000)
-        }),
+        (
+            "controller0",
+            pad,
+            |e| matches!(e, InputEvent::MultiController(s) if s.buttons == 0x1000),
+        ),
     ]
 }
 
@@ -315,11 +322,17 @@ async fn signaling_socket_streams_1080p60_opus_and_every_input_then_closes_clean
     let mut ws = open_signaling(&gw, "agent-ses_r-1", "helix-agent-r", 1920, 1080, 60).await;
     let mut peer = RtcPeer::start();
     let mut seen = Seen::default();
-    negotiate(&mut ws, &mut peer, &mut seen, Duration::from_secs(30), |s| {
-        s.complete.is_some()
-            && CHANNELS.iter().all(|(l, ..)| s.channels.contains(*l))
-            && s.first_video.is_some()
-    })
+    negotiate(
+        &mut ws,
+        &mut peer,
+        &mut seen,
+        Duration::from_secs(30),
+        |s| {
+            s.complete.is_some()
+                && CHANNELS.iter().all(|(l, ..)| s.channels.contains(*l))
+                && s.first_video.is_some()
+        },
+    )
     .await;
     let first = seen.first_video.unwrap();
     println!(
@@ -335,7 +348,10 @@ async fn signaling_socket_streams_1080p60_opus_and_every_input_then_closes_clean
         "WebRTC Peer Negotiation",
         "Moonlight Stream",
     ] {
-        assert!(seen.stages.iter().any(|s| s == stage), "stage {stage} missing");
+        assert!(
+            seen.stages.iter().any(|s| s == stage),
+            "stage {stage} missing"
+        );
     }
 
     // Inputs on every channel.
@@ -442,7 +458,11 @@ async fn bad_credentials_and_bad_json_get_clear_errors() {
     // Bad SDP after a good init: the streamer's BadSignal ends the stream with a clear reason.
     let mut ws = open_signaling(&gw, "agent-ses_bad", "helix-agent-bad", 320, 240, 30).await;
     loop {
-        let msg = timeout(Duration::from_secs(20), ws.next()).await.unwrap().unwrap().unwrap();
+        let msg = timeout(Duration::from_secs(20), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         if let WsMessage::Text(t) = msg {
             if t.contains("WebRtcConfig") {
                 break;
@@ -488,9 +508,13 @@ async fn same_key_supersedes_with_client_kicked_and_4000() {
     let mut old = open_signaling(&gw, "agent-ses_s", "helix-agent-s", 320, 240, 30).await;
     let mut old_peer = RtcPeer::start();
     let mut seen = Seen::default();
-    negotiate(&mut old, &mut old_peer, &mut seen, Duration::from_secs(30), |s| {
-        s.first_video.is_some()
-    })
+    negotiate(
+        &mut old,
+        &mut old_peer,
+        &mut seen,
+        Duration::from_secs(30),
+        |s| s.first_video.is_some(),
+    )
     .await;
     let mut new = open_signaling(&gw, "agent-ses_s", "helix-agent-s", 320, 240, 30).await;
     let (texts, close) = read_all(&mut old).await;
@@ -498,9 +522,13 @@ async fn same_key_supersedes_with_client_kicked_and_4000() {
     assert_eq!(close, Some((4000, "superseded".to_string())));
     let mut peer = RtcPeer::start();
     let mut seen = Seen::default();
-    negotiate(&mut new, &mut peer, &mut seen, Duration::from_secs(30), |s| {
-        s.first_video.is_some()
-    })
+    negotiate(
+        &mut new,
+        &mut peer,
+        &mut seen,
+        Duration::from_secs(30),
+        |s| s.first_video.is_some(),
+    )
     .await;
     assert_eq!(gw.state.sessions.list().len(), 1);
     close_and_check_clean(&gw, new).await;
@@ -516,13 +544,25 @@ async fn whep_offer_answer_trickle_and_delete() {
     let client = reqwest_like::Client::new(gw.addr);
 
     // No bearer: 401; not SDP: 400; wrong content type: 415.
-    assert_eq!(client.post_offer(None, "application/sdp", "v=0\r\n").await.0, 401);
     assert_eq!(
-        client.post_offer(Some(SECRET), "application/sdp", "hello").await.0,
+        client
+            .post_offer(None, "application/sdp", "v=0\r\n")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        client
+            .post_offer(Some(SECRET), "application/sdp", "hello")
+            .await
+            .0,
         400
     );
     assert_eq!(
-        client.post_offer(Some(SECRET), "text/plain", "v=0\r\n").await.0,
+        client
+            .post_offer(Some(SECRET), "text/plain", "v=0\r\n")
+            .await
+            .0,
         415
     );
 
@@ -552,7 +592,10 @@ async fn whep_offer_answer_trickle_and_delete() {
     let mut video = 0;
     while video < 30 {
         let left = deadline.saturating_duration_since(Instant::now());
-        match timeout(left, peer.events.recv()).await.expect("no WHEP video") {
+        match timeout(left, peer.events.recv())
+            .await
+            .expect("no WHEP video")
+        {
             Some(PeerEvent::Video(..)) => video += 1,
             Some(PeerEvent::Closed(e)) => panic!("peer closed: {e:?}"),
             None => panic!("peer ended"),
@@ -564,12 +607,21 @@ async fn whep_offer_answer_trickle_and_delete() {
     assert_eq!(gw.state.sessions.list()[0].meta.mode, "webrtc");
 
     let t = Instant::now();
-    assert_eq!(client.send("DELETE", &location, Some(SECRET), None).await.0, 200);
-    println!("WHEP DELETE → streamer gone: {} ms", t.elapsed().as_millis());
+    assert_eq!(
+        client.send("DELETE", &location, Some(SECRET), None).await.0,
+        200
+    );
+    println!(
+        "WHEP DELETE → streamer gone: {} ms",
+        t.elapsed().as_millis()
+    );
     assert!(gw.state.sessions.list().is_empty());
     assert!(eventually(Duration::from_secs(5), || streamer_children().is_empty()).await);
     assert!(eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await);
-    assert_eq!(client.send("DELETE", &location, Some(SECRET), None).await.0, 404);
+    assert_eq!(
+        client.send("DELETE", &location, Some(SECRET), None).await.0,
+        404
+    );
     peer.close();
     gw.stop().await;
 }
@@ -581,9 +633,7 @@ async fn ten_port_range_serves_ten_streams_and_refuses_the_eleventh() {
     // A free range: bind 10 consecutive ports, then release them.
     let base = (0..200)
         .map(|i| 42000 + i * 10)
-        .find(|&b| {
-            (b..b + 10).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok())
-        })
+        .find(|&b| (b..b + 10).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()))
         .expect("a free 10-port range");
     let gw = rtc_gateway(Some((base, base + 9))).await;
     let mut streams = Vec::new();
@@ -600,9 +650,13 @@ async fn ten_port_range_serves_ten_streams_and_refuses_the_eleventh() {
         .await;
         let mut peer = RtcPeer::start();
         let mut seen = Seen::default();
-        negotiate(&mut ws, &mut peer, &mut seen, Duration::from_secs(30), |s| {
-            s.first_video.is_some()
-        })
+        negotiate(
+            &mut ws,
+            &mut peer,
+            &mut seen,
+            Duration::from_secs(30),
+            |s| s.first_video.is_some(),
+        )
         .await;
         streams.push((ws, peer));
     }
@@ -669,9 +723,13 @@ async fn hundred_webrtc_cycles_return_everything_to_baseline() {
             let mut ws = open_signaling(gw, "agent-ses_cyc", "helix-agent-cyc", 320, 240, 30).await;
             let mut peer = RtcPeer::start();
             let mut seen = Seen::default();
-            negotiate(&mut ws, &mut peer, &mut seen, Duration::from_secs(20), |s| {
-                s.first_video.is_some()
-            })
+            negotiate(
+                &mut ws,
+                &mut peer,
+                &mut seen,
+                Duration::from_secs(20),
+                |s| s.first_video.is_some(),
+            )
             .await;
             let took = t.elapsed();
             let _ = ws.close(None).await;
@@ -793,7 +851,11 @@ mod reqwest_like {
                 .map(String::from);
             let body = resp.into_body().collect().await.unwrap().to_bytes();
             driver.abort();
-            (status, location, String::from_utf8_lossy(&body).into_owned())
+            (
+                status,
+                location,
+                String::from_utf8_lossy(&body).into_owned(),
+            )
         }
     }
 }

@@ -143,7 +143,11 @@ async fn connection(
             .await;
             send(&mut sink, &error_message(error)).await;
         } else if close.reason != "closed by the browser" {
-            send(&mut sink, &ServerMessage::ConnectionTerminated { error_code: 0 }).await;
+            send(
+                &mut sink,
+                &ServerMessage::ConnectionTerminated { error_code: 0 },
+            )
+            .await;
         }
         let _ = sink
             .send(Message::Close(Some(CloseFrame {
@@ -353,7 +357,7 @@ impl Relay<'_> {
                 msg = stream.next() => match msg {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::BrowserClosed,
                     Some(Ok(Message::Text(t))) => {
-                        match self.from_browser(t.as_str()) {
+                        match self.on_browser_text(t.as_str()) {
                             Ok(Some(signal)) => {
                                 if ipc_tx.send(ToStreamer::Signal(signal)).await.is_err() {
                                     return End::StreamerLost;
@@ -372,7 +376,7 @@ impl Relay<'_> {
                         self.last.ended = Some(e);
                         return End::StreamerEnded;
                     }
-                    Some(Ok(f)) => self.from_streamer(f),
+                    Some(Ok(f)) => self.on_streamer_frame(f),
                 },
                 _ = tick.tick() => {
                     if sink.send(Message::Ping(Bytes::new())).await.is_err() {
@@ -390,7 +394,7 @@ impl Relay<'_> {
     }
 
     /// A browser text message → a signal for the streamer (`None`: nothing to forward).
-    fn from_browser(&mut self, text: &str) -> Result<Option<RemoteSignal>, Close> {
+    fn on_browser_text(&mut self, text: &str) -> Result<Option<RemoteSignal>, Close> {
         match ClientMessage::parse(text) {
             Err(e) => Err(Close::policy(format!("InvalidMessage: {e}"))),
             Ok(ClientMessage::AuthenticateAndInit(_)) => {
@@ -427,7 +431,7 @@ impl Relay<'_> {
     }
 
     /// A streamer frame → messages for the browser.
-    fn from_streamer(&mut self, frame: FromStreamer) -> Vec<ServerMessage> {
+    fn on_streamer_frame(&mut self, frame: FromStreamer) -> Vec<ServerMessage> {
         let mut out = Vec::new();
         match frame {
             FromStreamer::Signal(LocalSignal::Description(d)) => {

@@ -29,7 +29,7 @@ use wire::ipc::{
     StreamMode, ToStreamer,
 };
 
-use super::ws_stream::{launch, teardown, Close, End, Launched, LastWords, StreamRequest};
+use super::ws_stream::{launch, teardown, Close, End, LastWords, Launched, StreamRequest};
 use crate::error::ApiError;
 use crate::server::AppState;
 
@@ -117,7 +117,12 @@ fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
 /// A failed launch or negotiation as an HTTP error.
 fn close_to_error(close: Close) -> ApiError {
     let text = close.error.unwrap_or(close.reason);
-    let token = text.split(':').next().unwrap_or_default().trim().to_string();
+    let token = text
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let status = match token.as_str() {
         "HostNotFound" | "AppNotFound" => StatusCode::NOT_FOUND,
         "InvalidInit" | "BadSignal" => StatusCode::BAD_REQUEST,
@@ -396,7 +401,10 @@ mod tests {
         let frag = "a=ice-ufrag:abcd\r\na=ice-pwd:x\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n";
         let c = parse_sdpfrag(frag);
         assert_eq!(c.len(), 1);
-        assert_eq!(c[0].candidate, "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host");
+        assert_eq!(
+            c[0].candidate,
+            "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"
+        );
         assert_eq!(c[0].sdp_mid.as_deref(), Some("0"));
         assert_eq!(c[0].username_fragment.as_deref(), Some("abcd"));
         assert!(parse_sdpfrag("garbage\n\u{0}").is_empty());

@@ -84,7 +84,8 @@ pub fn has_idr(au: &[u8]) -> bool {
 impl RtcPeer {
     /// Builds the offer; the loop starts at once (it waits for the answer).
     pub fn start() -> RtcPeer {
-        let _ = str0m::crypto::from_feature_flags().install_process_default();
+        static CRYPTO: std::sync::Once = std::sync::Once::new();
+        CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
         let now = Instant::now();
         let mut rtc = Rtc::builder()
             .clear_codecs()

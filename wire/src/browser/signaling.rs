@@ -107,7 +107,10 @@ pub struct AuthenticateAndInit {
 impl std::fmt::Debug for AuthenticateAndInit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthenticateAndInit")
-            .field("credentials", &self.credentials.as_ref().map(|_| "<redacted>"))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
             .field("session_id", &self.session_id)
             .field("mode", &self.mode)
             .field("client_unique_id", &self.client_unique_id)
@@ -398,7 +401,10 @@ mod tests {
         assert_eq!(i.session_id, "agent-ses_01abc-3f2a");
         assert_eq!(i.mode, SessionMode::Create);
         assert_eq!(i.client_unique_id.as_deref(), Some("helix-agent-7b1e"));
-        assert_eq!((i.width, i.height, i.fps, i.bitrate), (1920, 1080, 60, 10000));
+        assert_eq!(
+            (i.width, i.height, i.fps, i.bitrate),
+            (1920, 1080, 60, 10000)
+        );
         assert_eq!(i.video_colorspace, StreamColorspace::Rec709);
         assert!(i.video_color_range_full);
         assert!(!format!("{i:?}").contains("helix\""), "credential in Debug");
@@ -526,7 +532,10 @@ mod tests {
                 r#"{"Signaling":{"Description":{"ty":"answer","sdp":"v=0"}}}"#,
             ),
             (ServerMessage::AlreadyStreaming, r#""AlreadyStreaming""#),
-            (ServerMessage::InternalServerError, r#""InternalServerError""#),
+            (
+                ServerMessage::InternalServerError,
+                r#""InternalServerError""#,
+            ),
             (ServerMessage::HostNotFound, r#""HostNotFound""#),
             (ServerMessage::AppNotFound, r#""AppNotFound""#),
             (ServerMessage::HostNotPaired, r#""HostNotPaired""#),
