@@ -564,9 +564,14 @@ async fn bad_init_and_unreachable_host_report_errors() {
     assert!(!error.message.contains("SECRET"));
     assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
 
-    // WebRTC mode is not built: refused clearly rather than streamed to the wrong place.
+    // WebRTC mode with settings that make no sense: refused before the host is contacted.
     let mut init = rig.init();
     init.mode = StreamMode::Webrtc;
+    init.webrtc = Some(wire::ipc::WebRtcSettings {
+        udp_port_min: 40_010,
+        udp_port_max: 40_000,
+        ..wire::ipc::WebRtcSettings::default()
+    });
     let mut s = spawn();
     s.send(ToStreamer::Init(Box::new(init))).await;
     let (ended, error) = s.until_ended().await;
