@@ -71,6 +71,10 @@ fn init_log() {
 
 /// A gateway whose peers bind 127.0.0.1 (and, if given, only ports `range`).
 async fn rtc_gateway(range: Option<(u16, u16)>) -> Gateway {
+    rtc_gateway_with(range, None).await
+}
+
+async fn rtc_gateway_with(range: Option<(u16, u16)>, disconnect: Option<Duration>) -> Gateway {
     init_log();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::load_with_env(None, |_| None).unwrap();
@@ -82,6 +86,9 @@ async fn rtc_gateway(range: Option<(u16, u16)>) -> Gateway {
     if let Some((lo, hi)) = range {
         config.webrtc.udp_port_min = lo;
         config.webrtc.udp_port_max = hi;
+    }
+    if let Some(d) = disconnect {
+        config.webrtc.disconnect_timeout = d;
     }
     let (host, provided) = embedded::start_demo_host(&config).await.unwrap();
     serve_gateway(config, host, provided, dir).await
@@ -534,6 +541,42 @@ async fn same_key_supersedes_with_client_kicked_and_4000() {
     close_and_check_clean(&gw, new).await;
     drop(old_peer);
     drop(peer);
+    gw.stop().await;
+}
+
+/// A peer that goes silent (the browser vanished, the socket stays open) ends the stream through
+/// the one teardown path after the disconnect timeout: `"PeerDisconnect"`, 1000, nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_peer_ends_the_stream_after_the_disconnect_timeout() {
+    let _serial = SERIAL.lock().await;
+    let gw = rtc_gateway_with(None, Some(Duration::from_secs(2))).await;
+    let mut ws = open_signaling(&gw, "agent-ses_v", "helix-agent-v", 320, 240, 30).await;
+    let mut peer = RtcPeer::start();
+    let mut seen = Seen::default();
+    negotiate(
+        &mut ws,
+        &mut peer,
+        &mut seen,
+        Duration::from_secs(30),
+        |s| s.first_video.is_some(),
+    )
+    .await;
+    let t = Instant::now();
+    peer.close();
+    let (texts, close) = read_all(&mut ws).await;
+    println!(
+        "peer vanished → {close:?} after {} ms ({texts:?})",
+        t.elapsed().as_millis()
+    );
+    assert!(
+        texts.iter().any(|t| t == r#""PeerDisconnect""#),
+        "{texts:?}"
+    );
+    assert_eq!(close.map(|c| c.0), Some(1000));
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert!(gw.registry_empty(Duration::from_secs(5)).await);
+    assert!(eventually(Duration::from_secs(5), || streamer_children().is_empty()).await);
+    assert!(eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await);
     gw.stop().await;
 }
 

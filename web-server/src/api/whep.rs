@@ -25,8 +25,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 use wire::ipc::{
-    ErrorCode, FromStreamer, IceCandidate, LocalSignal, RemoteSignal, SdpType, SessionDescription,
-    StreamMode, ToStreamer,
+    ErrorCode, FromStreamer, IceCandidate, LocalSignal, PeerState, RemoteSignal, SdpType,
+    SessionDescription, StreamMode, ToStreamer,
 };
 
 use super::ws_stream::{launch, teardown, Close, End, LastWords, Launched, StreamRequest};
@@ -37,6 +37,8 @@ use crate::server::AppState;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long DELETE waits for the teardown.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(15);
+/// A resource whose peer never connects within this is ended (nothing else would: no socket).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest accepted offer.
 const MAX_SDP: usize = 256 * 1024;
 
@@ -275,9 +277,18 @@ pub async fn offer(
     let task_id = id.clone();
     tokio::spawn(async move {
         let mut stopper: Option<oneshot::Sender<()>> = None;
+        let mut connected = false;
+        let connect_deadline = tokio::time::sleep(CONNECT_TIMEOUT);
+        tokio::pin!(connect_deadline);
         let end = loop {
             tokio::select! {
                 reason = guard.stopped() => break End::Stopped(reason),
+                _ = &mut connect_deadline, if !connected => {
+                    break End::Refused(Close::failure(format!(
+                        "PeerDisconnect: the peer did not connect within {} s",
+                        CONNECT_TIMEOUT.as_secs()
+                    )));
+                }
                 cmd = rx.recv() => match cmd {
                     None => break End::BrowserClosed,
                     Some(Command::Stop(done)) => {
@@ -299,6 +310,9 @@ pub async fn offer(
                         break End::StreamerEnded;
                     }
                     Some(Ok(FromStreamer::Error(e))) => last.error = Some(e.browser_text()),
+                    Some(Ok(FromStreamer::Signal(LocalSignal::State(PeerState::Connected)))) => {
+                        connected = true;
+                    }
                     Some(Ok(_)) => {}
                 },
             }
