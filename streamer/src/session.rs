@@ -153,7 +153,15 @@ where
     // WebRTC: the socket first, so a full port range fails before the host launches anything.
     let rtc_settings = init.webrtc.clone().unwrap_or_default();
     let socket = if init.mode == StreamMode::Webrtc {
-        match webrtc::net::bind(&rtc_settings).await {
+        let bound = webrtc::net::bind(&rtc_settings).await.and_then(|s| {
+            // The candidates are checked now too (bad NAT IP, no allowed family).
+            let addr = s
+                .local_addr()
+                .map_err(|e| webrtc::net::NetError::Settings(format!("socket address: {e}")))?;
+            webrtc::net::Candidates::new(addr, &rtc_settings)?;
+            Ok(s)
+        });
+        match bound {
             Ok(s) => Some(s),
             Err(e) => {
                 let code = match e {

@@ -578,6 +578,20 @@ async fn bad_init_and_unreachable_host_report_errors() {
     assert_eq!(ended.reason, EndReason::Error);
     assert_eq!(error.map(|e| e.code), Some(ErrorCode::BadInit));
     assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
+    // …and a NAT 1:1 address that is not an IP.
+    let mut init = rig.init();
+    init.mode = StreamMode::Webrtc;
+    init.webrtc = Some(wire::ipc::WebRtcSettings {
+        bind_address: "127.0.0.1".into(),
+        nat_1to1_ips: vec!["gateway.example".into()],
+        ..wire::ipc::WebRtcSettings::default()
+    });
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(init))).await;
+    let (ended, error) = s.until_ended().await;
+    assert_eq!(ended.reason, EndReason::Error);
+    assert_eq!(error.map(|e| e.code), Some(ErrorCode::BadInit));
+    assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
 
     // A host that is not there.
     let closed_port = {

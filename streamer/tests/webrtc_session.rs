@@ -9,7 +9,9 @@
 //! Opus packets arrive intact; an RTCP PLI from the browser makes the host send a keyframe; input
 //! on the `keyboard` data channel reaches the host; `Stop` cancels on the host before `Ended`,
 //! and `general` says `"ConnectionTerminated"`; a peer that vanishes ends the stream after the
-//! disconnect timeout with `Ended{PeerGone}`, the host session cancelled.
+//! disconnect timeout with `Ended{PeerGone}`, the host session cancelled; `CreateOffer` makes the
+//! streamer offer (contract §1.5 `join`) and media flows on the browser's answer; an offer
+//! without the host's codec is `Error{UnsupportedCodec}`.
 
 #[path = "../../gamestream/examples/common/synthetic.rs"]
 mod synthetic;
@@ -225,6 +227,14 @@ impl Streamer {
     }
 }
 
+/// utime + stime of a process, in clock ticks (Linux /proc).
+fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
 /// `n` consecutive free UDP ports on loopback (checked by binding them; released on return).
 fn free_port_range(n: u16) -> u16 {
     for _ in 0..50 {
@@ -279,9 +289,13 @@ struct Seen {
 
 impl Browser {
     async fn new() -> Browser {
+        Browser::with_config(Rtc::builder()).await
+    }
+
+    async fn with_config(config: str0m::RtcConfig) -> Browser {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder()
+        let mut rtc = config
             .set_extension(6, Extension::PlayoutDelay)
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
@@ -350,6 +364,7 @@ impl Browser {
     fn event(&mut self, e: Event, seen: &mut Seen) {
         match e {
             Event::Connected => seen.connected = true,
+            Event::MediaAdded(m) if m.kind == MediaKind::Video => self.video = m.mid,
             Event::MediaData(m) if m.mid == self.video => {
                 seen.frames += 1;
                 let key = m.data.get(4).is_some_and(|b| b & 0x1f == 5);
@@ -367,11 +382,9 @@ impl Browser {
                 seen.audio += 1;
             }
             Event::ChannelOpen(id, label) => seen.channels.push((id, label)),
-            Event::ChannelData(d) => {
-                if !d.binary {
-                    seen.general_text
-                        .push(String::from_utf8_lossy(&d.data).into_owned());
-                }
+            Event::ChannelData(d) if !d.binary => {
+                seen.general_text
+                    .push(String::from_utf8_lossy(&d.data).into_owned());
             }
             _ => {}
         }
@@ -415,6 +428,20 @@ async fn connect(s: &mut Streamer, browser: &mut Browser, base: u16) -> Seen {
     )))
     .await;
     let (answer_sdp, _) = answer(s).await;
+    // The trickled candidates follow the answer and name its first mid and ufrag.
+    let candidate = loop {
+        if let FromStreamer::Signal(LocalSignal::Candidate(c)) = s.next().await {
+            break c;
+        }
+    };
+    let mid = candidate.sdp_mid.clone().expect("sdp_mid");
+    assert!(
+        answer_sdp.contains(&format!("a=mid:{mid}")),
+        "{candidate:?}"
+    );
+    let ufrag = candidate.username_fragment.clone().expect("ufrag");
+    assert!(answer_sdp.contains(&format!("a=ice-ufrag:{ufrag}")));
+    assert!(answer_sdp.contains(&candidate.candidate), "{candidate:?}");
     let port_in_range =
         (base..=base + 9).any(|p| answer_sdp.contains(&format!("127.0.0.1 {p} typ host")));
     assert!(
@@ -476,11 +503,40 @@ async fn webrtc_streams_relays_input_and_stops_cleanly() {
         .request_keyframe(None, KeyframeRequestKind::Pli)
         .unwrap();
     let t0 = Instant::now();
+    let (cpu0, frames0) = (cpu_ticks(s.child.id()), seen.frames);
     while seen.frames < 120 || seen.keyframes <= before || seen.audio < 50 {
         assert!(t0.elapsed() < WAIT, "{seen:?}");
         browser.run_for(Duration::from_millis(100), &mut seen).await;
     }
     println!("browser saw {seen:?}");
+    if let (Some(c0), Some(c1)) = (cpu0, cpu_ticks(s.child.id())) {
+        // Clock ticks are 1/100 s on Linux.
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "WebRTC streamer CPU: {:.1} % of one core over {secs:.1} s, {} frames (debug build; \
+             host RTP in, FEC, str0m SRTP/packetizing out)",
+            (c1 - c0) as f64 / secs,
+            seen.frames - frames0
+        );
+    }
+    // The streamer's footprint while streaming 60 fps + audio to one peer (Linux /proc).
+    if let Some(pid) = s.child.id() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .map(|l| l[name.len()..].trim().to_string())
+                    .unwrap_or_default()
+            };
+            println!(
+                "WebRTC streamer: VmRSS {}, VmHWM {}, Threads {}",
+                field("VmRSS:"),
+                field("VmHWM:"),
+                field("Threads:")
+            );
+        }
+    }
     assert!(
         seen.exact_frames * 10 >= seen.frames * 9,
         "access units byte-exact: {seen:?}"
@@ -621,4 +677,95 @@ async fn a_full_port_range_fails_clearly_before_launching() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_streamer_offers_when_asked() {
+    // Contract §1.5: in `join` mode the server makes the offer.
+    let mut rig = rig("webrtc-client-d").await;
+    let base = free_port_range(10);
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(rig.init(settings(base, 10_000)))))
+        .await;
+    rig.await_stream().await;
+    s.send(ToStreamer::Signal(RemoteSignal::CreateOffer)).await;
+    let offer = loop {
+        match s.next().await {
+            FromStreamer::Signal(LocalSignal::Description(d)) => break d,
+            FromStreamer::Ended(e) => panic!("ended: {e:?}"),
+            _ => {}
+        }
+    };
+    assert_eq!(offer.ty, SdpType::Offer);
+    assert!(offer.sdp.contains("m=video") && offer.sdp.contains("m=application"));
+    let mut browser = Browser::new().await;
+    let answer = browser
+        .rtc
+        .sdp_api()
+        .accept_offer(str0m::change::SdpOffer::from_sdp_string(&offer.sdp).unwrap())
+        .unwrap();
+    s.send(ToStreamer::Signal(RemoteSignal::Description(
+        SessionDescription {
+            ty: SdpType::Answer,
+            sdp: answer.to_sdp_string(),
+        },
+    )))
+    .await;
+    let mut seen = Seen::default();
+    let t0 = Instant::now();
+    while seen.frames < 30 || seen.audio < 10 {
+        assert!(t0.elapsed() < WAIT, "media did not flow: {seen:?}");
+        browser.run_for(Duration::from_millis(100), &mut seen).await;
+    }
+    assert_eq!(seen.first_was_keyframe, Some(true));
+    assert!(seen.exact_frames * 10 >= seen.frames * 9, "{seen:?}");
+    assert!(browser.channel(&seen, "general").is_some());
+    s.send(ToStreamer::Stop).await;
+    let ended = loop {
+        if let FromStreamer::Ended(e) = s.next().await {
+            break e;
+        }
+    };
+    assert_eq!(ended.reason, EndReason::Stopped);
+    rig.host.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_without_the_hosts_codec_is_refused() {
+    let mut rig = rig("webrtc-client-e").await;
+    let base = free_port_range(10);
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(rig.init(settings(base, 10_000)))))
+        .await;
+    rig.await_stream().await;
+    // A browser that decodes VP8 only; the host streams H.264.
+    let mut browser = Browser::with_config(
+        Rtc::builder()
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_opus(true, false),
+    )
+    .await;
+    let (offer, _pending) = browser.offer();
+    s.send(ToStreamer::Signal(RemoteSignal::Description(
+        SessionDescription {
+            ty: SdpType::Offer,
+            sdp: offer,
+        },
+    )))
+    .await;
+    let mut error = None;
+    let ended = loop {
+        match s.next().await {
+            FromStreamer::Error(e) => error = Some(e),
+            FromStreamer::Ended(e) => break e,
+            _ => {}
+        }
+    };
+    let error = error.expect("Error before Ended");
+    println!("{error:?}");
+    assert_eq!(error.code, ErrorCode::UnsupportedCodec);
+    assert_eq!(ended.reason, EndReason::Error);
+    assert!(rig.host.sessions().is_empty(), "host cancelled");
+    rig.host.close().await;
 }

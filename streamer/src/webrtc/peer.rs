@@ -318,7 +318,18 @@ impl Peer {
         let now = Instant::now();
         match signal {
             RemoteSignal::Description(d) => match d.ty {
-                SdpType::Offer => self.accept_offer(&d.sdp, now),
+                SdpType::Offer => {
+                    // str0m reports the m-lines only once connected; check the codec up front.
+                    if offer_has_codec(&d.sdp, self.info.codec) {
+                        self.accept_offer(&d.sdp, now);
+                    } else {
+                        let codec = self.info.codec;
+                        self.fail(
+                            ErrorCode::UnsupportedCodec,
+                            format!("the browser's offer has no video m-line accepting {codec:?}, the host's codec"),
+                        );
+                    }
+                }
                 SdpType::Answer => self.accept_answer(&d.sdp),
                 other => self.fail(
                     ErrorCode::BadSignal,
@@ -420,11 +431,17 @@ impl Peer {
     fn create_offer(&mut self, now: Instant) {
         let mut rtc = self.new_rtc(now);
         let mut api = rtc.sdp_api();
-        api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        if self.info.audio {
-            api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        }
-        api.add_channel("general".into());
+        // Our own m-lines raise no MediaAdded: remember them here.
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let audio = self
+            .info
+            .audio
+            .then(|| api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        let general = api.add_channel("general".into());
+        self.video = Some((video, None));
+        self.audio = audio.map(|mid| (mid, None));
+        self.general = Some(general);
+        self.channels.insert(general, ChannelKind::General);
         match api.apply() {
             Some((offer, pending)) => {
                 self.pending_offer = Some(pending);
@@ -456,6 +473,14 @@ impl Peer {
     }
 
     fn send_description(&mut self, ty: SdpType, sdp: String) {
+        // Trickled copies of the candidates name the first m-line (BUNDLE: one transport) and
+        // our ufrag, taken from the SDP itself so they always match it.
+        let attr = |name: &str| {
+            sdp.lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .map(str::to_string)
+        };
+        let (mid, ufrag) = (attr("a=mid:"), attr("a=ice-ufrag:"));
         self.out.push_back(PeerOut::Signal(LocalSignal::Description(
             SessionDescription { ty, sdp },
         )));
@@ -463,9 +488,9 @@ impl Peer {
             self.out
                 .push_back(PeerOut::Signal(LocalSignal::Candidate(IceCandidate {
                     candidate: c.to_sdp_string(),
-                    sdp_mid: Some("0".into()),
+                    sdp_mid: mid.clone(),
                     sdp_mline_index: Some(0),
-                    username_fragment: None,
+                    username_fragment: ufrag.clone(),
                 })));
         }
         self.state(PeerState::Checking);
@@ -791,7 +816,11 @@ impl Peer {
                         let Some(p) =
                             choose_video_pt(self.info.codec, profile, writer.payload_params())
                         else {
-                            return;
+                            let codec = self.info.codec;
+                            return self.fail(
+                                ErrorCode::UnsupportedCodec,
+                                format!("the browser did not accept {codec:?}, the host's codec"),
+                            );
                         };
                         tracing::info!(pt = %p, codec = ?self.info.codec, ?profile, "video payload type");
                         *pt = Some(p);
@@ -874,6 +903,46 @@ fn choose_video_pt<'a>(
     by_profile.or(matching.first()).map(|p| p.pt())
 }
 
+/// Whether an offer has a video m-line with the host's codec (H.264 only in packetization-mode
+/// 1, which the packetizer produces).
+fn offer_has_codec(sdp: &str, codec: VideoCodec) -> bool {
+    let name = match codec {
+        VideoCodec::H264 | VideoCodec::H264High444 => "h264/90000",
+        VideoCodec::HevcMain
+        | VideoCodec::HevcMain10
+        | VideoCodec::HevcRext8_444
+        | VideoCodec::HevcRext10_444 => "h265/90000",
+        VideoCodec::Av1Main8
+        | VideoCodec::Av1Main10
+        | VideoCodec::Av1High8_444
+        | VideoCodec::Av1High10_444 => "av1/90000",
+    };
+    let sdp = sdp.to_ascii_lowercase();
+    sdp.split("\nm=").skip(1).any(|section| {
+        if !section.starts_with("video ") {
+            return false;
+        }
+        let pts: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("a=rtpmap:"))
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, enc)| enc.trim().starts_with(name))
+            .map(|(pt, _)| pt)
+            .collect();
+        if name != "h264/90000" {
+            return !pts.is_empty();
+        }
+        section.lines().any(|l| {
+            l.trim()
+                .strip_prefix("a=fmtp:")
+                .and_then(|l| l.split_once(' '))
+                .is_some_and(|(pt, params)| {
+                    pts.contains(&pt) && params.contains("packetization-mode=1")
+                })
+        })
+    })
+}
+
 /// `profile_idc` of the first H.264 SPS in an Annex B access unit.
 fn h264_profile_idc(au: &[u8]) -> Option<u8> {
     let mut i = 0;
@@ -893,6 +962,21 @@ fn h264_profile_idc(au: &[u8]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offer_codec_check() {
+        let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                     m=video 9 UDP/TLS/RTP/SAVPF 96 102 45\r\na=rtpmap:96 VP8/90000\r\n\
+                     a=rtpmap:102 H264/90000\r\n\
+                     a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+                     a=rtpmap:45 AV1/90000\r\n";
+        assert!(offer_has_codec(offer, VideoCodec::H264));
+        assert!(offer_has_codec(offer, VideoCodec::Av1Main8));
+        assert!(!offer_has_codec(offer, VideoCodec::HevcMain));
+        let mode0 = offer.replace("packetization-mode=1", "packetization-mode=0");
+        assert!(!offer_has_codec(&mode0, VideoCodec::H264));
+        assert!(!offer_has_codec("garbage", VideoCodec::H264));
+    }
 
     #[test]
     fn sps_profile() {
