@@ -548,6 +548,97 @@ async fn same_key_supersedes_with_client_kicked_and_4000() {
     gw.stop().await;
 }
 
+/// `join` (contract §1.5): the live stream of the session id is kicked (`ClientKicked` + 4000),
+/// the new socket gets the server's offer, answers, and streams; `join` with nothing live gets
+/// `SessionNotFound`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_kicks_the_live_socket_and_the_server_offers() {
+    let _serial = SERIAL.lock().await;
+    let gw = rtc_gateway(None).await;
+    let join_init = |session: &str| {
+        auth_init(session, "", 320, 240, 30)
+            .replace(r#""mode":"create""#, r#""mode":"join""#)
+            .replace(r#""client_unique_id":"""#, r#""client_unique_id":null"#)
+    };
+    let connect = || async {
+        let req = format!("ws://{}/api/host/stream", gw.addr)
+            .into_client_request()
+            .unwrap();
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    };
+    // Nothing live: SessionNotFound.
+    let mut ws = connect().await;
+    ws.send(WsMessage::Text(join_init("agent-ses_j").into()))
+        .await
+        .unwrap();
+    let (texts, _) = read_all(&mut ws).await;
+    assert!(
+        texts.iter().any(|t| t == r#""SessionNotFound""#),
+        "{texts:?}"
+    );
+
+    let mut old = open_signaling(&gw, "agent-ses_j", "helix-agent-j", 320, 240, 30).await;
+    let mut old_peer = RtcPeer::start();
+    let mut seen = Seen::default();
+    negotiate(
+        &mut old,
+        &mut old_peer,
+        &mut seen,
+        Duration::from_secs(30),
+        |s| s.first_video.is_some(),
+    )
+    .await;
+    let mut new = connect().await;
+    new.send(WsMessage::Text(join_init("agent-ses_j").into()))
+        .await
+        .unwrap();
+    let (texts, close) = read_all(&mut old).await;
+    assert!(texts.iter().any(|t| t == r#""ClientKicked""#), "{texts:?}");
+    assert_eq!(close, Some((4000, "superseded".to_string())));
+    drop(old_peer);
+    // The server offers; the peer answers.
+    let mut peer: Option<RtcPeer> = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut video = 0;
+    while video < 10 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no video after join");
+        tokio::select! {
+            msg = timeout(left, new.next()) => {
+                let Ok(Some(Ok(WsMessage::Text(t)))) = msg else { continue };
+                match ServerMessage::parse(&t).unwrap() {
+                    ServerMessage::Signaling(Signaling::Description(d)) => {
+                        assert_eq!(d.ty, RtcSdpType::Offer, "the server offers in join mode");
+                        let p = RtcPeer::answer(&d.sdp).expect("answer the server's offer");
+                        new.send(signal(Signaling::Description(RtcSessionDescription {
+                            ty: RtcSdpType::Answer,
+                            sdp: p.offer.clone(),
+                        }))).await.unwrap();
+                        new.send(signal(Signaling::AddIceCandidate(RtcIceCandidate {
+                            candidate: p.local_candidate.clone(),
+                            sdp_mid: Some("0".into()),
+                            sdp_mline_index: Some(0),
+                            username_fragment: None,
+                        }))).await.unwrap();
+                        peer = Some(p);
+                    }
+                    ServerMessage::Signaling(Signaling::AddIceCandidate(c)) => {
+                        if let Some(p) = &peer { p.add_remote_candidate(&c.candidate) }
+                    }
+                    _ => {}
+                }
+            }
+            ev = async { match peer.as_mut() { Some(p) => p.events.recv().await, None => std::future::pending().await } } => {
+                if let Some(PeerEvent::Video(..)) = ev { video += 1 }
+            }
+        }
+    }
+    assert_eq!(gw.state.sessions.list().len(), 1);
+    close_and_check_clean(&gw, new).await;
+    drop(peer);
+    gw.stop().await;
+}
+
 /// A peer that goes silent (the browser vanished, the socket stays open) ends the stream through
 /// the one teardown path after the disconnect timeout: `"PeerDisconnect"`, 1000, nothing left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

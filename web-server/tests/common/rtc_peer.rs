@@ -11,7 +11,7 @@ use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -57,6 +57,7 @@ enum Command {
 
 /// The peer: commands in, events out; the loop thread ends on `close` or drop.
 pub struct RtcPeer {
+    /// The offer (an offering peer) or the answer (an answering peer, [`RtcPeer::answer`]).
     pub offer: String,
     pub local_candidate: String,
     pub local_addr: SocketAddr,
@@ -123,8 +124,8 @@ impl RtcPeer {
                 rtc,
                 socket,
                 pending: Some(pending),
-                video,
-                audio,
+                video: Some(video),
+                audio: Some(audio),
                 channels,
                 open: HashMap::new(),
                 events: ev_tx.clone(),
@@ -140,6 +141,52 @@ impl RtcPeer {
             commands,
             thread: Some(thread),
         }
+    }
+
+    /// An answering peer (the server offered: contract §1.5 `join`); `offer` holds the answer.
+    pub fn answer(remote_offer: &str) -> Result<RtcPeer, String> {
+        static CRYPTO: std::sync::Once = std::sync::Once::new();
+        CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .build(Instant::now());
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
+        let cand = Candidate::host(local_addr, "udp").map_err(|e| e.to_string())?;
+        let local_candidate = cand.to_sdp_string();
+        rtc.add_local_candidate(cand);
+        let offer = SdpOffer::from_sdp_string(remote_offer).map_err(|e| e.to_string())?;
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| e.to_string())?
+            .to_sdp_string();
+        let (ev_tx, events) = mpsc::unbounded_channel();
+        let (commands, cmd_rx) = std_mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut l = Loop {
+                rtc,
+                socket,
+                pending: None,
+                video: None,
+                audio: None,
+                channels: HashMap::new(),
+                open: HashMap::new(),
+                events: ev_tx.clone(),
+            };
+            let r = l.run(cmd_rx);
+            let _ = ev_tx.send(PeerEvent::Closed(r.err()));
+        });
+        Ok(RtcPeer {
+            offer: answer,
+            local_candidate,
+            local_addr,
+            events,
+            commands,
+            thread: Some(thread),
+        })
     }
 
     /// The remote answer.
@@ -179,8 +226,8 @@ struct Loop {
     rtc: Rtc,
     socket: UdpSocket,
     pending: Option<SdpPendingOffer>,
-    video: Mid,
-    audio: Mid,
+    video: Option<Mid>,
+    audio: Option<Mid>,
     channels: HashMap<ChannelId, String>,
     open: HashMap<String, ChannelId>,
     events: mpsc::UnboundedSender<PeerEvent>,
@@ -268,11 +315,19 @@ impl Loop {
                 });
                 PeerEvent::ChannelData(label, d.binary, d.data.to_vec())
             }
-            Event::MediaData(m) if m.mid == self.video => {
+            Event::MediaAdded(m) => {
+                match m.kind {
+                    MediaKind::Video if self.video.is_none() => self.video = Some(m.mid),
+                    MediaKind::Audio if self.audio.is_none() => self.audio = Some(m.mid),
+                    _ => {}
+                }
+                return;
+            }
+            Event::MediaData(m) if Some(m.mid) == self.video => {
                 let idr = has_idr(&m.data);
                 PeerEvent::Video(m.data.to_vec(), idr)
             }
-            Event::MediaData(m) if m.mid == self.audio => PeerEvent::Audio(m.data.len()),
+            Event::MediaData(m) if Some(m.mid) == self.audio => PeerEvent::Audio(m.data.len()),
             _ => return,
         };
         let _ = self.events.send(ev);
