@@ -1,4 +1,5 @@
-//! The gateway benchmark: figures for WebSocket mode at 1080p60 20 Mbps (not a pass/fail test).
+//! The gateway benchmark: figures for WebSocket and WebRTC modes at 1080p60 20 Mbps (not a
+//! pass/fail test).
 //!
 //! `cargo bench -p web-server --bench gateway` (release; builds the release `streamer` first if it
 //! is missing). Runs in about 1–3 minutes on a 2-core machine and prints a goal / measured / met
@@ -10,6 +11,10 @@
 //! - a `moongate` child process: the gateway, configured with the demo host as an external
 //!   "Wolf" (NVHTTP + its Wolf API over TCP, so browser identities are paired automatically);
 //! - one `streamer` per stream, children of `moongate`.
+//!
+//! WebRTC mode gets its own single-stream window and first-keyframe rounds: the browser is the
+//! str0m test peer of the web-server tests (`tests/common/rtc_peer.rs`) negotiating over
+//! `/api/host/stream`; its latency is host send → access unit depacketized by the peer.
 //!
 //! Per-stream accounting: every frame the host produces carries a bench tag (an extra
 //! user-data SEI: source id + sequence number) next to the host's send-time SEI
@@ -41,6 +46,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wire::browser::{formats, Message};
+
+#[path = "../tests/common/rtc_peer.rs"]
+mod rtc_peer;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -259,7 +267,10 @@ async fn start_gateway(host: &DemoHost) -> Gateway {
          address = \"127.0.0.1\"\n\
          http_port = {http}\n\
          https_port = {https}\n\
-         wolf_api = \"http://{api}\"\n",
+         wolf_api = \"http://{api}\"\n\
+         [webrtc]\n\
+         bind_address = \"127.0.0.1\"\n\
+         network_types = [\"udp4\"]\n",
         data = dir.path().join("data").display().to_string(),
         streamer = streamer_exe().display().to_string(),
         http = ports.http,
@@ -564,6 +575,168 @@ impl Client {
 }
 
 // ---------------------------------------------------------------------------------------------
+// WebRTC clients (signaling socket + str0m peer).
+
+fn rtc_init_json(session: &str, client: &str) -> String {
+    serde_json::json!({"AuthenticateAndInit": {
+        "credentials": SECRET,
+        "session_id": session,
+        "mode": "create",
+        "client_unique_id": client,
+        "host_id": 0, "app_id": 1, "bitrate": BITRATE_KBPS, "packet_size": 1024,
+        "fps": FPS, "width": WIDTH, "height": HEIGHT,
+        "video_sample_queue_size": 50, "play_audio_local": false, "audio_sample_queue_size": 20,
+        "video_supported_formats": formats::H264, "video_colorspace": "Rec709",
+        "video_color_range_full": true
+    }})
+    .to_string()
+}
+
+/// Opens a WebRTC stream ("open" = the signaling socket is up) and waits for its first keyframe.
+async fn open_rtc_client(gw: &Gateway, session: &str, client: &str) -> Result<Client, String> {
+    let req = format!("ws://{}/api/host/stream?session_id={session}", gw.addr)
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    let before = streamer_children(gw.pid);
+    let (mut ws, _) = timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(req),
+    )
+    .await
+    .map_err(|_| "upgrade timed out")?
+    .map_err(|e| e.to_string())?;
+    let opened = Instant::now();
+    ws.send(WsMessage::Text(rtc_init_json(session, client).into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (close, close_rx) = watch::channel(false);
+    let task = tokio::spawn(rtc_loop(ws, Arc::clone(&seen), close_rx));
+    let mut c = Client {
+        seen,
+        opened,
+        close,
+        task,
+        streamer: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        {
+            let s = c.seen.lock().unwrap();
+            if s.first_keyframe.is_some() {
+                break;
+            }
+            if let Some(e) = &s.error {
+                return Err(e.clone());
+            }
+            if s.ended {
+                return Err("closed before the first keyframe".into());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("no keyframe within 20 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    c.streamer = streamer_children(gw.pid)
+        .difference(&before)
+        .next()
+        .copied();
+    Ok(c)
+}
+
+/// Signaling relay + the peer's media, until told to close.
+async fn rtc_loop(mut ws: Ws, seen: Arc<Mutex<Seen>>, mut close: watch::Receiver<bool>) {
+    use rtc_peer::{PeerEvent, RtcPeer};
+    use wire::browser::signaling::{
+        ClientMessage, RtcIceCandidate, RtcSdpType, RtcSessionDescription, ServerMessage, Signaling,
+    };
+    let mut peer = RtcPeer::start();
+    let send = |s: Signaling| {
+        WsMessage::Text(
+            serde_json::to_string(&ClientMessage::Signaling(s))
+                .unwrap_or_default()
+                .into(),
+        )
+    };
+    loop {
+        tokio::select! {
+            msg = ws.next() => {
+                let Some(Ok(msg)) = msg else {
+                    seen.lock().unwrap().error.get_or_insert_with(|| "signaling socket ended".into());
+                    break;
+                };
+                let WsMessage::Text(t) = msg else { continue };
+                match ServerMessage::parse(&t) {
+                    Ok(ServerMessage::WebRtcConfig { .. }) => {
+                        let offer = send(Signaling::Description(RtcSessionDescription {
+                            ty: RtcSdpType::Offer,
+                            sdp: peer.offer.clone(),
+                        }));
+                        let cand = send(Signaling::AddIceCandidate(RtcIceCandidate {
+                            candidate: peer.local_candidate.clone(),
+                            sdp_mid: Some("0".into()),
+                            sdp_mline_index: Some(0),
+                            username_fragment: None,
+                        }));
+                        if ws.send(offer).await.is_err() || ws.send(cand).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(ServerMessage::Signaling(Signaling::Description(d))) => peer.accept_answer(&d.sdp),
+                    Ok(ServerMessage::Signaling(Signaling::AddIceCandidate(c))) => peer.add_remote_candidate(&c.candidate),
+                    Ok(ServerMessage::StageFailed { stage, .. }) => {
+                        seen.lock().unwrap().error = Some(format!("stage failed: {stage}"));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        seen.lock().unwrap().error = Some(format!("{e}: {t}"));
+                    }
+                }
+            }
+            ev = peer.events.recv() => match ev {
+                Some(PeerEvent::Video(au, idr)) => {
+                    let recv = now_unix_us();
+                    let tag = read_tag(&au);
+                    let sent = media::read_send_time(VideoCodec::H264, &au);
+                    let mut s = seen.lock().unwrap();
+                    if s.first_keyframe.is_none() {
+                        if !idr {
+                            continue;
+                        }
+                        s.first_keyframe = Some(Instant::now());
+                    }
+                    if let (Some(tag), Some(sent)) = (tag, sent) {
+                        s.frames.push(((tag >> 32) as u32, tag as u32, recv.saturating_sub(sent)));
+                    }
+                }
+                Some(PeerEvent::Closed(e)) => {
+                    seen.lock().unwrap().error = Some(format!("peer closed: {e:?}"));
+                    break;
+                }
+                None => {
+                    seen.lock().unwrap().error = Some("peer loop ended".into());
+                    break;
+                }
+                Some(_) => {}
+            },
+            r = close.changed() => {
+                if r.is_err() || *close.borrow() {
+                    let _ = ws.send(WsMessage::Close(Some(CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: "bench".into(),
+                    }))).await;
+                    break;
+                }
+            }
+        }
+    }
+    drop(ws);
+    tokio::task::spawn_blocking(move || peer.close()).await.ok();
+    seen.lock().unwrap().ended = true;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Measurements.
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -712,7 +885,7 @@ async fn main() {
     let started = Instant::now();
     let tck = clock_ticks_per_sec();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("gateway bench: WS mode, {WIDTH}x{HEIGHT}@{FPS} {BITRATE_KBPS} kbps, demo host replay (filled to bitrate), {cores} cores");
+    println!("gateway bench: WS and WebRTC modes, {WIDTH}x{HEIGHT}@{FPS} {BITRATE_KBPS} kbps, demo host replay (filled to bitrate), {cores} cores");
 
     let media = Arc::new(BenchMedia::default());
     let host = DemoHost::start(DemoHostConfig {
@@ -805,6 +978,49 @@ async fn main() {
     println!("WS open → first keyframe, paired identity: {paired_first_key:.1?} ms");
     println!("WS open → first keyframe, new identity:    {new_id_first_key:.1?} ms (the first is the run's cold start)");
     println!("close → streamer exit: {close_to_exit:.1?} ms");
+
+    // 2b. WebRTC mode: a single-stream window, then first-keyframe rounds (paired identity).
+    let r = open_rtc_client(&gw, "bench-rtc", "bench-client-rtc")
+        .await
+        .expect("WebRTC stream");
+    let mut rtc_first_key = vec![ms(r.first_keyframe_after_open().unwrap_or_default())];
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rtc = measure(&gw, &media, std::slice::from_ref(&r), WINDOW, tck).await;
+    let rtc_p50 = percentile(&rtc.latencies_us, 0.50);
+    let rtc_p99 = percentile(&rtc.latencies_us, 0.99);
+    println!(
+        "WebRTC 1 stream, {:.0} s: latency p50 {:.3} ms, p99 {:.3} ms over {} frames; sent/received {:?}; errors {:?}",
+        WINDOW.as_secs_f64(),
+        rtc_p50 as f64 / 1000.0,
+        rtc_p99 as f64 / 1000.0,
+        rtc.latencies_us.len(),
+        rtc.counts,
+        rtc.errors
+    );
+    println!(
+        "  CPU: moongate {:.2} % of a core, streamer {:.2} %; RSS: moongate {} kB, streamer {} kB",
+        rtc.server_cpu_pct,
+        mean(&rtc.streamer_cpu_pct),
+        rtc.server_rss_kb,
+        rtc.streamer_rss_kb.first().copied().unwrap_or(0)
+    );
+    let mut rtc_close_to_exit = Vec::new();
+    if let Some(d) = r.close().await {
+        rtc_close_to_exit.push(ms(d));
+    }
+    wait_no_streamers(&gw, Duration::from_secs(5)).await;
+    for _ in 0..FIRST_KEY_ROUNDS {
+        let c = open_rtc_client(&gw, "bench-rtc", "bench-client-rtc")
+            .await
+            .expect("WebRTC reconnect");
+        rtc_first_key.push(ms(c.first_keyframe_after_open().unwrap_or_default()));
+        if let Some(d) = c.close().await {
+            rtc_close_to_exit.push(ms(d));
+        }
+        wait_no_streamers(&gw, Duration::from_secs(5)).await;
+    }
+    println!("WebRTC signaling open → first keyframe: {rtc_first_key:.1?} ms");
+    println!("WebRTC close → streamer exit: {rtc_close_to_exit:.1?} ms");
 
     // 3. Capacity: 1, 2, 4, … streams until one drops ≥ 1 % or the host misses frames.
     let mut best = 0usize;
@@ -942,6 +1158,60 @@ async fn main() {
             best >= 60,
         ),
     ];
+    let rtc_cpu = mean(&rtc.streamer_cpu_pct);
+    let rtc_fk = median(rtc_first_key[1..].to_vec());
+    let rtc_cte = rtc_close_to_exit.iter().copied().fold(0.0, f64::max);
+    rows.extend([
+        (
+            "WebRTC latency host→peer p50 (added vs WS)".into(),
+            "–".into(),
+            format!(
+                "{:.3} ms ({:+.3} ms)",
+                rtc_p50 as f64 / 1000.0,
+                (rtc_p50 as f64 - p50 as f64) / 1000.0
+            ),
+            true,
+        ),
+        (
+            "WebRTC latency host→peer p99".into(),
+            "–".into(),
+            format!("{:.3} ms", rtc_p99 as f64 / 1000.0),
+            true,
+        ),
+        (
+            "WebRTC frames received / sent (1 stream)".into(),
+            "≥ 99 %".into(),
+            format!("{:?}", rtc.counts),
+            worst_drop_pct(&rtc.counts) < 1.0,
+        ),
+        (
+            "WebRTC CPU per stream (moongate / streamer)".into(),
+            "–".into(),
+            format!("{:.2} % / {rtc_cpu:.2} %", rtc.server_cpu_pct),
+            true,
+        ),
+        (
+            "WebRTC RSS per streamer".into(),
+            "–".into(),
+            format!(
+                "{:.1} MB",
+                rtc.streamer_rss_kb.first().copied().unwrap_or(0) as f64 / 1024.0
+            ),
+            true,
+        ),
+        (
+            "WebRTC first keyframe (median, warm)".into(),
+            "–".into(),
+            format!("{rtc_fk:.1} ms"),
+            true,
+        ),
+        (
+            "WebRTC close → streamer exit (worst)".into(),
+            "≤ 100 ms".into(),
+            format!("{rtc_cte:.1} ms"),
+            rtc_cte <= 100.0 && rtc_close_to_exit.len() == 1 + FIRST_KEY_ROUNDS,
+        ),
+    ]);
     if let Some(r) = &best_window {
         rows.push((
             format!("CPU per stream at {best} streams (moongate / streamer)"),

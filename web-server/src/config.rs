@@ -16,6 +16,13 @@
 //! | `[[hosts]]` | – | none | hosts added to the store at start if absent (`name`, `address`, `http_port`, `https_port`, `mac`) |
 //! | – | `MOONGATE_CREDENTIALS` | generated | the bearer credential (kept out of files on purpose) |
 //! | – | `MOONGATE_ADMIN_CREDENTIALS` | generated (`<data_dir>/admin-credentials`) | the admin credential: `/api/admin/*`, `/metrics`, the dashboard |
+//! | `[[webrtc.ice_servers]]` `urls`, `username`, `credential` | `MOONGATE_WEBRTC_ICE_SERVERS` (JSON array of `{urls, username, credential}`, or comma-separated URLs) | none | STUN/TURN servers handed to the browser (`WebRtcConfig`) |
+//! | `[webrtc] udp_port_min`, `udp_port_max` | `MOONGATE_WEBRTC_UDP_PORT_MIN`, `_MAX` | 0, 0 = any | inclusive UDP port range of the streamers' peers (one port per stream) |
+//! | `[webrtc] bind_address` | `MOONGATE_WEBRTC_BIND_ADDRESS` | `0.0.0.0` | address the peers bind |
+//! | `[webrtc] nat_1to1_ips` | `MOONGATE_WEBRTC_NAT_1TO1_IPS` (comma-separated) | `[]` | public IPs advertised in addition |
+//! | `[webrtc] nat_candidate_type` | `MOONGATE_WEBRTC_NAT_CANDIDATE_TYPE` | `host` | `host` or `srflx` |
+//! | `[webrtc] network_types` | `MOONGATE_WEBRTC_NETWORK_TYPES` (comma-separated) | `[]` = both | `udp4`, `udp6` |
+//! | `[webrtc] disconnect_timeout_secs` | `MOONGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS` | 10 | a peer disconnected this long ends the stream |
 //!
 //! The config file is `MOONGATE_CONFIG` or the `--config` path given to the binary. Unknown keys
 //! are an error, so a typo does not silently fall back to a default.
@@ -103,6 +110,241 @@ impl Default for Timeouts {
     }
 }
 
+/// A STUN/TURN server for the browser. The credential is redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default)]
+    pub username: String,
+    /// TURN credential.
+    #[serde(default)]
+    pub credential: String,
+}
+
+impl fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How NAT 1:1 addresses are advertised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatCandidateType {
+    /// As host candidates.
+    #[default]
+    Host,
+    /// As server-reflexive candidates.
+    Srflx,
+}
+
+/// An ICE network type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkType {
+    /// UDP over IPv4.
+    Udp4,
+    /// UDP over IPv6.
+    Udp6,
+}
+
+/// WebRTC mode: what the browser is told (ICE servers) and how the streamers' peers bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRtc {
+    /// STUN/TURN servers for the browser.
+    pub ice_servers: Vec<IceServer>,
+    /// Lowest UDP port (inclusive); 0 with `udp_port_max` 0 = any.
+    pub udp_port_min: u16,
+    /// Highest UDP port (inclusive).
+    pub udp_port_max: u16,
+    /// Address the peers bind.
+    pub bind_address: std::net::IpAddr,
+    /// Public IPs advertised in addition (NAT 1:1).
+    pub nat_1to1_ips: Vec<std::net::IpAddr>,
+    /// How they are advertised.
+    pub nat_candidate_type: NatCandidateType,
+    /// Address families used (empty = both).
+    pub network_types: Vec<NetworkType>,
+    /// A peer disconnected this long ends the stream.
+    pub disconnect_timeout: Duration,
+}
+
+impl Default for WebRtc {
+    fn default() -> Self {
+        WebRtc {
+            ice_servers: Vec::new(),
+            udp_port_min: 0,
+            udp_port_max: 0,
+            bind_address: std::net::IpAddr::from([0, 0, 0, 0]),
+            nat_1to1_ips: Vec::new(),
+            nat_candidate_type: NatCandidateType::Host,
+            network_types: Vec::new(),
+            disconnect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWebRtc {
+    #[serde(default)]
+    ice_servers: Option<Vec<IceServer>>,
+    udp_port_min: Option<u16>,
+    udp_port_max: Option<u16>,
+    bind_address: Option<String>,
+    nat_1to1_ips: Option<Vec<String>>,
+    nat_candidate_type: Option<NatCandidateType>,
+    network_types: Option<Vec<NetworkType>>,
+    disconnect_timeout_secs: Option<u64>,
+}
+
+fn parse_ip(key: &str, value: &str) -> Result<std::net::IpAddr, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::Invalid {
+        key: key.into(),
+        message: format!("{value:?} is not an IP address"),
+    })
+}
+
+fn parse_port(key: &str, value: &str) -> Result<u16, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::Invalid {
+        key: key.into(),
+        message: format!("{value:?} is not a port number"),
+    })
+}
+
+fn comma_list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl WebRtc {
+    fn overlay(&mut self, f: FileWebRtc) -> Result<(), ConfigError> {
+        if let Some(v) = f.ice_servers {
+            self.ice_servers = v;
+        }
+        if let Some(v) = f.udp_port_min {
+            self.udp_port_min = v;
+        }
+        if let Some(v) = f.udp_port_max {
+            self.udp_port_max = v;
+        }
+        if let Some(v) = f.bind_address {
+            self.bind_address = parse_ip("webrtc.bind_address", &v)?;
+        }
+        if let Some(v) = f.nat_1to1_ips {
+            self.nat_1to1_ips = v
+                .iter()
+                .map(|ip| parse_ip("webrtc.nat_1to1_ips", ip))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = f.nat_candidate_type {
+            self.nat_candidate_type = v;
+        }
+        if let Some(v) = f.network_types {
+            self.network_types = v;
+        }
+        if let Some(v) = f.disconnect_timeout_secs {
+            self.disconnect_timeout = secs("webrtc.disconnect_timeout_secs", v)?;
+        }
+        Ok(())
+    }
+
+    fn overlay_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("MOONGATE_WEBRTC_ICE_SERVERS") {
+            let v = v.trim();
+            self.ice_servers = if v.starts_with('[') {
+                serde_json::from_str(v).map_err(|e| ConfigError::Invalid {
+                    key: "MOONGATE_WEBRTC_ICE_SERVERS".into(),
+                    message: format!("not a JSON array of {{urls, username, credential}}: {e}"),
+                })?
+            } else {
+                comma_list(v)
+                    .map(|u| IceServer {
+                        urls: vec![u.to_string()],
+                        username: String::new(),
+                        credential: String::new(),
+                    })
+                    .collect()
+            };
+        }
+        if let Some(v) = env("MOONGATE_WEBRTC_UDP_PORT_MIN") {
+            self.udp_port_min = parse_port("MOONGATE_WEBRTC_UDP_PORT_MIN", &v)?;
+        }
+        if let Some(v) = env("MOONGATE_WEBRTC_UDP_PORT_MAX") {
+            self.udp_port_max = parse_port("MOONGATE_WEBRTC_UDP_PORT_MAX", &v)?;
+        }
+        if let Some(v) = env("MOONGATE_WEBRTC_BIND_ADDRESS") {
+            self.bind_address = parse_ip("MOONGATE_WEBRTC_BIND_ADDRESS", &v)?;
+        }
+        if let Some(v) = env("MOONGATE_WEBRTC_NAT_1TO1_IPS") {
+            self.nat_1to1_ips = comma_list(&v)
+                .map(|ip| parse_ip("MOONGATE_WEBRTC_NAT_1TO1_IPS", ip))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env("MOONGATE_WEBRTC_NAT_CANDIDATE_TYPE") {
+            self.nat_candidate_type = match v.trim() {
+                "host" => NatCandidateType::Host,
+                "srflx" => NatCandidateType::Srflx,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        key: "MOONGATE_WEBRTC_NAT_CANDIDATE_TYPE".into(),
+                        message: format!("{other:?} is not host or srflx"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = env("MOONGATE_WEBRTC_NETWORK_TYPES") {
+            self.network_types = comma_list(&v)
+                .map(|t| match t {
+                    "udp4" => Ok(NetworkType::Udp4),
+                    "udp6" => Ok(NetworkType::Udp6),
+                    other => Err(ConfigError::Invalid {
+                        key: "MOONGATE_WEBRTC_NETWORK_TYPES".into(),
+                        message: format!("{other:?} is not udp4 or udp6"),
+                    }),
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env("MOONGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS") {
+            let n: u64 = v.trim().parse().map_err(|_| ConfigError::Invalid {
+                key: "MOONGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS".into(),
+                message: format!("{v:?} is not a number of seconds"),
+            })?;
+            self.disconnect_timeout = secs("MOONGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS", n)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let (lo, hi) = (self.udp_port_min, self.udp_port_max);
+        if (lo == 0) != (hi == 0) || lo > hi {
+            return Err(ConfigError::Invalid {
+                key: "webrtc.udp_port_min/udp_port_max".into(),
+                message: format!("{lo}-{hi} is not a range (both 0 = any port, else min <= max)"),
+            });
+        }
+        for s in &self.ice_servers {
+            let ok = !s.urls.is_empty()
+                && s.urls.iter().all(|u| {
+                    u.starts_with("stun:") || u.starts_with("turn:") || u.starts_with("turns:")
+                });
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: "webrtc.ice_servers".into(),
+                    message: format!("{:?}: URLs must start with stun:, turn: or turns:", s.urls),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The effective configuration.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -126,6 +368,8 @@ pub struct Config {
     pub credentials: Option<String>,
     /// `MOONGATE_ADMIN_CREDENTIALS`, if set (redacted in `Debug`).
     pub admin_credentials: Option<String>,
+    /// WebRTC mode.
+    pub webrtc: WebRtc,
 }
 
 impl fmt::Debug for Config {
@@ -139,6 +383,7 @@ impl fmt::Debug for Config {
             .field("hosts", &self.hosts)
             .field("wol_target", &self.wol_target)
             .field("timeouts", &self.timeouts)
+            .field("webrtc", &self.webrtc)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|_| "<redacted>"),
@@ -165,6 +410,8 @@ struct FileConfig {
     wol: FileWol,
     #[serde(default)]
     timeouts: FileTimeouts,
+    #[serde(default)]
+    webrtc: FileWebRtc,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -196,6 +443,7 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             credentials: None,
             admin_credentials: None,
+            webrtc: WebRtc::default(),
         }
     }
 }
@@ -268,6 +516,7 @@ impl Config {
         if let Some(t) = parsed.wol.target {
             c.wol_target = parse_addr("wol.target", &t)?;
         }
+        c.webrtc.overlay(parsed.webrtc)?;
         let t = parsed.timeouts;
         let slots: [(&str, Option<u64>, &mut Duration); 5] = [
             (
@@ -355,6 +604,8 @@ impl Config {
                 c.admin_credentials = Some(v);
             }
         }
+        c.webrtc.overlay_env(&env)?;
+        c.webrtc.validate()?;
         Ok(c)
     }
 
@@ -416,6 +667,97 @@ mod tests {
             !format!("{c:?}").contains("adm1n"),
             "admin credential in Debug"
         );
+    }
+
+    #[test]
+    fn webrtc_section_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            r#"
+[webrtc]
+udp_port_min = 40000
+udp_port_max = 40009
+bind_address = "127.0.0.1"
+nat_1to1_ips = ["203.0.113.7"]
+nat_candidate_type = "srflx"
+network_types = ["udp4"]
+disconnect_timeout_secs = 5
+
+[[webrtc.ice_servers]]
+urls = ["turn:turn.example:3478"]
+username = "u"
+credential = "turn-secret"
+"#,
+        )
+        .unwrap();
+        let c = Config::load_with_env(Some(&p), env_of(&[])).unwrap();
+        let w = &c.webrtc;
+        assert_eq!((w.udp_port_min, w.udp_port_max), (40000, 40009));
+        assert_eq!(
+            w.bind_address,
+            "127.0.0.1".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert_eq!(w.nat_1to1_ips.len(), 1);
+        assert_eq!(w.nat_candidate_type, NatCandidateType::Srflx);
+        assert_eq!(w.network_types, vec![NetworkType::Udp4]);
+        assert_eq!(w.disconnect_timeout, Duration::from_secs(5));
+        assert_eq!(w.ice_servers[0].username, "u");
+        assert!(
+            !format!("{c:?}").contains("turn-secret"),
+            "TURN credential in Debug"
+        );
+
+        let c = Config::load_with_env(
+            Some(&p),
+            env_of(&[
+                ("MOONGATE_WEBRTC_UDP_PORT_MIN", "50000"),
+                ("MOONGATE_WEBRTC_UDP_PORT_MAX", "50010"),
+                ("MOONGATE_WEBRTC_NAT_1TO1_IPS", "198.51.100.1, 198.51.100.2"),
+                ("MOONGATE_WEBRTC_NAT_CANDIDATE_TYPE", "host"),
+                ("MOONGATE_WEBRTC_NETWORK_TYPES", "udp4,udp6"),
+                ("MOONGATE_WEBRTC_BIND_ADDRESS", "0.0.0.0"),
+                ("MOONGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS", "3"),
+                (
+                    "MOONGATE_WEBRTC_ICE_SERVERS",
+                    r#"[{"urls":["stun:s.example:3478"]},{"urls":["turn:t.example"],"username":"a","credential":"b"}]"#,
+                ),
+            ]),
+        )
+        .unwrap();
+        let w = &c.webrtc;
+        assert_eq!((w.udp_port_min, w.udp_port_max), (50000, 50010));
+        assert_eq!(w.nat_1to1_ips.len(), 2);
+        assert_eq!(w.nat_candidate_type, NatCandidateType::Host);
+        assert_eq!(w.network_types.len(), 2);
+        assert_eq!(w.disconnect_timeout, Duration::from_secs(3));
+        assert_eq!(w.ice_servers.len(), 2);
+        assert_eq!(w.ice_servers[1].credential, "b");
+
+        let c = Config::load_with_env(
+            None,
+            env_of(&[("MOONGATE_WEBRTC_ICE_SERVERS", "stun:a:1, stun:b:2")]),
+        )
+        .unwrap();
+        assert_eq!(c.webrtc.ice_servers.len(), 2);
+
+        let bad: [&[(&str, &str)]; 7] = [
+            &[
+                ("MOONGATE_WEBRTC_UDP_PORT_MIN", "40010"),
+                ("MOONGATE_WEBRTC_UDP_PORT_MAX", "40009"),
+            ],
+            &[("MOONGATE_WEBRTC_UDP_PORT_MAX", "40009")],
+            &[("MOONGATE_WEBRTC_NAT_CANDIDATE_TYPE", "relay")],
+            &[("MOONGATE_WEBRTC_NETWORK_TYPES", "tcp4")],
+            &[("MOONGATE_WEBRTC_ICE_SERVERS", "http://x")],
+            &[("MOONGATE_WEBRTC_ICE_SERVERS", "[{]")],
+            &[("MOONGATE_WEBRTC_BIND_ADDRESS", "nope")],
+        ];
+        for vars in bad {
+            let r = Config::load_with_env(None, env_of(vars));
+            assert!(matches!(r, Err(ConfigError::Invalid { .. })), "{vars:?}");
+        }
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub enum EndLabel {
     StreamerCrash,
     /// The streamer ended on its own with `Ended{Stopped}`.
     Stopped,
+    /// The browser sent something unusable (bad signaling JSON or SDP).
+    Refused,
 }
 
 impl EndLabel {
@@ -54,6 +56,7 @@ impl EndLabel {
             EndLabel::StreamerError => "streamer_error",
             EndLabel::StreamerCrash => "streamer_crash",
             EndLabel::Stopped => "stopped",
+            EndLabel::Refused => "refused",
         }
     }
 }

@@ -14,19 +14,23 @@
 //! | `POST /api/hosts/{id}/cancel` | `/cancel` (quit the running app) |
 //! | `GET /api/sessions` | the session registry |
 //! | `GET /api/ws/stream` | WebSocket-only streaming (Helix-compatible; [`ws_stream`]) |
+//! | `GET /api/host/stream` | WebRTC-mode signaling socket (Helix-compatible; [`host_stream`]) |
+//! | `POST /api/whep`, `PATCH/DELETE /api/whep/{id}` | WHEP-style WebRTC playback ([`whep`]) |
 //! | `GET /healthz` | liveness |
 //! | `GET /readyz` | readiness: store open, streamer executable ([`crate::admin::readyz`]) |
 //! | `/api/admin/*`, `GET /metrics` | admin credential only ([`crate::admin`]) |
 //! | `GET /*` (not `/api`) | the built web client ([`crate::web_ui`]) |
 
+pub mod host_stream;
 pub mod hosts;
 pub mod pair;
+pub mod whep;
 pub mod ws_stream;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{any, delete, get, post};
+use axum::routing::{any, delete, get, patch, post};
 use axum::{middleware, Json, Router};
 
 use crate::error::ApiError;
@@ -49,6 +53,8 @@ pub fn rest_routes(state: &AppState) -> Router<AppState> {
         .route("/api/hosts/{id}/apps/{app}/boxart", get(hosts::boxart))
         .route("/api/hosts/{id}/cancel", post(hosts::cancel))
         .route("/api/sessions", get(sessions))
+        .route("/api/whep", post(whep::offer))
+        .route("/api/whep/{id}", patch(whep::patch).delete(whep::delete))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_bearer,
@@ -62,6 +68,7 @@ pub fn router(state: AppState) -> Router {
     rest_routes(&state)
         .merge(crate::admin::routes(&state))
         .route("/api/ws/stream", get(ws_stream::handler))
+        .route("/api/host/stream", get(host_stream::handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(crate::admin::readyz))
         .route("/api", any(not_found))

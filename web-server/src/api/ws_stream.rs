@@ -86,24 +86,24 @@ pub async fn handler(
     Ok(ws.on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
 }
 
-/// How a connection ends toward the browser.
+/// How a connection ends toward the browser (shared with the WebRTC signaling socket and WHEP).
 #[derive(Debug)]
-struct Close {
-    code: u16,
-    reason: String,
+pub(crate) struct Close {
+    pub(crate) code: u16,
+    pub(crate) reason: String,
     /// Sent first as `{"error": …}` (the message is what passes through Helix's proxy).
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl Close {
-    fn normal(reason: &str) -> Self {
+    pub(crate) fn normal(reason: &str) -> Self {
         Close {
             code: browser::CLOSE_NORMAL,
             reason: reason.into(),
             error: None,
         }
     }
-    fn failure(error: impl Into<String>) -> Self {
+    pub(crate) fn failure(error: impl Into<String>) -> Self {
         let error = error.into();
         Close {
             code: browser::CLOSE_INTERNAL_ERROR,
@@ -111,7 +111,7 @@ impl Close {
             error: Some(error),
         }
     }
-    fn policy(error: impl Into<String>) -> Self {
+    pub(crate) fn policy(error: impl Into<String>) -> Self {
         let error = error.into();
         Close {
             code: browser::CLOSE_POLICY_VIOLATION,
@@ -119,7 +119,7 @@ impl Close {
             error: Some(error),
         }
     }
-    fn stopped(reason: StopReason) -> Self {
+    pub(crate) fn stopped(reason: StopReason) -> Self {
         Close {
             code: reason.close_code(),
             reason: reason.close_reason().into(),
@@ -129,7 +129,7 @@ impl Close {
 }
 
 /// A close reason is at most 123 bytes.
-fn clip_reason(reason: &str) -> String {
+pub(crate) fn clip_reason(reason: &str) -> String {
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;
@@ -248,58 +248,148 @@ async fn stream_session(
         Err(e) => return Close::policy(format!("InvalidInit: {e}")),
     };
 
-    // 2. The key.
-    let session = init
-        .session_id
-        .clone()
-        .or(query.session_id)
+    let request = StreamRequest {
+        session: init.session_id.clone().or(query.session_id),
+        lobby: init.lobby_id.clone().or(query.lobby_id),
+        client: init.client_unique_id.clone().or(query.client_unique_id),
+        host_index: init.host_id,
+        app_id: init.app_id,
+        width: init.width,
+        height: init.height,
+        fps: init.fps,
+        bitrate_kbps: init.bitrate,
+        packet_size: init.packet_size,
+        video_formats: init.video_supported_formats,
+        play_audio_local: init.play_audio_local,
+        mode: StreamMode::Websocket,
+        remote: Some(peer.to_string()),
+    };
+    let Launched {
+        key,
+        guard,
+        mut child,
+        mut ipc_tx,
+        mut ipc_rx,
+        observer,
+    } = match launch(state, request).await {
+        Ok(l) => l,
+        Err(close) => return close,
+    };
+    tracing::info!(session = %key, pid = ?child.id(), "streamer spawned");
+    let mut run = Running {
+        observer,
+        outbox: Arc::clone(outbox),
+        error: None,
+        ended: None,
+        started: None,
+        connection_complete_sent: false,
+        video_enabled: true,
+        first_keyframe_logged: false,
+        opened,
+        key: key.to_string(),
+    };
+    let end = run.pump(stream, &guard, &mut ipc_tx, &mut ipc_rx).await;
+    let mut last = LastWords {
+        error: run.error.take(),
+        ended: run.ended.take(),
+    };
+    let mut observer = run.observer;
+    let ends = Ends {
+        guard,
+        child: &mut child,
+        observer: &mut observer,
+    };
+    teardown(&run.key, &mut last, end, ends, ipc_tx, ipc_rx).await
+}
+
+/// What a stream asks for, whatever the browser transport (WebSocket, WebRTC signaling, WHEP).
+#[derive(Debug)]
+pub(crate) struct StreamRequest {
+    pub(crate) session: Option<String>,
+    pub(crate) lobby: Option<String>,
+    pub(crate) client: Option<String>,
+    /// Index into the host list (Helix sends 0).
+    pub(crate) host_index: u32,
+    pub(crate) app_id: u32,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) fps: u32,
+    pub(crate) bitrate_kbps: u32,
+    pub(crate) packet_size: u32,
+    pub(crate) video_formats: u32,
+    pub(crate) play_audio_local: bool,
+    pub(crate) mode: StreamMode,
+    pub(crate) remote: Option<String>,
+}
+
+/// A launched stream: its registry entry, its streamer and the IPC channel (`Init` sent).
+pub(crate) struct Launched {
+    pub(crate) key: SessionKey,
+    pub(crate) guard: SessionGuard,
+    pub(crate) child: StreamerChild,
+    pub(crate) ipc_tx: IpcTx,
+    pub(crate) ipc_rx: IpcRx,
+    /// Feeds the admin view's live row and the metrics, whatever the mode.
+    pub(crate) observer: StreamObserver,
+}
+
+/// The shared launch path of every mode: key → host → registry entry (superseding the same key
+/// and older keys of the same client identity) → identity and pairing → streamer spawned and sent
+/// `Init`. Any failure is the close to send; nothing is left behind.
+pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launched, Close> {
+    let mode = req.mode;
+    // The key.
+    let session = req
+        .session
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "default".into());
-    let lobby = init.lobby_id.clone().or(query.lobby_id).unwrap_or_default();
-    let client = init
-        .client_unique_id
-        .clone()
-        .or(query.client_unique_id)
+    let lobby = req.lobby.unwrap_or_default();
+    let client = req
+        .client
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("moongate-{}", uuid::Uuid::new_v4()));
     if [&session, &lobby, &client]
         .iter()
         .any(|s| s.len() > browser::MAX_ID_LEN || s.chars().any(char::is_control))
     {
-        return Close::policy("InvalidInit: bad session, lobby or client id");
+        return Err(Close::policy(
+            "InvalidInit: bad session, lobby or client id",
+        ));
     }
-    let key = match SessionKey::new(session, lobby.clone(), client.clone()) {
-        Ok(k) => k,
-        Err(e) => return Close::policy(format!("InvalidInit: {e}")),
+    let key = SessionKey::new(session, lobby.clone(), client.clone())
+        .map_err(|e| Close::policy(format!("InvalidInit: {e}")))?;
+
+    // The host: `host_id` is an index into the host list (Helix sends 0).
+    let hosts = state
+        .store
+        .list_hosts()
+        .await
+        .map_err(|e| Close::failure(format!("InternalServerError: {e}")))?;
+    let Some(host) = hosts.into_iter().nth(req.host_index as usize) else {
+        return Err(Close::failure(format!(
+            "HostNotFound: no host with index {}",
+            req.host_index
+        )));
     };
 
-    // 3. The host: `host_id` is an index into the host list (Helix sends 0).
-    let hosts = match state.store.list_hosts().await {
-        Ok(h) => h,
-        Err(e) => return Close::failure(format!("InternalServerError: {e}")),
-    };
-    let Some(host) = hosts.into_iter().nth(init.host_id as usize) else {
-        return Close::failure(format!("HostNotFound: no host with index {}", init.host_id));
-    };
-
-    // 4. Register, superseding (and awaiting the end of) a live stream with this key.
+    // Register, superseding (and awaiting the end of) a live stream with this key.
     let meta = SessionMeta {
         host_id: host.id,
-        app_id: init.app_id,
-        mode: "websocket".into(),
-        remote: Some(peer.to_string()),
+        app_id: req.app_id,
+        mode: match mode {
+            StreamMode::Websocket => "websocket".into(),
+            StreamMode::Webrtc => "webrtc".into(),
+        },
+        remote: req.remote,
     };
-    let guard = match register_superseding(
+    let guard = register_superseding(
         state.sessions.as_ref(),
         key.clone(),
         meta,
         state.config.timeouts.supersede,
     )
     .await
-    {
-        Ok(g) => g,
-        Err(e) => return Close::failure(format!("InternalServerError: {e}")),
-    };
+    .map_err(|e| Close::failure(format!("InternalServerError: {e}")))?;
     // One stream per client identity on a host: an older stream of this client under another
     // key (another lobby) ends before this one launches (lesson 4).
     let same_client = supersede_same_client(
@@ -309,12 +399,12 @@ async fn stream_session(
     );
     tokio::select! {
         r = same_client => if let Err(e) = r {
-            return Close::failure(format!("InternalServerError: {e}"));
+            return Err(Close::failure(format!("InternalServerError: {e}")));
         },
-        reason = guard.stopped() => return stopped_before_launch(state, reason),
+        reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
     }
 
-    // 5. Identity and pairing, abandoned if this stream is stopped meanwhile.
+    // Identity and pairing, abandoned if this stream is stopped meanwhile.
     let prepared = async {
         let identity = state
             .certs
@@ -334,18 +424,15 @@ async fn stream_session(
         Ok::<_, String>((identity, key_pem, paired.host_cert_der))
     };
     let (identity, key_pem, host_cert_der) = tokio::select! {
-        r = prepared => match r {
-            Ok(v) => v,
-            Err(e) => return Close::failure(e),
-        },
-        reason = guard.stopped() => return stopped_before_launch(state, reason),
+        r = prepared => r.map_err(Close::failure)?,
+        reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
     };
     let https_port = host
         .https_port
         .unwrap_or(gamestream::nvhttp::DEFAULT_HTTPS_PORT);
     let streamer_init = StreamerInit {
         session_key: key.to_string(),
-        mode: StreamMode::Websocket,
+        mode,
         host: wire::ipc::HostAddress {
             address: host.address.clone(),
             http_port: host.http_port,
@@ -355,61 +442,70 @@ async fn stream_session(
         client_unique_id: client.clone(),
         client_cert_pem: identity.cert_pem.clone(),
         client_key_pem: Secret::new(key_pem),
-        app_id: init.app_id,
-        width: init.width,
-        height: init.height,
-        fps: init.fps,
-        bitrate_kbps: init.bitrate,
-        packet_size: init.packet_size,
-        video_formats: init.video_supported_formats,
+        app_id: req.app_id,
+        width: req.width,
+        height: req.height,
+        fps: req.fps,
+        bitrate_kbps: req.bitrate_kbps,
+        packet_size: req.packet_size,
+        video_formats: req.video_formats,
         audio_channels: 2,
-        play_audio_local: init.play_audio_local,
+        play_audio_local: req.play_audio_local,
         lobby_id: (!lobby.is_empty()).then_some(lobby),
         wolf_api: state
             .pin_submitter_for(&host.address, host.http_port)
             .and_then(|p| p.wolf_api()),
-        webrtc: None,
+        webrtc: (mode == StreamMode::Webrtc).then(|| webrtc_settings(&state.config.webrtc)),
     };
 
     // 6. The streamer.
-    let (mut child, mut ipc_tx, mut ipc_rx) =
+    let (mut child, mut ipc_tx, ipc_rx) =
         match streamer_proc::spawn(&state.config.streamer_path, &key.to_string()) {
             Ok(c) => c,
             Err(e) => {
-                return Close::failure(format!(
+                return Err(Close::failure(format!(
                     "InternalServerError: cannot start the streamer {}: {e}",
                     state.config.streamer_path.display()
-                ))
+                )))
             }
         };
-    tracing::info!(session = %key, pid = ?child.id(), "streamer spawned");
-    let mut run = Running {
-        observer: StreamObserver::launched(state, &guard, child.id()),
-        outbox: Arc::clone(outbox),
-        error: None,
-        ended: None,
-        started: None,
-        connection_complete_sent: false,
-        video_enabled: true,
-        first_keyframe_logged: false,
-        opened,
-        key: key.to_string(),
-    };
-    let end = if ipc_tx
+    tracing::info!(session = %key, pid = ?child.id(), ?mode, "streamer spawned");
+    let mut observer = StreamObserver::launched(state, &guard, child.id());
+    if ipc_tx
         .send(ToStreamer::Init(Box::new(streamer_init)))
         .await
         .is_err()
     {
-        End::StreamerLost
-    } else {
-        run.pump(stream, &guard, &mut ipc_tx, &mut ipc_rx).await
-    };
-    teardown(run, end, guard, &mut child, ipc_tx, ipc_rx).await
+        let mut last = LastWords::default();
+        let ends = Ends {
+            guard,
+            child: &mut child,
+            observer: &mut observer,
+        };
+        let close = teardown(
+            &key.to_string(),
+            &mut last,
+            End::StreamerLost,
+            ends,
+            ipc_tx,
+            ipc_rx,
+        )
+        .await;
+        return Err(close);
+    }
+    Ok(Launched {
+        key,
+        guard,
+        child,
+        ipc_tx,
+        ipc_rx,
+        observer,
+    })
 }
 
 /// Why the streaming loop ended.
 #[derive(Debug)]
-enum End {
+pub(crate) enum End {
     BrowserClosed,
     BrowserGone,
     Stopped(StopReason),
@@ -417,9 +513,13 @@ enum End {
     StreamerEnded,
     /// IPC broke or ended without `Ended`: the streamer crashed or was killed.
     StreamerLost,
+    /// The browser sent something unusable (bad signaling JSON): close with this.
+    Refused(Close),
 }
 
 struct Running {
+    /// Feeds the admin view's live row and the metrics.
+    observer: StreamObserver,
     outbox: Arc<Outbox>,
     error: Option<String>,
     ended: Option<wire::ipc::Ended>,
@@ -429,8 +529,6 @@ struct Running {
     first_keyframe_logged: bool,
     opened: Instant,
     key: String,
-    /// Feeds the admin view's live row and the metrics.
-    observer: StreamObserver,
 }
 
 /// A stream stopped before its streamer was launched (superseded meanwhile, shutdown, admin).
@@ -615,21 +713,54 @@ impl Running {
     }
 }
 
+/// The streamer's last words: its `Error` and `Ended`, collected until it closes its stdout.
+#[derive(Debug, Default)]
+pub(crate) struct LastWords {
+    pub(crate) error: Option<String>,
+    pub(crate) ended: Option<wire::ipc::Ended>,
+}
+
+/// The streamer settings of WebRTC mode, from `[webrtc]`.
+pub(crate) fn webrtc_settings(c: &crate::config::WebRtc) -> wire::ipc::WebRtcSettings {
+    use crate::config::{NatCandidateType as C, NetworkType as N};
+    wire::ipc::WebRtcSettings {
+        udp_port_min: c.udp_port_min,
+        udp_port_max: c.udp_port_max,
+        bind_address: c.bind_address.to_string(),
+        nat_1to1_ips: c.nat_1to1_ips.iter().map(ToString::to_string).collect(),
+        nat_1to1_candidate_type: match c.nat_candidate_type {
+            C::Host => wire::ipc::NatCandidateType::Host,
+            C::Srflx => wire::ipc::NatCandidateType::Srflx,
+        },
+        network_types: c
+            .network_types
+            .iter()
+            .map(|t| match t {
+                N::Udp4 => wire::ipc::NetworkType::Udp4,
+                N::Udp6 => wire::ipc::NetworkType::Udp6,
+            })
+            .collect(),
+        disconnect_timeout_ms: u32::try_from(c.disconnect_timeout.as_millis()).unwrap_or(u32::MAX),
+    }
+}
+
 /// The `reason` label of `moongate_stream_ends_total`.
-fn end_label(end: &End, run: &Running) -> EndLabel {
+fn end_label(end: &End, last: &LastWords) -> EndLabel {
     match end {
         End::BrowserClosed => EndLabel::BrowserClosed,
         End::BrowserGone => EndLabel::BrowserGone,
+        End::Refused(_) => EndLabel::Refused,
         End::Stopped(StopReason::Superseded) => EndLabel::Superseded,
         End::Stopped(StopReason::AdminKill) => EndLabel::AdminKill,
         End::Stopped(StopReason::Shutdown) => EndLabel::Shutdown,
         End::StreamerEnded | End::StreamerLost => {
-            if run.error.is_some() {
+            if last.error.is_some() {
                 return EndLabel::StreamerError;
             }
-            match &run.ended {
+            match &last.ended {
                 Some(e) if e.reason == EndReason::HostEnded => EndLabel::HostEnded,
                 Some(e) if e.reason == EndReason::Stopped => EndLabel::Stopped,
+                Some(e) if e.reason == EndReason::PeerGone => EndLabel::BrowserGone,
                 Some(_) => EndLabel::StreamerError,
                 None => EndLabel::StreamerCrash,
             }
@@ -637,16 +768,28 @@ fn end_label(end: &End, run: &Running) -> EndLabel {
     }
 }
 
-/// The one teardown path: `Stop` → the streamer cancels on the host and exits → reap → the
-/// registry entry goes → the close to send.
-async fn teardown(
-    mut run: Running,
+/// What a stream's end releases: its registry entry, its process, its admin/metrics row.
+pub(crate) struct Ends<'a> {
+    pub(crate) guard: SessionGuard,
+    pub(crate) child: &'a mut StreamerChild,
+    pub(crate) observer: &'a mut StreamObserver,
+}
+
+/// The one teardown path of every mode: `Stop` → the streamer cancels on the host and exits →
+/// reap → the registry entry goes → the close to send.
+pub(crate) async fn teardown(
+    key: &str,
+    last: &mut LastWords,
     end: End,
-    guard: SessionGuard,
-    child: &mut StreamerChild,
+    ends: Ends<'_>,
     mut ipc_tx: IpcTx,
     mut ipc_rx: IpcRx,
 ) -> Close {
+    let Ends {
+        guard,
+        child,
+        observer,
+    } = ends;
     let t0 = Instant::now();
     if !matches!(end, End::StreamerEnded | End::StreamerLost) {
         let _ = tokio::time::timeout(Duration::from_secs(1), ipc_tx.send(ToStreamer::Stop)).await;
@@ -656,8 +799,8 @@ async fn teardown(
     let drain = async {
         while let Some(Ok(frame)) = ipc_rx.next().await {
             match frame {
-                FromStreamer::Error(e) => run.error = Some(e.browser_text()),
-                FromStreamer::Ended(e) => run.ended = Some(e),
+                FromStreamer::Error(e) => last.error = Some(e.browser_text()),
+                FromStreamer::Ended(e) => last.ended = Some(e),
                 _ => {}
             }
         }
@@ -672,9 +815,8 @@ async fn teardown(
     let exit_ms = t0.elapsed().as_millis() as u64;
     // The entry goes the moment the streamer is gone, whatever ended it.
     drop(guard);
-    tracing::info!(session = %run.key, ?end, ?status, exit_ms, "stream ended; streamer reaped");
-    let label = end_label(&end, &run);
-    run.observer.ended(label);
+    tracing::info!(session = %key, ?end, ?status, exit_ms, "stream ended; streamer reaped");
+    observer.ended(end_label(&end, last));
     let status_text = match &status {
         Ok(s) => s.to_string(),
         Err(e) => e.to_string(),
@@ -683,15 +825,17 @@ async fn teardown(
         End::Stopped(reason) => Close::stopped(reason),
         End::BrowserClosed => Close::normal("stream ended"),
         End::BrowserGone => Close::normal("browser unresponsive"),
+        End::Refused(close) => close,
         End::StreamerEnded | End::StreamerLost => {
-            if let Some(error) = run.error.take() {
+            if let Some(error) = last.error.take() {
                 return Close::failure(error);
             }
-            match run.ended {
+            match last.ended.take() {
                 Some(e) if e.reason == EndReason::HostEnded => {
                     Close::normal("host ended the stream")
                 }
                 Some(e) if e.reason == EndReason::Stopped => Close::normal("stream ended"),
+                Some(e) if e.reason == EndReason::PeerGone => Close::normal("PeerDisconnect"),
                 Some(e) => Close::failure(format!(
                     "InternalServerError: stream ended: {}",
                     e.message.unwrap_or_else(|| format!("{:?}", e.reason))

@@ -7,10 +7,12 @@
 //! * [`ServerJson`], [`connection_complete_json`], [`error_json`], [`ClientControl`]: the JSON.
 //! * [`VideoCodec`], [`formats`]: codec bytes and capability bits.
 //! * [`CloseCode`]: close codes and their meaning.
+//! * [`signaling`]: the WebRTC-mode JSON of `/api/host/stream` (§1.5, §3).
 
 mod codec;
 mod json;
 mod message;
+pub mod signaling;
 
 pub use codec::{formats, VideoCodec};
 pub use json::*;

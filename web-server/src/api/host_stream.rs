@@ -1,0 +1,509 @@
+//! `GET /api/host/stream`: WebRTC mode's signaling socket, wire-compatible with the Helix
+//! frontend (`helix-ws-contract.md` §1.5, §3).
+//!
+//! The streamer owns the peer connection (media and input data channels never pass through this
+//! process); this socket only relays signaling between the browser and the streamer's IPC:
+//!
+//! 1. the first text message is `AuthenticateAndInit`; its `credentials` are checked unless the
+//!    upgrade carried a valid `Authorization: Bearer` (mismatch: `StageFailed{Authentication}`);
+//! 2. `StageStarting{Launch Streamer}` → the shared launch path of WebSocket mode (same registry
+//!    key `{session}-{lobby}-{client}`, same supersede, same pairing, one streamer) →
+//!    `StageComplete{Launch Streamer}`, `WebRtcConfig{ice_servers}`,
+//!    `StageComplete{Setup WebRTC Peer}`, `StageStarting{WebRTC Peer Negotiation}`;
+//! 3. the browser offers (`create`/`keepalive`); in `join` the streamer offers. Descriptions and
+//!    candidates are translated one to one to `ToStreamer::Signal` / from `FromStreamer::Signal`;
+//! 4. `Started` → `StageStarting{Moonlight Stream}`; once the peer is also connected,
+//!    `ConnectionComplete`;
+//! 5. every end takes the shared teardown (closing this socket ends the stream); the browser is
+//!    told why with a contract message before the close frame (`PeerDisconnect`,
+//!    `ClientKicked` + 4000 "superseded", a bare error string, `ConnectionTerminated`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use wire::browser::signaling::{
+    stage, AuthenticateAndInit, Capabilities, ClientMessage, RtcIceCandidate, RtcIceServer,
+    RtcSdpType, RtcSessionDescription, ServerMessage, SessionMode, Signaling,
+};
+use wire::browser::CLOSE_SUPERSEDED;
+use wire::ipc::{
+    FromStreamer, IceCandidate, LocalSignal, PeerState, RemoteSignal, SdpType, SessionDescription,
+    StreamMode, ToStreamer,
+};
+
+use super::ws_stream::{clip_reason, launch, teardown, Close, End, Ends, LastWords, StreamRequest};
+use crate::auth::{check_bearer, AllowedOrigin};
+use crate::error::ApiError;
+use crate::server::AppState;
+use crate::sessions::SessionGuard;
+use crate::streamer_proc::{IpcRx, IpcTx};
+
+/// How long a client may take to send `AuthenticateAndInit`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// WebSocket pings, so a dead TCP connection is noticed (the peer has its own timeout).
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
+/// How long the final messages and the close frame may take.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// Query parameters of the upgrade (Helix: `session_id=agent-<ses>-<instance>`).
+#[derive(Debug, Default, Deserialize)]
+pub struct HostStreamQuery {
+    /// Session id; `AuthenticateAndInit.session_id` wins.
+    pub session_id: Option<String>,
+    /// Lobby id (moongate extra).
+    pub lobby_id: Option<String>,
+}
+
+/// The upgrade handler. A wrong `Authorization` header is refused before the upgrade; without
+/// one, `AuthenticateAndInit.credentials` must match (contract §1.3).
+pub async fn handler(
+    State(state): State<AppState>,
+    _origin: AllowedOrigin,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<HostStreamQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let bearer = if headers.contains_key(AUTHORIZATION) {
+        check_bearer(&headers, &state.credentials)?;
+        true
+    } else {
+        false
+    };
+    Ok(ws.on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+async fn send(sink: &mut Sink, msg: &ServerMessage) -> bool {
+    sink.send(Message::Text(msg.to_json().into())).await.is_ok()
+}
+
+/// The contract's bare error string for a close's error text (`HostNotFound: …` →
+/// `"HostNotFound"`); anything unnamed is `InternalServerError`.
+fn error_message(error: &str) -> ServerMessage {
+    let token = error.split(':').next().unwrap_or_default().trim();
+    match token {
+        "HostNotFound" => ServerMessage::HostNotFound,
+        "HostNotPaired" => ServerMessage::HostNotPaired,
+        "AppNotFound" => ServerMessage::AppNotFound,
+        "AlreadyStreaming" => ServerMessage::AlreadyStreaming,
+        "SessionNotFound" => ServerMessage::SessionNotFound,
+        _ => ServerMessage::InternalServerError,
+    }
+}
+
+async fn connection(
+    state: AppState,
+    socket: WebSocket,
+    query: HostStreamQuery,
+    bearer: bool,
+    peer: SocketAddr,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let mut stage_now = stage::LAUNCH_STREAMER;
+    let close = signaling_session(
+        &state,
+        &mut sink,
+        &mut stream,
+        query,
+        bearer,
+        peer,
+        &mut stage_now,
+    )
+    .await;
+    tracing::info!(code = close.code, reason = %close.reason, "closing the signaling socket");
+    let finish = async {
+        if close.code == CLOSE_SUPERSEDED {
+            send(&mut sink, &ServerMessage::ClientKicked).await;
+        } else if close.reason == "PeerDisconnect" {
+            send(&mut sink, &ServerMessage::PeerDisconnect).await;
+        } else if let Some(error) = &close.error {
+            let code = if error.starts_with("Unauthorized") {
+                stage::AUTHENTICATION
+            } else {
+                stage_now
+            };
+            send(
+                &mut sink,
+                &ServerMessage::StageFailed {
+                    stage: code.into(),
+                    error_code: -1,
+                },
+            )
+            .await;
+            send(&mut sink, &error_message(error)).await;
+        } else if close.reason != "closed by the browser" {
+            send(
+                &mut sink,
+                &ServerMessage::ConnectionTerminated { error_code: 0 },
+            )
+            .await;
+        }
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: close.code,
+                reason: clip_reason(&close.reason).into(),
+            })))
+            .await;
+    };
+    let _ = tokio::time::timeout(CLOSE_FLUSH, finish).await;
+}
+
+/// Reads `AuthenticateAndInit` (binary messages before it are skipped).
+async fn read_init(
+    state: &AppState,
+    stream: &mut SplitStream<WebSocket>,
+    bearer: bool,
+) -> Result<AuthenticateAndInit, Close> {
+    let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+    let text = loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => return Err(Close::policy("no AuthenticateAndInit message received")),
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => {
+                return Err(Close::normal("closed by the browser"))
+            }
+            Ok(Some(Ok(Message::Text(t)))) => break t,
+            Ok(Some(Ok(_))) => {}
+        }
+    };
+    let init = match ClientMessage::parse(text.as_str()) {
+        Ok(ClientMessage::AuthenticateAndInit(init)) => init,
+        Ok(ClientMessage::Signaling(_)) => {
+            return Err(Close::policy(
+                "InvalidMessage: the first message must be AuthenticateAndInit",
+            ))
+        }
+        Err(e) => return Err(Close::policy(format!("InvalidMessage: {e}"))),
+    };
+    if !bearer {
+        let ok = init
+            .credentials
+            .as_deref()
+            .is_some_and(|c| state.credentials.matches(c));
+        if !ok {
+            return Err(Close::policy("Unauthorized: wrong or missing credentials"));
+        }
+    }
+    Ok(init)
+}
+
+async fn signaling_session(
+    state: &AppState,
+    sink: &mut Sink,
+    stream: &mut SplitStream<WebSocket>,
+    query: HostStreamQuery,
+    bearer: bool,
+    peer: SocketAddr,
+    stage_now: &mut &'static str,
+) -> Close {
+    let init = match read_init(state, stream, bearer).await {
+        Ok(i) => i,
+        Err(close) => return close,
+    };
+    let session = Some(init.session_id.clone())
+        .filter(|s| !s.is_empty())
+        .or(query.session_id);
+    let lobby = init.lobby_id.clone().or(query.lobby_id);
+    let mut client = init.client_unique_id.clone();
+
+    // `join` attaches to a live session of this session id (superseding its socket: the old one
+    // gets `ClientKicked`); the streamer then offers. `keepalive` is served like `create`.
+    let server_offers = init.mode == SessionMode::Join;
+    if server_offers {
+        let live = state.sessions.list().into_iter().find(|e| {
+            Some(&e.session_id) == session.as_ref()
+                && lobby.as_ref().is_none_or(|l| *l == e.lobby_id)
+                && client.as_ref().is_none_or(|c| *c == e.client_id)
+        });
+        match live {
+            Some(e) => client = Some(e.client_id),
+            None => return Close::failure("SessionNotFound: no live stream to join"),
+        }
+    }
+
+    if !send(
+        sink,
+        &ServerMessage::StageStarting {
+            stage: stage::LAUNCH_STREAMER.into(),
+        },
+    )
+    .await
+    {
+        return Close::normal("closed by the browser");
+    }
+    let request = StreamRequest {
+        session,
+        lobby,
+        client,
+        host_index: init.host_id,
+        app_id: init.app_id,
+        width: init.width,
+        height: init.height,
+        fps: init.fps,
+        bitrate_kbps: init.bitrate,
+        packet_size: init.packet_size,
+        video_formats: init.video_supported_formats,
+        play_audio_local: init.play_audio_local,
+        mode: StreamMode::Webrtc,
+        remote: Some(peer.to_string()),
+    };
+    let launched = match launch(state, request).await {
+        Ok(l) => l,
+        Err(close) => return close,
+    };
+    let key = launched.key.to_string();
+    let guard = launched.guard;
+    let mut child = launched.child;
+    let mut ipc_tx = launched.ipc_tx;
+    let mut ipc_rx = launched.ipc_rx;
+    let mut observer = launched.observer;
+    *stage_now = stage::SETUP_WEBRTC_PEER;
+
+    let ice_servers = state
+        .config
+        .webrtc
+        .ice_servers
+        .iter()
+        .map(|s| RtcIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect();
+    let hello = [
+        ServerMessage::StageComplete {
+            stage: stage::LAUNCH_STREAMER.into(),
+        },
+        ServerMessage::WebRtcConfig { ice_servers },
+        ServerMessage::StageComplete {
+            stage: stage::SETUP_WEBRTC_PEER.into(),
+        },
+        ServerMessage::StageStarting {
+            stage: stage::WEBRTC_PEER_NEGOTIATION.into(),
+        },
+    ];
+    let mut end = None;
+    for m in &hello {
+        if !send(sink, m).await {
+            end = Some(End::BrowserClosed);
+            break;
+        }
+    }
+    *stage_now = stage::WEBRTC_PEER_NEGOTIATION;
+    if end.is_none()
+        && server_offers
+        && ipc_tx
+            .send(ToStreamer::Signal(RemoteSignal::CreateOffer))
+            .await
+            .is_err()
+    {
+        end = Some(End::StreamerLost);
+    }
+    let mut last = LastWords::default();
+    let end = match end {
+        Some(e) => e,
+        None => {
+            let mut relay = Relay {
+                key: &key,
+                started: None,
+                connected: false,
+                complete_sent: false,
+                last: &mut last,
+                stage_now,
+                observer: &mut observer,
+            };
+            relay
+                .pump(sink, stream, &guard, &mut ipc_tx, &mut ipc_rx)
+                .await
+        }
+    };
+    let ends = Ends {
+        guard,
+        child: &mut child,
+        observer: &mut observer,
+    };
+    teardown(&key, &mut last, end, ends, ipc_tx, ipc_rx).await
+}
+
+struct Relay<'a> {
+    key: &'a str,
+    started: Option<wire::ipc::Started>,
+    connected: bool,
+    complete_sent: bool,
+    last: &'a mut LastWords,
+    stage_now: &'a mut &'static str,
+    observer: &'a mut crate::admin::observer::StreamObserver,
+}
+
+impl Relay<'_> {
+    async fn pump(
+        &mut self,
+        sink: &mut Sink,
+        stream: &mut SplitStream<WebSocket>,
+        guard: &SessionGuard,
+        ipc_tx: &mut IpcTx,
+        ipc_rx: &mut IpcRx,
+    ) -> End {
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + KEEPALIVE_EVERY,
+            KEEPALIVE_EVERY,
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let out: Vec<ServerMessage> = tokio::select! {
+                reason = guard.stopped() => return End::Stopped(reason),
+                msg = stream.next() => match msg {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::BrowserClosed,
+                    Some(Ok(Message::Text(t))) => {
+                        match self.on_browser_text(t.as_str()) {
+                            Ok(Some(signal)) => {
+                                if ipc_tx.send(ToStreamer::Signal(signal)).await.is_err() {
+                                    return End::StreamerLost;
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(close) => return End::Refused(close),
+                        }
+                        Vec::new()
+                    }
+                    Some(Ok(_)) => Vec::new(),
+                },
+                frame = ipc_rx.next() => match frame {
+                    None | Some(Err(_)) => return End::StreamerLost,
+                    Some(Ok(FromStreamer::Ended(e))) => {
+                        self.last.ended = Some(e);
+                        return End::StreamerEnded;
+                    }
+                    Some(Ok(f)) => self.on_streamer_frame(f),
+                },
+                _ = tick.tick() => {
+                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                        return End::BrowserClosed;
+                    }
+                    Vec::new()
+                }
+            };
+            for m in &out {
+                if !send(sink, m).await {
+                    return End::BrowserClosed;
+                }
+            }
+        }
+    }
+
+    /// A browser text message → a signal for the streamer (`None`: nothing to forward).
+    fn on_browser_text(&mut self, text: &str) -> Result<Option<RemoteSignal>, Close> {
+        match ClientMessage::parse(text) {
+            Err(e) => Err(Close::policy(format!("InvalidMessage: {e}"))),
+            Ok(ClientMessage::AuthenticateAndInit(_)) => {
+                tracing::warn!(session = %self.key, "second AuthenticateAndInit ignored");
+                Ok(None)
+            }
+            Ok(ClientMessage::Signaling(Signaling::Description(d))) => {
+                if d.sdp.len() > 256 * 1024 {
+                    return Err(Close::policy("InvalidMessage: SDP larger than 256 KiB"));
+                }
+                let ty = match d.ty {
+                    RtcSdpType::Offer => SdpType::Offer,
+                    RtcSdpType::Answer => SdpType::Answer,
+                    RtcSdpType::Pranswer => SdpType::Pranswer,
+                    RtcSdpType::Rollback => SdpType::Rollback,
+                };
+                Ok(Some(RemoteSignal::Description(SessionDescription {
+                    ty,
+                    sdp: d.sdp,
+                })))
+            }
+            Ok(ClientMessage::Signaling(Signaling::AddIceCandidate(c))) => {
+                if c.candidate.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some(RemoteSignal::Candidate(IceCandidate {
+                    candidate: c.candidate,
+                    sdp_mid: c.sdp_mid,
+                    sdp_mline_index: c.sdp_mline_index,
+                    username_fragment: c.username_fragment,
+                })))
+            }
+        }
+    }
+
+    /// A streamer frame → messages for the browser.
+    fn on_streamer_frame(&mut self, frame: FromStreamer) -> Vec<ServerMessage> {
+        let mut out = Vec::new();
+        match frame {
+            FromStreamer::Signal(LocalSignal::Description(d)) => {
+                let ty = match d.ty {
+                    SdpType::Offer => RtcSdpType::Offer,
+                    SdpType::Answer => RtcSdpType::Answer,
+                    SdpType::Pranswer => RtcSdpType::Pranswer,
+                    SdpType::Rollback => RtcSdpType::Rollback,
+                };
+                out.push(ServerMessage::Signaling(Signaling::Description(
+                    RtcSessionDescription { ty, sdp: d.sdp },
+                )));
+            }
+            FromStreamer::Signal(LocalSignal::Candidate(c)) => {
+                out.push(ServerMessage::Signaling(Signaling::AddIceCandidate(
+                    RtcIceCandidate {
+                        candidate: c.candidate,
+                        sdp_mid: c.sdp_mid,
+                        sdp_mline_index: c.sdp_mline_index,
+                        username_fragment: c.username_fragment,
+                    },
+                )));
+            }
+            FromStreamer::Signal(LocalSignal::State(s)) => {
+                tracing::info!(session = %self.key, state = ?s, "peer state");
+                if s == PeerState::Connected {
+                    self.connected = true;
+                }
+            }
+            FromStreamer::Started(s) => {
+                *self.stage_now = stage::MOONLIGHT_STREAM;
+                out.push(ServerMessage::StageStarting {
+                    stage: stage::MOONLIGHT_STREAM.into(),
+                });
+                self.started = Some(s);
+            }
+            FromStreamer::Error(e) => {
+                tracing::warn!(session = %self.key, code = ?e.code, message = %e.message, "streamer error");
+                self.last.error = Some(e.browser_text());
+            }
+            FromStreamer::Log(l) => {
+                tracing::info!(session = %self.key, level = ?l.level, "streamer: {}", l.message);
+            }
+            FromStreamer::Stats(st) => {
+                tracing::debug!(session = %self.key, frames = st.video_frames, dropped = st.video_frames_dropped, "streamer stats");
+                // Media bypasses the gateway in this mode: the streamer's counters are the rates.
+                self.observer.stats(&st, None);
+            }
+            // Media flows over the peer connection in this mode.
+            FromStreamer::Video(_) | FromStreamer::Audio(_) | FromStreamer::Ended(_) => {}
+        }
+        if !self.complete_sent && self.connected {
+            if let Some(s) = &self.started {
+                self.complete_sent = true;
+                out.push(ServerMessage::ConnectionComplete {
+                    capabilities: Capabilities {
+                        touch: s.touch_supported,
+                    },
+                    width: u32::from(s.width),
+                    height: u32::from(s.height),
+                    client_id: None,
+                });
+            }
+        }
+        out
+    }
+}
