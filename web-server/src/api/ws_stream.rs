@@ -275,7 +275,6 @@ async fn stream_session(
         Ok(l) => l,
         Err(close) => return close,
     };
-    tracing::info!(session = %key, pid = ?child.id(), "streamer spawned");
     let mut run = Running {
         observer,
         outbox: Arc::clone(outbox),
