@@ -841,7 +841,9 @@ impl Running<'_> {
             audio_bytes: c.audio_bytes,
             input_events: c.input_events,
             idr_requests: s.idr_requests,
-            host_rtt_ms: 0,
+            host_rtt_ms: s.host_rtt.map_or(0, |d| {
+                u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
+            }),
             send_queue_ms: q.video_depth_ms,
         }
     }

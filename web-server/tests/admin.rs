@@ -100,6 +100,11 @@ async fn a_stream_is_listed_with_key_pid_and_rates_within_1s_and_gone_within_1s_
     for field in ["send_queue_ms", "dropped_frames", "idr_requests", "rtt_ms"] {
         assert!(r[field].is_u64(), "{field} missing: {r}");
     }
+    // The streamer's control-stream RTT to the host (≥ 1 ms once measured, even on loopback).
+    assert!(
+        r["rtt_ms"].as_u64() >= Some(1),
+        "host RTT not reported: {r}"
+    );
 
     // Close from the browser: gone from the list within 1 s.
     pump.abort();

@@ -158,6 +158,8 @@ pub struct SessionStats {
     pub audio: AudioStats,
     /// IDR requests sent.
     pub idr_requests: u64,
+    /// Round trip to the host on the control stream, once measured.
+    pub host_rtt: Option<std::time::Duration>,
 }
 
 /// A running stream from one host.
@@ -359,6 +361,7 @@ impl ClientSession {
                 .map(AudioReceiver::stats)
                 .unwrap_or_default(),
             idr_requests: self.idr_requests.load(Ordering::Relaxed),
+            host_rtt: self.control.rtt(),
         }
     }
 

@@ -147,6 +147,9 @@ enum Command {
 struct Frames {
     last_seen: AtomicU32,
     last_good: AtomicU32,
+    /// ENet's smoothed round-trip time to the host in ms (0 until the driver has serviced once).
+    /// moonlight-common-c reports the same ENet figure as the stream's RTT.
+    rtt_ms: AtomicU32,
 }
 
 /// Handle on a running client control stream. Dropping it stops the driver (without the graceful
@@ -237,6 +240,14 @@ impl ControlClient {
     /// Records that frame `frame_index` was seen (drives RFI-as-IDR and graceful/early termination).
     pub fn note_frame_seen(&self, frame_index: u32) {
         self.frames.last_seen.store(frame_index, Ordering::Relaxed);
+    }
+
+    /// The control stream's round-trip time to the host (ENet's smoothed estimate), once known.
+    pub fn rtt(&self) -> Option<Duration> {
+        match self.frames.rtt_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(u64::from(ms))),
+        }
     }
 
     /// Records the last completely received frame (reported in loss statistics).
@@ -363,7 +374,12 @@ impl Driver {
         loop {
             let ev = match self.host.service() {
                 Ok(Some(ev)) => ev.no_ref(),
-                Ok(None) => return None,
+                Ok(None) => {
+                    let rtt = self.host.peer_mut(self.peer).round_trip_time();
+                    let ms = u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX).max(1);
+                    self.frames.rtt_ms.store(ms, Ordering::Relaxed);
+                    return None;
+                }
                 Err(e) => {
                     tracing::warn!("control socket error: {e}");
                     return Some(DisconnectReason::Error(e.to_string()));
