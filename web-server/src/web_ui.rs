@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
-use axum::routing::{any, get_service};
+use axum::response::{Html, IntoResponse, Redirect};
+use axum::routing::{any, get, get_service};
 use axum::Router;
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -26,7 +26,13 @@ pub fn routes<S: Clone + Send + Sync + 'static>(root: &Path) -> Router<S> {
     let files = ServeDir::new(root)
         .append_index_html_on_directories(true)
         .fallback(ServeFile::new(index));
-    Router::new().fallback_service(get_service(files))
+    Router::new()
+        // The operators' dashboard is its own page; `/admin` is the address people type.
+        .route(
+            "/admin",
+            get(|| async { Redirect::permanent("/admin.html") }),
+        )
+        .fallback_service(get_service(files))
 }
 
 async fn not_built() -> impl IntoResponse {
@@ -82,6 +88,10 @@ mod tests {
         // A client route: the page, so a reload works.
         let r = get(app(), "/hosts/3").await;
         assert!(r.contains("<title>client</title>"), "{r}");
+        // The dashboard's short address.
+        let r = get(app(), "/admin").await;
+        assert!(r.starts_with("HTTP/1.1 308"), "{r}");
+        assert!(r.to_lowercase().contains("location: /admin.html"), "{r}");
         // No escape from the root.
         let r = get(app(), "/../Cargo.toml").await;
         assert!(!r.contains("[package]"), "{r}");
