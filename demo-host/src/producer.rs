@@ -408,7 +408,14 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
     video_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut audio_tick =
         tokio::time::interval(Duration::from_millis(u64::from(af.packet_duration_ms)));
-    audio_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A late audio tick (a busy machine) is caught up at once, so the host still sends 1 s of
+    // audio per second.
+    audio_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // The frame being encoded on a blocking thread. The loop keeps serving audio, input and
+    // commands meanwhile: awaiting the encode inline held it for a 1080p encode time (several
+    // audio periods) per frame, and up to 70 % of the audio packets were never sent. A video
+    // tick that finds an encode still running is skipped (a dropped frame, as Wolf drops them).
+    let mut encoding: Option<Encoding> = None;
 
     loop {
         let own_feed = matches!(feed, Feed::Own);
@@ -438,14 +445,30 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
                     }
                 }
             },
-            _ = video_tick.tick(), if own_feed => {
-                if let Some(source) = own_video.take() {
-                    let (source, frame) = next_frame(source, std::mem::take(&mut want_keyframe)).await;
-                    own_video = source;
-                    match frame {
-                        Ok(frame) => sender.video(&mut handle, media.as_ref(), &frame).await,
-                        Err(e) => tracing::warn!(session = handle.session_id, "video source: {e}"),
+            _ = video_tick.tick(), if own_feed && encoding.is_none() => {
+                if let Some(mut source) = own_video.take() {
+                    let keyframe = std::mem::take(&mut want_keyframe);
+                    encoding = Some(tokio::task::spawn_blocking(move || {
+                        let r = source.next_frame(keyframe);
+                        (source, r)
+                    }));
+                }
+            },
+            done = encoded(&mut encoding), if encoding.is_some() => {
+                encoding = None;
+                match done {
+                    Ok((source, frame)) => {
+                        own_video = Some(source);
+                        match frame {
+                            // A frame finished after a lobby join is not shown.
+                            Ok(frame) if matches!(feed, Feed::Own) => {
+                                sender.video(&mut handle, media.as_ref(), &frame).await;
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(session = handle.session_id, "video source: {e}"),
+                        }
                     }
+                    Err(e) => tracing::warn!(session = handle.session_id, "encoder task failed: {e}"),
                 }
             },
             _ = audio_tick.tick(), if own_feed => match own_audio.next_packet() {
@@ -476,6 +499,19 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
                 }
             },
         }
+    }
+}
+
+/// An encode in flight: the source comes back with its frame.
+type Encoding = tokio::task::JoinHandle<(Box<dyn VideoSource>, Result<EncodedFrame, MediaError>)>;
+
+/// Waits for the encode in flight (never resolves without one).
+async fn encoded(
+    encoding: &mut Option<Encoding>,
+) -> Result<(Box<dyn VideoSource>, Result<EncodedFrame, MediaError>), tokio::task::JoinError> {
+    match encoding {
+        Some(job) => job.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -110,10 +110,52 @@ fn browser_inputs() -> Vec<InputCase> {
     ]
 }
 
+/// A gateway whose embedded-style demo host replays pre-encoded H.264 (2 s encoded when the stream
+/// opens, then looped): the 1080p60 window then measures the streaming path, not whether a 2-core
+/// machine shared with the host's live encoder keeps up (a CI run saw 253 frames in 5 s with the
+/// live encoder competing for the cores; the path itself delivers every frame).
+async fn gateway_replay() -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load_with_env(None, |_| None).unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.streamer_path = streamer_exe();
+    let host = Arc::new(
+        DemoHost::start(demo_host::DemoHostConfig {
+            ports: demo_host::PortPlan::Ephemeral,
+            source_kind: demo_host::media::SourceKind::Replay,
+            wolf_api: demo_host::WolfApiConfig {
+                socket: demo_host::WolfApiSocket::Off,
+                ..Default::default()
+            },
+            ..demo_host::DemoHostConfig::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let ports = host.ports();
+    let provided = web_server::server::ProvidedHost {
+        seed: web_server::config::HostSeed {
+            name: Some("replay demo host".into()),
+            address: "127.0.0.1".into(),
+            http_port: Some(ports.http),
+            https_port: Some(ports.https),
+            mac: None,
+            wolf_api: None,
+        },
+        keepalive: Box::new(Arc::clone(&host)),
+        pins: Some(Arc::new(web_server::autopair::DemoHostPins::new(
+            Arc::clone(&host),
+            "127.0.0.1",
+            None,
+        ))),
+    };
+    serve_gateway(config, host, provided, dir).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_1080p60_decodes_audio_and_every_input_then_closes_clean() {
     let _serial = SERIAL.lock().await;
-    let gw = gateway().await;
+    let gw = gateway_replay().await;
     let opened = Instant::now();
     let mut ws = connect(&gw, "ses_a-hq", "helix-agent-a", 1920, 1080, 60).await;
     assert_eq!(handshake(&mut ws).await, (1920, 1080));
@@ -179,7 +221,9 @@ async fn streams_1080p60_decodes_audio_and_every_input_then_closes_clean() {
     }
     println!("5 s of 1080p60: {video} video frames, {audio} audio packets, {pongs} pongs");
     assert!(video >= 280, "only {video} video frames in 5 s");
-    assert!(audio > 0, "no audio");
+    // 5 ms Opus packets: ~1000 in the window (the host once lost most of them to its video
+    // encode; see demo-host's producer).
+    assert!(audio >= 800, "only {audio} audio packets in 5 s");
     assert!(pongs >= 3, "pings unanswered ({pongs} pongs)");
 
     // Every input type reached the host's input sink.
