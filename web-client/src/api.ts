@@ -102,22 +102,8 @@ export class Api {
     readonly base: string = "",
   ) {}
 
-  private async request(method: string, path: string, body?: unknown): Promise<Response> {
-    let res: Response;
-    try {
-      res = await fetch(this.base + path, {
-        method,
-        headers: {
-          Authorization: `Bearer ${this.credential}`,
-          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch {
-      throw new ApiError(0, "unreachable", "The gateway cannot be reached. Check that moongate is running and the network is up.");
-    }
-    if (!res.ok) throw await errorOf(res);
-    return res;
+  private request(method: string, path: string, body?: unknown): Promise<Response> {
+    return authorizedFetch(this.base, this.credential, method, path, body);
   }
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -213,7 +199,44 @@ export class SseParser {
   }
 }
 
-async function errorOf(res: Response): Promise<ApiError> {
+/** What a status means to the person reading the page, where the gateway's own words fall short. */
+export type StatusWords = Partial<Record<number, string>>;
+
+const USER_WORDS: StatusWords = {
+  401: "The credential was not accepted. Check it and sign in again.",
+};
+
+/**
+ * One request with the bearer credential (JSON body if given). A network failure or a non-2xx
+ * answer becomes an ApiError in words (`words` first, then the gateway's message).
+ */
+export async function authorizedFetch(
+  base: string,
+  credential: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  words: StatusWords = USER_WORDS,
+): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(base + path, {
+      method,
+      headers: {
+        Authorization: `Bearer ${credential}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "unreachable", "The gateway cannot be reached. Check that moongate is running and the network is up.");
+  }
+  if (!res.ok) throw await errorOf(res, words);
+  return res;
+}
+
+/** The ApiError of a failed answer: `words` for its status if given, else the gateway's message. */
+export async function errorOf(res: Response, words: StatusWords = USER_WORDS): Promise<ApiError> {
   let code = "http_" + res.status;
   let message = "";
   try {
@@ -223,7 +246,8 @@ async function errorOf(res: Response): Promise<ApiError> {
   } catch {
     /* not JSON */
   }
-  if (res.status === 401) return new ApiError(401, code, "The credential was not accepted. Check it and sign in again.");
+  const said = words[res.status];
+  if (said) return new ApiError(res.status, code, said);
   if (!message) message = `The gateway answered ${res.status} ${res.statusText || ""}`.trim() + ".";
   return new ApiError(res.status, code, message);
 }

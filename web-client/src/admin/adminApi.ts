@@ -2,7 +2,7 @@
  * The gateway's admin API (`/api/admin/*`, web-server/src/admin) with the admin credential.
  * Every view reads the registry the streams live in, so what the dashboard shows is what streams.
  */
-import { ApiError, SseParser } from "../api";
+import { authorizedFetch, errorOf, SseParser, type StatusWords } from "../api";
 
 /** A live stream (`GET /api/admin/sessions`). */
 export interface AdminSession {
@@ -82,20 +82,10 @@ export interface Killed {
   ms: number;
 }
 
-async function failure(res: Response): Promise<ApiError> {
-  let code = "http_" + res.status;
-  let message = "";
-  try {
-    const body = (await res.json()) as { code?: string; message?: string };
-    code = body.code ?? code;
-    message = body.message ?? "";
-  } catch {
-    /* not JSON */
-  }
-  if (res.status === 401) return new ApiError(401, code, "The admin credential was not accepted.");
-  if (res.status === 403) return new ApiError(403, code, "This is a user credential: the dashboard needs the admin credential (MOONGATE_ADMIN_CREDENTIALS or <data_dir>/admin-credentials).");
-  return new ApiError(res.status, code, message || `The gateway answered ${res.status}.`);
-}
+const ADMIN_WORDS: StatusWords = {
+  401: "The admin credential was not accepted.",
+  403: "This is a user credential: the dashboard needs the admin credential (MOONGATE_ADMIN_CREDENTIALS or <data_dir>/admin-credentials).",
+};
 
 export class AdminApi {
   constructor(
@@ -103,22 +93,8 @@ export class AdminApi {
     readonly base: string = "",
   ) {}
 
-  private async request(method: string, path: string, body?: unknown): Promise<Response> {
-    let res: Response;
-    try {
-      res = await fetch(this.base + path, {
-        method,
-        headers: {
-          Authorization: `Bearer ${this.credential}`,
-          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch {
-      throw new ApiError(0, "unreachable", "The gateway cannot be reached.");
-    }
-    if (!res.ok) throw await failure(res);
-    return res;
+  private request(method: string, path: string, body?: unknown): Promise<Response> {
+    return authorizedFetch(this.base, this.credential, method, path, body, ADMIN_WORDS);
   }
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -153,7 +129,7 @@ export class AdminApi {
       headers: { Authorization: `Bearer ${this.credential}` },
       signal,
     });
-    if (!res.ok || !res.body) throw await failure(res);
+    if (!res.ok || !res.body) throw await errorOf(res, ADMIN_WORDS);
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     const parser = new SseParser();
     for (;;) {
