@@ -166,6 +166,17 @@ pub fn check_bearer(headers: &HeaderMap, creds: &Credentials) -> Result<(), ApiE
     })
 }
 
+/// For the stream sockets, whose credential may come in the first message instead: with an
+/// `Authorization` header it must be right (else refused before the upgrade) and `true` says the
+/// socket is authenticated; without one, `false`.
+pub fn optional_bearer(headers: &HeaderMap, creds: &Credentials) -> Result<bool, ApiError> {
+    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return Ok(false);
+    }
+    check_bearer(headers, creds)?;
+    Ok(true)
+}
+
 /// The role of the bearer credential in `headers` (both compared in constant time): malformed →
 /// 400, missing or matching neither → 401.
 pub fn check_role(

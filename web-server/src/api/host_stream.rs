@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -41,7 +40,7 @@ use wire::ipc::{
 };
 
 use super::ws_stream::{clip_reason, launch, teardown, Close, End, Ends, LastWords, StreamRequest};
-use crate::auth::{check_bearer, AllowedOrigin};
+use crate::auth::{optional_bearer, AllowedOrigin};
 use crate::error::ApiError;
 use crate::server::AppState;
 use crate::sessions::SessionGuard;
@@ -73,12 +72,7 @@ pub async fn handler(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let bearer = if headers.contains_key(AUTHORIZATION) {
-        check_bearer(&headers, &state.credentials)?;
-        true
-    } else {
-        false
-    };
+    let bearer = optional_bearer(&headers, &state.credentials)?;
     Ok(ws.on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
 }
 

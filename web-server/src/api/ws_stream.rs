@@ -21,7 +21,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -35,7 +34,7 @@ use wire::ipc::{EndReason, FromStreamer, StreamMode, StreamerInit, ToStreamer};
 use wire::Secret;
 
 use crate::admin::observer::StreamObserver;
-use crate::auth::{check_bearer, validate_first_message, AllowedOrigin};
+use crate::auth::{optional_bearer, validate_first_message, AllowedOrigin};
 use crate::autopair::ensure_paired;
 use crate::error::ApiError;
 use crate::metrics::EndLabel;
@@ -77,12 +76,7 @@ pub async fn handler(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let bearer = if headers.contains_key(AUTHORIZATION) {
-        check_bearer(&headers, &state.credentials)?;
-        true
-    } else {
-        false
-    };
+    let bearer = optional_bearer(&headers, &state.credentials)?;
     Ok(ws.on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
 }
 
