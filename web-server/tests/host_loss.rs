@@ -124,13 +124,10 @@ async fn host_killed_mid_stream_closes_the_browser_socket_and_frees_everything()
     let (close, error) = read_until_close(&mut ws, LOSS_DETECTED_WITHIN).await;
     let noticed = killed.elapsed();
     let registry_empty = gw.registry_empty(Duration::from_secs(5)).await;
-    let children_gone = {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while streamer_children().len() > baseline_children && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let children_gone = eventually(Duration::from_secs(5), || {
         streamer_children().len() == baseline_children
-    };
+    })
+    .await;
     println!(
         "host killed mid-stream: first keyframe after {} ms; browser closed {} ms after the kill \
          with {close:?} ({error:?})",
@@ -153,12 +150,8 @@ async fn host_killed_mid_stream_closes_the_browser_socket_and_frees_everything()
     again.close(None).await.unwrap();
     let _ = read_until_close(&mut again, Duration::from_secs(10)).await;
     assert!(gw.registry_empty(Duration::from_secs(10)).await);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !gw.host.sessions().is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     assert!(
-        gw.host.sessions().is_empty(),
+        eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await,
         "the embedded host holds no session"
     );
     gw.stop().await;

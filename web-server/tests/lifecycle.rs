@@ -26,32 +26,6 @@ const FIRST_FRAME_BUDGET: Duration = Duration::from_secs(5);
 /// machine: a stall, not a slow moment, is the failure it looks for).
 const CYCLE_FIRST_FRAME_LIMIT: Duration = Duration::from_secs(10);
 
-/// Child processes of this process (any state, zombies included: an unreaped child is a leak).
-fn children() -> Vec<u32> {
-    let me = std::process::id();
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid …`: comm may hold spaces, so split after the last ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(me) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// Every heap allocation of this test process is counted, so that lesson 6 is checked on the bytes
 /// the gateway's code still holds rather than on RSS alone: RSS also moves with what the allocator
 /// keeps for reuse and with the other tests' threads, which made an RSS-only bound flaky on CI.
@@ -181,20 +155,6 @@ async fn streams_picture(
             WsMessage::Close(c) => panic!("closed: {c:?}"),
             _ => {}
         }
-    }
-}
-
-/// Polls `cond` every 10 ms until true or `within` passes; returns whether it held.
-async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
