@@ -18,7 +18,7 @@ use gamestream::rtsp::StreamSettings;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 use wire::backpressure::QueueConfig;
-use wire::browser::{formats, VideoCodec};
+use wire::browser::{formats, OpusLayout, VideoCodec};
 use wire::ipc::{
     Audio, EndReason, Ended, ErrorCode, FromStreamer, RemoteSignal, Started, Stats, StreamMode,
     StreamerCodec, StreamerError, StreamerInit, ToStreamer, Video,
@@ -319,9 +319,11 @@ async fn start<R: AsyncRead + Unpin>(
             .with_timeout(HTTP_TIMEOUT)
             .with_unique_id(init.client_unique_id.clone()),
     );
+    // WebRTC carries stereo Opus (RFC 7587); surround would need Chromium's non-standard
+    // "multiopus", which str0m does not negotiate. WebSocket mode carries 5.1 and 7.1.
     let channels = match init.audio_channels {
-        6 => 6,
-        8 => 8,
+        6 if init.mode == StreamMode::Websocket => 6,
+        8 if init.mode == StreamMode::Websocket => 8,
         _ => 2,
     };
     let settings = StreamSettings {
@@ -391,6 +393,7 @@ async fn start<R: AsyncRead + Unpin>(
         fps: init.fps.min(255) as u8,
         audio_channels: outcome.opus.channels,
         sample_rate: outcome.opus.sample_rate,
+        opus: opus_layout(&outcome.opus),
         // Sunshine's featureFlags bit 0: pen and touch events.
         touch_supported: outcome.host.feature_flags & 0x01 != 0,
     };
@@ -457,6 +460,18 @@ fn host_busy(e: &ClientError) -> bool {
 }
 
 /// Maps a start failure to the IPC error code the browser will see.
+/// The browser's view of the host's Opus layout; `None` when no audio is streamed. A layout that
+/// no decoder could use is logged and left out, so the browser decodes stereo as before.
+fn opus_layout(o: &gamestream::rtsp::OpusConfig) -> Option<OpusLayout> {
+    if o.channels == 0 || o.sample_rate == 0 {
+        return None;
+    }
+    let mapping = o.mapping.get(..usize::from(o.channels))?;
+    OpusLayout::new(o.streams, o.coupled_streams, mapping)
+        .inspect_err(|e| tracing::warn!(channels = o.channels, "host audio layout: {e}"))
+        .ok()
+}
+
 fn start_error(e: ClientError) -> End {
     let code = match &e {
         ClientError::Resolve(_) => ErrorCode::HostUnreachable,

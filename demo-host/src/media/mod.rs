@@ -17,7 +17,7 @@ pub mod pattern;
 pub mod sei;
 
 pub use h264::{LiveH264, LoopSource};
-pub use opus::{opus_layout, OpusLayout, OpusTone};
+pub use opus::{opus_layout, OpusLayout, OpusTone, MAX_TONE_HZ, SPEAKER_PITCH};
 pub use pattern::PatternRenderer;
 
 /// Errors of the media layer.

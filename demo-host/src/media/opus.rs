@@ -1,5 +1,9 @@
 //! An Opus sine tone for stereo, 5.1 and 7.1, as Moonlight clients expect it.
 //!
+//! Each speaker has its own pitch ([`SPEAKER_PITCH`]), like a speaker test: a listener hears which
+//! speaker is which, and a test that decodes the stream can tell whether the channel order
+//! survived every hop from host to browser.
+//!
 //! Settings follow Sunshine's normal-quality `stream_configs` (gamestream-protocol-2-media.md
 //! §5.1): 48 kHz, restricted-low-delay (CELT only), CBR so every packet of a stream has the same
 //! size and the audio FEC covers every block. opus-rs has no multistream encoder, so surround
@@ -7,6 +11,7 @@
 //! packets as RFC 6716 Appendix B / RFC 7845 describe: every packet but the last in
 //! self-delimiting framing. With CBR every part has a constant size, so the whole does too.
 
+use gamestream::audio::AudioConfig;
 use opus_rs::{Application, OpusEncoder};
 
 use super::{AudioFormat, AudioSource, MediaError};
@@ -14,7 +19,14 @@ use super::{AudioFormat, AudioSource, MediaError};
 /// Sample rate of every GameStream audio stream.
 pub const SAMPLE_RATE: u32 = 48_000;
 
-/// How channels are split into Opus streams (what the host announces as `surround-params`).
+/// Per speaker, in GameStream order (FL FR FC LFE BL BR SL SR), the tone's pitch as a multiple of
+/// the base tone. The LFE gets a low one, as a subwoofer would play.
+pub const SPEAKER_PITCH: [f64; 8] = [1.0, 1.25, 1.5, 0.25, 1.75, 2.0, 2.25, 2.5];
+
+/// Highest base tone: the top speaker's pitch stays well below the 24 kHz Nyquist limit.
+pub const MAX_TONE_HZ: f32 = 6_000.0;
+
+/// How channels are split into Opus streams, and which decoded channel carries which speaker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpusLayout {
     /// Channel count (2, 6, 8).
@@ -23,47 +35,36 @@ pub struct OpusLayout {
     pub streams: u8,
     /// Of those, the stereo ones (they come first).
     pub coupled_streams: u8,
-    /// Per input channel (speaker order FL FR FC LFE BL BR SL SR), the decoded channel index.
+    /// Per speaker (order FL FR FC LFE BL BR SL SR), the decoded channel a client plays on it.
     pub mapping: Vec<u8>,
     /// Total bitrate in bit/s.
     pub bitrate_bps: u32,
 }
 
 /// Sunshine's normal-quality layout for `channels`; `None` for counts Moonlight never asks for.
+///
+/// The mapping is the one a Moonlight client derives from what this host announces in DESCRIBE
+/// (Sunshine's `surround-params`, after the client's fix-up), so each speaker is encoded where
+/// the client will look for it. For stereo and 5.1 that is the identity. For 7.1 it is not:
+/// Sunshine pre-rotates only indices 3..6, so a client reads `[0, 1, 2, 7, 4, 5, 3, 6]`
+/// (gamestream-protocol-2-media.md §5.1 marks this UNCERTAIN; the end-to-end surround test
+/// checks every speaker's pitch through the whole chain).
 pub fn opus_layout(channels: u8) -> Option<OpusLayout> {
-    let (streams, coupled_streams, bitrate_bps) = match channels {
-        2 => (1, 1, 96_000),
-        6 => (4, 2, 256_000),
-        8 => (5, 3, 450_000),
+    let bitrate_bps = match channels {
+        2 => 96_000,
+        6 => 256_000,
+        8 => 450_000,
         _ => return None,
     };
+    let announced = AudioConfig::new(channels, false).ok()?.surround_params();
+    let heard = AudioConfig::from_surround_params(&announced, false).ok()?;
     Some(OpusLayout {
         channels,
-        streams,
-        coupled_streams,
-        mapping: (0..channels).collect(),
+        streams: heard.streams,
+        coupled_streams: heard.coupled_streams,
+        mapping: heard.mapping,
         bitrate_bps,
     })
-}
-
-impl OpusLayout {
-    /// The `surround-params` value of the RTSP DESCRIBE reply: channels, streams, coupled
-    /// streams, then the mapping digits, pre-rotated so that the client's fix-up for 6/8 channels
-    /// (moving the last digit to index 3, undoing GFE's order) gives back [`OpusLayout::mapping`].
-    /// For 5.1 that is Sunshine's `642012453`; for 7.1 it is `85301245673`, where Sunshine sends
-    /// `85301245367` (its rotation stops at index 6; protocol doc §5.1 marks it UNCERTAIN).
-    pub fn surround_params(&self) -> String {
-        let mut digits = self.mapping.clone();
-        if self.channels > 2 && digits.len() > 3 {
-            let moved = digits.remove(3);
-            digits.push(moved);
-        }
-        let mut s = format!("{}{}{}", self.channels, self.streams, self.coupled_streams);
-        for d in digits {
-            s.push_str(&d.to_string());
-        }
-        s
-    }
 }
 
 /// One elementary stream's encoder and the input channels it takes.
@@ -77,8 +78,10 @@ pub struct OpusTone {
     format: AudioFormat,
     streams: Vec<StreamEncoder>,
     frame_size: usize,
-    phase: f64,
-    step: f64,
+    /// Per speaker: phase and phase step per sample.
+    phase: Vec<f64>,
+    step: Vec<f64>,
+    /// One packet of samples, interleaved in speaker order.
     pcm: Vec<f32>,
     stream_pcm: Vec<f32>,
     scratch: Vec<u8>,
@@ -94,7 +97,8 @@ impl std::fmt::Debug for OpusTone {
 }
 
 impl OpusTone {
-    /// A tone at `tone_hz` (clamped to 20 Hz..=16 kHz) in `format` (2/6/8 channels, 5 or 10 ms).
+    /// A tone at `tone_hz` (clamped to 20 Hz..=[`MAX_TONE_HZ`]) times each speaker's
+    /// [`SPEAKER_PITCH`], in `format` (2/6/8 channels, 5 or 10 ms packets).
     pub fn new(format: AudioFormat, tone_hz: f32) -> Result<Self, MediaError> {
         let layout = opus_layout(format.channels).ok_or_else(|| {
             MediaError::Unsupported(format!("{} audio channels", format.channels))
@@ -133,14 +137,18 @@ impl OpusTone {
             streams.push(StreamEncoder { encoder, inputs });
         }
         let frame_size = (SAMPLE_RATE / 1000 * format.packet_duration_ms) as usize;
-        let tone = f64::from(tone_hz.clamp(20.0, 16_000.0));
+        let tone = f64::from(tone_hz.clamp(20.0, MAX_TONE_HZ));
+        let channels = usize::from(layout.channels);
         Ok(OpusTone {
             format,
             streams,
             frame_size,
-            phase: 0.0,
-            step: std::f64::consts::TAU * tone / f64::from(SAMPLE_RATE),
-            pcm: vec![0.0; frame_size],
+            phase: vec![0.0; channels],
+            step: SPEAKER_PITCH[..channels]
+                .iter()
+                .map(|p| std::f64::consts::TAU * tone * p / f64::from(SAMPLE_RATE))
+                .collect(),
+            pcm: vec![0.0; frame_size * channels],
             stream_pcm: vec![0.0; frame_size * 2],
             scratch: vec![0; 1500],
         })
@@ -153,17 +161,26 @@ impl AudioSource for OpusTone {
     }
 
     fn next_packet(&mut self) -> Result<Vec<u8>, MediaError> {
-        for s in self.pcm.iter_mut() {
-            *s = (self.phase.sin() * 0.4) as f32;
-            self.phase = (self.phase + self.step) % std::f64::consts::TAU;
+        let channels = self.phase.len();
+        for frame in self.pcm.chunks_exact_mut(channels) {
+            for ((s, phase), step) in frame.iter_mut().zip(&mut self.phase).zip(&self.step) {
+                *s = (phase.sin() * 0.4) as f32;
+                *phase = (*phase + step) % std::f64::consts::TAU;
+            }
         }
         let mut packet = Vec::with_capacity(64 * self.streams.len());
         let last = self.streams.len() - 1;
         for (i, stream) in self.streams.iter_mut().enumerate() {
-            // Every channel carries the same tone; interleave it for this stream's encoder.
+            // This stream's speakers, interleaved for its encoder.
             let ch = stream.inputs.len();
-            for (f, &v) in self.pcm.iter().enumerate() {
-                self.stream_pcm[f * ch..f * ch + ch].fill(v);
+            for (frame, out) in self
+                .pcm
+                .chunks_exact(channels)
+                .zip(self.stream_pcm.chunks_exact_mut(ch))
+            {
+                for (o, &input) in out.iter_mut().zip(&stream.inputs) {
+                    *o = frame[input];
+                }
             }
             let n = stream
                 .encoder
@@ -300,11 +317,13 @@ mod tests {
             (4, 2, 256_000)
         );
         let l = opus_layout(8).unwrap();
-        assert_eq!((l.streams, l.coupled_streams, l.mapping.len()), (5, 3, 8));
+        assert_eq!(
+            (l.streams, l.coupled_streams, &l.mapping[..]),
+            (5, 3, &[0, 1, 2, 7, 4, 5, 3, 6][..])
+        );
         assert!(opus_layout(5).is_none());
-        assert_eq!(opus_layout(2).unwrap().surround_params(), "21101");
-        assert_eq!(opus_layout(6).unwrap().surround_params(), "642012453");
-        assert_eq!(opus_layout(8).unwrap().surround_params(), "85301245673");
+        assert_eq!(opus_layout(2).unwrap().mapping, [0, 1]);
+        assert_eq!(opus_layout(6).unwrap().mapping, [0, 1, 2, 3, 4, 5]);
         assert!(OpusTone::new(
             AudioFormat {
                 channels: 2,

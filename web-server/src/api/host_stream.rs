@@ -248,6 +248,7 @@ async fn signaling_session(
         packet_size: init.packet_size,
         video_formats: init.video_supported_formats,
         play_audio_local: init.play_audio_local,
+        audio_channels: 2,
         mode: StreamMode::Webrtc,
         remote: Some(peer.to_string()),
     };

@@ -189,6 +189,7 @@ pub async fn offer(
         packet_size: 1024,
         video_formats: q.video_supported_formats,
         play_audio_local: q.play_audio_local,
+        audio_channels: 2,
         mode: StreamMode::Webrtc,
         remote: None,
     };

@@ -255,6 +255,7 @@ async fn stream_session(
         packet_size: init.packet_size,
         video_formats: init.video_supported_formats,
         play_audio_local: init.play_audio_local,
+        audio_channels: init.audio_channels(),
         mode: StreamMode::Websocket,
         remote: Some(peer.to_string()),
     };
@@ -311,6 +312,8 @@ pub(crate) struct StreamRequest {
     pub(crate) packet_size: u32,
     pub(crate) video_formats: u32,
     pub(crate) play_audio_local: bool,
+    /// 2, 6 or 8. WebRTC carries stereo only (the streamer enforces it).
+    pub(crate) audio_channels: u8,
     pub(crate) mode: StreamMode,
     pub(crate) remote: Option<String>,
 }
@@ -442,7 +445,7 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         bitrate_kbps: req.bitrate_kbps,
         packet_size: req.packet_size,
         video_formats: req.video_formats,
-        audio_channels: 2,
+        audio_channels: req.audio_channels,
         play_audio_local: req.play_audio_local,
         lobby_id: (!lobby.is_empty()).then_some(lobby),
         wolf_api: state

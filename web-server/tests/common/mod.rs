@@ -210,6 +210,11 @@ pub fn ping(seq: u32) -> Vec<u8> {
 
 /// Connects as Helix does: a Ping first (skipped or answered), then the text init.
 pub async fn connect(gw: &Gateway, session: &str, client: &str, w: u32, h: u32, fps: u32) -> Ws {
+    connect_init(gw, session, init_json(session, client, w, h, fps)).await
+}
+
+/// [`connect`] with a given init text.
+pub async fn connect_init(gw: &Gateway, session: &str, init: String) -> Ws {
     let mut req = format!("ws://{}/api/ws/stream?session_id={session}", gw.addr)
         .into_client_request()
         .unwrap();
@@ -223,11 +228,7 @@ pub async fn connect(gw: &Gateway, session: &str, client: &str, w: u32, h: u32, 
     .unwrap()
     .unwrap();
     ws.send(WsMessage::Binary(ping(0).into())).await.unwrap();
-    ws.send(WsMessage::Text(
-        init_json(session, client, w, h, fps).into(),
-    ))
-    .await
-    .unwrap();
+    ws.send(WsMessage::Text(init.into())).await.unwrap();
     ws
 }
 

@@ -51,6 +51,9 @@ pub struct Init {
     pub packet_size: u32,
     /// `true` = play audio on the host and do not stream it.
     pub play_audio_local: bool,
+    /// moongate: audio channels to stream, 2 (stereo), 6 (5.1) or 8 (7.1); absent = stereo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_channels: Option<u32>,
     /// `SupportedVideoFormats` bitmask of what the browser can decode ([`super::formats`]).
     pub video_supported_formats: u32,
     /// Moonlight client identity toward the host (`uniqueid`); fresh per connect in Helix.
@@ -92,6 +95,7 @@ impl std::fmt::Debug for Init {
             .field("bitrate", &self.bitrate)
             .field("packet_size", &self.packet_size)
             .field("play_audio_local", &self.play_audio_local)
+            .field("audio_channels", &self.audio_channels)
             .field("video_supported_formats", &self.video_supported_formats)
             .field("client_unique_id", &self.client_unique_id)
             .field("protocol_version", &self.protocol_version)
@@ -138,8 +142,16 @@ impl Init {
 
     /// Checks the numeric fields against what StreamInit and Moonlight can carry: width and
     /// height 1..=[`MAX_DIMENSION`], fps 1..=255, bitrate and packet size non-zero; and the id
-    /// strings: at most [`MAX_ID_LEN`] bytes, no control characters.
+    /// strings: at most [`MAX_ID_LEN`] bytes, no control characters; audio channels 2, 6 or 8.
     pub fn validate(&self) -> Result<(), InitError> {
+        if let Some(n) = self.audio_channels {
+            if !matches!(n, 2 | 6 | 8) {
+                return Err(InitError::OutOfRange {
+                    field: "audio_channels (2, 6 or 8)",
+                    value: n,
+                });
+            }
+        }
         let ids = [
             ("session_id", &self.session_id),
             ("client_unique_id", &self.client_unique_id),
@@ -165,6 +177,16 @@ impl Init {
             }
         }
         Ok(())
+    }
+
+    /// Audio channels to ask the host for: 2, 6 or 8 (stereo when absent; call after
+    /// [`Init::validate`]).
+    pub fn audio_channels(&self) -> u8 {
+        match self.audio_channels {
+            Some(6) => 6,
+            Some(8) => 8,
+            _ => 2,
+        }
     }
 
     /// The protocol version, [`PROTOCOL_HELIX`] when absent.

@@ -10,6 +10,8 @@
 use bytes::BufMut;
 use thiserror::Error;
 
+use super::opus::{OpusLayout, OpusLayoutError};
+
 /// Message type bytes (contract §2.1 registry).
 pub mod msg_type {
     /// VideoFrame, S→C.
@@ -101,6 +103,9 @@ pub enum DecodeError {
         /// Subtype byte.
         subtype: u8,
     },
+    /// StreamInit's Opus layout cannot be decoded.
+    #[error("StreamInit: {0}")]
+    BadOpusLayout(#[from] OpusLayoutError),
     /// A text field that is not UTF-8.
     #[error("{0}: text is not valid UTF-8")]
     InvalidUtf8(&'static str),
@@ -346,6 +351,9 @@ pub struct StreamInit {
     pub sample_rate: u32,
     /// Touch input is accepted.
     pub touch_supported: bool,
+    /// moongate extension after the 13 core bytes: how the Opus packets split into streams, which
+    /// a browser needs to decode 5.1 and 7.1 (Helix reads 13 bytes and ignores the rest).
+    pub opus: Option<OpusLayout>,
 }
 
 /// Ping 0x40 (§2.15).
@@ -653,7 +661,7 @@ impl<'a> Message<'a> {
             STREAM_INIT => {
                 let mut r = Reader::new(buf, "StreamInit");
                 r.need(STREAM_INIT_LEN - 1)?;
-                Message::StreamInit(StreamInit {
+                let mut init = StreamInit {
                     codec: r.u8()?,
                     width: r.u16()?,
                     height: r.u16()?,
@@ -661,7 +669,13 @@ impl<'a> Message<'a> {
                     audio_channels: r.u8()?,
                     sample_rate: r.u32()?,
                     touch_supported: r.u8()? != 0,
-                })
+                    opus: None,
+                };
+                // A core (13-byte) StreamInit has no layout; stereo then needs none.
+                if init.audio_channels > 0 {
+                    init.opus = OpusLayout::read(init.audio_channels, r.rest()).transpose()?;
+                }
+                Message::StreamInit(init)
             }
             STREAM_ERROR => {
                 let mut r = Reader::new(buf, "StreamError");
@@ -734,7 +748,7 @@ impl<'a> Message<'a> {
             Message::Controller(_) => 7,
             Message::ControllerState(_) => CONTROLLER_STATE_LEN,
             Message::Control(j) => 1 + j.len(),
-            Message::StreamInit(_) => STREAM_INIT_LEN,
+            Message::StreamInit(s) => STREAM_INIT_LEN + s.opus.map_or(0, |o| o.encoded_len()),
             Message::StreamError(t) => 3 + t.len(),
             Message::Ping(_) => PING_LEN,
             Message::Pong(_) => PONG_LEN,
@@ -883,6 +897,9 @@ impl<'a> Message<'a> {
                 out.put_u8(s.audio_channels);
                 out.put_u32(s.sample_rate);
                 out.put_u8(s.touch_supported as u8);
+                if let Some(o) = &s.opus {
+                    o.write(out);
+                }
             }
             Message::StreamError(t) => {
                 out.put_u16(t.len() as u16);

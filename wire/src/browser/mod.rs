@@ -6,17 +6,20 @@
 //! * [`Message`]: every binary message, encode and decode.
 //! * [`ServerJson`], [`connection_complete_json`], [`error_json`], [`ClientControl`]: the JSON.
 //! * [`VideoCodec`], [`formats`]: codec bytes and capability bits.
+//! * [`OpusLayout`]: the multistream layout that surround audio needs (a StreamInit extension).
 //! * [`CloseCode`]: close codes and their meaning.
 //! * [`signaling`]: the WebRTC-mode JSON of `/api/host/stream` (§1.5, §3).
 
 mod codec;
 mod json;
 mod message;
+mod opus;
 pub mod signaling;
 
 pub use codec::{formats, VideoCodec};
 pub use json::*;
 pub use message::*;
+pub use opus::{OpusLayout, OpusLayoutError, MAX_CHANNELS as MAX_AUDIO_CHANNELS};
 
 #[cfg(test)]
 mod tests;

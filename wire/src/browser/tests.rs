@@ -96,8 +96,41 @@ fn s5_3_stream_init() {
             audio_channels: 2,
             sample_rate: 48000,
             touch_supported: false,
+            opus: None,
         }),
     );
+}
+
+#[test]
+fn stream_init_carries_the_surround_layout_after_the_core_bytes() {
+    // 5.1, four streams of which two coupled, identity mapping: 13 core bytes, then 2 + 6.
+    let layout = OpusLayout::new(4, 2, &[0, 1, 2, 3, 4, 5]).unwrap();
+    let bytes = unhex("30 01 07 80 04 38 3c 06 00 00 bb 80 01 04 02 00 01 02 03 04 05");
+    both_ways(
+        &bytes,
+        Message::StreamInit(StreamInit {
+            codec: 0x01,
+            width: 1920,
+            height: 1080,
+            fps: 60,
+            audio_channels: 6,
+            sample_rate: 48000,
+            touch_supported: true,
+            opus: Some(layout),
+        }),
+    );
+    // A reader of the core 13 bytes (Helix) sees the same stream.
+    let Message::StreamInit(core) = Message::decode(&bytes[..STREAM_INIT_LEN]).unwrap() else {
+        panic!("not a StreamInit");
+    };
+    assert_eq!((core.audio_channels, core.opus), (6, None));
+    // A layout naming a stream channel that does not exist is an error, not a guess.
+    let mut bad = bytes.clone();
+    bad[20] = 9;
+    assert!(matches!(
+        Message::decode(&bad),
+        Err(DecodeError::BadOpusLayout(_))
+    ));
 }
 
 #[test]

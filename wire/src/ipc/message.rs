@@ -300,6 +300,8 @@ pub struct Started {
     pub sample_rate: u32,
     /// The host accepts touch.
     pub touch_supported: bool,
+    /// How the host's Opus packets split into streams (appended after the 12 core bytes).
+    pub opus: Option<browser::OpusLayout>,
 }
 
 impl Started {
@@ -313,6 +315,7 @@ impl Started {
             audio_channels: self.audio_channels,
             sample_rate: self.sample_rate,
             touch_supported: self.touch_supported,
+            opus: self.opus,
         }
     }
 }
@@ -631,6 +634,9 @@ impl IpcMessage for FromStreamer {
                 dst.put_u8(s.audio_channels);
                 dst.put_u32_le(s.sample_rate);
                 dst.put_u8(s.touch_supported as u8);
+                if let Some(o) = &s.opus {
+                    o.write(dst);
+                }
             }
             FromStreamer::Video(v) => {
                 dst.reserve(VIDEO_HEADER + v.data.len());
@@ -658,7 +664,7 @@ impl IpcMessage for FromStreamer {
             frame_type::STARTED => {
                 // Trailing bytes are ignored so that fields can be appended later.
                 need("Started", &payload, STARTED_LEN)?;
-                FromStreamer::Started(Started {
+                let mut s = Started {
                     codec: payload.get_u8(),
                     width: payload.get_u16_le(),
                     height: payload.get_u16_le(),
@@ -666,7 +672,17 @@ impl IpcMessage for FromStreamer {
                     audio_channels: payload.get_u8(),
                     sample_rate: payload.get_u32_le(),
                     touch_supported: payload.get_u8() != 0,
-                })
+                    opus: None,
+                };
+                if s.audio_channels > 0 {
+                    s.opus = browser::OpusLayout::read(s.audio_channels, &payload)
+                        .transpose()
+                        .map_err(|e| IpcError::Malformed {
+                            name: "Started",
+                            reason: e.to_string(),
+                        })?;
+                }
+                FromStreamer::Started(s)
             }
             frame_type::VIDEO => {
                 need("Video", &payload, VIDEO_HEADER)?;

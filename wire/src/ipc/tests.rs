@@ -1,7 +1,7 @@
 //! IPC framing and message tests: byte layouts, round trips, partial reads, bad input.
 
 use super::*;
-use crate::browser::{formats, Message, VideoCodec};
+use crate::browser::{self, formats, Message, VideoCodec};
 use crate::Secret;
 use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
@@ -76,9 +76,10 @@ fn all_from_streamer() -> Vec<FromStreamer> {
             width: 1920,
             height: 1080,
             fps: 60,
-            audio_channels: 2,
+            audio_channels: 6,
             sample_rate: 48_000,
             touch_supported: true,
+            opus: Some(browser::OpusLayout::new(4, 2, &[0, 1, 2, 3, 4, 5]).unwrap()),
         }),
         FromStreamer::Video(Video {
             keyframe: true,
@@ -146,7 +147,11 @@ fn byte_layouts() {
     codec
         .encode(all_from_streamer()[0].clone(), &mut buf)
         .unwrap();
-    assert_eq!(hex::encode(&buf), "0c0000008101800738043c0280bb000001");
+    // len 20 LE, type 0x81, the 12 core bytes (6 channels), then streams 4, coupled 2, mapping.
+    assert_eq!(
+        hex::encode(&buf),
+        "140000008101800738043c0680bb0000010402000102030405"
+    );
     buf.clear();
     codec
         .encode(all_from_streamer()[2].clone(), &mut buf)
@@ -234,7 +239,7 @@ fn helpers_map_to_browser_messages() {
     let init = started.stream_init();
     assert_eq!(
         Message::StreamInit(init).to_vec().unwrap(),
-        hex::decode("3001078004383c020000bb8001").unwrap()
+        hex::decode("3001078004383c060000bb80010402000102030405").unwrap()
     );
     let FromStreamer::Video(video) = all_from_streamer()[1].clone() else {
         unreachable!()
@@ -463,6 +468,7 @@ fn arb_from_streamer() -> impl Strategy<Value = FromStreamer> {
                         audio_channels: 2,
                         sample_rate,
                         touch_supported,
+                        opus: Some(browser::OpusLayout::stereo()),
                     })
                 }
             ),
