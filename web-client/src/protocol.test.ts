@@ -81,6 +81,23 @@ describe("server → client decoders match the contract", () => {
     ]);
     expect(P.decodeServer(unhex("30 01 07 80 04 38 3c 02 00 00 bb 80"))).toEqual([]);
   });
+  it("StreamInit with the surround extension (the same bytes as the gateway's Rust test)", () => {
+    const [init] = P.decodeServer(unhex("30 01 07 80 04 38 3c 06 00 00 bb 80 01 04 02 00 01 02 03 04 05"));
+    expect(init).toMatchObject({ type: "stream_init", audioChannels: 6, opus: { streams: 4, coupledStreams: 2, mapping: [0, 1, 2, 3, 4, 5] } });
+    // A mapping that names a stream channel that does not exist is ignored, not guessed at.
+    const [bad] = P.decodeServer(unhex("30 01 07 80 04 38 3c 06 00 00 bb 80 01 04 02 00 01 02 03 04 09"));
+    expect(bad).not.toHaveProperty("opus");
+  });
+  it("OpusHead for WebCodecs: family 0 for stereo, family 1 in Vorbis order for surround", () => {
+    expect(hex(P.opusHead(2, 48000))).toBe("4f 70 75 73 48 65 61 64 01 02 00 00 80 bb 00 00 00 00 00");
+    // 5.1, identity layout: the table lists FL FC FR BL BR LFE.
+    const h51 = P.opusHead(6, 48000, { streams: 4, coupledStreams: 2, mapping: [0, 1, 2, 3, 4, 5] });
+    expect(hex(h51)).toBe("4f 70 75 73 48 65 61 64 01 06 00 00 80 bb 00 00 00 00 01 04 02 00 02 01 04 05 03");
+    // 7.1 as a Sunshine-like host announces it (LFE in decoded channel 7, side pair in 3 and 6).
+    const h71 = P.opusHead(8, 48000, { streams: 5, coupledStreams: 3, mapping: [0, 1, 2, 7, 4, 5, 3, 6] });
+    expect(hex(h71.subarray(19))).toBe("05 03 00 02 01 03 06 04 05 07");
+    expect(() => P.opusHead(6, 48000)).toThrow(/no Opus layout/);
+  });
   it("Pong (and a longer Helix HEAD Pong)", () => {
     const pong = "41 00 00 00 07 00 00 00 00 07 5b cd 15 00 06 47 48 46 20 40 00";
     const expected = { type: "pong", seq: 7, clientTimeUs: 123456789n, serverTimeUs: 1767225600000000n };

@@ -254,6 +254,18 @@ export interface StreamInit {
   audioChannels: number;
   sampleRate: number;
   touch: boolean;
+  /** moongate extension after the 13 core bytes; absent from a Helix-era gateway. */
+  opus?: OpusLayout;
+}
+/**
+ * How the Opus packets split into elementary streams (what `opus_multistream_decoder_create`
+ * takes). `mapping[i]` is the decoded channel for speaker `i`, speakers in GameStream order
+ * FL FR FC LFE BL BR SL SR (Web Audio's order for 5.1 and 7.1); 255 = silent.
+ */
+export interface OpusLayout {
+  streams: number;
+  coupledStreams: number;
+  mapping: number[];
 }
 export interface VideoFrame {
   type: "video";
@@ -329,20 +341,22 @@ export function decodeServer(buf: ArrayBuffer | Bytes): ServerMessage[] {
     case MsgType.AudioFrame:
       if (b.length < 10) return [];
       return [{ type: "audio", channels: b[1], ptsUs: v.getBigUint64(2), data: b.subarray(10) }];
-    case MsgType.StreamInit:
+    case MsgType.StreamInit: {
       if (b.length < 13) return [];
-      return [
-        {
-          type: "stream_init",
-          codec: b[1],
-          width: v.getUint16(2),
-          height: v.getUint16(4),
-          fps: b[6],
-          audioChannels: b[7],
-          sampleRate: v.getUint32(8),
-          touch: b[12] !== 0,
-        },
-      ];
+      const init: StreamInit = {
+        type: "stream_init",
+        codec: b[1],
+        width: v.getUint16(2),
+        height: v.getUint16(4),
+        fps: b[6],
+        audioChannels: b[7],
+        sampleRate: v.getUint32(8),
+        touch: b[12] !== 0,
+      };
+      const opus = decodeOpusLayout(init.audioChannels, b.subarray(13));
+      if (opus) init.opus = opus;
+      return [init];
+    }
     case MsgType.Pong:
       if (b.length < 21) return [];
       return [{ type: "pong", seq: v.getUint32(1), clientTimeUs: v.getBigUint64(5), serverTimeUs: v.getBigUint64(13) }];
@@ -367,6 +381,55 @@ export function decodeServer(buf: ArrayBuffer | Bytes): ServerMessage[] {
     default:
       return [];
   }
+}
+
+/** StreamInit's Opus layout: streams, coupled streams, one mapping byte per channel; null if absent or inconsistent. */
+export function decodeOpusLayout(channels: number, b: Bytes): OpusLayout | null {
+  if (channels < 1 || channels > 8 || b.length < 2 + channels) return null;
+  const [streams, coupledStreams] = [b[0], b[1]];
+  if (streams < 1 || coupledStreams > streams) return null;
+  const mapping = Array.from(b.subarray(2, 2 + channels));
+  if (mapping.some((m) => m !== 255 && m >= streams + coupledStreams)) return null;
+  return { streams, coupledStreams, mapping };
+}
+
+/**
+ * Speaker order of an Opus channel-mapping-family-1 stream (RFC 7845 §5.1.1.2, the Vorbis order)
+ * as GameStream speaker indices (FL FR FC LFE BL BR SL SR = 0…7).
+ */
+const VORBIS_ORDER: Record<number, number[]> = {
+  // FL FC FR RL RR LFE
+  6: [0, 2, 1, 4, 5, 3],
+  // FL FC FR SL SR RL RR LFE
+  8: [0, 2, 1, 6, 7, 4, 5, 3],
+};
+
+/**
+ * The Opus identification header (RFC 7845 §5.1, "OpusHead") that WebCodecs takes as the
+ * `description` of a multistream decoder. Mono and stereo use mapping family 0 (no table);
+ * surround uses family 1, whose table lists the channels in Vorbis order, so GameStream's
+ * speaker-order mapping is reordered into it. Pre-skip is 0: a live stream has no priming
+ * samples to hide.
+ */
+export function opusHead(channels: number, sampleRate: number, layout?: OpusLayout): Uint8Array {
+  const family = channels > 2 ? 1 : 0;
+  const out = new Uint8Array(19 + (family ? 2 + channels : 0));
+  const v = new DataView(out.buffer);
+  out.set(new TextEncoder().encode("OpusHead"), 0);
+  out[8] = 1; // version
+  out[9] = channels;
+  v.setUint16(10, 0, true); // pre-skip
+  v.setUint32(12, sampleRate, true);
+  v.setInt16(16, 0, true); // output gain
+  out[18] = family;
+  if (family) {
+    const order = VORBIS_ORDER[channels];
+    if (!layout || !order || layout.mapping.length !== channels) throw new Error(`no Opus layout for ${channels} channels`);
+    out[19] = layout.streams;
+    out[20] = layout.coupledStreams;
+    order.forEach((speaker, i) => (out[21 + i] = layout.mapping[speaker]));
+  }
+  return out;
 }
 
 function decodeVideo(b: Bytes, v: DataView): VideoFrame | null {
@@ -398,7 +461,8 @@ export interface InitParams {
   height: number;
   fps: number;
   bitrateKbps: number;
-  audio: boolean;
+  /** 0 = play on the host; 2, 6 or 8 channels streamed. */
+  audioChannels: number;
   formats: number;
   clientUniqueId: string;
   sessionId: string;
@@ -417,7 +481,8 @@ export function initJson(p: InitParams): string {
     fps: p.fps,
     bitrate: p.bitrateKbps,
     packet_size: 1024,
-    play_audio_local: !p.audio,
+    play_audio_local: p.audioChannels === 0,
+    ...(p.audioChannels > 2 ? { audio_channels: p.audioChannels } : {}),
     video_supported_formats: p.formats,
     client_unique_id: p.clientUniqueId,
     credentials: p.credentials,

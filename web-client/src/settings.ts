@@ -3,7 +3,7 @@
  * browser can decode are offered (WebCodecs `isConfigSupported` for WebSocket mode, the RTP
  * receiver's capabilities for WebRTC).
  */
-import { CODECS } from "./protocol";
+import { CODECS, opusHead } from "./protocol";
 
 export type Mode = "auto" | "websocket" | "webrtc";
 
@@ -14,7 +14,7 @@ export interface Settings {
   bitrateKbps: number;
   /** "auto" or a codec byte name from CODECS ("H.264", "AV1", …). */
   codec: string;
-  /** 0 = no audio streamed (plays on the host), 2 = stereo. */
+  /** 0 = no audio streamed (plays on the host), 2 = stereo, 6 = 5.1, 8 = 7.1. */
   audioChannels: number;
   mode: Mode;
   touchMode: "touch" | "trackpad";
@@ -51,6 +51,7 @@ export function loadSettings(): Settings {
     if (!raw) return { ...DEFAULTS };
     const s = { ...DEFAULTS, ...(JSON.parse(raw) as Partial<Settings>) };
     if (!["auto", "websocket", "webrtc"].includes(s.mode)) s.mode = "auto";
+    if (![0, 2, 6, 8].includes(s.audioChannels)) s.audioChannels = 2;
     return s;
   } catch {
     return { ...DEFAULTS };
@@ -103,6 +104,34 @@ export function probeCodecs(): Promise<CodecSupport[]> {
     }),
   );
   return probed;
+}
+
+/** Surround channel counts (6, 8) that WebCodecs decodes here as multistream Opus. */
+export async function probeSurround(): Promise<number[]> {
+  if (typeof AudioDecoder === "undefined") return [];
+  const ok: number[] = [];
+  for (const channels of [6, 8]) {
+    const layout = { streams: channels - 2, coupledStreams: 2, mapping: Array.from({ length: channels }, (_, i) => i) };
+    try {
+      const r = await AudioDecoder.isConfigSupported({ codec: "opus", sampleRate: 48000, numberOfChannels: channels, description: opusHead(channels, 48000, layout) });
+      if (r.supported) ok.push(channels);
+    } catch {
+      /* not supported */
+    }
+  }
+  return ok;
+}
+
+/** Output channels of this device's speakers, as the browser reports them (null if unknown). */
+export function speakerChannels(): number | null {
+  try {
+    const ctx = new AudioContext();
+    const n = ctx.destination.maxChannelCount;
+    void ctx.close();
+    return n || null;
+  } catch {
+    return null;
+  }
 }
 
 /** The `video_supported_formats` bitmask for the chosen codec (or every decodable one). */

@@ -42,7 +42,7 @@ export class RtcTransport implements Transport {
     this.media = document.createElement("video");
     this.media.autoplay = true;
     this.media.playsInline = true;
-    this.media.muted = !req.audio;
+    this.media.muted = req.audioChannels === 0;
     this.last = this.emptyStats();
     ev.status("Connecting to the gateway…");
     this.ws = new WebSocket(wsUrl(req.base, `/api/host/stream?session_id=${encodeURIComponent(req.sessionId)}`));
@@ -75,7 +75,7 @@ export class RtcTransport implements Transport {
         width: this.req.width,
         height: this.req.height,
         video_sample_queue_size: 50,
-        play_audio_local: !this.req.audio,
+        play_audio_local: this.req.audioChannels === 0,
         audio_sample_queue_size: 20,
         video_supported_formats: this.req.formats,
         video_colorspace: "Rec709",
@@ -258,7 +258,7 @@ export class RtcTransport implements Transport {
   private emptyStats(): StreamStats {
     return {
       mode: "webrtc", codec: "–", width: 0, height: 0, framesReceived: 0, framesDecoded: 0, framesDropped: 0,
-      keyframeRequests: 0, fpsReceived: 0, fpsDecoded: 0, bitrateKbps: 0, rttMs: null, decodeQueue: 0, audio: this.req.audio ? "waiting" : "off",
+      keyframeRequests: 0, fpsReceived: 0, fpsDecoded: 0, bitrateKbps: 0, rttMs: null, decodeQueue: 0, audio: this.req.audioChannels ? "waiting" : "off",
     };
   }
 

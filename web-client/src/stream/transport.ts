@@ -44,7 +44,8 @@ export interface StreamRequest {
   height: number;
   fps: number;
   bitrateKbps: number;
-  audio: boolean;
+  /** 0 = audio plays on the host; 2, 6 or 8 = streamed (WebRTC carries stereo). */
+  audioChannels: number;
   formats: number;
   sessionId: string;
   clientUniqueId: string;

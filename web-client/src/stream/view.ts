@@ -106,6 +106,8 @@ export class StreamView {
   private chooseMode(): "websocket" | "webrtc" {
     const m = this.o.settings.mode;
     if (m === "websocket" || m === "webrtc") return m;
+    // Surround reaches the browser over WebSocket only (WebRTC carries stereo Opus).
+    if (this.o.settings.audioChannels > 2 && webcodecsAvailable()) return "websocket";
     if (webrtcAvailable() && !this.rtcFailed) return "webrtc";
     return "websocket";
   }
@@ -137,7 +139,7 @@ export class StreamView {
       height: s.height,
       fps: s.fps,
       bitrateKbps: s.bitrateKbps,
-      audio: s.audioChannels > 0,
+      audioChannels: s.audioChannels,
       formats,
       // One stream per browser and host: a second tab takes over (the first sees "superseded").
       sessionId: `web-${this.o.host.id}`,

@@ -7,6 +7,7 @@ import type { InputEvent } from "../input";
 import * as P from "../protocol";
 import { Rate, wsUrl, type StreamRequest, type StreamStats, type Transport, type TransportEvents } from "./transport";
 import { wsMessages } from "./encode";
+import { downmixToStereo } from "./downmix";
 
 /** Over this many bytes waiting in the socket, mouse moves are coalesced instead of sent. */
 const BACKED_UP_BYTES = 64 * 1024;
@@ -67,7 +68,7 @@ export class WsTransport implements Transport {
         height: this.req.height,
         fps: this.req.fps,
         bitrateKbps: this.req.bitrateKbps,
-        audio: this.req.audio,
+        audioChannels: this.req.audioChannels,
         formats: this.req.formats,
         clientUniqueId: this.req.clientUniqueId,
         sessionId: this.req.sessionId,
@@ -169,7 +170,7 @@ export class WsTransport implements Transport {
     this.needKeyframe = true;
     if (init.audioChannels > 0 && this.audioCtx) {
       this.audio?.close();
-      this.audio = new AudioPlayer(this.audioCtx, init.sampleRate, init.audioChannels);
+      this.audio = new AudioPlayer(this.audioCtx, init.sampleRate, init.audioChannels, init.opus);
     }
   }
 
@@ -270,7 +271,7 @@ export class WsTransport implements Transport {
       bitrateKbps: this.rateCache.kbps,
       rttMs: this.s.rtt,
       decodeQueue: this.decoder?.decodeQueueSize ?? 0,
-      audio: this.audio ? `${this.init?.audioChannels} ch, ${this.audio.played} packets` : this.req.audio ? "waiting" : "off",
+      audio: this.audio ? this.audio.describe() : this.req.audioChannels ? "waiting" : "off",
     };
   }
 
@@ -302,19 +303,50 @@ export class WsTransport implements Transport {
   }
 }
 
-/** Opus packets → WebCodecs AudioDecoder → AudioBuffers scheduled back to back (≤ 150 ms ahead). */
+/**
+ * Opus packets → WebCodecs AudioDecoder → AudioBuffers scheduled back to back (≤ 150 ms ahead).
+ * Surround is multistream Opus: the decoder gets an OpusHead built from StreamInit's layout, the
+ * output takes as many channels as this device has, and a stereo device hears a downmix.
+ */
 class AudioPlayer {
   private decoder: AudioDecoder | null = null;
   private next = 0;
+  /** Channels written to the AudioContext: the stream's, or 2 when mixed down. */
+  private readonly out: number;
   played = 0;
+  /** Why nothing plays, for the stats overlay. */
+  problem = "";
   constructor(
     private readonly ctx: AudioContext,
     sampleRate: number,
-    channels: number,
+    private readonly channels: number,
+    layout: P.OpusLayout | undefined,
   ) {
-    if (typeof AudioDecoder === "undefined" || channels > 2) return; // surround Opus needs a multistream description
-    this.decoder = new AudioDecoder({ output: (d) => this.play(d), error: () => (this.decoder = null) });
-    this.decoder.configure({ codec: "opus", sampleRate, numberOfChannels: channels });
+    const dest = ctx.destination;
+    this.out = channels > 2 && dest.maxChannelCount < channels ? 2 : channels;
+    if (this.out > dest.channelCount) {
+      dest.channelCount = this.out;
+      dest.channelInterpretation = "speakers";
+    }
+    if (typeof AudioDecoder === "undefined") {
+      this.problem = "no WebCodecs audio here";
+      return;
+    }
+    let description: Uint8Array | undefined;
+    try {
+      if (channels > 2) description = P.opusHead(channels, sampleRate, layout);
+    } catch {
+      this.problem = "the gateway sent no surround layout";
+      return;
+    }
+    this.decoder = new AudioDecoder({
+      output: (d) => this.play(d),
+      error: (e) => {
+        this.problem = `decoder error: ${e.message}`;
+        this.decoder = null;
+      },
+    });
+    this.decoder.configure({ codec: "opus", sampleRate, numberOfChannels: channels, description });
   }
   push(a: P.AudioFrame): void {
     if (!this.decoder || this.decoder.state !== "configured") return;
@@ -325,13 +357,17 @@ class AudioPlayer {
     }
   }
   private play(d: AudioData): void {
-    const buf = this.ctx.createBuffer(d.numberOfChannels, d.numberOfFrames, d.sampleRate);
+    const planes: Float32Array<ArrayBuffer>[] = [];
     for (let c = 0; c < d.numberOfChannels; c++) {
       const plane = new Float32Array(d.numberOfFrames);
       d.copyTo(plane, { planeIndex: c, format: "f32-planar" });
-      buf.copyToChannel(plane, c);
+      planes.push(plane);
     }
+    const rate = d.sampleRate;
     d.close();
+    const out = planes.length > this.out ? downmixToStereo(planes) : planes;
+    const buf = this.ctx.createBuffer(out.length, out[0]?.length || 1, rate);
+    out.forEach((p, c) => buf.copyToChannel(p, c));
     const now = this.ctx.currentTime;
     if (this.next < now + 0.01) this.next = now + 0.04;
     if (this.next > now + 0.15) return; // too far behind real time: drop rather than lag
@@ -341,6 +377,12 @@ class AudioPlayer {
     src.start(this.next);
     this.next += buf.duration;
     this.played++;
+  }
+  /** For the stats overlay: "6 ch (mixed to stereo), 120 packets". */
+  describe(): string {
+    if (this.problem) return `${this.channels} ch: ${this.problem}`;
+    const mixed = this.out < this.channels ? " (mixed to stereo)" : "";
+    return `${this.channels} ch${mixed}, ${this.played} packets`;
   }
   close(): void {
     try {
