@@ -471,12 +471,16 @@ async fn webrtc_streams_relays_input_and_stops_cleanly() {
     let mut rig = rig("webrtc-client-a").await;
     let base = free_port_range(10);
     let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init(settings(base, 10_000)))))
-        .await;
+    let mut init = rig.init(settings(base, 10_000));
+    // WebRTC carries stereo Opus: a surround request is streamed as stereo.
+    init.audio_channels = 6;
+    s.send(ToStreamer::Init(Box::new(init))).await;
     rig.await_stream().await;
     loop {
         if let FromStreamer::Started(st) = s.next().await {
             assert_eq!(st.codec, wire::browser::VideoCodec::H264.to_byte());
+            assert_eq!(st.audio_channels, 2);
+            assert_eq!(st.opus, Some(wire::browser::OpusLayout::stereo()));
             break;
         }
     }
