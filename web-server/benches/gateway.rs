@@ -235,26 +235,25 @@ fn target_dir_file(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// The release streamer next to `moongate`; built with cargo when missing.
+/// The release streamer next to `moongate`, brought up to date with cargo first (cargo bench
+/// rebuilds `moongate` but not the other package's binary, and a stale streamer would be
+/// measured against a newer gateway).
 fn streamer_exe() -> PathBuf {
     if let Some(p) = std::env::var_os("MOONGATE_STREAMER") {
         return PathBuf::from(p);
     }
     let path = target_dir_file("streamer");
-    if !path.exists() {
-        eprintln!("building the release streamer (`cargo build --release -p streamer`)…");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = std::process::Command::new(cargo)
-            .args(["build", "--release", "-p", "streamer"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok && path.exists(), "cannot build {}", path.display());
-    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ok = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "streamer"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok && path.exists(), "cannot build {}", path.display());
     path
 }
 
-async fn start_gateway(host: &DemoHost) -> Gateway {
+async fn start_gateway(host: &DemoHost, streamer: &std::path::Path) -> Gateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let ports = host.ports();
     let api = host.wolf_api_tcp().expect("wolf api on tcp");
@@ -272,7 +271,7 @@ async fn start_gateway(host: &DemoHost) -> Gateway {
          bind_address = \"127.0.0.1\"\n\
          network_types = [\"udp4\"]\n",
         data = dir.path().join("data").display().to_string(),
-        streamer = streamer_exe().display().to_string(),
+        streamer = streamer.display().to_string(),
         http = ports.http,
         https = ports.https,
     );
@@ -881,7 +880,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    // `cargo bench` passes `--bench`; nothing to parse.
+    // `cargo bench` passes `--bench`; nothing to parse. The streamer build is not bench time.
+    let streamer = streamer_exe();
     let started = Instant::now();
     let tck = clock_ticks_per_sec();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -919,7 +919,7 @@ async fn main() {
         )
         .expect("replay clip");
     println!("replay clip encoded in {} ms", t.elapsed().as_millis());
-    let mut gw = start_gateway(&host).await;
+    let mut gw = start_gateway(&host, &streamer).await;
     println!("moongate pid {} on {}", gw.pid, gw.addr);
 
     // 1. A stream with a new client identity (paired on the way), then the single-stream window.
