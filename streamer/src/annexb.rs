@@ -6,6 +6,7 @@
 //! openh264 (proven by a test against it); should a host not, the streamer prepends the last
 //! parameter sets it saw. AV1 carries its sequence header in the temporal unit and is left alone.
 
+use memchr::memmem;
 use wire::browser::VideoCodec;
 
 /// NAL unit kinds that matter here.
@@ -16,35 +17,60 @@ enum ParamSet {
     Pps,
 }
 
-/// The byte ranges of the NAL units of an Annex B stream (payloads, without start codes).
-pub fn nal_units(data: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
+/// The NAL units of an Annex B stream (payloads, without start codes), found lazily: the cache
+/// stops at the first slice, so the bulk of an access unit is never scanned.
+pub fn nal_units(data: &[u8]) -> NalUnits<'_> {
+    NalUnits {
+        data,
+        next: memmem::find(data, START_CODE).map(|i| i + START_CODE.len()),
     }
-    let mut units = Vec::with_capacity(starts.len());
-    for (n, &s) in starts.iter().enumerate() {
-        let end = starts
-            .get(n + 1)
-            .map(|&next| {
-                // Back over the next start code (3 bytes) and any zeros before it (4-byte form,
+}
+
+const START_CODE: &[u8] = &[0, 0, 1];
+
+/// Iterator of [`nal_units`].
+pub struct NalUnits<'a> {
+    data: &'a [u8],
+    /// Where the next NAL unit's payload starts.
+    next: Option<usize>,
+}
+
+impl<'a> Iterator for NalUnits<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let s = self.next?;
+        let rest = &self.data[s..];
+        match memmem::find(rest, START_CODE) {
+            Some(at) => {
+                self.next = Some(s + at + START_CODE.len());
+                // Back over any zeros before the next start code (4-byte form,
                 // trailing_zero_8bits).
-                let mut e = next - 3;
-                while e > s && data[e - 1] == 0 {
+                let mut e = s + at;
+                while e > s && self.data[e - 1] == 0 {
                     e -= 1;
                 }
-                e
-            })
-            .unwrap_or(data.len());
-        units.push(&data[s..end]);
+                Some(&self.data[s..e])
+            }
+            None => {
+                self.next = None;
+                Some(rest)
+            }
+        }
     }
-    units
+}
+
+/// A slice (VCL) NAL unit: parameter sets never follow one within an access unit (H.264 and
+/// H.265 both put VPS/SPS/PPS before the first slice of the picture).
+fn is_slice(codec: VideoCodec, nal: &[u8]) -> bool {
+    let Some(&first) = nal.first() else {
+        return false;
+    };
+    if is_hevc(codec) {
+        (first >> 1) & 0x3F < 32
+    } else {
+        (1..=5).contains(&(first & 0x1F))
+    }
 }
 
 fn classify(codec: VideoCodec, nal: &[u8]) -> Option<ParamSet> {
@@ -123,6 +149,9 @@ impl ParamSetCache {
         }
         let (mut has_vps, mut has_sps, mut has_pps) = (false, false, false);
         for nal in nal_units(&data) {
+            if is_slice(self.codec, nal) {
+                break;
+            }
             match classify(self.codec, nal) {
                 Some(ParamSet::Vps) => {
                     has_vps = true;
@@ -187,7 +216,7 @@ mod tests {
         au.extend_from_slice(IDR);
         au.extend_from_slice(&[0, 0, 0]); // trailing padding of the last shard
         assert_eq!(
-            nal_units(&au),
+            nal_units(&au).collect::<Vec<_>>(),
             vec![SPS, PPS, &[0x65, 0x88, 0x84, 0, 0, 0, 0][..]]
         );
     }
@@ -208,6 +237,21 @@ mod tests {
         // Only the missing one is added.
         let (fixed, _) = c.process(annexb(&[PPS, IDR]), true);
         assert_eq!(fixed, annexb(&[SPS, PPS, IDR]));
+    }
+
+    #[test]
+    fn the_scan_stops_at_the_first_slice() {
+        // Parameter sets precede the slices of a picture; NAL units after the first slice are
+        // slice data as far as the cache is concerned and are not read.
+        let other_sps: &[u8] = &[0x67, 0x64, 0x00, 0x1f];
+        let mut c = ParamSetCache::new(VideoCodec::H264);
+        c.process(annexb(&[SPS, PPS, IDR, other_sps]), true);
+        let (fixed, _) = c.process(annexb(&[PPS, IDR]), true);
+        assert_eq!(fixed, annexb(&[SPS, PPS, IDR]));
+        // A delta frame's parameter sets (before its slice) are still recorded.
+        c.process(annexb(&[other_sps, P]), false);
+        let (fixed, _) = c.process(annexb(&[PPS, IDR]), true);
+        assert_eq!(fixed, annexb(&[other_sps, PPS, IDR]));
     }
 
     #[test]
@@ -246,7 +290,7 @@ mod tests {
             }
             let stream = encoder.encode(&yuv).expect("encode");
             let au = stream.to_vec();
-            let kinds: Vec<u8> = nal_units(&au).iter().map(|n| n[0] & 0x1F).collect();
+            let kinds: Vec<u8> = nal_units(&au).map(|n| n[0] & 0x1F).collect();
             if kinds.contains(&5) {
                 keyframes += 1;
                 assert!(
