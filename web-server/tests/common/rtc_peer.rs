@@ -93,7 +93,7 @@ impl RtcPeer {
             .enable_h264(true)
             .enable_opus(true, false)
             .build(now);
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+        let socket = bind_udp().expect("bind UDP");
         let local_addr = socket.local_addr().unwrap();
         let cand = Candidate::host(local_addr, "udp").expect("host candidate");
         let local_candidate = cand.to_sdp_string();
@@ -152,7 +152,7 @@ impl RtcPeer {
             .enable_h264(true)
             .enable_opus(true, false)
             .build(Instant::now());
-        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let socket = bind_udp().map_err(|e| e.to_string())?;
         let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
         let cand = Candidate::host(local_addr, "udp").map_err(|e| e.to_string())?;
         let local_candidate = cand.to_sdp_string();
@@ -332,4 +332,13 @@ impl Loop {
         };
         let _ = self.events.send(ev);
     }
+}
+
+/// The peer's socket on loopback, with a browser-sized receive buffer: on a loaded 2-core machine
+/// the peer can be off the CPU while a keyframe's burst arrives, and the default buffer would
+/// drop part of it.
+fn bind_udp() -> std::io::Result<UdpSocket> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
+    Ok(socket)
 }
