@@ -24,6 +24,9 @@ fn init_with_audio(session: &str, client: &str, channels: u32) -> String {
     let mut init: serde_json::Value =
         serde_json::from_str(&init_json(session, client, 640, 360, 30)).unwrap();
     init["audio_channels"] = channels.into();
+    // The Opus layout is a moongate extension: protocol 2 (a Helix-protocol client gets the core
+    // 13-byte StreamInit).
+    init["protocol_version"] = 2.into();
     init.to_string()
 }
 
@@ -125,6 +128,31 @@ async fn surround_reaches_the_browser_with_its_layout_and_every_speaker_in_place
             "{channels} ch: the session outlived its socket"
         );
     }
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helix_protocol_client_gets_the_core_13_byte_stream_init() {
+    let _serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let mut ws = connect(&gw, "surround-helix", "helix-client", 640, 360, 30).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let raw = loop {
+        assert!(Instant::now() < deadline, "no StreamInit");
+        let msg = timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("stream stalled")
+            .expect("socket ended")
+            .expect("socket error");
+        if let WsMessage::Binary(b) = msg {
+            if b.first() == Some(&0x30) {
+                break b;
+            }
+        }
+    };
+    assert_eq!(raw.len(), wire::browser::STREAM_INIT_LEN, "{raw:02x?}");
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
     gw.stop().await;
 }
 

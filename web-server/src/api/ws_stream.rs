@@ -279,6 +279,7 @@ async fn stream_session(
         connection_complete_sent: false,
         video_enabled: true,
         first_keyframe_logged: false,
+        core_stream_init: !init.supports_moongate_input(),
         opened,
         key: key.to_string(),
     };
@@ -523,6 +524,8 @@ struct Running {
     connection_complete_sent: bool,
     video_enabled: bool,
     first_keyframe_logged: bool,
+    /// A Helix-protocol client gets the core 13-byte StreamInit, without moongate's Opus layout.
+    core_stream_init: bool,
     opened: Instant,
     key: String,
 }
@@ -636,7 +639,11 @@ impl Running {
         let now = Instant::now();
         match frame {
             FromStreamer::Started(s) => {
-                if let Ok(si) = browser::Message::StreamInit(s.stream_init()).to_vec() {
+                let mut init = s.stream_init();
+                if self.core_stream_init {
+                    init.opus = None;
+                }
+                if let Ok(si) = browser::Message::StreamInit(init).to_vec() {
                     self.outbox.control(Message::Binary(si.into()));
                 }
                 if !self.connection_complete_sent {

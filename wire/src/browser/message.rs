@@ -352,7 +352,7 @@ pub struct StreamInit {
     /// Touch input is accepted.
     pub touch_supported: bool,
     /// moongate extension after the 13 core bytes: how the Opus packets split into streams, which
-    /// a browser needs to decode 5.1 and 7.1 (Helix reads 13 bytes and ignores the rest).
+    /// a browser needs to decode 5.1 and 7.1 (the gateway leaves it out for Helix clients).
     pub opus: Option<OpusLayout>,
 }
 
