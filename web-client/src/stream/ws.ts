@@ -346,7 +346,12 @@ class AudioPlayer {
         this.decoder = null;
       },
     });
-    this.decoder.configure({ codec: "opus", sampleRate, numberOfChannels: channels, description });
+    try {
+      this.decoder.configure({ codec: "opus", sampleRate, numberOfChannels: channels, description });
+    } catch (e) {
+      this.problem = `cannot decode this audio: ${e instanceof Error ? e.message : String(e)}`;
+      this.decoder = null;
+    }
   }
   push(a: P.AudioFrame): void {
     if (!this.decoder || this.decoder.state !== "configured") return;
