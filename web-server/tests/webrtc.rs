@@ -38,7 +38,22 @@ async fn rtc_gateway(range: Option<(u16, u16)>) -> Gateway {
     rtc_gateway_with(range, None).await
 }
 
+/// [`rtc_gateway`] whose host replays pre-encoded video (see [`serve_replay_gateway`]).
+async fn rtc_gateway_replay() -> Gateway {
+    let (config, dir) = rtc_config(None, None);
+    serve_replay_gateway(config, dir).await
+}
+
 async fn rtc_gateway_with(range: Option<(u16, u16)>, disconnect: Option<Duration>) -> Gateway {
+    let (config, dir) = rtc_config(range, disconnect);
+    let (host, provided) = embedded::start_demo_host(&config).await.unwrap();
+    serve_gateway(config, host, provided, dir).await
+}
+
+fn rtc_config(
+    range: Option<(u16, u16)>,
+    disconnect: Option<Duration>,
+) -> (Config, tempfile::TempDir) {
     init_log();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::load_with_env(None, |_| None).unwrap();
@@ -54,8 +69,7 @@ async fn rtc_gateway_with(range: Option<(u16, u16)>, disconnect: Option<Duration
     if let Some(d) = disconnect {
         config.webrtc.disconnect_timeout = d;
     }
-    let (host, provided) = embedded::start_demo_host(&config).await.unwrap();
-    serve_gateway(config, host, provided, dir).await
+    (config, dir)
 }
 
 fn auth_init(session: &str, client: &str, w: u32, h: u32, fps: u32) -> String {
@@ -288,7 +302,7 @@ async fn close_and_check_clean(gw: &Gateway, mut ws: Ws) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signaling_socket_streams_1080p60_opus_and_every_input_then_closes_clean() {
     let _serial = SERIAL.lock().await;
-    let gw = rtc_gateway(None).await;
+    let gw = rtc_gateway_replay().await;
     let opened = Instant::now();
     let mut ws = open_signaling(&gw, "agent-ses_r-1", "helix-agent-r", 1920, 1080, 60).await;
     let mut peer = RtcPeer::start();

@@ -119,37 +119,7 @@ async fn gateway_replay() -> Gateway {
     let mut config = Config::load_with_env(None, |_| None).unwrap();
     config.data_dir = dir.path().to_path_buf();
     config.streamer_path = streamer_exe();
-    let host = Arc::new(
-        DemoHost::start(demo_host::DemoHostConfig {
-            ports: demo_host::PortPlan::Ephemeral,
-            source_kind: demo_host::media::SourceKind::Replay,
-            wolf_api: demo_host::WolfApiConfig {
-                socket: demo_host::WolfApiSocket::Off,
-                ..Default::default()
-            },
-            ..demo_host::DemoHostConfig::default()
-        })
-        .await
-        .unwrap(),
-    );
-    let ports = host.ports();
-    let provided = web_server::server::ProvidedHost {
-        seed: web_server::config::HostSeed {
-            name: Some("replay demo host".into()),
-            address: "127.0.0.1".into(),
-            http_port: Some(ports.http),
-            https_port: Some(ports.https),
-            mac: None,
-            wolf_api: None,
-        },
-        keepalive: Box::new(Arc::clone(&host)),
-        pins: Some(Arc::new(web_server::autopair::DemoHostPins::new(
-            Arc::clone(&host),
-            "127.0.0.1",
-            None,
-        ))),
-    };
-    serve_gateway(config, host, provided, dir).await
+    serve_replay_gateway(config, dir).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,6 +137,44 @@ pub async fn serve_gateway(
     }
 }
 
+/// Serves `config` with a demo host that replays pre-encoded H.264 (2 s encoded when the stream
+/// opens, then looped) instead of live-encoding: a 1080p60 window then measures the streaming
+/// path, not whether a 2-core machine shared with the host's live encoder keeps up (a CI run saw
+/// 253 frames in 5 s with the live encoder competing for the cores).
+pub async fn serve_replay_gateway(config: Config, dir: tempfile::TempDir) -> Gateway {
+    let host = Arc::new(
+        DemoHost::start(demo_host::DemoHostConfig {
+            ports: demo_host::PortPlan::Ephemeral,
+            source_kind: demo_host::media::SourceKind::Replay,
+            wolf_api: demo_host::WolfApiConfig {
+                socket: demo_host::WolfApiSocket::Off,
+                ..Default::default()
+            },
+            ..demo_host::DemoHostConfig::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let ports = host.ports();
+    let provided = ProvidedHost {
+        seed: web_server::config::HostSeed {
+            name: Some("replay demo host".into()),
+            address: "127.0.0.1".into(),
+            http_port: Some(ports.http),
+            https_port: Some(ports.https),
+            mac: None,
+            wolf_api: None,
+        },
+        keepalive: Box::new(Arc::clone(&host)),
+        pins: Some(Arc::new(web_server::autopair::DemoHostPins::new(
+            Arc::clone(&host),
+            "127.0.0.1",
+            None,
+        ))),
+    };
+    serve_gateway(config, host, provided, dir).await
+}
+
 impl Gateway {
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
