@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use demo_host::media::{PatternStyle, SourceKind, VideoFormat, VideoOptions};
-use demo_host::{DemoHost, DemoHostConfig, MediaFactory, PortPlan, RealMedia, WolfApiSocket};
+use demo_host::{DemoHostConfig, MediaFactory, RealMedia};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use web_server::server::ProvidedHost;
 use web_server::Config;
 use wire::browser::Message;
 
@@ -509,37 +508,11 @@ async fn gateway_padded() -> Gateway {
     let mut config = Config::load_with_env(None, |_| None).unwrap();
     config.data_dir = dir.path().to_path_buf();
     config.streamer_path = streamer_exe();
-    let host = Arc::new(
-        DemoHost::start(DemoHostConfig {
-            ports: PortPlan::Ephemeral,
-            media: Arc::new(PaddedMedia),
-            wolf_api: demo_host::WolfApiConfig {
-                socket: WolfApiSocket::Off,
-                ..Default::default()
-            },
-            ..DemoHostConfig::default()
-        })
-        .await
-        .unwrap(),
-    );
-    let ports = host.ports();
-    let provided = ProvidedHost {
-        seed: web_server::config::HostSeed {
-            name: Some("padded demo host".into()),
-            address: "127.0.0.1".into(),
-            http_port: Some(ports.http),
-            https_port: Some(ports.https),
-            mac: None,
-            wolf_api: None,
-        },
-        keepalive: Box::new(Arc::clone(&host)),
-        pins: Some(Arc::new(web_server::autopair::DemoHostPins::new(
-            Arc::clone(&host),
-            "127.0.0.1",
-            None,
-        ))),
+    let host = DemoHostConfig {
+        media: Arc::new(PaddedMedia),
+        ..DemoHostConfig::default()
     };
-    common::serve_gateway(config, host, provided, dir).await
+    common::serve_own_host_gateway(config, dir, host, "padded demo host").await
 }
 
 /// One 1080p30 session at 40 Mbit/s until `target` bytes arrived; closed, and everything of it

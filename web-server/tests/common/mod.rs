@@ -142,15 +142,29 @@ pub async fn serve_gateway(
 /// path, not whether a 2-core machine shared with the host's live encoder keeps up (a CI run saw
 /// 253 frames in 5 s with the live encoder competing for the cores).
 pub async fn serve_replay_gateway(config: Config, dir: tempfile::TempDir) -> Gateway {
+    let host = demo_host::DemoHostConfig {
+        source_kind: demo_host::media::SourceKind::Replay,
+        ..demo_host::DemoHostConfig::default()
+    };
+    serve_own_host_gateway(config, dir, host, "replay demo host").await
+}
+
+/// Serves `config` with a demo host started from `host` (ephemeral ports, no Wolf API socket),
+/// installed as the gateway's paired host under `name`.
+pub async fn serve_own_host_gateway(
+    config: Config,
+    dir: tempfile::TempDir,
+    host: demo_host::DemoHostConfig,
+    name: &str,
+) -> Gateway {
     let host = Arc::new(
         DemoHost::start(demo_host::DemoHostConfig {
             ports: demo_host::PortPlan::Ephemeral,
-            source_kind: demo_host::media::SourceKind::Replay,
             wolf_api: demo_host::WolfApiConfig {
                 socket: demo_host::WolfApiSocket::Off,
                 ..Default::default()
             },
-            ..demo_host::DemoHostConfig::default()
+            ..host
         })
         .await
         .unwrap(),
@@ -158,7 +172,7 @@ pub async fn serve_replay_gateway(config: Config, dir: tempfile::TempDir) -> Gat
     let ports = host.ports();
     let provided = ProvidedHost {
         seed: web_server::config::HostSeed {
-            name: Some("replay demo host".into()),
+            name: Some(name.into()),
             address: "127.0.0.1".into(),
             http_port: Some(ports.http),
             https_port: Some(ports.https),
