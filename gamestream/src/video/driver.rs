@@ -4,6 +4,7 @@
 //! The ping formats are parsed privately here: 4-byte `PING`, or the 20-byte `SS_PING`
 //! (16-byte payload from `X-SS-Ping-Payload` ‖ BE32 sequence starting at 1).
 
+use super::batch::BatchReceiver;
 use super::depacketizer::{DepacketizerConfig, VideoDepacketizer, VideoEvent, VideoStats};
 use super::packetizer::{FrameInfo, PacketizerConfig, VideoPacketizer};
 use super::VideoError;
@@ -237,12 +238,14 @@ impl VideoReceiver {
         });
         let socket = UdpSocket::bind(bind).await?;
         enlarge_buffers(&socket);
+        let batch = BatchReceiver::new(&socket)?;
         let local_addr = socket.local_addr()?;
         let stats = Arc::new(Mutex::new(VideoStats::default()));
         let (events_tx, events_rx) = mpsc::channel(256);
         let (stop_tx, stop_rx) = oneshot::channel();
         let task = tokio::spawn(receive_loop(
             socket,
+            batch,
             config.host,
             config.ping_payload,
             config.ping_interval,
@@ -290,6 +293,7 @@ impl Drop for VideoReceiver {
 #[allow(clippy::too_many_arguments)]
 async fn receive_loop(
     socket: UdpSocket,
+    mut batch: BatchReceiver,
     host: SocketAddr,
     ping_payload: Option<[u8; 16]>,
     ping_interval: Duration,
@@ -298,7 +302,7 @@ async fn receive_loop(
     events: mpsc::Sender<VideoEvent>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let mut buf = vec![0u8; 65_536];
+    let mut out = Vec::new();
     let mut ticker = tokio::time::interval(ping_interval.max(Duration::from_millis(1)));
     let mut ping_seq: u32 = 0;
     loop {
@@ -317,17 +321,28 @@ async fn receive_loop(
                     None => socket.send_to(LEGACY_PING, host).await,
                 };
             }
-            received = socket.recv_from(&mut buf) => {
-                let Ok((len, _from)) = received else {
-                    // Transient (e.g. ICMP-induced) errors: back off briefly instead of spinning.
+            ready = socket.readable() => {
+                if ready.is_err() {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     continue;
-                };
-                let out = depacketizer.push(&buf[..len], Instant::now());
+                }
+                match batch.try_recv(&socket) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => {
+                        // Transient (e.g. ICMP-induced) errors: back off briefly instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                }
+                let now = Instant::now();
+                for datagram in batch.datagrams() {
+                    out.extend(depacketizer.push(datagram, now));
+                }
                 if let Ok(mut s) = stats.lock() {
                     *s = depacketizer.stats();
                 }
-                for event in out {
+                for event in out.drain(..) {
                     if events.send(event).await.is_err() {
                         return;
                     }

@@ -7,6 +7,7 @@
 //! waiting for an IDR after a loss). Both are sans-IO; [`VideoSender`] and [`VideoReceiver`] move
 //! their datagrams over UDP.
 
+mod batch;
 mod depacketizer;
 mod driver;
 mod packetizer;
