@@ -1222,6 +1222,7 @@ fn on_stream_started(inner: &Arc<Inner>, handle: StreamHandle) {
         let _ = feed_tx.send(FeedCmd::Join(lobby));
     }
     let weak = Arc::downgrade(inner);
+    let weak_control = Arc::downgrade(inner);
     let producer = SessionProducer {
         media: Arc::clone(&inner.config.media),
         kind: inner.config.source_kind,
@@ -1231,6 +1232,13 @@ fn on_stream_started(inner: &Arc<Inner>, handle: StreamHandle) {
         on_media_error: Box::new(move |_e| {
             if let Some(inner) = weak.upgrade() {
                 inner.host.stop_session(session_id, EndReason::Stopped);
+            }
+        }),
+        control: Box::new(move |msg| {
+            if let Some(inner) = weak_control.upgrade() {
+                if let Err(e) = inner.host.send_control(session_id, msg) {
+                    tracing::debug!(session = session_id, "control message not sent: {e}");
+                }
             }
         }),
     };

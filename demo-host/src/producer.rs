@@ -3,9 +3,11 @@
 //! frames (fan-out: one encoder per lobby and stream format, shared by every member with that
 //! format). Switching feeds never restarts the RTP stream: frame indices and timestamps go on.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use gamestream::control::HostMessage;
 use gamestream::host::{StreamEvent, StreamHandle};
 use gamestream::input::InputEvent;
 use gamestream::video::{FrameInfo, FrameType};
@@ -309,6 +311,35 @@ pub(crate) struct SessionProducer {
     pub(crate) inputs: Arc<dyn InputRecorder>,
     /// Called once if the session's own media cannot be opened (the host stops the session).
     pub(crate) on_media_error: Box<dyn FnOnce(MediaError) + Send>,
+    /// Sends a control message (rumble) to the session's client.
+    pub(crate) control: Box<dyn Fn(HostMessage) + Send>,
+}
+
+/// The test app's "game": the triggers drive the rumble motors (left → low-frequency motor, right
+/// → high-frequency motor), as a racing game makes the pad shake under the throttle. It lets a
+/// client see rumble come back for its own input. One message per change of a pad's triggers.
+#[derive(Debug, Default)]
+pub(crate) struct TriggerRumble {
+    last: HashMap<u16, (u8, u8)>,
+}
+
+impl TriggerRumble {
+    /// The rumble message `event` calls for, if any.
+    pub(crate) fn on_input(&mut self, event: &InputEvent) -> Option<HostMessage> {
+        let InputEvent::MultiController(s) = event else {
+            return None;
+        };
+        let triggers = (s.left_trigger, s.right_trigger);
+        let previous = self.last.insert(s.controller_number, triggers);
+        if previous.unwrap_or((0, 0)) == triggers {
+            return None;
+        }
+        Some(HostMessage::Rumble {
+            controller: s.controller_number,
+            low_freq: u16::from(s.left_trigger) * 257,
+            high_freq: u16::from(s.right_trigger) * 257,
+        })
+    }
 }
 
 enum Feed {
@@ -368,7 +399,9 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
         mut cmds,
         inputs,
         on_media_error,
+        control,
     } = p;
+    let mut rumble = TriggerRumble::default();
     let vf = video_format_of(&handle);
     let af = audio_format_of(&handle);
     let own = media
@@ -421,7 +454,12 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
         let own_feed = matches!(feed, Feed::Own);
         tokio::select! {
             event = handle.events.recv() => match event {
-                Some(StreamEvent::Input(e)) => inputs.record(handle.session_id, e),
+                Some(StreamEvent::Input(e)) => {
+                    if let Some(msg) = rumble.on_input(&e) {
+                        control(msg);
+                    }
+                    inputs.record(handle.session_id, e);
+                }
                 Some(StreamEvent::KeyframeRequested) => match &feed {
                     Feed::Own => want_keyframe = true,
                     Feed::Lobby { lobby, .. } => { let _ = lobby.send(LobbyCmd::Keyframe(vf)); }
@@ -540,5 +578,59 @@ async fn lobby_next(feed: &mut Feed) -> LobbyItem {
             Err(RecvError::Lagged(_)) => LobbyItem::AudioLagged,
             Err(RecvError::Closed) => LobbyItem::Closed,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gamestream::input::ControllerState;
+
+    fn pad(controller_number: u16, left_trigger: u8, right_trigger: u8) -> InputEvent {
+        InputEvent::MultiController(ControllerState {
+            controller_number,
+            active_gamepad_mask: 1 << controller_number,
+            left_trigger,
+            right_trigger,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn triggers_drive_the_motors_once_per_change() {
+        let mut r = TriggerRumble::default();
+        // A pad at rest asks for nothing; pulling the right trigger fully runs the fast motor.
+        assert_eq!(r.on_input(&pad(0, 0, 0)), None);
+        assert_eq!(
+            r.on_input(&pad(0, 0, 255)),
+            Some(HostMessage::Rumble {
+                controller: 0,
+                low_freq: 0,
+                high_freq: 65_535
+            })
+        );
+        assert_eq!(
+            r.on_input(&pad(0, 0, 255)),
+            None,
+            "same triggers, no repeat"
+        );
+        // Pads are tracked apart; releasing stops the motors.
+        assert_eq!(
+            r.on_input(&pad(1, 128, 0)),
+            Some(HostMessage::Rumble {
+                controller: 1,
+                low_freq: 128 * 257,
+                high_freq: 0
+            })
+        );
+        assert_eq!(
+            r.on_input(&pad(0, 0, 0)),
+            Some(HostMessage::Rumble {
+                controller: 0,
+                low_freq: 0,
+                high_freq: 0
+            })
+        );
+        assert_eq!(r.on_input(&InputEvent::Scroll { amount: 120 }), None);
     }
 }

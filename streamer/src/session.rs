@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use gamestream::client::{ClientError, ClientSession, EndCause, SessionConfig, SessionEvent};
-use gamestream::control::{DisconnectReason, TerminationReason};
+use gamestream::control::{DisconnectReason, HostMessage, TerminationReason};
 use gamestream::identity::Identity;
 use gamestream::nvhttp::{HostAddress, NvHttpClient, NvHttpError};
 use gamestream::rtsp::StreamSettings;
@@ -20,8 +20,8 @@ use tokio_util::codec::FramedRead;
 use wire::backpressure::QueueConfig;
 use wire::browser::{formats, OpusLayout, VideoCodec};
 use wire::ipc::{
-    Audio, EndReason, Ended, ErrorCode, FromStreamer, RemoteSignal, Started, Stats, StreamMode,
-    StreamerCodec, StreamerError, StreamerInit, ToStreamer, Video,
+    Audio, EndReason, Ended, ErrorCode, FromStreamer, RemoteSignal, Rumble, Started, Stats,
+    StreamMode, StreamerCodec, StreamerError, StreamerInit, ToStreamer, Video,
 };
 
 use crate::annexb::{KeyframeFix, ParamSetCache};
@@ -826,14 +826,35 @@ impl Running<'_> {
                 controller,
                 low_freq,
                 high_freq,
-            } => {
-                if let Some(peer) = self.peer.as_mut() {
-                    peer.rumble(controller, low_freq, high_freq);
-                }
-            }
+            } => match self.peer.as_mut() {
+                Some(peer) => peer.rumble(controller, low_freq, high_freq),
+                None => self.forward_rumble(controller, false, low_freq, high_freq),
+            },
+            SessionEvent::Host(HostMessage::RumbleTriggers {
+                controller,
+                left,
+                right,
+            }) if self.peer.is_none() => self.forward_rumble(controller, true, left, right),
             SessionEvent::AudioLost { .. } | SessionEvent::Hdr { .. } | SessionEvent::Host(_) => {}
         }
         None
+    }
+
+    /// WebSocket mode: rumble goes to the web-server, which sends it to the browser.
+    fn forward_rumble(&self, controller: u16, triggers: bool, low: u16, high: u16) {
+        // The browser numbers pads 0..15; anything else has no pad to shake.
+        let Ok(controller) = u8::try_from(controller) else {
+            return;
+        };
+        let rumble = FromStreamer::Rumble(Rumble {
+            controller,
+            triggers,
+            low,
+            high,
+        });
+        if self.writer.media(rumble).is_err() {
+            tracing::debug!(controller, "rumble not forwarded: IPC queue full or closed");
+        }
     }
 
     fn stats(&self) -> Stats {

@@ -117,7 +117,7 @@ describe("gamepads", () => {
       ["controller0", "00 00 00 10 00 ff 00 7f ff 80 00 00 00 ff fe"],
     ]);
     expect(rtcMessages({ k: "pad_arrival", id: 1, type: 1, caps: 7, buttons: 0xffff }).map((m) => hex(m.data))).toEqual([
-      "00 01 00 00 ff ff 00 07",
+      "00 01 00 00 ff ff 00 07 01",
     ]);
   });
 });

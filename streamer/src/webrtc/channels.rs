@@ -99,7 +99,8 @@ pub fn to_browser_message(
         ChannelKind::Controllers => {
             let label = "controllers";
             match data.first() {
-                // add: 0, id, supported_buttons u32, capabilities u16
+                // add: 0, id, supported_buttons u32, capabilities u16, then moongate's optional
+                // controller type (u8); a Helix client's 8 bytes mean "unknown type".
                 Some(0) => {
                     if data.len() < 8 {
                         return Err(ChannelError::Short {
@@ -107,7 +108,8 @@ pub fn to_browser_message(
                             len: data.len(),
                         });
                     }
-                    let mut v = vec![msg_type::CONTROLLER_EVENT, 0, data[1], 0];
+                    let controller_type = data.get(8).copied().unwrap_or(0);
+                    let mut v = vec![msg_type::CONTROLLER_EVENT, 0, data[1], controller_type];
                     v.extend_from_slice(&data[6..8]); // capabilities
                     v.extend_from_slice(&data[2..6]); // supported buttons
                     Ok(v)
@@ -277,6 +279,20 @@ mod tests {
             }]
         );
         assert_eq!(m.active_pads(), 0b10);
+        // moongate's client appends the controller type (2 = PlayStation).
+        assert_eq!(
+            map(
+                ChannelKind::Controllers,
+                &[0, 2, 0, 0, 0xf7, 0xff, 0, 3, 2],
+                &mut InputMapper::new()
+            ),
+            vec![InputEvent::ControllerArrival {
+                controller_number: 2,
+                controller_type: 2,
+                capabilities: 3,
+                supported_buttons: 0xF7FF
+            }]
+        );
         // controller0 state: buttons 0x1000 (A), LT 255, RT 0, LSX 100, LSY -100, RSX 0, RSY 1.
         let d = [0, 0, 0, 0x10, 0, 0xff, 0, 0, 100, 0xff, 0x9c, 0, 0, 0, 1];
         assert_eq!(

@@ -58,13 +58,15 @@ export function rtcMessages(e: InputEvent): { label: string; data: P.Bytes }[] {
       // event, id (u32), x, y, force, radius_x, radius_y (f32), rotation (u16): the WS layout.
       return strip("touch", wsMessages(e));
     case "pad_arrival": {
-      // 0, id (u8), supported_buttons (u32), capabilities (u16)
-      const b = new Uint8Array(8);
+      // 0, id (u8), supported_buttons (u32), capabilities (u16): the contract's 8 bytes; then
+      // moongate's controller type (u8), so that the host sees an Xbox or a PlayStation pad.
+      const b = new Uint8Array(9);
       const v = new DataView(b.buffer);
       v.setUint8(0, 0);
       v.setUint8(1, e.id);
       v.setUint32(2, e.buttons >>> 0);
       v.setUint16(6, e.caps);
+      v.setUint8(8, e.type);
       return [{ label: "controllers", data: b }];
     }
     case "pad_removal":

@@ -483,8 +483,11 @@ impl Relay<'_> {
                 // Media bypasses the gateway in this mode: the streamer's counters are the rates.
                 self.observer.stats(&st, None);
             }
-            // Media flows over the peer connection in this mode.
-            FromStreamer::Video(_) | FromStreamer::Audio(_) | FromStreamer::Ended(_) => {}
+            // Media and rumble flow over the peer connection in this mode.
+            FromStreamer::Video(_)
+            | FromStreamer::Audio(_)
+            | FromStreamer::Rumble(_)
+            | FromStreamer::Ended(_) => {}
         }
         if !self.complete_sent && self.connected {
             if let Some(s) = &self.started {

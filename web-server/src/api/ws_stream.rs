@@ -279,7 +279,7 @@ async fn stream_session(
         connection_complete_sent: false,
         video_enabled: true,
         first_keyframe_logged: false,
-        core_stream_init: !init.supports_moongate_input(),
+        helix_client: !init.supports_moongate_input(),
         opened,
         key: key.to_string(),
     };
@@ -524,8 +524,9 @@ struct Running {
     connection_complete_sent: bool,
     video_enabled: bool,
     first_keyframe_logged: bool,
-    /// A Helix-protocol client gets the core 13-byte StreamInit, without moongate's Opus layout.
-    core_stream_init: bool,
+    /// A Helix-protocol client: it gets the core 13-byte StreamInit (without moongate's Opus
+    /// layout) and no ControllerEvent, which it would throw on.
+    helix_client: bool,
     opened: Instant,
     key: String,
 }
@@ -640,7 +641,7 @@ impl Running {
         match frame {
             FromStreamer::Started(s) => {
                 let mut init = s.stream_init();
-                if self.core_stream_init {
+                if self.helix_client {
                     init.opus = None;
                 }
                 if let Ok(si) = browser::Message::StreamInit(init).to_vec() {
@@ -711,6 +712,12 @@ impl Running {
             }
             // WebRTC signaling does not occur in WebSocket mode.
             FromStreamer::Signal(_) => {}
+            FromStreamer::Rumble(r) if !self.helix_client => {
+                if let Ok(msg) = browser::Message::Controller(r.browser_event()).to_vec() {
+                    self.outbox.control(Message::Binary(msg.into()));
+                }
+            }
+            FromStreamer::Rumble(_) => {}
         }
         None
     }

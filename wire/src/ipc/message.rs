@@ -41,6 +41,8 @@ pub mod frame_type {
     pub const ENDED: u8 = 0x87;
     /// [`super::FromStreamer::Signal`].
     pub const SIGNAL_OUT: u8 = 0x88;
+    /// [`super::FromStreamer::Rumble`].
+    pub const RUMBLE: u8 = 0x89;
 }
 
 /// How the streamer delivers media to the browser.
@@ -530,6 +532,43 @@ pub enum FromStreamer {
     Ended(Ended),
     /// 0x88, JSON: WebRTC signaling for the browser (WebRTC mode only).
     Signal(LocalSignal),
+    /// 0x89: rumble for one of the browser's gamepads (WebSocket mode; a WebRTC peer sends it on
+    /// its `controllers` channel itself).
+    Rumble(Rumble),
+}
+
+/// `Rumble` (6 bytes): the host's motors for one pad, or Sunshine's trigger motors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rumble {
+    /// Controller number (the browser's pad id).
+    pub controller: u8,
+    /// True: `low`/`high` are the left/right trigger motors (Sunshine's trigger rumble).
+    pub triggers: bool,
+    /// Low-frequency motor (or left trigger), 0..65535.
+    pub low: u16,
+    /// High-frequency motor (or right trigger), 0..65535.
+    pub high: u16,
+}
+
+const RUMBLE_LEN: usize = 6;
+
+impl Rumble {
+    /// The browser's ControllerEvent for it.
+    pub fn browser_event(&self) -> browser::ControllerEvent {
+        if self.triggers {
+            browser::ControllerEvent::TriggerRumble {
+                id: self.controller,
+                left: self.low,
+                right: self.high,
+            }
+        } else {
+            browser::ControllerEvent::Rumble {
+                id: self.controller,
+                low: self.low,
+                high: self.high,
+            }
+        }
+    }
 }
 
 const STARTED_LEN: usize = 12;
@@ -621,6 +660,7 @@ impl IpcMessage for FromStreamer {
             FromStreamer::Error(_) => frame_type::ERROR,
             FromStreamer::Ended(_) => frame_type::ENDED,
             FromStreamer::Signal(_) => frame_type::SIGNAL_OUT,
+            FromStreamer::Rumble(_) => frame_type::RUMBLE,
         }
     }
 
@@ -655,6 +695,12 @@ impl IpcMessage for FromStreamer {
             FromStreamer::Error(e) => json_into(e, dst)?,
             FromStreamer::Ended(e) => json_into(e, dst)?,
             FromStreamer::Signal(s) => json_into(s, dst)?,
+            FromStreamer::Rumble(r) => {
+                dst.put_u8(r.controller);
+                dst.put_u8(r.triggers as u8);
+                dst.put_u16_le(r.low);
+                dst.put_u16_le(r.high);
+            }
         }
         Ok(())
     }
@@ -709,6 +755,20 @@ impl IpcMessage for FromStreamer {
             frame_type::ERROR => FromStreamer::Error(json_from("Error", &payload)?),
             frame_type::ENDED => FromStreamer::Ended(json_from("Ended", &payload)?),
             frame_type::SIGNAL_OUT => FromStreamer::Signal(json_from("Signal", &payload)?),
+            frame_type::RUMBLE => {
+                if payload.len() != RUMBLE_LEN {
+                    return Err(IpcError::malformed(
+                        "Rumble",
+                        format!("needs {RUMBLE_LEN} bytes, got {}", payload.len()),
+                    ));
+                }
+                FromStreamer::Rumble(Rumble {
+                    controller: payload.get_u8(),
+                    triggers: payload.get_u8() != 0,
+                    low: payload.get_u16_le(),
+                    high: payload.get_u16_le(),
+                })
+            }
             other => return Err(IpcError::UnknownType(other)),
         })
     }

@@ -120,6 +120,12 @@ fn all_from_streamer() -> Vec<FromStreamer> {
             reason: EndReason::PeerGone,
             message: Some("ICE failed".into()),
         }),
+        FromStreamer::Rumble(Rumble {
+            controller: 1,
+            triggers: false,
+            low: 0xffff,
+            high: 0x8000,
+        }),
     ]
 }
 
@@ -157,6 +163,11 @@ fn byte_layouts() {
         .encode(all_from_streamer()[2].clone(), &mut buf)
         .unwrap();
     assert_eq!(hex::encode(&buf), "0b00000083204e000000000000fcfffe");
+    buf.clear();
+    let rumble = all_from_streamer().last().cloned().unwrap();
+    codec.encode(rumble, &mut buf).unwrap();
+    // len 6, type 0x89, pad 1, not triggers, low 0xffff LE, high 0x8000 LE.
+    assert_eq!(hex::encode(&buf), "06000000890100ffff0080");
 
     let mut server = ServerCodec::new();
     buf.clear();
@@ -256,6 +267,32 @@ fn helpers_map_to_browser_messages() {
         hex::encode(audio.browser_message(2)),
         "02020000000000004e20fcfffe"
     );
+    // Rumble becomes the browser's ControllerEvent (docs/browser-protocol.md's example bytes).
+    let rumble = Rumble {
+        controller: 0,
+        triggers: false,
+        low: 0xffff,
+        high: 0x8000,
+    };
+    assert_eq!(
+        hex::encode(
+            Message::Controller(rumble.browser_event())
+                .to_vec()
+                .unwrap()
+        ),
+        "150200ffff8000"
+    );
+    let triggers = Rumble {
+        triggers: true,
+        ..rumble
+    };
+    assert_eq!(
+        Message::Controller(triggers.browser_event())
+            .to_vec()
+            .unwrap()[1],
+        3,
+        "trigger rumble is subtype 3"
+    );
     let err = StreamerError {
         code: ErrorCode::AlreadyStreaming,
         message: "host busy".into(),
@@ -328,6 +365,8 @@ fn garbage_rejected() {
         (frame_type::STARTED, &b"\x01\x80\x07"[..]),
         (frame_type::ENDED, &b"{not json"[..]),
         (frame_type::STATS, &b"\"text\""[..]),
+        (frame_type::RUMBLE, &b"\x00\x00\xff"[..]),
+        (frame_type::RUMBLE, &b"\x00\x00\xff\xff\x00\x80\x00"[..]),
     ] {
         let mut buf = BytesMut::new();
         buf.put_u32_le(payload.len() as u32);
@@ -494,6 +533,14 @@ fn arb_from_streamer() -> impl Strategy<Value = FromStreamer> {
             }
         ))),
         Just(FromStreamer::Signal(LocalSignal::State(PeerState::Failed))),
+        (any::<u8>(), any::<bool>(), any::<u16>(), any::<u16>()).prop_map(
+            |(controller, triggers, low, high)| FromStreamer::Rumble(Rumble {
+                controller,
+                triggers,
+                low,
+                high
+            })
+        ),
     ]
 }
 
