@@ -15,8 +15,12 @@ use tokio::net::UdpSocket;
 use super::error::ControlError;
 use super::route::{Delivery, Route};
 
-/// How often ENet is serviced when neither the socket nor a command wakes the driver.
-pub(crate) const SERVICE_TICK: Duration = Duration::from_millis(2);
+/// How often ENet is serviced when neither the socket nor a command wakes the driver: only its
+/// timers need it (retransmissions, its pings, timeouts), since a datagram or a command wakes
+/// the driver at once. moonlight-common-c sleeps until the next ENet timer; a fixed 10 ms bounds a
+/// retransmission's extra delay at 10 ms while waking a streamer 100 times a second, not 500
+/// (the 2 ms tick this replaced was a quarter of an idle streamer's wake-ups).
+pub(crate) const SERVICE_TICK: Duration = Duration::from_millis(10);
 
 /// A tokio UDP socket as an ENet transport.
 ///
