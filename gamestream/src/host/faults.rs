@@ -53,6 +53,11 @@ impl MediaFaults {
         )
     }
 
+    /// True when no fault is set: senders may take their fast path.
+    pub fn is_idle(&self) -> bool {
+        self.drop_percent() == 0 && self.reorder_percent() == 0 && self.delay().0 == 0
+    }
+
     fn roll(percent: u32) -> bool {
         percent > 0 && rand::thread_rng().gen_range(0..100) < percent
     }

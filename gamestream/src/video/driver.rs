@@ -4,7 +4,7 @@
 //! The ping formats are parsed privately here: 4-byte `PING`, or the 20-byte `SS_PING`
 //! (16-byte payload from `X-SS-Ping-Payload` ‖ BE32 sequence starting at 1).
 
-use super::batch::BatchReceiver;
+use super::batch::{BatchReceiver, BatchSender};
 use super::depacketizer::{DepacketizerConfig, VideoDepacketizer, VideoEvent, VideoStats};
 use super::packetizer::{FrameInfo, PacketizerConfig, VideoPacketizer};
 use super::VideoError;
@@ -58,6 +58,8 @@ pub struct VideoSender {
     ping_task: JoinHandle<()>,
     drop_probability: f64,
     faults: Option<Arc<crate::host::MediaFaults>>,
+    /// Segmented sends; `None` = one datagram per send (no platform support, or it failed once).
+    batch: Option<BatchSender>,
 }
 
 impl VideoSender {
@@ -72,6 +74,7 @@ impl VideoSender {
     pub fn with_socket(socket: UdpSocket, config: VideoSenderConfig) -> Result<Self, VideoError> {
         let packetizer = VideoPacketizer::new(config.packetizer)?;
         enlarge_buffers(&socket);
+        let batch = BatchSender::new(&socket);
         let socket = Arc::new(socket);
         let (tx, client) = watch::channel(None);
         let ping_task = tokio::spawn(listen_for_ping(
@@ -87,6 +90,7 @@ impl VideoSender {
             ping_task,
             drop_probability: config.drop_probability,
             faults: None,
+            batch,
         })
     }
 
@@ -114,7 +118,7 @@ impl VideoSender {
     pub async fn send_frame(&mut self, au: &[u8], info: FrameInfo) -> Result<usize, VideoError> {
         let client = self.client_addr().ok_or(VideoError::NoClient)?;
         let batch = self.packetizer.packetize(au, info)?;
-        if let Some(faults) = &self.faults {
+        if let Some(faults) = self.faults.as_ref().filter(|f| !f.is_idle()) {
             let kept = batch.iter().filter(|_| {
                 self.drop_probability <= 0.0
                     || !rand::thread_rng().gen_bool(self.drop_probability.min(1.0))
@@ -130,8 +134,31 @@ impl VideoSender {
             .await?;
             return Ok(sent);
         }
-        let mut sent = 0;
-        for datagram in batch.iter() {
+        let mut skip = 0;
+        if self.drop_probability <= 0.0 {
+            if let Some(sender) = &self.batch {
+                let stride = batch.stride();
+                match sender
+                    .send(&self.socket, batch.as_bytes(), stride, client)
+                    .await
+                {
+                    Ok(()) => return Ok(batch.len()),
+                    // See below: the client may be restarting.
+                    Err((_, e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        return Ok(0)
+                    }
+                    Err((done, e)) => {
+                        // E.g. a NIC or path that refuses segmentation: single datagrams from now
+                        // on, starting with what this frame has left.
+                        tracing::debug!(error = %e, "segmented send refused; sending datagrams singly");
+                        self.batch = None;
+                        skip = done / stride;
+                    }
+                }
+            }
+        }
+        let mut sent = skip;
+        for datagram in batch.iter().skip(skip) {
             if self.drop_probability > 0.0
                 && rand::thread_rng().gen_bool(self.drop_probability.min(1.0))
             {

@@ -122,6 +122,17 @@ impl<'a> PacketBatch<'a> {
         self.buf.chunks_exact(self.stride)
     }
 
+    /// Every datagram back to back, each [`PacketBatch::stride`] bytes: what one segmented
+    /// (GSO) send takes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// The size of each datagram.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
     /// Owned copies (tests, simple callers).
     pub fn to_vec(&self) -> Vec<Vec<u8>> {
         self.iter().map(<[u8]>::to_vec).collect()
