@@ -14,22 +14,39 @@ use gamestream::video::{FrameInfo, FrameType};
 /// Size of every synthetic Opus packet (CBR, like Sunshine, so audio FEC applies to every block).
 pub const OPUS_LEN: usize = 64;
 
+/// Start code, NAL header, counter and length.
+const AU_HEADER: usize = 15;
+
 fn fill(counter: u32, i: usize) -> u8 {
     (counter.wrapping_mul(31) as usize ^ i.wrapping_mul(7) ^ (i >> 8)) as u8
 }
 
+/// Writes `v` as five 7-bit groups, each with the high bit set: never a zero byte, so the header
+/// can never hold `00 00 01`. A real NAL unit cannot contain a start code (emulation prevention);
+/// a big-endian counter of 1 did (`00 00 00 01`), and an RTP packetizer split the frame there.
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend([28, 21, 14, 7, 0].map(|shift| 0x80 | ((v >> shift) & 0x7f) as u8));
+}
+
+fn get_u32(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(0u32, |v, b| (v << 7) | u32::from(b & 0x7f))
+}
+
 /// An Annex B access unit: start code, NAL header (IDR 0x65 or non-IDR 0x41), counter, length,
-/// then counter-derived bytes. Keyframes are larger, as real ones are.
+/// then counter-derived bytes. Keyframes are larger, as real ones are. Like a real NAL unit it
+/// holds no `00 00 0x` sequence after its start code (the body never has two zeros in a row).
 pub fn video_au(counter: u32, idr: bool) -> Vec<u8> {
     let body = if idr {
         30_000 + (counter as usize * 7_919) % 20_000
     } else {
         1_500 + (counter as usize * 104_729) % 12_000
     };
-    let mut au = Vec::with_capacity(body + 13);
+    let mut au = Vec::with_capacity(body + AU_HEADER);
     au.extend_from_slice(&[0, 0, 0, 1, if idr { 0x65 } else { 0x41 }]);
-    au.extend_from_slice(&counter.to_be_bytes());
-    au.extend_from_slice(&(body as u32).to_be_bytes());
+    put_u32(&mut au, counter);
+    put_u32(&mut au, body as u32);
     au.extend((0..body).map(|i| fill(counter, i)));
     au
 }
@@ -37,7 +54,7 @@ pub fn video_au(counter: u32, idr: bool) -> Vec<u8> {
 /// Checks a received access unit (H.264 receivers keep the last shard's zero padding) and returns
 /// its counter and whether it is a keyframe.
 pub fn check_video_au(data: &[u8]) -> Result<(u32, bool), String> {
-    if data.len() < 13 || data[..4] != [0, 0, 0, 1] {
+    if data.len() < AU_HEADER || data[..4] != [0, 0, 0, 1] {
         return Err("no start code".into());
     }
     let idr = match data[4] {
@@ -45,7 +62,7 @@ pub fn check_video_au(data: &[u8]) -> Result<(u32, bool), String> {
         0x41 => false,
         other => return Err(format!("unexpected NAL header {other:#x}")),
     };
-    let counter = u32::from_be_bytes([data[5], data[6], data[7], data[8]]);
+    let counter = get_u32(&data[5..10]);
     let expected = video_au(counter, idr);
     if data.len() < expected.len() || data[..expected.len()] != expected[..] {
         let first = data.iter().zip(&expected).position(|(a, b)| a != b);
