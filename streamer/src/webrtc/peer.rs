@@ -51,6 +51,8 @@ const STUN_MAX_RTO: Duration = Duration::from_secs(1);
 const STUN_MAX_RETRANSMITS: usize = 5;
 /// Datagrams held while the socket's send buffer is full; beyond this the oldest go.
 const BACKLOG: usize = 1024;
+/// Browser addresses remembered from STUN requests (host, server-reflexive, relay and a few more).
+const ICE_SOURCES: usize = 8;
 /// RTP header extension id offered for playout-delay when the streamer makes the offer (an
 /// answer uses the browser's id).
 const PLAYOUT_DELAY_EXT_ID: u8 = 6;
@@ -138,6 +140,8 @@ pub struct Peer {
     awaiting_keyframe: bool,
     queue: SendQueue<Media>,
     backlog: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Sources of STUN requests for this peer's ICE username (see [`Peer::receive`]).
+    ice_sources: Vec<SocketAddr>,
     buf: Vec<u8>,
     out: VecDeque<PeerOut>,
     active_pads: u16,
@@ -186,6 +190,7 @@ impl Peer {
             awaiting_keyframe: true,
             queue: SendQueue::new(queue),
             backlog: VecDeque::new(),
+            ice_sources: Vec::new(),
             buf: vec![0; 2048],
             out: VecDeque::new(),
             active_pads: 0,
@@ -402,6 +407,7 @@ impl Peer {
         self.ice_connected = false;
         self.disconnected_since = None;
         self.last_rx = None;
+        self.ice_sources.clear();
         self.connect_deadline = Some(now + CONNECT_TIMEOUT);
         self.awaiting_keyframe = true;
         self.queue.reset_video(now);
@@ -542,8 +548,18 @@ impl Peer {
                 contents,
             },
         );
-        if !rtc.accepts(&input) {
+        // str0m's `accepts` takes DTLS and SRTP only from a pair its own checks have proven. The
+        // browser starts DTLS as soon as *its* check succeeds, often before ours; refusing that
+        // ClientHello cost a whole DTLS retransmission (about a second) before the first frame.
+        // The socket is this peer's alone, so a source that sent a STUN request for our ICE
+        // username is the browser; DTLS then proves it with the certificate fingerprint.
+        let stun = self.buf.first().is_some_and(|b| *b < 4);
+        let known = !stun && self.ice_sources.contains(&source);
+        if !known && !rtc.accepts(&input) {
             return;
+        }
+        if stun && !self.ice_sources.contains(&source) && self.ice_sources.len() < ICE_SOURCES {
+            self.ice_sources.push(source);
         }
         if let Err(e) = rtc.handle_input(input) {
             tracing::info!(error = %e, "peer input failed; closing the peer");
