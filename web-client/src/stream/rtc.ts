@@ -34,6 +34,8 @@ export class RtcTransport implements Transport {
   private size = { w: 0, h: 0 };
   private last: StreamStats;
   private readonly rates = { rx: new Rate(), dec: new Rate(), bytes: new Rate() };
+  private readonly createdAt = performance.now();
+  private firstFrameMs: number | null = null;
 
   constructor(
     private readonly req: StreamRequest,
@@ -44,6 +46,7 @@ export class RtcTransport implements Transport {
     this.media.playsInline = true;
     this.media.muted = req.audioChannels === 0;
     this.last = this.emptyStats();
+    this.watchFirstFrame();
     ev.status("Connecting to the gateway…");
     this.ws = new WebSocket(wsUrl(req.base, `/api/host/stream?session_id=${encodeURIComponent(req.sessionId)}`));
     this.ws.onopen = () => this.onOpen();
@@ -255,10 +258,22 @@ export class RtcTransport implements Transport {
     return (ch?.bufferedAmount ?? 0) > BACKED_UP_BYTES || (abs?.bufferedAmount ?? 0) > BACKED_UP_BYTES;
   }
 
+  /** The first frame the <video> presents (getStats, polled each second, would round it up). */
+  private watchFirstFrame(): void {
+    const mark = () => {
+      this.firstFrameMs ??= performance.now() - this.createdAt;
+      this.last.firstFrameMs = this.firstFrameMs;
+    };
+    const v = this.media as HTMLVideoElement & { requestVideoFrameCallback?: (cb: () => void) => number };
+    if (typeof v.requestVideoFrameCallback === "function") v.requestVideoFrameCallback(mark);
+    else v.addEventListener("loadeddata", mark, { once: true });
+  }
+
   private emptyStats(): StreamStats {
     return {
       mode: "webrtc", codec: "–", width: 0, height: 0, framesReceived: 0, framesDecoded: 0, framesDropped: 0,
       keyframeRequests: 0, fpsReceived: 0, fpsDecoded: 0, bitrateKbps: 0, rttMs: null, decodeQueue: 0, audio: this.req.audioChannels ? "waiting" : "off",
+      firstFrameMs: this.firstFrameMs,
     };
   }
 

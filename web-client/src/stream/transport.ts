@@ -19,6 +19,8 @@ export interface StreamStats {
   rttMs: number | null;
   decodeQueue: number;
   audio: string;
+  /** From creating the transport (the socket opens next) to the first decoded frame; null until then. */
+  firstFrameMs: number | null;
 }
 
 export interface ConnectedInfo {

@@ -233,6 +233,7 @@ export class StreamView {
       `RTT ${s.rttMs === null ? "–" : s.rttMs.toFixed(1) + " ms"}`,
       `decode queue ${s.decodeQueue}`,
       `keyframe requests ${s.keyframeRequests}`,
+      `first frame ${s.firstFrameMs === null ? "–" : f(s.firstFrameMs) + " ms"} after connecting`,
       `audio ${s.audio}`,
       `input ${this.input.sent.keys} keys, ${this.input.sent.buttons} clicks, ${this.input.sent.moves} moves (${this.input.sent.coalesced} coalesced)`,
     ].join("\n");

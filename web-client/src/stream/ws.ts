@@ -37,6 +37,8 @@ export class WsTransport implements Transport {
   private readonly s = { received: 0, decoded: 0, dropped: 0, keyframeRequests: 0, bytes: 0, rtt: null as number | null };
   private readonly rates = { rx: new Rate(), dec: new Rate(), bytes: new Rate() };
   private rateCache = { at: 0, rx: 0, dec: 0, kbps: 0 };
+  private readonly createdAt = performance.now();
+  private firstFrameMs: number | null = null;
 
   constructor(
     private readonly req: StreamRequest,
@@ -198,6 +200,7 @@ export class WsTransport implements Transport {
 
   private onDecoded(frame: VideoFrame): void {
     this.s.decoded++;
+    this.firstFrameMs ??= performance.now() - this.createdAt;
     // Draw on the next animation frame; a newer frame replaces one not yet drawn.
     if (this.pendingFrame) {
       this.pendingFrame.close();
@@ -272,6 +275,7 @@ export class WsTransport implements Transport {
       rttMs: this.s.rtt,
       decodeQueue: this.decoder?.decodeQueueSize ?? 0,
       audio: this.audio ? this.audio.describe() : this.req.audioChannels ? "waiting" : "off",
+      firstFrameMs: this.firstFrameMs,
     };
   }
 
