@@ -9,6 +9,7 @@
 
 mod annexb;
 mod input;
+mod media_clock;
 mod session;
 mod webrtc;
 mod wolf;

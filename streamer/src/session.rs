@@ -2,8 +2,9 @@
 //!
 //! Every end — `Stop`, EOF on stdin (the web-server is gone), the host ending the stream, the host
 //! becoming unreachable, a fatal error — leaves the main loop as an [`End`] and goes through
-//! [`teardown`]: input stops (the loop is gone), `ClientSession::stop` awaits `/cancel` on the
-//! host and closes control and media, then `Error` (if any) and `Ended` are written and flushed.
+//! [`teardown`]: input stops (the loop is gone), `ClientSession::stop` closes the media, disconnects
+//! the control stream and awaits the host's acknowledgement, then awaits `/cancel` on the host (the
+//! order upstream Wolf survives), then `Error` (if any) and `Ended` are written and flushed.
 //! `main` exits the process right after, so nothing can linger.
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use wire::ipc::{
 
 use crate::annexb::{KeyframeFix, ParamSetCache};
 use crate::input::{InputMapper, Mapped};
+use crate::media_clock::MediaClock;
 use crate::webrtc::{self, Peer, PeerEnd, PeerOut, StreamInfo};
 use crate::writer::{Refused, Writer};
 
@@ -216,8 +218,8 @@ where
         ),
         codec: started.codec,
         counters: Counters::default(),
-        video_clock: PtsClock::new(90_000),
-        audio_clock: PtsClock::new(1_000),
+        video_clock: MediaClock::video(),
+        audio_clock: MediaClock::audio(),
         need_keyframe: true,
         started_at: Instant::now(),
     };
@@ -556,41 +558,6 @@ struct Counters {
     keyframes_completed: u64,
 }
 
-/// Unwraps a 32-bit RTP-style timestamp into µs since the first one.
-#[derive(Debug)]
-struct PtsClock {
-    rate: u64,
-    first: Option<u32>,
-    last: u32,
-    ticks: i64,
-}
-
-impl PtsClock {
-    fn new(rate: u64) -> Self {
-        PtsClock {
-            rate,
-            first: None,
-            last: 0,
-            ticks: 0,
-        }
-    }
-
-    fn us(&mut self, ts: u32) -> u64 {
-        match self.first {
-            None => {
-                self.first = Some(ts);
-                self.last = ts;
-            }
-            Some(_) => {
-                // Signed difference handles wrap-around; PTS never goes below the start.
-                self.ticks += i64::from(ts.wrapping_sub(self.last) as i32);
-                self.last = ts;
-            }
-        }
-        (self.ticks.max(0) as u64).saturating_mul(1_000_000) / self.rate
-    }
-}
-
 struct Running<'a> {
     /// WebRTC mode: the browser's peer; media goes there instead of the IPC channel.
     peer: Option<Peer>,
@@ -602,8 +569,8 @@ struct Running<'a> {
     params: ParamSetCache,
     codec: u8,
     counters: Counters,
-    video_clock: PtsClock,
-    audio_clock: PtsClock,
+    video_clock: MediaClock,
+    audio_clock: MediaClock,
     /// A frame was refused on the way to the writer: drop deltas until a keyframe.
     need_keyframe: bool,
     started_at: Instant,
@@ -763,7 +730,7 @@ impl Running<'_> {
                     _ => {}
                 }
                 let bytes = data.len() as u64;
-                let pts_us = self.video_clock.us(frame.rtp_timestamp);
+                let pts_us = self.video_clock.stamp(Instant::now(), frame.rtp_timestamp);
                 if let Some(peer) = self.peer.as_mut() {
                     // The peer applies the send policy itself (its own SendQueue).
                     if peer.push_video(data.into(), keyframe, pts_us) {
@@ -805,7 +772,7 @@ impl Running<'_> {
             } => {
                 let bytes = opus.len() as u64;
                 if let Some(peer) = self.peer.as_mut() {
-                    let pts_us = self.audio_clock.us(timestamp);
+                    let pts_us = self.audio_clock.stamp(Instant::now(), timestamp);
                     if peer.push_audio(opus.into(), pts_us) {
                         self.counters.audio_packets += 1;
                         self.counters.audio_bytes += bytes;
@@ -813,7 +780,7 @@ impl Running<'_> {
                     return None;
                 }
                 let audio = FromStreamer::Audio(Audio {
-                    pts_us: self.audio_clock.us(timestamp),
+                    pts_us: self.audio_clock.stamp(Instant::now(), timestamp),
                     data: opus.into(),
                 });
                 if self.writer.media(audio).is_ok() {
@@ -923,22 +890,6 @@ fn end_of(cause: EndCause) -> End {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pts_unwraps_and_starts_at_zero() {
-        let mut c = PtsClock::new(90_000);
-        assert_eq!(c.us(u32::MAX - 1499), 0);
-        assert_eq!(c.us(0), 16_666);
-        assert_eq!(c.us(1500), 33_333);
-        assert_eq!(
-            c.us(1400),
-            32_222,
-            "a late timestamp steps back, never wraps"
-        );
-        let mut a = PtsClock::new(1000);
-        assert_eq!(a.us(100), 0);
-        assert_eq!(a.us(105), 5_000);
-    }
 
     #[test]
     fn end_causes() {

@@ -5,9 +5,14 @@
 //! messages arrive as [`SessionEvent`]s. Lost video is answered with an IDR request at once, and no
 //! frame whose reference was lost is delivered (the depacketizer waits for the next keyframe).
 //!
-//! [`ClientSession::stop`] is the one way a stream ends on our side: it **awaits `/cancel` on the host
-//! first**, then closes the control stream and the media sockets, so the host never keeps a stale
-//! session for this client (lifecycle lesson 1 and 4).
+//! [`ClientSession::stop`] is the one way a stream ends on our side, in the order real hosts survive:
+//! media sockets closed, the control stream disconnected **and its acknowledgement awaited**
+//! (bounded), then `/cancel` on the host, awaited. The host never keeps a stale session for this
+//! client (lifecycle lessons 1 and 4), and no control-stream event reaches it after `/cancel`:
+//! upstream Wolf removes the session on `/cancel` and crashes when the client's ENet disconnect
+//! arrives afterwards, while a disconnect first only pauses the session that `/cancel` then ends.
+//! moonlight-common-c does the same: `LiStopConnection` (control stream included) before the app
+//! is quit.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -365,19 +370,20 @@ impl ClientSession {
         }
     }
 
-    /// Ends the stream: **`/cancel` on the host first** (its error, if any, is returned after the
-    /// rest is closed anyway), then the control stream, then the media sockets.
+    /// Ends the stream: the media sockets close, the control stream disconnects and awaits the
+    /// host's acknowledgement (at most the control linger time), and only then is `/cancel` sent
+    /// and its answer awaited; its error, if any, is returned. See the module doc for why this
+    /// order and no other.
     pub async fn stop(mut self) -> Result<(), ClientError> {
-        let cancelled = self.http.cancel().await;
-        self.control.close().await;
         if let Some(video) = self.video.take() {
             video.close().await;
         }
         if let Some(audio) = self.audio.take() {
             audio.close().await;
         }
+        self.control.close().await;
         self.pump.abort();
-        cancelled.map_err(ClientError::from)
+        self.http.cancel().await.map_err(ClientError::from)
     }
 }
 
