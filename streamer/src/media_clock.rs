@@ -78,7 +78,9 @@ impl MediaClock {
         let pts = match self.last {
             None => arrival_us,
             Some(last) => {
-                let from_host = self.host_delta_us(last.host_ts, host_ts).map(|d| last.pts_us + d);
+                let from_host = self
+                    .host_delta_us(last.host_ts, host_ts)
+                    .map(|d| last.pts_us + d);
                 let candidate = match from_host {
                     Some(h) if (arrival_us as i64 - h as i64).abs() <= MAX_DISAGREEMENT_US => {
                         let correction = (arrival_us as i64 - h as i64) >> SLEW_SHIFT;
@@ -142,7 +144,10 @@ mod tests {
         let d = c.stamp(t0, 0);
         assert!(b > a && d > b);
         let tick = |us: u64| us * 9 / 100;
-        assert!(tick(b) > tick(a) && tick(d) > tick(b), "distinct RTP timestamps");
+        assert!(
+            tick(b) > tick(a) && tick(d) > tick(b),
+            "distinct RTP timestamps"
+        );
     }
 
     #[test]
@@ -171,7 +176,10 @@ mod tests {
             let pts = c.stamp(at(t0, i as u64 * 16_667), ts);
             if let Some(prev) = last {
                 assert!(pts > prev, "frame {i}: {pts} after {prev}");
-                assert!(pts.abs_diff(i as u64 * 16_667) < 20_000, "frame {i} near arrival");
+                assert!(
+                    pts.abs_diff(i as u64 * 16_667) < 20_000,
+                    "frame {i} near arrival"
+                );
             }
             last = Some(pts);
         }
