@@ -134,9 +134,16 @@ export function speakerChannels(): number | null {
   }
 }
 
-/** The `video_supported_formats` bitmask for the chosen codec (or every decodable one). */
+/**
+ * The `video_supported_formats` bitmask for the chosen codec. "auto" asks for H.264 where this
+ * browser decodes it, and for every decodable codec otherwise: a Moonlight host picks the newest
+ * codec both sides list (AV1 over HEVC over H.264), and H.264 is the one every browser decodes in
+ * hardware with the least delay; a user who wants HEVC or AV1 picks it by name.
+ */
 export function formatsFor(support: CodecSupport[], codec: string): number {
-  const usable = support.filter((c) => c.webcodecs && (codec === "auto" || c.name === codec));
+  const decodable = support.filter((c) => c.webcodecs);
+  const h264 = decodable.filter((c) => c.name === "H.264");
+  const usable = codec === "auto" ? (h264.length ? h264 : decodable) : decodable.filter((c) => c.name === codec);
   return usable.reduce((m, c) => m | c.bit, 0);
 }
 
