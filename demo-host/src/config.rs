@@ -162,6 +162,79 @@ pub struct WolfApiConfig {
     pub options: crate::wolf_api::ApiOptions,
 }
 
+impl WolfApiConfig {
+    /// No Wolf API at all (no Unix socket, no TCP): Sunshine-style "no pairing API" mode, where
+    /// pairing only takes a PIN typed by hand ([`crate::HostHandle::submit_pin`], the binary's
+    /// `pin <digits>` command) or a fixed PIN ([`DemoHostConfig::fixed_pin`]). A gateway facing
+    /// such a host must fall back to asking its user for the PIN.
+    pub fn none() -> Self {
+        Self {
+            socket: WolfApiSocket::Off,
+            tcp: None,
+            options: crate::wolf_api::ApiOptions::default(),
+        }
+    }
+
+    /// True when this serves the API nowhere ([`WolfApiConfig::none`], or `InDataDir` without a
+    /// data dir and no TCP).
+    pub fn is_none(&self, data_dir: Option<&std::path::Path>) -> bool {
+        let socket = match &self.socket {
+            WolfApiSocket::InDataDir => data_dir.is_some(),
+            WolfApiSocket::Path(_) => true,
+            WolfApiSocket::Off => false,
+        };
+        !socket && self.tcp.is_none()
+    }
+}
+
+/// Video codecs the host offers: `ServerCodecModeSupport` and `MaxLumaPixelsHEVC` in
+/// `/serverinfo`, the HEVC and AV1 markers of the RTSP DESCRIBE reply. H.264 is always offered.
+///
+/// A stock Moonlight client (moonlight-common-c) only streams HEVC when DESCRIBE carries
+/// `sprop-parameter-sets=AAAAAU`, and AV1 when it carries `AV1/90000`; without them it silently
+/// falls back to H.264 whatever it asked for. The demo host can send HEVC and AV1 (the shipped
+/// clips, [`crate::media::clip`]), so it offers both by default; within each codec it offers only
+/// the 8-bit 4:2:0 profile its clips are in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfferedCodecs {
+    /// HEVC Main.
+    pub hevc: bool,
+    /// AV1 Main 8-bit.
+    pub av1: bool,
+}
+
+impl OfferedCodecs {
+    /// H.264, HEVC Main and AV1 Main 8-bit: everything the demo host can send.
+    pub const ALL: Self = Self {
+        hevc: true,
+        av1: true,
+    };
+    /// H.264 only (what the demo host offered before it advertised its clips).
+    pub const H264_ONLY: Self = Self {
+        hevc: false,
+        av1: false,
+    };
+
+    /// The `ServerCodecModeSupport` bits (moonlight-common-c's `SCM_*`).
+    pub fn server_codec_mode_support(self) -> u32 {
+        use gamestream::nvhttp::codec_mode;
+        let mut bits = codec_mode::H264;
+        if self.hevc {
+            bits |= codec_mode::HEVC;
+        }
+        if self.av1 {
+            bits |= codec_mode::AV1_MAIN8;
+        }
+        bits
+    }
+}
+
+impl Default for OfferedCodecs {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
 /// File name of the API socket inside the data dir.
 pub const WOLF_API_SOCKET_NAME: &str = "wolf.sock";
 
@@ -203,8 +276,17 @@ pub struct DemoHostConfig {
     pub encrypted_rtsp: bool,
     /// Video FEC percentage.
     pub video_fec_percent: u8,
-    /// The Wolf API.
+    /// The Wolf API. [`WolfApiConfig::none`] = no pairing API (Sunshine style: PIN by hand only).
     pub wolf_api: WolfApiConfig,
+    /// Wolf-strict mode (off by default): behave like an unmodified Wolf where a gateway could
+    /// otherwise get away with something a real Wolf punishes — video RTP timestamp 0, frames
+    /// padded to 1000 bytes, High-profile H.264, Wolf's lowered bitrate, and the teardown-order
+    /// trap (a `/cancel` or API stop while the client's ENet peer is still connected is logged as
+    /// an error and counted in [`crate::HostHandle::disconnects_after_cancel`]). See
+    /// [`crate::strict`]. Independent of [`DemoHostConfig::sunshine_extensions`].
+    pub wolf_strict: bool,
+    /// Video codecs offered to clients (default: everything the host can send).
+    pub offered_codecs: OfferedCodecs,
 }
 
 impl DemoHostConfig {
@@ -234,6 +316,8 @@ impl std::fmt::Debug for DemoHostConfig {
             .field("idle_check_interval", &self.idle_check_interval)
             .field("faults", &self.faults)
             .field("wolf_api", &self.wolf_api)
+            .field("wolf_strict", &self.wolf_strict)
+            .field("offered_codecs", &self.offered_codecs)
             .finish_non_exhaustive()
     }
 }
@@ -258,6 +342,8 @@ impl Default for DemoHostConfig {
             encrypted_rtsp: false,
             video_fec_percent: 20,
             wolf_api: WolfApiConfig::default(),
+            wolf_strict: false,
+            offered_codecs: OfferedCodecs::default(),
         }
     }
 }

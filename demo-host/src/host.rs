@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use gamestream::host::{
     AppCatalog, EndReason, Host, HostConfig, HostEvent, HostPorts, LaunchGate, NvHttpHostError,
-    StreamHandle,
+    SessionEndObserver, StreamHandle,
 };
 use gamestream::identity::Identity;
 use gamestream::input::InputEvent;
@@ -35,6 +35,7 @@ use crate::wolf_api::{ServeError, WolfApiServer};
 mod api;
 use crate::producer::{self, FeedCmd, InputRecorder, LobbyCmd, Look, SessionProducer};
 use crate::store::{self, FilePairedClients, StoreError};
+use crate::strict::StrictMonitor;
 
 /// Errors of starting a demo host.
 #[derive(Debug, thiserror::Error)]
@@ -471,6 +472,8 @@ struct Inner {
     state: Mutex<State>,
     inputs: Arc<InputSink>,
     events: broadcast::Sender<DemoEvent>,
+    /// Wolf-strict mode's teardown-order trap (counts nothing when the mode is off).
+    strict: Arc<StrictMonitor>,
 }
 
 /// A running demo host. [`DemoHost::close`] ends every stream and frees everything; dropping it
@@ -547,7 +550,13 @@ impl DemoHost {
         host_config.unique_id = unique_id.clone();
         host_config.encrypted_rtsp = config.encrypted_rtsp;
         host_config.app_version = AppVersion::SUNSHINE; // 7.1.431.-1, as Wolf reports
-        host_config.describe = DescribeParams::wolf(false, false);
+                                                        // Offer what the host can send: without these markers a stock client gets H.264 whatever
+                                                        // it asked for (see OfferedCodecs).
+        let codecs = config.offered_codecs;
+        host_config.codec_mode_support = codecs.server_codec_mode_support();
+        host_config.describe = DescribeParams::wolf(codecs.hevc, codecs.av1);
+        let strict = Arc::new(StrictMonitor::new(config.wolf_strict));
+        host_config.end_observer = Some(Arc::clone(&strict) as Arc<dyn SessionEndObserver>);
         host_config.sunshine_extensions = config.sunshine_extensions;
         host_config.video_fec_percent = config.video_fec_percent;
         host_config.media_faults = Some(Arc::clone(config.faults.media()));
@@ -575,6 +584,7 @@ impl DemoHost {
             gate,
             state: Mutex::new(State::default()),
             events,
+            strict,
         });
         let _ = inner.gate.inner.set(Arc::downgrade(&inner));
         let (api_backend, api_events) = api::HostApi::new(&inner);
@@ -755,6 +765,27 @@ impl HostHandle {
         list
     }
 
+    /// Wolf-strict mode is on ([`DemoHostConfig::wolf_strict`]).
+    pub fn wolf_strict(&self) -> bool {
+        self.inner.strict.enabled()
+    }
+
+    /// Wolf-strict mode: sessions that a `/cancel` or an API stop ended while their client's ENet
+    /// control peer was still connected — each one a crash of a real Wolf (its client's
+    /// disconnect necessarily comes after the cancel). Each is also logged at error level
+    /// ("wolf-strict: ENet disconnect after /cancel: real Wolf crashes here"). A client must
+    /// disconnect ENet first and cancel second; end-to-end tests assert this stays 0. Always 0
+    /// when the mode is off. See [`crate::strict::StrictMonitor`] for what counts.
+    pub fn disconnects_after_cancel(&self) -> u64 {
+        self.inner.strict.disconnects_after_cancel()
+    }
+
+    /// Every Wolf-strict violation seen so far (today only
+    /// [`HostHandle::disconnects_after_cancel`]); tests assert it is 0.
+    pub fn strict_violations(&self) -> u64 {
+        self.disconnects_after_cancel()
+    }
+
     /// Sessions still tearing down, per client id.
     pub fn tearing_down(&self) -> usize {
         lock(&self.inner.gate.tearing_down)
@@ -763,9 +794,15 @@ impl HostHandle {
             .sum()
     }
 
-    /// Stops a session (Wolf's `/api/v1/sessions/stop`): the client is told.
+    /// Stops a session (Wolf's `/api/v1/sessions/stop`): the client is told. In Wolf-strict mode
+    /// a stop while the client's ENet peer is connected counts in
+    /// [`HostHandle::disconnects_after_cancel`], as a `/cancel` does.
     pub fn stop_session(&self, session_id: u64) -> Result<(), ApiError> {
-        if self.inner.host.stop_session(session_id, EndReason::Stopped) {
+        let host = &self.inner.host;
+        let stopped = self.inner.strict.api_stop(session_id, || {
+            host.stop_session(session_id, EndReason::Stopped)
+        });
+        if stopped {
             Ok(())
         } else {
             Err(ApiError::NoSuchSession(session_id))
@@ -944,6 +981,7 @@ fn create_lobby(inner: &Arc<Inner>, settings: LobbySettings) -> String {
     let task = tokio::spawn(producer::run_lobby(
         Arc::clone(&inner.config.media),
         inner.config.source_kind,
+        inner.config.wolf_strict,
         look.clone(),
         rx,
     ));
@@ -1226,6 +1264,7 @@ fn on_stream_started(inner: &Arc<Inner>, handle: StreamHandle) {
     let producer = SessionProducer {
         media: Arc::clone(&inner.config.media),
         kind: inner.config.source_kind,
+        wolf_strict: inner.config.wolf_strict,
         look,
         cmds: feed_rx,
         inputs: Arc::clone(&inner.inputs) as Arc<dyn InputRecorder>,

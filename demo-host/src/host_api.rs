@@ -361,6 +361,14 @@ impl WolfBackend for HostApi {
             .collect())
     }
 
+    async fn strict_status(&self) -> ApiResult<wolf_api::StrictStatus> {
+        let host = self.host()?;
+        Ok(wolf_api::StrictStatus {
+            wolf_strict: host.wolf_strict(),
+            disconnects_after_cancel: host.disconnects_after_cancel(),
+        })
+    }
+
     async fn faults(&self) -> ApiResult<FaultKnobs> {
         let host = self.host()?;
         Ok(knobs(&host))

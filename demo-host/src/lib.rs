@@ -9,16 +9,22 @@
 //! [`DemoHost::start`] runs one and serves Wolf's HTTP API ([`wolf_api`]) on a Unix socket (by
 //! default `<data dir>/wolf.sock`) and optionally TCP ([`WolfApiConfig`]); `demo-host --help` runs
 //! one on its own.
+//!
+//! Modes beyond the default: [`DemoHostConfig::wolf_strict`] (behave like an unmodified Wolf,
+//! [`strict`]), [`WolfApiConfig::none`] (no pairing API: PIN typed by hand, as with Sunshine) and
+//! [`DemoHostConfig::offered_codecs`] (H.264, HEVC and AV1 to stock Moonlight clients).
 
 pub mod config;
 mod host;
 pub mod media;
 pub mod producer;
 pub mod store;
+pub mod strict;
 pub mod wolf_api;
 
 pub use config::{
-    default_apps, AppConfig, Clock, DemoHostConfig, Faults, PortPlan, WolfApiConfig, WolfApiSocket,
+    default_apps, AppConfig, Clock, DemoHostConfig, Faults, OfferedCodecs, PortPlan, WolfApiConfig,
+    WolfApiSocket,
 };
 pub use gamestream::host::EndReason;
 pub use host::{

@@ -2,7 +2,8 @@
 //!
 //! Commands on standard input (one per line) drive it while it runs: `pin <digits>` answers the
 //! oldest pairing request, `pending`, `sessions`, `lobbies`, `stop <session>`, `refuse on|off`,
-//! `teardown-ms <n>`, `drop-percent <n>`, `reorder-percent <n>`, `crash`, `quit`.
+//! `teardown-ms <n>`, `drop-percent <n>`, `reorder-percent <n>`, `stats` (alias `violations`:
+//! Wolf-strict mode and its violation counter), `crash`, `quit`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use demo_host::media::SourceKind;
 use demo_host::wolf_api::{ApiOptions, StatusStyle};
-use demo_host::{DemoHost, DemoHostConfig, PortPlan, WolfApiConfig, WolfApiSocket};
+use demo_host::{DemoHost, DemoHostConfig, OfferedCodecs, PortPlan, WolfApiConfig, WolfApiSocket};
 use tokio::io::AsyncBufReadExt;
 
 /// A Wolf-compatible Moonlight host (test pattern, tone, lobbies) for moongate and its tests.
@@ -88,6 +89,20 @@ struct Args {
     /// Wolf's error statuses in the API (500 for every error) instead of 400/403/404/409/503.
     #[arg(long)]
     wolf_status_codes: bool,
+    /// No pairing API (Sunshine style): no Wolf API on a Unix socket nor on TCP; clients pair
+    /// only with a PIN typed here (`pin <digits>`) or given by --pin.
+    #[arg(long, conflicts_with_all = ["wolf_socket", "wolf_api_tcp", "wolf_status_codes"])]
+    no_pairing_api: bool,
+    /// Wolf-strict mode: behave like an unmodified Wolf (video RTP timestamp 0, frames padded to
+    /// 1000 bytes, High-profile H.264, Wolf's lowered bitrate) and log an error, counted by the
+    /// `stats` command, for every /cancel or API stop while the client's ENet peer is connected
+    /// (real Wolf crashes there).
+    #[arg(long, env = "DEMO_HOST_STRICT", value_parser = clap::builder::BoolishValueParser::new(),
+          default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    strict: bool,
+    /// Offer H.264 only (no HEVC/AV1 in /serverinfo and RTSP DESCRIBE).
+    #[arg(long)]
+    h264_only: bool,
 }
 
 #[tokio::main]
@@ -117,21 +132,31 @@ async fn main() -> anyhow::Result<()> {
         idle_check_interval: Duration::from_secs(args.idle_check_secs.max(1)),
         sunshine_extensions: args.sunshine_extensions,
         encrypted_rtsp: args.encrypted_rtsp,
-        wolf_api: WolfApiConfig {
-            socket: match (&args.wolf_socket, args.no_wolf_socket) {
-                (_, true) => WolfApiSocket::Off,
-                (Some(p), false) => WolfApiSocket::Path(p.clone()),
-                (None, false) => WolfApiSocket::InDataDir,
-            },
-            tcp: args.wolf_api_tcp,
-            options: ApiOptions {
-                status_style: if args.wolf_status_codes {
-                    StatusStyle::Wolf
-                } else {
-                    StatusStyle::Moongate
+        wolf_api: if args.no_pairing_api {
+            WolfApiConfig::none()
+        } else {
+            WolfApiConfig {
+                socket: match (&args.wolf_socket, args.no_wolf_socket) {
+                    (_, true) => WolfApiSocket::Off,
+                    (Some(p), false) => WolfApiSocket::Path(p.clone()),
+                    (None, false) => WolfApiSocket::InDataDir,
                 },
-                ..ApiOptions::default()
-            },
+                tcp: args.wolf_api_tcp,
+                options: ApiOptions {
+                    status_style: if args.wolf_status_codes {
+                        StatusStyle::Wolf
+                    } else {
+                        StatusStyle::Moongate
+                    },
+                    ..ApiOptions::default()
+                },
+            }
+        },
+        wolf_strict: args.strict,
+        offered_codecs: if args.h264_only {
+            OfferedCodecs::H264_ONLY
+        } else {
+            OfferedCodecs::ALL
         },
         ..DemoHostConfig::default()
     };
@@ -164,15 +189,25 @@ async fn main() -> anyhow::Result<()> {
             p.display(),
             p.display()
         ),
+        None if args.no_pairing_api => {
+            println!("  Wolf API none (--no-pairing-api: pair with a PIN typed here)")
+        }
         None => println!("  Wolf API no Unix socket (--no-wolf-socket)"),
     }
     if let Some(a) = host.wolf_api_tcp() {
         println!("  Wolf API http://{a}/api/v1/");
     }
     println!("  data dir {}", args.data_dir.display());
+    if args.strict {
+        println!("  mode     wolf-strict (type `stats` for the violation counter)");
+    }
     println!("  uniqueid {}", host.unique_id());
     match &args.pin {
         Some(_) => println!("pairing: every client pairs with the PIN given by --pin"),
+        None if args.no_pairing_api => println!(
+            "pairing: start pairing in Moonlight, then type `pin <the 4 digits it shows>` here \
+             (no pairing API)"
+        ),
         None => println!(
             "pairing: start pairing in Moonlight, then type `pin <the 4 digits it shows>` here \
              (or answer through the Wolf API: GET /api/v1/pair/pending, POST /api/v1/pair/client)"
@@ -286,6 +321,12 @@ fn command(host: &DemoHost, line: &str) -> bool {
             },
             Err(_) => println!("usage: stop <session id>"),
         },
+        ("stats" | "violations", _) => println!(
+            "wolf-strict {} disconnects-after-cancel {} violations {}",
+            if host.wolf_strict() { "on" } else { "off" },
+            host.disconnects_after_cancel(),
+            host.strict_violations()
+        ),
         ("refuse", Some(v)) => host.faults().set_refuse_launches(v == "on"),
         ("teardown-ms", Some(v)) => match v.parse() {
             Ok(ms) => host.faults().set_teardown_delay(Duration::from_millis(ms)),
@@ -300,7 +341,7 @@ fn command(host: &DemoHost, line: &str) -> bool {
             Err(_) => println!("usage: reorder-percent <n>"),
         },
         _ => println!(
-            "commands: pin <digits> | pending | sessions | lobbies | stop <id> | refuse on|off | teardown-ms <n> | drop-percent <n> | reorder-percent <n> | crash | quit"
+            "commands: pin <digits> | pending | sessions | lobbies | stop <id> | stats | refuse on|off | teardown-ms <n> | drop-percent <n> | reorder-percent <n> | crash | quit"
         ),
     }
     true

@@ -33,6 +33,17 @@ pub trait MediaFactory: Send + Sync + 'static {
         format: AudioFormat,
         tone_hz: f32,
     ) -> Result<Box<dyn AudioSource>, MediaError>;
+    /// A video source for a Wolf-strict stream ([`crate::DemoHostConfig::wolf_strict`]): its
+    /// H.264 in High profile, as Wolf's encoders write it. Stand-ins without an encoder need not
+    /// care: the default opens [`MediaFactory::open_video`].
+    fn open_video_high_profile(
+        &self,
+        kind: SourceKind,
+        format: VideoFormat,
+        style: PatternStyle,
+    ) -> Result<Box<dyn VideoSource>, MediaError> {
+        self.open_video(kind, format, style)
+    }
     /// Stamps the send time into a frame (latency measurement).
     fn stamp_send_time(&self, codec: VideoCodec, data: &[u8], send_time_us: u64) -> Vec<u8> {
         media::stamp_send_time(codec, data, send_time_us)
@@ -51,6 +62,20 @@ impl MediaFactory for RealMedia {
         style: PatternStyle,
     ) -> Result<Box<dyn VideoSource>, MediaError> {
         media::open_video(kind, format, style)
+    }
+    fn open_video_high_profile(
+        &self,
+        kind: SourceKind,
+        format: VideoFormat,
+        style: PatternStyle,
+    ) -> Result<Box<dyn VideoSource>, MediaError> {
+        media::open_video_profiled(
+            kind,
+            format,
+            style,
+            media::VideoOptions::default(),
+            media::H264Profile::High,
+        )
     }
     fn open_audio(
         &self,
@@ -112,6 +137,21 @@ pub(crate) fn video_format_of(handle: &StreamHandle) -> VideoFormat {
         height: c.height,
         fps: c.fps.max(1),
         bitrate_kbps: c.bitrate_kbps,
+    }
+}
+
+/// Opens the video a producer sends: High-profile H.264 in Wolf-strict mode.
+fn open_video(
+    media: &dyn MediaFactory,
+    kind: SourceKind,
+    wolf_strict: bool,
+    format: VideoFormat,
+    style: PatternStyle,
+) -> Result<Box<dyn VideoSource>, MediaError> {
+    if wolf_strict {
+        media.open_video_high_profile(kind, format, style)
+    } else {
+        media.open_video(kind, format, style)
     }
 }
 
@@ -187,6 +227,7 @@ struct AudioFeed {
 pub(crate) async fn run_lobby(
     media: Arc<dyn MediaFactory>,
     kind: SourceKind,
+    wolf_strict: bool,
     look: Look,
     mut cmds: mpsc::UnboundedReceiver<LobbyCmd>,
 ) {
@@ -208,7 +249,8 @@ pub(crate) async fn run_lobby(
                     }
                 }
                 Some(LobbyCmd::Subscribe { video: vf, audio: af, reply }) => {
-                    let result = subscribe(&media, kind, &look, &mut video, &mut audio, vf, af);
+                    let source = (kind, wolf_strict);
+                    let result = subscribe(&media, source, &look, &mut video, &mut audio, vf, af);
                     let _ = reply.send(result);
                 }
             },
@@ -241,7 +283,7 @@ pub(crate) async fn run_lobby(
 
 fn subscribe(
     media: &Arc<dyn MediaFactory>,
-    kind: SourceKind,
+    (kind, wolf_strict): (SourceKind, bool),
     look: &Look,
     video: &mut Vec<VideoFeed>,
     audio: &mut Vec<AudioFeed>,
@@ -255,7 +297,7 @@ fn subscribe(
             feed.tx.subscribe()
         }
         None => {
-            let source = media.open_video(kind, vf, look.style.clone())?;
+            let source = open_video(media.as_ref(), kind, wolf_strict, vf, look.style.clone())?;
             let (tx, rx) = broadcast::channel(64);
             video.push(VideoFeed {
                 format: vf,
@@ -306,6 +348,8 @@ pub(crate) trait InputRecorder: Send + Sync + 'static {
 pub(crate) struct SessionProducer {
     pub(crate) media: Arc<dyn MediaFactory>,
     pub(crate) kind: SourceKind,
+    /// Wolf-strict mode: High profile, lowered bitrate, RTP timestamp 0, frames padded.
+    pub(crate) wolf_strict: bool,
     pub(crate) look: Look,
     pub(crate) cmds: mpsc::UnboundedReceiver<FeedCmd>,
     pub(crate) inputs: Arc<dyn InputRecorder>,
@@ -362,6 +406,8 @@ struct Sender {
     codec: VideoCodec,
     started: Instant,
     frame_index: u32,
+    /// Wolf-strict: RTP timestamp 0, frames padded to Wolf's size.
+    wolf_strict: bool,
 }
 
 impl Sender {
@@ -372,7 +418,10 @@ impl Sender {
         frame: &EncodedFrame,
     ) {
         self.frame_index = self.frame_index.wrapping_add(1);
-        let data = media.stamp_send_time(self.codec, &frame.data, now_unix_us());
+        let mut data = media.stamp_send_time(self.codec, &frame.data, now_unix_us());
+        if self.wolf_strict {
+            crate::strict::pad_like_wolf(self.codec, &mut data);
+        }
         let info = FrameInfo {
             frame_index: self.frame_index,
             frame_type: if frame.keyframe {
@@ -380,7 +429,12 @@ impl Sender {
             } else {
                 FrameType::P
             },
-            rtp_timestamp: (self.started.elapsed().as_micros() as u64 * 90 / 1000) as u32,
+            // Wolf's payloader leaves every video timestamp at 0.
+            rtp_timestamp: if self.wolf_strict {
+                0
+            } else {
+                (self.started.elapsed().as_micros() as u64 * 90 / 1000) as u32
+            },
             processing_latency: 0,
         };
         if let Err(e) = handle.video.send_frame(&data, info).await {
@@ -395,6 +449,7 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
     let SessionProducer {
         media,
         kind,
+        wolf_strict,
         look,
         mut cmds,
         inputs,
@@ -402,10 +457,12 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
         control,
     } = p;
     let mut rumble = TriggerRumble::default();
-    let vf = video_format_of(&handle);
+    let mut vf = video_format_of(&handle);
+    if wolf_strict {
+        vf.bitrate_kbps = crate::strict::wolf_bitrate_kbps(vf.bitrate_kbps);
+    }
     let af = audio_format_of(&handle);
-    let own = media
-        .open_video(kind, vf, look.style.clone())
+    let own = open_video(media.as_ref(), kind, wolf_strict, vf, look.style.clone())
         .and_then(|v| media.open_audio(af, look.tone_hz).map(|a| (v, a)));
     let (mut own_video, mut own_audio) = match own {
         Ok((v, a)) => (Some(v), a),
@@ -432,6 +489,7 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
         codec: vf.codec,
         started: Instant::now(),
         frame_index: 0,
+        wolf_strict,
     };
     let mut feed = Feed::Own;
     let mut want_keyframe = true;

@@ -44,6 +44,10 @@ async fn help_documents_every_option() {
         "--no-wolf-socket",
         "--wolf-api-tcp",
         "--wolf-status-codes",
+        "--no-pairing-api",
+        "--strict",
+        "DEMO_HOST_STRICT",
+        "--h264-only",
         "WOLF_SOCKET_PATH",
     ] {
         assert!(help.contains(option), "--help lacks {option}:\n{help}");
@@ -119,4 +123,74 @@ async fn plain_run_prints_where_it_listens_and_serves_the_api() {
         .unwrap();
     assert!(status.success(), "{status}");
     assert!(!socket.exists(), "socket removed on shutdown");
+}
+
+/// `--no-pairing-api` (Sunshine style) serves no Wolf API at all, and `DEMO_HOST_STRICT=1` turns on
+/// Wolf-strict mode, whose counter the `stats` command prints.
+#[tokio::test]
+async fn no_pairing_api_and_strict_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .args([
+            "--ephemeral-ports",
+            "--bind",
+            "127.0.0.1",
+            "--no-pairing-api",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("WOLF_SOCKET_PATH")
+        .env("DEMO_HOST_STRICT", "1")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn demo-host");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            let done = line == "apps:";
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("banner timed out");
+    let text = banner.join("\n");
+    for want in ["Wolf API none", "mode     wolf-strict", "(no pairing API)"] {
+        assert!(text.contains(want), "banner lacks {want:?}:\n{text}");
+    }
+    assert!(!data.join("wolf.sock").exists(), "no API socket");
+    assert!(std::fs::read_dir(&data)
+        .unwrap()
+        .all(|e| e.unwrap().file_name() != "wolf.sock"));
+
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"stats\n").await.unwrap();
+    let stats = timeout(Duration::from_secs(10), async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("stdout open");
+            if line.starts_with("wolf-strict") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("stats timed out");
+    assert_eq!(
+        stats,
+        "wolf-strict on disconnects-after-cancel 0 violations 0"
+    );
+    stdin.write_all(b"quit\n").await.unwrap();
+    let status = timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exit timed out")
+        .unwrap();
+    assert!(status.success(), "{status}");
 }

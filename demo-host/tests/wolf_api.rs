@@ -956,6 +956,7 @@ async fn exercise_all(target: &Target, host: &MemHost) {
         "/api/v1/lobbies/stop",
         "/api/v1/moongate/input",
         "/api/v1/moongate/faults",
+        "/api/v1/moongate/strict",
     ] {
         assert!(v["paths"].get(p).is_some(), "openapi lacks {p}");
     }

@@ -65,11 +65,6 @@ impl MediaClock {
         MediaClock::new(1_000, Duration::from_micros(21))
     }
 
-    /// The smallest step between two results.
-    pub fn min_step(&self) -> Duration {
-        Duration::from_micros(self.min_step)
-    }
-
     /// The timestamp (µs since this clock's first frame) of a frame that arrived at `arrival`
     /// carrying the host timestamp `host_ts`.
     pub fn stamp(&mut self, arrival: Instant, host_ts: u32) -> u64 {

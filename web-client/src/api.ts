@@ -27,6 +27,8 @@ export interface HostView {
   mac: string | null;
   paired: boolean;
   added_at: number;
+  /** Wolf API (socket path or http://host:port); null: streams use the PIN-paired identity. */
+  wolf_api: string | null;
 }
 
 export interface HostStatus {
@@ -51,6 +53,8 @@ export interface AddHost {
   http_port?: number;
   https_port?: number;
   mac?: string;
+  /** Wolf API: a Unix socket path or http://host:port (optional). */
+  wolf_api?: string;
 }
 
 export interface PairStarted {

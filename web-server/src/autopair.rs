@@ -316,6 +316,7 @@ pub async fn ensure_paired(
     let record = state.store.get_identity(host.id, client_id).await?;
     if let (Some(rec), Some(server_pem)) = (&record, &host.server_cert_pem) {
         if rec.pairing == PairingState::Paired && rec.cert_pem == identity.cert_pem {
+            crate::identities::touch(state, host.id, client_id).await;
             let der = cert_der_from_pem(server_pem.as_bytes())
                 .map_err(|e| AutoPairError::Certificate(e.to_string()))?;
             return Ok(Paired {
@@ -325,7 +326,7 @@ pub async fn ensure_paired(
         }
     }
     let submitter = state
-        .pin_submitter_for(&host.address, host.http_port)
+        .pin_submitter_for_host(host)
         .ok_or(AutoPairError::NoPinPath)?;
     let pin = format!("{:04}", rand::rngs::OsRng.gen_range(0..10_000u32));
     let device_name = format!(

@@ -254,6 +254,12 @@ impl ClientCertCache {
         }
     }
 
+    /// Drops `client_id`'s identity (a revoked identity must not be reused from memory);
+    /// `true` if it was cached.
+    pub fn remove(&self, client_id: &str) -> bool {
+        self.state().entries.remove(client_id).is_some()
+    }
+
     /// Removes every entry idle for at least `idle_ttl`; returns how many.
     pub fn sweep(&self) -> usize {
         sweep_inner(&self.inner)

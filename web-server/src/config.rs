@@ -22,7 +22,10 @@
 //! | `[webrtc] nat_1to1_ips` | `MOONGATE_WEBRTC_NAT_1TO1_IPS` (comma-separated) | `[]` | public IPs advertised in addition |
 //! | `[webrtc] nat_candidate_type` | `MOONGATE_WEBRTC_NAT_CANDIDATE_TYPE` | `host` | `host` or `srflx` |
 //! | `[webrtc] network_types` | `MOONGATE_WEBRTC_NETWORK_TYPES` (comma-separated) | `[]` = both | `udp4`, `udp6` |
+//! | `[demo_host] strict` | `MOONGATE_DEMO_HOST_STRICT` (`true`/`false`) | `true` | the embedded demo host behaves like an unmodified Wolf (RTP timestamp 0, padded frames, a `/cancel` before the ENet disconnect logged as an error): see `demo-host/README.md` |
 //! | `[webrtc] disconnect_timeout_secs` | `MOONGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS` | 10 | a peer disconnected this long ends the stream |
+//! | `store_key` | `MOONGATE_STORE_KEY` | generated (`<data_dir>/store.key`, 0600) | the file holding the key that encrypts client private keys in the store (64 hex digits); a named file must exist |
+//! | `[identities] idle_days` | `MOONGATE_IDENTITY_IDLE_DAYS` | 30 | a client identity unused this long is unpaired on its host and removed from the store |
 //!
 //! The config file is `MOONGATE_CONFIG` or the `--config` path given to the binary. Unknown keys
 //! are an error, so a typo does not silently fall back to a default.
@@ -370,7 +373,18 @@ pub struct Config {
     pub admin_credentials: Option<String>,
     /// WebRTC mode.
     pub webrtc: WebRtc,
+    /// The embedded demo host runs in Wolf-strict mode (`demo_host::DemoHostConfig::wolf_strict`):
+    /// on by default, so what a newcomer sees and what the tests stream from behave like the real
+    /// host users have.
+    pub demo_host_strict: bool,
+    /// The store key file (`MOONGATE_STORE_KEY`); `None` = `<data_dir>/store.key`.
+    pub store_key: Option<PathBuf>,
+    /// A client identity unused this long is unpaired and removed from the store.
+    pub identity_idle: Duration,
 }
+
+/// Default [`Config::identity_idle`]: 30 days.
+pub const DEFAULT_IDENTITY_IDLE_DAYS: u64 = 30;
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -384,6 +398,9 @@ impl fmt::Debug for Config {
             .field("wol_target", &self.wol_target)
             .field("timeouts", &self.timeouts)
             .field("webrtc", &self.webrtc)
+            .field("demo_host_strict", &self.demo_host_strict)
+            .field("store_key", &self.store_key)
+            .field("identity_idle", &self.identity_idle)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|_| "<redacted>"),
@@ -412,6 +429,33 @@ struct FileConfig {
     timeouts: FileTimeouts,
     #[serde(default)]
     webrtc: FileWebRtc,
+    #[serde(default)]
+    demo_host: FileDemoHost,
+    store_key: Option<PathBuf>,
+    #[serde(default)]
+    identities: FileIdentities,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIdentities {
+    idle_days: Option<u64>,
+}
+
+fn idle_days(key: &str, days: u64) -> Result<Duration, ConfigError> {
+    if days == 0 || days > 36_500 {
+        return Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("{days} is not 1-36500 days"),
+        });
+    }
+    Ok(Duration::from_secs(days * 86_400))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDemoHost {
+    strict: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -444,6 +488,9 @@ impl Default for Config {
             credentials: None,
             admin_credentials: None,
             webrtc: WebRtc::default(),
+            demo_host_strict: true,
+            store_key: None,
+            identity_idle: Duration::from_secs(DEFAULT_IDENTITY_IDLE_DAYS * 86_400),
         }
     }
 }
@@ -517,6 +564,15 @@ impl Config {
             c.wol_target = parse_addr("wol.target", &t)?;
         }
         c.webrtc.overlay(parsed.webrtc)?;
+        if let Some(strict) = parsed.demo_host.strict {
+            c.demo_host_strict = strict;
+        }
+        if let Some(k) = parsed.store_key {
+            c.store_key = Some(k);
+        }
+        if let Some(d) = parsed.identities.idle_days {
+            c.identity_idle = idle_days("identities.idle_days", d)?;
+        }
         let t = parsed.timeouts;
         let slots: [(&str, Option<u64>, &mut Duration); 5] = [
             (
@@ -557,6 +613,18 @@ impl Config {
         }
         if let Some(v) = env("MOONGATE_DATA_DIR") {
             c.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("MOONGATE_DEMO_HOST_STRICT") {
+            c.demo_host_strict = match v.trim() {
+                "1" | "true" | "on" | "yes" => true,
+                "0" | "false" | "off" | "no" => false,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        key: "MOONGATE_DEMO_HOST_STRICT".into(),
+                        message: format!("{other:?} is not true or false"),
+                    })
+                }
+            };
         }
         if let Some(v) = env("MOONGATE_ALLOWED_ORIGINS") {
             c.allowed_origins = v
@@ -603,6 +671,18 @@ impl Config {
             if !v.is_empty() {
                 c.admin_credentials = Some(v);
             }
+        }
+        if let Some(v) = env("MOONGATE_STORE_KEY") {
+            if !v.is_empty() {
+                c.store_key = Some(PathBuf::from(v));
+            }
+        }
+        if let Some(v) = env("MOONGATE_IDENTITY_IDLE_DAYS") {
+            let n: u64 = v.trim().parse().map_err(|_| ConfigError::Invalid {
+                key: "MOONGATE_IDENTITY_IDLE_DAYS".into(),
+                message: format!("{v:?} is not a number of days"),
+            })?;
+            c.identity_idle = idle_days("MOONGATE_IDENTITY_IDLE_DAYS", n)?;
         }
         c.webrtc.overlay_env(&env)?;
         c.webrtc.validate()?;
@@ -775,6 +855,23 @@ credential = "turn-secret"
         ));
         assert!(matches!(
             Config::load_with_env(None, env_of(&[("MOONGATE_CERT_SWEEP_SECS", "0")])),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn the_embedded_host_is_wolf_strict_unless_turned_off() {
+        assert!(
+            Config::load_with_env(None, env_of(&[]))
+                .unwrap()
+                .demo_host_strict
+        );
+        let off = Config::load_with_env(None, env_of(&[("MOONGATE_DEMO_HOST_STRICT", "false")]));
+        assert!(!off.unwrap().demo_host_strict);
+        let file = Config::parse_toml("[demo_host]\nstrict = false\n").unwrap();
+        assert_eq!(file.demo_host.strict, Some(false));
+        assert!(matches!(
+            Config::load_with_env(None, env_of(&[("MOONGATE_DEMO_HOST_STRICT", "maybe")])),
             Err(ConfigError::Invalid { .. })
         ));
     }

@@ -42,6 +42,7 @@ pub async fn start_demo_host(
             ports: PortPlan::Ephemeral,
             data_dir: Some(dir),
             wolf_api,
+            wolf_strict: config.demo_host_strict,
             ..DemoHostConfig::default()
         })
         .await?,

@@ -13,6 +13,9 @@
 //! * [`autopair`]: automatic pairing of each browser client id's identity with a host.
 //! * [`streamer_proc`]: one `streamer` child per connection (IPC on stdio, logs relayed).
 //! * [`embedded`]: the in-process demo host used when no host is configured.
+//! * [`datadir`], [`store_key`]: owner-only file modes in the data directory and the key that
+//!   encrypts client private keys in the store.
+//! * [`identities`]: last use, idle expiry and revocation of client identities in the store.
 //! * [`admin`]: the operator's API (`/api/admin/*`, live logs), [`metrics`]: `/metrics`.
 
 pub mod admin;
@@ -21,12 +24,15 @@ pub mod auth;
 pub mod autopair;
 pub mod certs;
 pub mod config;
+pub mod datadir;
 pub mod embedded;
 pub mod error;
+pub mod identities;
 pub mod metrics;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod store_key;
 pub mod streamer_proc;
 pub mod web_ui;
 pub mod wol;

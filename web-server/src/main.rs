@@ -79,8 +79,10 @@ async fn main() -> anyhow::Result<()> {
         .with(CaptureLayer::default().with_filter(tracing::level_filters::LevelFilter::INFO))
         .init();
     let config = Config::load(config_path()?.as_deref())?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    // Owner-only from here on, whatever umask we were started with: the data dir holds keys.
+    web_server::datadir::restrict_umask();
+    web_server::datadir::secure_tree(&config.data_dir)
+        .with_context(|| format!("securing data dir {}", config.data_dir.display()))?;
     let (credentials, source) =
         Credentials::load_or_generate(config.credentials.as_deref(), &config.data_dir)?;
     let (admin_credentials, admin_source) = Credentials::load_or_generate_file(
@@ -91,7 +93,14 @@ async fn main() -> anyhow::Result<()> {
     if admin_credentials == credentials {
         tracing::warn!("the admin credential equals the user credential: every user is an administrator (set MOONGATE_ADMIN_CREDENTIALS to another secret)");
     }
-    let store = Arc::new(SqliteStore::open(&config.data_dir.join("moongate.db"))?);
+    let (store_key, _) = web_server::store_key::StoreKey::load_or_generate(
+        config.store_key.as_deref(),
+        &config.data_dir,
+    )?;
+    let store = Arc::new(SqliteStore::open_with_key(
+        &config.data_dir.join("moongate.db"),
+        store_key,
+    )?);
 
     // The seam for an embedded host: demo-host in-process when no host is configured.
     let provider: Box<dyn HostProvider> = Box::new(EmbeddedDemoHost);
@@ -125,6 +134,8 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("installing the embedded host: {e}"))?;
     }
+
+    web_server::identities::spawn_sweeper(&state);
 
     println!("moongate is listening on http://{addr}/");
     match source {

@@ -104,6 +104,31 @@ impl AppState {
             .push(submitter);
     }
 
+    /// The way to enter PINs on `host`: a registered submitter (the embedded host, a config-file
+    /// `wolf_api`), else one built from the host's stored `wolf_api` (added through the REST API),
+    /// registered for next time. `None`: the host has no pairing API, so its streams use the
+    /// identity paired with a PIN ([`crate::api::GATEWAY_CLIENT_ID`]).
+    pub fn pin_submitter_for_host(
+        &self,
+        host: &crate::store::HostRecord,
+    ) -> Option<Arc<dyn PinSubmitter>> {
+        if let Some(p) = self.pin_submitter_for(&host.address, host.http_port) {
+            return Some(p);
+        }
+        let location = host.wolf_api.as_deref()?;
+        match crate::autopair::WolfApiPins::new(host.address.clone(), host.http_port, location) {
+            Ok(pins) => {
+                let pins: Arc<dyn PinSubmitter> = Arc::new(pins);
+                self.add_pin_submitter(Arc::clone(&pins));
+                Some(pins)
+            }
+            Err(e) => {
+                tracing::warn!(host = host.id, error = %e, "stored wolf_api unusable");
+                None
+            }
+        }
+    }
+
     /// The PIN submitter for the host at `address`:`http_port`, if any.
     pub fn pin_submitter_for(
         &self,
@@ -140,6 +165,7 @@ pub async fn preload_hosts(store: &dyn HostStore, seeds: &[HostSeed]) -> Result<
                 http_port,
                 https_port: seed.https_port,
                 mac: seed.mac.clone(),
+                wolf_api: seed.wolf_api.clone(),
             })
             .await?;
         added += 1;

@@ -372,6 +372,37 @@ pub async fn supersede_same_client(
     Ok(())
 }
 
+/// Stops every *older* live entry on the same host as `guard`'s entry, whatever its client id,
+/// and waits up to `limit` for each to end.
+///
+/// For a host without a pairing API every browser client streams through the one identity paired
+/// with a PIN (the gateway's), and a host allows one stream per identity: a second browser on
+/// such a host supersedes the first (close 4000, its host session cancelled and its streamer
+/// gone before the new launch) instead of failing. Only older entries, as in
+/// [`supersede_same_client`], so the newest connection wins a race.
+pub async fn supersede_same_host(
+    registry: &dyn SessionRegistry,
+    guard: &SessionGuard,
+    limit: Duration,
+) -> Result<(), SupersedeTimeout> {
+    let me = guard.info();
+    let older: Vec<Superseded> = registry
+        .list()
+        .into_iter()
+        .filter(|e| e.meta.host_id == me.meta.host_id && e.entry_id < me.entry_id)
+        .filter_map(|e| registry.handle(&e.key))
+        .filter(|h| h.info().entry_id < me.entry_id)
+        .collect();
+    for old in &older {
+        tracing::info!(key = %old.info().key, new = %me.key, "superseding the previous stream of this host's shared identity");
+        old.stop(StopReason::Superseded);
+    }
+    for old in &older {
+        old.stop_and_wait(limit).await?;
+    }
+    Ok(())
+}
+
 /// The registry interface (a shared implementation can come later).
 pub trait SessionRegistry: Send + Sync {
     /// A handle on the live entry of `key` (to stop it and await its end), if any.

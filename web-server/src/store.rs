@@ -15,6 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::store_key::{row_aad, StoreKey, ENCRYPTED_PREFIX};
+
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,6 +32,22 @@ pub enum StoreError {
     /// The store's lock was poisoned by a panic elsewhere.
     #[error("store lock poisoned")]
     Poisoned,
+    /// A private key is encrypted but this store was opened without a key.
+    #[error("the store holds encrypted private keys: open it with its store key")]
+    KeyRequired,
+    /// A private key did not decrypt: the wrong store key, or a value altered or moved.
+    #[error("private key of host {host_id} client {client_id:?}: {source}")]
+    Decrypt {
+        /// Host id of the row.
+        host_id: i64,
+        /// Client id of the row.
+        client_id: String,
+        /// The cause.
+        source: crate::store_key::DecryptError,
+    },
+    /// Setting up the database file's mode failed.
+    #[error("database file: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// A boxed store future.
@@ -54,6 +72,9 @@ pub struct HostRecord {
     pub server_cert_pem: Option<String>,
     /// When it was added (Unix seconds).
     pub added_at: i64,
+    /// Wolf's HTTP API (a Unix socket path or `http://host:port`), if the host has one: lets the
+    /// gateway submit PINs and unpair clients without NVHTTP.
+    pub wolf_api: Option<String>,
 }
 
 /// A host to add.
@@ -69,6 +90,8 @@ pub struct NewHost {
     pub https_port: Option<u16>,
     /// MAC for Wake-on-LAN.
     pub mac: Option<String>,
+    /// Wolf's HTTP API (a Unix socket path or `http://host:port`), if the host has one.
+    pub wolf_api: Option<String>,
 }
 
 /// Pairing state of one of our client identities with one host.
@@ -136,6 +159,21 @@ impl fmt::Debug for ClientIdentityRecord {
     }
 }
 
+/// One stored identity without its key (for listing and expiry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentitySummary {
+    /// Host id.
+    pub host_id: i64,
+    /// Client id.
+    pub client_id: String,
+    /// Pairing state.
+    pub pairing: PairingState,
+    /// When it was first stored (Unix seconds).
+    pub created_at: i64,
+    /// When a stream or pairing last used it (Unix seconds).
+    pub last_used: i64,
+}
+
 /// Persistent hosts and identities.
 pub trait HostStore: Send + Sync {
     /// All hosts, by id.
@@ -169,6 +207,13 @@ pub trait HostStore: Send + Sync {
         client_id: &str,
         state: PairingState,
     ) -> StoreFuture<'_, bool>;
+    /// Records that a stream or pairing used the identity at `at` (Unix seconds); `false` if no
+    /// such identity.
+    fn touch_identity(&self, host_id: i64, client_id: &str, at: i64) -> StoreFuture<'_, bool>;
+    /// Every stored identity (no keys), by host then client id.
+    fn list_identities(&self) -> StoreFuture<'_, Vec<IdentitySummary>>;
+    /// Removes the identity; `false` if there was none.
+    fn remove_identity(&self, host_id: i64, client_id: &str) -> StoreFuture<'_, bool>;
 }
 
 /// Schema migrations, applied in order at open; `PRAGMA user_version` counts the applied ones.
@@ -193,6 +238,12 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (host_id, client_id)
     );",
+    // 2: the host's Wolf API endpoint (nullable: most hosts have none).
+    "ALTER TABLE hosts ADD COLUMN wolf_api TEXT;",
+    // 3: identity lifecycle: creation and last use, so idle identities can expire.
+    "ALTER TABLE client_identities ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE client_identities ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
+    UPDATE client_identities SET created_at = updated_at, last_used = updated_at;",
 ];
 
 fn now_unix() -> i64 {
@@ -206,6 +257,8 @@ fn now_unix() -> i64 {
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Encrypts private keys at rest; `None` only for tools and tests that want plaintext.
+    key: Option<StoreKey>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -229,6 +282,7 @@ fn host_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(HostRecord, i64, 
             mac: row.get(5)?,
             server_cert_pem: row.get(6)?,
             added_at: row.get(7)?,
+            wolf_api: row.get(8)?,
         },
         row.get(3)?,
         row.get(4)?,
@@ -244,20 +298,110 @@ fn finish_host(
 }
 
 const HOST_COLUMNS: &str =
-    "id, name, address, http_port, https_port, mac, server_cert_pem, added_at";
+    "id, name, address, http_port, https_port, mac, server_cert_pem, added_at, wolf_api";
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) the database at `path` and applies pending migrations. Private
+    /// keys are stored as given (tools and tests); the server uses [`SqliteStore::open_with_key`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::init(Connection::open(path)?)
+        Self::secure_files(path)?;
+        let store = Self::init(Connection::open(path)?, None)?;
+        Self::secure_files(path)?;
+        Ok(store)
+    }
+
+    /// Opens the database at `path` with private keys encrypted under `key`; plaintext keys left
+    /// by an earlier version are encrypted now. The database, `-wal` and `-shm` files are 0600.
+    pub fn open_with_key(path: &Path, key: StoreKey) -> Result<Self, StoreError> {
+        Self::secure_files(path)?;
+        let store = Self::init(Connection::open(path)?, Some(key))?;
+        let migrated = store.encrypt_plaintext_keys()?;
+        if migrated > 0 {
+            tracing::info!(migrated, "encrypted plaintext private keys in the store");
+        }
+        Self::secure_files(path)?;
+        Ok(store)
+    }
+
+    /// The main file is created 0600 before SQLite opens it (SQLite gives its `-wal`/`-shm` the
+    /// main file's mode); existing files with wider modes are tightened.
+    fn secure_files(path: &Path) -> Result<(), StoreError> {
+        crate::datadir::ensure_private_file(path)?;
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            crate::datadir::tighten_path(Path::new(&p), crate::datadir::FILE_MODE)?;
+        }
+        Ok(())
     }
 
     /// An in-memory database (for tools; tests use real files).
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+    /// Encrypts every plaintext `key_pem`; returns how many.
+    fn encrypt_plaintext_keys(&self) -> Result<usize, StoreError> {
+        let Some(key) = &self.key else { return Ok(0) };
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction()?;
+        let rows: Vec<(i64, String, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT host_id, client_id, key_pem FROM client_identities
+                 WHERE substr(key_pem, 1, 5) != ?1",
+            )?;
+            let rows = stmt.query_map([ENCRYPTED_PREFIX], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (host_id, client_id, plain) in &rows {
+            tx.execute(
+                "UPDATE client_identities SET key_pem = ?3 WHERE host_id = ?1 AND client_id = ?2",
+                params![
+                    host_id,
+                    client_id,
+                    key.seal(plain, &row_aad(*host_id, client_id))
+                ],
+            )?;
+        }
+        tx.commit()?;
+        // Old plaintext pages may linger in the WAL and in free pages: checkpoint and vacuum so
+        // no plaintext key stays in the files.
+        if !rows.is_empty() {
+            conn.execute_batch(
+                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+            )?;
+        }
+        Ok(rows.len())
+    }
+
+    fn seal_key(&self, host_id: i64, client_id: &str, key_pem: &str) -> String {
+        match &self.key {
+            Some(k) => k.seal(key_pem, &row_aad(host_id, client_id)),
+            None => key_pem.to_string(),
+        }
+    }
+
+    fn unseal_key(
+        &self,
+        host_id: i64,
+        client_id: &str,
+        stored: String,
+    ) -> Result<String, StoreError> {
+        if !stored.starts_with(ENCRYPTED_PREFIX) {
+            return Ok(stored);
+        }
+        let key = self.key.as_ref().ok_or(StoreError::KeyRequired)?;
+        key.open(&stored, &row_aad(host_id, client_id))
+            .map_err(|source| StoreError::Decrypt {
+                host_id,
+                client_id: client_id.to_string(),
+                source,
+            })
+    }
+
+    fn init(mut conn: Connection, key: Option<StoreKey>) -> Result<Self, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -275,8 +419,11 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
+        // Deleted rows (revoked or expired identities) are overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            key,
         })
     }
 
@@ -324,15 +471,16 @@ impl HostStore for SqliteStore {
         Self::ready(self.with(|c| {
             let added_at = now_unix();
             c.execute(
-                "INSERT INTO hosts (name, address, http_port, https_port, mac, added_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO hosts (name, address, http_port, https_port, mac, added_at, wolf_api)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     host.name,
                     host.address,
                     host.http_port,
                     host.https_port,
                     host.mac,
-                    added_at
+                    added_at,
+                    host.wolf_api
                 ],
             )?;
             Ok(HostRecord {
@@ -344,6 +492,7 @@ impl HostStore for SqliteStore {
                 mac: host.mac,
                 server_cert_pem: None,
                 added_at,
+                wolf_api: host.wolf_api,
             })
         }))
     }
@@ -392,7 +541,7 @@ impl HostStore for SqliteStore {
                     host_id,
                     client_id: client_id.to_string(),
                     cert_pem,
-                    key_pem,
+                    key_pem: self.unseal_key(host_id, client_id, key_pem)?,
                     pairing: PairingState::parse(&pairing)?,
                     updated_at,
                 })
@@ -403,17 +552,20 @@ impl HostStore for SqliteStore {
 
     fn put_identity(&self, record: ClientIdentityRecord) -> StoreFuture<'_, ()> {
         Self::ready(self.with(|c| {
+            let now = now_unix();
             let result = c.execute(
-                "INSERT OR REPLACE INTO client_identities
-                 (host_id, client_id, cert_pem, key_pem, pairing, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO client_identities
+                 (host_id, client_id, cert_pem, key_pem, pairing, updated_at, created_at, last_used)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)
+                 ON CONFLICT (host_id, client_id) DO UPDATE SET cert_pem = ?3, key_pem = ?4,
+                   pairing = ?5, updated_at = ?6, last_used = ?6",
                 params![
                     record.host_id,
                     record.client_id,
                     record.cert_pem,
-                    record.key_pem,
+                    self.seal_key(record.host_id, &record.client_id, &record.key_pem),
                     record.pairing.as_str(),
-                    now_unix()
+                    now
                 ],
             );
             match result {
@@ -435,13 +587,14 @@ impl HostStore for SqliteStore {
         let result = self.with(|c| {
             let inserted = c.execute(
                 "INSERT OR IGNORE INTO client_identities
-                 (host_id, client_id, cert_pem, key_pem, pairing, updated_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM hosts WHERE id = ?1)",
+                 (host_id, client_id, cert_pem, key_pem, pairing, updated_at, created_at, last_used)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6
+                 WHERE EXISTS (SELECT 1 FROM hosts WHERE id = ?1)",
                 params![
                     record.host_id,
                     record.client_id,
                     record.cert_pem,
-                    record.key_pem,
+                    self.seal_key(record.host_id, &record.client_id, &record.key_pem),
                     record.pairing.as_str(),
                     now_unix()
                 ],
@@ -470,6 +623,54 @@ impl HostStore for SqliteStore {
             )? > 0)
         }))
     }
+
+    fn touch_identity(&self, host_id: i64, client_id: &str, at: i64) -> StoreFuture<'_, bool> {
+        Self::ready(self.with(|c| {
+            Ok(c.execute(
+                "UPDATE client_identities SET last_used = max(last_used, ?3)
+                 WHERE host_id = ?1 AND client_id = ?2",
+                params![host_id, client_id, at],
+            )? > 0)
+        }))
+    }
+
+    fn list_identities(&self) -> StoreFuture<'_, Vec<IdentitySummary>> {
+        Self::ready(self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT host_id, client_id, pairing, created_at, last_used FROM client_identities
+                 ORDER BY host_id, client_id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?;
+            rows.map(|r| {
+                let (host_id, client_id, pairing, created_at, last_used) = r?;
+                Ok(IdentitySummary {
+                    host_id,
+                    client_id,
+                    pairing: PairingState::parse(&pairing)?,
+                    created_at,
+                    last_used,
+                })
+            })
+            .collect()
+        }))
+    }
+
+    fn remove_identity(&self, host_id: i64, client_id: &str) -> StoreFuture<'_, bool> {
+        Self::ready(self.with(|c| {
+            Ok(c.execute(
+                "DELETE FROM client_identities WHERE host_id = ?1 AND client_id = ?2",
+                params![host_id, client_id],
+            )? > 0)
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -483,6 +684,7 @@ mod tests {
             http_port: 47989,
             https_port: None,
             mac: Some("00:11:22:33:44:55".into()),
+            wolf_api: None,
         }
     }
 
@@ -563,6 +765,152 @@ mod tests {
             store.set_server_cert(id, None).await,
             Err(StoreError::NoSuchHost(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn wolf_api_is_persisted_and_old_databases_gain_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moongate.db");
+        // A database at schema 1 (before `wolf_api`) with one host.
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO hosts (name, address, http_port, added_at) VALUES ('old', 'h', 47989, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let old = store.list_hosts().await.unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].wolf_api, None);
+        let mut h = new_host("wolf");
+        h.wolf_api = Some("/run/wolf/wolf.sock".into());
+        let added = store.add_host(h).await.unwrap();
+        assert_eq!(added.wolf_api.as_deref(), Some("/run/wolf/wolf.sock"));
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        let got = store.get_host(added.id).await.unwrap().unwrap();
+        assert_eq!(got.wolf_api.as_deref(), Some("/run/wolf/wolf.sock"));
+        let all = store.list_hosts().await.unwrap();
+        assert_eq!(all[1].wolf_api.as_deref(), Some("/run/wolf/wolf.sock"));
+    }
+
+    fn raw_files(path: &Path) -> Vec<u8> {
+        let mut all = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            if let Ok(bytes) = std::fs::read(&p) {
+                all.extend(bytes);
+            }
+        }
+        all
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[tokio::test]
+    async fn keys_are_encrypted_at_rest_and_useless_without_the_store_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moongate.db");
+        const PEM: &str = "-----BEGIN PRIVATE KEY-----\nSECRETSECRET\n-----END PRIVATE KEY-----";
+        // A database of an earlier version: plaintext keys.
+        let host = {
+            let plain = SqliteStore::open(&path).unwrap();
+            let host = plain.add_host(new_host("a")).await.unwrap();
+            let mut rec = identity(host.id, "c1");
+            rec.key_pem = PEM.into();
+            plain.put_identity(rec).await.unwrap();
+            host
+        };
+        assert!(contains(&raw_files(&path), b"PRIVATE KEY"));
+        let key = StoreKey::generate();
+        {
+            let store = SqliteStore::open_with_key(&path, key.clone()).unwrap();
+            // Migrated at open; still readable with the key.
+            let got = store.get_identity(host.id, "c1").await.unwrap().unwrap();
+            assert_eq!(got.key_pem, PEM);
+            let mut rec = identity(host.id, "c2");
+            rec.key_pem = PEM.into();
+            store.insert_identity_if_absent(rec).await.unwrap();
+            assert!(!contains(&raw_files(&path), b"PRIVATE KEY"));
+            assert!(!contains(&raw_files(&path), b"SECRETSECRET"));
+        }
+        assert!(!contains(&raw_files(&path), b"PRIVATE KEY"));
+        #[cfg(unix)]
+        for suffix in ["", "-wal", "-shm"] {
+            use std::os::unix::fs::PermissionsExt;
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            if let Ok(m) = std::fs::metadata(&p) {
+                assert_eq!(m.permissions().mode() & 0o777, 0o600, "{suffix}");
+            }
+        }
+
+        // The database copied alone: no key, or the wrong key, yields a typed error.
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let keyless = SqliteStore::open(&copy).unwrap();
+        assert!(matches!(
+            keyless.get_identity(host.id, "c1").await,
+            Err(StoreError::KeyRequired)
+        ));
+        let wrong = SqliteStore::open_with_key(&copy, StoreKey::generate()).unwrap();
+        let err = wrong.get_identity(host.id, "c1").await.unwrap_err();
+        assert!(matches!(err, StoreError::Decrypt { .. }), "{err}");
+        // A ciphertext moved to another row does not decrypt there either.
+        {
+            let c = Connection::open(&copy).unwrap();
+            c.execute(
+                "UPDATE client_identities SET key_pem =
+                   (SELECT key_pem FROM client_identities WHERE client_id = 'c1')
+                 WHERE client_id = 'c2'",
+                [],
+            )
+            .unwrap();
+        }
+        let right = SqliteStore::open_with_key(&copy, key).unwrap();
+        assert_eq!(
+            right
+                .get_identity(host.id, "c1")
+                .await
+                .unwrap()
+                .unwrap()
+                .key_pem,
+            PEM
+        );
+        assert!(matches!(
+            right.get_identity(host.id, "c2").await,
+            Err(StoreError::Decrypt { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn identities_are_listed_touched_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open_with_key(&dir.path().join("m.db"), StoreKey::generate()).unwrap();
+        let h = store.add_host(new_host("a")).await.unwrap();
+        store.put_identity(identity(h.id, "c1")).await.unwrap();
+        store.put_identity(identity(h.id, "c2")).await.unwrap();
+        let list = store.list_identities().await.unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list[0].created_at > 0 && list[0].last_used >= list[0].created_at);
+        assert!(store
+            .touch_identity(h.id, "c1", i64::MAX / 2)
+            .await
+            .unwrap());
+        assert!(!store.touch_identity(h.id, "zz", 1).await.unwrap());
+        let list = store.list_identities().await.unwrap();
+        assert_eq!(list[0].last_used, i64::MAX / 2);
+        assert!(store.remove_identity(h.id, "c1").await.unwrap());
+        assert!(!store.remove_identity(h.id, "c1").await.unwrap());
+        assert_eq!(store.list_identities().await.unwrap().len(), 1);
     }
 
     #[test]

@@ -25,6 +25,33 @@ pub type IpcRx = FramedRead<ChildStdout, ServerCodec>;
 pub struct StreamerChild {
     child: Child,
     log_task: Option<JoinHandle<()>>,
+    host_session: Option<HostSession>,
+}
+
+/// How the gateway ends a stream's host session itself when the streamer cannot (it was killed or
+/// crashed before its own teardown): `/cancel` on the stream's host with the stream's own client
+/// identity — the host keys sessions by client certificate, so any other identity would cancel
+/// nothing (or someone else's stream).
+pub struct HostSession {
+    client: gamestream::nvhttp::NvHttpClient,
+    limit: Duration,
+}
+
+impl HostSession {
+    /// `client` carries the host address, the stream's identity and the pinned host certificate;
+    /// `limit` bounds the whole `/cancel`.
+    pub fn new(client: gamestream::nvhttp::NvHttpClient, limit: Duration) -> Self {
+        HostSession { client, limit }
+    }
+
+    /// `/cancel`, bounded by the limit; the error is for the log.
+    pub async fn cancel(&self) -> Result<(), String> {
+        match tokio::time::timeout(self.limit, self.client.cancel()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.limit)),
+        }
+    }
 }
 
 impl std::fmt::Debug for StreamerChild {
@@ -53,6 +80,7 @@ pub fn spawn(path: &Path, session_key: &str) -> std::io::Result<(StreamerChild, 
         StreamerChild {
             child,
             log_task: Some(log_task),
+            host_session: None,
         },
         FramedWrite::new(stdin, ServerCodec::new()),
         FramedRead::new(stdout, ServerCodec::new()),
@@ -63,6 +91,16 @@ impl StreamerChild {
     /// The process id (None once reaped).
     pub fn id(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// Records the host session this streamer runs, for [`HostSession::cancel`] after its death.
+    pub fn attach_host_session(&mut self, session: HostSession) {
+        self.host_session = Some(session);
+    }
+
+    /// The host session this streamer runs, if attached.
+    pub fn host_session(&self) -> Option<&HostSession> {
+        self.host_session.as_ref()
     }
 
     /// Waits up to `grace` for the child to exit on its own, then kills it; returns its status.

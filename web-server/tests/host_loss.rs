@@ -90,6 +90,7 @@ async fn host_killed_mid_stream_closes_the_browser_socket_and_frees_everything()
             http_port: http,
             https_port: Some(https),
             mac: None,
+            wolf_api: None,
         })
         .await
         .unwrap();

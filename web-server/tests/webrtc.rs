@@ -975,3 +975,67 @@ mod reqwest_like {
         }
     }
 }
+
+/// 20 WebRTC streams back to back with one client identity against the embedded demo host in
+/// Wolf-strict mode, which sends every video RTP packet with timestamp 0: the streamer stamps
+/// frames itself, so the str0m peer (which closes a frame when the RTP timestamp changes) gets
+/// whole, decodable access units; each stream ends with the host free, no session left and no
+/// `/cancel` before the ENet disconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_webrtc_streams_back_to_back_against_a_wolf_strict_host() {
+    let _serial = SERIAL.lock().await;
+    let gw = rtc_gateway(None).await;
+    assert!(gw.host.wolf_strict(), "the embedded host is Wolf-strict");
+    let mut decoded = (0usize, 0usize);
+    for n in 0..20 {
+        let mut ws =
+            open_signaling(&gw, "agent-ses_rtc_real", "rtc-real-client", 320, 240, 60).await;
+        let mut peer = RtcPeer::start();
+        let mut seen = Seen::default();
+        negotiate(
+            &mut ws,
+            &mut peer,
+            &mut seen,
+            Duration::from_secs(20),
+            |s| s.frames.len() >= 30,
+        )
+        .await;
+        let frames = std::mem::take(&mut seen.frames);
+        close_and_check_clean(&gw, ws).await;
+        peer.close();
+        assert_eq!(
+            host_state(&gw).await,
+            "SUNSHINE_SERVER_FREE",
+            "stream {n}: the host is free"
+        );
+        assert_eq!(
+            gw.host.disconnects_after_cancel(),
+            0,
+            "stream {n}: /cancel reached the host before the ENet disconnect"
+        );
+        let (ok, pictures) = tokio::task::spawn_blocking(move || {
+            let mut dec = openh264::decoder::Decoder::new().unwrap();
+            assert!(rtc_peer::has_idr(&frames[0]), "collection starts at an IDR");
+            let mut pictures = 0;
+            for au in &frames {
+                if let Ok(Some(_)) = dec.decode(au) {
+                    pictures += 1;
+                }
+            }
+            (frames.len(), pictures)
+        })
+        .await
+        .unwrap();
+        assert!(
+            pictures * 100 >= ok * 95,
+            "stream {n}: {pictures} of {ok} access units decoded"
+        );
+        decoded = (decoded.0 + ok, decoded.1 + pictures);
+    }
+    println!(
+        "20 WebRTC streams against a Wolf-strict host (RTP timestamp 0): {} of {} access units \
+         decoded; 0 teardown-order violations",
+        decoded.1, decoded.0
+    );
+    gw.stop().await;
+}

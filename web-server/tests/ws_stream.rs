@@ -408,8 +408,13 @@ async fn host_termination_closes_1000_and_shutdown_closes_1001() {
     let mut ws = connect(&gw, "ses_e", "helix-agent-e", 640, 360, 30).await;
     handshake(&mut ws).await;
     first_keyframe(&mut ws, Instant::now()).await;
+    // The host half's own stop, as an idle timeout or a lobby stop ends a session (the Wolf API's
+    // stop of a connected session is what the Wolf-strict host counts as a crash of real Wolf).
     let sid = gw.host.sessions()[0].session_id;
-    gw.host.stop_session(sid).unwrap();
+    assert!(gw
+        .host
+        .gamestream()
+        .stop_session(sid, gamestream::host::EndReason::Stopped));
     let (close, error) = read_until_close(&mut ws, Duration::from_secs(10)).await;
     assert_eq!(close.map(|c| c.0), Some(1000));
     assert!(error.is_none(), "{error:?}");

@@ -10,13 +10,30 @@
 use std::sync::Arc;
 
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
     RateControlMode, UsageType,
 };
 use openh264::{OpenH264API, Timestamp};
 
 use super::pattern::PatternRenderer;
 use super::{EncodedFrame, MediaError, PatternStyle, VideoCodec, VideoFormat, VideoSource};
+
+/// The H.264 profile the encoder writes in its SPS.
+///
+/// openh264 leaves the profile to its entropy coder when none is set: CAVLC, hence Constrained
+/// Baseline (`profile_idc` 66). Asked for High, it writes a High-profile SPS (`profile_idc` 100,
+/// with the `chroma_format_idc` / bit-depth fields High adds) and keeps CAVLC, which High allows.
+/// It cannot do CABAC through the `openh264` crate (the crate sets no entropy-coding flag), so
+/// the High stream of [`H264Profile::High`] is CAVLC-coded, unlike a hardware encoder's — a
+/// decoder must still take it as High, which is what Wolf-strict mode wants to prove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum H264Profile {
+    /// openh264's default: Constrained Baseline.
+    #[default]
+    Baseline,
+    /// High profile (what Wolf's x264/nvenc/VA-API pipelines produce).
+    High,
+}
 
 /// Renders and encodes one frame per [`VideoSource::next_frame`].
 pub struct LiveH264 {
@@ -40,6 +57,15 @@ impl LiveH264 {
     /// An encoder for `format` (size clamped to even values within 320×240..=3840×2160, fps at
     /// 1..=240, bitrate 100 kbit/s..=1 Gbit/s).
     pub fn new(format: VideoFormat, style: PatternStyle) -> Result<Self, MediaError> {
+        Self::with_profile(format, style, H264Profile::Baseline)
+    }
+
+    /// [`LiveH264::new`] writing `profile`.
+    pub fn with_profile(
+        format: VideoFormat,
+        style: PatternStyle,
+        profile: H264Profile,
+    ) -> Result<Self, MediaError> {
         let renderer = PatternRenderer::new(format.width, format.height, style);
         let (width, height) = renderer.size();
         let format = VideoFormat {
@@ -63,6 +89,10 @@ impl LiveH264 {
             .background_detection(false)
             .adaptive_quantization(false)
             .num_threads(threads);
+        let config = match profile {
+            H264Profile::Baseline => config,
+            H264Profile::High => config.profile(Profile::High),
+        };
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| MediaError::Codec(format!("openh264 encoder: {e}")))?;
         Ok(LiveH264 {
@@ -119,7 +149,17 @@ pub fn encode_frames(
     style: PatternStyle,
     count: usize,
 ) -> Result<(VideoFormat, Vec<EncodedFrame>), MediaError> {
-    let mut live = LiveH264::new(format, style)?;
+    encode_frames_with(format, style, count, H264Profile::Baseline)
+}
+
+/// [`encode_frames`] writing `profile`.
+pub fn encode_frames_with(
+    format: VideoFormat,
+    style: PatternStyle,
+    count: usize,
+    profile: H264Profile,
+) -> Result<(VideoFormat, Vec<EncodedFrame>), MediaError> {
+    let mut live = LiveH264::with_profile(format, style, profile)?;
     let frames = (0..count.max(1))
         .map(|_| live.next_frame(false))
         .collect::<Result<Vec<_>, _>>()?;

@@ -16,7 +16,7 @@ pub mod pad;
 pub mod pattern;
 pub mod sei;
 
-pub use h264::{LiveH264, LoopSource};
+pub use h264::{H264Profile, LiveH264, LoopSource};
 pub use opus::{opus_layout, OpusLayout, OpusTone, MAX_TONE_HZ, SPEAKER_PITCH};
 pub use pattern::PatternRenderer;
 
@@ -148,15 +148,27 @@ pub fn open_video_with(
     style: PatternStyle,
     options: VideoOptions,
 ) -> Result<Box<dyn VideoSource>, MediaError> {
+    open_video_profiled(kind, format, style, options, H264Profile::Baseline)
+}
+
+/// [`open_video_with`] whose H.264 (live or replay) is written in `profile` (Wolf-strict mode
+/// asks for [`H264Profile::High`]); HEVC and AV1 clips are what they are.
+pub fn open_video_profiled(
+    kind: SourceKind,
+    format: VideoFormat,
+    style: PatternStyle,
+    options: VideoOptions,
+    profile: H264Profile,
+) -> Result<Box<dyn VideoSource>, MediaError> {
     match (format.codec, kind) {
         (VideoCodec::H264, SourceKind::Live) => {
-            let mut live = LiveH264::new(format, style)?;
+            let mut live = LiveH264::with_profile(format, style, profile)?;
             live.set_fill_to_bitrate(options.fill_to_bitrate);
             Ok(Box::new(live))
         }
         (VideoCodec::H264, SourceKind::Replay) => {
             let count = (format.fps.clamp(1, 240) * REPLAY_SECONDS) as usize;
-            let (actual, mut frames) = h264::encode_frames(format, style, count)?;
+            let (actual, mut frames) = h264::encode_frames_with(format, style, count, profile)?;
             if options.fill_to_bitrate {
                 frames = pad::pad_frames(actual.codec, &frames, pad::frame_budget(&actual));
             }

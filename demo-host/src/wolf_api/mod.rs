@@ -131,6 +131,7 @@
 //! | GET | `/api/v1/moongate/input?session_id=<id>&since=<seq>` | – | `session_id`, `events: [InputRecord]` (seq > since) |
 //! | GET | `/api/v1/moongate/faults` | – | `faults: FaultKnobs` |
 //! | POST | `/api/v1/moongate/faults` | `FaultKnobsPatch` (any subset) | `faults: FaultKnobs` (after the change) |
+//! | GET | `/api/v1/moongate/strict` | – | `strict: {wolf_strict, disconnects_after_cancel}` ([`StrictStatus`]) |
 //!
 //! `InputRecord` = `{seq, at_ms, event:{type:"key_down", key_code, ...}}` ([`input`]);
 //! `FaultKnobs` = `{drop_pct, reorder_pct, delay_pct, delay_ms, slow_teardown_ms, refuse_launches,
@@ -263,4 +264,9 @@ pub trait WolfBackend: Send + Sync + 'static {
         &self,
         patch: FaultKnobsPatch,
     ) -> impl Future<Output = ApiResult<FaultKnobs>> + Send;
+
+    /// `GET /api/v1/moongate/strict`: Wolf-strict mode and its violation counter.
+    fn strict_status(&self) -> impl Future<Output = ApiResult<StrictStatus>> + Send {
+        async { Err(WolfApiError::Unsupported("moongate/strict")) }
+    }
 }

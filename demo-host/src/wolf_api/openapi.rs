@@ -87,7 +87,8 @@ pub(crate) fn schema() -> Value {
                     {"name": "since", "in": "query", "required": false, "schema": {"type": "integer"}}
                 ],
                 "responses": reply_with("events", arr(r("InputRecord")))}},
-            "/api/v1/moongate/faults": faults
+            "/api/v1/moongate/faults": faults,
+            "/api/v1/moongate/strict": get_op("Wolf-strict mode and its violation counter (moongate)", reply_with("strict", r("StrictStatus")))
         },
         "components": {"schemas": {
             "GenericSuccessResponse": obj(&["success"], json!({"success": {"type": "boolean"}})),
@@ -119,6 +120,7 @@ pub(crate) fn schema() -> Value {
                 "client_settings": {"type": "object"}, "runner_state_folder": s, "runner": r("Runner")})),
             "InputRecord": obj(&["seq", "at_ms", "event"], json!({"seq": {"type": "integer"}, "at_ms": {"type": "integer"},
                 "event": {"type": "object", "required": ["type"], "properties": {"type": s}}})),
+            "StrictStatus": obj(&["wolf_strict", "disconnects_after_cancel"], json!({"wolf_strict": {"type": "boolean"}, "disconnects_after_cancel": {"type": "integer"}})),
             "FaultKnobs": obj(&[], json!({"drop_pct": {"type": "number"}, "reorder_pct": {"type": "number"}, "delay_pct": {"type": "number"},
                 "delay_ms": {"type": "integer"}, "slow_teardown_ms": {"type": "integer"}, "refuse_launches": {"type": "boolean"}, "crash": {"type": "boolean"}}))
         }}

@@ -376,6 +376,7 @@ fn router<B: WolfBackend>(
             "/api/v1/moongate/faults",
             get(faults_get::<B>).post(faults_set::<B>),
         )
+        .route("/api/v1/moongate/strict", get(strict_get::<B>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
@@ -583,6 +584,11 @@ async fn input<B: WolfBackend>(
 async fn faults_get<B: WolfBackend>(State(s): St<B>) -> Response {
     let r = s.backend.faults().await;
     s.reply(r.and_then(|v| to_fields("faults", v)))
+}
+
+async fn strict_get<B: WolfBackend>(State(s): St<B>) -> Response {
+    let r = s.backend.strict_status().await;
+    s.reply(r.and_then(|v| to_fields("strict", v)))
 }
 
 async fn faults_set<B: WolfBackend>(

@@ -555,6 +555,17 @@ pub struct FaultKnobs {
     pub crash: bool,
 }
 
+/// Wolf-strict mode and its violation counter (moongate extension, `/api/v1/moongate/strict`):
+/// what an end-to-end test reads to assert that its gateway did nothing a real Wolf crashes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StrictStatus {
+    /// Wolf-strict mode is on.
+    pub wolf_strict: bool,
+    /// Sessions a `/cancel` or API stop ended while their ENet peer was still connected (a crash
+    /// of a real Wolf each); always 0 when the mode is off.
+    pub disconnects_after_cancel: u64,
+}
+
 /// Body of `POST /api/v1/moongate/faults`: only the fields given change.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

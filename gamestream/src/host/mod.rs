@@ -83,6 +83,33 @@ pub struct HostConfig {
     pub launch_gate: Option<Arc<dyn LaunchGate>>,
     /// Fault injection shared by every media sender, adjustable live (tests only; None = off).
     pub media_faults: Option<Arc<MediaFaults>>,
+    /// Told synchronously of every session end, before the client is told (see
+    /// [`SessionEndObserver`]); None = nobody listens.
+    pub end_observer: Option<Arc<dyn SessionEndObserver>>,
+}
+
+/// What a [`SessionEndObserver`] learns about a session that is ending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionEnding {
+    /// Session id.
+    pub session_id: u64,
+    /// Stable id of the client certificate.
+    pub client_id: u64,
+    /// Why it ends.
+    pub reason: EndReason,
+    /// The client's ENet control peer was still connected at the moment of the end. For an end
+    /// the host decides (`/cancel`, a stop) this means the client's ENet disconnect necessarily
+    /// comes after the session is gone — the order that makes a real Wolf crash.
+    pub control_connected: bool,
+}
+
+/// Learns of session ends at the instant they happen, with the control stream's state at that
+/// instant. [`HostEvent::SessionEnded`] arrives later, on a channel, when the peer may already have
+/// gone: an application that must know whether the client was still connected when the session
+/// ended (our demo host's Wolf-strict mode) needs this synchronous view.
+pub trait SessionEndObserver: Send + Sync + 'static {
+    /// Called once per ended session, from the task that ended it; must not block.
+    fn session_ending(&self, ending: &SessionEnding);
 }
 
 /// The application's say on a launch, asked by the host before anything changes.
@@ -143,6 +170,7 @@ impl HostConfig {
             pin_timeout: Duration::from_secs(120),
             launch_gate: None,
             media_faults: None,
+            end_observer: None,
         }
     }
 }

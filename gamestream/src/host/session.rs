@@ -7,7 +7,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::{lock, EndReason, HostEvent, Shared, StreamEvent};
+use super::{lock, EndReason, HostEvent, SessionEnding, Shared, StreamEvent};
 use crate::audio::AudioSender;
 use crate::input::InputWrapper;
 use crate::rtsp::sdp::StreamConfig;
@@ -67,7 +67,17 @@ pub(crate) fn end_session(shared: &Arc<Shared>, session_id: u64, reason: EndReas
     if let Some(tx) = session.stream_tx.take() {
         let _ = tx.send(StreamEvent::Ended(reason));
     }
+    let client_id = session.client_id;
     drop(session);
+
+    if let Some(observer) = &shared.config.end_observer {
+        observer.session_ending(&SessionEnding {
+            session_id,
+            client_id,
+            reason,
+            control_connected: shared.control.is_connected(session_id),
+        });
+    }
 
     let ours = matches!(
         reason,

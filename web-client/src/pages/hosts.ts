@@ -1,6 +1,7 @@
 import { ApiError, type HostStatus, type HostView } from "../api";
 import type { Ctx } from "../main";
 import { badge, clear, errorBox, h } from "../ui";
+import { addHostBody, pairingPolicy, wolfApiError } from "./hostForm";
 
 /** The host list: status badges (online, paired, busy, current app), add, remove, pair, wake. */
 export async function renderHosts(ctx: Ctx): Promise<void> {
@@ -26,6 +27,7 @@ function hostCard(ctx: Ctx, host: HostView): HTMLElement {
     "div",
     { class: "card host-card", dataset: { testid: "host", hostId: String(host.id) } },
     h("div", { class: "title" }, h("h2", { style: "margin:0" }, host.name), h("span", { class: "addr" }, `${host.address}:${host.http_port}`)),
+    host.wolf_api ? h("div", { class: "muted", style: "font-size:.85rem", dataset: { testid: "wolf-api" } }, `Wolf API: ${host.wolf_api}`) : null,
     badges,
     note,
     actions,
@@ -95,6 +97,7 @@ function addHostDialog(ctx: Ctx): void {
   const address = h("input", { name: "address", placeholder: "192.168.1.20 or host.local", required: true });
   const port = h("input", { name: "http_port", type: "number", placeholder: "47989", min: 1, max: 65535 });
   const mac = h("input", { name: "mac", placeholder: "aa:bb:cc:dd:ee:ff (for Wake-on-LAN)" });
+  const wolfApi = h("input", { name: "wolf_api", placeholder: "/var/run/wolf/wolf.sock or http://host:port" });
   const err = h("div");
   const dlg = h(
     "dialog",
@@ -105,13 +108,15 @@ function addHostDialog(ctx: Ctx): void {
         class: "stack",
         onsubmit: async (e: Event) => {
           e.preventDefault();
+          const bad = wolfApiError(wolfApi.value);
+          if (bad) {
+            err.replaceChildren(errorBox(bad));
+            return;
+          }
           try {
-            await ctx.api.addHost({
-              address: address.value.trim(),
-              ...(name.value.trim() ? { name: name.value.trim() } : {}),
-              ...(port.value ? { http_port: Number(port.value) } : {}),
-              ...(mac.value.trim() ? { mac: mac.value.trim() } : {}),
-            });
+            await ctx.api.addHost(
+              addHostBody({ address: address.value, name: name.value, httpPort: port.value, mac: mac.value, wolfApi: wolfApi.value }),
+            );
             dlg.close();
             dlg.remove();
             ctx.go("#/");
@@ -126,6 +131,7 @@ function addHostDialog(ctx: Ctx): void {
       h("label", null, "Name (optional)", name),
       h("label", null, "HTTP port (optional)", port),
       h("label", null, "MAC address (optional)", mac),
+      h("label", null, "Wolf API (optional: lets every browser pair its own identity)", wolfApi),
       err,
       h("div", { class: "row", style: "justify-content:flex-end" }, h("button", { type: "button", onclick: () => (dlg.close(), dlg.remove()) }, "Cancel"), h("button", { class: "primary", type: "submit" }, "Add")),
     ),
@@ -147,6 +153,7 @@ async function pairDialog(ctx: Ctx, host: HostView, refresh: () => Promise<void>
     const status = h("div", { class: "row muted" }, h("span", { class: "spinner" }), "Waiting for the PIN to be entered on the host…");
     body.replaceChildren(
       h("p", { style: "margin:0" }, "Enter this PIN on the host (in Sunshine's web UI, Wolf's pairing page, or the host's prompt):"),
+      h("p", { class: "muted", style: "margin:0;font-size:.85rem", dataset: { testid: "pairing-policy" } }, pairingPolicy(host)),
       h("div", { class: "pin", dataset: { testid: "pin" } }, started.pin),
       status,
     );

@@ -13,11 +13,14 @@
 //! | `GET /api/admin/clients` | the client-certificate cache |
 //! | `GET /api/admin/hosts` | hosts: status, paired, apps; with a Wolf API: its sessions, lobbies, pending pair requests |
 //! | `POST /api/admin/hosts/{id}/wolf/{action}` | Wolf API actions: `sessions/stop`, `lobbies/stop`, `lobbies/join` (body passed through) |
+//! | `GET /api/admin/identities` | client identities in the store: host, client id, pairing, created, last use, expiry (never the key) |
+//! | `DELETE /api/admin/identities/{host_id}/{client_id}` | revoke: unpair on the host (Wolf API, else NVHTTP `/unpair`), remove from the store and the certificate cache |
 //! | `GET /api/admin/logs?session=&tail=` | live log lines (SSE `event: log`), the last `tail` (default 200) first |
 //! | `GET /api/admin/logs/recent?session=&tail=` | the same lines as JSON, no stream |
 //! | `GET /metrics` | Prometheus text format ([`crate::metrics`]) |
 
 pub mod hosts;
+pub mod identities;
 pub mod live;
 pub mod logs;
 pub mod observer;
@@ -52,6 +55,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/api/admin/hosts/{id}/wolf/{kind}/{action}",
             post(hosts::wolf_action),
+        )
+        .route("/api/admin/identities", get(identities::list))
+        .route(
+            "/api/admin/identities/{host_id}/{client_id}",
+            delete(identities::revoke),
         )
         .route("/api/admin/logs", get(logs_sse))
         .route("/api/admin/logs/recent", get(logs_recent))

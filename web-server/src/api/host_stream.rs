@@ -52,6 +52,8 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(15);
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 /// How long the final messages and the close frame may take.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// How long the browser may take to answer our Close before the connection is dropped anyway.
+const CLOSE_ANSWER: Duration = Duration::from_secs(1);
 
 /// Query parameters of the upgrade (Helix: `session_id=agent-<ses>-<instance>`).
 #[derive(Debug, Default, Deserialize)]
@@ -143,14 +145,38 @@ async fn connection(
             )
             .await;
         }
-        let _ = sink
+        let ours = sink
             .send(Message::Close(Some(CloseFrame {
                 code: close.code,
                 reason: clip_reason(&close.reason).into(),
             })))
             .await;
+        match ours {
+            // Our Close is out: read until the browser's answer so the handshake completes.
+            Ok(()) => {
+                let answer = async {
+                    while let Some(Ok(msg)) = stream.next().await {
+                        if matches!(msg, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(CLOSE_ANSWER, answer).await;
+            }
+            // The browser closed first (`SendAfterClosing`): its echo may still wait for a flush.
+            Err(_) => answer_close(&mut sink).await,
+        }
     };
-    let _ = tokio::time::timeout(CLOSE_FLUSH, finish).await;
+    let _ = tokio::time::timeout(CLOSE_FLUSH + CLOSE_ANSWER, finish).await;
+}
+
+/// Answers the browser's Close at once, before the teardown runs.
+///
+/// Why a flush: tungstenite queues the echo of the peer's Close when it reads it and refuses
+/// every later write (`SendAfterClosing`, our own Close included); the echo leaves only with the
+/// next read, write or flush. Without it the browser waited through the teardown and saw 1006.
+async fn answer_close(sink: &mut Sink) {
+    let _ = tokio::time::timeout(CLOSE_FLUSH, sink.flush()).await;
 }
 
 /// Reads `AuthenticateAndInit` (binary messages before it are skipped).
@@ -358,7 +384,11 @@ impl Relay<'_> {
             let out: Vec<ServerMessage> = tokio::select! {
                 reason = guard.stopped() => return End::Stopped(reason),
                 msg = stream.next() => match msg {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::BrowserClosed,
+                    Some(Ok(Message::Close(_))) => {
+                        answer_close(sink).await;
+                        return End::BrowserClosed;
+                    }
+                    None | Some(Err(_)) => return End::BrowserClosed,
                     Some(Ok(Message::Text(t))) => {
                         match self.on_browser_text(t.as_str()) {
                             Ok(Some(signal)) => {
@@ -469,6 +499,7 @@ impl Relay<'_> {
                 out.push(ServerMessage::StageStarting {
                     stage: stage::MOONLIGHT_STREAM.into(),
                 });
+                self.last.started = true;
                 self.started = Some(s);
             }
             FromStreamer::Error(e) => {

@@ -37,6 +37,9 @@ pub struct HostView {
     pub paired: bool,
     /// Unix seconds.
     pub added_at: i64,
+    /// Wolf API (a Unix socket path or `http://host:port`): with it, every browser client gets
+    /// its own automatically paired identity; without it, streams use the PIN-paired one.
+    pub wolf_api: Option<String>,
 }
 
 /// `POST /api/hosts` body.
@@ -53,6 +56,8 @@ pub struct AddHost {
     pub https_port: Option<u16>,
     /// MAC for Wake-on-LAN.
     pub mac: Option<String>,
+    /// Wolf API location (a Unix socket path or `http://host:port`), as a config-file host has.
+    pub wolf_api: Option<String>,
 }
 
 /// `GET /api/hosts/{id}/status` answer.
@@ -200,6 +205,7 @@ async fn view(state: &AppState, h: HostRecord) -> Result<HostView, ApiError> {
         mac: h.mac,
         paired,
         added_at: h.added_at,
+        wolf_api: h.wolf_api,
     })
 }
 
@@ -231,6 +237,15 @@ pub async fn add(
         mac.parse::<Mac>()
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_mac", e.to_string()))?;
     }
+    let wolf_api = req
+        .wolf_api
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty());
+    if let Some(location) = &wolf_api {
+        crate::autopair::WolfApiClient::parse(location).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_wolf_api", e.to_string())
+        })?;
+    }
     if req.http_port == Some(0) || req.https_port == Some(0) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -251,6 +266,7 @@ pub async fn add(
                 .unwrap_or(gamestream::nvhttp::DEFAULT_HTTP_PORT),
             https_port: req.https_port,
             mac: req.mac,
+            wolf_api,
         })
         .await
         .map_err(store_error)?;

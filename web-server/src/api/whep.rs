@@ -237,6 +237,7 @@ pub async fn offer(
                         last.ended = Some(e);
                         return Err(End::StreamerEnded);
                     }
+                    Some(Ok(FromStreamer::Started(_))) => last.started = true,
                     Some(Ok(_)) => {}
                 },
             }
@@ -324,6 +325,7 @@ pub async fn offer(
                         connected = true;
                     }
                     Some(Ok(FromStreamer::Stats(st))) => observer.stats(&st, None),
+                    Some(Ok(FromStreamer::Started(_))) => last.started = true,
                     Some(Ok(_)) => {}
                 },
             }

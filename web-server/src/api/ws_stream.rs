@@ -40,9 +40,11 @@ use crate::error::ApiError;
 use crate::metrics::EndLabel;
 use crate::server::AppState;
 use crate::sessions::{
-    register_superseding, supersede_same_client, SessionGuard, SessionKey, SessionMeta, StopReason,
+    register_superseding, supersede_same_client, supersede_same_host, SessionGuard, SessionKey,
+    SessionMeta, StopReason,
 };
 use crate::streamer_proc::{self, IpcRx, IpcTx, StreamerChild};
+use gamestream::nvhttp::{HostAddress, NvHttpClient};
 
 /// How long a client may take to send its `init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -54,6 +56,11 @@ const KEEPALIVE_EVERY: Duration = Duration::from_secs(2);
 const STREAMER_GRACE: Duration = Duration::from_secs(5);
 /// How long the final messages and the close frame may take to reach the browser.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// How long the browser may take to answer our Close before the connection is dropped anyway.
+const CLOSE_ANSWER: Duration = Duration::from_secs(1);
+/// Bounds the gateway's own `/cancel` of a dead streamer's host session (the registry entry, and
+/// with it a superseding stream, waits for it).
+const HOST_CANCEL_LIMIT: Duration = Duration::from_secs(3);
 
 /// Query parameters of the upgrade (all optional; the init's fields win).
 #[derive(Debug, Default, Deserialize)]
@@ -143,9 +150,19 @@ struct Outbox {
     queue: Mutex<SendQueue<Message>>,
     wake: Notify,
     failed: AtomicBool,
+    /// The browser sent its Close: the writer answers it at once, ahead of anything queued.
+    peer_closed: AtomicBool,
 }
 
 impl Outbox {
+    fn new() -> Self {
+        Outbox {
+            queue: Mutex::new(SendQueue::new(QueueConfig::default())),
+            wake: Notify::new(),
+            failed: AtomicBool::new(false),
+            peer_closed: AtomicBool::new(false),
+        }
+    }
     fn queue(&self) -> MutexGuard<'_, SendQueue<Message>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -153,16 +170,34 @@ impl Outbox {
         self.queue().push_control(msg);
         self.wake.notify_one();
     }
+    /// The browser's Close arrived: have the writer answer it now, before the teardown (which
+    /// may take seconds: the streamer cancels on the host) rather than after it.
+    fn peer_closed(&self) {
+        self.peer_closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
 }
 
-/// Writes queued messages until the close frame is sent or the socket fails.
+/// Writes queued messages until the close frame is sent, the browser's Close is answered or the
+/// socket fails.
+///
+/// Why the answer is a flush: when tungstenite reads the peer's Close it queues the echo itself
+/// and refuses every later write (`SendAfterClosing`, our own Close included); the echo leaves
+/// only with the next read, write or flush. Without this flush the echo never left, the socket
+/// was dropped after the teardown and the browser saw 1006.
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>) {
     loop {
+        if outbox.peer_closed.load(Ordering::Acquire) {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, sink.flush()).await;
+            return;
+        }
         let next = outbox.queue().pop(Instant::now());
         match next {
             Some(msg) => {
                 let last = matches!(msg, Message::Close(_));
                 if sink.send(msg).await.is_err() {
+                    // The browser may have closed meanwhile: its echo still waits for a flush.
+                    let _ = tokio::time::timeout(CLOSE_FLUSH, sink.flush()).await;
                     outbox.failed.store(true, Ordering::Relaxed);
                     return;
                 }
@@ -175,6 +210,19 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>
     }
 }
 
+/// After our own Close: reads until the browser's answer (or the end of the socket) so the
+/// closing handshake completes before the connection is dropped.
+async fn await_close_answer(stream: &mut SplitStream<WebSocket>) {
+    let answer = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_ANSWER, answer).await;
+}
+
 async fn connection(
     state: AppState,
     socket: WebSocket,
@@ -184,15 +232,19 @@ async fn connection(
 ) {
     let opened = Instant::now();
     let (sink, mut stream) = socket.split();
-    let outbox = Arc::new(Outbox {
-        queue: Mutex::new(SendQueue::new(QueueConfig::default())),
-        wake: Notify::new(),
-        failed: AtomicBool::new(false),
-    });
+    let outbox = Arc::new(Outbox::new());
     let writer = tokio::spawn(write_loop(sink, Arc::clone(&outbox)));
     let abort_writer = writer.abort_handle();
 
     let close = stream_session(&state, &mut stream, &outbox, query, bearer, peer, opened).await;
+    if outbox.peer_closed.load(Ordering::Acquire) {
+        // Answered by the writer when the Close arrived; the teardown has run since.
+        tracing::info!(code = close.code, reason = %close.reason, "the browser closed the stream socket");
+        if tokio::time::timeout(CLOSE_FLUSH, writer).await.is_err() {
+            abort_writer.abort();
+        }
+        return;
+    }
     tracing::info!(code = close.code, reason = %close.reason, "closing the stream socket");
     if let Some(error) = &close.error {
         outbox.control(Message::Text(browser::error_json(error).into()));
@@ -201,8 +253,10 @@ async fn connection(
         code: close.code,
         reason: clip_reason(&close.reason).into(),
     })));
-    if tokio::time::timeout(CLOSE_FLUSH, writer).await.is_err() {
-        abort_writer.abort();
+    match tokio::time::timeout(CLOSE_FLUSH, writer).await {
+        Ok(_) if !outbox.failed.load(Ordering::Relaxed) => await_close_answer(&mut stream).await,
+        Ok(_) => {}
+        Err(_) => abort_writer.abort(),
     }
 }
 
@@ -221,9 +275,11 @@ async fn stream_session(
     let text = loop {
         match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) => return Close::policy("no init message received"),
-            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => {
-                return Close::normal("closed before init")
+            Ok(Some(Ok(Message::Close(_)))) => {
+                outbox.peer_closed();
+                return Close::normal("closed before init");
             }
+            Ok(None) | Ok(Some(Err(_))) => return Close::normal("closed before init"),
             Ok(Some(Ok(Message::Text(t)))) => break t,
             Ok(Some(Ok(Message::Binary(b)))) => {
                 answer_ping(&b, outbox);
@@ -287,6 +343,7 @@ async fn stream_session(
     let mut last = LastWords {
         error: run.error.take(),
         ended: run.ended.take(),
+        started: run.started.is_some(),
     };
     let mut observer = run.observer;
     let ends = Ends {
@@ -387,22 +444,38 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
     )
     .await
     .map_err(|e| Close::failure(format!("InternalServerError: {e}")))?;
-    // One stream per client identity on a host: an older stream of this client under another
-    // key (another lobby) ends before this one launches (lesson 4).
-    let same_client = supersede_same_client(
-        state.sessions.as_ref(),
-        &guard,
-        state.config.timeouts.supersede,
-    );
+    // Which identity streams: a per-client one where the gateway can pair it itself (a pairing
+    // API: the embedded host, a Wolf API), else the one the user paired with a PIN, shared by
+    // every browser client of this host.
+    let shared_identity = state.pin_submitter_for_host(&host).is_none();
+    // One stream per client identity on a host: an older stream of this identity under another
+    // key (another lobby, or another browser client on a shared identity) ends before this one
+    // launches (lesson 4) — a supersede, never "AlreadyStreaming".
+    let limit = state.config.timeouts.supersede;
+    let same_identity = async {
+        if shared_identity {
+            supersede_same_host(state.sessions.as_ref(), &guard, limit).await
+        } else {
+            supersede_same_client(state.sessions.as_ref(), &guard, limit).await
+        }
+    };
     tokio::select! {
-        r = same_client => if let Err(e) = r {
+        r = same_identity => if let Err(e) = r {
             return Err(Close::failure(format!("InternalServerError: {e}")));
         },
         reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
     }
+    let client = if shared_identity {
+        crate::api::GATEWAY_CLIENT_ID.to_string()
+    } else {
+        client
+    };
 
     // Identity and pairing, abandoned if this stream is stopped meanwhile.
     let prepared = async {
+        if shared_identity {
+            return shared_gateway_identity(state, &host).await;
+        }
         let identity = state
             .certs
             .get_or_create(&client)
@@ -424,6 +497,7 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         r = prepared => r.map_err(Close::failure)?,
         reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
     };
+    let cancel_cert = host_cert_der.clone();
     let https_port = host
         .https_port
         .unwrap_or(gamestream::nvhttp::DEFAULT_HTTPS_PORT);
@@ -450,7 +524,7 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         play_audio_local: req.play_audio_local,
         lobby_id: (!lobby.is_empty()).then_some(lobby),
         wolf_api: state
-            .pin_submitter_for(&host.address, host.http_port)
+            .pin_submitter_for_host(&host)
             .and_then(|p| p.wolf_api()),
         webrtc: (mode == StreamMode::Webrtc).then(|| webrtc_settings(&state.config.webrtc)),
     };
@@ -467,6 +541,16 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
             }
         };
     tracing::info!(session = %key, pid = ?child.id(), ?mode, "streamer spawned");
+    child.attach_host_session(streamer_proc::HostSession::new(
+        NvHttpClient::new(
+            HostAddress::with_ports(host.address.clone(), host.http_port, host.https_port),
+            identity,
+            Some(cancel_cert),
+        )
+        .with_unique_id(client.clone())
+        .with_timeout(HOST_CANCEL_LIMIT),
+        HOST_CANCEL_LIMIT,
+    ));
     let mut observer = StreamObserver::launched(state, &guard, child.id());
     if ipc_tx
         .send(ToStreamer::Init(Box::new(streamer_init)))
@@ -498,6 +582,36 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         ipc_rx,
         observer,
     })
+}
+
+/// The identity of a host without a pairing API: the gateway's, paired once with a PIN
+/// (`POST /api/hosts/{id}/pair`). Not paired yet: a clear error naming the way out.
+async fn shared_gateway_identity(
+    state: &AppState,
+    host: &crate::store::HostRecord,
+) -> Result<(gamestream::identity::Identity, String, Vec<u8>), String> {
+    let not_paired = || {
+        format!(
+            "HostNotPaired: pair this host first: {} has no pairing API, so moongate streams \
+             through the identity you pair with a PIN (POST /api/hosts/{}/pair)",
+            host.name, host.id
+        )
+    };
+    let (identity, pairing) = super::hosts::gateway_identity(state, host.id)
+        .await
+        .map_err(|e| format!("InternalServerError: gateway identity: {}", e.message))?;
+    let Some(server_pem) = host.server_cert_pem.as_deref() else {
+        return Err(not_paired());
+    };
+    if pairing != crate::store::PairingState::Paired {
+        return Err(not_paired());
+    }
+    let host_cert_der = gamestream::identity::cert_der_from_pem(server_pem.as_bytes())
+        .map_err(|e| format!("InternalServerError: stored host certificate: {e}"))?;
+    let key_pem = identity
+        .key_pem()
+        .map_err(|e| format!("InternalServerError: client key: {e}"))?;
+    Ok((identity, key_pem, host_cert_der))
 }
 
 /// Why the streaming loop ended.
@@ -571,7 +685,11 @@ impl Running {
                 msg = stream.next() => {
                     last_heard = Instant::now();
                     match msg {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::BrowserClosed,
+                        Some(Ok(Message::Close(_))) => {
+                            self.outbox.peer_closed();
+                            return End::BrowserClosed;
+                        }
+                        None | Some(Err(_)) => return End::BrowserClosed,
                         Some(Ok(Message::Binary(b))) => {
                             if answer_ping(&b, &self.outbox) {
                                 continue;
@@ -728,6 +846,8 @@ impl Running {
 pub(crate) struct LastWords {
     pub(crate) error: Option<String>,
     pub(crate) ended: Option<wire::ipc::Ended>,
+    /// The streamer reported `Started`: its control (ENet) peer is connected on the host.
+    pub(crate) started: bool,
 }
 
 /// The streamer settings of WebRTC mode, from `[webrtc]`.
@@ -785,6 +905,30 @@ pub(crate) struct Ends<'a> {
     pub(crate) observer: &'a mut StreamObserver,
 }
 
+/// The streamer is gone without its own teardown (killed, crashed, or exited before `Ended`):
+/// the gateway `/cancel`s the host session itself, with the stream's identity, so the host is not
+/// left busy (Sunshine and Wolf keep a launched session until told).
+///
+/// Not once the streamer had `Started`: its ENet control peer is then connected on the host, and a
+/// `/cancel` before that peer's DISCONNECT (which a dead process never sends; the host's ENet
+/// timeout stands in for it) is the teardown order that crashes a real Wolf. The host ends such a
+/// session at that timeout itself, and a new launch with the same identity replaces it at once.
+async fn cancel_after_death(key: &str, last: &LastWords, child: &StreamerChild) {
+    let Some(host_session) = child.host_session() else {
+        return;
+    };
+    if last.started {
+        tracing::warn!(session = %key, "the streamer died mid-stream; the host ends its session when the control peer times out");
+        return;
+    }
+    match host_session.cancel().await {
+        Ok(()) => tracing::info!(session = %key, "the streamer died: cancelled its host session"),
+        Err(e) => {
+            tracing::info!(session = %key, error = %e, "the streamer died: /cancel on the host failed")
+        }
+    }
+}
+
 /// The one teardown path of every mode: `Stop` → the streamer cancels on the host and exits →
 /// reap → the registry entry goes → the close to send.
 pub(crate) async fn teardown(
@@ -823,7 +967,11 @@ pub(crate) async fn teardown(
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let status = child.reap(left).await;
     let exit_ms = t0.elapsed().as_millis() as u64;
-    // The entry goes the moment the streamer is gone, whatever ended it.
+    if last.ended.is_none() {
+        cancel_after_death(key, last, child).await;
+    }
+    // The entry goes the moment the streamer is gone (and, if it died, its host session was
+    // cancelled), whatever ended it: a superseding stream of the same identity launches after.
     drop(guard);
     tracing::info!(session = %key, ?end, ?status, exit_ms, "stream ended; streamer reaped");
     observer.ended(end_label(&end, last));

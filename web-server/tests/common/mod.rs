@@ -149,8 +149,9 @@ pub async fn serve_replay_gateway(config: Config, dir: tempfile::TempDir) -> Gat
     serve_own_host_gateway(config, dir, host, "replay demo host").await
 }
 
-/// Serves `config` with a demo host started from `host` (ephemeral ports, no Wolf API socket),
-/// installed as the gateway's paired host under `name`.
+/// Serves `config` with a demo host started from `host` (ephemeral ports, no Wolf API socket,
+/// Wolf-strict like every host the tests stream from), installed as the gateway's paired host under
+/// `name`.
 pub async fn serve_own_host_gateway(
     config: Config,
     dir: tempfile::TempDir,
@@ -164,6 +165,7 @@ pub async fn serve_own_host_gateway(
                 socket: demo_host::WolfApiSocket::Off,
                 ..Default::default()
             },
+            wolf_strict: true,
             ..host
         })
         .await
@@ -187,6 +189,23 @@ pub async fn serve_own_host_gateway(
         ))),
     };
     serve_gateway(config, host, provided, dir).await
+}
+
+/// Every end-to-end test streams from a Wolf-strict demo host (the embedded one is strict by
+/// default, [`serve_own_host_gateway`] makes its host strict), and a teardown that would crash a
+/// real Wolf — `/cancel` while the control stream is still connected — fails the test that caused
+/// it, whichever assertions it makes itself.
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        assert_eq!(
+            self.host.disconnects_after_cancel(),
+            0,
+            "a /cancel reached the host before the ENet disconnect: real Wolf crashes there"
+        );
+    }
 }
 
 impl Gateway {
@@ -559,4 +578,23 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The host's `/serverinfo` state, as any Moonlight client reads it (plain HTTP).
+pub async fn host_state(gw: &Gateway) -> String {
+    let port = gw.host.ports().http;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let r = http(
+        addr,
+        "GET",
+        "/serverinfo?uniqueid=0123456789ABCDEF&uuid=00000000-0000-0000-0000-000000000000",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let start = r.body.find("<state>").map(|i| i + 7).unwrap_or(0);
+    let end = r.body[start..].find("</state>").map(|i| start + i);
+    end.map(|e| r.body[start..e].to_string())
+        .unwrap_or_else(|| panic!("no <state> in {}", r.body))
 }
