@@ -549,14 +549,18 @@ impl DemoHost {
         host_config.hostname = config.hostname.clone();
         host_config.unique_id = unique_id.clone();
         host_config.encrypted_rtsp = config.encrypted_rtsp;
-        host_config.app_version = AppVersion::SUNSHINE; // 7.1.431.-1, as Wolf reports
-                                                        // Offer what the host can send: without these markers a stock client gets H.264 whatever
-                                                        // it asked for (see OfferedCodecs).
+        // 7.1.431.-1, as Wolf reports.
+        host_config.app_version = AppVersion::SUNSHINE;
+        // Offer what the host can send: without these markers a stock client gets H.264 whatever
+        // it asked for (see OfferedCodecs).
         let codecs = config.offered_codecs;
         host_config.codec_mode_support = codecs.server_codec_mode_support();
         host_config.describe = DescribeParams::wolf(codecs.hevc, codecs.av1);
         let strict = Arc::new(StrictMonitor::new(config.wolf_strict));
         host_config.end_observer = Some(Arc::clone(&strict) as Arc<dyn SessionEndObserver>);
+        // Wolf pauses a session whose ENet peer left (clean or timed out): it stays busy until
+        // /cancel. A client that dies without /cancel leaves it so, as it leaves a real Wolf.
+        host_config.disconnect_pauses = config.wolf_strict;
         host_config.sunshine_extensions = config.sunshine_extensions;
         host_config.video_fec_percent = config.video_fec_percent;
         host_config.media_faults = Some(Arc::clone(config.faults.media()));

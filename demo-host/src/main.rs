@@ -322,10 +322,11 @@ fn command(host: &DemoHost, line: &str) -> bool {
             Err(_) => println!("usage: stop <session id>"),
         },
         ("stats" | "violations", _) => println!(
-            "wolf-strict {} disconnects-after-cancel {} violations {}",
+            "wolf-strict {} disconnects-after-cancel {} violations {} sessions {}",
             if host.wolf_strict() { "on" } else { "off" },
             host.disconnects_after_cancel(),
-            host.strict_violations()
+            host.strict_violations(),
+            host.sessions().len()
         ),
         ("refuse", Some(v)) => host.faults().set_refuse_launches(v == "on"),
         ("teardown-ms", Some(v)) => match v.parse() {

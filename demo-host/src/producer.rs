@@ -478,11 +478,29 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
             return handle;
         }
     };
+    // The client's first pings tell where to send. The stream may end meanwhile (a client that
+    // stops right after it started, before pinging): that end is seen here, not after the wait,
+    // so the session's teardown (and the 503 its client gets for a relaunch) stays short.
     let wait = Duration::from_secs(5);
-    if handle.video.wait_for_client(wait).await.is_err()
-        || handle.audio.wait_for_client(wait).await.is_none()
-    {
-        tracing::warn!(session = handle.session_id, "no ping from the client");
+    let session_id = handle.session_id;
+    let pinged = async {
+        handle.video.wait_for_client(wait).await.is_ok()
+            && handle.audio.wait_for_client(wait).await.is_some()
+    };
+    let ended = async {
+        while let Some(ev) = handle.events.recv().await {
+            match ev {
+                StreamEvent::Ended(_) => return,
+                StreamEvent::Input(e) => inputs.record(session_id, e),
+                _ => {}
+            }
+        }
+    };
+    tokio::select! {
+        pinged = pinged => if !pinged {
+            tracing::warn!(session = session_id, "no ping from the client");
+        },
+        () = ended => return handle,
     }
 
     let mut sender = Sender {

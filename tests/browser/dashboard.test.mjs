@@ -2,11 +2,12 @@
 // streaming (a WebSocket speaking the Helix contract from the gateway's own origin), another tab
 // on /admin.html signed in with the admin credential. The dashboard lists the stream with its
 // client, kills it, and the row goes; the streaming tab's socket is closed with 4001 and the host
-// has no session left. A user credential is refused by the dashboard.
+// has no session left. The stream's client identity is listed and revoked (unpaired on the host),
+// and the same client streams again on a fresh identity. A user credential is refused.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { startGateway, launchBrowser, screenshotDir, until, hostSessions } from "./harness.mjs";
+import { startGateway, launchBrowser, screenshotDir, until, hostSessions, wolfApi } from "./harness.mjs";
 
 const ADMIN = "e2e-admin-" + Math.random().toString(36).slice(2);
 const SESSION = "dash";
@@ -103,6 +104,27 @@ test("the dashboard shows a live stream with its client, kills it and sees it go
     assert.equal((await hostSessions(gw)).length, 0, "no host session left");
     await until(5000, "empty sessions table", async () => ((await admin.locator("#sessions-count").textContent()) ?? "").startsWith("0 live"));
     await admin.screenshot({ path: path.join(screenshotDir, "dashboard-killed.png"), fullPage: true });
+
+    // The client's identity with the embedded host is listed; revoking it unpairs it on the host.
+    const pairedBefore = (await wolfApi(gw, "/api/v1/clients")).clients.length;
+    const idRow = admin.locator(`#identities tr[data-client="${CLIENT}"]`);
+    await idRow.waitFor({ timeout: 10000 });
+    assert.match((await idRow.textContent()) ?? "", /paired/);
+    assert.match((await idRow.locator("td").nth(5).textContent()) ?? "", /^\d+d \d+h$/, "expiry in days (30 by default)");
+    const revoke = idRow.locator("button.revoke");
+    await revoke.click();
+    assert.equal((await revoke.textContent())?.trim(), "Confirm revoke", "the first click only arms the button");
+    await revoke.click();
+    await until(5000, "the revocation note", async () => /Revoked dashclient: unpaired on the host/.test((await admin.locator("#identities-note").textContent()) ?? ""));
+    await idRow.waitFor({ state: "detached", timeout: 5000 });
+    assert.equal((await wolfApi(gw, "/api/v1/clients")).clients.length, pairedBefore - 1, "the host forgot the identity");
+    await admin.screenshot({ path: path.join(screenshotDir, "dashboard-revoked.png"), fullPage: true });
+    // The same client streams again: a new identity is made and paired on demand.
+    await openStream(player, gw.credential);
+    await until(10000, "video frames after the revocation", () => player.evaluate(() => window.__stream.frames > 10));
+    await idRow.waitFor({ timeout: 10000 });
+    await player.close();
+    await until(10000, "no host session after the tab closed", async () => (await hostSessions(gw)).length === 0);
 
     // The user credential does not open the dashboard.
     const user = await browser.context.newPage();

@@ -147,6 +147,26 @@ export function formatsFor(support: CodecSupport[], codec: string): number {
   return usable.reduce((m, c) => m | c.bit, 0);
 }
 
+/** WebRTC payload MIME types (`RTCRtpReceiver.getCapabilities`) to format bits. */
+const RTC_FORMATS: [RegExp, number][] = [
+  [/h264/i, 0x0001],
+  [/h265|hevc/i, 0x0100],
+  [/av1/i, 0x1000],
+];
+const NAMED_BITS: Record<string, number> = { "H.264": 0x0001, HEVC: 0x0100, AV1: 0x1000 };
+
+/**
+ * The same choice as [`formatsFor`] for WebRTC mode, from the MIME types this browser's WebRTC
+ * stack receives: "auto" asks for H.264 where it can (else every receivable codec), a named
+ * codec for that codec only.
+ */
+export function rtcFormatsFor(mimeTypes: string[], codec: string): number {
+  let formats = 0;
+  for (const [re, bit] of RTC_FORMATS) if (mimeTypes.some((m) => re.test(m))) formats |= bit;
+  if (codec === "auto") return formats & 0x0001 ? 0x0001 : formats;
+  return formats & (NAMED_BITS[codec] ?? 0);
+}
+
 /** Whether this browser can use WebRTC mode at all. */
 export function webrtcAvailable(): boolean {
   return typeof RTCPeerConnection !== "undefined";

@@ -13,6 +13,7 @@
 //! | `[timeouts] supersede_secs` | `MOONGATE_SUPERSEDE_TIMEOUT_SECS` | 10 | waiting for a superseded stream to end |
 //! | `[timeouts] cert_idle_secs` | `MOONGATE_CERT_IDLE_SECS` | 3600 | client certificates expire after this idle time |
 //! | `[timeouts] cert_sweep_secs` | `MOONGATE_CERT_SWEEP_SECS` | 300 | how often the certificate cache is swept |
+//! | `[timeouts] host_cleanup_secs` | `MOONGATE_HOST_CLEANUP_SECS` | 32 | after a streamer died mid-stream, wait this long (the host's ENet timeout, at most 30 s) before `/cancel`ing its host session |
 //! | `[[hosts]]` | – | none | hosts added to the store at start if absent (`name`, `address`, `http_port`, `https_port`, `mac`) |
 //! | – | `MOONGATE_CREDENTIALS` | generated | the bearer credential (kept out of files on purpose) |
 //! | – | `MOONGATE_ADMIN_CREDENTIALS` | generated (`<data_dir>/admin-credentials`) | the admin credential: `/api/admin/*`, `/metrics`, the dashboard |
@@ -99,6 +100,9 @@ pub struct Timeouts {
     pub cert_idle: Duration,
     /// Sweep period of the certificate cache.
     pub cert_sweep: Duration,
+    /// After a streamer died mid-stream: how long before its host session is `/cancel`led, so
+    /// that the host's ENet peer has timed out first ([`crate::host_cleanup`]).
+    pub host_cleanup: Duration,
 }
 
 impl Default for Timeouts {
@@ -109,6 +113,8 @@ impl Default for Timeouts {
             supersede: Duration::from_secs(10),
             cert_idle: Duration::from_secs(3600),
             cert_sweep: Duration::from_secs(300),
+            // ENet's longest peer timeout (30 s) and a margin.
+            host_cleanup: Duration::from_secs(32),
         }
     }
 }
@@ -472,6 +478,7 @@ struct FileTimeouts {
     supersede_secs: Option<u64>,
     cert_idle_secs: Option<u64>,
     cert_sweep_secs: Option<u64>,
+    host_cleanup_secs: Option<u64>,
 }
 
 impl Default for Config {
@@ -574,7 +581,7 @@ impl Config {
             c.identity_idle = idle_days("identities.idle_days", d)?;
         }
         let t = parsed.timeouts;
-        let slots: [(&str, Option<u64>, &mut Duration); 5] = [
+        let slots: [(&str, Option<u64>, &mut Duration); 6] = [
             (
                 "timeouts.host_request_secs",
                 t.host_request_secs,
@@ -599,6 +606,11 @@ impl Config {
                 "timeouts.cert_sweep_secs",
                 t.cert_sweep_secs,
                 &mut c.timeouts.cert_sweep,
+            ),
+            (
+                "timeouts.host_cleanup_secs",
+                t.host_cleanup_secs,
+                &mut c.timeouts.host_cleanup,
             ),
         ];
         for (key, value, slot) in slots {
@@ -643,7 +655,7 @@ impl Config {
         if let Some(v) = env("MOONGATE_WOL_TARGET") {
             c.wol_target = parse_addr("MOONGATE_WOL_TARGET", &v)?;
         }
-        let env_slots: [(&str, &mut Duration); 5] = [
+        let env_slots: [(&str, &mut Duration); 6] = [
             (
                 "MOONGATE_HOST_REQUEST_TIMEOUT_SECS",
                 &mut c.timeouts.host_request,
@@ -652,6 +664,7 @@ impl Config {
             ("MOONGATE_SUPERSEDE_TIMEOUT_SECS", &mut c.timeouts.supersede),
             ("MOONGATE_CERT_IDLE_SECS", &mut c.timeouts.cert_idle),
             ("MOONGATE_CERT_SWEEP_SECS", &mut c.timeouts.cert_sweep),
+            ("MOONGATE_HOST_CLEANUP_SECS", &mut c.timeouts.host_cleanup),
         ];
         for (key, slot) in env_slots {
             if let Some(v) = env(key) {

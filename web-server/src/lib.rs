@@ -27,6 +27,7 @@ pub mod config;
 pub mod datadir;
 pub mod embedded;
 pub mod error;
+pub mod host_cleanup;
 pub mod identities;
 pub mod metrics;
 pub mod server;

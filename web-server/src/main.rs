@@ -38,32 +38,43 @@ fn config_path() -> anyhow::Result<Option<PathBuf>> {
     Ok(path)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Registers SIGINT and SIGTERM at once and returns the future that waits for either.
+///
+/// Why eagerly: a supervisor may send SIGTERM as soon as it has read the startup lines;
+/// a handler registered only when `serve` first polls it would let that signal kill the
+/// process without the orderly shutdown (streams stopped, hosts' sessions cancelled).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        );
+        async move {
+            match streams {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot listen for SIGINT/SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+            tracing::info!("shutting down");
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
 
 #[tokio::main]
@@ -78,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .with(CaptureLayer::default().with_filter(tracing::level_filters::LevelFilter::INFO))
         .init();
+    let shutdown = shutdown_signal();
     let config = Config::load(config_path()?.as_deref())?;
     // Owner-only from here on, whatever umask we were started with: the data dir holds keys.
     web_server::datadir::restrict_umask();
@@ -191,7 +203,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let sessions = Arc::clone(&state.sessions);
-    serve(listener, state, shutdown_signal()).await?;
+    serve(listener, state, shutdown).await?;
     // Streams were asked to stop (1001); give their teardown (Stop, /cancel, reap) time to run
     // before the host goes away.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);

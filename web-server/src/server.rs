@@ -39,6 +39,8 @@ pub struct AppState {
     /// Recent log lines and the live feed (process-wide).
     pub logs: &'static crate::admin::logs::LogBuffer,
     pub(crate) pairings: Arc<Pairings>,
+    /// `/cancel`s waiting out a host's ENet timeout after a streamer died mid-stream.
+    pub host_cleanups: Arc<crate::host_cleanup::HostCleanups>,
     /// Who can enter pairing PINs on which host (the embedded demo host).
     pins: Arc<std::sync::RwLock<Vec<Arc<dyn PinSubmitter>>>>,
 }
@@ -86,6 +88,7 @@ impl AppState {
             metrics: Arc::default(),
             logs: crate::admin::logs::global(),
             pairings: Arc::new(Pairings::default()),
+            host_cleanups: Arc::default(),
             pins: Arc::default(),
         }
     }

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -15,6 +16,8 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use wire::ipc::ServerCodec;
+
+use crate::host_cleanup::HostCleanups;
 
 /// IPC toward the streamer.
 pub type IpcTx = FramedWrite<ChildStdin, ServerCodec>;
@@ -35,13 +38,33 @@ pub struct StreamerChild {
 pub struct HostSession {
     client: gamestream::nvhttp::NvHttpClient,
     limit: Duration,
+    /// Where a `/cancel` that must wait out the host's ENet timeout is left
+    /// ([`crate::host_cleanup`]), with that wait, the host's id and the identity's client id.
+    cleanup: Option<(Arc<HostCleanups>, Duration, i64, String)>,
 }
 
 impl HostSession {
     /// `client` carries the host address, the stream's identity and the pinned host certificate;
     /// `limit` bounds the whole `/cancel`.
     pub fn new(client: gamestream::nvhttp::NvHttpClient, limit: Duration) -> Self {
-        HostSession { client, limit }
+        HostSession {
+            client,
+            limit,
+            cleanup: None,
+        }
+    }
+
+    /// Where [`HostSession::cancel_later`] leaves its `/cancel`: `cleanups`, after `after`, keyed
+    /// by host and client id (so a new stream of that identity can take over).
+    pub fn with_cleanup(
+        mut self,
+        cleanups: Arc<HostCleanups>,
+        after: Duration,
+        host_id: i64,
+        client_id: String,
+    ) -> Self {
+        self.cleanup = Some((cleanups, after, host_id, client_id));
+        self
     }
 
     /// `/cancel`, bounded by the limit; the error is for the log.
@@ -51,6 +74,15 @@ impl HostSession {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {:?}", self.limit)),
         }
+    }
+
+    /// The streamer died with its ENet peer connected on the host: `/cancel` once the host's ENet
+    /// timeout has passed ([`crate::host_cleanup`]). Returns the wait, or None when no cleanup
+    /// registry was attached (nothing is sent then: an early `/cancel` is what crashes Wolf).
+    pub fn cancel_later(mut self) -> Option<Duration> {
+        let (cleanups, after, host_id, client_id) = self.cleanup.take()?;
+        cleanups.schedule(host_id, &client_id, self, after);
+        Some(after)
     }
 }
 
@@ -98,9 +130,9 @@ impl StreamerChild {
         self.host_session = Some(session);
     }
 
-    /// The host session this streamer runs, if attached.
-    pub fn host_session(&self) -> Option<&HostSession> {
-        self.host_session.as_ref()
+    /// The host session this streamer runs, if attached (taken by the one who ends it).
+    pub fn take_host_session(&mut self) -> Option<HostSession> {
+        self.host_session.take()
     }
 
     /// Waits up to `grace` for the child to exit on its own, then kills it; returns its status.

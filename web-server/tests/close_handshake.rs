@@ -387,8 +387,9 @@ fn sigkill(pid: u32) {
 }
 
 /// A streamer killed mid-stream: the browser gets a real 1011 Close, the registry entry goes, the
-/// same client streams again at once (its new launch replaces the dead stream's host session),
-/// and the host is left with no session of it.
+/// same client streams again at once (its new launch takes over the dead stream's host session),
+/// and the host is left with no session of it. Left alone, the dead stream's host session is
+/// cancelled only after the host's ENet timeout, the order a real Wolf survives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_streamer_closes_1011_and_the_same_client_streams_again_at_once() {
     let _serial = SERIAL.lock().await;
@@ -414,22 +415,40 @@ async fn a_killed_streamer_closes_1011_and_the_same_client_streams_again_at_once
         "host sessions: {:?}",
         gw.host.sessions()
     );
+    // The new stream took the host session over: no /cancel of the dead one waits to end it.
+    assert_eq!(gw.state.host_cleanups.pending(), 0);
     let (seen, _) = client_close(&mut ws).await;
     assert_eq!(code(&seen), Some(1000), "{seen:?}");
     finish(ws).await;
     assert_clean(&gw).await;
 
-    // Killed again and left alone: the host ends the dead stream's session by itself.
+    // Killed again and left alone. Like Wolf, the strict host pauses the session when the dead
+    // peer's ENet timeout passes, and stays busy; the gateway /cancels it only after that timeout
+    // (`timeouts.host_cleanup`), so the host never sees a /cancel before the disconnect.
     let mut ws = streaming(&gw, "ses_k", "c-k").await;
     sigkill(streamer_children()[0]);
     let t = Instant::now();
     let seen = server_close_within(&mut ws, Duration::from_secs(15)).await;
     assert_eq!(code(&seen), Some(1011), "{seen:?}");
     finish(ws).await;
+    assert_eq!(gw.state.host_cleanups.pending(), 1, "a /cancel waits");
+    assert_eq!(gw.host.sessions().len(), 1, "the host holds the session");
     assert!(
-        eventually(Duration::from_secs(40), || gw.host.sessions().is_empty()).await,
+        eventually(Duration::from_secs(30), || gw.host.sessions().is_empty()).await,
         "host session left: {:?}",
         gw.host.sessions()
+    );
+    assert!(
+        t.elapsed() >= gw.state.config.timeouts.host_cleanup - Duration::from_secs(1),
+        "cancelled only after the host's ENet timeout ({:?})",
+        t.elapsed()
+    );
+    assert_eq!(gw.host.disconnects_after_cancel(), 0);
+    assert_eq!(host_state(&gw).await, "SUNSHINE_SERVER_FREE");
+    assert!(
+        eventually(Duration::from_secs(2), || gw.state.host_cleanups.pending()
+            == 0)
+        .await
     );
     println!(
         "host session of the killed streamer gone {:?} after the kill",

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use super::session::{client_id_of, end_session, forward, Prepared, Session};
+use super::session::{client_id_of, end_session, forward, pause_session, Prepared, Session};
 use super::{lock, EndReason, HostEvent, Shared, StreamEvent, StreamHandle};
 use crate::audio::{
     AudioEncryption, AudioPacketizerConfig, AudioSender, AudioSenderConfig, LossInjection,
@@ -413,6 +413,9 @@ pub(crate) async fn pump_control_events(
             }
             ControlEvent::Termination => {
                 end_session(&shared, id, EndReason::ClientTerminated);
+            }
+            ControlEvent::Disconnected if shared.config.disconnect_pauses => {
+                pause_session(&shared, id);
             }
             ControlEvent::Disconnected => {
                 end_session(&shared, id, EndReason::ClientDisconnected);

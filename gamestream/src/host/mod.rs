@@ -86,6 +86,12 @@ pub struct HostConfig {
     /// Told synchronously of every session end, before the client is told (see
     /// [`SessionEndObserver`]); None = nobody listens.
     pub end_observer: Option<Arc<dyn SessionEndObserver>>,
+    /// A control peer that disconnects or times out **pauses** its session instead of ending it:
+    /// the media stops, but the session (and the host's "busy" state) stays until `/cancel`, a
+    /// new launch from the same client or [`Host::stop_session`]. This is what Wolf does (its
+    /// ENet DISCONNECT fires a pause event) and, for the running app, Sunshine too; a client that
+    /// vanishes without `/cancel` leaves such a host busy. False: a disconnect ends the session.
+    pub disconnect_pauses: bool,
 }
 
 /// What a [`SessionEndObserver`] learns about a session that is ending.
@@ -171,6 +177,7 @@ impl HostConfig {
             launch_gate: None,
             media_faults: None,
             end_observer: None,
+            disconnect_pauses: false,
         }
     }
 }

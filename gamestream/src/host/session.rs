@@ -111,6 +111,27 @@ pub(crate) fn end_session(shared: &Arc<Shared>, session_id: u64, reason: EndReas
     true
 }
 
+/// A control peer left a session of a host whose disconnects pause ([`super::HostConfig::disconnect_pauses`]):
+/// its producer is told the stream ended (the media stops and its sockets can go), while the
+/// session itself stays listed, and the client stays busy, until it is ended for real.
+pub(crate) fn pause_session(shared: &Shared, session_id: u64) {
+    let tx = {
+        let mut sessions = lock(&shared.sessions);
+        // `streaming` stays set: a paused session is never matched to a new RTSP handshake.
+        let Some(session) = sessions.get_mut(&session_id) else {
+            return;
+        };
+        session.stream_tx.take()
+    };
+    tracing::info!(
+        session = session_id,
+        "control peer gone: session paused until /cancel"
+    );
+    if let Some(tx) = tx {
+        let _ = tx.send(StreamEvent::Ended(EndReason::ClientDisconnected));
+    }
+}
+
 /// Sends an event to the session's producer, if the stream has started.
 pub(crate) fn forward(shared: &Shared, session_id: u64, event: StreamEvent) {
     if let Some(tx) = lock(&shared.sessions)

@@ -44,6 +44,25 @@ export interface AdminClient {
   streams: number;
 }
 
+/** A client identity kept in the store for one host (`GET /api/admin/identities`); never its key. */
+export interface AdminIdentity {
+  host_id: number;
+  host_name: string | null;
+  client_id: string;
+  pairing: "unpaired" | "pairing" | "paired" | "failed";
+  created_at: number;
+  last_used: number;
+  /** Unix seconds: when the idle sweeper removes it if it stays unused. */
+  expires_at: number;
+}
+
+/** How the host was told to forget a revoked identity. */
+export interface Revoked {
+  host_id: number;
+  client_id: string;
+  host_unpair: "wolf_api" | "nvhttp" | "not_done";
+}
+
 export interface WolfView {
   location: string;
   sessions: Array<Record<string, unknown>> | null;
@@ -110,6 +129,13 @@ export class AdminApi {
   }
   clients(): Promise<AdminClient[]> {
     return this.json("GET", "/api/admin/clients");
+  }
+  identities(): Promise<AdminIdentity[]> {
+    return this.json("GET", "/api/admin/identities");
+  }
+  /** Unpairs the identity on its host (where the host can be told), then forgets it here. */
+  revokeIdentity(hostId: number, clientId: string): Promise<Revoked> {
+    return this.json("DELETE", `/api/admin/identities/${hostId}/${encodeURIComponent(clientId)}`);
   }
   hosts(): Promise<AdminHost[]> {
     return this.json("GET", "/api/admin/hosts");

@@ -1,6 +1,6 @@
 /**
  * The operator's dashboard (admin.html): live sessions with a kill button and small bitrate/fps
- * charts, the client-certificate cache, hosts with their Wolf sessions, lobbies and pending pair
+ * charts, the client-certificate cache, the stored client identities with a revoke button, hosts with their Wolf sessions, lobbies and pending pair
  * requests, and the live log. Everything comes from `/api/admin/*`, which reads the registry the
  * streams live in. The admin credential is kept for this tab only (sessionStorage).
  */
@@ -8,8 +8,9 @@ import "../style.css";
 import "./admin.css";
 import { ApiError } from "../api";
 import { badge, clear, errorBox, h } from "../ui";
-import { AdminApi, type AdminClient, type AdminHost, type AdminSession, type LogLine } from "./adminApi";
+import { AdminApi, type AdminClient, type AdminHost, type AdminIdentity, type AdminSession, type LogLine } from "./adminApi";
 import { History, sparkline } from "./sparkline";
+import { fmtRemaining, revokedText } from "./format";
 
 const ADMIN_KEY = "moongate.admin";
 const SESSIONS_EVERY_MS = 1000;
@@ -77,6 +78,10 @@ function fmtTime(unix: number): string {
   return new Date(unix * 1000).toLocaleTimeString();
 }
 
+function fmtDate(unix: number): string {
+  return new Date(unix * 1000).toLocaleString();
+}
+
 class Dashboard {
   private bitrate = new History(60);
   private fps = new History(60);
@@ -89,6 +94,8 @@ class Dashboard {
   readonly sessionsBody = h("tbody");
   readonly sessionsCount = h("span", { class: "muted small", id: "sessions-count" });
   readonly clientsBody = h("tbody");
+  readonly identitiesBody = h("tbody");
+  readonly identitiesNote = h("div", { id: "identities-note", class: "muted small", role: "status" });
   readonly hostsBox = h("div", { class: "grid", id: "hosts" });
   readonly logBox = h("pre", { class: "logs", id: "logs" });
   readonly logSelect = h("select", { id: "log-filter", onchange: () => this.followLogs((this.logSelect as HTMLSelectElement).value || null) });
@@ -147,6 +154,22 @@ class Dashboard {
             h("table", { class: "data", id: "clients" }, h("thead", null, th("client id", "CN", "created", "last used", "expires in", "streams")), this.clientsBody),
           ),
         ),
+        h(
+          "section",
+          { class: "card" },
+          h("h2", null, "Client identities"),
+          h(
+            "p",
+            { class: "muted small" },
+            "Each browser client id gets its own key pair per host; the private keys are encrypted at rest. Unused identities expire; revoking unpairs one on its host and removes it here.",
+          ),
+          this.identitiesNote,
+          h(
+            "div",
+            { class: "table-wrap" },
+            h("table", { class: "data", id: "identities" }, h("thead", null, th("host", "client id", "pairing", "created", "last used", "expires", "")), this.identitiesBody),
+          ),
+        ),
         h("section", null, h("h2", null, "Hosts and lobbies"), this.hostsBox),
         h(
           "section",
@@ -175,7 +198,7 @@ class Dashboard {
     this.followLogs(null);
     void this.loop(SESSIONS_EVERY_MS, () => this.refreshSessions());
     void this.loop(SLOW_EVERY_MS, async () => {
-      await Promise.all([this.refreshClients(), this.refreshHosts()]);
+      await Promise.all([this.refreshClients(), this.refreshIdentities(), this.refreshHosts()]);
     });
   }
 
@@ -303,6 +326,60 @@ class Dashboard {
               h("td", { class: "num" }, c.streams),
             ),
           ),
+    );
+  }
+
+  async refreshIdentities(): Promise<void> {
+    const list: AdminIdentity[] = await this.api.identities();
+    // A row whose Revoke button waits for its confirming click is kept as it is.
+    const pending = this.identitiesBody.querySelector("button.confirming");
+    if (pending) return;
+    clear(
+      this.identitiesBody,
+      list.length === 0
+        ? h("tr", null, h("td", { colSpan: 7, class: "muted" }, "No stored identities."))
+        : list.map((i) => this.identityRow(i)),
+    );
+  }
+
+  private identityRow(i: AdminIdentity): HTMLElement {
+    const revoke = h(
+      "button",
+      {
+        class: "danger revoke",
+        title: "Unpair this identity on its host and delete its key here",
+        onclick: async (e: Event) => {
+          const b = e.currentTarget as HTMLButtonElement;
+          // Two clicks: the first arms the button, the second revokes.
+          if (!b.classList.contains("confirming")) {
+            b.classList.add("confirming");
+            b.textContent = "Confirm revoke";
+            return;
+          }
+          b.disabled = true;
+          try {
+            const r = await this.api.revokeIdentity(i.host_id, i.client_id);
+            this.identitiesNote.textContent = revokedText(r);
+          } catch (err) {
+            this.fail(err);
+          }
+          b.classList.remove("confirming");
+          await this.refreshIdentities().catch((err) => this.fail(err));
+        },
+      },
+      "Revoke",
+    );
+    const pairing = i.pairing === "paired" ? badge("paired", "ok") : badge(i.pairing, i.pairing === "failed" ? "bad" : "warn");
+    return h(
+      "tr",
+      { dataset: { host: String(i.host_id), client: i.client_id } },
+      h("td", null, i.host_name ?? `#${i.host_id}`),
+      h("td", { class: "client" }, i.client_id),
+      h("td", null, pairing),
+      h("td", null, fmtDate(i.created_at)),
+      h("td", null, fmtDate(i.last_used)),
+      h("td", { title: fmtDate(i.expires_at) }, fmtRemaining(i.expires_at - Math.floor(Date.now() / 1000))),
+      h("td", null, revoke),
     );
   }
 

@@ -6,7 +6,7 @@
 import type { Api, AppView, HostView } from "../api";
 import { InputCapture } from "../input";
 import { ReconnectPolicy, type Decision } from "../reconnect";
-import { formatsFor, probeCodecs, webcodecsAvailable, webrtcAvailable, type Settings } from "../settings";
+import { formatsFor, probeCodecs, rtcFormatsFor, webcodecsAvailable, webrtcAvailable, type Settings } from "../settings";
 import { h } from "../ui";
 import { RtcTransport } from "./rtc";
 import type { StreamRequest, StreamStats, Transport, TransportEvents } from "./transport";
@@ -37,12 +37,6 @@ declare global {
   }
 }
 
-const RTC_FORMATS: [RegExp, number][] = [
-  [/h264/i, 0x0001],
-  [/h265|hevc/i, 0x0100],
-  [/av1/i, 0x1000],
-];
-const CODEC_BITS: Record<string, number> = { "H.264": 0x0001, HEVC: 0x0100, AV1: 0x1000 };
 
 export class StreamView {
   readonly root: HTMLDivElement;
@@ -124,9 +118,7 @@ export class StreamView {
       formats = formatsFor(await probeCodecs(), s.codec);
     } else {
       const caps = RTCRtpReceiver.getCapabilities?.("video")?.codecs ?? [];
-      formats = 0;
-      for (const [re, bit] of RTC_FORMATS) if (caps.some((c) => re.test(c.mimeType))) formats |= bit;
-      if (s.codec !== "auto") formats &= CODEC_BITS[s.codec] ?? 0;
+      formats = rtcFormatsFor(caps.map((c) => c.mimeType), s.codec);
     }
     if (this.destroyed) return; // left while the codecs were probed
     if (!formats) return this.stopWith(`This browser cannot decode ${s.codec === "auto" ? "any video format the host offers" : s.codec} in ${mode === "webrtc" ? "WebRTC" : "WebSocket"} mode. Pick another codec or mode in the settings.`);

@@ -498,9 +498,10 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
     };
     let cancel_cert = host_cert_der.clone();
-    let https_port = host
-        .https_port
-        .unwrap_or(gamestream::nvhttp::DEFAULT_HTTPS_PORT);
+    let https_port = match host.https_port {
+        Some(p) => p,
+        None => learn_https_port(state, &host, &identity).await,
+    };
     let streamer_init = StreamerInit {
         session_key: key.to_string(),
         mode,
@@ -529,6 +530,10 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         webrtc: (mode == StreamMode::Webrtc).then(|| webrtc_settings(&state.config.webrtc)),
     };
 
+    // A /cancel still waiting for a dead streamer of this identity would end this stream: this
+    // stream owns the host session from here on, and its own teardown ends it.
+    state.host_cleanups.take_over(host.id, &client);
+
     // 6. The streamer.
     let (mut child, mut ipc_tx, ipc_rx) =
         match streamer_proc::spawn(&state.config.streamer_path, &key.to_string()) {
@@ -541,16 +546,24 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
             }
         };
     tracing::info!(session = %key, pid = ?child.id(), ?mode, "streamer spawned");
-    child.attach_host_session(streamer_proc::HostSession::new(
-        NvHttpClient::new(
-            HostAddress::with_ports(host.address.clone(), host.http_port, host.https_port),
-            identity,
-            Some(cancel_cert),
+    child.attach_host_session(
+        streamer_proc::HostSession::new(
+            NvHttpClient::new(
+                HostAddress::with_ports(host.address.clone(), host.http_port, Some(https_port)),
+                identity,
+                Some(cancel_cert),
+            )
+            .with_unique_id(client.clone())
+            .with_timeout(HOST_CANCEL_LIMIT),
+            HOST_CANCEL_LIMIT,
         )
-        .with_unique_id(client.clone())
-        .with_timeout(HOST_CANCEL_LIMIT),
-        HOST_CANCEL_LIMIT,
-    ));
+        .with_cleanup(
+            Arc::clone(&state.host_cleanups),
+            state.config.timeouts.host_cleanup,
+            host.id,
+            client.clone(),
+        ),
+    );
     let mut observer = StreamObserver::launched(state, &guard, child.id());
     if ipc_tx
         .send(ToStreamer::Init(Box::new(streamer_init)))
@@ -905,20 +918,50 @@ pub(crate) struct Ends<'a> {
     pub(crate) observer: &'a mut StreamObserver,
 }
 
+/// The HTTPS port of a host stored without one (added by address and HTTP port only): what its
+/// `/serverinfo` says (`HttpsPort`), as every Moonlight client learns it. Sunshine and Wolf on
+/// non-default ports do not serve HTTPS on 47984; the default is only the last resort.
+async fn learn_https_port(
+    state: &AppState,
+    host: &crate::store::HostRecord,
+    identity: &gamestream::identity::Identity,
+) -> u16 {
+    let client = NvHttpClient::new(
+        HostAddress::with_ports(host.address.clone(), host.http_port, None),
+        identity.clone(),
+        None,
+    )
+    .with_timeout(state.config.timeouts.host_request);
+    match client.server_info_http().await {
+        Ok(info) => info.https_port,
+        Err(e) => {
+            tracing::warn!(host = host.id, error = %e, "cannot read the host's HTTPS port from /serverinfo; trying the default");
+            gamestream::nvhttp::DEFAULT_HTTPS_PORT
+        }
+    }
+}
+
 /// The streamer is gone without its own teardown (killed, crashed, or exited before `Ended`):
 /// the gateway `/cancel`s the host session itself, with the stream's identity, so the host is not
 /// left busy (Sunshine and Wolf keep a launched session until told).
 ///
-/// Not once the streamer had `Started`: its ENet control peer is then connected on the host, and a
-/// `/cancel` before that peer's DISCONNECT (which a dead process never sends; the host's ENet
-/// timeout stands in for it) is the teardown order that crashes a real Wolf. The host ends such a
-/// session at that timeout itself, and a new launch with the same identity replaces it at once.
-async fn cancel_after_death(key: &str, last: &LastWords, child: &StreamerChild) {
-    let Some(host_session) = child.host_session() else {
+/// Before `Started` at once. After it, the streamer's ENet control peer is connected on the host,
+/// and a `/cancel` before that peer's DISCONNECT (which a dead process never sends; the host's
+/// ENet timeout stands in for it) is the order that crashes a real Wolf: the `/cancel` then waits
+/// out that timeout ([`crate::host_cleanup`]), unless a new stream of the same identity takes the
+/// host session over first.
+async fn cancel_after_death(key: &str, last: &LastWords, child: &mut StreamerChild) {
+    let Some(host_session) = child.take_host_session() else {
         return;
     };
     if last.started {
-        tracing::warn!(session = %key, "the streamer died mid-stream; the host ends its session when the control peer times out");
+        match host_session.cancel_later() {
+            Some(after) => tracing::warn!(session = %key, after_secs = after.as_secs(),
+                "the streamer died mid-stream: its host session is cancelled once the host's ENet peer has timed out"),
+            None => {
+                tracing::warn!(session = %key, "the streamer died mid-stream; its host session is left to the host")
+            }
+        }
         return;
     }
     match host_session.cancel().await {

@@ -61,7 +61,19 @@ pub struct Gateway {
 }
 
 pub async fn gateway() -> Gateway {
+    test_log();
     gateway_counting_pins(None).await
+}
+
+/// With `MOONGATE_TEST_LOG` set (an env filter such as `info`), the in-process gateway's and
+/// host's logs go to stderr: what a flaky run needs to be understood.
+pub fn test_log() {
+    if let Ok(filter) = std::env::var("MOONGATE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
 }
 
 /// Counts the PINs entered on the host (pairings that ran).
@@ -91,6 +103,9 @@ pub async fn gateway_counting_pins(entered: Option<Arc<AtomicUsize>>) -> Gateway
     config.data_dir = dir.path().to_path_buf();
     config.streamer_path = streamer_exe();
     config.bind = "127.0.0.1:0".parse().unwrap();
+    // The demo host's ENet peer timeout on loopback is about 5.7 s; the default (32 s) covers
+    // ENet's longest, which a loopback peer never reaches.
+    config.timeouts.host_cleanup = Duration::from_secs(10);
     let (host, mut provided) = embedded::start_demo_host(&config).await.unwrap();
     if let Some(entered) = entered {
         let inner = provided.pins.take().expect("the demo host enters PINs");

@@ -1,0 +1,114 @@
+//! Ending the host session of a streamer that died mid-stream, in the order real hosts survive.
+//!
+//! A streamer that is killed or crashes after `Started` never sends its ENet DISCONNECT nor its
+//! `/cancel`. Wolf then keeps the session paused, and busy, until someone cancels it; but a
+//! `/cancel` that reaches Wolf while the dead client's ENet peer is still registered is the order
+//! that crashes it (the peer's DISCONNECT then finds no session). The host notices the dead peer
+//! only at its ENet timeout, which ENet caps at 30 s (`ENET_PEER_TIMEOUT_MAXIMUM`; about 5 s on a
+//! quiet LAN). So the gateway waits out that timeout, then `/cancel`s with the stream's own
+//! identity: the host is never left busy and never sees the order that crashes it.
+//!
+//! A new stream of the same identity on the same host meanwhile **takes over**: the pending
+//! `/cancel` is dropped (it would end the new stream, since hosts key sessions by client
+//! certificate), and the new stream's own teardown ends the host session for sure.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::streamer_proc::HostSession;
+
+/// Which host session: the host's id in the store and the client identity that streamed.
+type Identity = (i64, String);
+
+/// Pending `/cancel`s of streams whose streamer died, one per identity.
+#[derive(Debug, Default)]
+pub struct HostCleanups {
+    pending: Mutex<HashMap<Identity, JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl HostCleanups {
+    /// `/cancel`s `session` after `after` (the host's ENet timeout, bounded), unless a new stream
+    /// of the same identity takes over first. A cleanup already pending for it is replaced.
+    pub fn schedule(
+        self: &Arc<Self>,
+        host_id: i64,
+        client_id: &str,
+        session: HostSession,
+        after: Duration,
+    ) {
+        let id: Identity = (host_id, client_id.to_string());
+        let weak = Arc::downgrade(self);
+        let key = id.clone();
+        let mut pending = lock(&self.pending);
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            match session.cancel().await {
+                Ok(()) => tracing::info!(
+                    host_id,
+                    client_id = %key.1,
+                    "cancelled the host session of a streamer that died (after the host's ENet timeout)"
+                ),
+                Err(e) => tracing::warn!(
+                    host_id,
+                    client_id = %key.1,
+                    error = %e,
+                    "/cancel of a dead streamer's host session failed"
+                ),
+            }
+            if let Some(this) = weak.upgrade() {
+                let mut pending = lock(&this.pending);
+                // Only our own entry: a newer one for the same identity stays.
+                if pending
+                    .get(&key)
+                    .is_some_and(|t| t.id() == tokio::task::id())
+                {
+                    pending.remove(&key);
+                }
+            }
+        });
+        if let Some(old) = pending.insert(id, task) {
+            old.abort();
+        }
+    }
+
+    /// A new stream of this identity is about to launch: it owns the host session from now on,
+    /// so a pending `/cancel` for it is dropped. True if there was one.
+    pub fn take_over(&self, host_id: i64, client_id: &str) -> bool {
+        let removed = lock(&self.pending).remove(&(host_id, client_id.to_string()));
+        match removed {
+            Some(task) if !task.is_finished() => {
+                task.abort();
+                tracing::info!(
+                    host_id,
+                    client_id,
+                    "a new stream of this identity takes over the host session a dead streamer left"
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// How many `/cancel`s are waiting (admin view, shutdown, tests).
+    pub fn pending(&self) -> usize {
+        lock(&self.pending)
+            .values()
+            .filter(|t| !t.is_finished())
+            .count()
+    }
+}
+
+impl Drop for HostCleanups {
+    fn drop(&mut self) {
+        for (_, task) in lock(&self.pending).drain() {
+            task.abort();
+        }
+    }
+}
