@@ -11,6 +11,10 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # The browser end-to-end suite drives Debian's Chromium through playwright-core (no download).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# An independent WebRTC receiver (tests/aiortc), run in a network namespace of its own.
+/usr/bin/python3 -c 'import aiortc' >/dev/null 2>&1 || need_apt+=(python3-aiortc)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"

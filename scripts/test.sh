@@ -20,6 +20,8 @@ cargo build --workspace --bins
 cargo test --workspace
 echo "== browser end-to-end (Playwright + Chromium; screenshots in target/browser-screenshots)"
 (cd web-client && npm run --silent e2e)
+echo "== independent WebRTC receiver (aiortc, in its own network namespace)"
+bash tests/aiortc/run.sh
 echo "== fuzz smoke"
 bash scripts/fuzz-smoke.sh
 echo "== benchmarks (figures, not pass/fail)"
