@@ -92,6 +92,7 @@ pub struct Metrics {
     first_frame: Histogram,
     cert_size: IntGauge,
     cert_evictions: IntCounter,
+    host_cleanups: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -216,6 +217,14 @@ impl Metrics {
                 "moongate_cert_cache_evictions_total",
                 "Client certificates evicted after their idle time",
             ),
+            host_cleanups: reg(
+                &registry,
+                IntGauge::new(
+                    "moongate_host_cleanups_pending",
+                    "Host sessions of streamers that died mid-stream, waiting out the host's ENet timeout before their /cancel",
+                )
+                .expect(CONSTANT),
+            ),
             registry,
         };
         for mode in MODES {
@@ -267,8 +276,14 @@ impl Metrics {
         self.first_frame.observe(d.as_secs_f64());
     }
 
-    /// The text exposition, with the live gauges read from `sessions` and `certs` now.
-    pub fn render(&self, sessions: &[SessionInfo], certs: CertCacheStats) -> String {
+    /// The text exposition, with the live gauges read from `sessions`, `certs` and the pending
+    /// host cleanups now.
+    pub fn render(
+        &self,
+        sessions: &[SessionInfo],
+        certs: CertCacheStats,
+        host_cleanups_pending: usize,
+    ) -> String {
         // Rebuilt from the registry at every scrape: a mode that no longer streams reads 0.
         self.streams.reset();
         for mode in MODES {
@@ -283,6 +298,7 @@ impl Metrics {
             self.streams.with_label_values(&["other"]).set(other as i64);
         }
         self.cert_size.set(certs.size as i64);
+        self.host_cleanups.set(host_cleanups_pending as i64);
         let seen = self.cert_evictions.get();
         if certs.evicted > seen {
             self.cert_evictions.inc_by(certs.evicted - seen);
@@ -314,7 +330,7 @@ mod tests {
         });
         m.queue_delay_ms(12);
         m.first_frame(std::time::Duration::from_millis(80));
-        let text = m.render(&[], CertCacheStats::default());
+        let text = m.render(&[], CertCacheStats::default(), 0);
         for name in [
             "moongate_streams{mode=\"websocket\"} 0",
             "moongate_stream_starts_total{mode=\"websocket\"} 1",

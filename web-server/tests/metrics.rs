@@ -186,5 +186,7 @@ async fn a_killed_streamer_counts_as_a_crash() {
         1.0
     );
     assert_eq!(get(&m, "moongate_streams{mode=websocket}"), 0.0);
+    // Its host session waits out the host's ENet timeout before the gateway's /cancel.
+    assert_eq!(get(&m, "moongate_host_cleanups_pending"), 1.0);
     gw.stop().await;
 }

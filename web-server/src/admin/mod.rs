@@ -270,9 +270,11 @@ fn event(line: &logs::LogLine) -> Event {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state
-        .metrics
-        .render(&state.sessions.list(), state.certs.stats());
+    let text = state.metrics.render(
+        &state.sessions.list(),
+        state.certs.stats(),
+        state.host_cleanups.pending(),
+    );
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
