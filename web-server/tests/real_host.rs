@@ -124,21 +124,7 @@ async fn twenty_websocket_streams_back_to_back_against_a_wolf_strict_host() {
             gw.registry_empty(Duration::from_secs(10)).await,
             "stream {n}: registry entry left"
         );
-        assert!(
-            eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await,
-            "stream {n}: host sessions left: {:?}",
-            gw.host.sessions()
-        );
-        assert_eq!(
-            host_state(&gw).await,
-            "SUNSHINE_SERVER_FREE",
-            "stream {n}: the host is free"
-        );
-        assert_eq!(
-            gw.host.disconnects_after_cancel(),
-            0,
-            "stream {n}: /cancel reached the host before the ENet disconnect"
-        );
+        assert_host_free_after(&gw, n).await;
     }
     opens.sort();
     closes.sort();

@@ -1003,16 +1003,7 @@ async fn twenty_webrtc_streams_back_to_back_against_a_wolf_strict_host() {
         let frames = std::mem::take(&mut seen.frames);
         close_and_check_clean(&gw, ws).await;
         peer.close();
-        assert_eq!(
-            host_state(&gw).await,
-            "SUNSHINE_SERVER_FREE",
-            "stream {n}: the host is free"
-        );
-        assert_eq!(
-            gw.host.disconnects_after_cancel(),
-            0,
-            "stream {n}: /cancel reached the host before the ENet disconnect"
-        );
+        assert_host_free_after(&gw, n).await;
         let (ok, pictures) = tokio::task::spawn_blocking(move || {
             let mut dec = openh264::decoder::Decoder::new().unwrap();
             assert!(rtc_peer::has_idr(&frames[0]), "collection starts at an IDR");

@@ -595,6 +595,26 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
     }
 }
 
+/// After stream `n` ended: the host has no session left, its `/serverinfo` says free, and the
+/// Wolf-strict host saw no `/cancel` before an ENet disconnect.
+pub async fn assert_host_free_after(gw: &Gateway, n: usize) {
+    assert!(
+        eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await,
+        "stream {n}: host sessions left: {:?}",
+        gw.host.sessions()
+    );
+    assert_eq!(
+        host_state(gw).await,
+        "SUNSHINE_SERVER_FREE",
+        "stream {n}: the host is free"
+    );
+    assert_eq!(
+        gw.host.disconnects_after_cancel(),
+        0,
+        "stream {n}: /cancel reached the host before the ENet disconnect"
+    );
+}
+
 /// The host's `/serverinfo` state, as any Moonlight client reads it (plain HTTP).
 pub async fn host_state(gw: &Gateway) -> String {
     let port = gw.host.ports().http;
