@@ -15,6 +15,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 /usr/bin/python3 -c 'import aiortc' >/dev/null 2>&1 || need_apt+=(python3-aiortc)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+# The shared state of several gateways (tests/cluster.rs starts its own on loopback).
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"

@@ -22,9 +22,12 @@ echo "== browser end-to-end (Playwright + Chromium; screenshots in target/browse
 (cd web-client && npm run --silent e2e)
 echo "== independent WebRTC receiver (aiortc, in its own network namespace)"
 bash tests/aiortc/run.sh
+echo "== deploy files (validators of each ecosystem)"
+bash deploy/validate.sh
 echo "== fuzz smoke"
 bash scripts/fuzz-smoke.sh
 echo "== benchmarks (figures, not pass/fail)"
 cargo bench -p gamestream --bench video_fec
 cargo bench -p demo-host --bench encoder
 cargo bench -p web-server --bench gateway
+cargo bench -p web-server --bench cluster

@@ -415,6 +415,8 @@ struct State {
     sessions: HashMap<u64, SessionEntry>,
     lobbies: HashMap<String, LobbyEntry>,
     looks: u64,
+    /// The most sessions ever open at once (tests check "never two streams of one identity").
+    peak_sessions: usize,
 }
 
 /// The app catalogue, changeable while the host runs (Wolf's `apps/add`, `apps/delete`).
@@ -767,6 +769,17 @@ impl HostHandle {
             .collect();
         list.sort_by_key(|s| s.session_id);
         list
+    }
+
+    /// The most sessions open at once since start (or the last [`DemoHost::reset_peak_sessions`]).
+    pub fn peak_sessions(&self) -> usize {
+        lock(&self.inner.state).peak_sessions
+    }
+
+    /// Restarts [`DemoHost::peak_sessions`] from the sessions open now.
+    pub fn reset_peak_sessions(&self) {
+        let mut state = lock(&self.inner.state);
+        state.peak_sessions = state.sessions.len();
     }
 
     /// Wolf-strict mode is on ([`DemoHostConfig::wolf_strict`]).
@@ -1178,7 +1191,8 @@ fn on_launched(
         .find(|s| s.session_id == session_id)
         .map(|s| s.client_ip)
         .unwrap_or(inner.config.bind_ip);
-    lock(&inner.state).sessions.insert(
+    let mut state = lock(&inner.state);
+    state.sessions.insert(
         session_id,
         SessionEntry {
             info: SessionInfo {
@@ -1201,6 +1215,8 @@ fn on_launched(
             producer: None,
         },
     );
+    state.peak_sessions = state.peak_sessions.max(state.sessions.len());
+    drop(state);
     tracing::info!(
         session = session_id,
         client = client_id,

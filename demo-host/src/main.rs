@@ -2,7 +2,7 @@
 //!
 //! Commands on standard input (one per line) drive it while it runs: `pin <digits>` answers the
 //! oldest pairing request, `pending`, `sessions`, `lobbies`, `stop <session>`, `refuse on|off`,
-//! `teardown-ms <n>`, `drop-percent <n>`, `reorder-percent <n>`, `stats` (alias `violations`:
+//! `teardown-ms <n>`, `drop-percent <n>`, `reorder-percent <n>`, `peak-reset`, `stats` (alias `violations`:
 //! Wolf-strict mode and its violation counter), `crash`, `quit`.
 
 use std::net::IpAddr;
@@ -322,12 +322,17 @@ fn command(host: &DemoHost, line: &str) -> bool {
             Err(_) => println!("usage: stop <session id>"),
         },
         ("stats" | "violations", _) => println!(
-            "wolf-strict {} disconnects-after-cancel {} violations {} sessions {}",
+            "wolf-strict {} disconnects-after-cancel {} violations {} sessions {} peak {}",
             if host.wolf_strict() { "on" } else { "off" },
             host.disconnects_after_cancel(),
             host.strict_violations(),
-            host.sessions().len()
+            host.sessions().len(),
+            host.peak_sessions()
         ),
+        ("peak-reset", _) => {
+            host.reset_peak_sessions();
+            println!("peak {}", host.peak_sessions());
+        }
         ("refuse", Some(v)) => host.faults().set_refuse_launches(v == "on"),
         ("teardown-ms", Some(v)) => match v.parse() {
             Ok(ms) => host.faults().set_teardown_delay(Duration::from_millis(ms)),

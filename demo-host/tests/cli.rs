@@ -185,7 +185,7 @@ async fn no_pairing_api_and_strict_from_the_environment() {
     .expect("stats timed out");
     assert_eq!(
         stats,
-        "wolf-strict on disconnects-after-cancel 0 violations 0 sessions 0"
+        "wolf-strict on disconnects-after-cancel 0 violations 0 sessions 0 peak 0"
     );
     stdin.write_all(b"quit\n").await.unwrap();
     let status = timeout(Duration::from_secs(30), child.wait())

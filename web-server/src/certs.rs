@@ -254,6 +254,50 @@ impl ClientCertCache {
         }
     }
 
+    /// Caches `identity` for `client_id` unless one is cached already; returns the cached one.
+    /// The stored identity of a client paired through another gateway of the cluster seeds the
+    /// cache this way, so this gateway streams it without pairing again.
+    pub fn insert_if_absent(&self, client_id: &str, identity: Identity) -> Identity {
+        let now = self.inner.clock.now();
+        let mut state = self.state();
+        if let Some(entry) = state.entries.get_mut(client_id) {
+            entry.last_used = now;
+            return entry.identity.clone();
+        }
+        state.entries.insert(
+            client_id.to_string(),
+            Entry {
+                identity: identity.clone(),
+                created: now,
+                last_used: now,
+            },
+        );
+        state.stats.created += 1;
+        identity
+    }
+
+    /// Every cached client id with how long it has been idle here.
+    pub fn idle_times(&self) -> Vec<(String, Duration)> {
+        let now = self.inner.clock.now();
+        self.state()
+            .entries
+            .iter()
+            .map(|(id, e)| (id.clone(), now.saturating_duration_since(e.last_used)))
+            .collect()
+    }
+
+    /// Records a use of `client_id` `ago` in the past, if that is more recent than the last use
+    /// seen here: another gateway of the cluster used it, so its idle time restarts here too.
+    pub fn used_elsewhere(&self, client_id: &str, ago: Duration) {
+        let now = self.inner.clock.now();
+        let when = now.checked_sub(ago).unwrap_or(now);
+        if let Some(entry) = self.state().entries.get_mut(client_id) {
+            if when > entry.last_used {
+                entry.last_used = when;
+            }
+        }
+    }
+
     /// Drops `client_id`'s identity (a revoked identity must not be reused from memory);
     /// `true` if it was cached.
     pub fn remove(&self, client_id: &str) -> bool {

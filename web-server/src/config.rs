@@ -119,6 +119,63 @@ impl Default for Timeouts {
     }
 }
 
+/// Several gateways sharing one Redis (`[redis]`, `MOONGATE_REDIS_*`): the session registry's
+/// cluster view, the host store and the certificate cache's index live there. Without it the
+/// gateway is a single node on SQLite. The URL may hold a password: redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port/db` (`MOONGATE_REDIS_URL`).
+    pub url: String,
+    /// Prefix of every key and channel, so several deployments can share one Redis.
+    pub prefix: String,
+    /// This gateway's id in the cluster (`MOONGATE_NODE_ID`); unique per running instance.
+    pub node_id: String,
+    /// A node that stops renewing its lease this long is dead: its streams' keys are free again.
+    pub lease: Duration,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("node_id", &self.node_id)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+/// `redis://user:secret@host` → `redis://<redacted>@host` (a URL's credentials never reach a log).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}<redacted>{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Default [`RedisConfig::lease`].
+pub const DEFAULT_LEASE_SECS: u64 = 6;
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "moongate".into());
+    format!("{host}-{}", std::process::id())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRedis {
+    url: Option<String>,
+    prefix: Option<String>,
+    node_id: Option<String>,
+    lease_secs: Option<u64>,
+}
+
 /// A STUN/TURN server for the browser. The credential is redacted in `Debug`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -387,6 +444,8 @@ pub struct Config {
     pub store_key: Option<PathBuf>,
     /// A client identity unused this long is unpaired and removed from the store.
     pub identity_idle: Duration,
+    /// Shared state of several gateways; `None` = one node on SQLite.
+    pub redis: Option<RedisConfig>,
 }
 
 /// Default [`Config::identity_idle`]: 30 days.
@@ -407,6 +466,7 @@ impl fmt::Debug for Config {
             .field("demo_host_strict", &self.demo_host_strict)
             .field("store_key", &self.store_key)
             .field("identity_idle", &self.identity_idle)
+            .field("redis", &self.redis)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|_| "<redacted>"),
@@ -440,6 +500,8 @@ struct FileConfig {
     store_key: Option<PathBuf>,
     #[serde(default)]
     identities: FileIdentities,
+    #[serde(default)]
+    redis: FileRedis,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -498,6 +560,7 @@ impl Default for Config {
             demo_host_strict: true,
             store_key: None,
             identity_idle: Duration::from_secs(DEFAULT_IDENTITY_IDLE_DAYS * 86_400),
+            redis: None,
         }
     }
 }
@@ -698,6 +761,7 @@ impl Config {
             c.identity_idle = idle_days("MOONGATE_IDENTITY_IDLE_DAYS", n)?;
         }
         c.webrtc.overlay_env(&env)?;
+        c.redis = redis_config(parsed.redis, &env, c.timeouts.supersede)?;
         c.webrtc.validate()?;
         Ok(c)
     }
@@ -887,5 +951,121 @@ credential = "turn-secret"
             Config::load_with_env(None, env_of(&[("MOONGATE_DEMO_HOST_STRICT", "maybe")])),
             Err(ConfigError::Invalid { .. })
         ));
+    }
+}
+
+/// `[redis]` overlaid with `MOONGATE_REDIS_URL`, `MOONGATE_REDIS_PREFIX`, `MOONGATE_NODE_ID` and
+/// `MOONGATE_REDIS_LEASE_SECS`; `None` without a URL.
+fn redis_config(
+    file: FileRedis,
+    env: &impl Fn(&str) -> Option<String>,
+    supersede: Duration,
+) -> Result<Option<RedisConfig>, ConfigError> {
+    let non_empty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let Some(url) = non_empty("MOONGATE_REDIS_URL").or(file.url) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("redis://") || url.starts_with("unix://")) {
+        return Err(ConfigError::Invalid {
+            key: "redis.url".into(),
+            message: format!("{} is not a redis:// or unix:// URL", redact_url(&url)),
+        });
+    }
+    let prefix = non_empty("MOONGATE_REDIS_PREFIX")
+        .or(file.prefix)
+        .unwrap_or_else(|| "moongate".into());
+    let node_id = non_empty("MOONGATE_NODE_ID")
+        .or(file.node_id)
+        .unwrap_or_else(default_node_id);
+    if node_id.len() > 64
+        || node_id
+            .chars()
+            .any(|c| c.is_control() || c == ' ' || c == ':')
+    {
+        return Err(ConfigError::Invalid {
+            key: "redis.node_id".into(),
+            message: format!("{node_id:?}: up to 64 characters, no spaces, colons or controls"),
+        });
+    }
+    let lease_secs = match non_empty("MOONGATE_REDIS_LEASE_SECS") {
+        Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+            key: "MOONGATE_REDIS_LEASE_SECS".into(),
+            message: format!("{v:?} is not a number of seconds"),
+        })?,
+        None => file.lease_secs.unwrap_or(DEFAULT_LEASE_SECS),
+    };
+    let lease = secs("redis.lease_secs", lease_secs)?;
+    // A superseding open waits for a dead node's lease to run out: it must be able to.
+    if lease >= supersede {
+        return Err(ConfigError::Invalid {
+            key: "redis.lease_secs".into(),
+            message: format!(
+                "{lease_secs} s must be shorter than the supersede timeout ({} s)",
+                supersede.as_secs()
+            ),
+        });
+    }
+    Ok(Some(RedisConfig {
+        url,
+        prefix,
+        node_id,
+        lease,
+    }))
+}
+
+#[cfg(test)]
+mod redis_config_tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with_env(None, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn no_url_is_one_node() {
+        assert!(load(&[]).unwrap().redis.is_none());
+    }
+
+    #[test]
+    fn env_selects_redis_and_the_password_never_prints() {
+        let c = load(&[
+            (
+                "MOONGATE_REDIS_URL",
+                "redis://user:hunter2@127.0.0.1:6390/0",
+            ),
+            ("MOONGATE_NODE_ID", "node-a"),
+            ("MOONGATE_REDIS_LEASE_SECS", "4"),
+        ])
+        .unwrap();
+        let r = c.redis.clone().unwrap();
+        assert_eq!(r.node_id, "node-a");
+        assert_eq!(r.prefix, "moongate");
+        assert_eq!(r.lease, Duration::from_secs(4));
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("redis://<redacted>@127.0.0.1:6390/0"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        for (k, v) in [
+            ("MOONGATE_REDIS_URL", "http://x"),
+            ("MOONGATE_REDIS_LEASE_SECS", "abc"),
+            ("MOONGATE_REDIS_LEASE_SECS", "60"),
+            ("MOONGATE_NODE_ID", "a b"),
+        ] {
+            let mut pairs = vec![("MOONGATE_REDIS_URL", "redis://127.0.0.1/")];
+            pairs.retain(|(key, _)| *key != k);
+            pairs.push((k, v));
+            let e = load(&pairs).unwrap_err().to_string();
+            assert!(!e.is_empty(), "{k}={v}");
+        }
     }
 }

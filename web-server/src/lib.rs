@@ -23,6 +23,7 @@ pub mod api;
 pub mod auth;
 pub mod autopair;
 pub mod certs;
+pub mod cluster;
 pub mod config;
 pub mod datadir;
 pub mod embedded;

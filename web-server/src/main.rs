@@ -15,9 +15,10 @@ use web_server::admin::logs::CaptureLayer;
 use web_server::auth::{CredentialSource, Credentials, ADMIN_CREDENTIALS_FILE};
 use web_server::autopair::WolfApiPins;
 use web_server::certs::SystemClock;
+use web_server::cluster::store::RedisStore;
 use web_server::embedded::{self, EmbeddedDemoHost};
 use web_server::server::{preload_hosts, serve, HostProvider};
-use web_server::store::SqliteStore;
+use web_server::store::{HostStore, SqliteStore};
 use web_server::{AppState, Config};
 
 fn config_path() -> anyhow::Result<Option<PathBuf>> {
@@ -105,14 +106,33 @@ async fn main() -> anyhow::Result<()> {
     if admin_credentials == credentials {
         tracing::warn!("the admin credential equals the user credential: every user is an administrator (set MOONGATE_ADMIN_CREDENTIALS to another secret)");
     }
-    let (store_key, _) = web_server::store_key::StoreKey::load_or_generate(
-        config.store_key.as_deref(),
-        &config.data_dir,
-    )?;
-    let store = Arc::new(SqliteStore::open_with_key(
-        &config.data_dir.join("moongate.db"),
-        store_key,
-    )?);
+    // One node on SQLite, or one of several sharing Redis.
+    let (store, redis): (Arc<dyn HostStore>, _) = match &config.redis {
+        None => {
+            let (store_key, _) = web_server::store_key::StoreKey::load_or_generate(
+                config.store_key.as_deref(),
+                &config.data_dir,
+            )?;
+            let store =
+                SqliteStore::open_with_key(&config.data_dir.join("moongate.db"), store_key)?;
+            (Arc::new(store), None)
+        }
+        Some(redis) => {
+            // Every node must open the keys the others sealed: one key file, given explicitly.
+            let path = config.store_key.as_deref().context(
+                "with MOONGATE_REDIS_URL every node needs the same store key: set MOONGATE_STORE_KEY to a shared key file (64 hex digits, e.g. `openssl rand -hex 32`)",
+            )?;
+            let store_key = web_server::store_key::StoreKey::load(path)?;
+            let (client, conn) = web_server::cluster::connect(redis).await.with_context(|| {
+                format!(
+                    "connecting to Redis at {}",
+                    web_server::config::redact_url(&redis.url)
+                )
+            })?;
+            let store = RedisStore::new(conn.clone(), &redis.prefix, store_key);
+            (Arc::new(store), Some((redis.clone(), client, conn)))
+        }
+    };
 
     // The seam for an embedded host: demo-host in-process when no host is configured.
     let provider: Box<dyn HostProvider> = Box::new(EmbeddedDemoHost);
@@ -129,8 +149,14 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(config, credentials.clone(), store, Arc::new(SystemClock))
+    let mut state = AppState::new(config, credentials.clone(), store, Arc::new(SystemClock))
         .with_admin_credentials(admin_credentials.clone());
+    if let Some((redis, client, conn)) = redis {
+        state = state
+            .with_cluster(&redis, client, conn)
+            .await
+            .context("joining the cluster")?;
+    }
     for seed in &state.config.hosts {
         if let Some(location) = &seed.wolf_api {
             let port = seed
@@ -203,12 +229,17 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let sessions = Arc::clone(&state.sessions);
+    let cluster = state.cluster.clone();
     serve(listener, state, shutdown).await?;
     // Streams were asked to stop (1001); give their teardown (Stop, /cancel, reap) time to run
     // before the host goes away.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while !sessions.list().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if let Some(cluster) = cluster {
+        // The lease goes now, not when it expires: this node's keys are free at once.
+        cluster.leave().await;
     }
     drop(provided);
     Ok(())

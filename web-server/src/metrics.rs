@@ -93,6 +93,8 @@ pub struct Metrics {
     cert_size: IntGauge,
     cert_evictions: IntCounter,
     host_cleanups: IntGauge,
+    cluster_streams: IntGaugeVec,
+    cluster_ops: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -225,6 +227,22 @@ impl Metrics {
                 )
                 .expect(CONSTANT),
             ),
+            cluster_streams: reg(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "moongate_cluster_streams",
+                        "Live streams of the whole cluster by node and mode (Redis mode only)",
+                    ),
+                    &["node", "mode"],
+                )
+                .expect(CONSTANT),
+            ),
+            cluster_ops: counter_vec(
+                "moongate_cluster_ops_total",
+                "This node's cluster operations: claims, remote supersedes, stops received, keys freed from dead nodes, Redis errors",
+                "op",
+            ),
             registry,
         };
         for mode in MODES {
@@ -274,6 +292,30 @@ impl Metrics {
     /// Time from the connection to the first keyframe.
     pub fn first_frame(&self, d: std::time::Duration) {
         self.first_frame.observe(d.as_secs_f64());
+    }
+
+    /// The cluster's streams (every node's, read from Redis at this scrape) and this node's
+    /// cluster counters.
+    pub fn set_cluster(&self, sessions: &[SessionInfo], stats: crate::cluster::ClusterStats) {
+        self.cluster_streams.reset();
+        for s in sessions {
+            self.cluster_streams
+                .with_label_values(&[s.node.as_str(), mode_label(&s.meta.mode)])
+                .inc();
+        }
+        for (op, value) in [
+            ("claim", stats.claims),
+            ("remote_supersede", stats.remote_supersedes),
+            ("stop_received", stats.stops_received),
+            ("key_freed", stats.keys_freed),
+            ("redis_error", stats.redis_errors),
+        ] {
+            let c = self.cluster_ops.with_label_values(&[op]);
+            let seen = c.get();
+            if value > seen {
+                c.inc_by(value - seen);
+            }
+        }
     }
 
     /// The text exposition, with the live gauges read from `sessions`, `certs` and the pending

@@ -41,6 +41,8 @@ pub struct AppState {
     pub(crate) pairings: Arc<Pairings>,
     /// `/cancel`s waiting out a host's ENet timeout after a streamer died mid-stream.
     pub host_cleanups: Arc<crate::host_cleanup::HostCleanups>,
+    /// This gateway's membership in a cluster (Redis); `None` on a single node.
+    pub cluster: Option<crate::cluster::Cluster>,
     /// Who can enter pairing PINs on which host (the embedded demo host).
     pins: Arc<std::sync::RwLock<Vec<Arc<dyn PinSubmitter>>>>,
 }
@@ -89,8 +91,28 @@ impl AppState {
             logs: crate::admin::logs::global(),
             pairings: Arc::new(Pairings::default()),
             host_cleanups: Arc::default(),
+            cluster: None,
             pins: Arc::default(),
         }
+    }
+
+    /// Joins the cluster on Redis: this node's streams carry its id, and the session registry,
+    /// the certificate cache's idle times and (with [`crate::cluster::store::RedisStore`] as the
+    /// store) hosts and identities are shared with the other nodes.
+    pub async fn with_cluster(
+        mut self,
+        config: &crate::config::RedisConfig,
+        client: redis::Client,
+        conn: redis::aio::ConnectionManager,
+    ) -> Result<Self, crate::cluster::ClusterError> {
+        let registry: Arc<dyn SessionRegistry> =
+            Arc::new(MemoryRegistry::with_node(config.node_id.clone()));
+        let cluster =
+            crate::cluster::Cluster::join(config, client, conn, Arc::clone(&registry)).await?;
+        cluster.share_cert_cache(self.certs.clone(), self.config.timeouts.cert_idle);
+        self.sessions = registry;
+        self.cluster = Some(cluster);
+        Ok(self)
     }
 
     /// Replaces the admin credential.

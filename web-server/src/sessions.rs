@@ -122,7 +122,7 @@ impl Serialize for SessionKey {
 
 /// Why a stream is being stopped; the browser socket is closed with [`StopReason::close_code`]
 /// and [`StopReason::close_reason`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// A new connection with the same key took over.
@@ -181,6 +181,8 @@ pub struct SessionInfo {
     pub entry_id: u64,
     /// Unix seconds at registration.
     pub started_at: u64,
+    /// The gateway node that runs the stream (its `MOONGATE_NODE_ID`; `local` on a single node).
+    pub node: String,
     /// Metadata.
     #[serde(flatten)]
     pub meta: SessionMeta,
@@ -210,6 +212,8 @@ impl EntryShared {
 pub struct SessionGuard {
     shared: Arc<EntryShared>,
     unregister: Option<Box<dyn FnOnce() + Send + Sync>>,
+    /// Run after the entry is gone: releases held elsewhere (the cluster's claim on the key).
+    on_drop: Vec<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 impl fmt::Debug for SessionGuard {
@@ -246,6 +250,17 @@ impl SessionGuard {
     pub fn stop_requested(&self) -> Option<StopReason> {
         *self.shared.stop.borrow()
     }
+
+    /// Asks this stream to stop (as a superseding or admin request would).
+    pub fn request_stop(&self, reason: StopReason) {
+        self.shared.request_stop(reason);
+    }
+
+    /// Runs `release` when the guard is dropped, after the entry has left the registry: what the
+    /// stream holds outside this process (a cluster claim) ends with it, whatever ended it.
+    pub fn on_drop(&mut self, release: impl FnOnce() + Send + Sync + 'static) {
+        self.on_drop.push(Box::new(release));
+    }
 }
 
 impl Drop for SessionGuard {
@@ -254,6 +269,9 @@ impl Drop for SessionGuard {
             unregister();
         }
         self.shared.closed.send_replace(true);
+        for release in self.on_drop.drain(..) {
+            release();
+        }
     }
 }
 
@@ -425,6 +443,8 @@ pub struct MemoryRegistry {
 
 #[derive(Default)]
 struct RegistryInner {
+    /// This gateway's node id, written into every entry.
+    node: String,
     next_id: AtomicU64,
     entries: Mutex<HashMap<SessionKey, Arc<EntryShared>>>,
 }
@@ -447,9 +467,19 @@ impl fmt::Debug for MemoryRegistry {
 }
 
 impl MemoryRegistry {
-    /// An empty registry.
+    /// An empty registry of a single gateway (node `local`).
     pub fn new() -> Self {
-        Self::default()
+        Self::with_node("local")
+    }
+
+    /// An empty registry whose entries carry `node` (one gateway of a cluster).
+    pub fn with_node(node: impl Into<String>) -> Self {
+        MemoryRegistry {
+            inner: Arc::new(RegistryInner {
+                node: node.into(),
+                ..Default::default()
+            }),
+        }
     }
 
     /// Number of live entries.
@@ -481,6 +511,7 @@ impl SessionRegistry for MemoryRegistry {
                 key: key.clone(),
                 entry_id,
                 started_at: unix_now(),
+                node: self.inner.node.clone(),
                 meta,
             },
             stop: watch::Sender::new(None),
@@ -508,6 +539,7 @@ impl SessionRegistry for MemoryRegistry {
             guard: SessionGuard {
                 shared,
                 unregister: Some(unregister),
+                on_drop: Vec::new(),
             },
             superseded: old.map(|shared| Superseded { shared }),
         }

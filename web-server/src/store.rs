@@ -45,6 +45,9 @@ pub enum StoreError {
         /// The cause.
         source: crate::store_key::DecryptError,
     },
+    /// The shared store (Redis) failed or is unreachable.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
     /// Setting up the database file's mode failed.
     #[error("database file: {0}")]
     Io(#[from] std::io::Error),
@@ -109,7 +112,7 @@ pub enum PairingState {
 }
 
 impl PairingState {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PairingState::Unpaired => "unpaired",
             PairingState::Pairing => "pairing",
@@ -118,7 +121,7 @@ impl PairingState {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
         Ok(match s {
             "unpaired" => PairingState::Unpaired,
             "pairing" => PairingState::Pairing,
@@ -246,7 +249,7 @@ const MIGRATIONS: &[&str] = &[
     UPDATE client_identities SET created_at = updated_at, last_used = updated_at;",
 ];
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

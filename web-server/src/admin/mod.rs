@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::sessions::{SessionKey, StopReason};
+use crate::sessions::{SessionInfo, SessionKey, StopReason};
 
 /// How long `DELETE /api/admin/sessions/{key}` waits for the stream to end.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -81,8 +81,10 @@ pub struct AdminSession {
     pub lobby_id: String,
     /// Client id.
     pub client_id: String,
-    /// Registry entry id.
+    /// Registry entry id (unique on its node).
     pub entry_id: u64,
+    /// The gateway node that runs it.
+    pub node: String,
     /// `websocket` or `webrtc`.
     pub mode: String,
     /// Host id in the store.
@@ -126,7 +128,7 @@ pub async fn sessions(State(state): State<AppState>) -> Result<Json<Vec<AdminSes
         .map(|h| (h.id, h.name))
         .collect();
     let now = unix_now();
-    let list = state
+    let mut list: Vec<AdminSession> = state
         .sessions
         .list()
         .into_iter()
@@ -137,27 +139,56 @@ pub async fn sessions(State(state): State<AppState>) -> Result<Json<Vec<AdminSes
                 .sessions
                 .handle(&s.key)
                 .is_some_and(|h| h.stop_requested().is_some());
-            AdminSession {
-                key: s.key.to_string(),
-                host_name: names.get(&s.meta.host_id).cloned(),
-                session_id: s.session_id,
-                lobby_id: s.lobby_id,
-                client_id: s.client_id,
-                entry_id: s.entry_id,
-                mode: s.meta.mode,
-                host_id: s.meta.host_id,
-                app_id: s.meta.app_id,
-                uptime_secs: now.saturating_sub(s.started_at),
-                started_at: s.started_at,
-                remote: s.meta.remote,
-                stopping,
-                threads: usage.map(|u| u.threads),
-                rss_kb: usage.map(|u| u.rss_kb),
-                live,
-            }
+            admin_session(s, &names, now, stopping, usage, live)
         })
         .collect();
+    // The other nodes' streams (a pid and rates are per node: only the entry is shown).
+    if let Some(cluster) = &state.cluster {
+        let remote = cluster.list().await.map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cluster_unavailable",
+                e.to_string(),
+            )
+        })?;
+        list.extend(
+            remote
+                .into_iter()
+                .filter(|s| s.info.node != cluster.node())
+                .map(|s| admin_session(s.info, &names, now, false, None, Default::default())),
+        );
+        list.sort_by(|a, b| a.key.cmp(&b.key).then(a.node.cmp(&b.node)));
+    }
     Ok(Json(list))
+}
+
+fn admin_session(
+    s: SessionInfo,
+    names: &std::collections::HashMap<i64, String>,
+    now: u64,
+    stopping: bool,
+    usage: Option<live::ProcUsage>,
+    live: live::LiveStats,
+) -> AdminSession {
+    AdminSession {
+        key: s.key.to_string(),
+        host_name: names.get(&s.meta.host_id).cloned(),
+        session_id: s.session_id,
+        lobby_id: s.lobby_id,
+        client_id: s.client_id,
+        entry_id: s.entry_id,
+        node: s.node,
+        mode: s.meta.mode,
+        host_id: s.meta.host_id,
+        app_id: s.meta.app_id,
+        uptime_secs: now.saturating_sub(s.started_at),
+        started_at: s.started_at,
+        remote: s.meta.remote,
+        stopping,
+        threads: usage.map(|u| u.threads),
+        rss_kb: usage.map(|u| u.rss_kb),
+        live,
+    }
 }
 
 /// `DELETE /api/admin/sessions/{key}` answer.
@@ -182,6 +213,28 @@ pub async fn kill(
         .parse()
         .map_err(|e| ApiError::bad_request(format!("bad session key: {e}")))?;
     let Some(handle) = state.sessions.handle(&key) else {
+        // Another node's stream: asked through the cluster, and awaited the same way.
+        if let Some(cluster) = &state.cluster {
+            let t0 = std::time::Instant::now();
+            let asked = cluster
+                .stop_remote(&key, StopReason::AdminKill, KILL_WAIT)
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "cluster_unavailable",
+                        e.to_string(),
+                    )
+                })?;
+            if let Some(ended) = asked {
+                tracing::info!(session = %key, "an administrator ends a stream of another node");
+                return Ok(Json(Killed {
+                    key: key.to_string(),
+                    ended,
+                    ms: t0.elapsed().as_millis() as u64,
+                }));
+            }
+        }
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "session_not_found",
@@ -270,6 +323,15 @@ fn event(line: &logs::LogLine) -> Event {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(cluster) = &state.cluster {
+        match cluster.list().await {
+            Ok(all) => {
+                let infos: Vec<SessionInfo> = all.into_iter().map(|s| s.info).collect();
+                state.metrics.set_cluster(&infos, cluster.stats());
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: the cluster's streams are unavailable"),
+        }
+    }
     let text = state.metrics.render(
         &state.sessions.list(),
         state.certs.stats(),
@@ -294,7 +356,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         )),
         Err(e) => Some(format!("streamer {}: {e}", path.display())),
     };
-    let problems: Vec<String> = [store, streamer].into_iter().flatten().collect();
+    let cluster = match &state.cluster {
+        Some(c) => c.ping().await.err().map(|e| format!("cluster: {e}")),
+        None => None,
+    };
+    let problems: Vec<String> = [store, streamer, cluster].into_iter().flatten().collect();
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {

@@ -85,8 +85,21 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-async fn sessions(State(state): State<AppState>) -> Json<Vec<SessionInfo>> {
-    Json(state.sessions.list())
+/// This node's streams, and in a cluster every node's (each entry names its node).
+async fn sessions(State(state): State<AppState>) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+    match &state.cluster {
+        None => Ok(Json(state.sessions.list())),
+        Some(cluster) => {
+            let all = cluster.list().await.map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cluster_unavailable",
+                    e.to_string(),
+                )
+            })?;
+            Ok(Json(all.into_iter().map(|s| s.info).collect()))
+        }
+    }
 }
 
 /// A path parameter rejection as a JSON error.

@@ -436,7 +436,7 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         },
         remote: req.remote,
     };
-    let guard = register_superseding(
+    let mut guard = register_superseding(
         state.sessions.as_ref(),
         key.clone(),
         meta,
@@ -444,6 +444,23 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
     )
     .await
     .map_err(|e| Close::failure(format!("InternalServerError: {e}")))?;
+    // Across the cluster: claim the key, then stop and await its stream on another node.
+    let claimed = match &state.cluster {
+        Some(cluster) => {
+            let claimed = cluster
+                .claim(&mut guard)
+                .await
+                .map_err(|e| Close::failure(format!("ClusterUnavailable: {e}")))?;
+            tokio::select! {
+                r = cluster.supersede_previous(&claimed, state.config.timeouts.supersede) => if let Err(e) = r {
+                    return Err(Close::failure(format!("InternalServerError: {e}")));
+                },
+                reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
+            }
+            Some(claimed)
+        }
+        None => None,
+    };
     // Which identity streams: a per-client one where the gateway can pair it itself (a pairing
     // API: the embedded host, a Wolf API), else the one the user paired with a PIN, shared by
     // every browser client of this host.
@@ -465,6 +482,14 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         },
         reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
     }
+    if let (Some(cluster), Some(claimed)) = (&state.cluster, &claimed) {
+        tokio::select! {
+            r = cluster.supersede_identity(&guard, claimed.gen, shared_identity, limit) => if let Err(e) = r {
+                return Err(Close::failure(format!("InternalServerError: {e}")));
+            },
+            reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
+        }
+    }
     let client = if shared_identity {
         crate::api::GATEWAY_CLIENT_ID.to_string()
     } else {
@@ -476,11 +501,15 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         if shared_identity {
             return shared_gateway_identity(state, &host).await;
         }
+        seed_identity_from_store(state, host.id, &client).await;
         let identity = state
             .certs
             .get_or_create(&client)
             .await
             .map_err(|e| format!("InternalServerError: client identity: {e}"))?;
+        if let Some(cluster) = &state.cluster {
+            cluster.touch_client(&client).await;
+        }
         let started = Instant::now();
         let paired = ensure_paired(state, &host, &client, &identity)
             .await
@@ -916,6 +945,32 @@ pub(crate) struct Ends<'a> {
     pub(crate) guard: SessionGuard,
     pub(crate) child: &'a mut StreamerChild,
     pub(crate) observer: &'a mut StreamObserver,
+}
+
+/// A client id not in the certificate cache whose identity for `host_id` is in the store (paired
+/// through another gateway of the cluster, or before this gateway restarted) gets that identity
+/// back, so it streams without pairing again. A stored key that does not open is left alone:
+/// the client gets a fresh identity and pairs, as before.
+async fn seed_identity_from_store(state: &AppState, host_id: i64, client: &str) {
+    if state.certs.lookup(client).is_some() {
+        return;
+    }
+    let record = match state.store.get_identity(host_id, client).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(host = host_id, error = %e, "cannot read a stored client identity; a new one will pair");
+            return;
+        }
+    };
+    match gamestream::identity::Identity::from_pem(&record.cert_pem, &record.key_pem) {
+        Ok(identity) => {
+            state.certs.insert_if_absent(client, identity);
+        }
+        Err(e) => {
+            tracing::warn!(host = host_id, error = %e, "a stored client identity does not load; a new one will pair")
+        }
+    }
 }
 
 /// The HTTPS port of a host stored without one (added by address and HTTP port only): what its
