@@ -222,7 +222,7 @@ check "$(printf 'deploy/kubernetes/%s.yaml  (%s)\n' namespace "$k8s_tools; Pod S
   moongate "$k8s_tools; replicas, probes, grace period >= preStop + 15 s, secret keys, store key mount, anti-affinity" \
   service "$k8s_tools; selectors match pods" ingress "$k8s_tools; timeouts >= 3600, buffering off, WHEP hash" \
   pdb "$k8s_tools; selector matches pods" \
-  redis "$k8s_tools; PVC; redis-server run with its arguments: AOF everysec, auth, noeviction" \
+  redis "$k8s_tools; PVC; redis-server run with its arguments: AOF always, auth, noeviction" \
   demo-host "$k8s_tools; selectors, non-root, read-only root"
   printf 'deploy/kubernetes/kustomization.yaml  (kubectl %s kustomize renders it; generated names resolve)' "$kubectl_v")" kubernetes
 check "deploy/kubernetes/moongate.toml  (keys against config.rs)" "$py" "$checks" toml deploy/kubernetes/moongate.toml
@@ -244,7 +244,7 @@ check "MOONGATE_* names in ${#all_files[@]} deploy files  (all read by web-serve
   "$py" "$checks" env-names "${all_files[@]}"
 check "deploy/validate.sh  (shellcheck)"$'\n'"deploy/validate_checks.py  (Python syntax)" \
   bash -c "shellcheck deploy/validate.sh && '$py' -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' deploy/validate_checks.py"
-check "deploy/README.md  (every deploy/ path it names exists; LEASE_FIGURE marker)" "$py" "$checks" readme deploy/README.md
+check "deploy/README.md  (every deploy/ path it names exists; lease stated)" "$py" "$checks" readme deploy/README.md
 
 if [ "$fails" -gt 0 ]; then
   echo "deploy: $fails check(s) failed" >&2

@@ -841,7 +841,7 @@ def check_redis_args(scratch: str, args_json: str) -> None:
         if "NOAUTH" not in noauth.stdout + noauth.stderr:
             fail("redis: a client without the password was not refused")
         got = dict(zip(*[iter(cli("config", "get", "append*") + cli("config", "get", "maxmemory-policy"))] * 2))
-        if got.get("appendonly") != "yes" or got.get("appendfsync") != "everysec":
+        if got.get("appendonly") != "yes" or got.get("appendfsync") != "always":
             fail(f"redis: appendonly/appendfsync are {got.get('appendonly')}/{got.get('appendfsync')}")
         if got.get("maxmemory-policy") != "noeviction":
             fail("redis: maxmemory-policy must be noeviction (shared state must not be evicted)")
@@ -984,8 +984,8 @@ def check_readme(readme: str) -> None:
                      and not (ROOT / n).exists() and not (DEPLOY / n).exists())
     if missing:
         fail("README names paths that do not exist: " + ", ".join(missing))
-    if "LEASE_FIGURE" not in text:
-        fail("README: the TODO line LEASE_FIGURE for the lease figure is missing")
+    if "MOONGATE_REDIS_LEASE_SECS" not in text:
+        fail("README: the node-loss section must state the lease (MOONGATE_REDIS_LEASE_SECS)")
 
 
 def main() -> int:

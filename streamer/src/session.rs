@@ -375,7 +375,7 @@ async fn start<R: AsyncRead + Unpin>(
             },
             msg = rx.next() => match msg {
                 None | Some(Ok(ToStreamer::Stop)) => {
-                    return Err((Some(Arc::clone(&http)), End::stopped("stopped while starting")))
+                    return Err(stop_while_starting(&mut starting, &http).await);
                 }
                 Some(Ok(ToStreamer::Signal(s))) if signals.len() < MAX_EARLY_SIGNALS => signals.push(s),
                 Some(Ok(_)) => {} // input before the stream exists has nowhere to go
@@ -497,6 +497,43 @@ fn start_error(e: ClientError) -> End {
         _ => ErrorCode::StreamSetupFailed,
     };
     End::error(code, e.to_string())
+}
+
+/// How long a `Stop` during the start lets the start finish before abandoning it.
+const FINISH_START_LIMIT: Duration = Duration::from_secs(2);
+
+/// `Stop` (or EOF) while the stream is starting. Abandoning the start mid-request would leave the
+/// host to finish a `/launch` (or an RTSP setup, or an ENet connect) after our `/cancel`: a
+/// session nobody owns, which a host keeps and which then collides with the next stream of the
+/// same identity (seen with racing opens of one key). So the start may finish, within
+/// [`FINISH_START_LIMIT`], and a started stream ends through its normal stop (ENet disconnect,
+/// then `/cancel`); only a start that does not finish in time is abandoned and `/cancel`led.
+async fn stop_while_starting<F>(
+    starting: &mut std::pin::Pin<&mut F>,
+    http: &Arc<NvHttpClient>,
+) -> (Option<Arc<NvHttpClient>>, End)
+where
+    F: std::future::Future<
+        Output = Result<(ClientSession, tokio::sync::mpsc::Receiver<SessionEvent>), ClientError>,
+    >,
+{
+    let end = End::stopped("stopped while starting");
+    match tokio::time::timeout(FINISH_START_LIMIT, starting.as_mut()).await {
+        Ok(Ok((session, _events))) => {
+            match tokio::time::timeout(STOP_TIMEOUT, session.stop()).await {
+                Ok(Ok(())) => tracing::info!(
+                    "stopped while starting: the started stream was stopped on the host"
+                ),
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "stopped while starting: the host's stop answered with an error")
+                }
+                Err(_) => tracing::warn!("stopped while starting: the host's stop timed out"),
+            }
+            (None, end)
+        }
+        // A failed start may still have launched: `/cancel`, as for any failed start.
+        Ok(Err(_)) | Err(_) => (Some(Arc::clone(http)), end),
+    }
 }
 
 /// `Stop` arrived (or setup failed) after `/launch` may have succeeded: the host may hold a

@@ -984,7 +984,7 @@ fn redis_config(
     {
         return Err(ConfigError::Invalid {
             key: "redis.node_id".into(),
-            message: format!("{node_id:?}: up to 64 characters, no spaces, colons or controls"),
+            message: format!("{node_id:?}: 1-64 characters, no spaces, colons, bars or controls"),
         });
     }
     let lease_secs = match non_empty("MOONGATE_REDIS_LEASE_SECS") {

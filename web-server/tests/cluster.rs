@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use wire::browser::Message;
 
 /// The tests' lease: short, so a dead node's keys come free quickly (the default is 6 s).
-const LEASE_SECS: u64 = 3;
+const LEASE_SECS: u64 = 4;
 const ADMIN: &str = "cluster-admin-secret";
 
 fn free_port() -> u16 {
@@ -450,6 +450,10 @@ async fn a_key_opened_on_b_supersedes_its_stream_on_a() {
             node.id
         );
     }
+    // B's view of A's stream names A's streamer process.
+    let (_, rows) = c.b.get("/api/admin/sessions", ADMIN).await;
+    let rows: serde_json::Value = serde_json::from_str(&rows).unwrap();
+    assert!(rows[0]["pid"].as_u64().is_some_and(|p| p > 1), "{rows}");
     let (_, metrics) = c.b.get("/metrics", ADMIN).await;
     assert!(
         metrics.contains("moongate_cluster_streams{mode=\"websocket\",node=\"a\"} 1"),
@@ -520,7 +524,11 @@ async fn fifty_racing_opens_of_one_key_across_both_nodes_leave_one_stream() {
                     Err(_) => return (None, None),
                     Ok(None) | Ok(Some(Err(_))) => return (Some(1006), None),
                     Ok(Some(Ok(WsMessage::Close(c)))) => {
-                        return (Some(c.map(|c| u16::from(c.code)).unwrap_or(1005)), None)
+                        let code = c.as_ref().map(|c| u16::from(c.code)).unwrap_or(1005);
+                        if code != 4000 {
+                            eprintln!("racing open closed {code}: {c:?}");
+                        }
+                        return (Some(code), None);
                     }
                     Ok(Some(Ok(WsMessage::Binary(b)))) => {
                         if let Ok(Message::VideoFrame(f)) = Message::decode(&b) {
@@ -563,7 +571,12 @@ async fn fifty_racing_opens_of_one_key_across_both_nodes_leave_one_stream() {
     }
     let settled = t0.elapsed();
     let (now, peak) = c.host.sessions().await;
-    let listed = c.b.admin_sessions().await;
+    let listed = common::poll_until(Duration::from_secs(3), || async {
+        let l = c.b.admin_sessions().await;
+        (l.len() == 1).then_some(l)
+    })
+    .await
+    .unwrap_or_default();
     println!(
         "{OPENS} racing opens of one key over 2 nodes: {survivors} live stream(s), closes {closes:?}, host sessions now {now} (peak {peak}), settled in {} ms",
         settled.as_millis()

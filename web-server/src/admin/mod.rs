@@ -155,7 +155,13 @@ pub async fn sessions(State(state): State<AppState>) -> Result<Json<Vec<AdminSes
             remote
                 .into_iter()
                 .filter(|s| s.info.node != cluster.node())
-                .map(|s| admin_session(s.info, &names, now, false, None, Default::default())),
+                .map(|s| {
+                    let live = live::LiveStats {
+                        pid: s.streamer_pid,
+                        ..Default::default()
+                    };
+                    admin_session(s.info, &names, now, false, None, live)
+                }),
         );
         list.sort_by(|a, b| a.key.cmp(&b.key).then(a.node.cmp(&b.node)));
     }

@@ -575,6 +575,9 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
             }
         };
     tracing::info!(session = %key, pid = ?child.id(), ?mode, "streamer spawned");
+    if let (Some(cluster), Some(claimed), Some(pid)) = (&state.cluster, &claimed, child.id()) {
+        cluster.record_streamer(claimed, pid).await;
+    }
     child.attach_host_session(
         streamer_proc::HostSession::new(
             NvHttpClient::new(

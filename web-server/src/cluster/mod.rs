@@ -69,6 +69,9 @@ struct StoredEntry {
     app_id: u32,
     mode: String,
     remote: Option<String>,
+    /// The streamer's pid on its node, once launched.
+    #[serde(default)]
+    streamer_pid: Option<u32>,
 }
 
 impl StoredEntry {
@@ -81,6 +84,7 @@ impl StoredEntry {
             app_id: info.meta.app_id,
             mode: info.meta.mode.clone(),
             remote: info.meta.remote.clone(),
+            streamer_pid: None,
         }
     }
 }
@@ -117,16 +121,16 @@ pub struct ClusterSession {
     pub gen: u64,
     /// The entry; `node` says where it runs.
     pub info: SessionInfo,
+    /// The streamer's pid on that node, once launched.
+    pub streamer_pid: Option<u32>,
 }
 
-/// A claim just written: its generation and the owner it replaced.
+/// A claim just written: its key and generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     /// The claim's generation.
     pub gen: u64,
     key: String,
-    /// The replaced owner's generation and node.
-    previous: Option<(u64, String)>,
 }
 
 /// A stream of this node that holds a claim.
@@ -266,10 +270,11 @@ impl Cluster {
         }
         let subscriber = tokio::spawn(subscriber(Arc::downgrade(&inner), client));
         let janitor = tokio::spawn(janitor(Arc::downgrade(&inner)));
+        let lease = tokio::spawn(lease_keeper(Arc::downgrade(&inner)));
         tracing::info!(node = %inner.node, redis = %redact_url(&config.url), lease_secs = inner.lease.as_secs(), "joined the cluster");
         Ok(Cluster {
             inner,
-            _tasks: Arc::new(TaskGuard(vec![subscriber, janitor])),
+            _tasks: Arc::new(TaskGuard(vec![subscriber, janitor, lease])),
         })
     }
 
@@ -321,19 +326,25 @@ impl Cluster {
             .key(inner.key("live"))
             .arg(&key_text)
             .arg(&json)
-            .arg(&inner.node)
+            .arg(format!("{}|{key_text}", inner.node))
             .invoke_async(&mut conn)
             .await
             .inspect_err(|e| inner.redis_error("claiming a session key", e))?;
         lock(&inner.stats).claims += 1;
-        lock(&inner.claims).insert(
-            gen,
-            LocalClaim {
-                key: info.key.clone(),
-                entry_id: info.entry_id,
-                json,
-            },
-        );
+        // Under the claims lock (the order the command handler takes too): a stop for this gen
+        // is either seen by the handler in `claims`, or already waiting in `early_stops`.
+        let early_stop = {
+            let mut claims = lock(&inner.claims);
+            claims.insert(
+                gen,
+                LocalClaim {
+                    key: info.key.clone(),
+                    entry_id: info.entry_id,
+                    json,
+                },
+            );
+            lock(&inner.early_stops).remove(&gen)
+        };
         let weak = Arc::downgrade(inner);
         let release_key = key_text.clone();
         guard.on_drop(move || {
@@ -343,44 +354,80 @@ impl Cluster {
             }
         });
         // A newer claim's stop may have arrived before this reply.
-        if let Some(reason) = lock(&inner.early_stops).remove(&gen) {
+        if let Some(reason) = early_stop {
             guard.request_stop(reason);
         }
-        let previous = if old.is_empty() {
-            None
-        } else {
+        if !old.is_empty() {
+            // The owner this claim replaced (supersede_previous stops it with any older one).
             let (old_gen, entry) = parse_value(&old)?;
-            Some((old_gen, entry.node))
-        };
-        Ok(Claimed {
-            gen,
-            key: key_text,
-            previous,
-        })
+            tracing::debug!(key = %key_text, old_gen, node = %entry.node, "claimed a key that had an owner");
+        }
+        Ok(Claimed { gen, key: key_text })
     }
 
-    /// Stops the stream `claimed` took its key from (if another node runs it) and waits until it
-    /// has ended, or its node is dead. The host then never sees two streams of one identity.
+    /// Stops every older stream of `claimed`'s key still running on another node (the one it
+    /// took the key from, and any that one was itself still waiting for) and waits until all of
+    /// them have ended, or their node is dead. The host then never sees two streams of one
+    /// identity, however many opens of the key raced.
     pub async fn supersede_previous(
         &self,
         claimed: &Claimed,
         limit: Duration,
     ) -> Result<(), ClusterError> {
-        let Some((old_gen, node)) = &claimed.previous else {
-            return Ok(());
-        };
-        if *node != self.inner.node {
-            tracing::info!(key = %claimed.key, %node, "superseding the stream of this key on another node");
-            lock(&self.inner.stats).remote_supersedes += 1;
-            self.inner
-                .send_stop(node, &claimed.key, *old_gen, StopReason::Superseded)
-                .await;
+        // Not only the owner this claim replaced: an older stream may still be ending after
+        // its successor gave up the key before launching (racing opens).
+        let inner = &self.inner;
+        let older = inner
+            .live_where(|gen, _, key| key == claimed.key && gen < claimed.gen)
+            .await?;
+        for (gen, node, _) in &older {
+            if *node != inner.node {
+                tracing::info!(key = %claimed.key, %node, "superseding the stream of this key on another node");
+                lock(&inner.stats).remote_supersedes += 1;
+                inner
+                    .send_stop(node, &claimed.key, *gen, StopReason::Superseded)
+                    .await;
+            }
         }
-        // Same node: the local registry has stopped it already; its release may still be on
-        // its way.
-        self.inner
-            .await_release(&claimed.key, *old_gen, node, limit)
+        // Same node: the local registry has stopped them already; their release may still be
+        // on its way.
+        let me = claimed.gen;
+        let key = claimed.key.clone();
+        inner
+            .await_ended(&claimed.key, limit, move |gen, _, k| k == key && gen < me)
             .await
+    }
+
+    /// Records the streamer's pid in the key's entry (the cluster view names the process that
+    /// serves each stream). A failure only loses that detail.
+    pub async fn record_streamer(&self, claimed: &Claimed, pid: u32) {
+        let inner = &self.inner;
+        let json = {
+            let mut claims = lock(&inner.claims);
+            let Some(claim) = claims.get_mut(&claimed.gen) else {
+                return;
+            };
+            let Ok(mut entry) = serde_json::from_str::<StoredEntry>(&claim.json) else {
+                return;
+            };
+            entry.streamer_pid = Some(pid);
+            let Ok(json) = serde_json::to_string(&entry) else {
+                return;
+            };
+            claim.json = json.clone();
+            json
+        };
+        let mut conn = inner.conn.clone();
+        let r: Result<i64, _> = scripts::update()
+            .key(inner.key("sessions"))
+            .arg(&claimed.key)
+            .arg(claimed.gen)
+            .arg(json)
+            .invoke_async(&mut conn)
+            .await;
+        if let Err(e) = r {
+            inner.redis_error("recording a streamer", &e);
+        }
     }
 
     /// Stops, on other nodes, every older stream of the same identity on the same host as
@@ -420,7 +467,7 @@ impl Cluster {
         }
         for old in &older {
             self.inner
-                .await_release(&old.info.key.to_string(), old.gen, &old.info.node, limit)
+                .await_release(&old.info.key.to_string(), old.gen, limit)
                 .await?;
         }
         Ok(())
@@ -458,6 +505,7 @@ impl Cluster {
             }
             list.push(ClusterSession {
                 gen,
+                streamer_pid: e.streamer_pid,
                 info: SessionInfo {
                     session_id: key.session.clone(),
                     lobby_id: key.lobby.clone(),
@@ -494,11 +542,7 @@ impl Cluster {
         self.inner
             .send_stop(&s.info.node, &text, s.gen, reason)
             .await;
-        let ended = self
-            .inner
-            .await_release(&text, s.gen, &s.info.node, limit)
-            .await
-            .is_ok();
+        let ended = self.inner.await_release(&text, s.gen, limit).await.is_ok();
         Ok(Some(ended))
     }
 
@@ -560,36 +604,59 @@ impl Inner {
         }
     }
 
-    /// Waits until the stream claimed as `gen` on `node` has ended, or `node` is dead.
-    async fn await_release(
+    /// Every live stream (gen, node, key) that `keep` selects.
+    async fn live_where(
+        &self,
+        keep: impl Fn(u64, &str, &str) -> bool,
+    ) -> Result<Vec<(u64, String, String)>, ClusterError> {
+        let mut conn = self.conn.clone();
+        let live: HashMap<u64, String> = conn.hgetall(self.key("live")).await?;
+        Ok(live
+            .into_iter()
+            .filter_map(|(gen, value)| {
+                let (node, key) = value.split_once('|')?;
+                keep(gen, node, key).then(|| (gen, node.to_string(), key.to_string()))
+            })
+            .collect())
+    }
+
+    /// Waits until no live stream that `which` selects remains (each ended, or its node is
+    /// dead), for at most `limit`.
+    async fn await_ended(
         &self,
         key: &str,
-        gen: u64,
-        node: &str,
         limit: Duration,
+        which: impl Fn(u64, &str, &str) -> bool,
     ) -> Result<(), ClusterError> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut released = self.released.subscribe();
         let mut conn = self.conn.clone();
         loop {
-            let (live, node_alive): (Option<String>, bool) = redis::pipe()
-                .hget(self.key("live"), gen)
-                .exists(self.node_key(node))
-                .query_async(&mut conn)
-                .await?;
-            if live.is_none() {
+            let waiting = self.live_where(&which).await?;
+            let Some((_, first_node, _)) = waiting.first() else {
                 return Ok(());
+            };
+            let mut nodes: Vec<&str> = waiting.iter().map(|(_, n, _)| n.as_str()).collect();
+            nodes.sort_unstable();
+            nodes.dedup();
+            let mut any_dead = false;
+            for node in nodes {
+                let alive: bool = conn.exists(self.node_key(node)).await?;
+                if !alive {
+                    tracing::info!(%key, %node, "the node of a superseded stream is dead: its key is free");
+                    any_dead = true;
+                }
             }
-            if !node_alive {
-                tracing::info!(%key, %node, "the node of the superseded stream is dead: its key is free");
+            if any_dead {
                 self.collect_garbage().await;
-                return Ok(());
+                continue;
             }
+            let gens: Vec<u64> = waiting.iter().map(|(g, _, _)| *g).collect();
             // A release message, or a look every 100 ms (a message can be missed).
             let wake = async {
                 loop {
                     match released.recv().await {
-                        Ok(g) if g == gen => return,
+                        Ok(g) if gens.contains(&g) => return,
                         Ok(_) => continue,
                         Err(broadcast::error::RecvError::Lagged(_)) => return,
                         Err(broadcast::error::RecvError::Closed) => {
@@ -602,10 +669,20 @@ impl Inner {
                 _ = wake => {}
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 _ = tokio::time::sleep_until(deadline) => {
-                    return Err(ClusterError::Timeout { key: key.to_string(), node: node.to_string() });
+                    return Err(ClusterError::Timeout { key: key.to_string(), node: first_node.clone() });
                 }
             }
         }
+    }
+
+    /// Waits until the stream claimed as `gen` has ended, or its node is dead.
+    async fn await_release(
+        &self,
+        key: &str,
+        gen: u64,
+        limit: Duration,
+    ) -> Result<(), ClusterError> {
+        self.await_ended(key, limit, move |g, _, _| g == gen).await
     }
 
     async fn release(&self, key: String, gen: u64) {
@@ -658,12 +735,16 @@ impl Inner {
         match command {
             Command::Stop { key, gen, reason } => {
                 lock(&self.stats).stops_received += 1;
-                let claim = lock(&self.claims).get(&gen).cloned();
-                match claim {
-                    Some(c) if c.key.to_string() == key => self.stop_local(&c, reason),
+                let claims = lock(&self.claims);
+                match claims.get(&gen).cloned() {
+                    Some(c) if c.key.to_string() == key => {
+                        drop(claims);
+                        self.stop_local(&c, reason)
+                    }
                     Some(_) => tracing::warn!(%key, gen, "cluster: a stop named the wrong key"),
                     None => {
                         // The claim's reply may still be on its way; bounded, oldest first out.
+                        // Recorded while holding `claims`, so the claim cannot miss it.
                         let mut early = lock(&self.early_stops);
                         if early.len() >= 1024 {
                             if let Some(&oldest) = early.keys().min() {
@@ -686,17 +767,22 @@ impl Inner {
         }
     }
 
-    /// One janitor tick: renew the lease, free dead nodes' keys, check this node's claims, retry
-    /// failed releases, share the certificate cache's idle times.
-    async fn tick(&self) -> Result<(), redis::RedisError> {
+    /// Renews this node's lease.
+    async fn renew_lease(&self) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
-        let _: () = redis::cmd("SET")
+        redis::cmd("SET")
             .arg(self.node_key(&self.node))
             .arg(unix_ms())
             .arg("PX")
             .arg(self.lease.as_millis() as u64)
             .query_async(&mut conn)
-            .await?;
+            .await
+    }
+
+    /// One janitor tick: free dead nodes' keys, check this node's claims, retry failed
+    /// releases, share the certificate cache's idle times.
+    async fn tick(&self) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
         let pending = std::mem::take(&mut *lock(&self.unreleased));
         for (key, gen) in pending {
             self.release(key, gen).await;
@@ -713,7 +799,7 @@ impl Inner {
                 .arg(claim.key.to_string())
                 .arg(gen)
                 .arg(&claim.json)
-                .arg(&self.node)
+                .arg(format!("{}|{}", self.node, claim.key))
                 .invoke_async(&mut conn)
                 .await?;
             if let Some(other) = verdict.strip_prefix("other:") {
@@ -763,7 +849,27 @@ impl Inner {
     }
 }
 
-/// Renews the lease and looks after this node's claims every third of the lease.
+/// Renews the lease every third of the lease, on its own task: the janitor's other work (one
+/// script per claim) must never delay it, or a busy node would look dead to the others and a
+/// superseding open elsewhere would launch while this node's stream still runs.
+async fn lease_keeper(inner: Weak<Inner>) {
+    let Some(period) = inner.upgrade().map(|i| i.lease / 3) else {
+        return;
+    };
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if let Err(e) = inner.renew_lease().await {
+            tracing::debug!(error = %e, "cluster: lease renewal failed");
+        }
+    }
+}
+
+/// Looks after this node's claims every third of the lease.
 async fn janitor(inner: Weak<Inner>) {
     let Some(period) = inner.upgrade().map(|i| i.lease / 3) else {
         return;
@@ -844,6 +950,7 @@ mod tests {
             app_id: 2,
             mode: "websocket".into(),
             remote: None,
+            streamer_pid: Some(77),
         };
         let v = format!("42|{}", serde_json::to_string(&e).unwrap());
         let (gen, back) = parse_value(&v).unwrap();

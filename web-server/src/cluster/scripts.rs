@@ -9,13 +9,14 @@
 //! Layout (every key under the configured prefix `p`):
 //! * `p:gen`: the generation counter: each claim gets the next number, cluster-wide;
 //! * `p:sessions`: hash, session key → `"<gen>|<entry json>"`: the current owner of each key;
-//! * `p:live`: hash, gen → node: every stream still running somewhere, superseded or not;
+//! * `p:live`: hash, gen → `"<node>|<key>"`: every stream still running somewhere, superseded or
+//!   not (a new owner waits for all older ones of its key, not only the one it replaced);
 //! * `p:node:<id>`: a node's lease (expires unless renewed);
 //! * `p:released` (channel): a gen whose stream has ended; `p:cmd:<id>` (channel): commands.
 
 use redis::Script;
 
-/// `KEYS`: gen counter, sessions, live. `ARGV`: session key, entry json, node.
+/// `KEYS`: gen counter, sessions, live. `ARGV`: session key, entry json, `<node>|<key>`.
 /// Returns `{gen, previous value or ""}`.
 pub(crate) fn claim() -> Script {
     Script::new(
@@ -45,7 +46,7 @@ return 1
     )
 }
 
-/// `KEYS`: sessions, live. `ARGV`: session key, gen, entry json, node.
+/// `KEYS`: sessions, live. `ARGV`: session key, gen, entry json, `<node>|<key>`.
 /// A node re-asserting a stream it runs (after a Redis restart, or a lease that lapsed during
 /// an outage): `"ours"`, `"reinstated"` (the key had no owner) or `"other:<gen>"`.
 pub(crate) fn reassert() -> Script {
@@ -77,7 +78,7 @@ local live = redis.call('HGETALL', KEYS[2])
 local alive = {}
 local nodes = {}
 for i = 1, #live, 2 do
-  local node = live[i + 1]
+  local node = string.match(live[i + 1], '^([^|]*)')
   if nodes[node] == nil then
     nodes[node] = redis.call('EXISTS', ARGV[1] .. node) == 1
   end
@@ -97,6 +98,21 @@ for i = 1, #all, 2 do
   end
 end
 return freed
+",
+    )
+}
+
+/// `KEYS`: sessions. `ARGV`: session key, gen, entry json.
+/// Rewrites the key's entry if it is still this gen's (the streamer's pid, known after launch).
+pub(crate) fn update() -> Script {
+    Script::new(
+        r"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and string.sub(cur, 1, string.len(ARGV[2]) + 1) == ARGV[2] .. '|' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
+  return 1
+end
+return 0
 ",
     )
 }
