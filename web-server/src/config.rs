@@ -446,6 +446,8 @@ pub struct Config {
     pub identity_idle: Duration,
     /// Shared state of several gateways; `None` = one node on SQLite.
     pub redis: Option<RedisConfig>,
+    /// Streams, opens, message sizes and first-message time an operator allows.
+    pub limits: crate::limits::Limits,
 }
 
 /// Default [`Config::identity_idle`]: 30 days.
@@ -467,6 +469,7 @@ impl fmt::Debug for Config {
             .field("store_key", &self.store_key)
             .field("identity_idle", &self.identity_idle)
             .field("redis", &self.redis)
+            .field("limits", &self.limits)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|_| "<redacted>"),
@@ -502,6 +505,18 @@ struct FileConfig {
     identities: FileIdentities,
     #[serde(default)]
     redis: FileRedis,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_streams: Option<usize>,
+    max_streams_per_client: Option<usize>,
+    opens_per_minute_per_ip: Option<u32>,
+    max_message_bytes: Option<usize>,
+    first_message_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -561,6 +576,7 @@ impl Default for Config {
             store_key: None,
             identity_idle: Duration::from_secs(DEFAULT_IDENTITY_IDLE_DAYS * 86_400),
             redis: None,
+            limits: crate::limits::Limits::default(),
         }
     }
 }
@@ -762,6 +778,7 @@ impl Config {
         }
         c.webrtc.overlay_env(&env)?;
         c.redis = redis_config(parsed.redis, &env, c.timeouts.supersede)?;
+        c.limits = limits_config(parsed.limits, &env)?;
         c.webrtc.validate()?;
         Ok(c)
     }
@@ -1066,6 +1083,97 @@ mod redis_config_tests {
             pairs.push((k, v));
             let e = load(&pairs).unwrap_err().to_string();
             assert!(!e.is_empty(), "{k}={v}");
+        }
+    }
+}
+
+/// `[limits]` overlaid with `MOONGATE_MAX_STREAMS`, `MOONGATE_MAX_STREAMS_PER_CLIENT`,
+/// `MOONGATE_OPENS_PER_MINUTE_PER_IP`, `MOONGATE_MAX_MESSAGE_BYTES` and
+/// `MOONGATE_FIRST_MESSAGE_TIMEOUT_SECS`.
+fn limits_config(
+    file: FileLimits,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::limits::Limits, ConfigError> {
+    fn number<T: std::str::FromStr>(
+        env: &impl Fn(&str) -> Option<String>,
+        key: &str,
+        file: Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        match env(key).filter(|v| !v.trim().is_empty()) {
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ConfigError::Invalid {
+                    key: key.into(),
+                    message: format!("{v:?} is not a whole number"),
+                }),
+            None => Ok(file),
+        }
+    }
+    let mut l = crate::limits::Limits::default();
+    if let Some(v) = number(env, "MOONGATE_MAX_STREAMS", file.max_streams)? {
+        l.max_streams = v;
+    }
+    if let Some(v) = number(
+        env,
+        "MOONGATE_MAX_STREAMS_PER_CLIENT",
+        file.max_streams_per_client,
+    )? {
+        l.max_streams_per_client = v;
+    }
+    if let Some(v) = number(
+        env,
+        "MOONGATE_OPENS_PER_MINUTE_PER_IP",
+        file.opens_per_minute_per_ip,
+    )? {
+        l.opens_per_minute_per_ip = v;
+    }
+    if let Some(v) = number(env, "MOONGATE_MAX_MESSAGE_BYTES", file.max_message_bytes)? {
+        // Below 4 kB an init or an SDP offer no longer fits.
+        if v < 4096 {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_message_bytes".into(),
+                message: format!("{v} is below 4096 bytes"),
+            });
+        }
+        l.max_message_bytes = v;
+    }
+    if let Some(v) = number(
+        env,
+        "MOONGATE_FIRST_MESSAGE_TIMEOUT_SECS",
+        file.first_message_secs,
+    )? {
+        l.first_message = secs("limits.first_message_secs", v)?;
+    }
+    Ok(l)
+}
+
+#[cfg(test)]
+mod limits_config_tests {
+    use super::*;
+
+    #[test]
+    fn env_and_file_set_limits_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "[limits]\nmax_streams = 8\nfirst_message_secs = 3\n").unwrap();
+        let c = Config::load_with_env(Some(&path), |k| {
+            (k == "MOONGATE_MAX_STREAMS_PER_CLIENT").then(|| "2".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.limits.max_streams, 8);
+        assert_eq!(c.limits.max_streams_per_client, 2);
+        assert_eq!(c.limits.first_message, Duration::from_secs(3));
+        for (k, v) in [
+            ("MOONGATE_MAX_STREAMS", "-1"),
+            ("MOONGATE_MAX_MESSAGE_BYTES", "100"),
+            ("MOONGATE_FIRST_MESSAGE_TIMEOUT_SECS", "0"),
+        ] {
+            assert!(
+                Config::load_with_env(None, |key| (key == k).then(|| v.to_string())).is_err(),
+                "{k}={v}"
+            );
         }
     }
 }

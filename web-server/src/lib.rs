@@ -30,6 +30,7 @@ pub mod embedded;
 pub mod error;
 pub mod host_cleanup;
 pub mod identities;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod sessions;

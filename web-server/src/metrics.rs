@@ -95,6 +95,7 @@ pub struct Metrics {
     host_cleanups: IntGauge,
     cluster_streams: IntGaugeVec,
     cluster_ops: IntCounterVec,
+    rejections: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -243,8 +244,16 @@ impl Metrics {
                 "This node's cluster operations: claims, remote supersedes, stops received, keys freed from dead nodes, Redis errors",
                 "op",
             ),
+            rejections: counter_vec(
+                "moongate_rejections_total",
+                "Requests and streams refused by an operator's limit, by reason",
+                "reason",
+            ),
             registry,
         };
+        for r in crate::limits::Rejection::ALL {
+            m.rejections.with_label_values(&[r.as_str()]);
+        }
         for mode in MODES {
             m.starts.with_label_values(&[mode]);
         }
@@ -264,6 +273,11 @@ impl Metrics {
             EndLabel::Superseded => self.supersedes.inc(),
             _ => {}
         }
+    }
+
+    /// A limit refused something.
+    pub fn rejected(&self, why: crate::limits::Rejection) {
+        self.rejections.with_label_values(&[why.as_str()]).inc();
     }
 
     /// A stream was superseded before it launched (not counted as an end: it never started).

@@ -43,6 +43,8 @@ pub struct AppState {
     pub host_cleanups: Arc<crate::host_cleanup::HostCleanups>,
     /// This gateway's membership in a cluster (Redis); `None` on a single node.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// Stream opens per address this minute ([`crate::limits`]).
+    pub open_rate: Arc<crate::limits::OpenRate>,
     /// Who can enter pairing PINs on which host (the embedded demo host).
     pins: Arc<std::sync::RwLock<Vec<Arc<dyn PinSubmitter>>>>,
 }
@@ -92,6 +94,7 @@ impl AppState {
             pairings: Arc::new(Pairings::default()),
             host_cleanups: Arc::default(),
             cluster: None,
+            open_rate: Arc::default(),
             pins: Arc::default(),
         }
     }
@@ -119,6 +122,27 @@ impl AppState {
     pub fn with_admin_credentials(mut self, admin: Credentials) -> Self {
         self.admin_credentials = admin;
         self
+    }
+
+    /// Counts a stream socket opened from `ip`; an [`ApiError`] 429 (and a metric) over the
+    /// operator's per-minute limit.
+    pub fn allow_open(&self, ip: std::net::IpAddr) -> Result<(), crate::error::ApiError> {
+        let per_minute = self.config.limits.opens_per_minute_per_ip;
+        if self
+            .open_rate
+            .allow(ip, per_minute, std::time::Instant::now())
+        {
+            return Ok(());
+        }
+        self.metrics.rejected(crate::limits::Rejection::OpenRate);
+        tracing::info!(%ip, per_minute, "refused a stream open over the per-address rate");
+        Err(crate::error::ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_opens",
+            format!(
+                "more than {per_minute} stream opens a minute from this address; try again shortly"
+            ),
+        ))
     }
 
     /// Registers a way to enter pairing PINs on a host (see [`crate::autopair`]).

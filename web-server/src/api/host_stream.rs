@@ -47,7 +47,6 @@ use crate::sessions::SessionGuard;
 use crate::streamer_proc::{IpcRx, IpcTx};
 
 /// How long a client may take to send `AuthenticateAndInit`.
-const INIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// WebSocket pings, so a dead TCP connection is noticed (the peer has its own timeout).
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 /// How long the final messages and the close frame may take.
@@ -75,7 +74,12 @@ pub async fn handler(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let bearer = optional_bearer(&headers, &state.credentials)?;
-    Ok(ws.on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
+    state.allow_open(peer.ip())?;
+    let max = state.config.limits.max_message_bytes;
+    Ok(ws
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -185,10 +189,11 @@ async fn read_init(
     stream: &mut SplitStream<WebSocket>,
     bearer: bool,
 ) -> Result<AuthenticateAndInit, Close> {
-    let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + state.config.limits.first_message;
     let text = loop {
         match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) => return Err(Close::policy("no AuthenticateAndInit message received")),
+            Err(_) => return Err(Close::first_message_timeout(state, "AuthenticateAndInit")),
+            Ok(Some(Err(e))) if crate::limits::is_too_big(&e) => return Err(Close::too_big(state)),
             Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => {
                 return Err(Close::normal("closed by the browser"))
             }
@@ -342,6 +347,7 @@ async fn signaling_session(
                 last: &mut last,
                 stage_now,
                 observer: &mut observer,
+                state,
             };
             relay
                 .pump(sink, stream, &guard, &mut ipc_tx, &mut ipc_rx)
@@ -364,6 +370,7 @@ struct Relay<'a> {
     last: &'a mut LastWords,
     stage_now: &'a mut &'static str,
     observer: &'a mut crate::admin::observer::StreamObserver,
+    state: &'a AppState,
 }
 
 impl Relay<'_> {
@@ -387,6 +394,9 @@ impl Relay<'_> {
                     Some(Ok(Message::Close(_))) => {
                         answer_close(sink).await;
                         return End::BrowserClosed;
+                    }
+                    Some(Err(e)) if crate::limits::is_too_big(&e) => {
+                        return End::Refused(Close::too_big(self.state));
                     }
                     None | Some(Err(_)) => return End::BrowserClosed,
                     Some(Ok(Message::Text(t))) => {

@@ -149,10 +149,12 @@ fn close_to_error(close: Close) -> ApiError {
 /// `POST /api/whep`: offer in, answer out.
 pub async fn offer(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Query(q): Query<WhepQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    state.allow_open(peer.ip())?;
     if !content_type_is(&headers, "application/sdp") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -37,6 +37,7 @@ use crate::admin::observer::StreamObserver;
 use crate::auth::{optional_bearer, validate_first_message, AllowedOrigin};
 use crate::autopair::ensure_paired;
 use crate::error::ApiError;
+use crate::limits::Rejection;
 use crate::metrics::EndLabel;
 use crate::server::AppState;
 use crate::sessions::{
@@ -47,7 +48,6 @@ use crate::streamer_proc::{self, IpcRx, IpcTx, StreamerChild};
 use gamestream::nvhttp::{HostAddress, NvHttpClient};
 
 /// How long a client may take to send its `init`.
-const INIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// A browser that sent nothing (no Ping, no input, no WebSocket pong) for this long is gone.
 const BROWSER_SILENCE: Duration = Duration::from_secs(10);
 /// WebSocket pings to the browser, so a silent but alive client still answers.
@@ -84,7 +84,12 @@ pub async fn handler(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let bearer = optional_bearer(&headers, &state.credentials)?;
-    Ok(ws.on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
+    state.allow_open(peer.ip())?;
+    let max = state.config.limits.max_message_bytes;
+    Ok(ws
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
 }
 
 /// How a connection ends toward the browser (shared with the WebRTC signaling socket and WHEP).
@@ -119,6 +124,43 @@ impl Close {
             reason: error.clone(),
             error: Some(error),
         }
+    }
+    /// A limit refused the stream or a message: counted, and closed with `code`.
+    pub(crate) fn limit(state: &AppState, why: Rejection, code: u16, error: String) -> Self {
+        Self::limit_counted(&state.metrics, why, code, error)
+    }
+    fn limit_counted(
+        metrics: &crate::metrics::Metrics,
+        why: Rejection,
+        code: u16,
+        error: String,
+    ) -> Self {
+        metrics.rejected(why);
+        tracing::info!(reason = why.as_str(), %error, "a limit refused a stream socket");
+        Close {
+            code,
+            reason: error.clone(),
+            error: Some(error),
+        }
+    }
+    pub(crate) fn too_big(state: &AppState) -> Self {
+        Self::too_big_counted(&state.metrics, state.config.limits.max_message_bytes)
+    }
+    pub(crate) fn too_big_counted(metrics: &crate::metrics::Metrics, max: usize) -> Self {
+        Self::limit_counted(
+            metrics,
+            Rejection::MessageTooBig,
+            crate::limits::CLOSE_MESSAGE_TOO_BIG,
+            format!("MessageTooBig: a message is over {max} bytes"),
+        )
+    }
+    pub(crate) fn first_message_timeout(state: &AppState, what: &str) -> Self {
+        Self::limit(
+            state,
+            Rejection::FirstMessageTimeout,
+            browser::CLOSE_POLICY_VIOLATION,
+            format!("no {what} message received"),
+        )
     }
     pub(crate) fn stopped(reason: StopReason) -> Self {
         Close {
@@ -271,14 +313,15 @@ async fn stream_session(
     opened: Instant,
 ) -> Close {
     // 1. The init (binary messages before it are skipped; a Ping is answered).
-    let deadline = tokio::time::Instant::now() + INIT_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + state.config.limits.first_message;
     let text = loop {
         match tokio::time::timeout_at(deadline, stream.next()).await {
-            Err(_) => return Close::policy("no init message received"),
+            Err(_) => return Close::first_message_timeout(state, "init"),
             Ok(Some(Ok(Message::Close(_)))) => {
                 outbox.peer_closed();
                 return Close::normal("closed before init");
             }
+            Ok(Some(Err(e))) if crate::limits::is_too_big(&e) => return Close::too_big(state),
             Ok(None) | Ok(Some(Err(_))) => return Close::normal("closed before init"),
             Ok(Some(Ok(Message::Text(t)))) => break t,
             Ok(Some(Ok(Message::Binary(b)))) => {
@@ -338,6 +381,8 @@ async fn stream_session(
         helix_client: !init.supports_moongate_input(),
         opened,
         key: key.to_string(),
+        metrics: Arc::clone(&state.metrics),
+        max_message_bytes: state.config.limits.max_message_bytes,
     };
     let end = run.pump(stream, &guard, &mut ipc_tx, &mut ipc_rx).await;
     let mut last = LastWords {
@@ -425,6 +470,8 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
             req.host_index
         )));
     };
+
+    stream_caps(state, &key, host.id).await?;
 
     // Register, superseding (and awaiting the end of) a live stream with this key.
     let meta = SessionMeta {
@@ -688,6 +735,9 @@ struct Running {
     helix_client: bool,
     opened: Instant,
     key: String,
+    /// For a close 1009 counted in the metrics.
+    metrics: Arc<crate::metrics::Metrics>,
+    max_message_bytes: usize,
 }
 
 /// A stream stopped before its streamer was launched (superseded meanwhile, shutdown, admin).
@@ -733,6 +783,9 @@ impl Running {
                         Some(Ok(Message::Close(_))) => {
                             self.outbox.peer_closed();
                             return End::BrowserClosed;
+                        }
+                        Some(Err(e)) if crate::limits::is_too_big(&e) => {
+                            return End::Refused(Close::too_big_counted(&self.metrics, self.max_message_bytes));
                         }
                         None | Some(Err(_)) => return End::BrowserClosed,
                         Some(Ok(Message::Binary(b))) => {
@@ -948,6 +1001,60 @@ pub(crate) struct Ends<'a> {
     pub(crate) guard: SessionGuard,
     pub(crate) child: &'a mut StreamerChild,
     pub(crate) observer: &'a mut StreamObserver,
+}
+
+/// The operator's caps on streams at once: in all (the whole cluster in Redis mode) and per
+/// client id ([`crate::limits::check_caps`]).
+async fn stream_caps(state: &AppState, key: &SessionKey, host_id: i64) -> Result<(), Close> {
+    let limits = state.config.limits;
+    if limits.max_streams == 0 && limits.max_streams_per_client == 0 {
+        return Ok(());
+    }
+    let infos: Vec<crate::sessions::SessionInfo> = match &state.cluster {
+        Some(cluster) => match cluster.list().await {
+            Ok(all) => all.into_iter().map(|s| s.info).collect(),
+            // The claim reports Redis trouble with its own close; count this node meanwhile.
+            Err(_) => state.sessions.list(),
+        },
+        None => state.sessions.list(),
+    };
+    let texts: Vec<String> = infos.iter().map(|s| s.key.to_string()).collect();
+    let live: Vec<crate::limits::LiveStream<'_>> = infos
+        .iter()
+        .zip(&texts)
+        .map(|(s, text)| crate::limits::LiveStream {
+            key: text,
+            client: &s.client_id,
+            host_id: s.meta.host_id,
+        })
+        .collect();
+    let text = key.to_string();
+    let new = crate::limits::LiveStream {
+        key: &text,
+        client: &key.client,
+        host_id,
+    };
+    match crate::limits::check_caps(&limits, &live, &new) {
+        Ok(()) => Ok(()),
+        Err(why) => {
+            let error = match why {
+                Rejection::MaxStreamsPerClient => format!(
+                    "TooManyStreams: this client runs its maximum of {} streams",
+                    limits.max_streams_per_client
+                ),
+                _ => format!(
+                    "TooManyStreams: the gateway runs its maximum of {} streams; try again later",
+                    limits.max_streams
+                ),
+            };
+            Err(Close::limit(
+                state,
+                why,
+                crate::limits::CLOSE_TRY_AGAIN_LATER,
+                error,
+            ))
+        }
+    }
 }
 
 /// A client id not in the certificate cache whose identity for `host_id` is in the store (paired
