@@ -114,14 +114,15 @@ pub fn check_caps(
         .iter()
         .filter(|s| s.key != new.key && !(s.client == new.client && s.host_id == new.host_id))
         .collect();
-    if limits.max_streams > 0 && staying.len() >= limits.max_streams {
-        return Err(Rejection::MaxStreams);
-    }
+    // The client's own cap first: the more specific answer.
     if limits.max_streams_per_client > 0
         && staying.iter().filter(|s| s.client == new.client).count()
             >= limits.max_streams_per_client
     {
         return Err(Rejection::MaxStreamsPerClient);
+    }
+    if limits.max_streams > 0 && staying.len() >= limits.max_streams {
+        return Err(Rejection::MaxStreams);
     }
     Ok(())
 }

@@ -220,17 +220,43 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<HostView>>, 
 }
 
 /// `POST /api/hosts`.
+/// The longest display name of a host.
+const MAX_NAME_CHARS: usize = 128;
+
+/// `POST /api/hosts`: every field is checked (length, characters, format) before it is stored.
 pub async fn add(
     State(state): State<AppState>,
     req: Result<Json<AddHost>, JsonRejection>,
 ) -> Result<(StatusCode, Json<HostView>), ApiError> {
     let req = body(req)?;
     let address = req.address.trim().to_string();
-    if address.is_empty() || address.chars().any(|c| c.is_whitespace() || c == '/') {
+    // 253: the longest DNS name; an IPv6 literal is shorter.
+    if address.is_empty()
+        || address.len() > 253
+        || address
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_address",
-            "address must be a host name or IP literal",
+            "address must be a host name or IP literal (at most 253 characters)",
+        ));
+    }
+    if let Some(name) = &req.name {
+        if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_name",
+                format!("a host name for display has at most {MAX_NAME_CHARS} characters and no control characters"),
+            ));
+        }
+    }
+    if req.wolf_api.as_ref().is_some_and(|w| w.len() > 1024) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_wolf_api",
+            "wolf_api is at most 1024 characters",
         ));
     }
     if let Some(mac) = &req.mac {
