@@ -16,14 +16,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{
-    first_keyframe, handshake, init_json, ping, read_until_close, streamer_exe, Ws, SECRET, SERIAL,
+    first_keyframe, handshake, init_json, read_until_close, sibling_exe, streamer_exe, Ws, SECRET,
+    SERIAL,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use wire::browser::Message;
 
@@ -39,14 +39,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn sibling_exe(name: &str) -> PathBuf {
-    let path = streamer_exe().with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo build --workspace --bins` first",
-        path.display()
-    );
-    path
+/// Owner-only, as moongate wants its data directory (it would tighten and warn otherwise).
+fn private(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// A `redis-server` child on its own port and data directory.
@@ -120,51 +116,15 @@ struct Host {
 
 impl Host {
     async fn start(dir: &Path) -> Host {
-        let socket = dir.join("wolf.sock");
-        let mut child = Command::new(sibling_exe("demo-host"))
-            .args(["--bind", "127.0.0.1", "--ephemeral-ports", "--data-dir"])
-            .arg(dir.join("host-data"))
-            .arg("--wolf-socket")
-            .arg(&socket)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn demo-host");
+        let (mut child, http, https, lines) = common::spawn_demo_host(dir).await;
         let stdin = child.stdin.take().unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (tx, mut lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = out.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut http, mut https) = (None, None);
-        let port = |line: &str| line.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-        timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.recv().await {
-                let line = line.trim_start();
-                if line.starts_with("HTTP ") {
-                    http = port(line);
-                } else if line.starts_with("HTTPS ") {
-                    https = port(line);
-                } else if line.starts_with("apps:") {
-                    break;
-                }
-            }
-        })
-        .await
-        .expect("demo-host did not print its ports");
         Host {
             _child: child,
             stdin,
             lines,
-            http: http.unwrap(),
-            https: https.unwrap(),
-            socket,
+            http,
+            https,
+            socket: dir.join("wolf.sock"),
         }
     }
 
@@ -240,10 +200,7 @@ impl Node {
     async fn start(id: &str, dir: &Path, redis: &Redis, host: &Host) -> Node {
         let data = dir.join(format!("node-{id}"));
         std::fs::create_dir_all(&data).unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
-        }
+        private(&data, 0o700);
         let config = data.join("moongate.toml");
         std::fs::write(
             &config,
@@ -255,10 +212,7 @@ impl Node {
             ),
         )
         .unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
+        private(&config, 0o600);
         let mut child = Command::new(sibling_exe("moongate"))
             .arg("--config")
             .arg(&config)
@@ -300,50 +254,15 @@ impl Node {
     }
 
     async fn open(&self, session: &str, client: &str) -> Ws {
-        let mut req = format!("ws://{}/api/ws/stream", self.addr)
-            .into_client_request()
-            .unwrap();
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-        let (mut ws, _) = timeout(
-            Duration::from_secs(5),
-            tokio_tungstenite::connect_async(req),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        ws.send(WsMessage::Binary(ping(0).into())).await.unwrap();
-        ws.send(WsMessage::Text(
-            init_json(session, client, 640, 360, 30).into(),
-        ))
-        .await
-        .unwrap();
-        ws
+        common::connect_at(&self.addr, "", init_json(session, client, 640, 360, 30)).await
     }
 
     async fn get(&self, path: &str, bearer: &str) -> (u16, String) {
-        let mut s = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\n\r\n")
-                .as_bytes(),
+        common::raw_http(
+            &self.addr,
+            &format!("GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\n\r\n"),
         )
         .await
-        .unwrap();
-        let mut text = String::new();
-        timeout(Duration::from_secs(5), s.read_to_string(&mut text))
-            .await
-            .unwrap()
-            .unwrap();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
     }
 
     /// The cluster's streams as this node's admin API lists them: (key, node).
@@ -383,14 +302,7 @@ async fn cluster() -> Cluster {
         .map(|i| format!("{:02x}", (i * 37 + 11) as u8))
         .collect();
     std::fs::write(dir.path().join("store.key"), key).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            dir.path().join("store.key"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
-    }
+    private(&dir.path().join("store.key"), 0o600);
     let redis = Redis::start(dir.path()).await;
     let host = Host::start(dir.path()).await;
     let a = Node::start("a", dir.path(), &redis, &host).await;

@@ -7,14 +7,11 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -25,62 +22,12 @@ use web_server::store::NewHost;
 /// close must follow that within a few seconds of teardown.
 const LOSS_DETECTED_WITHIN: Duration = Duration::from_secs(25);
 
-/// The `demo-host` binary next to the streamer (`cargo build --workspace --bins`).
-fn demo_host_exe() -> std::path::PathBuf {
-    let path = streamer_exe().with_file_name("demo-host");
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo build --workspace --bins` first",
-        path.display()
-    );
-    path
-}
-
-/// A demo host process on ephemeral loopback ports; returns it with its HTTP and HTTPS ports.
-async fn spawn_host(dir: &std::path::Path) -> (Child, u16, u16) {
-    let mut child = Command::new(demo_host_exe())
-        .args(["--bind", "127.0.0.1", "--ephemeral-ports", "--data-dir"])
-        .arg(dir.join("host-data"))
-        .arg("--wolf-socket")
-        .arg(dir.join("wolf.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn demo-host");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut http, mut https) = (None, None);
-    let port = |line: &str| line.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-    timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            let line = line.trim_start();
-            if line.starts_with("HTTP ") {
-                http = port(line);
-            } else if line.starts_with("HTTPS ") {
-                https = port(line);
-            } else if line.starts_with("apps:") {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("demo-host did not print its ports");
-    // Keep draining stdout so the host never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (
-        child,
-        http.expect("HTTP port printed"),
-        https.expect("HTTPS port printed"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_killed_mid_stream_closes_the_browser_socket_and_frees_everything() {
     let _serial = SERIAL.lock().await;
     let gw = gateway().await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut host, http, https) = spawn_host(dir.path()).await;
+    let (mut host, http, https, _lines) = spawn_demo_host(dir.path()).await;
     let socket = dir.path().join("wolf.sock");
     gw.state
         .store

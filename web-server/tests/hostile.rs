@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures_util::SinkExt;
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -57,23 +56,8 @@ fn assert_error_body(resp: &HttpResp, code: &str, what: &str) {
     );
 }
 
-/// One raw HTTP/1.1 request (no client-side normalisation of the path); the status and body.
 async fn raw(gw: &Gateway, request: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    raw_http(&gw.addr.to_string(), request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -301,7 +301,18 @@ pub async fn connect(gw: &Gateway, session: &str, client: &str, w: u32, h: u32, 
 
 /// [`connect`] with a given init text.
 pub async fn connect_init(gw: &Gateway, session: &str, init: String) -> Ws {
-    let mut req = format!("ws://{}/api/ws/stream?session_id={session}", gw.addr)
+    connect_at(
+        &gw.addr.to_string(),
+        &format!("?session_id={session}"),
+        init,
+    )
+    .await
+}
+
+/// Opens `/api/ws/stream{query}` on the gateway at `addr` with the test credential, then sends a
+/// Ping and the text `init`, as Helix does.
+pub async fn connect_at(addr: &str, query: &str, init: String) -> Ws {
+    let mut req = format!("ws://{addr}/api/ws/stream{query}")
         .into_client_request()
         .unwrap();
     req.headers_mut()
@@ -316,6 +327,93 @@ pub async fn connect_init(gw: &Gateway, session: &str, init: String) -> Ws {
     ws.send(WsMessage::Binary(ping(0).into())).await.unwrap();
     ws.send(WsMessage::Text(init.into())).await.unwrap();
     ws
+}
+
+/// One raw HTTP/1.x request on a fresh connection to `addr` (no client-side normalisation of the
+/// path; read until the server closes): the status and the body.
+pub async fn raw_http(addr: &str, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A binary built next to the streamer (`cargo build --workspace --bins`): `demo-host`, `moongate`.
+pub fn sibling_exe(name: &str) -> PathBuf {
+    let path = streamer_exe().with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A `demo-host` process (Wolf-strict, its Wolf API on `dir/wolf.sock`) on ephemeral loopback
+/// ports, stdin piped for its commands: the child, its HTTP and HTTPS ports, and its stdout lines
+/// after the start (drained, so the host never blocks on a full pipe).
+pub async fn spawn_demo_host(
+    dir: &std::path::Path,
+) -> (
+    tokio::process::Child,
+    u16,
+    u16,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(sibling_exe("demo-host"))
+        .args(["--bind", "127.0.0.1", "--ephemeral-ports", "--data-dir"])
+        .arg(dir.join("host-data"))
+        .arg("--wolf-socket")
+        .arg(dir.join("wolf.sock"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn demo-host");
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = out.next_line().await {
+            // Nobody listening: keep draining anyway.
+            let _ = tx.send(line);
+        }
+    });
+    let (mut http, mut https) = (None, None);
+    let port = |line: &str| line.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+    timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.recv().await {
+            let line = line.trim_start();
+            if line.starts_with("HTTP ") {
+                http = port(line);
+            } else if line.starts_with("HTTPS ") {
+                https = port(line);
+            } else if line.starts_with("apps:") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("demo-host did not print its ports");
+    (
+        child,
+        http.expect("HTTP port printed"),
+        https.expect("HTTPS port printed"),
+        lines,
+    )
 }
 
 /// Reads until StreamInit + ConnectionComplete; returns the StreamInit's size.
