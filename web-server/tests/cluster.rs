@@ -151,6 +151,10 @@ impl Host {
             }
             panic!("{name} not in {line:?}")
         };
+        assert!(
+            line.starts_with("wolf-strict on"),
+            "the host runs Wolf-strict: {line}"
+        );
         assert_eq!(word("violations"), 0, "Wolf-strict violations: {line}");
         (word("sessions"), word("peak"))
     }

@@ -361,7 +361,7 @@ pub fn sibling_exe(name: &str) -> PathBuf {
     path
 }
 
-/// A `demo-host` process (Wolf-strict, its Wolf API on `dir/wolf.sock`) on ephemeral loopback
+/// A `demo-host` process (`--strict`: Wolf's timestamps, padding and teardown checks; its Wolf API on `dir/wolf.sock`) on ephemeral loopback
 /// ports, stdin piped for its commands: the child, its HTTP and HTTPS ports, and its stdout lines
 /// after the start (drained, so the host never blocks on a full pipe).
 pub async fn spawn_demo_host(
@@ -374,7 +374,13 @@ pub async fn spawn_demo_host(
 ) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(sibling_exe("demo-host"))
-        .args(["--bind", "127.0.0.1", "--ephemeral-ports", "--data-dir"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--ephemeral-ports",
+            "--strict",
+            "--data-dir",
+        ])
         .arg(dir.join("host-data"))
         .arg("--wolf-socket")
         .arg(dir.join("wolf.sock"))
