@@ -129,6 +129,11 @@ impl Faults {
     pub fn set_reorder_percent(&self, percent: u32) {
         self.media.set_reorder_percent(percent);
     }
+    /// Replaces this percentage of media datagrams (video and audio) with random bytes of a
+    /// random length (a hostile or broken host).
+    pub fn set_corrupt_percent(&self, percent: u32) {
+        self.media.set_corrupt_percent(percent);
+    }
     /// Delays this percentage of media datagrams by `delay`.
     pub fn set_delay(&self, percent: u32, delay: Duration) {
         self.media.set_delay(percent, delay);

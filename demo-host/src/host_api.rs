@@ -385,6 +385,9 @@ impl WolfBackend for HostApi {
         if let Some(v) = patch.reorder_pct {
             f.set_reorder_percent(pct(v));
         }
+        if let Some(v) = patch.corrupt_pct {
+            f.set_corrupt_percent(pct(v));
+        }
         if patch.delay_pct.is_some() || patch.delay_ms.is_some() {
             let (p, d) = f.media().delay();
             f.set_delay(
@@ -414,6 +417,7 @@ fn knobs(host: &HostHandle) -> FaultKnobs {
     FaultKnobs {
         drop_pct: f64::from(f.media().drop_percent()),
         reorder_pct: f64::from(f.media().reorder_percent()),
+        corrupt_pct: f64::from(f.media().corrupt_percent()),
         delay_pct: f64::from(delay_pct),
         delay_ms: delay.as_millis() as u64,
         slow_teardown_ms: f.teardown_delay().as_millis() as u64,

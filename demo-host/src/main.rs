@@ -2,7 +2,7 @@
 //!
 //! Commands on standard input (one per line) drive it while it runs: `pin <digits>` answers the
 //! oldest pairing request, `pending`, `sessions`, `lobbies`, `stop <session>`, `refuse on|off`,
-//! `teardown-ms <n>`, `drop-percent <n>`, `reorder-percent <n>`, `peak-reset`, `stats` (alias `violations`:
+//! `teardown-ms <n>`, `drop-percent <n>`, `corrupt-percent <n>`, `reorder-percent <n>`, `peak-reset`, `stats` (alias `violations`:
 //! Wolf-strict mode and its violation counter), `crash`, `quit`.
 
 use std::net::IpAddr;
@@ -59,6 +59,9 @@ struct Args {
     /// Fault: drop this percentage of media packets.
     #[arg(long, default_value_t = 0)]
     drop_percent: u32,
+    /// Fault: replace this percentage of media packets with random bytes of a random length.
+    #[arg(long, default_value_t = 0)]
+    corrupt_percent: u32,
     /// Fault: swap this percentage of video packets with the next one.
     #[arg(long, default_value_t = 0)]
     reorder_percent: u32,
@@ -162,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
     };
     config.faults.set_drop_percent(args.drop_percent);
     config.faults.set_reorder_percent(args.reorder_percent);
+    config.faults.set_corrupt_percent(args.corrupt_percent);
     config
         .faults
         .set_delay(args.delay_percent, Duration::from_millis(args.delay_ms));
@@ -342,12 +346,16 @@ fn command(host: &DemoHost, line: &str) -> bool {
             Ok(p) => host.faults().set_drop_percent(p),
             Err(_) => println!("usage: drop-percent <n>"),
         },
+        ("corrupt-percent", Some(v)) => match v.parse() {
+            Ok(p) => host.faults().set_corrupt_percent(p),
+            Err(_) => println!("usage: corrupt-percent <n>"),
+        },
         ("reorder-percent", Some(v)) => match v.parse() {
             Ok(p) => host.faults().set_reorder_percent(p),
             Err(_) => println!("usage: reorder-percent <n>"),
         },
         _ => println!(
-            "commands: pin <digits> | pending | sessions | lobbies | stop <id> | stats | refuse on|off | teardown-ms <n> | drop-percent <n> | reorder-percent <n> | crash | quit"
+            "commands: pin <digits> | pending | sessions | lobbies | stop <id> | stats | refuse on|off | teardown-ms <n> | drop-percent <n> | corrupt-percent <n> | reorder-percent <n> | crash | quit"
         ),
     }
     true

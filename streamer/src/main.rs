@@ -23,6 +23,13 @@ use tokio_util::either::Either;
 fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // stderr is a pipe to the web-server. When the web-server is gone (SIGKILL, crash), every
+        // write fails with EPIPE, and tracing-subscriber would report that with `eprintln!`, which
+        // panics on the same broken stderr: the streamer died at its first log line after the
+        // gateway, before its teardown, and left its host session busy (tests/faults.rs, gateway
+        // SIGKILLed with live streams, at the default `info` level). Lost log lines are the lesser
+        // evil: the teardown (ENet disconnect, then `/cancel`) must run.
+        .log_internal_errors(false)
         .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

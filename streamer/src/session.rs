@@ -59,6 +59,12 @@ pub mod exit {
     pub const HOST_ENDED: i32 = 3;
     /// WebRTC: the browser's peer failed, stayed disconnected or closed.
     pub const PEER_GONE: i32 = 4;
+    /// The stream had started and, whatever ended it, the host did not answer the teardown's
+    /// `/cancel` (down, hung, unreachable): its session may be left on the host (Wolf keeps a
+    /// session whose ENet peer timed out paused, and busy). The web-server then cancels it once
+    /// the host answers again (`web-server/src/host_cleanup.rs`). `Error`/`Ended` say why the
+    /// stream ended, as for any other code.
+    pub const HOST_UNANSWERED: i32 = 5;
 }
 
 /// How a session ends.
@@ -550,20 +556,49 @@ async fn cancel_after_aborted_start(http: &NvHttpClient) {
 /// `"ConnectionTerminated"` on `general` and closes, then `Error`? + `Ended`, flushed.
 async fn teardown(session: ClientSession, writer: Writer, end: End, peer: Option<Peer>) -> i32 {
     let t = Instant::now();
-    match tokio::time::timeout(STOP_TIMEOUT, session.stop()).await {
-        Ok(Ok(())) => tracing::info!(
-            elapsed_ms = t.elapsed().as_millis() as u64,
-            "host stream cancelled"
-        ),
-        Ok(Err(e)) => {
-            tracing::info!(error = %e, "cancel answered with an error (stream already gone?)")
+    // Bounded whatever the host does: a hung host answers neither the ENet disconnect nor the
+    // `/cancel`, and the streamer must still exit (and say so: `HOST_UNANSWERED`).
+    let answered = match tokio::time::timeout(STOP_TIMEOUT, session.stop()).await {
+        Ok(Ok(())) => {
+            tracing::info!(
+                elapsed_ms = t.elapsed().as_millis() as u64,
+                "host stream cancelled"
+            );
+            true
         }
-        Err(_) => tracing::warn!("cancel timed out; closed anyway"),
-    }
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "cancel answered with an error (stream already gone?)");
+            host_answered(&e)
+        }
+        Err(_) => {
+            tracing::warn!("cancel timed out; closed anyway");
+            false
+        }
+    };
     if let Some(mut peer) = peer {
         peer.close();
     }
-    finish(writer, end).await
+    let code = finish(writer, end).await;
+    if answered {
+        code
+    } else {
+        tracing::warn!("the host did not answer the /cancel: its session may be left there");
+        exit::HOST_UNANSWERED
+    }
+}
+
+/// The host answered the `/cancel` (with an error status or an unusable body); false when it could
+/// not be reached or did not answer in time.
+fn host_answered(e: &ClientError) -> bool {
+    !matches!(
+        e,
+        ClientError::NvHttp(
+            NvHttpError::Io(_)
+                | NvHttpError::Tls(_)
+                | NvHttpError::TlsConfig(_)
+                | NvHttpError::Timeout
+        )
+    )
 }
 
 /// Writes `Error` (if any) and `Ended`, flushes, returns the exit code.

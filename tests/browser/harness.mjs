@@ -43,8 +43,10 @@ export async function until(ms, what, fn, every = 100) {
 }
 
 /**
- * Starts target/debug/moongate. Options: `env` (extra MOONGATE_* variables), `credential`.
- * Returns { url, credential, dataDir, wolfSocket, log(), stop() }.
+ * Starts target/debug/moongate. Options: `env` (extra MOONGATE_* variables), `credential`,
+ * `dataDir` (an existing data directory to start on, e.g. a killed gateway's: it is then the
+ * caller's and `stop()` leaves it in place). Returns { url, credential, dataDir, wolfSocket, log(),
+ * stop(), kill() }; `kill()` is SIGKILL (no shutdown) and keeps the data directory.
  */
 export async function startGateway(opts = {}) {
   const bin = process.env.MOONGATE_BIN ?? path.join(repoRoot, "target", "debug", "moongate");
@@ -54,7 +56,8 @@ export async function startGateway(opts = {}) {
     throw new Error(`${webRoot}/index.html is missing: run \`npm run build\` in web-client first`);
   }
   // Short path: the demo host's Wolf API socket must fit a Unix socket address (108 bytes).
-  const dataDir = mkdtempSync(path.join(tmpdir(), "mge-"));
+  const ownDataDir = !opts.dataDir;
+  const dataDir = opts.dataDir ?? mkdtempSync(path.join(tmpdir(), "mge-"));
   const credential = opts.credential ?? "e2e-" + Math.random().toString(36).slice(2);
   const proc = spawn(bin, [], {
     cwd: repoRoot,
@@ -82,7 +85,13 @@ export async function startGateway(opts = {}) {
       if (!done) proc.kill("SIGKILL");
       await exited;
     }
-    rmSync(dataDir, { recursive: true, force: true });
+    if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+  const kill = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill("SIGKILL");
+      await exited;
+    }
   };
   try {
     const url = await within(
@@ -102,7 +111,7 @@ export async function startGateway(opts = {}) {
       const r = await fetch(url + "/healthz").catch(() => null);
       return r?.ok;
     });
-    return { url, credential, dataDir, wolfSocket: path.join(dataDir, "demo-host", "wolf.sock"), log: () => out, stop, proc };
+    return { url, credential, dataDir, wolfSocket: path.join(dataDir, "demo-host", "wolf.sock"), log: () => out, stop, kill, proc };
   } catch (e) {
     await stop();
     throw e;

@@ -41,6 +41,24 @@ describe("reconnect policy", () => {
     expect(end.reason).toMatch(/Gave up after 8 attempts/);
   });
 
+  it("a gateway restart (socket dropped, then refused while it is down) is retried for 30 s at least", () => {
+    // What tests/browser/gateway-restart.test.mjs relies on: the first retry within 0.5 s, never
+    // more than 15 s between tries (a gateway back up is found within that), and no giving up
+    // before 30 s of downtime even with the shortest jitter.
+    const p = new ReconnectPolicy(DEFAULT_POLICY, () => 0);
+    let waited = 0;
+    const first = p.decide({ code: 1006, streamedMs: 4000 });
+    expect(first).toMatchObject({ action: "retry", attempt: 1 });
+    if (first.action === "retry") expect(first.delayMs).toBeLessThanOrEqual(500);
+    for (let d = first; d.action === "retry"; d = p.decide({ code: 1006, streamedMs: 0 })) {
+      expect(d.delayMs).toBeLessThanOrEqual(DEFAULT_POLICY.maxMs);
+      waited += d.delayMs;
+    }
+    expect(waited).toBeGreaterThanOrEqual(30000);
+    // Once back, a connection that streams for a while makes the next drop start over.
+    expect(p.decide({ code: 1006, streamedMs: DEFAULT_POLICY.stableMs })).toMatchObject({ action: "retry", attempt: 1 });
+  });
+
   it("a stable connection resets the attempt count", () => {
     const p = new ReconnectPolicy(DEFAULT_POLICY, () => 0);
     p.decide({ code: 1006 });

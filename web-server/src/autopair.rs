@@ -34,6 +34,12 @@ pub trait PinSubmitter: Send + Sync {
     fn wolf_api(&self) -> Option<String> {
         None
     }
+    /// A lock that pairings through this submitter take turns on, when the host cannot tell two
+    /// pending pairings apart (Wolf's pending list names no device): two pairings of this gateway
+    /// in the same instant would otherwise cross their PINs and both fail. `None`: no need.
+    fn pairing_turn(&self) -> Option<&tokio::sync::Mutex<()>> {
+        None
+    }
 }
 
 /// The embedded demo host's in-process pending-pair API (`pending_pairs` + `submit_pair_pin`).
@@ -84,13 +90,16 @@ impl PinSubmitter for DemoHostPins {
 /// An external Wolf's HTTP API (`GET /api/v1/pair/pending`, `POST /api/v1/pair/client`).
 ///
 /// Wolf's pending list carries no device name (spec media §7.3), so the PIN goes to the first
-/// pending request this gateway has not answered yet; two gateways pairing with one Wolf in the
-/// same instant may cross PINs, and both pairings then fail cleanly and are retried.
+/// pending request this gateway has not answered yet. This gateway's own pairings with one host
+/// take turns ([`PinSubmitter::pairing_turn`]); two gateways pairing with one Wolf in the same
+/// instant may still cross PINs, and both pairings then fail cleanly and are retried.
 pub struct WolfApiPins {
     address: String,
     http_port: u16,
     api: WolfApiClient,
     answered: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// See [`PinSubmitter::pairing_turn`].
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl WolfApiPins {
@@ -105,6 +114,7 @@ impl WolfApiPins {
             http_port,
             api: WolfApiClient::parse(location)?,
             answered: Default::default(),
+            turn: Default::default(),
         })
     }
 }
@@ -158,6 +168,10 @@ impl PinSubmitter for WolfApiPins {
 
     fn wolf_api(&self) -> Option<String> {
         Some(self.api.location.clone())
+    }
+
+    fn pairing_turn(&self) -> Option<&tokio::sync::Mutex<()>> {
+        Some(&self.turn)
     }
 }
 
@@ -341,6 +355,12 @@ pub async fn ensure_paired(
     .with_unique_id(client_id)
     .with_timeout(state.config.timeouts.host_request);
     let limit = state.config.timeouts.pairing;
+    // Found by the chaos suite: 20 identities paired at once through the Wolf API got each
+    // other's PINs ("wrong PIN").
+    let _turn = match submitter.pairing_turn() {
+        Some(turn) => Some(turn.lock().await),
+        None => None,
+    };
     let pairing = async {
         // The host lists our request once our first pairing call arrived; poll its in-process
         // list (cheap, local) until the PIN is taken, while the exchange runs.

@@ -517,6 +517,7 @@ struct FileLimits {
     opens_per_minute_per_ip: Option<u32>,
     max_message_bytes: Option<usize>,
     first_message_secs: Option<u64>,
+    upgrade_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1088,8 +1089,8 @@ mod redis_config_tests {
 }
 
 /// `[limits]` overlaid with `MOONGATE_MAX_STREAMS`, `MOONGATE_MAX_STREAMS_PER_CLIENT`,
-/// `MOONGATE_OPENS_PER_MINUTE_PER_IP`, `MOONGATE_MAX_MESSAGE_BYTES` and
-/// `MOONGATE_FIRST_MESSAGE_TIMEOUT_SECS`.
+/// `MOONGATE_OPENS_PER_MINUTE_PER_IP`, `MOONGATE_MAX_MESSAGE_BYTES`,
+/// `MOONGATE_FIRST_MESSAGE_TIMEOUT_SECS` and `MOONGATE_UPGRADE_TIMEOUT_SECS`.
 fn limits_config(
     file: FileLimits,
     env: &impl Fn(&str) -> Option<String>,
@@ -1146,6 +1147,13 @@ fn limits_config(
     )? {
         l.first_message = secs("limits.first_message_secs", v)?;
     }
+    if let Some(v) = number(
+        env,
+        "MOONGATE_UPGRADE_TIMEOUT_SECS",
+        file.upgrade_timeout_secs,
+    )? {
+        l.upgrade_timeout = secs("limits.upgrade_timeout_secs", v)?;
+    }
     Ok(l)
 }
 
@@ -1157,7 +1165,11 @@ mod limits_config_tests {
     fn env_and_file_set_limits_and_bad_values_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.toml");
-        std::fs::write(&path, "[limits]\nmax_streams = 8\nfirst_message_secs = 3\n").unwrap();
+        std::fs::write(
+            &path,
+            "[limits]\nmax_streams = 8\nfirst_message_secs = 3\nupgrade_timeout_secs = 4\n",
+        )
+        .unwrap();
         let c = Config::load_with_env(Some(&path), |k| {
             (k == "MOONGATE_MAX_STREAMS_PER_CLIENT").then(|| "2".to_string())
         })
@@ -1165,10 +1177,13 @@ mod limits_config_tests {
         assert_eq!(c.limits.max_streams, 8);
         assert_eq!(c.limits.max_streams_per_client, 2);
         assert_eq!(c.limits.first_message, Duration::from_secs(3));
+        assert_eq!(c.limits.upgrade_timeout, Duration::from_secs(4));
         for (k, v) in [
             ("MOONGATE_MAX_STREAMS", "-1"),
             ("MOONGATE_MAX_MESSAGE_BYTES", "100"),
             ("MOONGATE_FIRST_MESSAGE_TIMEOUT_SECS", "0"),
+            ("MOONGATE_UPGRADE_TIMEOUT_SECS", "0"),
+            ("MOONGATE_UPGRADE_TIMEOUT_SECS", "ten"),
         ] {
             assert!(
                 Config::load_with_env(None, |key| (key == k).then(|| v.to_string())).is_err(),

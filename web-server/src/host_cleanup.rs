@@ -8,6 +8,14 @@
 //! quiet LAN). So the gateway waits out that timeout, then `/cancel`s with the stream's own
 //! identity: the host is never left busy and never sees the order that crashes it.
 //!
+//! The same holds for a stream whose host stopped answering mid-stream (`ConnectionLost`: the host
+//! hung, crashed or lost its network): the streamer's own `/cancel` then gets no answer, and a
+//! host that comes back (SIGCONT, a network that heals) still holds the stream's session — Wolf
+//! pauses it on the ENet timeout and keeps it busy until cancelled. So the gateway schedules the
+//! same cleanup, and a cleanup whose `/cancel` finds the host unreachable probes it (every 2 s, for
+//! 10 min) and, once it answers again, waits out its ENet timeout once more before the `/cancel`.
+//! A host that answers the `/cancel` with an error (restarted: no such session) is left alone.
+//!
 //! A new stream of the same identity on the same host meanwhile **takes over**: the pending
 //! `/cancel` is dropped (it would end the new stream, since hosts key sessions by client
 //! certificate), and the new stream's own teardown ends the host session for sure.
@@ -19,6 +27,22 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::streamer_proc::HostSession;
+
+/// How long a cleanup keeps trying a host that does not answer (down, hung, rebooting).
+const RETRY_FOR: Duration = Duration::from_secs(600);
+/// How often it probes such a host.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// Probes `session`'s host until it answers (true) or `give_up` passes (false).
+async fn wait_reachable(session: &HostSession, give_up: tokio::time::Instant) -> bool {
+    while tokio::time::Instant::now() < give_up {
+        tokio::time::sleep(PROBE_EVERY).await;
+        if session.reachable().await {
+            return true;
+        }
+    }
+    false
+}
 
 /// Which host session: the host's id in the store and the client identity that streamed.
 type Identity = (i64, String);
@@ -49,18 +73,36 @@ impl HostCleanups {
         let mut pending = lock(&self.pending);
         let task = tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            match session.cancel().await {
-                Ok(()) => tracing::info!(
-                    host_id,
-                    client_id = %key.1,
-                    "cancelled the host session of a streamer that died (after the host's ENet timeout)"
-                ),
-                Err(e) => tracing::warn!(
-                    host_id,
-                    client_id = %key.1,
-                    error = %e,
-                    "/cancel of a dead streamer's host session failed"
-                ),
+            let give_up = tokio::time::Instant::now() + RETRY_FOR;
+            loop {
+                match session.cancel().await {
+                    Ok(()) => {
+                        tracing::info!(
+                            host_id,
+                            client_id = %key.1,
+                            "cancelled the host session a streamer left (after the host's ENet timeout)"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        // Answered with an error (no such session): nothing is left to end.
+                        if e.answered {
+                            tracing::info!(host_id, client_id = %key.1, error = %e,
+                                "/cancel of a left host session answered with an error");
+                            break;
+                        }
+                        tracing::warn!(host_id, client_id = %key.1, error = %e,
+                            "/cancel of a left host session: the host does not answer; retrying once it is back");
+                        if !wait_reachable(&session, give_up).await {
+                            tracing::warn!(host_id, client_id = %key.1,
+                                "the host did not come back; its left session is not cancelled");
+                            break;
+                        }
+                        // Back (it hung, or its network did): its ENet peer of our stream times
+                        // out on its own clock from now, so the wait starts again.
+                        tokio::time::sleep(after).await;
+                    }
+                }
             }
             if let Some(this) = weak.upgrade() {
                 let mut pending = lock(&this.pending);

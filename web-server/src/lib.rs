@@ -11,7 +11,8 @@
 //! * [`api`]: the REST API (axum) and `GET /api/ws/stream` ([`api::ws_stream`]), [`server`]:
 //!   wiring and serving.
 //! * [`autopair`]: automatic pairing of each browser client id's identity with a host.
-//! * [`streamer_proc`]: one `streamer` child per connection (IPC on stdio, logs relayed).
+//! * [`streamer_proc`]: one `streamer` child per connection (IPC on stdio, logs relayed);
+//!   [`launch_gate`]: launches on one host take turns (Wolf matches RTSP sessions by IP).
 //! * [`embedded`]: the in-process demo host used when no host is configured.
 //! * [`datadir`], [`store_key`]: owner-only file modes in the data directory and the key that
 //!   encrypts client private keys in the store.
@@ -30,6 +31,7 @@ pub mod embedded;
 pub mod error;
 pub mod host_cleanup;
 pub mod identities;
+pub mod launch_gate;
 pub mod limits;
 pub mod metrics;
 pub mod server;

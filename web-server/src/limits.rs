@@ -1,8 +1,10 @@
 //! Limits an operator sets so that no browser (or script) can take the gateway for itself: how
 //! many streams run at once (in all, and per client id), how many stream sockets one address may
-//! open per minute, how large a browser message may be, and how long a new stream socket may
-//! stay silent before its first message. Each rejection is answered (HTTP 429, close 1013, 1009
-//! or 1008) and counted in `moongate_rejections_total{reason}`.
+//! open per minute, how large a browser message may be, how long a client may take to send its
+//! request headers (the upgrade of a stream socket, or any request), and how long a new stream
+//! socket may stay silent before its first message. Each rejection is answered (HTTP 429, close
+//! 1013, 1009 or 1008; a connection without complete headers in time is closed) and counted in
+//! `moongate_rejections_total{reason}`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,6 +26,9 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// From the upgrade to the first (init) message of a stream socket.
     pub first_message: Duration,
+    /// From a connection's accept (or the end of its previous request) to the end of its request
+    /// headers: a slow-loris client, or a socket left idle, is closed after this.
+    pub upgrade_timeout: Duration,
 }
 
 /// Counts are off by default: a host's capacity is the operator's to know, and behind a reverse
@@ -38,6 +43,9 @@ impl Default for Limits {
             // Input, signaling and SDP messages are a few kB; a pasted clipboard is the largest.
             max_message_bytes: 1 << 20,
             first_message: Duration::from_secs(15),
+            // A browser sends its headers in one write; 10 s covers a slow mobile link and frees a
+            // descriptor held by a client that never finishes.
+            upgrade_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -55,6 +63,8 @@ pub enum Rejection {
     MessageTooBig,
     /// No first message in time (close 1008).
     FirstMessageTimeout,
+    /// No complete request headers in time (the connection is closed).
+    UpgradeTimeout,
 }
 
 impl Rejection {
@@ -66,16 +76,18 @@ impl Rejection {
             Rejection::MaxStreamsPerClient => "max_streams_per_client",
             Rejection::MessageTooBig => "message_too_big",
             Rejection::FirstMessageTimeout => "first_message_timeout",
+            Rejection::UpgradeTimeout => "upgrade_timeout",
         }
     }
 
     /// Every reason (pre-registered at 0 in `/metrics`).
-    pub const ALL: [Rejection; 5] = [
+    pub const ALL: [Rejection; 6] = [
         Rejection::OpenRate,
         Rejection::MaxStreams,
         Rejection::MaxStreamsPerClient,
         Rejection::MessageTooBig,
         Rejection::FirstMessageTimeout,
+        Rejection::UpgradeTimeout,
     ];
 }
 

@@ -45,6 +45,8 @@ pub struct AppState {
     pub cluster: Option<crate::cluster::Cluster>,
     /// Stream opens per address this minute ([`crate::limits`]).
     pub open_rate: Arc<crate::limits::OpenRate>,
+    /// Launches on one host take turns ([`crate::launch_gate`]).
+    pub launch_gates: Arc<crate::launch_gate::LaunchGates>,
     /// Who can enter pairing PINs on which host (the embedded demo host).
     pins: Arc<std::sync::RwLock<Vec<Arc<dyn PinSubmitter>>>>,
 }
@@ -95,6 +97,7 @@ impl AppState {
             host_cleanups: Arc::default(),
             cluster: None,
             open_rate: Arc::default(),
+            launch_gates: Arc::default(),
             pins: Arc::default(),
         }
     }
@@ -225,30 +228,121 @@ pub async fn preload_hosts(store: &dyn HostStore, seeds: &[HostSeed]) -> Result<
 /// Serves the REST API on `listener` until `shutdown` completes; then asks every live stream to
 /// stop (close code 1001) and lets in-flight requests finish. Handlers can extract
 /// `ConnectInfo<SocketAddr>` (the peer address, e.g. for [`crate::sessions::SessionMeta::remote`]).
+///
+/// Served with hyper's HTTP/1 connection builder rather than `axum::serve`, which sets no timer
+/// and so no header timeout: a client that never finishes its request headers (slow-loris, or a
+/// socket opened and left idle, also between keep-alive requests) is closed after
+/// `[limits] upgrade_timeout_secs` and counted as `upgrade_timeout`. An upgraded WebSocket is
+/// hyper's no longer and is not affected.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tokio::sync::watch;
+
     let sessions = Arc::clone(&state.sessions);
+    let metrics = Arc::clone(&state.metrics);
+    let header_timeout = state.config.limits.upgrade_timeout;
     let app = crate::api::router(state);
-    // TCP_NODELAY: a video message (tens of kB) is smaller than loopback's 64 kB MSS, so with
-    // Nagle it waits behind the ACK of the previous write (measured by `benches/gateway.rs`:
-    // ~16 ms, one frame, host → browser on loopback). Media must go out as soon as it is written.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+
+    // Dropped when `shutdown` completes: stop accepting, ask each connection to finish.
+    let (signal_tx, signal_rx) = watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        sessions.stop_all(StopReason::Shutdown);
+        drop(signal_rx);
+    });
+    // Each connection task holds a receiver; the server returns once all are gone.
+    let (close_tx, close_rx) = watch::channel(());
+
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+            _ = signal_tx.closed() => break,
+        };
+        // TCP_NODELAY: a video message (tens of kB) is smaller than loopback's 64 kB MSS, so with
+        // Nagle it waits behind the ACK of the previous write (measured by `benches/gateway.rs`:
+        // ~16 ms, one frame, host → browser on loopback). Media must go out as soon as it is
+        // written.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY on an accepted connection: {e}");
         }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        sessions.stop_all(StopReason::Shutdown);
-    })
-    .await
+        let router = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(remote));
+            let mut router = router.clone();
+            async move {
+                <axum::Router as tower_service::Service<hyper::Request<hyper::body::Incoming>>>::call(
+                    &mut router,
+                    req,
+                )
+                .await
+            }
+        });
+        let signal_tx = signal_tx.clone();
+        let close_rx = close_rx.clone();
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            let mut signal_closed = std::pin::pin!(signal_tx.closed());
+            let mut shutting_down = false;
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            if e.is_timeout() {
+                                metrics.rejected(crate::limits::Rejection::UpgradeTimeout);
+                                tracing::debug!(%remote, "closed a connection that sent no complete request headers in {header_timeout:?}");
+                            } else {
+                                tracing::trace!(%remote, "connection: {e}");
+                            }
+                        }
+                        break;
+                    }
+                    _ = &mut signal_closed, if !shutting_down => {
+                        shutting_down = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(close_rx);
+        });
+    }
+    drop(close_rx);
+    drop(listener);
+    close_tx.closed().await;
+    Ok(())
+}
+
+/// An accept error: a peer that gave up is nothing; anything else (out of file descriptors:
+/// `EMFILE`) is logged and the loop pauses, so that connections can end and free descriptors
+/// (what hyper 0.14 and axum do).
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accept error: {e}");
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
 }
 
 /// A host provided at startup by a [`HostProvider`] (e.g. the in-process `demo-host`).

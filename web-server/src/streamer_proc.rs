@@ -67,13 +67,30 @@ impl HostSession {
         self
     }
 
-    /// `/cancel`, bounded by the limit; the error is for the log.
-    pub async fn cancel(&self) -> Result<(), String> {
+    /// `/cancel`, bounded by the limit.
+    pub async fn cancel(&self) -> Result<(), CancelError> {
+        use gamestream::nvhttp::NvHttpError as E;
         match tokio::time::timeout(self.limit, self.client.cancel()).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.limit)),
+            Ok(Err(e)) => Err(CancelError {
+                // The host answered, with an error status or a body we could not use.
+                answered: !matches!(e, E::Io(_) | E::Tls(_) | E::TlsConfig(_) | E::Timeout),
+                message: e.to_string(),
+            }),
+            Err(_) => Err(CancelError {
+                answered: false,
+                message: format!("no answer within {:?}", self.limit),
+            }),
         }
+    }
+
+    /// Whether the host answers at all (plain-HTTP `/serverinfo`, bounded by the limit): tells a
+    /// host that refused a `/cancel` from one that is down or hung ([`crate::host_cleanup`]).
+    pub async fn reachable(&self) -> bool {
+        matches!(
+            tokio::time::timeout(self.limit, self.client.server_info_http()).await,
+            Ok(Ok(_))
+        )
     }
 
     /// The streamer died with its ENet peer connected on the host: `/cancel` once the host's ENet
@@ -83,6 +100,21 @@ impl HostSession {
         let (cleanups, after, host_id, client_id) = self.cleanup.take()?;
         cleanups.schedule(host_id, &client_id, self, after);
         Some(after)
+    }
+}
+
+/// A failed [`HostSession::cancel`].
+#[derive(Debug)]
+pub struct CancelError {
+    /// The host answered (an error status: it has no such session); false when it could not be
+    /// reached or did not answer in time (down, hung, rebooting).
+    pub answered: bool,
+    message: String,
+}
+
+impl std::fmt::Display for CancelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -181,25 +213,64 @@ fn level_of(line: &str) -> tracing::Level {
     tracing::Level::INFO
 }
 
+/// The longest streamer log line relayed; the rest of a longer line is dropped. A streamer's stderr
+/// is bytes from another process: one that writes without newlines (corrupted, or looping on a
+/// `write`) must not grow the gateway's memory, so a line is never buffered beyond this.
+const MAX_LOG_LINE: usize = 16 * 1024;
+
+/// Relays the child's stderr line by line (lossy UTF-8, each line cut at [`MAX_LOG_LINE`]) until
+/// EOF. It keeps draining whatever the bytes are: a line that is not UTF-8 does not stop it, so
+/// the child never blocks on a full stderr pipe.
 async fn relay_logs(stderr: ChildStderr, session: String) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        match level_of(&line) {
-            tracing::Level::ERROR => {
-                tracing::error!(target: "streamer", session = %session, "{line}")
+    let mut reader = BufReader::new(stderr);
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    let mut cut = false;
+    while let Ok(buf) = reader.fill_buf().await {
+        if buf.is_empty() {
+            if !line.is_empty() {
+                relay_line(&line, cut, &session);
             }
-            tracing::Level::WARN => {
-                tracing::warn!(target: "streamer", session = %session, "{line}")
-            }
-            tracing::Level::INFO => {
-                tracing::info!(target: "streamer", session = %session, "{line}")
-            }
-            tracing::Level::DEBUG => {
-                tracing::debug!(target: "streamer", session = %session, "{line}")
-            }
-            tracing::Level::TRACE => {
-                tracing::trace!(target: "streamer", session = %session, "{line}")
-            }
+            break;
+        }
+        let newline = buf.iter().position(|&b| b == b'\n');
+        let chunk = &buf[..newline.unwrap_or(buf.len())];
+        let room = MAX_LOG_LINE.saturating_sub(line.len());
+        cut |= chunk.len() > room;
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = newline.map_or(buf.len(), |i| i + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            relay_line(&line, cut, &session);
+            line.clear();
+            cut = false;
+        }
+    }
+}
+
+/// One relayed line at the level its text names.
+fn relay_line(bytes: &[u8], cut: bool, session: &str) {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end_matches('\r');
+    let line = if cut {
+        format!("{text} … (line cut at {MAX_LOG_LINE} bytes)")
+    } else {
+        text.to_string()
+    };
+    match level_of(&line) {
+        tracing::Level::ERROR => {
+            tracing::error!(target: "streamer", session = %session, "{line}")
+        }
+        tracing::Level::WARN => {
+            tracing::warn!(target: "streamer", session = %session, "{line}")
+        }
+        tracing::Level::INFO => {
+            tracing::info!(target: "streamer", session = %session, "{line}")
+        }
+        tracing::Level::DEBUG => {
+            tracing::debug!(target: "streamer", session = %session, "{line}")
+        }
+        tracing::Level::TRACE => {
+            tracing::trace!(target: "streamer", session = %session, "{line}")
         }
     }
 }

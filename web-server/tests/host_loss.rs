@@ -3,20 +3,16 @@
 //! through the gateway and is then killed with SIGKILL — no termination message, no `/cancel`
 //! answer, sockets gone. The browser must get a real close with a reason it can show, the streamer
 //! must exit (its `/cancel` to a dead host fails fast instead of hanging), and the registry must
-//! be empty, so the same browser can stream again at once from another host.
+//! be empty, so the same browser can stream again at once from another host; and once the host is
+//! back (a new process on the same ports and state directory), from it, without a new pairing.
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use futures_util::{SinkExt, StreamExt};
-use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use web_server::autopair::WolfApiPins;
-use web_server::store::NewHost;
+use futures_util::StreamExt;
 
 /// moonlight-common-c and our control stream give a silent peer 10 s (ENet peer timeout); the
 /// close must follow that within a few seconds of teardown.
@@ -27,48 +23,23 @@ async fn host_killed_mid_stream_closes_the_browser_socket_and_frees_everything()
     let _serial = SERIAL.lock().await;
     let gw = gateway().await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut host, http, https, _lines) = spawn_demo_host(dir.path()).await;
-    let socket = dir.path().join("wolf.sock");
-    gw.state
-        .store
-        .add_host(NewHost {
-            name: "external demo host".into(),
-            address: "127.0.0.1".into(),
-            http_port: http,
-            https_port: Some(https),
-            mac: None,
-            wolf_api: None,
-        })
-        .await
-        .unwrap();
-    gw.state.add_pin_submitter(Arc::new(
-        WolfApiPins::new("127.0.0.1", http, socket.to_str().unwrap()).unwrap(),
-    ));
+    // Fixed ports and a state directory, so the host can come back as the same host.
+    let mut host = FixedHost::start(dir.path()).await;
+    let pins = add_fixed_host(&gw, &host).await;
     let baseline_children = streamer_children().len();
 
     // Host index 1: the embedded host is the first in the list.
-    let mut req = format!("ws://{}/api/ws/stream", gw.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let mut init: serde_json::Value =
-        serde_json::from_str(&init_json("ses_loss-hq", "helix-agent-loss", 640, 360, 30)).unwrap();
-    init["host_id"] = 1.into();
-    ws.send(WsMessage::Text(init.to_string().into()))
-        .await
-        .unwrap();
     let started = Instant::now();
+    let mut ws = connect_host(&gw, 1, "ses_loss-hq", "helix-agent-loss").await;
     handshake(&mut ws).await;
     let first = first_keyframe(&mut ws, started).await;
     assert_eq!(gw.state.sessions.list().len(), 1);
     assert_eq!(streamer_children().len(), baseline_children + 1);
+    assert_eq!(pins.load(Ordering::SeqCst), 1, "the first stream paired");
 
     // The host dies without a word.
-    host.start_kill().unwrap();
+    host.kill().await;
     let killed = Instant::now();
-    let _ = timeout(Duration::from_secs(5), host.wait()).await;
     let (close, error) = read_until_close(&mut ws, LOSS_DETECTED_WITHIN).await;
     let noticed = killed.elapsed();
     let registry_empty = gw.registry_empty(Duration::from_secs(5)).await;
@@ -102,6 +73,38 @@ async fn host_killed_mid_stream_closes_the_browser_socket_and_frees_everything()
         eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await,
         "the embedded host holds no session"
     );
+
+    // The crashed host comes back (same ports, same state directory): the same client streams
+    // from it again with no new pairing — the host kept its paired clients on disk, the gateway
+    // its identity — and without a restart of the gateway.
+    host.restart().await;
+    let back = Instant::now();
+    let mut again = connect_host(&gw, 1, "ses_loss-hq", "helix-agent-loss").await;
+    handshake(&mut again).await;
+    let first_back = first_keyframe(&mut again, back).await;
+    assert_eq!(
+        pins.load(Ordering::SeqCst),
+        1,
+        "no new pairing after the crash"
+    );
+    assert_eq!(
+        host.paired_clients().await,
+        1,
+        "the host kept its paired client"
+    );
+    println!(
+        "crashed host restarted: the same client's first keyframe {} ms after the host was back, no pairing",
+        first_back.as_millis()
+    );
+    again.close(None).await.unwrap();
+    let _ = read_until_close(&mut again, Duration::from_secs(10)).await;
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    assert_eq!(
+        host.wait_sessions(0, Duration::from_secs(10)).await,
+        Ok(()),
+        "the restarted host holds no session"
+    );
+    assert_eq!(host.stats().await.0, 0, "0 Wolf-strict violations");
     gw.stop().await;
     while ws.next().await.is_some() {}
 }

@@ -134,7 +134,7 @@
 //! | GET | `/api/v1/moongate/strict` | – | `strict: {wolf_strict, disconnects_after_cancel}` ([`StrictStatus`]) |
 //!
 //! `InputRecord` = `{seq, at_ms, event:{type:"key_down", key_code, ...}}` ([`input`]);
-//! `FaultKnobs` = `{drop_pct, reorder_pct, delay_pct, delay_ms, slow_teardown_ms, refuse_launches,
+//! `FaultKnobs` = `{drop_pct, reorder_pct, corrupt_pct, delay_pct, delay_ms, slow_teardown_ms, refuse_launches,
 //! crash}` ([`types::FaultKnobs`]). Percentages outside 0..=100 and unknown fields are 400.
 
 pub mod input;

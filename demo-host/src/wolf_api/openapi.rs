@@ -121,7 +121,7 @@ pub(crate) fn schema() -> Value {
             "InputRecord": obj(&["seq", "at_ms", "event"], json!({"seq": {"type": "integer"}, "at_ms": {"type": "integer"},
                 "event": {"type": "object", "required": ["type"], "properties": {"type": s}}})),
             "StrictStatus": obj(&["wolf_strict", "disconnects_after_cancel"], json!({"wolf_strict": {"type": "boolean"}, "disconnects_after_cancel": {"type": "integer"}})),
-            "FaultKnobs": obj(&[], json!({"drop_pct": {"type": "number"}, "reorder_pct": {"type": "number"}, "delay_pct": {"type": "number"},
+            "FaultKnobs": obj(&[], json!({"drop_pct": {"type": "number"}, "reorder_pct": {"type": "number"}, "corrupt_pct": {"type": "number"}, "delay_pct": {"type": "number"},
                 "delay_ms": {"type": "integer"}, "slow_teardown_ms": {"type": "integer"}, "refuse_launches": {"type": "boolean"}, "crash": {"type": "boolean"}}))
         }}
     })

@@ -542,6 +542,8 @@ pub struct FaultKnobs {
     pub drop_pct: f64,
     /// Swap this % of media packets with the next one.
     pub reorder_pct: f64,
+    /// Replace this % of media packets with random bytes of a random length.
+    pub corrupt_pct: f64,
     /// Delay this % of media packets by `delay_ms`.
     pub delay_pct: f64,
     /// Delay of a delayed packet.
@@ -578,6 +580,9 @@ pub struct FaultKnobsPatch {
     pub reorder_pct: Option<f64>,
     /// See [`FaultKnobs`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt_pct: Option<f64>,
+    /// See [`FaultKnobs`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_pct: Option<f64>,
     /// See [`FaultKnobs`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -599,6 +604,7 @@ impl FaultKnobsPatch {
         for (name, v) in [
             ("drop_pct", self.drop_pct),
             ("reorder_pct", self.reorder_pct),
+            ("corrupt_pct", self.corrupt_pct),
             ("delay_pct", self.delay_pct),
         ] {
             if let Some(v) = v {
@@ -622,6 +628,9 @@ impl FaultKnobs {
         }
         if let Some(v) = patch.reorder_pct {
             self.reorder_pct = v;
+        }
+        if let Some(v) = patch.corrupt_pct {
+            self.corrupt_pct = v;
         }
         if let Some(v) = patch.delay_pct {
             self.delay_pct = v;

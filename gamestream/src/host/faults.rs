@@ -1,5 +1,6 @@
-//! Media fault injection for tests: drop, reorder and delay a share of media datagrams. Shared by
-//! every sender of a host and adjustable while streams run (all zero = no effect, no cost).
+//! Media fault injection for tests: drop, reorder, delay or corrupt a share of media datagrams.
+//! Shared by every sender of a host and adjustable while streams run (all zero = no effect, no
+//! cost).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,6 +17,7 @@ pub struct MediaFaults {
     reorder_percent: AtomicU32,
     delay_percent: AtomicU32,
     delay_ms: AtomicU32,
+    corrupt_percent: AtomicU32,
 }
 
 impl MediaFaults {
@@ -37,6 +39,16 @@ impl MediaFaults {
             Ordering::Relaxed,
         );
     }
+    /// Replaces this percentage (0-100) of datagrams with random bytes of a random length
+    /// (1-1500): what a hostile or broken host puts on the wire, for the client's parsers.
+    pub fn set_corrupt_percent(&self, percent: u32) {
+        self.corrupt_percent
+            .store(percent.min(100), Ordering::Relaxed);
+    }
+    /// Current corrupt percentage.
+    pub fn corrupt_percent(&self) -> u32 {
+        self.corrupt_percent.load(Ordering::Relaxed)
+    }
     /// Current drop percentage.
     pub fn drop_percent(&self) -> u32 {
         self.drop_percent.load(Ordering::Relaxed)
@@ -55,7 +67,10 @@ impl MediaFaults {
 
     /// True when no fault is set: senders may take their fast path.
     pub fn is_idle(&self) -> bool {
-        self.drop_percent() == 0 && self.reorder_percent() == 0 && self.delay().0 == 0
+        self.drop_percent() == 0
+            && self.reorder_percent() == 0
+            && self.delay().0 == 0
+            && self.corrupt_percent() == 0
     }
 
     fn roll(percent: u32) -> bool {
@@ -81,10 +96,21 @@ impl MediaFaults {
         };
         let (drop, reorder_p) = (f.drop_percent(), f.reorder_percent());
         let (delay_p, delay) = f.delay();
+        let corrupt = f.corrupt_percent();
         let mut held: Option<Vec<u8>> = None;
         let mut sent = 0;
         for d in datagrams {
             if Self::roll(drop) {
+                continue;
+            }
+            if Self::roll(corrupt) {
+                let junk: Vec<u8> = {
+                    let mut rng = rand::thread_rng();
+                    let len = rng.gen_range(1..=1500);
+                    (0..len).map(|_| rng.gen()).collect()
+                };
+                send_one(socket, &junk, to).await?;
+                sent += 1;
                 continue;
             }
             if reorder && held.is_none() && Self::roll(reorder_p) {
@@ -170,5 +196,41 @@ mod tests {
         f.set_delay(0, Duration::ZERO);
         f.set_drop_percent(100);
         assert!(run(&f, true, 5).await.is_empty(), "all dropped");
+    }
+
+    #[tokio::test]
+    async fn corrupt_replaces_datagrams_with_random_bytes() {
+        let f = MediaFaults::default();
+        f.set_corrupt_percent(100);
+        assert!(!f.is_idle());
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let data = [[7u8; 4]; 20];
+        let sent = MediaFaults::send_all(
+            Some(&f),
+            &tx,
+            rx.local_addr().unwrap(),
+            data.iter().map(|d| &d[..]),
+            true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(sent, 20, "replaced, not dropped");
+        let mut lens = std::collections::HashSet::new();
+        let mut buf = [0u8; 2048];
+        for _ in 0..sent {
+            let (len, _) = tokio::time::timeout(Duration::from_secs(2), rx.recv_from(&mut buf))
+                .await
+                .expect("datagram")
+                .unwrap();
+            assert!((1..=1500).contains(&len));
+            assert_ne!(
+                &buf[..len],
+                &[7u8; 4][..],
+                "an original datagram got through"
+            );
+            lens.insert(len);
+        }
+        assert!(lens.len() > 1, "random lengths");
     }
 }

@@ -60,6 +60,14 @@ pub enum NvHttpError {
         /// `status_message`.
         message: String,
     },
+    /// The host's answer is larger than the client reads (bodies are read into memory, so a host
+    /// that sends a huge or endless body must not grow it without end: 1 MiB for the XML answers,
+    /// more for box art).
+    #[error("the host's answer is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// Malformed XML.
     #[error("malformed XML: {0}")]
     Xml(String),

@@ -53,7 +53,13 @@ where
     let body = Limited::new(response.into_body(), limit)
         .collect()
         .await
-        .map_err(http_err)?
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                NvHttpError::TooLarge { limit }
+            } else {
+                http_err(e)
+            }
+        })?
         .to_bytes();
     Ok((status, body))
 }

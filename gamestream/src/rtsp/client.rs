@@ -609,7 +609,9 @@ impl ClientHandshake {
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between retries after `ECONNREFUSED` (GFE answers `/launch` before it listens).
 pub const CONNECT_RETRY_INTERVAL: Duration = Duration::from_millis(500);
-/// Read timeout for a response.
+/// The time a whole response may take, from the request written to the host's close. A budget for
+/// the whole response, not for each read: a host that trickles a byte now and then (broken, or
+/// hostile) would otherwise hold the stream's setup for up to [`super::MAX_MESSAGE_SIZE`] reads.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs the whole handshake against `addr` (the host's RTSP socket: host address + port from
@@ -648,7 +650,10 @@ async fn connect(addr: SocketAddr) -> Result<TcpStream, RtspError> {
     }
 }
 
-/// One request/response exchange: connect, write, read until the host closes.
+/// One request/response exchange: connect, write, read until the host closes. Bounded in size
+/// ([`super::MAX_MESSAGE_SIZE`] plus the encryption header: [`RtspError::TooLarge`]) and in time
+/// ([`READ_TIMEOUT`] for the whole response: [`RtspError::Timeout`] `"read"` when nothing came,
+/// `"response"` when the host began but never finished).
 pub async fn transact(addr: SocketAddr, request: &[u8]) -> Result<Vec<u8>, RtspError> {
     let mut stream = connect(addr).await?;
     stream.set_nodelay(true)?;
@@ -656,10 +661,17 @@ pub async fn transact(addr: SocketAddr, request: &[u8]) -> Result<Vec<u8>, RtspE
     stream.flush().await?;
     let mut response = Vec::new();
     let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
     loop {
-        let n = tokio::time::timeout(READ_TIMEOUT, stream.read(&mut chunk))
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
             .await
-            .map_err(|_| RtspError::Timeout("read"))??;
+            .map_err(|_| {
+                RtspError::Timeout(if response.is_empty() {
+                    "read"
+                } else {
+                    "response"
+                })
+            })??;
         if n == 0 {
             return Ok(response);
         }

@@ -128,7 +128,22 @@ pub struct VideoStats {
     pub frames_dropped: u64,
     /// Data shards rebuilt by FEC.
     pub shards_recovered: u64,
+    /// Times the receive window was moved to the incoming packets after a stall
+    /// ([`RESYNC_AFTER`]).
+    pub resyncs: u64,
 }
+
+/// Packets keep coming but no frame gets through the queue and the continuity checks for this
+/// long: the window has lost the stream, and the next packet starts it again. The window is
+/// meant to move forward only, but its positions come from the host's bytes: one datagram of
+/// random bytes with a plausible header (a broken or hostile host, or a spoofed datagram: video
+/// is not encrypted by Wolf) puts the frame, sequence and stream-packet positions anywhere, and
+/// every real packet after it is then "old" until the stream catches up, minutes later for a
+/// 16-bit sequence. A healthy stream passes a frame every few tens of ms, and one waiting for an
+/// IDR still passes the checks.
+pub const RESYNC_AFTER: Duration = Duration::from_secs(1);
+/// ... and at least this many packets arrived meanwhile (a stalled host is not a lost window).
+const RESYNC_PACKETS: u32 = 64;
 
 /// One data shard of a finished block, as the depacketizer checks it.
 #[derive(Debug, Clone, Copy)]
@@ -206,6 +221,11 @@ pub struct VideoDepacketizer {
     reference_frame_invalidation: bool,
     last_packet_in_stream: u32,
     consecutive_drops: u32,
+    // Stall detection ([`RESYNC_AFTER`]).
+    last_progress: Option<Instant>,
+    packets_since_progress: u32,
+    progressed: bool,
+    resync_pending: bool,
     events: Vec<VideoEvent>,
     stats: VideoStats,
 }
@@ -258,6 +278,10 @@ impl VideoDepacketizer {
             reference_frame_invalidation: false,
             last_packet_in_stream: u32::MAX,
             consecutive_drops: 0,
+            last_progress: None,
+            packets_since_progress: 0,
+            progressed: false,
+            resync_pending: false,
             events: Vec::new(),
             stats: VideoStats::default(),
             config,
@@ -300,10 +324,45 @@ impl VideoDepacketizer {
     /// Bad input is counted and dropped, never a panic.
     pub fn push(&mut self, datagram: &[u8], now: Instant) -> Vec<VideoEvent> {
         self.stats.packets_received += 1;
+        let since = *self.last_progress.get_or_insert(now);
+        self.packets_since_progress = self.packets_since_progress.saturating_add(1);
+        if !self.resync_pending
+            && self.packets_since_progress >= RESYNC_PACKETS
+            && now.saturating_duration_since(since) >= RESYNC_AFTER
+        {
+            self.resync_pending = true;
+            self.stats.resyncs += 1;
+        }
         if !self.accept(datagram, now) {
             self.stats.packets_dropped += 1;
         }
+        if std::mem::take(&mut self.progressed) {
+            self.last_progress = Some(now);
+            self.packets_since_progress = 0;
+        }
         std::mem::take(&mut self.events)
+    }
+
+    /// Moves the whole receive window to this packet ([`RESYNC_AFTER`]): frame, block, sequence,
+    /// stream-packet and frame-number positions, with an IDR wanted before the next frame is
+    /// delivered.
+    fn resync(&mut self, rtp: &RtpHeader, nv: &NvVideoPacket) {
+        self.resync_pending = false;
+        self.purge_frame();
+        self.current_frame = nv.frame_index;
+        self.cur_block = 0;
+        self.last_block = 0;
+        self.next_contiguous_seq = rtp.sequence_number.wrapping_sub(nv.fec().shard_index);
+        self.reported_lost = false;
+        self.next_frame_number = nv.frame_index;
+        self.start_frame_number = nv.frame_index;
+        self.last_packet_in_stream = nv.stream_packet_index24().wrapping_sub(1) & 0xFF_FFFF;
+        self.waiting_for_idr = true;
+        self.waiting_for_next_success = true;
+        self.waiting_for_ref_inval = false;
+        // Counted again from here: a resync that lands on garbage is retried a period later.
+        self.last_progress = None;
+        self.packets_since_progress = 0;
     }
 
     /// Decrypts if needed and queues; false if the datagram was rejected.
@@ -353,9 +412,13 @@ impl VideoDepacketizer {
         ) else {
             return false;
         };
-        if rtp.header & FLAG_EXTENSION == 0
-            || is_before16(rtp.sequence_number, self.next_contiguous_seq)
-        {
+        if rtp.header & FLAG_EXTENSION == 0 {
+            return false;
+        }
+        if self.resync_pending {
+            self.resync(&rtp, &nv);
+        }
+        if is_before16(rtp.sequence_number, self.next_contiguous_seq) {
             return false;
         }
         if !self.multi_fec_capable {
@@ -675,6 +738,8 @@ impl VideoDepacketizer {
         let Some(header) = outcome else {
             return;
         };
+        // The window follows the stream (even if this frame is dropped waiting for an IDR).
+        self.progressed = true;
         self.next_frame_number = frame_index.wrapping_add(1);
         let is_idr = header.frame_type == FrameType::Idr
             || (self.config.codec.is_annex_b()
@@ -1025,6 +1090,58 @@ mod tests {
         );
         assert!(frames(&events).is_empty());
         assert!(d.is_waiting_for_idr());
+    }
+
+    /// One datagram of random-looking bytes with a plausible header (frame, sequence and stream
+    /// positions far ahead) used to make every later real packet "old": no frame for minutes.
+    /// The window now follows the stream again [`RESYNC_AFTER`] later, with an IDR wanted.
+    #[test]
+    fn a_forged_datagram_far_ahead_does_not_freeze_the_stream() {
+        let mut d = VideoDepacketizer::new(config(VideoCodec::Av1, None)).unwrap();
+        let mut p = VideoPacketizer::new(PacketizerConfig {
+            packet_size: 48,
+            ..Default::default()
+        })
+        .unwrap();
+        let t0 = Instant::now();
+        let mut send = |d: &mut VideoDepacketizer, index: u32, forge: bool| {
+            let info = FrameInfo {
+                frame_index: index,
+                // Every 10th frame an IDR, as a host answering IDR requests would send soon.
+                frame_type: if index % 10 == 1 {
+                    FrameType::Idr
+                } else {
+                    FrameType::P
+                },
+                rtp_timestamp: index,
+                processing_latency: 0,
+            };
+            let pkts = p.packetize(&[index as u8; 100], info).unwrap().to_vec();
+            let at = t0 + Duration::from_millis(33 * u64::from(index));
+            let mut events = Vec::new();
+            if forge {
+                let mut g = pkts[0].clone();
+                let seq = u16::from_be_bytes([g[2], g[3]]).wrapping_add(30_000);
+                g[2..4].copy_from_slice(&seq.to_be_bytes());
+                g[16..20].copy_from_slice(&(0x7F_0000u32 << 8).to_le_bytes());
+                g[20..24].copy_from_slice(&(index + 30_000).to_le_bytes());
+                events.extend(d.push(&g, at));
+            }
+            for pkt in &pkts {
+                events.extend(d.push(pkt, at));
+            }
+            frames(&events)
+                .iter()
+                .map(|f| f.frame_index)
+                .collect::<Vec<_>>()
+        };
+        let before: Vec<u32> = (1..=5).flat_map(|i| send(&mut d, i, false)).collect();
+        assert_eq!(before, [1, 2, 3, 4, 5]);
+        let mut after = send(&mut d, 6, true);
+        after.extend((7..=80).flat_map(|i| send(&mut d, i, false)));
+        assert!(d.stats().resyncs >= 1, "{:?}", d.stats());
+        // Frames resume at the first IDR after the resync (frame 41 at 33 ms a frame).
+        assert!(after.contains(&41) && after.contains(&80), "{after:?}");
     }
 
     #[test]

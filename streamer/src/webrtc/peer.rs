@@ -417,7 +417,15 @@ impl Peer {
     fn accept_offer(&mut self, sdp: &str, now: Instant) {
         let offer = match SdpOffer::from_sdp_string(sdp) {
             Ok(o) => o,
-            Err(e) => return self.fail(ErrorCode::BadSignal, format!("unparsable offer: {e}")),
+            Err(e) => {
+                // str0m's parse error quotes the parser's pointer offsets (memory addresses):
+                // the detail stays in the log, the browser is told what was wrong.
+                tracing::info!(error = %e, "unparsable offer");
+                return self.fail(
+                    ErrorCode::BadSignal,
+                    "unparsable offer: not valid SDP".into(),
+                );
+            }
         };
         if self.rtc.is_some() {
             tracing::info!("a new offer replaces the current peer connection");
@@ -467,7 +475,15 @@ impl Peer {
         };
         let answer = match SdpAnswer::from_sdp_string(sdp) {
             Ok(a) => a,
-            Err(e) => return self.fail(ErrorCode::BadSignal, format!("unparsable answer: {e}")),
+            Err(e) => {
+                // str0m's parse error quotes the parser's pointer offsets (memory addresses):
+                // the detail stays in the log, the browser is told what was wrong.
+                tracing::info!(error = %e, "unparsable answer");
+                return self.fail(
+                    ErrorCode::BadSignal,
+                    "unparsable answer: not valid SDP".into(),
+                );
+            }
         };
         match rtc.sdp_api().accept_answer(pending, answer) {
             Ok(()) => {

@@ -293,6 +293,7 @@ async fn signaling_session(
     let mut ipc_tx = launched.ipc_tx;
     let mut ipc_rx = launched.ipc_rx;
     let mut observer = launched.observer;
+    let mut gate = launched.gate;
     *stage_now = stage::SETUP_WEBRTC_PEER;
 
     let ice_servers = state
@@ -347,6 +348,7 @@ async fn signaling_session(
                 last: &mut last,
                 stage_now,
                 observer: &mut observer,
+                gate: &mut gate,
                 state,
             };
             relay
@@ -370,6 +372,8 @@ struct Relay<'a> {
     last: &'a mut LastWords,
     stage_now: &'a mut &'static str,
     observer: &'a mut crate::admin::observer::StreamObserver,
+    /// This launch's turn on the host, opened at `Started`.
+    gate: &'a mut crate::launch_gate::LaunchGate,
     state: &'a AppState,
 }
 
@@ -414,7 +418,11 @@ impl Relay<'_> {
                     Some(Ok(_)) => Vec::new(),
                 },
                 frame = ipc_rx.next() => match frame {
-                    None | Some(Err(_)) => return End::StreamerLost,
+                    None => return End::StreamerLost,
+                    Some(Err(e)) => {
+                        super::ws_stream::ipc_broken(self.key, &e);
+                        return End::StreamerLost;
+                    }
                     Some(Ok(FromStreamer::Ended(e))) => {
                         self.last.ended = Some(e);
                         return End::StreamerEnded;
@@ -505,6 +513,7 @@ impl Relay<'_> {
                 }
             }
             FromStreamer::Started(s) => {
+                self.gate.open();
                 *self.stage_now = stage::MOONLIGHT_STREAM;
                 out.push(ServerMessage::StageStarting {
                     stage: stage::MOONLIGHT_STREAM.into(),

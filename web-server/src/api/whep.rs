@@ -127,7 +127,8 @@ fn close_to_error(close: Close) -> ApiError {
         .to_string();
     let status = match token.as_str() {
         "HostNotFound" | "AppNotFound" => StatusCode::NOT_FOUND,
-        "InvalidInit" | "BadSignal" => StatusCode::BAD_REQUEST,
+        // An offer without the host's codec is the client's to fix, not the host's failure.
+        "InvalidInit" | "BadSignal" | "UnsupportedCodec" => StatusCode::BAD_REQUEST,
         "AlreadyStreaming" => StatusCode::CONFLICT,
         "NoIcePort" => StatusCode::SERVICE_UNAVAILABLE,
         "superseded" => StatusCode::CONFLICT,
@@ -138,6 +139,7 @@ fn close_to_error(close: Close) -> ApiError {
         "AppNotFound" => "app_not_found",
         "InvalidInit" => "bad_request",
         "BadSignal" => "bad_sdp",
+        "UnsupportedCodec" => "unsupported_codec",
         "AlreadyStreaming" => "already_streaming",
         "NoIcePort" => "no_ice_port",
         "superseded" => "superseded",
@@ -202,6 +204,7 @@ pub async fn offer(
         mut ipc_tx,
         mut ipc_rx,
         mut observer,
+        mut gate,
     } = launch(&state, request).await.map_err(close_to_error)?;
     let key = key.to_string();
 
@@ -224,7 +227,11 @@ pub async fn offer(
             tokio::select! {
                 reason = guard.stopped() => return Err(End::Stopped(reason)),
                 frame = ipc_rx.next() => match frame {
-                    None | Some(Err(_)) => return Err(End::StreamerLost),
+                    None => return Err(End::StreamerLost),
+                    Some(Err(e)) => {
+                        super::ws_stream::ipc_broken(&key, &e);
+                        return Err(End::StreamerLost);
+                    }
                     Some(Ok(FromStreamer::Signal(LocalSignal::Description(d)))) if d.ty == SdpType::Answer => {
                         return Ok(d.sdp)
                     }
@@ -239,7 +246,10 @@ pub async fn offer(
                         last.ended = Some(e);
                         return Err(End::StreamerEnded);
                     }
-                    Some(Ok(FromStreamer::Started(_))) => last.started = true,
+                    Some(Ok(FromStreamer::Started(_))) => {
+                        last.started = true;
+                        gate.open();
+                    }
                     Some(Ok(_)) => {}
                 },
             }
@@ -317,7 +327,11 @@ pub async fn offer(
                     }
                 },
                 frame = ipc_rx.next() => match frame {
-                    None | Some(Err(_)) => break End::StreamerLost,
+                    None => break End::StreamerLost,
+                    Some(Err(e)) => {
+                        super::ws_stream::ipc_broken(&key, &e);
+                        break End::StreamerLost;
+                    }
                     Some(Ok(FromStreamer::Ended(e))) => {
                         last.ended = Some(e);
                         break End::StreamerEnded;
@@ -327,7 +341,10 @@ pub async fn offer(
                         connected = true;
                     }
                     Some(Ok(FromStreamer::Stats(st))) => observer.stats(&st, None),
-                    Some(Ok(FromStreamer::Started(_))) => last.started = true,
+                    Some(Ok(FromStreamer::Started(_))) => {
+                        last.started = true;
+                        gate.open();
+                    }
                     Some(Ok(_)) => {}
                 },
             }
@@ -450,5 +467,12 @@ mod tests {
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         let e = close_to_error(Close::failure("HostNotFound: no host with index 3"));
         assert_eq!(e.status, StatusCode::NOT_FOUND);
+        let e = close_to_error(Close::failure(
+            "UnsupportedCodec: the browser's offer has no video m-line accepting H264",
+        ));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "unsupported_codec")
+        );
     }
 }

@@ -37,6 +37,7 @@ use crate::admin::observer::StreamObserver;
 use crate::auth::{optional_bearer, validate_first_message, AllowedOrigin};
 use crate::autopair::ensure_paired;
 use crate::error::ApiError;
+use crate::launch_gate::LaunchGate;
 use crate::limits::Rejection;
 use crate::metrics::EndLabel;
 use crate::server::AppState;
@@ -52,6 +53,8 @@ use gamestream::nvhttp::{HostAddress, NvHttpClient};
 const BROWSER_SILENCE: Duration = Duration::from_secs(10);
 /// WebSocket pings to the browser, so a silent but alive client still answers.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(2);
+/// How often the send queue's keyframe retry is checked (see [`Running::pump`]).
+const IDR_RETRY_CHECK_EVERY: Duration = Duration::from_millis(200);
 /// How long a stopped streamer may take to cancel on the host and exit before it is killed.
 const STREAMER_GRACE: Duration = Duration::from_secs(5);
 /// How long the final messages and the close frame may take to reach the browser.
@@ -365,12 +368,14 @@ async fn stream_session(
         mut ipc_tx,
         mut ipc_rx,
         observer,
+        gate,
     } = match launch(state, request).await {
         Ok(l) => l,
         Err(close) => return close,
     };
     let mut run = Running {
         observer,
+        gate,
         outbox: Arc::clone(outbox),
         error: None,
         ended: None,
@@ -430,6 +435,8 @@ pub(crate) struct Launched {
     pub(crate) ipc_rx: IpcRx,
     /// Feeds the admin view's live row and the metrics, whatever the mode.
     pub(crate) observer: StreamObserver,
+    /// This launch's turn on the host; each mode opens it at `Started`.
+    pub(crate) gate: LaunchGate,
 }
 
 /// The shared launch path of every mode: key → host → registry entry (superseding the same key
@@ -610,7 +617,11 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
     // stream owns the host session from here on, and its own teardown ends it.
     state.host_cleanups.take_over(host.id, &client);
 
-    // 6. The streamer.
+    // 6. The streamer, on this launch's turn on the host.
+    let gate = tokio::select! {
+        gate = state.launch_gates.acquire(&host.address, host.http_port) => gate,
+        reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
+    };
     let (mut child, mut ipc_tx, ipc_rx) =
         match streamer_proc::spawn(&state.config.streamer_path, &key.to_string()) {
             Ok(c) => c,
@@ -673,6 +684,7 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         ipc_tx,
         ipc_rx,
         observer,
+        gate,
     })
 }
 
@@ -723,6 +735,8 @@ pub(crate) enum End {
 struct Running {
     /// Feeds the admin view's live row and the metrics.
     observer: StreamObserver,
+    /// Opened at `Started`.
+    gate: LaunchGate,
     outbox: Arc<Outbox>,
     error: Option<String>,
     ended: Option<wire::ipc::Ended>,
@@ -773,6 +787,12 @@ impl Running {
             KEEPALIVE_EVERY,
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The queue's keyframe retry (`QueueConfig::idr_retry`, 1 s) is due between keepalives:
+        // checked on its own, a lost first keyframe is asked for again after about 1 s, not at
+        // the next keepalive 2 s after the open (the chaos suite saw a first keyframe after 2.4 s
+        // during a loss burst).
+        let mut idr_tick = tokio::time::interval(IDR_RETRY_CHECK_EVERY);
+        idr_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut keyframe = false;
             tokio::select! {
@@ -807,13 +827,20 @@ impl Running {
                     }
                 }
                 frame = ipc_rx.next() => match frame {
-                    None | Some(Err(_)) => return End::StreamerLost,
+                    None => return End::StreamerLost,
+                    Some(Err(e)) => {
+                        ipc_broken(&self.key, &e);
+                        return End::StreamerLost;
+                    }
                     Some(Ok(f)) => {
                         if let Some(end) = self.on_streamer_frame(f, &mut keyframe) {
                             return end;
                         }
                     }
                 },
+                _ = idr_tick.tick() => {
+                    keyframe |= self.outbox.queue().take_keyframe_request(Instant::now());
+                }
                 _ = tick.tick() => {
                     if last_heard.elapsed() > BROWSER_SILENCE {
                         tracing::info!(session = %self.key, "browser silent for 10 s: treating it as gone");
@@ -856,6 +883,7 @@ impl Running {
         let now = Instant::now();
         match frame {
             FromStreamer::Started(s) => {
+                self.gate.open();
                 let mut init = s.stream_init();
                 if self.helix_client {
                     init.opus = None;
@@ -937,6 +965,13 @@ impl Running {
         }
         None
     }
+}
+
+/// The streamer's output did not decode as IPC (a corrupted or foreign process, or a frame over
+/// the size limit): the decoder's error goes to the log, and the stream ends as a lost streamer
+/// (killed after the grace period if it does not exit, close 1011).
+pub(crate) fn ipc_broken(key: &str, error: &wire::ipc::IpcError) {
+    tracing::warn!(session = %key, %error, "the streamer's IPC output is corrupt; ending the stream");
 }
 
 /// The streamer's last words: its `Error` and `Ended`, collected until it closes its stdout.
@@ -1137,6 +1172,31 @@ async fn cancel_after_death(key: &str, last: &LastWords, child: &mut StreamerChi
     }
 }
 
+/// The streamer said, by its exit code, that the host did not answer its teardown's `/cancel`
+/// (`streamer::session::exit::HOST_UNANSWERED`).
+fn left_on_host(status: &std::io::Result<std::process::ExitStatus>) -> bool {
+    const HOST_UNANSWERED: i32 = 5;
+    matches!(status, Ok(s) if s.code() == Some(HOST_UNANSWERED))
+}
+
+/// The host did not answer the streamer's `/cancel` (it hung, crashed or lost its network, which
+/// usually ended the stream with `ConnectionLost`; or it did so while the stream was being
+/// stopped), and a host that comes back still holds the session — real Wolf
+/// keeps a session whose ENet peer timed out paused, and busy, until cancelled, and the strict demo
+/// host does the same. Left alone, that session stays until the same identity streams again (or
+/// the host's idle timeout, if it has one). So the gateway cancels it once the host answers again
+/// and its ENet timeout has passed ([`crate::host_cleanup`]); a new stream of the same identity
+/// takes over first, as after a streamer's death. A `/cancel` of a session the host no longer has
+/// (it restarted) is answered with an error and ends nothing. Only on the streamer's word: a
+/// stream whose `/cancel` was answered leaves nothing, and a later `/cancel` could end a new
+/// stream of the same identity opened through another gateway node.
+fn cancel_left_session(key: &str, child: &mut StreamerChild) {
+    if let Some(after) = child.take_host_session().and_then(|s| s.cancel_later()) {
+        tracing::info!(session = %key, after_secs = after.as_secs(),
+            "the host did not answer the streamer's /cancel: its session is cancelled once it answers again");
+    }
+}
+
 /// The one teardown path of every mode: `Stop` → the streamer cancels on the host and exits →
 /// reap → the registry entry goes → the close to send.
 pub(crate) async fn teardown(
@@ -1177,6 +1237,8 @@ pub(crate) async fn teardown(
     let exit_ms = t0.elapsed().as_millis() as u64;
     if last.ended.is_none() {
         cancel_after_death(key, last, child).await;
+    } else if last.started && left_on_host(&status) {
+        cancel_left_session(key, child);
     }
     // The entry goes the moment the streamer is gone (and, if it died, its host session was
     // cancelled), whatever ended it: a superseding stream of the same identity launches after.

@@ -737,3 +737,229 @@ pub async fn host_state(gw: &Gateway) -> String {
     end.map(|e| r.body[start..e].to_string())
         .unwrap_or_else(|| panic!("no <state> in {}", r.body))
 }
+
+// ---- Host faults (tests/faults.rs, tests/host_loss.rs): a demo-host process on fixed ports ----
+
+/// A `demo-host` process (`--strict`, Wolf API on `dir/wolf.sock`, state in `dir/host-data`) on
+/// fixed ports (the standard ones plus an offset), so that it can be SIGKILLed and started again on
+/// the same ports and state, as a host machine that reboots; or SIGSTOPped and SIGCONTed, as a
+/// host that hangs. Driven through its stdin (`stats`).
+pub struct FixedHost {
+    pub child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    pub dir: PathBuf,
+    pub offset: u16,
+    pub http: u16,
+    pub https: u16,
+    pub socket: PathBuf,
+}
+
+/// Whether TCP `port` and UDP `udp` are free on loopback now.
+fn ports_free(tcp: &[u16], udp: u16) -> bool {
+    tcp.iter()
+        .all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        && std::net::UdpSocket::bind(("127.0.0.1", udp)).is_ok()
+}
+
+impl FixedHost {
+    /// Starts a host on an offset whose ports are all free. The offsets used put every port above
+    /// Linux's ephemeral range (32768-60999), so no outgoing connection takes one between a kill
+    /// and the restart.
+    pub async fn start(dir: &std::path::Path) -> FixedHost {
+        let seed = std::process::id() as u64
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as u64)
+                .unwrap_or(0));
+        for i in 0..200u64 {
+            let offset = 13_100 + ((seed + i * 37) % 4_400) as u16;
+            let p = |base: u16| base + offset;
+            if ports_free(&[p(47989), p(47984), p(48010)], p(47999)) {
+                return Self::spawn(dir, offset).await;
+            }
+        }
+        panic!("no free port offset for the demo host");
+    }
+
+    async fn spawn(dir: &std::path::Path, offset: u16) -> FixedHost {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(sibling_exe("demo-host"))
+            // No idle timeout to speak of: a session the host keeps must be ended by the gateway,
+            // as with a real Wolf, not by the demo host's idle monitor.
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--strict",
+                "--idle-timeout-secs",
+                "3600",
+            ])
+            .arg("--port-offset")
+            .arg(offset.to_string())
+            .arg("--data-dir")
+            .arg(dir.join("host-data"))
+            .arg("--wolf-socket")
+            .arg(dir.join("wolf.sock"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn demo-host");
+        let stdin = child.stdin.take().unwrap();
+        let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = out.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+        timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.recv().await {
+                if line.trim_start().starts_with("apps:") {
+                    return;
+                }
+            }
+            panic!("demo-host exited before listening");
+        })
+        .await
+        .expect("demo-host did not start");
+        FixedHost {
+            child,
+            stdin,
+            lines,
+            dir: dir.to_path_buf(),
+            offset,
+            http: 47989 + offset,
+            https: 47984 + offset,
+            socket: dir.join("wolf.sock"),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id().expect("host running") as i32
+    }
+
+    /// Sends `sig` (SIGSTOP, SIGCONT, …) to the host process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid, no memory involved.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", self.pid());
+    }
+
+    /// SIGKILL, reaped (bounded).
+    pub async fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+        let _ = timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+
+    /// A new host process on the same ports and state directory (after [`FixedHost::kill`]).
+    pub async fn restart(&mut self) {
+        let dir = self.dir.clone();
+        *self = Self::spawn(&dir, self.offset).await;
+    }
+
+    /// `stats`: (strict violations, sessions open now). Asserts Wolf-strict mode is on.
+    pub async fn stats(&mut self) -> (u64, usize) {
+        use tokio::io::AsyncWriteExt;
+        while self.lines.try_recv().is_ok() {}
+        self.stdin.write_all(b"stats\n").await.unwrap();
+        let line = timeout(Duration::from_secs(5), async {
+            loop {
+                let l = self.lines.recv().await.expect("host stdout");
+                if l.starts_with("wolf-strict") {
+                    return l;
+                }
+            }
+        })
+        .await
+        .expect("stats answer");
+        let word = |name: &str| -> u64 {
+            let mut it = line.split_whitespace();
+            while let Some(w) = it.next() {
+                if w == name {
+                    return it.next().unwrap().parse().unwrap();
+                }
+            }
+            panic!("{name} not in {line:?}")
+        };
+        assert!(line.starts_with("wolf-strict on"), "strict host: {line}");
+        (word("violations"), word("sessions") as usize)
+    }
+
+    /// Polls `stats` until the host holds `n` sessions (bounded); the last count seen otherwise.
+    pub async fn wait_sessions(&mut self, n: usize, within: Duration) -> Result<(), usize> {
+        let deadline = Instant::now() + within;
+        loop {
+            let (_, now) = self.stats().await;
+            if now == n {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(now);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clients paired with the host, as its Wolf API lists them (`/api/v1/clients`).
+    pub async fn paired_clients(&self) -> usize {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::UnixStream::connect(&self.socket).await.unwrap();
+        s.write_all(b"GET /api/v1/clients HTTP/1.0\r\nHost: wolf\r\n\r\n")
+            .await
+            .unwrap();
+        let mut text = String::new();
+        timeout(Duration::from_secs(5), s.read_to_string(&mut text))
+            .await
+            .unwrap()
+            .unwrap();
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["clients"].as_array().map(Vec::len).unwrap()
+    }
+}
+
+impl CountingPins {
+    /// Counts the PINs `inner` enters successfully into `entered`.
+    pub fn new(inner: Arc<dyn PinSubmitter>, entered: Arc<AtomicUsize>) -> CountingPins {
+        CountingPins { inner, entered }
+    }
+}
+
+/// Adds `host` to `gw`'s store (it is host index 1: the embedded host is index 0), paired through
+/// its Wolf API socket; returns the counter of PINs entered for it (pairings that ran).
+pub async fn add_fixed_host(gw: &Gateway, host: &FixedHost) -> Arc<AtomicUsize> {
+    gw.state
+        .store
+        .add_host(web_server::store::NewHost {
+            name: "external demo host".into(),
+            address: "127.0.0.1".into(),
+            http_port: host.http,
+            https_port: Some(host.https),
+            mac: None,
+            wolf_api: None,
+        })
+        .await
+        .unwrap();
+    let entered = Arc::new(AtomicUsize::new(0));
+    let pins = web_server::autopair::WolfApiPins::new(
+        "127.0.0.1",
+        host.http,
+        host.socket.to_str().unwrap(),
+    )
+    .unwrap();
+    gw.state.add_pin_submitter(Arc::new(CountingPins::new(
+        Arc::new(pins),
+        Arc::clone(&entered),
+    )));
+    entered
+}
+
+/// Opens a stream of `client` from host index `host_id` on the in-process gateway.
+pub async fn connect_host(gw: &Gateway, host_id: u32, session: &str, client: &str) -> Ws {
+    let mut init: serde_json::Value =
+        serde_json::from_str(&init_json(session, client, 640, 360, 30)).unwrap();
+    init["host_id"] = host_id.into();
+    connect_init(gw, session, init.to_string()).await
+}
