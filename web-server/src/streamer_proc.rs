@@ -6,10 +6,15 @@
 //! timeout, so no child outlives its connection; `kill_on_drop` is the last resort if the owner
 //! is dropped early (a panic, a cancelled task).
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures_util::Stream;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
@@ -21,8 +26,56 @@ use crate::host_cleanup::HostCleanups;
 
 /// IPC toward the streamer.
 pub type IpcTx = FramedWrite<ChildStdin, ServerCodec>;
-/// IPC from the streamer.
-pub type IpcRx = FramedRead<ChildStdout, ServerCodec>;
+/// How long a frame the streamer has begun may stay unfinished. A streamer writes a frame in one
+/// go (a 16 MiB one crosses the pipe in milliseconds), so a partial frame that sits for seconds
+/// is a hung or corrupted process; without a limit nothing would decode and nothing would end
+/// the stream (tests/hostile_net.rs: "half a frame, then hangs").
+const PARTIAL_FRAME_LIMIT: Duration = Duration::from_secs(5);
+
+/// IPC from the streamer: its decoded frames, or an error that ends the stream. A frame begun and
+/// left unfinished for [`PARTIAL_FRAME_LIMIT`] is [`wire::ipc::IpcError::Stalled`].
+pub struct IpcRx {
+    frames: FramedRead<ChildStdout, ServerCodec>,
+    /// Armed while a partial frame waits in the decoder's buffer.
+    partial_since: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl IpcRx {
+    fn new(stdout: ChildStdout) -> Self {
+        IpcRx {
+            frames: FramedRead::new(stdout, ServerCodec::new()),
+            partial_since: None,
+        }
+    }
+}
+
+impl Stream for IpcRx {
+    type Item = Result<wire::ipc::FromStreamer, wire::ipc::IpcError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Poll::Ready(item) = Pin::new(&mut this.frames).poll_next(cx) {
+            this.partial_since = None;
+            return Poll::Ready(item);
+        }
+        let pending = this.frames.read_buffer().len();
+        if pending == 0 {
+            this.partial_since = None;
+            return Poll::Pending;
+        }
+        let deadline = this
+            .partial_since
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(PARTIAL_FRAME_LIMIT)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            this.partial_since = None;
+            return Poll::Ready(Some(Err(wire::ipc::IpcError::Stalled {
+                pending,
+                secs: PARTIAL_FRAME_LIMIT.as_secs(),
+            })));
+        }
+        Poll::Pending
+    }
+}
 
 /// A running streamer.
 pub struct StreamerChild {
@@ -147,7 +200,7 @@ pub fn spawn(path: &Path, session_key: &str) -> std::io::Result<(StreamerChild, 
             host_session: None,
         },
         FramedWrite::new(stdin, ServerCodec::new()),
-        FramedRead::new(stdout, ServerCodec::new()),
+        IpcRx::new(stdout),
     ))
 }
 

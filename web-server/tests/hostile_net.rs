@@ -24,8 +24,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use wire::browser::signaling::{
     ClientMessage, RtcIceCandidate, RtcSdpType, RtcSessionDescription, Signaling,
@@ -819,8 +817,8 @@ async fn a_corrupted_streamer_is_killed_and_reaped_and_the_browser_gets_a_clear_
         ),
         ("half a frame, then exits", "exit-after", truncated.clone()),
         (
-            "half a frame, then hangs (the browser gives up after 3 s)",
-            "hang-partial",
+            "half a frame, then hangs (unfinished for the 5 s limit)",
+            "hang",
             truncated,
         ),
         ("nothing, exits 3", "silent-exit", Vec::new()),
@@ -848,45 +846,6 @@ async fn a_corrupted_streamer_is_killed_and_reaped_and_the_browser_gets_a_clear_
             init_json(&format!("bad{i}"), "corrupt-client", 640, 360, 30),
         )
         .await;
-        if *mode == "hang-partial" {
-            // Nothing decodes and nothing ends the stream from the streamer's side: the gateway
-            // waits, as for any silent streamer; the browser's close ends it, and the child is
-            // killed after the grace period.
-            let mut frames = 0;
-            let quiet_until = Instant::now() + Duration::from_secs(3);
-            while let Ok(Some(Ok(msg))) = timeout(
-                quiet_until.saturating_duration_since(Instant::now()),
-                ws.next(),
-            )
-            .await
-            {
-                match msg {
-                    WsMessage::Close(c) => panic!("{what}: closed by the gateway: {c:?}"),
-                    WsMessage::Binary(_) => frames += 1,
-                    _ => {}
-                }
-            }
-            ws.close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "gave up".into(),
-            }))
-            .await
-            .unwrap();
-            let (close, _) = read_until_close(&mut ws, Duration::from_secs(10)).await;
-            let closed = t0.elapsed();
-            assert_eq!(close.as_ref().map(|c| c.0), Some(1000), "{what}: {close:?}");
-            assert!(
-                gw.settled(Duration::from_secs(15)).await,
-                "{what}: left behind: children {:?}",
-                gw.children()
-            );
-            report.push(format!(
-                "{what}: {frames} binary messages in 3 s, the browser's close 1000 answered {close:?} at {} ms, the child killed and reaped {} ms after the open",
-                closed.as_millis(),
-                t0.elapsed().as_millis()
-            ));
-            continue;
-        }
         let (close, error) = read_until_close(&mut ws, Duration::from_secs(30)).await;
         let took = t0.elapsed();
         let (code, reason) = close.unwrap_or_else(|| panic!("{what}: no close frame"));

@@ -48,6 +48,15 @@ pub enum IpcError {
     /// The underlying pipe or socket failed.
     #[error("IPC i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A frame was begun and then left unfinished for longer than the reader allows (a hung or
+    /// corrupted peer: nothing decodes and nothing ends otherwise).
+    #[error("IPC frame left unfinished for {secs} s ({pending} bytes pending)")]
+    Stalled {
+        /// Bytes of the unfinished frame received.
+        pending: usize,
+        /// The reader's limit, in seconds.
+        secs: u64,
+    },
 }
 
 impl IpcError {
