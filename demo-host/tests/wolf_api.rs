@@ -876,19 +876,20 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     let v = get(target, "/api/v1/moongate/faults").await;
     assert_eq!(
         v["faults"],
-        json!({"drop_pct": 0.0, "reorder_pct": 0.0, "delay_pct": 0.0, "delay_ms": 0,
-            "slow_teardown_ms": 0, "refuse_launches": false, "crash": false})
+        json!({"drop_pct": 0.0, "reorder_pct": 0.0, "corrupt_pct": 0.0, "delay_pct": 0.0,
+            "delay_ms": 0, "slow_teardown_ms": 0, "refuse_launches": false, "crash": false})
     );
     let v = post(
         target,
         "/api/v1/moongate/faults",
-        json!({"drop_pct": 5.5, "delay_pct": 10, "delay_ms": 40, "refuse_launches": true}),
+        json!({"drop_pct": 5.5, "corrupt_pct": 2, "delay_pct": 10, "delay_ms": 40,
+            "refuse_launches": true}),
     )
     .await;
     assert_eq!(
         v["faults"],
-        json!({"drop_pct": 5.5, "reorder_pct": 0.0, "delay_pct": 10.0, "delay_ms": 40,
-            "slow_teardown_ms": 0, "refuse_launches": true, "crash": false})
+        json!({"drop_pct": 5.5, "reorder_pct": 0.0, "corrupt_pct": 2.0, "delay_pct": 10.0,
+            "delay_ms": 40, "slow_teardown_ms": 0, "refuse_launches": true, "crash": false})
     );
     assert_eq!(
         get(target, "/api/v1/moongate/faults").await["faults"]["refuse_launches"],
@@ -912,12 +913,20 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     )
     .await;
     assert!(e.contains("drop_pct"), "{e}");
+    let e = post_err(
+        target,
+        "/api/v1/moongate/faults",
+        r#"{"corrupt_pct":-1}"#,
+        400,
+    )
+    .await;
+    assert!(e.contains("corrupt_pct"), "{e}");
     let e = post_err(target, "/api/v1/moongate/faults", r#"{"bogus":1}"#, 400).await;
     assert!(e.contains("bogus"), "{e}");
     post(
         target,
         "/api/v1/moongate/faults",
-        json!({"refuse_launches": false, "slow_teardown_ms": 250}),
+        json!({"refuse_launches": false, "corrupt_pct": 0, "slow_teardown_ms": 250}),
     )
     .await;
     assert_eq!(
