@@ -19,6 +19,7 @@
 //! | [`video`], [`fec`] | video packetizer/depacketizer, multi-block Reed–Solomon FEC, encryption |
 //! | [`audio`] | Opus RTP, RS(4,2) audio FEC, AES-CBC |
 //! | [`crypto`] | the AES modes shared by all of the above |
+//! | [`wolf_api`] | a client of Wolf's own HTTP API (lobbies, sessions, PIN entry), beside GameStream |
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
@@ -38,5 +39,6 @@ pub mod rtsp;
 pub mod tls;
 pub mod version;
 pub mod video;
+pub mod wolf_api;
 
 pub use version::AppVersion;

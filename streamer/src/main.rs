@@ -12,7 +12,6 @@ mod input;
 mod media_clock;
 mod session;
 mod webrtc;
-mod wolf;
 mod writer;
 
 use std::os::fd::AsFd;

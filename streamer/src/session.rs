@@ -653,7 +653,7 @@ impl Running<'_> {
         let (Some(lobby), Some(api)) = (&self.init.lobby_id, &self.init.wolf_api) else {
             return Ok(());
         };
-        let api = crate::wolf::WolfApi::parse(api)
+        let api = gamestream::wolf_api::WolfApiClient::parse(api)
             .map_err(|e| End::error(ErrorCode::BadInit, e.to_string()))?;
         let mut last = None;
         // The session exists from /launch on; a few tries absorb a slow API.
@@ -663,7 +663,7 @@ impl Running<'_> {
                     tracing::info!(lobby = %lobby, session_id = %session_id, "joined the lobby");
                     return Ok(());
                 }
-                Err(e @ crate::wolf::WolfError::SessionNotFound(_)) => last = Some(e),
+                Err(e @ gamestream::wolf_api::WolfApiError::SessionNotFound(_)) => last = Some(e),
                 Err(e) => {
                     return Err(End::error(
                         ErrorCode::StreamSetupFailed,

@@ -167,7 +167,7 @@ impl PinSubmitter for WolfApiPins {
     }
 
     fn wolf_api(&self) -> Option<String> {
-        Some(self.api.location.clone())
+        Some(self.api.location().to_string())
     }
 
     fn pairing_turn(&self) -> Option<&tokio::sync::Mutex<()>> {
@@ -175,120 +175,7 @@ impl PinSubmitter for WolfApiPins {
     }
 }
 
-/// Wolf API failures.
-#[derive(Debug, thiserror::Error)]
-pub enum WolfApiError {
-    /// Neither a `/socket/path` nor `http://host:port`.
-    #[error("unsupported Wolf API location {0:?} (a Unix socket path or http://host:port)")]
-    Location(String),
-    /// Connect, write or read failed.
-    #[error("Wolf API i/o: {0}")]
-    Io(#[from] std::io::Error),
-    /// No answer in time.
-    #[error("Wolf API request timed out")]
-    Timeout,
-    /// Not HTTP, not JSON, or `success:false`.
-    #[error("Wolf API: {0}")]
-    Failed(String),
-}
-
-/// A minimal HTTP/1.0 client for Wolf's API (what Wolf speaks: one request per connection,
-/// `Content-Length` bodies, the answer read to EOF, bounded in size and time).
-pub(crate) struct WolfApiClient {
-    location: String,
-    unix: Option<String>,
-    tcp: Option<String>,
-}
-
-impl WolfApiClient {
-    pub(crate) fn parse(location: &str) -> Result<Self, WolfApiError> {
-        if location.starts_with('/') {
-            return Ok(WolfApiClient {
-                location: location.into(),
-                unix: Some(location.into()),
-                tcp: None,
-            });
-        }
-        let authority = location
-            .strip_prefix("http://")
-            .and_then(|r| r.split('/').next())
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| WolfApiError::Location(location.into()))?;
-        let with_port = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-        Ok(WolfApiClient {
-            location: location.into(),
-            unix: None,
-            tcp: Some(with_port),
-        })
-    }
-
-    pub(crate) async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<serde_json::Value, WolfApiError> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: wolf\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-            mut s: S,
-            request: &str,
-        ) -> std::io::Result<Vec<u8>> {
-            s.write_all(request.as_bytes()).await?;
-            s.flush().await?;
-            let mut raw = Vec::new();
-            (&mut s).take(1 << 20).read_to_end(&mut raw).await?;
-            Ok(raw)
-        }
-        let run = async {
-            match (&self.unix, &self.tcp) {
-                (Some(path), _) => {
-                    exchange(tokio::net::UnixStream::connect(path).await?, &request).await
-                }
-                (_, Some(addr)) => {
-                    exchange(tokio::net::TcpStream::connect(addr).await?, &request).await
-                }
-                _ => Err(std::io::Error::other("no Wolf API location")),
-            }
-        };
-        let raw = tokio::time::timeout(Duration::from_secs(5), run)
-            .await
-            .map_err(|_| WolfApiError::Timeout)??;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| WolfApiError::Failed("not an HTTP answer".into()))?;
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| WolfApiError::Failed("no HTTP status".into()))?;
-        let json: serde_json::Value = serde_json::from_str(body.trim())
-            .map_err(|e| WolfApiError::Failed(format!("{path}: not JSON: {e}")))?;
-        if !(200..300).contains(&status)
-            || json.get("success").and_then(|v| v.as_bool()) == Some(false)
-        {
-            let message = json
-                .get("error")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("status {status}"));
-            return Err(WolfApiError::Failed(format!("{path}: {message}")));
-        }
-        Ok(json)
-    }
-}
+pub use gamestream::wolf_api::{WolfApiClient, WolfApiError};
 
 /// Why a client identity could not be paired.
 #[derive(Debug, thiserror::Error)]

@@ -1263,14 +1263,14 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
     });
     let n_ops = env_num("MOONGATE_CHAOS_OPS").unwrap_or(4_000) as usize;
     let n_slots = env_num("MOONGATE_CHAOS_SLOTS").unwrap_or(20).clamp(1, 64) as usize;
-    println!(
+    figure!(
         "chaos: seed {seed} (MOONGATE_CHAOS_SEED={seed} reruns this op sequence), {n_ops} ops, {n_slots} slots"
     );
 
     let dir = tempfile::tempdir().unwrap();
     let dir_path = dir.path().to_path_buf();
     let _dir = if std::env::var_os("MOONGATE_CHAOS_KEEP").is_some() {
-        println!("keeping {} (logs, data dir)", dir_path.display());
+        figure!("keeping {} (logs, data dir)", dir_path.display());
         let _ = dir.keep();
         None
     } else {
@@ -1437,7 +1437,7 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
     })
     .await;
     assert!(settled.is_some(), "warm-up left host sessions");
-    println!(
+    figure!(
         "warm-up: {} identities paired, each streamed in both modes, in {} ms",
         n_slots,
         warm.elapsed().as_millis()
@@ -1499,30 +1499,30 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
     let (failures, host_stops, total_ops) = {
         let t = lock(&tally);
         let total_ops: u64 = t.ops.values().sum();
-        println!(
+        figure!(
             "\nchaos run: seed {seed}, {total_ops} ops over {n_slots} slots in {:.1} s ({:.0} ops/s)",
             ran.as_secs_f64(),
             total_ops as f64 / ran.as_secs_f64()
         );
-        println!("\n| operation | count |\n|---|---|");
+        figure!("\n| operation | count |\n|---|---|");
         for (op, n) in &t.ops {
-            println!("| {} | {n} |", op.name());
+            figure!("| {} | {n} |", op.name());
         }
-        println!(
+        figure!(
             "| (opens made first for an op that needs a stream) | {} |",
             t.implicit_opens
         );
-        println!("\n| open answered with | count |\n|---|---|");
+        figure!("\n| open answered with | count |\n|---|---|");
         for (k, n) in &t.answers {
-            println!("| {k} | {n} |");
+            figure!("| {k} | {n} |");
         }
-        println!("\n| stream ended | count |\n|---|---|");
+        figure!("\n| stream ended | count |\n|---|---|");
         for (k, n) in &t.ends {
-            println!("| {k} | {n} |");
+            figure!("| {k} | {n} |");
         }
         let mut ms = t.answer_ms.clone();
         ms.sort_by(|a, b| a.total_cmp(b));
-        println!(
+        figure!(
             "\nanswer time of {} opens (first keyframe or close): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (bound {} ms)",
             ms.len(),
             percentile(&ms, 0.5),
@@ -1530,7 +1530,7 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
             ms.last().copied().unwrap_or(0.0),
             ANSWER_BOUND.as_millis()
         );
-        println!(
+        figure!(
             "\n| resource | baseline | end |\n|---|---|---|\n| threads | {threads0} | {threads1} |\n| fds | {fds0} | {fds1} |\n| children (demo-host + streamers) | {kids0} | {kids1} |\n| live heap | {:.2} MB | {:.2} MB ({:+} kB, bound {} kB) |\n| registry entries | 0 | {registry_left} |\n| streamer processes | 0 | {streamers_left} |\n| host sessions | 0 | {host_sessions} |",
             heap0 as f64 / 1e6,
             heap1 as f64 / 1e6,
@@ -1583,7 +1583,7 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
         })
         .count();
     let strict_run = strict1 - strict0;
-    println!(
+    figure!(
         "\nWolf-strict: {strict_run} teardown-order events in the run: {by_api_stop} from the host's own API stops ({host_stops} stops sent), {by_cancel} from a /cancel before the ENet disconnect (the gateway's)"
     );
 
@@ -1645,7 +1645,7 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
             l.contains(" streamer:") || l.contains("target=streamer") || l.contains("streamer{")
         })
         .count();
-    println!(
+    figure!(
         "\nlogs searched: gateway {:.1} MB ({} lines, {streamer_lines} relayed from streamers), demo-host {:.1} MB; secrets searched: 2 credentials, the store key, {identities} client private keys ({} PEM lines), the host's key, {} pair secrets, {} PINs; found {}",
         gateway_log.len() as f64 / 1e6,
         gateway_log.lines().count(),
@@ -1662,7 +1662,7 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
         .filter(|(_, m)| m & 0o077 != 0)
         .map(|(p, m)| format!("{} {:o}", p.display(), m))
         .collect();
-    println!(
+    figure!(
         "data dir: {} files, modes {:?}",
         files.len(),
         files
@@ -1676,10 +1676,10 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
     );
 
     for f in &failures {
-        println!("FAILURE: {f}");
+        figure!("FAILURE: {f}");
     }
     for l in &leaked {
-        println!("LEAK: {}", l.chars().take(400).collect::<String>());
+        figure!("LEAK: {}", l.chars().take(400).collect::<String>());
     }
     assert!(panics.is_empty(), "{panics:?}");
     assert!(panicked.is_empty(), "panics in the logs: {panicked:?}");

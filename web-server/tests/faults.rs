@@ -123,7 +123,7 @@ async fn hung_host(at_once: bool) {
     let stopped = Instant::now();
     let (close, error) = read_until_close(&mut ws, LOSS_CLOSED_WITHIN).await;
     let closed_after = stopped.elapsed();
-    println!(
+    figure!(
         "host hung: browser closed {} ms after SIGSTOP with {close:?} ({error:?})",
         closed_after.as_millis()
     );
@@ -170,7 +170,7 @@ async fn hung_host(at_once: bool) {
             1,
             "no new pairing after the hang"
         );
-        println!(
+        figure!(
             "host hung 30 s, the same client at once after SIGCONT: first keyframe {} ms after its \
              open, {frames} frames in the next {} s with the stale session taken over",
             first_again.as_millis(),
@@ -183,7 +183,7 @@ async fn hung_host(at_once: bool) {
     }
     let freed = host.wait_sessions(0, HOST_FREED_WITHIN).await;
     let freed_after = resumed.elapsed();
-    println!(
+    figure!(
         "after SIGCONT: the host held {held} session(s), 0 after {} ms",
         freed_after.as_millis()
     );
@@ -200,7 +200,7 @@ async fn hung_host(at_once: bool) {
         "no new pairing after the hang"
     );
     assert_eq!(host.paired_clients().await, 1);
-    println!(
+    figure!(
         "host hung 30 s: first keyframe {} ms; close 1011 {} ms after SIGSTOP; streamer gone {} ms \
          after SIGSTOP; host free {} ms after SIGCONT; the same client's next stream: first keyframe {} ms \
          after its open",
@@ -239,7 +239,7 @@ async fn host_restarted_mid_stream_closes_within_bound_and_streams_again_without
     );
     let (close, error) = read_until_close(&mut ws, LOSS_CLOSED_WITHIN).await;
     let closed_after = killed.elapsed();
-    println!(
+    figure!(
         "host restarted: browser closed {} ms after the kill with {close:?} ({error:?})",
         closed_after.as_millis()
     );
@@ -272,7 +272,7 @@ async fn host_restarted_mid_stream_closes_within_bound_and_streams_again_without
             .collect::<Vec<_>>(),
         "the gateway kept the same identities"
     );
-    println!(
+    figure!(
         "host restarted mid-stream: first keyframe {} ms; new host up {} ms after the kill; close \
          1011 {} ms after the kill; next stream's first keyframe {} ms after its open, no pairing",
         first.as_millis(),
@@ -617,7 +617,7 @@ async fn gateway_killed_with_10_live_streams_leaves_no_orphan_nor_busy_host_and_
     first_keyframe(&mut ws, t).await;
     let streamed = restarted.elapsed();
     assert_eq!(host.paired_clients().await, LIVE_STREAMS, "no new pairing");
-    println!(
+    figure!(
         "gateway SIGKILLed with {LIVE_STREAMS} live streams (opened in {} ms): the last streamer exited {} ms \
          after the kill, the host was free (0 sessions, 0 violations) {} ms after it; the restarted \
          gateway listened {} ms after its start and streamed (first keyframe) {} ms after it",

@@ -47,7 +47,7 @@ async fn host_killed_mid_stream_closes_the_browser_socket_and_frees_everything()
         streamer_children().len() == baseline_children
     })
     .await;
-    println!(
+    figure!(
         "host killed mid-stream: first keyframe after {} ms; browser closed {} ms after the kill \
          with {close:?} ({error:?})",
         first.as_millis(),
@@ -92,7 +92,7 @@ async fn host_killed_mid_stream_closes_the_browser_socket_and_frees_everything()
         1,
         "the host kept its paired client"
     );
-    println!(
+    figure!(
         "crashed host restarted: the same client's first keyframe {} ms after the host was back, no pairing",
         first_back.as_millis()
     );

@@ -120,7 +120,7 @@ async fn no_route_answers_without_the_right_credential() {
         );
         assert!(!resp.body.contains(SECRET));
     }
-    println!(
+    figure!(
         "credentials: {tried} requests to {} routes and 2 sockets refused as expected",
         USER_ROUTES.len() + ADMIN_ROUTES.len()
     );
@@ -154,7 +154,7 @@ async fn the_static_root_never_serves_a_file_outside_it() {
         );
         assert!(status != 0 && status != 500, "{path}: status {status}");
     }
-    println!(
+    figure!(
         "path traversal: {} attempts, none left the static root",
         attempts.len()
     );
@@ -165,7 +165,7 @@ async fn malformed_bodies_and_random_frames_get_clear_errors_and_the_gateway_str
     let _serial = SERIAL.lock().await;
     let gw = admin_gateway().await;
     let seed: u64 = rand::thread_rng().gen();
-    println!("random frames: seed {seed}");
+    figure!("random frames: seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     // JSON bodies: not JSON, the wrong shape, huge strings, deep nesting, an oversized body.
@@ -267,7 +267,7 @@ async fn malformed_bodies_and_random_frames_get_clear_errors_and_the_gateway_str
     drop(ws);
     assert!(gw.registry_empty(Duration::from_secs(10)).await);
     assert_host_free_after(&gw, 1).await;
-    println!(
+    figure!(
         "bodies: {} malformed or oversized, all 4xx; frames: {frames_sent} random binary frames of all 256 types before and during a stream; the gateway streamed on",
         bodies.len()
     );

@@ -176,10 +176,10 @@ async fn a_16_mib_frame_closes_1009_before_and_during_a_stream_and_memory_stays_
     drop(ws);
     assert_clean(&gw, "after the 16 MiB frames").await;
     for line in &report {
-        println!("16 MiB frame: {line}");
+        figure!("16 MiB frame: {line}");
     }
     let growth = hwm1.saturating_sub(hwm0.max(rss0));
-    println!(
+    figure!(
         "16 MiB frame: gateway RSS {rss0} kB → {rss1} kB, peak {hwm0} kB → {hwm1} kB (+{growth} kB for 4 × 16 MiB sent); then a stream's first keyframe in {} ms",
         first.as_millis()
     );
@@ -252,7 +252,7 @@ async fn slow_loris_headers_are_cut_at_the_upgrade_timeout_while_a_stream_goes_o
     let rejected = gw.rejections("upgrade_timeout").await;
     assert_clean(&gw, "slow-loris").await;
     let fds1 = gw.fds();
-    println!(
+    figure!(
         "slow-loris: {N} connections sending a header byte a second, upgrade timeout {TIMEOUT_SECS} s: all closed after {:.2}-{:.2} s; upgrade_timeout rejections {rejected}; meanwhile the stream sent {before} frames in 2 s before, {during} in 3 s during, {during_after} in 1 s after, and a second stream's first keyframe came in {} ms; gateway fds {fds0} → {fds1}",
         min.as_secs_f64(),
         max.as_secs_f64(),
@@ -372,9 +372,9 @@ async fn a_thousand_idle_sockets_leave_the_gateway_serving_and_their_descriptors
     );
     assert_clean(&gw, "idle sockets").await;
     for line in &report {
-        println!("idle sockets: {line}");
+        figure!("idle sockets: {line}");
     }
-    println!(
+    figure!(
         "idle sockets: upgrade timeout {TIMEOUT_SECS} s, upgrade_timeout rejections {rejected}, fd soft limit {limit}"
     );
     gw.stop().await;
@@ -716,9 +716,9 @@ async fn bad_sdp_and_ice_candidates_get_clear_errors_on_the_signaling_socket_and
         );
     }
     assert_clean(&gw, "bad SDP and ICE").await;
-    println!("bad SDP and ICE: seed {seed}");
+    figure!("bad SDP and ICE: seed {seed}");
     for line in &report {
-        println!("bad SDP and ICE: {line}");
+        figure!("bad SDP and ICE: {line}");
     }
     gw.stop().await;
 }
@@ -879,12 +879,12 @@ async fn a_corrupted_streamer_is_killed_and_reaped_and_the_browser_gets_a_clear_
     let (ws, first) = stream_on(&gw, "real-after").await;
     drop(ws);
     assert_clean(&gw, "corrupted streamer").await;
-    println!("corrupted streamer: seed {seed}");
+    figure!("corrupted streamer: seed {seed}");
     for line in &report {
-        println!("corrupted streamer: {line}");
+        figure!("corrupted streamer: {line}");
     }
     let growth = hwm1.saturating_sub(hwm0.max(rss0));
-    println!(
+    figure!(
         "corrupted streamer: gateway RSS {rss0} kB → {rss1} kB, peak {hwm0} kB → {hwm1} kB (+{growth} kB); then the real streamer's first keyframe in {} ms; 0 children, 0 sessions, no panic",
         first.as_millis()
     );

@@ -330,12 +330,12 @@ async fn a_host_with_huge_endless_or_malformed_serverinfo_gets_clear_errors_in_b
     assert!(gw.settled(Duration::from_secs(20)).await);
     let panics = gw.panics();
     assert!(panics.is_empty(), "panics: {panics:?}");
-    println!("malicious /serverinfo: seed {seed}, request timeout {HOST_REQUEST_SECS} s");
+    figure!("malicious /serverinfo: seed {seed}, request timeout {HOST_REQUEST_SECS} s");
     for line in &report {
-        println!("malicious /serverinfo: {line}");
+        figure!("malicious /serverinfo: {line}");
     }
     let growth = hwm1.saturating_sub(hwm0.max(rss0));
-    println!(
+    figure!(
         "malicious /serverinfo: gateway RSS {rss0} kB → {rss1} kB, peak {hwm0} kB → {hwm1} kB (+{growth} kB); the embedded host then streamed (first keyframe {} ms); no panic",
         first.as_millis()
     );
@@ -450,9 +450,9 @@ async fn an_rtsp_reply_that_never_ends_or_never_comes_is_a_typed_error_within_a_
     }
     let hwm = gateway_proc::status_kb(std::process::id(), "VmHWM");
     for line in &report {
-        println!("malicious RTSP: {line}");
+        figure!("malicious RTSP: {line}");
     }
-    println!(
+    figure!(
         "malicious RTSP: this test process (client) RSS {rss0} kB at the start, peak {hwm} kB (a reply is read up to 1 MiB)"
     );
 }
@@ -557,9 +557,9 @@ async fn random_bytes_in_the_hosts_media_do_not_stop_the_stream_or_panic() {
     let log = gw.log_text();
     let streamer_lines = log.lines().filter(|l| l.contains("streamer")).count();
     for line in &report {
-        println!("corrupt media: {line}");
+        figure!("corrupt media: {line}");
     }
-    println!(
+    figure!(
         "corrupt media: stream closed by the browser, 0 streamers and 0 sessions left, the host free; {streamer_lines} streamer log lines, {} panics",
         panics.len()
     );

@@ -28,6 +28,17 @@ use web_server::store::SqliteStore;
 use web_server::{embedded, AppState, Config};
 use wire::browser::{formats, Message};
 
+/// Prints one line of a suite's figures straight to stdout. libtest captures `println!` of
+/// passing tests, but the test command is meant to show what the chaos, fault and hostile-input
+/// suites measured on every run, not only when one fails.
+#[macro_export]
+macro_rules! figure {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub const SECRET: &str = "ws-stream-test-secret";
