@@ -44,8 +44,10 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(8);
 const LAUNCH_RETRY_BUDGET: Duration = Duration::from_secs(5);
 /// Stats period.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
-/// WebRTC signals held while the host stream starts (an offer and its trickled candidates).
-const MAX_EARLY_SIGNALS: usize = 256;
+/// Trickled candidates held while the host stream starts.
+const MAX_EARLY_CANDIDATES: usize = 256;
+/// Descriptions (and offer requests) held while the host stream starts: a browser sends one.
+const MAX_EARLY_DESCRIPTIONS: usize = 4;
 
 /// Process exit codes: they say why the streamer ended.
 pub mod exit {
@@ -238,7 +240,7 @@ where
                 result = &mut join => break result,
                 msg = rx.next() => match msg {
                     None | Some(Ok(ToStreamer::Stop)) => break Err(End::stopped("stopped while joining the lobby")),
-                    Some(Ok(ToStreamer::Signal(s))) if early_signals.len() < MAX_EARLY_SIGNALS => early_signals.push(s),
+                    Some(Ok(ToStreamer::Signal(s))) => hold_early_signal(&mut early_signals, s),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => break Err(End::ipc(e)),
                 },
@@ -269,6 +271,30 @@ struct StartedSession {
     session: ClientSession,
     events: tokio::sync::mpsc::Receiver<SessionEvent>,
     started: Started,
+}
+
+/// Keeps a signal that came before the peer exists, in order. Candidates and descriptions are
+/// bounded apart: a flood of candidates (a hostile or broken browser) must not push out the offer
+/// that follows it, which would leave the negotiation hanging with no error.
+fn hold_early_signal(held: &mut Vec<RemoteSignal>, signal: RemoteSignal) {
+    let is_candidate = matches!(signal, RemoteSignal::Candidate(_));
+    let count = held
+        .iter()
+        .filter(|s| matches!(s, RemoteSignal::Candidate(_)) == is_candidate)
+        .count();
+    let limit = if is_candidate {
+        MAX_EARLY_CANDIDATES
+    } else {
+        MAX_EARLY_DESCRIPTIONS
+    };
+    if count < limit {
+        held.push(signal);
+    } else {
+        tracing::debug!(
+            is_candidate,
+            "early signal dropped: too many before the stream started"
+        );
+    }
 }
 
 /// Builds the client from `Init` and starts the stream, answering `Stop`/EOF meanwhile.
@@ -383,7 +409,7 @@ async fn start<R: AsyncRead + Unpin>(
                 None | Some(Ok(ToStreamer::Stop)) => {
                     return Err(stop_while_starting(&mut starting, &http).await);
                 }
-                Some(Ok(ToStreamer::Signal(s))) if signals.len() < MAX_EARLY_SIGNALS => signals.push(s),
+                Some(Ok(ToStreamer::Signal(s))) => hold_early_signal(signals, s),
                 Some(Ok(_)) => {} // input before the stream exists has nowhere to go
                 Some(Err(e)) => return Err((Some(Arc::clone(&http)), End::ipc(e))),
             },
@@ -962,6 +988,47 @@ fn end_of(cause: EndCause) -> End {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_early_candidates_never_pushes_out_the_offer() {
+        let candidate = |i: u32| {
+            RemoteSignal::Candidate(wire::ipc::IceCandidate {
+                candidate: format!("candidate:{i} 1 UDP 2122252543 192.0.2.1 {i} typ host"),
+                sdp_mid: Some("0".into()),
+                sdp_mline_index: Some(0),
+                username_fragment: None,
+            })
+        };
+        let offer = |n: usize| {
+            RemoteSignal::Description(wire::ipc::SessionDescription {
+                ty: wire::ipc::SdpType::Offer,
+                sdp: format!("v=0 {n}"),
+            })
+        };
+        let mut held = Vec::new();
+        for i in 0..1000 {
+            hold_early_signal(&mut held, candidate(i));
+        }
+        hold_early_signal(&mut held, offer(0));
+        hold_early_signal(&mut held, candidate(5000));
+        assert_eq!(held.len(), MAX_EARLY_CANDIDATES + 1);
+        assert_eq!(
+            held[MAX_EARLY_CANDIDATES],
+            offer(0),
+            "the offer is kept, in order"
+        );
+        // Descriptions are bounded too.
+        for n in 1..10 {
+            hold_early_signal(&mut held, offer(n));
+        }
+        let descriptions = held
+            .iter()
+            .filter(|s| matches!(s, RemoteSignal::Description(_)))
+            .count();
+        assert_eq!(descriptions, MAX_EARLY_DESCRIPTIONS);
+        hold_early_signal(&mut held, RemoteSignal::CreateOffer);
+        assert_eq!(held.len(), MAX_EARLY_CANDIDATES + MAX_EARLY_DESCRIPTIONS);
+    }
 
     #[test]
     fn end_causes() {
