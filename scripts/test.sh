@@ -17,7 +17,11 @@ echo "== web client (typecheck, unit tests, build)"
 echo "== tests"
 # The gateway's tests spawn the streamer binary, so build every binary first.
 cargo build --workspace --bins
-cargo test --workspace
+# The chaos suite's streamers and host run as deployed (release). Built one package at a time, as
+# the gateway bench builds its streamer, so that the bench finds it up to date.
+cargo build --release -p streamer
+cargo build --release --bins -p demo-host
+MOONGATE_CHAOS_BIN_DIR="$PWD/target/release" cargo test --workspace
 echo "== browser end-to-end (Playwright + Chromium; screenshots in target/browser-screenshots)"
 (cd web-client && npm run --silent e2e)
 echo "== independent WebRTC receiver (aiortc, in its own network namespace)"

@@ -9,6 +9,7 @@
 
 mod annexb;
 mod input;
+mod launch_turn;
 mod media_clock;
 mod session;
 mod webrtc;

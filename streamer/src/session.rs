@@ -27,6 +27,7 @@ use wire::ipc::{
 
 use crate::annexb::{KeyframeFix, ParamSetCache};
 use crate::input::{InputMapper, Mapped};
+use crate::launch_turn::LaunchTurns;
 use crate::media_clock::MediaClock;
 use crate::webrtc::{self, Peer, PeerEnd, PeerOut, StreamInfo};
 use crate::writer::{Refused, Writer};
@@ -388,7 +389,8 @@ async fn start<R: AsyncRead + Unpin>(
         "starting stream"
     );
     let started_at = Instant::now();
-    let starting = start_retrying_while_stopping(Arc::clone(&http), config);
+    let turns = LaunchTurns::new(writer, init.launch_turns);
+    let starting = start_retrying_while_stopping(Arc::clone(&http), config, &turns);
     tokio::pin!(starting);
     let (session, events) = loop {
         tokio::select! {
@@ -407,8 +409,13 @@ async fn start<R: AsyncRead + Unpin>(
             },
             msg = rx.next() => match msg {
                 None | Some(Ok(ToStreamer::Stop)) => {
+                    if !turns.launching() {
+                        // Waiting for a turn or for a retry: nothing of ours is on the host.
+                        return Err((None, End::stopped("stopped before the launch")));
+                    }
                     return Err(stop_while_starting(&mut starting, &http).await);
                 }
+                Some(Ok(ToStreamer::LaunchTurn)) => turns.granted(),
                 Some(Ok(ToStreamer::Signal(s))) => hold_early_signal(signals, s),
                 Some(Ok(_)) => {} // input before the stream exists has nowhere to go
                 Some(Err(e)) => return Err((Some(Arc::clone(&http)), End::ipc(e))),
@@ -462,18 +469,27 @@ async fn start<R: AsyncRead + Unpin>(
 /// Retrying here, within [`LAUNCH_RETRY_BUDGET`], means the browser never sees that transient
 /// 503 as a failure; a host that keeps refusing still fails (as `AlreadyStreaming`) once the
 /// budget is spent. Dropping this future (Stop meanwhile) abandons it between attempts.
+///
+/// Each attempt's `/launch` runs on this streamer's turn on the host ([`LaunchTurns`]); its
+/// `/serverinfo` runs before, outside the turn; a refused attempt gives the turn back before it
+/// waits, so that other browsers' launches go meanwhile.
 async fn start_retrying_while_stopping(
     http: Arc<NvHttpClient>,
     config: SessionConfig,
+    turns: &LaunchTurns<'_>,
 ) -> Result<(ClientSession, tokio::sync::mpsc::Receiver<SessionEvent>), ClientError> {
     let deadline = Instant::now() + LAUNCH_RETRY_BUDGET;
     let mut delay = Duration::from_millis(25);
     let mut attempt = 1u32;
     loop {
-        match ClientSession::start(Arc::clone(&http), config.clone()).await {
+        // `/serverinfo` before the turn: only `/launch` onwards must not overlap on the host.
+        let prepared = ClientSession::prepare(Arc::clone(&http), config.clone()).await?;
+        turns.take().await;
+        match prepared.launch().await {
             Err(e) if host_busy(&e) && Instant::now() + delay < deadline => {
                 tracing::info!(attempt, error = %e, retry_in_ms = delay.as_millis() as u64,
                     "the host is still stopping this client's previous stream; retrying the launch");
+                turns.give_back().await;
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_millis(250));
                 attempt += 1;
@@ -725,6 +741,8 @@ impl Running<'_> {
                     Some(Ok(ToStreamer::RequestKeyframe)) => self.request_idr("web-server"),
                     Some(Ok(ToStreamer::Input(bytes))) => self.input(&bytes),
                     Some(Ok(ToStreamer::Init(_))) => tracing::warn!("second Init ignored"),
+                    // The turn ended at Started; a grant still on its way has nothing to start.
+                    Some(Ok(ToStreamer::LaunchTurn)) => {}
                     Some(Ok(ToStreamer::Signal(s))) => match self.peer.as_mut() {
                         Some(peer) => peer.signal(s),
                         None => tracing::debug!("WebRTC signal ignored in WebSocket mode"),

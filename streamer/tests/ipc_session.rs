@@ -34,7 +34,7 @@ use wire::browser::{
 };
 use wire::ipc::{
     EndReason, ErrorCode, FromStreamer, HostAddress as IpcHost, ServerCodec, StreamMode,
-    StreamerInit, ToStreamer,
+    StreamerInit, ToStreamer, TurnRequest,
 };
 use wire::Secret;
 
@@ -134,6 +134,7 @@ impl Rig {
             lobby_id: None,
             wolf_api: None,
             webrtc: None,
+            launch_turns: false,
         }
     }
 
@@ -528,6 +529,56 @@ async fn closing_stdin_is_stop() {
     println!("stdin closed → exit: {} ms", took.as_millis());
     assert_eq!(status.code(), Some(0));
     assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    rig.host.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launches_only_on_its_turn_and_a_stop_while_waiting_launches_nothing() {
+    let mut rig = rig("browser-client-turns").await;
+    let mut init = rig.init();
+    init.launch_turns = true;
+
+    // Asked, not granted: no launch reaches the host.
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(init.clone()))).await;
+    assert_eq!(s.next().await, FromStreamer::LaunchTurn(TurnRequest::Ask));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        rig.host_events.try_recv().is_err() && rig.host.sessions().is_empty(),
+        "the streamer launched before its turn"
+    );
+    // Granted: the stream starts.
+    s.send(ToStreamer::LaunchTurn).await;
+    rig.await_stream().await;
+    started_and_first_keyframe(&mut s).await;
+    let stop = Instant::now();
+    s.send(ToStreamer::Stop).await;
+    let (ended, _) = s.until_ended().await;
+    assert_eq!(ended.reason, EndReason::Stopped);
+    assert_eq!(s.exit(stop).await.0.code(), Some(0));
+    assert!(rig.host.sessions().is_empty());
+
+    // Stopped while waiting for its turn: it ends at once, and the host never hears of it.
+    while rig.host_events.try_recv().is_ok() {} // the first stream's end
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(init))).await;
+    assert_eq!(s.next().await, FromStreamer::LaunchTurn(TurnRequest::Ask));
+    let stop = Instant::now();
+    s.send(ToStreamer::Stop).await;
+    let (ended, error) = s.until_ended().await;
+    assert_eq!((ended.reason, error), (EndReason::Stopped, None));
+    let (status, took) = s.exit(stop).await;
+    println!(
+        "stop while waiting for the turn → exit: {} ms",
+        took.as_millis()
+    );
+    assert_eq!(status.code(), Some(0));
+    assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Ok(event) = rig.host_events.try_recv() {
+        panic!("a stopped wait reached the host: {event:?}");
+    }
+    assert!(rig.host.sessions().is_empty());
     rig.host.close().await;
 }
 

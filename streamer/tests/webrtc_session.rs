@@ -137,6 +137,7 @@ fn init(
         lobby_id: None,
         wolf_api: None,
         webrtc: Some(webrtc),
+        launch_turns: false,
     }
 }
 

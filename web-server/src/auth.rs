@@ -25,7 +25,7 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// File name of a generated credential inside the data dir.
 pub const CREDENTIALS_FILE: &str = "credentials";

@@ -16,7 +16,7 @@ use gamestream::identity::{cert_der_from_pem, Identity};
 use gamestream::nvhttp::{HostAddress, NvHttpClient};
 use rand::Rng;
 
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{ClientIdentityRecord, HostRecord, PairingState, StoreError};
 
 /// A boxed future of a [`PinSubmitter`].

@@ -10,7 +10,8 @@ use demo_host::{DemoHost, DemoHostConfig, PortPlan, WolfApiConfig, WolfApiSocket
 use crate::api::GATEWAY_CLIENT_ID;
 use crate::autopair::{ensure_paired, DemoHostPins};
 use crate::config::{Config, HostSeed};
-use crate::server::{preload_hosts, AppState, HostProvider, ProvidedHost, ProviderError};
+use crate::server::{preload_hosts, HostProvider, ProvidedHost, ProviderError};
+use crate::state::AppState;
 use crate::store::StoreError;
 
 /// The name under which the embedded host is stored (stale entries of earlier runs, on other

@@ -8,7 +8,7 @@ use gamestream::identity::{cert_der_from_pem, Identity};
 use gamestream::nvhttp::{HostAddress, NvHttpClient};
 
 use crate::autopair::WolfApiClient;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{HostRecord, IdentitySummary, StoreError};
 
 /// How often the running server sweeps idle identities.

@@ -5,15 +5,22 @@
 //! address: two launches whose handshakes overlap on one host get each other's session (the second
 //! ANNOUNCE fails with 455, "method not valid in this state", or a control stream lands on the
 //! other session). The chaos suite (`tests/chaos.rs`) hit this with 20 browsers opening at once.
-//! So a launch holds its host's turn from the streamer's spawn until it reports `Started` (its
-//! `/launch`, RTSP and ENet handshakes done), ends, or has held it for [`LAUNCH_TURN_MAX`]. Turns
-//! are given in arrival order. The cost is a queue when many browsers open at once.
+//!
+//! So a streamer asks for its host's turn right before each `/launch` attempt
+//! (`FromStreamer::LaunchTurn`), and holds it until it reports `Started` (its `/launch`, RTSP and
+//! ENet handshakes done), gives it back (the host refused the launch; it retries later), ends, or
+//! has held it for [`LAUNCH_TURN_MAX`]. Turns are given in arrival order. The spawn, the process
+//! start and the waits between retries are outside the turn, so a queue of browsers opening at
+//! once waits only for the handshakes that must not overlap.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{oneshot, Semaphore};
+use wire::ipc::TurnRequest;
 
 /// The longest one launch keeps its turn on a host: a launch normally has it for tens of
 /// milliseconds, but one whose host refuses launches keeps its streamer retrying for seconds, and
@@ -69,6 +76,70 @@ impl LaunchGate {
     }
 }
 
+/// A stream's side of the turn protocol: what its streamer asked for, the wait for the turn, and
+/// the turn while held. The stream's loop polls [`LaunchTurn::granted`] and tells the streamer
+/// (`ToStreamer::LaunchTurn`); dropping it ends a wait or a turn.
+pub(crate) struct LaunchTurn {
+    gates: Arc<LaunchGates>,
+    address: String,
+    port: u16,
+    waiting: Option<Pin<Box<dyn Future<Output = LaunchGate> + Send>>>,
+    held: Option<LaunchGate>,
+}
+
+impl std::fmt::Debug for LaunchTurn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchTurn")
+            .field("host", &format_args!("{}:{}", self.address, self.port))
+            .field("waiting", &self.waiting.is_some())
+            .field("held", &self.held.is_some())
+            .finish()
+    }
+}
+
+impl LaunchTurn {
+    /// No turn asked for yet on the host at `address`:`port`.
+    pub(crate) fn new(gates: Arc<LaunchGates>, address: &str, port: u16) -> Self {
+        LaunchTurn {
+            gates,
+            address: address.to_string(),
+            port,
+            waiting: None,
+            held: None,
+        }
+    }
+
+    /// The streamer's `LaunchTurn` message. Asking again while holding the turn queues anew
+    /// (a streamer only does that after giving it back, so this is a misbehaving one).
+    pub(crate) fn on_request(&mut self, request: TurnRequest) {
+        self.release();
+        if request == TurnRequest::Ask {
+            let gates = Arc::clone(&self.gates);
+            let (address, port) = (self.address.clone(), self.port);
+            self.waiting = Some(Box::pin(async move { gates.acquire(&address, port).await }));
+        }
+    }
+
+    /// Resolves when an asked-for turn is given (then held until [`LaunchTurn::release`]); never
+    /// while nothing was asked. Cancel-safe: the wait survives a `select!` that drops this.
+    pub(crate) async fn granted(&mut self) {
+        let Some(waiting) = self.waiting.as_mut() else {
+            return std::future::pending().await;
+        };
+        let gate = waiting.await;
+        self.waiting = None;
+        self.held = Some(gate);
+    }
+
+    /// `Started`, a give-back, or the stream's end: the next launch on the host may go.
+    pub(crate) fn release(&mut self) {
+        self.waiting = None;
+        if let Some(mut gate) = self.held.take() {
+            gate.open();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +169,47 @@ mod tests {
                 .is_ok(),
             "the turn did not pass on after Started"
         );
+    }
+
+    #[tokio::test]
+    async fn a_stream_waits_only_while_it_asks_and_gives_back_on_refusal() {
+        let gates = Arc::new(LaunchGates::default());
+        let mut a = LaunchTurn::new(Arc::clone(&gates), "10.0.0.1", 47989);
+        let mut b = LaunchTurn::new(Arc::clone(&gates), "10.0.0.1", 47989);
+        let soon = Duration::from_millis(100);
+        // Nothing asked: nothing is granted.
+        assert!(tokio::time::timeout(soon, a.granted()).await.is_err());
+        a.on_request(TurnRequest::Ask);
+        tokio::time::timeout(soon, a.granted())
+            .await
+            .expect("a free host's turn was not given");
+        // b waits while a holds the turn; a wait survives being dropped by a select.
+        b.on_request(TurnRequest::Ask);
+        assert!(tokio::time::timeout(soon, b.granted()).await.is_err());
+        assert!(tokio::time::timeout(soon, b.granted()).await.is_err());
+        // a's launch is refused: it gives the turn back and b goes while a waits to retry.
+        a.on_request(TurnRequest::GiveBack);
+        tokio::time::timeout(soon, b.granted())
+            .await
+            .expect("a given-back turn did not pass on");
+        a.on_request(TurnRequest::Ask);
+        assert!(tokio::time::timeout(soon, a.granted()).await.is_err());
+        // b's stream started: a's retry goes.
+        b.release();
+        tokio::time::timeout(soon, a.granted())
+            .await
+            .expect("the turn did not pass on at Started");
+        // A stream that ends while waiting leaves the queue.
+        let mut c = LaunchTurn::new(Arc::clone(&gates), "10.0.0.1", 47989);
+        c.on_request(TurnRequest::Ask);
+        assert!(tokio::time::timeout(soon, c.granted()).await.is_err());
+        drop(c);
+        drop(a);
+        let mut d = LaunchTurn::new(gates, "10.0.0.1", 47989);
+        d.on_request(TurnRequest::Ask);
+        tokio::time::timeout(soon, d.granted())
+            .await
+            .expect("an ended wait or a dropped turn kept the host");
     }
 
     #[tokio::test]

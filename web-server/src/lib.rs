@@ -8,8 +8,10 @@
 //! * [`certs`]: the client-certificate cache keyed by the browser's client id, with a clock the
 //!   tests control.
 //! * [`sessions`]: the session registry, the one source of truth for live streams.
-//! * [`api`]: the REST API (axum) and `GET /api/ws/stream` ([`api::ws_stream`]), [`server`]:
-//!   wiring and serving.
+//! * [`state`]: [`AppState`], what every route and stream sees.
+//! * [`api`]: the REST API (axum) and the stream sockets (`GET /api/ws/stream`,
+//!   `/api/host/stream`, WHEP): thin transports over [`stream`], the one stream lifecycle
+//!   (launch, teardown, close codes, end reasons); [`server`]: wiring and serving.
 //! * [`autopair`]: automatic pairing of each browser client id's identity with a host.
 //! * [`streamer_proc`]: one `streamer` child per connection (IPC on stdio, logs relayed);
 //!   [`launch_gate`]: launches on one host take turns (Wolf matches RTSP sessions by IP).
@@ -36,12 +38,15 @@ pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod sessions;
+pub mod state;
 pub mod store;
 pub mod store_key;
+pub mod stream;
 pub mod streamer_proc;
 pub mod web_ui;
 pub mod wol;
 
 pub use config::Config;
 pub use error::ApiError;
-pub use server::{AppState, HostProvider, NoEmbeddedHost, ProvidedHost};
+pub use server::{HostProvider, NoEmbeddedHost, ProvidedHost};
+pub use state::AppState;

@@ -15,8 +15,8 @@
 //! holds a secret of the run; every secret file in the data directory is 0600.
 //!
 //! `MOONGATE_CHAOS_SEED` (default: from the clock; printed), `MOONGATE_CHAOS_OPS` (default
-//! 4 000: the 10 000 take about 5 minutes on the project's 2-core machine, over the
-//! test command's budget), `MOONGATE_CHAOS_SLOTS` (default 20), `MOONGATE_CHAOS_KEEP` (keep the
+//! 10 000, the count: about 4 to 5 minutes on the project's 2-core machine),
+//! `MOONGATE_CHAOS_SLOTS` (default 20), `MOONGATE_CHAOS_KEEP` (keep the
 //! logs and the data directory, and print where). The op list of each slot is a function of the
 //! seed; timing (and so what an op meets, e.g. a refusal window) varies from run to run.
 //!
@@ -26,7 +26,11 @@
 //! for their dependencies (str0m, ICE, SCTP and DTLS at INFO: per-packet lines); the demo host at
 //! TRACE for `demo_host`, `gamestream` and DEBUG for the rest.
 //!
-//! Needs `cargo build --bins -p streamer -p demo-host`.
+//! The test command runs it with the release `streamer` and `demo-host`
+//! (`MOONGATE_CHAOS_BIN_DIR=target/release`, see `common::load_test_exes`): the 2 s bound is about
+//! the gateway as deployed, and 20 debug streamers with a debug host saturate a 2-core machine on
+//! their own (`tests/README.md`, "Seeded chaos"). Without it, the debug binaries
+//! (`cargo build --bins -p streamer -p demo-host`).
 
 mod common;
 #[path = "common/rtc_peer.rs"]
@@ -308,12 +312,12 @@ async fn wolf_json(socket: &Path, path: &str) -> serde_json::Value {
 }
 
 impl Host {
-    async fn spawn(dir: &Path) -> Host {
+    async fn spawn(dir: &Path, exe: &Path) -> Host {
         let data = dir.join("host-data");
         let socket = dir.join("wolf.sock");
         let stderr_path = dir.join("demo-host.stderr");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut child = tokio::process::Command::new(common::sibling_exe("demo-host"))
+        let mut child = tokio::process::Command::new(exe)
             .args([
                 "--bind",
                 "127.0.0.1",
@@ -855,8 +859,9 @@ async fn run_slot(ctx: Arc<Ctx>, slot: Slot, draws: Vec<Draw>) {
     let mut cur: Option<Conn> = None;
     for d in draws {
         // The browser watches a live stream for a moment (50-250 ms) before its next op: without
-        // it 20 slots reopen back to back and the launches' turns on the host (see `LaunchGate`
-        // in ws_stream.rs) queue longer than any browser population would make them.
+        // it 20 slots reopen back to back and the launches' turns on the host (see
+        // `web-server/src/launch_gate.rs`) queue longer than any browser population would make
+        // them.
         if cur.is_some() {
             tokio::time::sleep(Duration::from_millis(50 + d.ms / 5)).await;
         }
@@ -1261,7 +1266,7 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(14)
     });
-    let n_ops = env_num("MOONGATE_CHAOS_OPS").unwrap_or(4_000) as usize;
+    let n_ops = env_num("MOONGATE_CHAOS_OPS").unwrap_or(10_000) as usize;
     let n_slots = env_num("MOONGATE_CHAOS_SLOTS").unwrap_or(20).clamp(1, 64) as usize;
     figure!(
         "chaos: seed {seed} (MOONGATE_CHAOS_SEED={seed} reruns this op sequence), {n_ops} ops, {n_slots} slots"
@@ -1315,10 +1320,17 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
     let store =
         Arc::new(SqliteStore::open_with_key(&data_dir.join("moongate.db"), store_key).unwrap());
 
-    let host = Host::spawn(dir.path()).await;
+    // The streamers and the host as deployed, in the test command (`common::load_test_exes`).
+    let (streamer, host_exe) = common::load_test_exes();
+    figure!(
+        "binaries: {} and {}",
+        streamer.display(),
+        host_exe.display()
+    );
+    let host = Host::spawn(dir.path(), &host_exe).await;
     let mut config = Config::load_with_env(None, |_| None).unwrap();
     config.data_dir = data_dir.clone();
-    config.streamer_path = common::streamer_exe();
+    config.streamer_path = streamer;
     config.bind = "127.0.0.1:0".parse().unwrap();
     config.timeouts.host_cleanup = HOST_CLEANUP;
     config.webrtc.bind_address = "127.0.0.1".parse().unwrap();

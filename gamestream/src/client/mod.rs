@@ -206,14 +206,64 @@ async fn resolve(host: &str) -> Result<IpAddr, ClientError> {
         .ok_or_else(|| ClientError::Resolve(host.to_string()))
 }
 
+/// A launch made ready: the host's address and `/serverinfo` read, nothing started on the host
+/// yet ([`ClientSession::prepare`]). [`PreparedLaunch::launch`] does the rest.
+///
+/// Split so that a caller that must not overlap launches on one host (Wolf matches RTSP requests
+/// to sessions by the client's IP) waits for its turn after the work that may overlap.
+pub struct PreparedLaunch {
+    http: Arc<NvHttpClient>,
+    config: SessionConfig,
+    host_ip: IpAddr,
+    info: crate::nvhttp::ServerInfo,
+}
+
+impl std::fmt::Debug for PreparedLaunch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedLaunch")
+            .field("host_ip", &self.host_ip)
+            .field("app_id", &self.config.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ClientSession {
     /// Launches (or resumes) the app and brings every stream up. Events arrive on the receiver.
     pub async fn start(
         http: Arc<NvHttpClient>,
         config: SessionConfig,
     ) -> Result<(ClientSession, mpsc::Receiver<SessionEvent>), ClientError> {
+        Self::prepare(http, config).await?.launch().await
+    }
+
+    /// The part of [`ClientSession::start`] that changes nothing on the host: the address
+    /// resolved and `/serverinfo` read.
+    pub async fn prepare(
+        http: Arc<NvHttpClient>,
+        config: SessionConfig,
+    ) -> Result<PreparedLaunch, ClientError> {
         let host_ip = resolve(&http.address().host).await?;
         let info = http.server_info().await?;
+        Ok(PreparedLaunch {
+            http,
+            config,
+            host_ip,
+            info,
+        })
+    }
+}
+
+impl PreparedLaunch {
+    /// `/launch` (or `/resume`), the RTSP handshake, the media receivers and the control stream.
+    pub async fn launch(
+        self,
+    ) -> Result<(ClientSession, mpsc::Receiver<SessionEvent>), ClientError> {
+        let PreparedLaunch {
+            http,
+            config,
+            host_ip,
+            info,
+        } = self;
         let version = info.app_version();
         let mut settings = config.settings.clone();
         settings.server_codec_mode_support = info.codec_support();
@@ -318,7 +368,9 @@ impl ClientSession {
         }
         Ok((session, events_rx))
     }
+}
 
+impl ClientSession {
     /// The host's appversion.
     pub fn app_version(&self) -> AppVersion {
         self.version

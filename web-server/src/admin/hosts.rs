@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::api::hosts::{self as api_hosts, AppView, HostStatus, HostView};
 use crate::autopair::WolfApiClient;
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// A cached client identity.
 #[derive(Debug, Clone, Serialize)]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::api::hosts::store_error;
 use crate::error::ApiError;
 use crate::identities::{revoke as revoke_identity, HostUnpair};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::PairingState;
 
 /// One identity as the dashboard shows it.

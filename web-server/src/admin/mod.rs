@@ -39,8 +39,8 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::server::AppState;
 use crate::sessions::{SessionInfo, SessionKey, StopReason};
+use crate::state::AppState;
 
 /// How long `DELETE /api/admin/sessions/{key}` waits for the stream to end.
 const KILL_WAIT: Duration = Duration::from_secs(10);

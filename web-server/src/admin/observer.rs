@@ -12,8 +12,8 @@ use wire::ipc::Stats;
 
 use super::live::{GatewaySide, LiveSlot};
 use crate::metrics::{EndLabel, Metrics};
-use crate::server::AppState;
 use crate::sessions::SessionGuard;
+use crate::state::AppState;
 
 /// Observes one launched stream; dropping it removes the stream's live row.
 #[derive(Debug)]

@@ -39,11 +39,13 @@ use wire::ipc::{
     StreamMode, ToStreamer,
 };
 
-use super::ws_stream::{clip_reason, launch, teardown, Close, End, Ends, LastWords, StreamRequest};
 use crate::auth::{optional_bearer, AllowedOrigin};
 use crate::error::ApiError;
-use crate::server::AppState;
 use crate::sessions::SessionGuard;
+use crate::state::AppState;
+use crate::stream::{
+    clip_reason, ipc_broken, launch, teardown, Close, End, Ends, LastWords, StreamRequest,
+};
 use crate::streamer_proc::{IpcRx, IpcTx};
 
 /// How long a client may take to send `AuthenticateAndInit`.
@@ -293,7 +295,7 @@ async fn signaling_session(
     let mut ipc_tx = launched.ipc_tx;
     let mut ipc_rx = launched.ipc_rx;
     let mut observer = launched.observer;
-    let mut gate = launched.gate;
+    let mut turn = launched.turn;
     *stage_now = stage::SETUP_WEBRTC_PEER;
 
     let ice_servers = state
@@ -348,7 +350,7 @@ async fn signaling_session(
                 last: &mut last,
                 stage_now,
                 observer: &mut observer,
-                gate: &mut gate,
+                turn: &mut turn,
                 state,
             };
             relay
@@ -372,8 +374,8 @@ struct Relay<'a> {
     last: &'a mut LastWords,
     stage_now: &'a mut &'static str,
     observer: &'a mut crate::admin::observer::StreamObserver,
-    /// This launch's turn on the host, opened at `Started`.
-    gate: &'a mut crate::launch_gate::LaunchGate,
+    /// The streamer's turn on the host, ended at `Started`.
+    turn: &'a mut crate::launch_gate::LaunchTurn,
     state: &'a AppState,
 }
 
@@ -420,7 +422,7 @@ impl Relay<'_> {
                 frame = ipc_rx.next() => match frame {
                     None => return End::StreamerLost,
                     Some(Err(e)) => {
-                        super::ws_stream::ipc_broken(self.key, &e);
+                        ipc_broken(self.key, &e);
                         return End::StreamerLost;
                     }
                     Some(Ok(FromStreamer::Ended(e))) => {
@@ -429,6 +431,12 @@ impl Relay<'_> {
                     }
                     Some(Ok(f)) => self.on_streamer_frame(f),
                 },
+                () = self.turn.granted() => {
+                    if ipc_tx.send(ToStreamer::LaunchTurn).await.is_err() {
+                        return End::StreamerLost;
+                    }
+                    Vec::new()
+                }
                 _ = tick.tick() => {
                     if sink.send(Message::Ping(Bytes::new())).await.is_err() {
                         return End::BrowserClosed;
@@ -512,8 +520,9 @@ impl Relay<'_> {
                     self.connected = true;
                 }
             }
+            FromStreamer::LaunchTurn(request) => self.turn.on_request(request),
             FromStreamer::Started(s) => {
-                self.gate.open();
+                self.turn.release();
                 *self.stage_now = stage::MOONLIGHT_STREAM;
                 out.push(ServerMessage::StageStarting {
                     stage: stage::MOONLIGHT_STREAM.into(),

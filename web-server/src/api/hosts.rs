@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{body, path, GATEWAY_CLIENT_ID};
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{ClientIdentityRecord, HostRecord, NewHost, PairingState, StoreError};
 use crate::wol::{self, Mac};
 

@@ -34,8 +34,8 @@ use axum::routing::{any, delete, get, patch, post};
 use axum::{middleware, Json, Router};
 
 use crate::error::ApiError;
-use crate::server::AppState;
 use crate::sessions::SessionInfo;
+use crate::state::AppState;
 
 /// The client id under which the gateway's own identity (used by the REST API) is stored per host.
 pub const GATEWAY_CLIENT_ID: &str = "moongate";

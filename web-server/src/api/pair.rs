@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use super::hosts::{host_client, load_host};
 use super::{path, GATEWAY_CLIENT_ID};
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::PairingState;
 
 /// Device name we pair as.

@@ -29,9 +29,11 @@ use wire::ipc::{
     SessionDescription, StreamMode, ToStreamer,
 };
 
-use super::ws_stream::{launch, teardown, Close, End, Ends, LastWords, Launched, StreamRequest};
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
+use crate::stream::{
+    ipc_broken, launch, teardown, Close, End, Ends, LastWords, Launched, StreamRequest,
+};
 
 /// How long the streamer may take to answer the offer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -204,7 +206,7 @@ pub async fn offer(
         mut ipc_tx,
         mut ipc_rx,
         mut observer,
-        mut gate,
+        mut turn,
     } = launch(&state, request).await.map_err(close_to_error)?;
     let key = key.to_string();
 
@@ -229,7 +231,7 @@ pub async fn offer(
                 frame = ipc_rx.next() => match frame {
                     None => return Err(End::StreamerLost),
                     Some(Err(e)) => {
-                        super::ws_stream::ipc_broken(&key, &e);
+                        ipc_broken(&key, &e);
                         return Err(End::StreamerLost);
                     }
                     Some(Ok(FromStreamer::Signal(LocalSignal::Description(d)))) if d.ty == SdpType::Answer => {
@@ -248,10 +250,16 @@ pub async fn offer(
                     }
                     Some(Ok(FromStreamer::Started(_))) => {
                         last.started = true;
-                        gate.open();
+                        turn.release();
                     }
+                    Some(Ok(FromStreamer::LaunchTurn(request))) => turn.on_request(request),
                     Some(Ok(_)) => {}
                 },
+                () = turn.granted() => {
+                    if ipc_tx.send(ToStreamer::LaunchTurn).await.is_err() {
+                        return Err(End::StreamerLost);
+                    }
+                }
             }
         }
     };
@@ -329,7 +337,7 @@ pub async fn offer(
                 frame = ipc_rx.next() => match frame {
                     None => break End::StreamerLost,
                     Some(Err(e)) => {
-                        super::ws_stream::ipc_broken(&key, &e);
+                        ipc_broken(&key, &e);
                         break End::StreamerLost;
                     }
                     Some(Ok(FromStreamer::Ended(e))) => {
@@ -343,10 +351,16 @@ pub async fn offer(
                     Some(Ok(FromStreamer::Stats(st))) => observer.stats(&st, None),
                     Some(Ok(FromStreamer::Started(_))) => {
                         last.started = true;
-                        gate.open();
+                        turn.release();
                     }
+                    Some(Ok(FromStreamer::LaunchTurn(request))) => turn.on_request(request),
                     Some(Ok(_)) => {}
                 },
+                () = turn.granted() => {
+                    if ipc_tx.send(ToStreamer::LaunchTurn).await.is_err() {
+                        break End::StreamerLost;
+                    }
+                }
             }
         };
         resources()

@@ -362,6 +362,36 @@ pub async fn raw_http(addr: &str, request: &str) -> (u16, String) {
 }
 
 /// A binary built next to the streamer (`cargo build --workspace --bins`): `demo-host`, `moongate`.
+/// The `streamer` and `demo-host` that suites with a time bound under load (`chaos.rs`) run:
+/// those in `MOONGATE_CHAOS_BIN_DIR` when it is set (the test command builds the release ones and
+/// points it at `target/release`), else the debug ones beside the test, with a note. Release is
+/// what is deployed: debug streamers spend several times the CPU (FEC, SRTP and log formatting
+/// unoptimised), and 20 of them with a debug host saturate a 2-core machine, so a bound met in
+/// production would be missed for the test's own sake.
+pub fn load_test_exes() -> (PathBuf, PathBuf) {
+    match std::env::var_os("MOONGATE_CHAOS_BIN_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            let (streamer, host) = (dir.join("streamer"), dir.join("demo-host"));
+            for p in [&streamer, &host] {
+                assert!(
+                    p.exists(),
+                    "{} missing: `cargo build --release --bins -p streamer -p demo-host`",
+                    p.display()
+                );
+            }
+            (streamer, host)
+        }
+        None => {
+            eprintln!(
+                "note: debug streamer and demo-host (MOONGATE_CHAOS_BIN_DIR=target/release runs \
+                 the release ones, as the test command does)"
+            );
+            (streamer_exe(), sibling_exe("demo-host"))
+        }
+    }
+}
+
 pub fn sibling_exe(name: &str) -> PathBuf {
     let path = streamer_exe().with_file_name(name);
     assert!(

@@ -25,6 +25,8 @@ pub mod frame_type {
     pub const STOP: u8 = 0x04;
     /// [`super::ToStreamer::Signal`].
     pub const SIGNAL_IN: u8 = 0x05;
+    /// [`super::ToStreamer::LaunchTurn`].
+    pub const LAUNCH_TURN_GRANTED: u8 = 0x06;
     /// [`super::FromStreamer::Started`].
     pub const STARTED: u8 = 0x81;
     /// [`super::FromStreamer::Video`].
@@ -43,6 +45,8 @@ pub mod frame_type {
     pub const SIGNAL_OUT: u8 = 0x88;
     /// [`super::FromStreamer::Rumble`].
     pub const RUMBLE: u8 = 0x89;
+    /// [`super::FromStreamer::LaunchTurn`].
+    pub const LAUNCH_TURN: u8 = 0x8A;
 }
 
 /// How the streamer delivers media to the browser.
@@ -112,6 +116,11 @@ pub struct StreamerInit {
     /// The peer's network settings; used in [`StreamMode::Webrtc`] only (absent → defaults).
     #[serde(default)]
     pub webrtc: Option<WebRtcSettings>,
+    /// The web-server hands out turns to launch on this host: ask for one
+    /// ([`FromStreamer::LaunchTurn`]) before each `/launch` and wait for
+    /// [`ToStreamer::LaunchTurn`]. Absent (a streamer driven by hand): launch at once.
+    #[serde(default)]
+    pub launch_turns: bool,
 }
 
 /// How a NAT 1:1 address is advertised (pion's `NAT1To1IPCandidateType`).
@@ -283,6 +292,10 @@ pub enum ToStreamer {
     Stop,
     /// 0x05, JSON: WebRTC signaling from the browser (WebRTC mode only).
     Signal(RemoteSignal),
+    /// 0x06, empty: the host is this streamer's to launch on now (the answer to
+    /// [`FromStreamer::LaunchTurn`] with [`TurnRequest::Ask`]); the turn ends at `Started`, at
+    /// [`TurnRequest::GiveBack`] or when the stream ends.
+    LaunchTurn,
 }
 
 /// `Started`: the negotiated stream, everything StreamInit needs (binary, 12 bytes).
@@ -535,6 +548,19 @@ pub enum FromStreamer {
     /// 0x89: rumble for one of the browser's gamepads (WebSocket mode; a WebRTC peer sends it on
     /// its `controllers` channel itself).
     Rumble(Rumble),
+    /// 0x8A, 1 byte: asks for the turn to launch on the host, or gives it back (the host refused
+    /// the launch and the streamer waits before it tries again). Only with
+    /// [`StreamerInit::launch_turns`].
+    LaunchTurn(TurnRequest),
+}
+
+/// What a streamer says about its turn to launch on the host ([`FromStreamer::LaunchTurn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnRequest {
+    /// 1: the streamer is about to `/launch` and waits for [`ToStreamer::LaunchTurn`].
+    Ask,
+    /// 0: the launch was refused; nothing of ours is starting on the host until the next `Ask`.
+    GiveBack,
 }
 
 /// `Rumble` (6 bytes): the host's motors for one pad, or Sunshine's trigger motors.
@@ -613,6 +639,7 @@ impl IpcMessage for ToStreamer {
             ToStreamer::RequestKeyframe => frame_type::REQUEST_KEYFRAME,
             ToStreamer::Stop => frame_type::STOP,
             ToStreamer::Signal(_) => frame_type::SIGNAL_IN,
+            ToStreamer::LaunchTurn => frame_type::LAUNCH_TURN_GRANTED,
         }
     }
 
@@ -620,7 +647,7 @@ impl IpcMessage for ToStreamer {
         match self {
             ToStreamer::Init(init) => json_into(init, dst)?,
             ToStreamer::Input(bytes) => dst.put_slice(bytes),
-            ToStreamer::RequestKeyframe | ToStreamer::Stop => {}
+            ToStreamer::RequestKeyframe | ToStreamer::Stop | ToStreamer::LaunchTurn => {}
             ToStreamer::Signal(s) => json_into(s, dst)?,
         }
         Ok(())
@@ -644,6 +671,10 @@ impl IpcMessage for ToStreamer {
                 ToStreamer::Stop
             }
             frame_type::SIGNAL_IN => ToStreamer::Signal(json_from("Signal", &payload)?),
+            frame_type::LAUNCH_TURN_GRANTED => {
+                expect_empty("LaunchTurn", &payload)?;
+                ToStreamer::LaunchTurn
+            }
             other => return Err(IpcError::UnknownType(other)),
         })
     }
@@ -661,6 +692,7 @@ impl IpcMessage for FromStreamer {
             FromStreamer::Ended(_) => frame_type::ENDED,
             FromStreamer::Signal(_) => frame_type::SIGNAL_OUT,
             FromStreamer::Rumble(_) => frame_type::RUMBLE,
+            FromStreamer::LaunchTurn(_) => frame_type::LAUNCH_TURN,
         }
     }
 
@@ -701,6 +733,7 @@ impl IpcMessage for FromStreamer {
                 dst.put_u16_le(r.low);
                 dst.put_u16_le(r.high);
             }
+            FromStreamer::LaunchTurn(t) => dst.put_u8(matches!(t, TurnRequest::Ask) as u8),
         }
         Ok(())
     }
@@ -769,6 +802,16 @@ impl IpcMessage for FromStreamer {
                     high: payload.get_u16_le(),
                 })
             }
+            frame_type::LAUNCH_TURN => match payload.as_ref() {
+                [1] => FromStreamer::LaunchTurn(TurnRequest::Ask),
+                [0] => FromStreamer::LaunchTurn(TurnRequest::GiveBack),
+                other => {
+                    return Err(IpcError::malformed(
+                        "LaunchTurn",
+                        format!("needs one byte, 0 or 1, got {other:?}"),
+                    ))
+                }
+            },
             other => return Err(IpcError::UnknownType(other)),
         })
     }

@@ -42,6 +42,7 @@ fn sample_init() -> StreamerInit {
             network_types: vec![NetworkType::Udp4],
             disconnect_timeout_ms: 10_000,
         }),
+        launch_turns: true,
     }
 }
 
@@ -66,6 +67,7 @@ fn all_to_streamer() -> Vec<ToStreamer> {
         })),
         ToStreamer::Signal(RemoteSignal::Candidate(sample_candidate())),
         ToStreamer::Signal(RemoteSignal::CreateOffer),
+        ToStreamer::LaunchTurn,
     ]
 }
 
@@ -126,6 +128,8 @@ fn all_from_streamer() -> Vec<FromStreamer> {
             low: 0xffff,
             high: 0x8000,
         }),
+        FromStreamer::LaunchTurn(TurnRequest::Ask),
+        FromStreamer::LaunchTurn(TurnRequest::GiveBack),
     ]
 }
 
@@ -164,10 +168,21 @@ fn byte_layouts() {
         .unwrap();
     assert_eq!(hex::encode(&buf), "0b00000083204e000000000000fcfffe");
     buf.clear();
-    let rumble = all_from_streamer().last().cloned().unwrap();
+    let rumble = FromStreamer::Rumble(Rumble {
+        controller: 1,
+        triggers: false,
+        low: 0xffff,
+        high: 0x8000,
+    });
     codec.encode(rumble, &mut buf).unwrap();
     // len 6, type 0x89, pad 1, not triggers, low 0xffff LE, high 0x8000 LE.
     assert_eq!(hex::encode(&buf), "06000000890100ffff0080");
+    buf.clear();
+    codec
+        .encode(FromStreamer::LaunchTurn(TurnRequest::Ask), &mut buf)
+        .unwrap();
+    // len 1, type 0x8A, 1 = Ask.
+    assert_eq!(hex::encode(&buf), "010000008a01");
 
     let mut server = ServerCodec::new();
     buf.clear();
@@ -367,6 +382,9 @@ fn garbage_rejected() {
         (frame_type::STATS, &b"\"text\""[..]),
         (frame_type::RUMBLE, &b"\x00\x00\xff"[..]),
         (frame_type::RUMBLE, &b"\x00\x00\xff\xff\x00\x80\x00"[..]),
+        (frame_type::LAUNCH_TURN, &b""[..]),
+        (frame_type::LAUNCH_TURN, &b"\x02"[..]),
+        (frame_type::LAUNCH_TURN, &b"\x01\x00"[..]),
     ] {
         let mut buf = BytesMut::new();
         buf.put_u32_le(payload.len() as u32);
@@ -467,8 +485,13 @@ fn webrtc_signal_json_shapes() {
     // Init without a `webrtc` object still decodes (older web-server); with one, defaults fill in.
     let mut init = serde_json::to_value(sample_init()).unwrap();
     init.as_object_mut().unwrap().remove("webrtc");
+    init.as_object_mut().unwrap().remove("launch_turns");
     let back: StreamerInit = serde_json::from_value(init.clone()).unwrap();
     assert_eq!(back.webrtc, None);
+    assert!(
+        !back.launch_turns,
+        "a streamer driven by hand launches without asking"
+    );
     init["webrtc"] = serde_json::json!({"udp_port_min": 40000, "udp_port_max": 40009});
     let back: StreamerInit = serde_json::from_value(init).unwrap();
     let rtc = back.webrtc.unwrap();
@@ -541,6 +564,8 @@ fn arb_from_streamer() -> impl Strategy<Value = FromStreamer> {
                 high
             })
         ),
+        Just(FromStreamer::LaunchTurn(TurnRequest::Ask)),
+        Just(FromStreamer::LaunchTurn(TurnRequest::GiveBack)),
     ]
 }
 
@@ -560,6 +585,7 @@ fn arb_to_streamer() -> impl Strategy<Value = ToStreamer> {
         Just(ToStreamer::Signal(RemoteSignal::Candidate(
             sample_candidate()
         ))),
+        Just(ToStreamer::LaunchTurn),
     ]
 }
 
