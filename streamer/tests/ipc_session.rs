@@ -10,157 +10,31 @@
 //! `Error` then `Ended{Error}`; the Wolf lobby join is made against a fake Wolf API (the demo
 //! host's real one is written in parallel).
 
-#[path = "../../gamestream/examples/common/synthetic.rs"]
-mod synthetic;
+mod common;
 
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use gamestream::host::{
-    AppCatalog, EndReason as HostEndReason, Host, HostConfig, HostEvent, StaticApps,
-};
-use gamestream::identity::Identity;
+use gamestream::host::{EndReason as HostEndReason, HostEvent};
 use gamestream::input::{ControllerState, InputEvent, TouchEvent};
-use gamestream::nvhttp::{App, HostAddress, NvHttpClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::timeout;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use wire::browser::{
-    formats, ControllerEvent, ControllerState as BrowserPad, KeyboardInput, Message, MouseAbsolute,
+    ControllerEvent, ControllerState as BrowserPad, KeyboardInput, Message, MouseAbsolute,
     MouseClick, MouseRelative, Touch,
 };
 use wire::ipc::{
-    EndReason, ErrorCode, FromStreamer, HostAddress as IpcHost, ServerCodec, StreamMode,
-    StreamerInit, ToStreamer, TurnRequest,
+    EndReason, ErrorCode, FromStreamer, ServerCodec, StreamMode, ToStreamer, TurnRequest,
 };
 use wire::Secret;
 
-const PIN: &str = "7315";
-const WAIT: Duration = Duration::from_secs(20);
+use common::{rig, synthetic, WAIT};
 
-struct Rig {
-    host: Host,
-    host_events: tokio::sync::mpsc::UnboundedReceiver<HostEvent>,
-    identity: Identity,
-    host_cert_der: Vec<u8>,
-    unique_id: String,
-    inputs: Arc<Mutex<Vec<InputEvent>>>,
-}
-
-/// A host on loopback and a client identity paired with it by PIN under its own `uniqueid`.
-async fn rig(unique_id: &str) -> Rig {
-    let config = HostConfig::loopback(Identity::new_host("streamer-test-host").unwrap());
-    let catalog = Arc::new(StaticApps {
-        apps: vec![(
-            App {
-                title: "Test Pattern".into(),
-                id: 1,
-                hdr_supported: false,
-            },
-            None,
-        )],
-    });
-    let (host, host_events) = Host::start(config, catalog as Arc<dyn AppCatalog>)
-        .await
-        .unwrap();
-    let ports = host.ports();
-    let identity = Identity::new_client().unwrap();
-    let http = Arc::new(
-        NvHttpClient::new(
-            HostAddress::with_ports("127.0.0.1", ports.http, Some(ports.https)),
-            identity.clone(),
-            None,
-        )
-        .with_unique_id(unique_id),
-    );
-    let pairing = {
-        let http = Arc::clone(&http);
-        tokio::spawn(async move { http.pair(PIN, "streamer-test").await })
-    };
-    let pending = timeout(WAIT, async {
-        loop {
-            if let Some(p) = host.nvhttp().pending_pairings().first() {
-                break p.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("pairing request reaches the host");
-    assert_eq!(
-        pending.unique_id, unique_id,
-        "the host sees our own uniqueid"
-    );
-    assert!(host.nvhttp().submit_pin(&pending.pair_secret, PIN));
-    pairing.await.unwrap().expect("pairing by PIN");
-    let host_cert_der = http.pinned_host_cert().expect("pinned after pairing");
-    Rig {
-        host,
-        host_events,
-        identity,
-        host_cert_der,
-        unique_id: unique_id.to_string(),
-        inputs: Arc::new(Mutex::new(Vec::new())),
-    }
-}
-
-impl Rig {
-    fn init(&self) -> StreamerInit {
-        let ports = self.host.ports();
-        StreamerInit {
-            session_key: format!("s1-lobby-{}", self.unique_id),
-            mode: StreamMode::Websocket,
-            host: IpcHost {
-                address: "127.0.0.1".into(),
-                http_port: ports.http,
-                https_port: ports.https,
-            },
-            host_cert_der: self.host_cert_der.clone(),
-            client_unique_id: self.unique_id.clone(),
-            client_cert_pem: self.identity.cert_pem.clone(),
-            client_key_pem: Secret::new(self.identity.key_pem().unwrap()),
-            app_id: 1,
-            width: 1280,
-            height: 720,
-            fps: 60,
-            bitrate_kbps: 10_000,
-            packet_size: 1024,
-            video_formats: formats::H264 | formats::H265,
-            audio_channels: 2,
-            play_audio_local: false,
-            lobby_id: None,
-            wolf_api: None,
-            webrtc: None,
-            launch_turns: false,
-        }
-    }
-
-    /// Hands the stream to the synthetic producer at RTSP PLAY; returns the session id.
-    async fn await_stream(&mut self) -> u64 {
-        loop {
-            match timeout(WAIT, self.host_events.recv())
-                .await
-                .unwrap()
-                .unwrap()
-            {
-                HostEvent::StreamStarted(stream) => {
-                    let id = stream.session_id;
-                    tokio::spawn(synthetic::produce(
-                        *stream,
-                        Duration::from_millis(8),
-                        Arc::clone(&self.inputs),
-                    ));
-                    return id;
-                }
-                HostEvent::Launched { app_id, .. } => assert_eq!(app_id, 1),
-                other => panic!("unexpected host event {other:?}"),
-            }
-        }
-    }
-}
+/// The synthetic host's frame interval in these tests.
+const FRAME_EVERY: Duration = Duration::from_millis(8);
 
 struct Streamer {
     child: Child,
@@ -412,8 +286,9 @@ fn browser_inputs() -> Vec<(Vec<u8>, Vec<InputEvent>)> {
 async fn streams_media_relays_input_and_stops_cleanly() {
     let mut rig = rig("browser-client-a").await;
     let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init()))).await;
-    let session_id = rig.await_stream().await;
+    s.send(ToStreamer::Init(Box::new(rig.init(StreamMode::Websocket))))
+        .await;
+    let session_id = rig.await_stream(FRAME_EVERY).await;
     let started = started_and_first_keyframe(&mut s).await;
     assert_eq!(started.codec, wire::browser::VideoCodec::H264.to_byte());
     assert_eq!(
@@ -517,8 +392,9 @@ async fn streams_media_relays_input_and_stops_cleanly() {
 async fn closing_stdin_is_stop() {
     let mut rig = rig("browser-client-b").await;
     let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init()))).await;
-    rig.await_stream().await;
+    s.send(ToStreamer::Init(Box::new(rig.init(StreamMode::Websocket))))
+        .await;
+    rig.await_stream(FRAME_EVERY).await;
     started_and_first_keyframe(&mut s).await;
     let stop = Instant::now();
     drop(s.tx.take()); // the web-server is gone
@@ -535,7 +411,7 @@ async fn closing_stdin_is_stop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launches_only_on_its_turn_and_a_stop_while_waiting_launches_nothing() {
     let mut rig = rig("browser-client-turns").await;
-    let mut init = rig.init();
+    let mut init = rig.init(StreamMode::Websocket);
     init.launch_turns = true;
 
     // Asked, not granted: no launch reaches the host.
@@ -549,7 +425,7 @@ async fn launches_only_on_its_turn_and_a_stop_while_waiting_launches_nothing() {
     );
     // Granted: the stream starts.
     s.send(ToStreamer::LaunchTurn).await;
-    rig.await_stream().await;
+    rig.await_stream(FRAME_EVERY).await;
     started_and_first_keyframe(&mut s).await;
     let stop = Instant::now();
     s.send(ToStreamer::Stop).await;
@@ -586,8 +462,9 @@ async fn launches_only_on_its_turn_and_a_stop_while_waiting_launches_nothing() {
 async fn host_ending_the_stream_ends_the_streamer() {
     let mut rig = rig("browser-client-c").await;
     let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init()))).await;
-    let session_id = rig.await_stream().await;
+    s.send(ToStreamer::Init(Box::new(rig.init(StreamMode::Websocket))))
+        .await;
+    let session_id = rig.await_stream(FRAME_EVERY).await;
     started_and_first_keyframe(&mut s).await;
     let t = Instant::now();
     assert!(rig.host.stop_session(session_id, HostEndReason::Stopped));
@@ -604,7 +481,7 @@ async fn host_ending_the_stream_ends_the_streamer() {
 async fn bad_init_and_unreachable_host_report_errors() {
     // A key that is not PEM: BadInit, and the key never shows in the message.
     let rig = rig("browser-client-d").await;
-    let mut init = rig.init();
+    let mut init = rig.init(StreamMode::Websocket);
     init.client_key_pem = Secret::new("not-a-key-SECRET-MATERIAL");
     let mut s = spawn();
     s.send(ToStreamer::Init(Box::new(init))).await;
@@ -618,7 +495,7 @@ async fn bad_init_and_unreachable_host_report_errors() {
     assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
 
     // WebRTC mode with settings that make no sense: refused before the host is contacted.
-    let mut init = rig.init();
+    let mut init = rig.init(StreamMode::Websocket);
     init.mode = StreamMode::Webrtc;
     init.webrtc = Some(wire::ipc::WebRtcSettings {
         udp_port_min: 40_010,
@@ -632,7 +509,7 @@ async fn bad_init_and_unreachable_host_report_errors() {
     assert_eq!(error.map(|e| e.code), Some(ErrorCode::BadInit));
     assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
     // …and a NAT 1:1 address that is not an IP.
-    let mut init = rig.init();
+    let mut init = rig.init(StreamMode::Websocket);
     init.mode = StreamMode::Webrtc;
     init.webrtc = Some(wire::ipc::WebRtcSettings {
         bind_address: "127.0.0.1".into(),
@@ -651,7 +528,7 @@ async fn bad_init_and_unreachable_host_report_errors() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut init = rig.init();
+    let mut init = rig.init(StreamMode::Websocket);
     init.host.http_port = closed_port;
     init.host.https_port = closed_port;
     let mut s = spawn();
@@ -730,12 +607,12 @@ async fn joins_the_lobby_through_a_fake_wolf_api() {
     let socket = dir.join("wolf.sock");
     let _ = std::fs::remove_file(&socket);
     let wolf = fake_wolf(socket.clone(), rig.unique_id.clone()).await;
-    let mut init = rig.init();
+    let mut init = rig.init(StreamMode::Websocket);
     init.lobby_id = Some("lobby-7".into());
     init.wolf_api = Some(socket.to_string_lossy().into_owned());
     let mut s = spawn();
     s.send(ToStreamer::Init(Box::new(init))).await;
-    rig.await_stream().await;
+    rig.await_stream(FRAME_EVERY).await;
     started_and_first_keyframe(&mut s).await;
     let seen = timeout(WAIT, wolf).await.unwrap().unwrap();
     assert_eq!(seen.len(), 2, "{seen:?}");
@@ -761,8 +638,9 @@ async fn joins_the_lobby_through_a_fake_wolf_api() {
 async fn a_stalled_reader_gets_whole_frames_up_to_a_keyframe() {
     let mut rig = rig("browser-client-f").await;
     let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init()))).await;
-    rig.await_stream().await;
+    s.send(ToStreamer::Init(Box::new(rig.init(StreamMode::Websocket))))
+        .await;
+    rig.await_stream(FRAME_EVERY).await;
     started_and_first_keyframe(&mut s).await;
     let mut last = 0u32;
     let mut gaps = 0;

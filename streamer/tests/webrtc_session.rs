@@ -13,19 +13,14 @@
 //! streamer offer (contract §1.5 `join`) and media flows on the browser's answer; an offer
 //! without the host's codec is `Error{UnsupportedCodec}`.
 
-#[path = "../../gamestream/examples/common/synthetic.rs"]
-mod synthetic;
+mod common;
 
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use gamestream::host::{AppCatalog, Host, HostConfig, HostEvent, StaticApps};
-use gamestream::identity::Identity;
 use gamestream::input::InputEvent;
-use gamestream::nvhttp::{App, HostAddress, NvHttpClient};
 use str0m::change::SdpAnswer;
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
@@ -37,148 +32,22 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::codec::{FramedRead, FramedWrite};
-use wire::browser::formats;
 use wire::ipc::{
     EndReason, ErrorCode, FromStreamer, HostAddress as IpcHost, LocalSignal, PeerState,
     RemoteSignal, SdpType, ServerCodec, SessionDescription, StreamMode, StreamerInit, ToStreamer,
     WebRtcSettings,
 };
-use wire::Secret;
 
-const PIN: &str = "4821";
-const WAIT: Duration = Duration::from_secs(20);
+use common::{rig, synthetic, Rig, WAIT};
 
-struct Rig {
-    host: Host,
-    host_events: mpsc::UnboundedReceiver<HostEvent>,
-    identity: Identity,
-    host_cert_der: Vec<u8>,
-    unique_id: String,
-    inputs: Arc<Mutex<Vec<InputEvent>>>,
-}
+/// The synthetic host's frame interval in these tests.
+const FRAME_EVERY: Duration = Duration::from_millis(16);
 
-async fn rig(unique_id: &str) -> Rig {
-    let config = HostConfig::loopback(Identity::new_host("webrtc-test-host").unwrap());
-    let catalog = Arc::new(StaticApps {
-        apps: vec![(
-            App {
-                title: "Test Pattern".into(),
-                id: 1,
-                hdr_supported: false,
-            },
-            None,
-        )],
-    });
-    let (host, host_events) = Host::start(config, catalog as Arc<dyn AppCatalog>)
-        .await
-        .unwrap();
-    let ports = host.ports();
-    let identity = Identity::new_client().unwrap();
-    let http = Arc::new(
-        NvHttpClient::new(
-            HostAddress::with_ports("127.0.0.1", ports.http, Some(ports.https)),
-            identity.clone(),
-            None,
-        )
-        .with_unique_id(unique_id),
-    );
-    let pairing = {
-        let http = Arc::clone(&http);
-        tokio::spawn(async move { http.pair(PIN, "webrtc-test").await })
-    };
-    let pending = timeout(WAIT, async {
-        loop {
-            if let Some(p) = host.nvhttp().pending_pairings().first() {
-                break p.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("pairing request reaches the host");
-    assert!(host.nvhttp().submit_pin(&pending.pair_secret, PIN));
-    pairing.await.unwrap().expect("pairing by PIN");
-    let host_cert_der = http.pinned_host_cert().expect("pinned after pairing");
-    Rig {
-        host,
-        host_events,
-        identity,
-        host_cert_der,
-        unique_id: unique_id.to_string(),
-        inputs: Arc::new(Mutex::new(Vec::new())),
-    }
-}
-
-fn init(
-    unique_id: &str,
-    host: IpcHost,
-    host_cert_der: Vec<u8>,
-    cert_pem: String,
-    key_pem: String,
-    webrtc: WebRtcSettings,
-) -> StreamerInit {
-    StreamerInit {
-        session_key: format!("s1-lobby-{unique_id}"),
-        mode: StreamMode::Webrtc,
-        host,
-        host_cert_der,
-        client_unique_id: unique_id.to_string(),
-        client_cert_pem: cert_pem,
-        client_key_pem: Secret::new(key_pem),
-        app_id: 1,
-        width: 1280,
-        height: 720,
-        fps: 60,
-        bitrate_kbps: 10_000,
-        packet_size: 1024,
-        video_formats: formats::H264,
-        audio_channels: 2,
-        play_audio_local: false,
-        lobby_id: None,
-        wolf_api: None,
-        webrtc: Some(webrtc),
-        launch_turns: false,
-    }
-}
-
-impl Rig {
-    fn init(&self, webrtc: WebRtcSettings) -> StreamerInit {
-        let ports = self.host.ports();
-        init(
-            &self.unique_id,
-            IpcHost {
-                address: "127.0.0.1".into(),
-                http_port: ports.http,
-                https_port: ports.https,
-            },
-            self.host_cert_der.clone(),
-            self.identity.cert_pem.clone(),
-            self.identity.key_pem().unwrap(),
-            webrtc,
-        )
-    }
-
-    async fn await_stream(&mut self) -> u64 {
-        loop {
-            match timeout(WAIT, self.host_events.recv())
-                .await
-                .unwrap()
-                .unwrap()
-            {
-                HostEvent::StreamStarted(stream) => {
-                    let id = stream.session_id;
-                    tokio::spawn(synthetic::produce(
-                        *stream,
-                        Duration::from_millis(16),
-                        Arc::clone(&self.inputs),
-                    ));
-                    return id;
-                }
-                HostEvent::Launched { .. } => {}
-                other => panic!("unexpected host event {other:?}"),
-            }
-        }
-    }
+/// The `Init` of a WebRTC stream from `rig`'s host with `webrtc` as the peer's settings.
+fn rig_init(rig: &Rig, webrtc: WebRtcSettings) -> StreamerInit {
+    let mut init = rig.init(StreamMode::Webrtc);
+    init.webrtc = Some(webrtc);
+    init
 }
 
 /// A streamer child whose output is read by a task into a channel (so the test can drive its
@@ -477,11 +346,11 @@ async fn webrtc_streams_relays_input_and_stops_cleanly() {
     let mut rig = rig("webrtc-client-a").await;
     let base = free_port_range(10);
     let mut s = spawn();
-    let mut init = rig.init(settings(base, 10_000));
+    let mut init = rig_init(&rig, settings(base, 10_000));
     // WebRTC carries stereo Opus: a surround request is streamed as stereo.
     init.audio_channels = 6;
     s.send(ToStreamer::Init(Box::new(init))).await;
-    rig.await_stream().await;
+    rig.await_stream(FRAME_EVERY).await;
     loop {
         if let FromStreamer::Started(st) = s.next().await {
             assert_eq!(st.codec, wire::browser::VideoCodec::H264.to_byte());
@@ -614,9 +483,12 @@ async fn a_vanished_peer_ends_the_stream_after_the_disconnect_timeout() {
     let mut rig = rig("webrtc-client-b").await;
     let base = free_port_range(10);
     let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init(settings(base, 1_000)))))
-        .await;
-    rig.await_stream().await;
+    s.send(ToStreamer::Init(Box::new(rig_init(
+        &rig,
+        settings(base, 1_000),
+    ))))
+    .await;
+    rig.await_stream(FRAME_EVERY).await;
     let mut browser = Browser::new().await;
     connect(&mut s, &mut browser, base).await;
     // The browser vanishes without a word (tab killed, network gone).
@@ -656,7 +528,7 @@ async fn a_full_port_range_fails_clearly_before_launching() {
         .collect();
     let mut s = spawn();
     // The host is never contacted: the socket comes first.
-    let init = init(
+    let mut init = common::init_for(
         "webrtc-client-c",
         IpcHost {
             address: "127.0.0.1".into(),
@@ -666,8 +538,9 @@ async fn a_full_port_range_fails_clearly_before_launching() {
         Vec::new(),
         String::new(),
         String::new(),
-        settings(base, 10_000),
+        StreamMode::Webrtc,
     );
+    init.webrtc = Some(settings(base, 10_000));
     s.send(ToStreamer::Init(Box::new(init))).await;
     let error = match s.next().await {
         FromStreamer::Error(e) => e,
@@ -695,9 +568,12 @@ async fn the_streamer_offers_when_asked() {
     let mut rig = rig("webrtc-client-d").await;
     let base = free_port_range(10);
     let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init(settings(base, 10_000)))))
-        .await;
-    rig.await_stream().await;
+    s.send(ToStreamer::Init(Box::new(rig_init(
+        &rig,
+        settings(base, 10_000),
+    ))))
+    .await;
+    rig.await_stream(FRAME_EVERY).await;
     s.send(ToStreamer::Signal(RemoteSignal::CreateOffer)).await;
     let offer = loop {
         match s.next().await {
@@ -745,9 +621,12 @@ async fn an_offer_without_the_hosts_codec_is_refused() {
     let mut rig = rig("webrtc-client-e").await;
     let base = free_port_range(10);
     let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init(settings(base, 10_000)))))
-        .await;
-    rig.await_stream().await;
+    s.send(ToStreamer::Init(Box::new(rig_init(
+        &rig,
+        settings(base, 10_000),
+    ))))
+    .await;
+    rig.await_stream(FRAME_EVERY).await;
     // A browser that decodes VP8 only; the host streams H.264.
     let mut browser = Browser::with_config(
         Rtc::builder()

@@ -48,7 +48,6 @@ use crate::stream::{
 };
 use crate::streamer_proc::{IpcRx, IpcTx};
 
-/// How long a client may take to send `AuthenticateAndInit`.
 /// WebSocket pings, so a dead TCP connection is noticed (the peer has its own timeout).
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 /// How long the final messages and the close frame may take.
