@@ -129,6 +129,17 @@ struct Seen {
     frames: Vec<Vec<u8>>,
 }
 
+/// A new peer negotiated on `ws` until its first video frame, within `within`.
+async fn first_video(ws: &mut Ws, within: Duration) -> RtcPeer {
+    let mut peer = RtcPeer::start();
+    let mut seen = Seen::default();
+    negotiate(ws, &mut peer, &mut seen, within, |s| {
+        s.first_video.is_some()
+    })
+    .await;
+    peer
+}
+
 /// Reads the socket until `WebRtcConfig`, then offers (+ trickles the host candidate) and
 /// relays the answer and candidates to the peer. Returns the peer once `until(seen)` holds.
 async fn negotiate(
@@ -495,30 +506,12 @@ async fn same_key_supersedes_with_client_kicked_and_4000() {
     let _serial = SERIAL.lock().await;
     let gw = rtc_gateway(None).await;
     let mut old = open_signaling(&gw, "agent-ses_s", "helix-agent-s", 320, 240, 30).await;
-    let mut old_peer = RtcPeer::start();
-    let mut seen = Seen::default();
-    negotiate(
-        &mut old,
-        &mut old_peer,
-        &mut seen,
-        Duration::from_secs(30),
-        |s| s.first_video.is_some(),
-    )
-    .await;
+    let old_peer = first_video(&mut old, Duration::from_secs(30)).await;
     let mut new = open_signaling(&gw, "agent-ses_s", "helix-agent-s", 320, 240, 30).await;
     let (texts, close) = read_all(&mut old).await;
     assert!(texts.iter().any(|t| t == r#""ClientKicked""#), "{texts:?}");
     assert_eq!(close, Some((4000, "superseded".to_string())));
-    let mut peer = RtcPeer::start();
-    let mut seen = Seen::default();
-    negotiate(
-        &mut new,
-        &mut peer,
-        &mut seen,
-        Duration::from_secs(30),
-        |s| s.first_video.is_some(),
-    )
-    .await;
+    let peer = first_video(&mut new, Duration::from_secs(30)).await;
     assert_eq!(gw.state.sessions.list().len(), 1);
     close_and_check_clean(&gw, new).await;
     drop(old_peer);
@@ -556,16 +549,7 @@ async fn join_kicks_the_live_socket_and_the_server_offers() {
     );
 
     let mut old = open_signaling(&gw, "agent-ses_j", "helix-agent-j", 320, 240, 30).await;
-    let mut old_peer = RtcPeer::start();
-    let mut seen = Seen::default();
-    negotiate(
-        &mut old,
-        &mut old_peer,
-        &mut seen,
-        Duration::from_secs(30),
-        |s| s.first_video.is_some(),
-    )
-    .await;
+    let old_peer = first_video(&mut old, Duration::from_secs(30)).await;
     let mut new = connect().await;
     new.send(WsMessage::Text(join_init("agent-ses_j").into()))
         .await
@@ -624,16 +608,7 @@ async fn vanished_peer_ends_the_stream_after_the_disconnect_timeout() {
     let _serial = SERIAL.lock().await;
     let gw = rtc_gateway_with(None, Some(Duration::from_secs(2))).await;
     let mut ws = open_signaling(&gw, "agent-ses_v", "helix-agent-v", 320, 240, 30).await;
-    let mut peer = RtcPeer::start();
-    let mut seen = Seen::default();
-    negotiate(
-        &mut ws,
-        &mut peer,
-        &mut seen,
-        Duration::from_secs(30),
-        |s| s.first_video.is_some(),
-    )
-    .await;
+    let peer = first_video(&mut ws, Duration::from_secs(30)).await;
     let t = Instant::now();
     peer.close();
     let (texts, close) = read_all(&mut ws).await;
@@ -764,16 +739,7 @@ async fn ten_port_range_serves_ten_streams_and_refuses_the_eleventh() {
             30,
         )
         .await;
-        let mut peer = RtcPeer::start();
-        let mut seen = Seen::default();
-        negotiate(
-            &mut ws,
-            &mut peer,
-            &mut seen,
-            Duration::from_secs(30),
-            |s| s.first_video.is_some(),
-        )
-        .await;
+        let peer = first_video(&mut ws, Duration::from_secs(30)).await;
         streams.push((ws, peer));
     }
     println!(
@@ -837,16 +803,7 @@ async fn hundred_webrtc_cycles_return_everything_to_baseline() {
         async move {
             let t = Instant::now();
             let mut ws = open_signaling(gw, "agent-ses_cyc", "helix-agent-cyc", 320, 240, 30).await;
-            let mut peer = RtcPeer::start();
-            let mut seen = Seen::default();
-            negotiate(
-                &mut ws,
-                &mut peer,
-                &mut seen,
-                Duration::from_secs(20),
-                |s| s.first_video.is_some(),
-            )
-            .await;
+            let peer = first_video(&mut ws, Duration::from_secs(20)).await;
             let took = t.elapsed();
             let _ = ws.close(None).await;
             drop(ws);
