@@ -10,32 +10,10 @@ use tokio::task::JoinHandle;
 
 use super::depacketizer::{AudioDepacketizer, AudioDepacketizerConfig, AudioEvent, AudioStats};
 use super::packetizer::{AudioPacketizer, AudioPacketizerConfig};
-use super::rtp::{MAX_PACKET_SIZE, PT_AUDIO};
+use super::rtp::MAX_PACKET_SIZE;
 use super::AudioError;
+use crate::host::{LossInjection, MediaOut};
 use crate::ping::{PingMatcher, PingSender, PING_INTERVAL, SS_PING_PAYLOAD_LEN};
-
-/// Test knob: datagrams the sender drops on purpose instead of sending.
-#[derive(Debug, Clone, Default)]
-pub struct LossInjection {
-    /// Probability (0..1) of dropping any datagram (data or FEC).
-    pub probability: f64,
-    /// Data packets (by RTP sequence) always dropped.
-    pub drop_data_sequences: Vec<u16>,
-}
-
-impl LossInjection {
-    fn should_drop(&self, datagram: &[u8]) -> bool {
-        if self.probability > 0.0 && rand::random::<f64>() < self.probability {
-            return true;
-        }
-        match datagram {
-            [_, pt, hi, lo, ..] if *pt == PT_AUDIO => self
-                .drop_data_sequences
-                .contains(&u16::from_be_bytes([*hi, *lo])),
-            _ => false,
-        }
-    }
-}
 
 /// Settings of an [`AudioSender`].
 #[derive(Debug, Clone)]
@@ -55,13 +33,11 @@ pub struct AudioSenderConfig {
 /// Host audio driver: waits for the client's ping, then sends packetized Opus to its address.
 #[derive(Debug)]
 pub struct AudioSender {
-    socket: Arc<UdpSocket>,
+    out: MediaOut,
     local_addr: SocketAddr,
     packetizer: Mutex<AudioPacketizer>,
     client: watch::Receiver<Option<SocketAddr>>,
     ping_task: Option<JoinHandle<()>>,
-    loss: LossInjection,
-    faults: Option<Arc<crate::host::MediaFaults>>,
 }
 
 impl AudioSender {
@@ -84,13 +60,11 @@ impl AudioSender {
             tx,
         ));
         Ok(Self {
-            socket,
+            out: MediaOut::new(socket, config.loss, false),
             local_addr,
             packetizer: Mutex::new(AudioPacketizer::new(config.packetizer)),
             client: rx,
             ping_task: Some(task),
-            loss: config.loss,
-            faults: None,
         })
     }
 
@@ -124,30 +98,15 @@ impl AudioSender {
             Ok(mut p) => p.push(opus),
             Err(poisoned) => poisoned.into_inner().push(opus),
         };
-        if let Some(faults) = &self.faults {
-            let kept = datagrams.iter().filter(|d| !self.loss.should_drop(d));
-            crate::host::MediaFaults::send_all(
-                Some(faults),
-                &self.socket,
-                client,
-                kept.map(|d| &d[..]),
-                false,
-            )
+        self.out
+            .send_all(client, datagrams.iter().map(|d| &d[..]))
             .await?;
-            return Ok(true);
-        }
-        for d in datagrams {
-            if self.loss.should_drop(&d) {
-                continue;
-            }
-            self.socket.send_to(&d, client).await?;
-        }
         Ok(true)
     }
 
     /// Test knob: live-adjustable drop/delay of this sender's datagrams.
     pub fn set_faults(&mut self, faults: Option<Arc<crate::host::MediaFaults>>) {
-        self.faults = faults;
+        self.out.set_faults(faults);
     }
 
     /// Stops the ping listener and closes the socket.

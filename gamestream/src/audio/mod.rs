@@ -11,11 +11,11 @@ mod driver;
 mod packetizer;
 pub mod rtp;
 
+/// Re-exported where the audio sender's settings name it; it lives with the host's faults.
+pub use crate::host::LossInjection;
 pub use config::{AudioConfig, SAMPLE_RATE};
 pub use depacketizer::{AudioDepacketizer, AudioDepacketizerConfig, AudioEvent, AudioStats};
-pub use driver::{
-    AudioReceiver, AudioReceiverConfig, AudioSender, AudioSenderConfig, LossInjection,
-};
+pub use driver::{AudioReceiver, AudioReceiverConfig, AudioSender, AudioSenderConfig};
 pub use packetizer::{AudioPacketizer, AudioPacketizerConfig};
 
 use crate::crypto::{aes_cbc_decrypt_pkcs7, aes_cbc_encrypt_pkcs7, CryptoError};

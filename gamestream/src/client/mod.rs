@@ -15,28 +15,23 @@
 //! is quit.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-use crate::audio::{
-    AudioDepacketizerConfig, AudioEncryption, AudioError, AudioEvent, AudioReceiver,
-    AudioReceiverConfig, AudioStats,
-};
+mod core;
+mod driver;
+
+pub use self::core::{ClientCore, StreamParams, StreamSocket, Transmit};
+use crate::audio::{AudioDepacketizerConfig, AudioEncryption, AudioError, AudioStats};
 use crate::control::{
-    ClientEvent, ClientMessage, ControlClient, ControlConfig, ControlError, DisconnectReason,
-    HostMessage, IvStyle, TerminationReason,
+    ControlConfig, ControlError, DisconnectReason, HostMessage, IvStyle, TerminationReason,
 };
-use crate::input::{InputEvent, InputWrapper};
+use crate::input::InputEvent;
 use crate::nvhttp::{LaunchRequest, NvHttpClient, NvHttpError};
 use crate::rtsp::describe::video_format;
 use crate::rtsp::{ClientParams, RtspError, RtspOutcome, StreamSettings};
-use crate::video::{
-    DepacketizerConfig, VideoCodec, VideoError, VideoEvent, VideoFrame, VideoReceiver,
-    VideoReceiverConfig, VideoStats,
-};
+use crate::video::{DepacketizerConfig, VideoCodec, VideoError, VideoFrame, VideoStats};
 use crate::AppVersion;
 
 /// What to stream.
@@ -152,6 +147,9 @@ pub enum ClientError {
     /// The host does not support this input event.
     #[error("input event not supported by host {0}")]
     UnsupportedInput(AppVersion),
+    /// A media or control socket could not be set up.
+    #[error("stream sockets: {0}")]
+    Socket(#[from] std::io::Error),
 }
 
 /// Counters of a running stream.
@@ -171,17 +169,14 @@ pub struct SessionStats {
 /// host has handled the disconnect before the cancel arrives.
 const DISCONNECT_SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// A running stream from one host.
+/// A running stream from one host: the handle on its driver task, which owns the sockets and the
+/// [`ClientCore`]. Dropped without [`ClientSession::stop`], the driver sends one ENet disconnect
+/// and ends; nothing is awaited and `/cancel` is not sent.
 pub struct ClientSession {
     http: Arc<NvHttpClient>,
     version: AppVersion,
     outcome: RtspOutcome,
-    control: Arc<ControlClient>,
-    video: Option<VideoReceiver>,
-    audio: Option<AudioReceiver>,
-    input_cipher: Mutex<Option<InputWrapper>>,
-    idr_requests: Arc<AtomicU64>,
-    pump: JoinHandle<()>,
+    driver: driver::DriverHandle,
 }
 
 impl std::fmt::Debug for ClientSession {
@@ -294,73 +289,49 @@ impl PreparedLaunch {
         let outcome = crate::rtsp::client::handshake(rtsp_addr, params).await?;
 
         let key = request.ri_key;
-        let audio_encryption = outcome
-            .audio_encryption
-            .then(|| AudioEncryption::new(key, request.ri_key_id as u32));
-        let (audio, audio_rx) = AudioReceiver::start(AudioReceiverConfig::new(
-            SocketAddr::new(host_ip, outcome.audio_port),
-            outcome.audio_ping_payload,
-            AudioDepacketizerConfig::for_host(
-                version,
-                outcome.audio_packet_duration_ms,
-                audio_encryption,
-            ),
-        ))
-        .await?;
         let codec = match outcome.video_format {
             f if f & video_format::MASK_AV1 != 0 => VideoCodec::Av1,
             f if f & video_format::MASK_H265 != 0 => VideoCodec::Hevc,
             _ => VideoCodec::H264,
         };
-        let (video, video_rx) = VideoReceiver::start(VideoReceiverConfig {
-            host: SocketAddr::new(host_ip, outcome.video_port),
-            bind: None,
-            ping_payload: outcome.video_ping_payload,
-            ping_interval: crate::ping::PING_INTERVAL,
-            depacketizer: DepacketizerConfig {
-                packet_size: outcome.announce.wire_packet_size() as usize,
-                host_version: version,
-                codec,
-                key: outcome.video_encryption.then_some(key),
-            },
-        })
-        .await?;
         let iv_style = if outcome.control_v2 {
             IvStyle::V2
         } else {
             IvStyle::Nvidia
         };
-        let (control, control_rx) = ControlClient::connect(
-            SocketAddr::new(host_ip, outcome.control_port),
-            ControlConfig::new(outcome.control_connect_data, key, iv_style, version),
-        )
-        .await?;
-        let control = Arc::new(control);
-        let input_cipher = (!version.has_encrypted_control())
-            .then(|| InputWrapper::for_host(version, &key, request.ri_key_id as u32));
-
-        let (events_tx, events_rx) = mpsc::channel(512);
-        let idr_requests = Arc::new(AtomicU64::new(0));
-        let fec_status = version.is_sunshine();
-        let pump = tokio::spawn(pump(
-            Arc::clone(&control),
-            video_rx,
-            audio_rx,
-            control_rx,
-            events_tx,
-            Arc::clone(&idr_requests),
-            fec_status,
-        ));
+        let ri_key_id = request.ri_key_id as u32;
+        let params = StreamParams {
+            host_ip,
+            video_port: outcome.video_port,
+            audio_port: outcome.audio_port,
+            control_port: outcome.control_port,
+            video_ping_payload: outcome.video_ping_payload,
+            audio_ping_payload: outcome.audio_ping_payload,
+            ping_interval: crate::ping::PING_INTERVAL,
+            video: DepacketizerConfig {
+                packet_size: outcome.announce.wire_packet_size() as usize,
+                host_version: version,
+                codec,
+                key: outcome.video_encryption.then_some(key),
+            },
+            audio: AudioDepacketizerConfig::for_host(
+                version,
+                outcome.audio_packet_duration_ms,
+                outcome
+                    .audio_encryption
+                    .then(|| AudioEncryption::new(key, ri_key_id)),
+            ),
+            control: ControlConfig::new(outcome.control_connect_data, key, iv_style, version),
+            ri_key_id,
+            seed: None,
+        };
+        let core = ClientCore::new(params, std::time::Instant::now())?;
+        let (driver, events_rx) = driver::start(core, host_ip).await?;
         let session = ClientSession {
             http,
             version,
             outcome,
-            control,
-            video: Some(video),
-            audio: Some(audio),
-            input_cipher: Mutex::new(input_cipher),
-            idr_requests,
-            pump,
+            driver,
         };
         if version.at_least(7, 1, 0) {
             // moonlight-common-c enables haptics when input starts; GFE sends no rumble without it.
@@ -386,44 +357,18 @@ impl ClientSession {
         if !event.supported_by(self.version) {
             return Err(ClientError::UnsupportedInput(self.version));
         }
-        let packet = event.encode(self.version);
-        let route = event.route(self.version);
-        let bytes = match self
-            .input_cipher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            Some(cipher) => cipher.wrap(&packet),
-            None => packet,
-        };
-        self.control.send_input(bytes, route)?;
-        Ok(())
+        self.driver
+            .command(driver::Command::Input(Box::new(event.clone())))
     }
 
     /// Asks the host for a keyframe (e.g. after a decoder reset).
     pub fn request_idr(&self) -> Result<(), ClientError> {
-        self.idr_requests.fetch_add(1, Ordering::Relaxed);
-        self.control.request_idr()?;
-        Ok(())
+        self.driver.command(driver::Command::RequestIdr)
     }
 
-    /// Counters so far.
+    /// Counters so far (as of the driver's last step).
     pub fn stats(&self) -> SessionStats {
-        SessionStats {
-            video: self
-                .video
-                .as_ref()
-                .map(VideoReceiver::stats)
-                .unwrap_or_default(),
-            audio: self
-                .audio
-                .as_ref()
-                .map(AudioReceiver::stats)
-                .unwrap_or_default(),
-            idr_requests: self.idr_requests.load(Ordering::Relaxed),
-            host_rtt: self.control.rtt(),
-        }
+        self.driver.stats()
     }
 
     /// Ends the stream: the media sockets close, the control stream disconnects and awaits the
@@ -431,14 +376,11 @@ impl ClientSession {
     /// and its answer awaited; its error, if any, is returned. See the module doc for why this
     /// order and no other.
     pub async fn stop(mut self) -> Result<(), ClientError> {
-        if let Some(video) = self.video.take() {
-            video.close().await;
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        if self.driver.command(driver::Command::Close(done_tx)).is_ok() {
+            let _ = done.await;
         }
-        if let Some(audio) = self.audio.take() {
-            audio.close().await;
-        }
-        self.control.close().await;
-        self.pump.abort();
+        let _ = (&mut self.driver.task).await;
         // A host's ENet layer acknowledges the disconnect before its control loop has handled it
         // (ENet sends the acknowledgement inside the service call that then returns the event): a
         // `/cancel` that overtakes that handling ends a session whose peer the host still counts
@@ -446,80 +388,5 @@ impl ClientSession {
         // Wolf-strict demo host count this about once in 5 000 operations on a loaded machine.
         tokio::time::sleep(DISCONNECT_SETTLE).await;
         self.http.cancel().await.map_err(ClientError::from)
-    }
-}
-
-impl Drop for ClientSession {
-    fn drop(&mut self) {
-        self.pump.abort();
-    }
-}
-
-/// Forwards media and host messages to the session's consumer; answers loss with IDR requests.
-/// Ends when the control stream ends or the consumer goes away.
-async fn pump(
-    control: Arc<ControlClient>,
-    mut video: mpsc::Receiver<VideoEvent>,
-    mut audio: mpsc::Receiver<AudioEvent>,
-    mut host: mpsc::UnboundedReceiver<ClientEvent>,
-    out: mpsc::Sender<SessionEvent>,
-    idr_requests: Arc<AtomicU64>,
-    fec_status: bool,
-) {
-    let request_idr = || {
-        idr_requests.fetch_add(1, Ordering::Relaxed);
-        let _ = control.request_idr();
-    };
-    loop {
-        let event = tokio::select! {
-            Some(v) = video.recv() => match v {
-                VideoEvent::Frame(frame) => {
-                    control.note_frame_seen(frame.frame_index);
-                    control.note_frame_complete(frame.frame_index);
-                    Some(SessionEvent::Video(frame))
-                }
-                VideoEvent::FrameLost { first, last } => {
-                    request_idr();
-                    Some(SessionEvent::VideoLost { first, last })
-                }
-                VideoEvent::RequestIdr => {
-                    request_idr();
-                    None
-                }
-                VideoEvent::FecStatus(status) => {
-                    if fec_status {
-                        let _ = control.send(ClientMessage::FecStatus(status));
-                    }
-                    None
-                }
-            },
-            Some(a) = audio.recv() => Some(match a {
-                AudioEvent::Packet { sequence, timestamp, opus, recovered } => SessionEvent::Audio { sequence, timestamp, opus, recovered },
-                AudioEvent::Lost { sequence } => SessionEvent::AudioLost { sequence },
-            }),
-            h = host.recv() => match h {
-                Some(ClientEvent::Connected) => None,
-                Some(ClientEvent::Rumble { controller, low_freq, high_freq }) => Some(SessionEvent::Rumble { controller, low_freq, high_freq }),
-                Some(ClientEvent::Hdr { enabled, .. }) => Some(SessionEvent::Hdr { enabled }),
-                Some(ClientEvent::Message(m)) => Some(SessionEvent::Host(m)),
-                Some(ClientEvent::Termination { reason, .. }) => {
-                    let _ = out.send(SessionEvent::Ended(EndCause::HostTerminated { reason, code: reason.error_code() })).await;
-                    return;
-                }
-                Some(ClientEvent::Disconnected { reason }) => {
-                    let _ = out.send(SessionEvent::Ended(EndCause::Disconnected(reason))).await;
-                    return;
-                }
-                None => {
-                    let _ = out.send(SessionEvent::Ended(EndCause::Stopped)).await;
-                    return;
-                }
-            },
-        };
-        if let Some(event) = event {
-            if out.send(event).await.is_err() {
-                return;
-            }
-        }
     }
 }

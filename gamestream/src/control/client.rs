@@ -1,27 +1,26 @@
-//! Client half of the control stream: a tokio driver over one ENet peer.
+//! Client half of the control stream: a thin tokio driver over [`ControlCore`].
 //!
-//! [`ControlClient::connect`] performs the ENet connect (48 channels, connect data, 10 s), sends
-//! Start A and Start B, then hands the ENet host to a background task that services it, sends the
-//! periodic ping (or loss statistics for hosts below 7.1.415) and turns host messages into
-//! [`ClientEvent`]s. The task ends on [`ControlClient::close`], when the handle is dropped, on a
-//! host termination, or when the peer disconnects/times out.
+//! [`ControlClient::connect`] binds the socket and drives the core until the ENet connect is up
+//! (48 channels, connect data, 10 s; Start A and Start B follow), then hands it to a background
+//! task that feeds it datagrams and timeouts and turns its events into [`ClientEvent`]s. The task
+//! ends on [`ControlClient::close`], when the handle is dropped, on a host termination, or when the
+//! peer disconnects or times out. A whole stream uses [`crate::client::ClientCore`] instead, which
+//! holds this core next to the media receivers in one task.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusty_enet::{EventNoRef, Host, PeerID};
+use rusty_enet::MTU_MAX;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
-use super::codec::{ControlCodec, IvStyle, Side};
-use super::enet_io::{new_host, packet, readable_or_tick, TokioUdp};
+use super::client_core::ControlCore;
+use super::codec::IvStyle;
 use super::error::ControlError;
-use super::ids::Generation;
 use super::message::{ClientMessage, HdrMetadata, HostMessage};
-use super::route::{InputRoute, Route, CHANNEL_COUNT};
+use super::route::InputRoute;
 use super::termination::{Termination, TerminationReason};
 use crate::version::AppVersion;
 
@@ -137,18 +136,19 @@ pub enum ClientEvent {
 }
 
 enum Command {
-    Send(ClientMessage, Route),
+    Send(ClientMessage),
+    RequestIdr,
+    Input(Vec<u8>, InputRoute),
     Close(oneshot::Sender<()>),
 }
 
-/// Frame bookkeeping shared with the driver: RFI-as-IDR ranges, loss stats and the
-/// graceful/early classification of a termination need it.
+/// Frame bookkeeping written by the owner and read by the driver before each step (RFI-as-IDR
+/// ranges, loss statistics, early-termination classification), and the RTT the driver last saw.
 #[derive(Debug, Default)]
 struct Frames {
     last_seen: AtomicU32,
     last_good: AtomicU32,
-    /// ENet's smoothed round-trip time to the host in ms (0 until the driver has serviced once).
-    /// moonlight-common-c reports the same ENet figure as the stream's RTT.
+    /// ENet's smoothed round-trip time to the host in ms (0 until measured).
     rtt_ms: AtomicU32,
 }
 
@@ -158,7 +158,6 @@ struct Frames {
 pub struct ControlClient {
     cmd_tx: mpsc::UnboundedSender<Command>,
     frames: Arc<Frames>,
-    version: AppVersion,
     local_addr: SocketAddr,
     closed: Mutex<bool>,
 }
@@ -171,61 +170,35 @@ impl ControlClient {
         host_addr: SocketAddr,
         config: ControlConfig,
     ) -> Result<(ControlClient, mpsc::UnboundedReceiver<ClientEvent>), ControlError> {
-        let generation = Generation::of(config.app_version);
-        if !generation.uses_enet() {
-            return Err(ControlError::Unsupported {
-                what: "TCP control stream",
-                generation,
-            });
-        }
+        let core = ControlCore::new(host_addr, &config, Instant::now(), None)?;
         let bind = config.bind.unwrap_or(match host_addr.ip() {
             IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
             IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0),
         });
-        let (mut host, sock) = new_host(bind, 1).await?;
+        let sock = UdpSocket::bind(bind).await?;
         let local_addr = sock.local_addr()?;
-        let peer = host
-            .connect(host_addr, CHANNEL_COUNT, config.connect_data)
-            .map_err(|e| ControlError::Enet(e.to_string()))?
-            .id();
-        wait_connected(&mut host, &sock, peer, config.connect_timeout).await?;
-        let timeout_ms = u32::try_from(config.peer_timeout.as_millis()).unwrap_or(u32::MAX);
-        host.peer_mut(peer).set_timeout(2, timeout_ms, timeout_ms);
-        host.flush();
-
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let frames = Arc::new(Frames::default());
         let mut driver = Driver {
-            host,
+            core,
             sock,
-            peer,
-            codec: ControlCodec::new(
-                &config.key,
-                config.iv_style,
-                Side::Client,
-                config.app_version,
-            ),
             events: events_tx,
             frames: frames.clone(),
-            linger: config.linger,
             cmd_rx,
         };
-        let _ = driver.events.send(ClientEvent::Connected);
-        driver.send(
-            &ClientMessage::StartA,
-            Route::for_message(&ClientMessage::StartA, config.app_version),
-        );
-        driver.send(
-            &ClientMessage::StartB,
-            Route::for_message(&ClientMessage::StartB, config.app_version),
-        );
-        driver.host.flush();
+        driver.flush().await;
+        while !driver.core.is_connected() {
+            if driver.core.is_ended() {
+                driver.flush().await;
+                return Err(ControlError::ConnectTimeout);
+            }
+            driver.step(false).await;
+        }
         tokio::spawn(driver.run());
         let client = ControlClient {
             cmd_tx,
             frames,
-            version: config.app_version,
             local_addr,
             closed: Mutex::new(false),
         };
@@ -257,25 +230,22 @@ impl ControlClient {
 
     /// Asks for an IDR frame: the IDR request message where the host has one, else RFI-as-IDR.
     pub fn request_idr(&self) -> Result<(), ControlError> {
-        let last_seen = self.frames.last_seen.load(Ordering::Relaxed);
-        self.send(ClientMessage::idr_request_for(self.version, last_seen))
+        self.cmd(Command::RequestIdr)
     }
 
     /// Invalidates reference frames `first..=last`.
     pub fn invalidate_refs(&self, first: u32, last: u32) -> Result<(), ControlError> {
-        self.send(ClientMessage::Rfi { first, last })
+        self.cmd(Command::Send(ClientMessage::Rfi { first, last }))
     }
 
     /// Sends one input packet (as produced by the input module) along the input module's route.
     pub fn send_input(&self, bytes: Vec<u8>, route: InputRoute) -> Result<(), ControlError> {
-        let route = Route::for_input(route, self.version);
-        self.cmd(Command::Send(ClientMessage::Input(bytes), route))
+        self.cmd(Command::Input(bytes, route))
     }
 
     /// Sends any client message along its standard route.
     pub fn send(&self, msg: ClientMessage) -> Result<(), ControlError> {
-        let route = Route::for_message(&msg, self.version);
-        self.cmd(Command::Send(msg, route))
+        self.cmd(Command::Send(msg))
     }
 
     fn cmd(&self, c: Command) -> Result<(), ControlError> {
@@ -299,198 +269,99 @@ impl ControlClient {
     }
 }
 
-/// Services `host` until `peer` is connected, refused, or `timeout` passes.
-async fn wait_connected(
-    host: &mut Host<TokioUdp>,
-    sock: &UdpSocket,
-    peer: PeerID,
-    timeout: Duration,
-) -> Result<(), ControlError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        while let Some(ev) = host.service()? {
-            match ev.no_ref() {
-                EventNoRef::Connect { peer: p, .. } if p == peer => return Ok(()),
-                EventNoRef::Disconnect { peer: p, .. } if p == peer => {
-                    return Err(ControlError::ConnectTimeout)
-                }
-                _ => {}
-            }
-        }
-        if Instant::now() >= deadline {
-            host.peer_mut(peer).reset();
-            return Err(ControlError::ConnectTimeout);
-        }
-        readable_or_tick(sock).await;
-    }
-}
-
+/// The tokio side of a [`ControlCore`]: one socket, one timer, the owner's commands.
 struct Driver {
-    host: Host<TokioUdp>,
-    sock: Arc<UdpSocket>,
-    peer: PeerID,
-    codec: ControlCodec,
+    core: ControlCore,
+    sock: UdpSocket,
     events: mpsc::UnboundedSender<ClientEvent>,
     frames: Arc<Frames>,
-    linger: Duration,
     cmd_rx: mpsc::UnboundedReceiver<Command>,
 }
 
-/// Periodic ping interval (>= 7.1.415) and loss-statistics interval (older hosts).
-const PING_INTERVAL: Duration = Duration::from_millis(100);
-const LOSS_STATS_INTERVAL: Duration = Duration::from_millis(50);
-
 impl Driver {
-    fn send(&mut self, msg: &ClientMessage, route: Route) {
-        match self.codec.encode_client(msg) {
-            Ok(bytes) => {
-                let peer = self.host.peer_mut(self.peer);
-                let route = route.fit_channels(peer.channel_count());
-                if let Err(e) = peer.send(route.channel, &packet(bytes, route)) {
-                    tracing::debug!("control send failed: {e}");
-                }
+    /// Sends what the core queued and hands its events to the owner.
+    async fn flush(&mut self) {
+        while let Some((to, datagram)) = self.core.poll_transmit() {
+            if let Err(e) = self.sock.send_to(&datagram, to).await {
+                tracing::debug!("control datagram not sent: {e}");
             }
-            Err(e) => tracing::debug!("control message not encodable: {e}"),
+        }
+        while let Some(event) = self.core.poll_event() {
+            let _ = self.events.send(event);
+        }
+        if let Some(rtt) = self.core.rtt() {
+            let ms = u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX).max(1);
+            self.frames.rtt_ms.store(ms, Ordering::Relaxed);
         }
     }
 
-    fn periodic_message(&self) -> (ClientMessage, Duration) {
-        if self.codec.version().has_periodic_ping() {
-            (ClientMessage::PeriodicPing, PING_INTERVAL)
-        } else {
-            let last_good_frame = u64::from(self.frames.last_good.load(Ordering::Relaxed));
-            (
-                ClientMessage::LossStats {
-                    lost_packets: 0,
-                    last_good_frame,
-                },
-                LOSS_STATS_INTERVAL,
-            )
-        }
-    }
-
-    /// Services ENet; `Some(reason)` when the stream has ended.
-    fn service(&mut self) -> Option<DisconnectReason> {
-        loop {
-            let ev = match self.host.service() {
-                Ok(Some(ev)) => ev.no_ref(),
-                Ok(None) => {
-                    let rtt = self.host.peer_mut(self.peer).round_trip_time();
-                    let ms = u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX).max(1);
-                    self.frames.rtt_ms.store(ms, Ordering::Relaxed);
-                    return None;
+    /// Waits for a command (when `commands`), a datagram or the core's next deadline, feeds it,
+    /// and flushes. Returns the command, or `Some(None)` when the owner has gone.
+    async fn step(&mut self, commands: bool) -> Option<Option<Command>> {
+        let deadline = self.core.poll_timeout().unwrap_or_else(Instant::now);
+        let mut buf = [0u8; MTU_MAX];
+        let mut command = None;
+        tokio::select! {
+            biased;
+            cmd = self.cmd_rx.recv(), if commands => command = Some(cmd),
+            received = self.sock.recv_from(&mut buf) => {
+                if let Ok((n, from)) = received {
+                    self.sync_frames();
+                    self.core.handle_input(Instant::now(), from, &buf[..n]);
                 }
-                Err(e) => {
-                    tracing::warn!("control socket error: {e}");
-                    return Some(DisconnectReason::Error(e.to_string()));
-                }
-            };
-            match ev {
-                EventNoRef::Receive { peer, packet, .. } if peer == self.peer => {
-                    if let Some(reason) = self.on_packet(packet.data()) {
-                        return Some(reason);
-                    }
-                }
-                EventNoRef::Disconnect { peer, data } if peer == self.peer => {
-                    return Some(DisconnectReason::Peer { data })
-                }
-                _ => {}
+            }
+            () = tokio::time::sleep_until(deadline.into()) => {
+                self.sync_frames();
+                self.core.handle_timeout(Instant::now());
             }
         }
+        self.flush().await;
+        command
     }
 
-    fn on_packet(&mut self, data: &[u8]) -> Option<DisconnectReason> {
-        let msg = match self.codec.decode_host(data) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!("dropping control packet: {e}");
-                return None;
-            }
-        };
-        let event = match msg {
-            HostMessage::Termination(termination) => {
-                let saw_frame = self.frames.last_seen.load(Ordering::Relaxed) != 0;
-                let reason = termination.reason(saw_frame);
-                let _ = self.events.send(ClientEvent::Termination {
-                    termination,
-                    reason,
-                });
-                // Like moonlight: end at once, without waiting for a disconnect ack.
-                self.host.peer_mut(self.peer).disconnect_now(0);
-                return Some(DisconnectReason::Terminated);
-            }
-            HostMessage::Rumble {
-                controller,
-                low_freq,
-                high_freq,
-            } => ClientEvent::Rumble {
-                controller,
-                low_freq,
-                high_freq,
-            },
-            HostMessage::HdrMode { enabled, metadata } => ClientEvent::Hdr { enabled, metadata },
-            other => ClientEvent::Message(other),
-        };
-        let _ = self.events.send(event);
-        None
+    /// Hands the core what the owner recorded about frames since the last step.
+    fn sync_frames(&mut self) {
+        let last_seen = self.frames.last_seen.load(Ordering::Relaxed);
+        let last_good = self.frames.last_good.load(Ordering::Relaxed);
+        self.core.note_frames(last_seen, last_good);
+    }
+
+    fn apply(&mut self, cmd: Command) -> Result<(), ControlError> {
+        self.sync_frames();
+        match cmd {
+            Command::RequestIdr => self.core.request_idr(),
+            Command::Send(msg) => self.core.send(msg),
+            Command::Input(bytes, route) => self.core.send_input(bytes, route),
+            Command::Close(_) => Ok(()),
+        }
     }
 
     async fn run(mut self) {
-        let (_, interval) = self.periodic_message();
-        let mut next_periodic = Instant::now();
-        let reason = loop {
-            if let Some(reason) = self.service() {
-                break reason;
-            }
-            if Instant::now() >= next_periodic {
-                let (msg, _) = self.periodic_message();
-                let route = Route::for_message(&msg, self.codec.version());
-                self.send(&msg, route);
-                next_periodic = Instant::now() + interval;
-                self.host.flush();
-            }
-            tokio::select! {
-                cmd = self.cmd_rx.recv() => match cmd {
-                    Some(Command::Send(msg, route)) => {
-                        self.send(&msg, route);
-                        self.host.flush();
+        while !self.core.is_ended() {
+            match self.step(true).await {
+                Some(Some(Command::Close(done))) => {
+                    self.core.close(Instant::now());
+                    self.flush().await;
+                    while !self.core.is_ended() {
+                        self.step(false).await;
                     }
-                    Some(Command::Close(done)) => {
-                        let reason = self.graceful_close().await;
-                        let _ = self.events.send(ClientEvent::Disconnected { reason });
-                        let _ = done.send(());
-                        return;
-                    }
-                    None => {
-                        // Owner dropped: tell the host and stop.
-                        self.host.peer_mut(self.peer).disconnect_now(0);
-                        self.host.flush();
-                        break DisconnectReason::Closed;
-                    }
-                },
-                _ = readable_or_tick(&self.sock) => {}
-            }
-        };
-        let _ = self.events.send(ClientEvent::Disconnected { reason });
-    }
-
-    async fn graceful_close(&mut self) -> DisconnectReason {
-        self.host.peer_mut(self.peer).disconnect_later(0);
-        let deadline = Instant::now() + self.linger;
-        while Instant::now() < deadline {
-            match self.host.service() {
-                Ok(Some(ev)) => {
-                    if let EventNoRef::Disconnect { peer, .. } = ev.no_ref() {
-                        if peer == self.peer {
-                            return DisconnectReason::Closed;
-                        }
-                    }
+                    let _ = done.send(());
+                    return;
                 }
-                Ok(None) => readable_or_tick(&self.sock).await,
-                Err(_) => break,
+                Some(Some(cmd)) => {
+                    if let Err(e) = self.apply(cmd) {
+                        tracing::debug!("control command dropped: {e}");
+                    }
+                    self.flush().await;
+                }
+                // Owner dropped: tell the host and stop.
+                Some(None) => {
+                    self.core.abort();
+                    self.flush().await;
+                    return;
+                }
+                None => {}
             }
         }
-        self.host.peer_mut(self.peer).reset();
-        DisconnectReason::Closed
     }
 }

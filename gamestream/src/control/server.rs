@@ -392,36 +392,41 @@ impl Driver {
             return;
         };
         session.last_activity = Instant::now();
-        let decoded = session.codec.decode_raw(data);
-        let generation = session.codec.generation();
+        let decoded = classify_client_packet(&session.codec, data);
         drop(reg);
-        let (ty, payload) = match decoded {
-            Ok(v) => v,
+        let ev = match decoded {
+            Ok(ev) => ev,
             Err(e) => {
                 tracing::debug!("session {id}: dropping control packet: {e}");
                 return;
             }
         };
-        let ev = if Some(ty) == generation.ids().input {
-            HostEvent::Input {
-                bytes: payload,
-                legacy_encrypted: generation != Generation::Gen7Encrypted,
-            }
-        } else if ty == TERMINATION_SHORT || ty == TERMINATION_EXTENDED {
-            HostEvent::Termination
-        } else {
-            match ClientMessage::decode(generation, ty, &payload) {
-                Ok(ClientMessage::IdrRequest) => HostEvent::IdrRequest,
-                Ok(ClientMessage::Rfi { first, last }) => HostEvent::Rfi { first, last },
-                Ok(ClientMessage::PeriodicPing) => HostEvent::Ping,
-                Ok(ClientMessage::Other { ty, payload }) => HostEvent::Other(ty, payload),
-                Ok(m) => HostEvent::Message(m),
-                Err(e) => {
-                    tracing::debug!("session {id}: malformed control message: {e}");
-                    return;
-                }
-            }
-        };
         self.emit(id, ev);
     }
+}
+
+/// What one control packet from a client means to the host: opened with the session's codec and
+/// sorted into a [`HostEvent`]. Shared by this server and the host half's sans-IO session core.
+pub(crate) fn classify_client_packet(
+    codec: &ControlCodec,
+    data: &[u8],
+) -> Result<HostEvent, ControlError> {
+    let (ty, payload) = codec.decode_raw(data)?;
+    let generation = codec.generation();
+    if Some(ty) == generation.ids().input {
+        return Ok(HostEvent::Input {
+            bytes: payload,
+            legacy_encrypted: generation != Generation::Gen7Encrypted,
+        });
+    }
+    if ty == TERMINATION_SHORT || ty == TERMINATION_EXTENDED {
+        return Ok(HostEvent::Termination);
+    }
+    Ok(match ClientMessage::decode(generation, ty, &payload)? {
+        ClientMessage::IdrRequest => HostEvent::IdrRequest,
+        ClientMessage::Rfi { first, last } => HostEvent::Rfi { first, last },
+        ClientMessage::PeriodicPing => HostEvent::Ping,
+        ClientMessage::Other { ty, payload } => HostEvent::Other(ty, payload),
+        m => HostEvent::Message(m),
+    })
 }

@@ -1,6 +1,9 @@
 //! Media fault injection for tests: drop, reorder, delay or corrupt a share of media datagrams.
-//! Shared by every sender of a host and adjustable while streams run (all zero = no effect, no
-//! cost).
+//!
+//! All of it lives in one sending wrapper of the host half, [`MediaOut`]: the video and audio
+//! senders hand it their datagrams and never roll dice themselves. [`MediaFaults`] is shared by
+//! every sender of a host and adjustable while streams run (all zero = no effect, no cost);
+//! [`LossInjection`] is a sender's fixed loss, set when it is made.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -76,19 +79,83 @@ impl MediaFaults {
     fn roll(percent: u32) -> bool {
         percent > 0 && rand::thread_rng().gen_range(0..100) < percent
     }
+}
 
-    /// Sends `datagrams` to `to` through `socket` with the faults applied (`reorder` only where
-    /// the caller allows it). Returns how many were sent or scheduled.
+/// Fixed loss of one sender, for tests: a share of all datagrams, and chosen RTP sequence numbers
+/// of audio data packets.
+#[derive(Debug, Clone, Default)]
+pub struct LossInjection {
+    /// Probability (0..1) of dropping any datagram (data or FEC).
+    pub probability: f64,
+    /// Audio data packets (by RTP sequence) always dropped.
+    pub drop_data_sequences: Vec<u16>,
+}
+
+impl LossInjection {
+    fn is_none(&self) -> bool {
+        self.probability <= 0.0 && self.drop_data_sequences.is_empty()
+    }
+
+    fn should_drop(&self, datagram: &[u8]) -> bool {
+        if self.probability > 0.0 && rand::thread_rng().gen_bool(self.probability.min(1.0)) {
+            return true;
+        }
+        match datagram {
+            [_, pt, hi, lo, ..] if *pt == crate::audio::rtp::PT_AUDIO => self
+                .drop_data_sequences
+                .contains(&u16::from_be_bytes([*hi, *lo])),
+            _ => false,
+        }
+    }
+}
+
+/// The way out of one media sender: its socket, with the test faults applied on the way.
+#[derive(Debug)]
+pub(crate) struct MediaOut {
+    socket: Arc<UdpSocket>,
+    loss: LossInjection,
+    faults: Option<Arc<MediaFaults>>,
+    /// Reordering is for video: audio packets are never swapped.
+    reorder: bool,
+}
+
+impl MediaOut {
+    /// Datagrams to `socket`, less `loss`; `reorder` allows the live faults to swap datagrams.
+    pub(crate) fn new(socket: Arc<UdpSocket>, loss: LossInjection, reorder: bool) -> Self {
+        Self {
+            socket,
+            loss,
+            faults: None,
+            reorder,
+        }
+    }
+
+    /// The socket, for the sender's own fast path (segmented sends) and its ping listener.
+    pub(crate) fn socket(&self) -> &Arc<UdpSocket> {
+        &self.socket
+    }
+
+    /// Attaches (or removes) the host's live faults.
+    pub(crate) fn set_faults(&mut self, faults: Option<Arc<MediaFaults>>) {
+        self.faults = faults;
+    }
+
+    /// True when nothing would be dropped, delayed or changed: the sender may send its own way.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.loss.is_none() && self.faults.as_ref().is_none_or(|f| f.is_idle())
+    }
+
+    /// Sends `datagrams` to `to` with the faults applied. Returns how many were sent or scheduled.
     pub(crate) async fn send_all<'a>(
-        faults: Option<&MediaFaults>,
-        socket: &Arc<UdpSocket>,
+        &self,
         to: SocketAddr,
         datagrams: impl Iterator<Item = &'a [u8]>,
-        reorder: bool,
     ) -> std::io::Result<usize> {
-        let Some(f) = faults else {
+        let socket = &self.socket;
+        let kept = datagrams.filter(|d| !self.loss.should_drop(d));
+        let Some(f) = self.faults.as_deref().filter(|f| !f.is_idle()) else {
             let mut sent = 0;
-            for d in datagrams {
+            for d in kept {
                 send_one(socket, d, to).await?;
                 sent += 1;
             }
@@ -99,11 +166,11 @@ impl MediaFaults {
         let corrupt = f.corrupt_percent();
         let mut held: Option<Vec<u8>> = None;
         let mut sent = 0;
-        for d in datagrams {
-            if Self::roll(drop) {
+        for d in kept {
+            if MediaFaults::roll(drop) {
                 continue;
             }
-            if Self::roll(corrupt) {
+            if MediaFaults::roll(corrupt) {
                 let junk: Vec<u8> = {
                     let mut rng = rand::thread_rng();
                     let len = rng.gen_range(1..=1500);
@@ -113,11 +180,11 @@ impl MediaFaults {
                 sent += 1;
                 continue;
             }
-            if reorder && held.is_none() && Self::roll(reorder_p) {
+            if self.reorder && held.is_none() && MediaFaults::roll(reorder_p) {
                 held = Some(d.to_vec());
                 continue;
             }
-            if Self::roll(delay_p) && !delay.is_zero() {
+            if MediaFaults::roll(delay_p) && !delay.is_zero() {
                 let (socket, data) = (Arc::clone(socket), d.to_vec());
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
@@ -154,15 +221,14 @@ async fn send_one(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> std::io::R
 mod tests {
     use super::*;
 
-    async fn run(faults: &MediaFaults, reorder: bool, n: u8) -> Vec<u8> {
+    async fn run(faults: &Arc<MediaFaults>, reorder: bool, n: u8) -> Vec<u8> {
         let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let tx = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let to = rx.local_addr().unwrap();
         let data: Vec<[u8; 1]> = (0..n).map(|i| [i]).collect();
-        let sent =
-            MediaFaults::send_all(Some(faults), &tx, to, data.iter().map(|d| &d[..]), reorder)
-                .await
-                .unwrap();
+        let mut out = MediaOut::new(tx, LossInjection::default(), reorder);
+        out.set_faults(Some(Arc::clone(faults)));
+        let sent = out.send_all(to, data.iter().map(|d| &d[..])).await.unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 8];
         for _ in 0..sent {
@@ -177,7 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn drop_reorder_and_delay() {
-        let f = MediaFaults::default();
+        let f = Arc::new(MediaFaults::default());
         assert_eq!(
             run(&f, true, 4).await,
             vec![0, 1, 2, 3],
@@ -200,21 +266,19 @@ mod tests {
 
     #[tokio::test]
     async fn corrupt_replaces_datagrams_with_random_bytes() {
-        let f = MediaFaults::default();
+        let f = Arc::new(MediaFaults::default());
         f.set_corrupt_percent(100);
         assert!(!f.is_idle());
         let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let tx = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let data = [[7u8; 4]; 20];
-        let sent = MediaFaults::send_all(
-            Some(&f),
-            &tx,
-            rx.local_addr().unwrap(),
-            data.iter().map(|d| &d[..]),
-            true,
-        )
-        .await
-        .unwrap();
+        let mut out = MediaOut::new(tx, LossInjection::default(), true);
+        out.set_faults(Some(f));
+        assert!(!out.is_plain());
+        let sent = out
+            .send_all(rx.local_addr().unwrap(), data.iter().map(|d| &d[..]))
+            .await
+            .unwrap();
         assert_eq!(sent, 20, "replaced, not dropped");
         let mut lens = std::collections::HashSet::new();
         let mut buf = [0u8; 2048];

@@ -16,8 +16,11 @@
 mod faults;
 mod handlers;
 mod session;
+mod session_core;
 
-pub use faults::MediaFaults;
+pub use faults::{LossInjection, MediaFaults};
+pub(crate) use faults::MediaOut;
+pub use session_core::{HostSessionCore, HostSessionError, HostSessionEvent, HostSessionParams};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

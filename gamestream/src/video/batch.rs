@@ -21,7 +21,7 @@ const SLOT_BYTES: usize = 65_536;
 /// Untouched pages of the slots are never faulted in: datagrams of a few kB touch one page of
 /// each slot, so the batch costs about `BATCH_SIZE` pages of memory, not 2 MB.
 #[derive(Debug)]
-pub(super) struct BatchReceiver {
+pub(crate) struct BatchReceiver {
     state: UdpSocketState,
     slots: Vec<u8>,
     meta: Vec<RecvMeta>,
@@ -31,7 +31,7 @@ pub(super) struct BatchReceiver {
 
 impl BatchReceiver {
     /// Prepares `socket` for batched (and, where supported, GRO) reads.
-    pub(super) fn new(socket: &UdpSocket) -> io::Result<Self> {
+    pub(crate) fn new(socket: &UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new(UdpSockRef::from(socket))?;
         let batch = quinn_udp::BATCH_SIZE;
         Ok(Self {
@@ -44,7 +44,7 @@ impl BatchReceiver {
 
     /// Reads what the socket holds now without waiting; `WouldBlock` when it holds nothing, which
     /// also clears tokio's readiness so that the next `readable()` waits.
-    pub(super) fn try_recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    pub(crate) fn try_recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         let Self {
             state,
             slots,
@@ -63,7 +63,7 @@ impl BatchReceiver {
     }
 
     /// The datagrams of the last read, in arrival order.
-    pub(super) fn datagrams(&self) -> impl Iterator<Item = &[u8]> + '_ {
+    pub(crate) fn datagrams(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.slots
             .chunks(SLOT_BYTES)
             .zip(&self.meta)

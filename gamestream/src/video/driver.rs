@@ -8,7 +8,7 @@ use super::batch::{BatchReceiver, BatchSender};
 use super::depacketizer::{DepacketizerConfig, VideoDepacketizer, VideoEvent, VideoStats};
 use super::packetizer::{FrameInfo, PacketizerConfig, VideoPacketizer};
 use super::VideoError;
-use rand::Rng;
+use crate::host::{LossInjection, MediaOut};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ const LEGACY_PING: &[u8; 4] = b"PING";
 const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 
 /// Best effort: the kernel may cap the value (net.core.rmem_max / wmem_max).
-fn enlarge_buffers(socket: &UdpSocket) {
+pub(crate) fn enlarge_buffers(socket: &UdpSocket) {
     let sock = socket2::SockRef::from(socket);
     if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES) {
         tracing::debug!(error = %e, "video socket: SO_RCVBUF not set");
@@ -45,19 +45,18 @@ pub struct VideoSenderConfig {
     pub accept_legacy_ping: bool,
     /// Packetizer settings.
     pub packetizer: PacketizerConfig,
-    /// Test knob: probability (0..1) of silently dropping each datagram.
+    /// Test knob: probability (0..1) of silently dropping each datagram (applied by the host
+    /// half's sending wrapper, `host::faults`).
     pub drop_probability: f64,
 }
 
 /// The host's video sender.
 #[derive(Debug)]
 pub struct VideoSender {
-    socket: Arc<UdpSocket>,
+    out: MediaOut,
     packetizer: VideoPacketizer,
     client: watch::Receiver<Option<SocketAddr>>,
     ping_task: JoinHandle<()>,
-    drop_probability: f64,
-    faults: Option<Arc<crate::host::MediaFaults>>,
     /// Segmented sends; `None` = one datagram per send (no platform support, or it failed once).
     batch: Option<BatchSender>,
 }
@@ -83,20 +82,22 @@ impl VideoSender {
             config.accept_legacy_ping,
             tx,
         ));
+        let loss = LossInjection {
+            probability: config.drop_probability,
+            drop_data_sequences: Vec::new(),
+        };
         Ok(Self {
-            socket,
+            out: MediaOut::new(socket, loss, true),
             packetizer,
             client,
             ping_task,
-            drop_probability: config.drop_probability,
-            faults: None,
             batch,
         })
     }
 
     /// The bound address (give its port to the client in RTSP SETUP).
     pub fn local_addr(&self) -> Result<SocketAddr, VideoError> {
-        Ok(self.socket.local_addr()?)
+        Ok(self.out.socket().local_addr()?)
     }
 
     /// The client's media address, once a valid ping arrived.
@@ -118,66 +119,33 @@ impl VideoSender {
     pub async fn send_frame(&mut self, au: &[u8], info: FrameInfo) -> Result<usize, VideoError> {
         let client = self.client_addr().ok_or(VideoError::NoClient)?;
         let batch = self.packetizer.packetize(au, info)?;
-        if let Some(faults) = self.faults.as_ref().filter(|f| !f.is_idle()) {
-            let kept = batch.iter().filter(|_| {
-                self.drop_probability <= 0.0
-                    || !rand::thread_rng().gen_bool(self.drop_probability.min(1.0))
-            });
-            let kept: Vec<&[u8]> = kept.collect();
-            let sent = crate::host::MediaFaults::send_all(
-                Some(faults),
-                &self.socket,
-                client,
-                kept.into_iter(),
-                true,
-            )
-            .await?;
-            return Ok(sent);
-        }
         let mut skip = 0;
-        if self.drop_probability <= 0.0 {
-            if let Some(sender) = &self.batch {
-                let stride = batch.stride();
-                match sender
-                    .send(&self.socket, batch.as_bytes(), stride, client)
-                    .await
-                {
-                    Ok(()) => return Ok(batch.len()),
-                    // See below: the client may be restarting.
-                    Err((_, e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        return Ok(0)
-                    }
-                    Err((done, e)) => {
-                        // E.g. a NIC or path that refuses segmentation: single datagrams from now
-                        // on, starting with what this frame has left.
-                        tracing::debug!(error = %e, "segmented send refused; sending datagrams singly");
-                        self.batch = None;
-                        skip = done / stride;
-                    }
+        if let Some(sender) = self.batch.as_ref().filter(|_| self.out.is_plain()) {
+            let stride = batch.stride();
+            match sender
+                .send(self.out.socket(), batch.as_bytes(), stride, client)
+                .await
+            {
+                Ok(()) => return Ok(batch.len()),
+                // A stale ICMP "port unreachable": the client may be restarting; the control
+                // stream, not the media socket, decides the session's fate.
+                Err((_, e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(0),
+                Err((done, e)) => {
+                    // E.g. a NIC or path that refuses segmentation: single datagrams from now
+                    // on, starting with what this frame has left.
+                    tracing::debug!(error = %e, "segmented send refused; sending datagrams singly");
+                    self.batch = None;
+                    skip = done / stride;
                 }
             }
         }
-        let mut sent = skip;
-        for datagram in batch.iter().skip(skip) {
-            if self.drop_probability > 0.0
-                && rand::thread_rng().gen_bool(self.drop_probability.min(1.0))
-            {
-                continue;
-            }
-            match self.socket.send_to(datagram, client).await {
-                Ok(_) => sent += 1,
-                // A stale ICMP "port unreachable" from an earlier datagram: the client may be
-                // restarting; the control stream, not the media socket, decides the session's fate.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(sent)
+        let sent = self.out.send_all(client, batch.iter().skip(skip)).await?;
+        Ok(skip + sent)
     }
 
     /// Test knob: live-adjustable drop/reorder/delay of this sender's datagrams.
     pub fn set_faults(&mut self, faults: Option<Arc<crate::host::MediaFaults>>) {
-        self.faults = faults;
+        self.out.set_faults(faults);
     }
 
     /// Stops the ping listener and closes the socket.

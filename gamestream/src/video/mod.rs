@@ -19,6 +19,7 @@ pub use depacketizer::{
 pub use driver::{VideoReceiver, VideoReceiverConfig, VideoSender, VideoSenderConfig};
 pub use packetizer::{FrameInfo, PacketBatch, PacketizerConfig, VideoPacketizer};
 pub use wire::{FecStatus, FrameType};
+pub(crate) use {batch::BatchReceiver, driver::enlarge_buffers};
 
 /// Errors of the video layer.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,287 @@
+//! The host half of one launched stream as a plain state machine: the client's ENet peer with the
+//! session's codec, the media destinations learned from pings, and the video and audio
+//! packetizers. No sockets, no tasks, no clock.
+//!
+//! It mirrors [`crate::client::ClientCore`]: [`HostSessionCore::handle_input`] and
+//! [`HostSessionCore::handle_timeout`] in, [`HostSessionCore::poll_transmit`],
+//! [`HostSessionCore::poll_event`] and [`HostSessionCore::poll_timeout`] out; frames and audio
+//! are pushed with [`HostSessionCore::send_video`] and [`HostSessionCore::send_audio`]. The two
+//! cores meet in the in-memory pair test, where a whole session runs on a virtual clock with
+//! seeded loss. The tokio host (`host::Host`) still runs its own drivers, one ENet server for all
+//! sessions as Wolf and Sunshine do.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rusty_enet::{EventNoRef, Host, PeerID};
+
+use crate::audio::{AudioPacketizer, AudioPacketizerConfig};
+use crate::client::{StreamSocket, Transmit};
+use crate::control::enet_mem::{queue_host, EnetClock, QueueSocket};
+use crate::control::server::classify_client_packet;
+use crate::control::{
+    ControlCodec, ControlError, HostEvent, HostMessage, IvStyle, Route, Side, Termination,
+};
+use crate::ping::PingMatcher;
+use crate::video::{FrameInfo, PacketizerConfig, VideoError, VideoPacketizer};
+use crate::AppVersion;
+
+/// ENet is serviced at least this often while a client is connected (its own timers).
+const SERVICE_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// What the host half of a session is set up with at launch and SETUP.
+#[derive(Debug, Clone)]
+pub struct HostSessionParams {
+    /// The host's appversion (decides the control generation).
+    pub version: AppVersion,
+    /// The launch's `rikey`.
+    pub key: [u8; 16],
+    /// The control stream's IV style.
+    pub iv_style: IvStyle,
+    /// The connect data handed out in SETUP; `None` accepts any (Wolf matches by IP).
+    pub connect_data: Option<u32>,
+    /// Which datagrams on the video port are pings for this session.
+    pub video_pings: PingMatcher,
+    /// Which datagrams on the audio port are pings for this session.
+    pub audio_pings: PingMatcher,
+    /// Video framing, FEC and encryption.
+    pub video: PacketizerConfig,
+    /// Audio framing and encryption.
+    pub audio: AudioPacketizerConfig,
+    /// Fixes ENet's random choices (tests).
+    pub seed: Option<u32>,
+}
+
+/// Why a session core could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum HostSessionError {
+    /// The ENet host could not be created.
+    #[error("control: {0}")]
+    Control(#[from] ControlError),
+    /// The video packetizer settings are invalid.
+    #[error("video: {0}")]
+    Video(#[from] VideoError),
+}
+
+/// What happened on the host side of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostSessionEvent {
+    /// A media path opened: the first valid ping on `socket` came from `client`.
+    MediaClient {
+        /// Video or audio.
+        socket: StreamSocket,
+        /// Where that stream's datagrams now go.
+        client: SocketAddr,
+    },
+    /// Something on the control stream (connect, IDR request, input, disconnect...).
+    Control(HostEvent),
+}
+
+/// One session's host half, sans I/O. See the module doc.
+pub struct HostSessionCore {
+    enet: Host<QueueSocket>,
+    clock: EnetClock,
+    codec: ControlCodec,
+    connect_data: Option<u32>,
+    peer: Option<PeerID>,
+    last_now: Instant,
+    video_pings: PingMatcher,
+    audio_pings: PingMatcher,
+    video_client: Option<SocketAddr>,
+    audio_client: Option<SocketAddr>,
+    video: VideoPacketizer,
+    audio: AudioPacketizer,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<HostSessionEvent>,
+}
+
+impl std::fmt::Debug for HostSessionCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSessionCore")
+            .field("peer", &self.peer)
+            .field("video_client", &self.video_client)
+            .field("audio_client", &self.audio_client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostSessionCore {
+    /// A session waiting for its client's pings and ENet connect.
+    pub fn new(params: HostSessionParams, now: Instant) -> Result<Self, HostSessionError> {
+        let (enet, clock) = queue_host(1, now, params.seed)?;
+        Ok(Self {
+            enet,
+            clock,
+            codec: ControlCodec::new(&params.key, params.iv_style, Side::Host, params.version),
+            connect_data: params.connect_data,
+            peer: None,
+            last_now: now,
+            video_pings: params.video_pings,
+            audio_pings: params.audio_pings,
+            video_client: None,
+            audio_client: None,
+            video: VideoPacketizer::new(params.video)?,
+            audio: AudioPacketizer::new(params.audio),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// True while the client's control peer is connected.
+    pub fn is_connected(&self) -> bool {
+        self.peer.is_some()
+    }
+
+    /// One datagram that arrived on the session's `socket`.
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        socket: StreamSocket,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) {
+        let (matcher, client) = match socket {
+            StreamSocket::Control => {
+                self.enet.socket_mut().deliver(from, datagram);
+                self.service(now);
+                return;
+            }
+            StreamSocket::Video => (&self.video_pings, &mut self.video_client),
+            StreamSocket::Audio => (&self.audio_pings, &mut self.audio_client),
+        };
+        if client.is_none() && matcher.matches(datagram) {
+            *client = Some(from);
+            self.events.push_back(HostSessionEvent::MediaClient {
+                socket,
+                client: from,
+            });
+        }
+    }
+
+    /// Time has passed: ENet's retransmissions, acknowledgements and timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.service(now);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(t) = self.transmits.pop_front() {
+            return Some(t);
+        }
+        self.enet
+            .socket_mut()
+            .take_sent()
+            .map(|(to, payload)| Transmit {
+                socket: StreamSocket::Control,
+                to,
+                payload,
+            })
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<HostSessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`HostSessionCore::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.last_now + SERVICE_TICK)
+    }
+
+    /// Packetizes one access unit for the video client; returns the datagrams queued (0 before
+    /// the client's first ping).
+    pub fn send_video(&mut self, access_unit: &[u8], info: FrameInfo) -> Result<usize, VideoError> {
+        let Some(to) = self.video_client else {
+            return Ok(0);
+        };
+        let batch = self.video.packetize(access_unit, info)?;
+        for datagram in batch.iter() {
+            self.transmits.push_back(Transmit {
+                socket: StreamSocket::Video,
+                to,
+                payload: datagram.to_vec(),
+            });
+        }
+        Ok(batch.len())
+    }
+
+    /// Packetizes one Opus packet (and, at the end of a block, its FEC) for the audio client;
+    /// returns the datagrams queued.
+    pub fn send_audio(&mut self, opus: &[u8]) -> usize {
+        let Some(to) = self.audio_client else {
+            return 0;
+        };
+        let datagrams = self.audio.push(opus);
+        let n = datagrams.len();
+        self.transmits
+            .extend(datagrams.into_iter().map(|payload| Transmit {
+                socket: StreamSocket::Audio,
+                to,
+                payload,
+            }));
+        n
+    }
+
+    /// Sends a host message (rumble, HDR, termination...) to the connected client.
+    pub fn send_control(&mut self, msg: &HostMessage) -> Result<(), ControlError> {
+        let peer = self.peer.ok_or(ControlError::Closed)?;
+        let bytes = self.codec.encode_host(msg)?;
+        let route = Route::GENERIC_RELIABLE;
+        self.enet
+            .peer_mut(peer)
+            .send(
+                route.channel,
+                &crate::control::enet_io::packet(bytes, route),
+            )
+            .map_err(|e| ControlError::Enet(e.to_string()))?;
+        self.enet.flush();
+        Ok(())
+    }
+
+    /// The host ends the stream: the termination message, then a graceful ENet disconnect.
+    pub fn terminate(&mut self, now: Instant) -> Result<(), ControlError> {
+        self.clock.set(now);
+        self.send_control(&HostMessage::Termination(Termination::server_closed()))?;
+        if let Some(peer) = self.peer {
+            self.enet.peer_mut(peer).disconnect_later(0);
+            self.enet.flush();
+        }
+        Ok(())
+    }
+
+    fn service(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+        self.clock.set(now);
+        while let Ok(Some(ev)) = self.enet.service() {
+            match ev.no_ref() {
+                EventNoRef::Connect { peer, data } => {
+                    let wanted = self.connect_data.is_none_or(|d| d == data);
+                    match self.enet.peer(peer).address() {
+                        Some(addr) if wanted && self.peer.is_none() => {
+                            self.peer = Some(peer);
+                            self.event(HostEvent::Connected { peer: addr });
+                        }
+                        _ => self.enet.peer_mut(peer).disconnect(0),
+                    }
+                }
+                EventNoRef::Disconnect { peer, .. } if Some(peer) == self.peer => {
+                    self.peer = None;
+                    self.event(HostEvent::Disconnected);
+                }
+                EventNoRef::Receive { peer, packet, .. } if Some(peer) == self.peer => {
+                    match classify_client_packet(&self.codec, packet.data()) {
+                        Ok(ev) => self.event(ev),
+                        Err(e) => tracing::debug!("host session: dropping control packet: {e}"),
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.enet.flush();
+    }
+
+    fn event(&mut self, event: HostEvent) {
+        self.events.push_back(HostSessionEvent::Control(event));
+    }
+}
