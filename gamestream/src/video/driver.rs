@@ -1,19 +1,19 @@
-//! Thin tokio drivers: [`VideoSender`] (host) and [`VideoReceiver`] (client) move the sans-IO
-//! packetizer's and depacketizer's datagrams over UDP and handle the ping that opens the path (§1–2).
+//! The host's video sender: a thin tokio driver that moves the sans-IO packetizer's datagrams over
+//! UDP, to the address learned from the client's ping (§1–2). The client's side is
+//! [`crate::client::ClientCore`] with its one driver task.
 //!
 //! The ping formats are parsed privately here: 4-byte `PING`, or the 20-byte `SS_PING`
 //! (16-byte payload from `X-SS-Ping-Payload` ‖ BE32 sequence starting at 1).
 
-use super::batch::{BatchReceiver, BatchSender};
-use super::depacketizer::{DepacketizerConfig, VideoDepacketizer, VideoEvent, VideoStats};
+use super::batch::BatchSender;
 use super::packetizer::{FrameInfo, PacketizerConfig, VideoPacketizer};
 use super::VideoError;
 use crate::host::{LossInjection, MediaOut};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 const LEGACY_PING: &[u8; 4] = b"PING";
@@ -193,166 +193,16 @@ async fn listen_for_ping(
     }
 }
 
-/// Client-side settings.
-#[derive(Debug, Clone)]
-pub struct VideoReceiverConfig {
-    /// The host's video port (from RTSP SETUP).
-    pub host: SocketAddr,
-    /// Local bind address; `None` = ephemeral port on the unspecified address of the host's family
-    /// (or 127.0.0.1 for a loopback host).
-    pub bind: Option<SocketAddr>,
-    /// `X-SS-Ping-Payload` from the SETUP reply; `None` = legacy `PING`.
-    pub ping_payload: Option<[u8; 16]>,
-    /// Ping period (500 ms in moonlight-common-c).
-    pub ping_interval: Duration,
-    /// Depacketizer settings.
-    pub depacketizer: DepacketizerConfig,
-}
-
-/// The client's video receiver: pings the host and turns datagrams into [`VideoEvent`]s.
-#[derive(Debug)]
-pub struct VideoReceiver {
-    local_addr: SocketAddr,
-    stats: Arc<Mutex<VideoStats>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl VideoReceiver {
-    /// Binds the socket, starts pinging, and returns the receiver with its event channel.
-    /// The channel ends when the receiver is closed or the socket fails.
-    pub async fn start(
-        config: VideoReceiverConfig,
-    ) -> Result<(Self, mpsc::Receiver<VideoEvent>), VideoError> {
-        let depacketizer = VideoDepacketizer::new(config.depacketizer)?;
-        let bind = config.bind.unwrap_or_else(|| match config.host {
-            SocketAddr::V4(a) if a.ip().is_loopback() => (Ipv4Addr::LOCALHOST, 0).into(),
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(a) if a.ip().is_loopback() => (Ipv6Addr::LOCALHOST, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        });
-        let socket = UdpSocket::bind(bind).await?;
-        enlarge_buffers(&socket);
-        let batch = BatchReceiver::new(&socket)?;
-        let local_addr = socket.local_addr()?;
-        let stats = Arc::new(Mutex::new(VideoStats::default()));
-        let (events_tx, events_rx) = mpsc::channel(256);
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(receive_loop(
-            socket,
-            batch,
-            config.host,
-            config.ping_payload,
-            config.ping_interval,
-            depacketizer,
-            Arc::clone(&stats),
-            events_tx,
-            stop_rx,
-        ));
-        Ok((
-            Self {
-                local_addr,
-                stats,
-                stop: Some(stop_tx),
-                task,
-            },
-            events_rx,
-        ))
-    }
-
-    /// The local UDP address the pings come from.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Depacketizer counters, updated after every datagram.
-    pub fn stats(&self) -> VideoStats {
-        self.stats.lock().map(|s| *s).unwrap_or_default()
-    }
-
-    /// Stops pinging and receiving and waits for the task to end.
-    pub async fn close(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
-    }
-}
-
-impl Drop for VideoReceiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn receive_loop(
-    socket: UdpSocket,
-    mut batch: BatchReceiver,
-    host: SocketAddr,
-    ping_payload: Option<[u8; 16]>,
-    ping_interval: Duration,
-    mut depacketizer: VideoDepacketizer,
-    stats: Arc<Mutex<VideoStats>>,
-    events: mpsc::Sender<VideoEvent>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut out = Vec::new();
-    let mut ticker = tokio::time::interval(ping_interval.max(Duration::from_millis(1)));
-    let mut ping_seq: u32 = 0;
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = ticker.tick() => {
-                ping_seq = ping_seq.wrapping_add(1);
-                // Errors (e.g. ICMP port unreachable before the host binds) are not fatal.
-                let _ = match &ping_payload {
-                    Some(p) => {
-                        let mut ping = [0u8; SS_PING_LEN];
-                        ping[..16].copy_from_slice(p);
-                        ping[16..].copy_from_slice(&ping_seq.to_be_bytes());
-                        socket.send_to(&ping, host).await
-                    }
-                    None => socket.send_to(LEGACY_PING, host).await,
-                };
-            }
-            ready = socket.readable() => {
-                if ready.is_err() {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
-                match batch.try_recv(&socket) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(_) => {
-                        // Transient (e.g. ICMP-induced) errors: back off briefly instead of spinning.
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                        continue;
-                    }
-                }
-                let now = Instant::now();
-                for datagram in batch.datagrams() {
-                    out.extend(depacketizer.push(datagram, now));
-                }
-                if let Ok(mut s) = stats.lock() {
-                    *s = depacketizer.stats();
-                }
-                for event in out.drain(..) {
-                    if events.send(event).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::depacketizer::VideoCodec;
+    use super::super::depacketizer::{
+        DepacketizerConfig, VideoCodec, VideoDepacketizer, VideoEvent,
+    };
     use super::super::wire::FrameType;
     use super::*;
     use crate::AppVersion;
+    use std::net::Ipv4Addr;
+    use std::time::Instant;
 
     const PAYLOAD: [u8; 16] = *b"0123456789ABCDEF";
 
@@ -375,22 +225,50 @@ mod tests {
         }
     }
 
-    fn receiver_config(
-        host: SocketAddr,
-        ping_payload: Option<[u8; 16]>,
-        key: Option<[u8; 16]>,
-    ) -> VideoReceiverConfig {
-        VideoReceiverConfig {
-            host,
-            bind: None,
-            ping_payload,
-            ping_interval: Duration::from_millis(20),
-            depacketizer: DepacketizerConfig {
+    /// The client end for these tests: a socket that pings the sender, and a depacketizer.
+    struct TestReceiver {
+        socket: UdpSocket,
+        depacketizer: VideoDepacketizer,
+    }
+
+    impl TestReceiver {
+        async fn start(host: SocketAddr, ping: Option<[u8; 16]>, key: Option<[u8; 16]>) -> Self {
+            let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+            let mut pings = crate::ping::PingSender::new(ping);
+            socket.send_to(&pings.next_ping(), host).await.unwrap();
+            let depacketizer = VideoDepacketizer::new(DepacketizerConfig {
                 packet_size: 1024,
                 host_version: AppVersion::SUNSHINE,
                 codec: VideoCodec::Av1,
                 key,
-            },
+            })
+            .unwrap();
+            Self {
+                socket,
+                depacketizer,
+            }
+        }
+
+        /// The events of the datagrams that arrive before `deadline`, until `until` says stop.
+        async fn events_until(
+            &mut self,
+            deadline: tokio::time::Instant,
+            mut until: impl FnMut(&VideoEvent) -> bool,
+        ) -> Vec<VideoEvent> {
+            let mut events = Vec::new();
+            let mut buf = [0u8; 2048];
+            while let Ok(Ok((n, _))) =
+                tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf)).await
+            {
+                for event in self.depacketizer.push(&buf[..n], Instant::now()) {
+                    let stop = until(&event);
+                    events.push(event);
+                    if stop {
+                        return events;
+                    }
+                }
+            }
+            events
         }
     }
 
@@ -411,14 +289,12 @@ mod tests {
             .await
             .unwrap();
         let host = sender.local_addr().unwrap();
-        let (receiver, mut events) = VideoReceiver::start(receiver_config(host, ping, key))
-            .await
-            .unwrap();
+        let mut receiver = TestReceiver::start(host, ping, key).await;
         let client = sender
             .wait_for_client(Duration::from_secs(5))
             .await
             .unwrap();
-        assert_eq!(client, receiver.local_addr());
+        assert_eq!(client, receiver.socket.local_addr().unwrap());
         let mut delivered = Vec::new();
         let mut need_idr = true;
         for index in 1..=frames {
@@ -437,25 +313,26 @@ mod tests {
             sender.send_frame(&au(index), info).await.unwrap();
             // Collect what arrived for this frame (bounded wait).
             let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
-            while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await {
+            let events = receiver
+                .events_until(
+                    deadline,
+                    |e| matches!(e, VideoEvent::Frame(f) if f.frame_index == index),
+                )
+                .await;
+            for event in events {
                 match event {
                     VideoEvent::Frame(f) => {
                         assert_eq!(f.data, au(f.frame_index), "frame {} corrupt", f.frame_index);
                         delivered.push(f.frame_index);
-                        if f.frame_index == index {
-                            break;
-                        }
                     }
                     VideoEvent::FrameLost { .. } | VideoEvent::RequestIdr => need_idr = true,
                     VideoEvent::FecStatus(_) => {}
                 }
             }
         }
-        assert_eq!(receiver.stats().frames_ok, delivered.len() as u64);
-        receiver.close().await;
-        assert!(
-            events.recv().await.is_none(),
-            "event channel ends with the receiver"
+        assert_eq!(
+            receiver.depacketizer.stats().frames_ok,
+            delivered.len() as u64
         );
         sender.close().await;
         delivered
@@ -483,10 +360,7 @@ mod tests {
             .await
             .unwrap();
         let host = sender.local_addr().unwrap();
-        let (receiver, _events) =
-            VideoReceiver::start(receiver_config(host, Some(*b"FEDCBA9876543210"), None))
-                .await
-                .unwrap();
+        let _receiver = TestReceiver::start(host, Some(*b"FEDCBA9876543210"), None).await;
         assert!(sender
             .wait_for_client(Duration::from_millis(300))
             .await
@@ -501,7 +375,6 @@ mod tests {
             sender.send_frame(b"x", info).await,
             Err(VideoError::NoClient)
         ));
-        receiver.close().await;
         sender.close().await;
     }
 

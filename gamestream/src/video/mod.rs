@@ -4,8 +4,8 @@
 //! Reed–Solomon FEC blocks, optionally AES-GCM encrypted per shard (gamestream-protocol-2-media.md
 //! §3). [`VideoPacketizer`] is Sunshine's sender algorithm, byte for byte; [`VideoDepacketizer`] is
 //! moonlight-common-c's receive queue and depacketizer (reassembly, FEC recovery, loss detection,
-//! waiting for an IDR after a loss). Both are sans-IO; [`VideoSender`] and [`VideoReceiver`] move
-//! their datagrams over UDP.
+//! waiting for an IDR after a loss). Both are sans-IO; [`VideoSender`] moves the host's datagrams
+//! over UDP, and the client's stream driver (`crate::client`) feeds the depacketizer.
 
 mod batch;
 mod depacketizer;
@@ -16,7 +16,7 @@ pub mod wire;
 pub use depacketizer::{
     DepacketizerConfig, VideoCodec, VideoDepacketizer, VideoEvent, VideoFrame, VideoStats,
 };
-pub use driver::{VideoReceiver, VideoReceiverConfig, VideoSender, VideoSenderConfig};
+pub use driver::{VideoSender, VideoSenderConfig};
 pub use packetizer::{FrameInfo, PacketBatch, PacketizerConfig, VideoPacketizer};
 pub use wire::{FecStatus, FrameType};
 pub(crate) use {batch::BatchReceiver, driver::enlarge_buffers};
