@@ -48,6 +48,17 @@ pub struct Transmit {
     pub payload: Vec<u8>,
 }
 
+impl Transmit {
+    /// An ENet datagram (destination and bytes) as a transmit of the control socket.
+    pub(crate) fn control((to, payload): (SocketAddr, Vec<u8>)) -> Self {
+        Self {
+            socket: StreamSocket::Control,
+            to,
+            payload,
+        }
+    }
+}
+
 /// What a launch negotiated, as the core needs it: where the host's ports are and how each
 /// stream is framed and encrypted (from `/launch` and the RTSP handshake).
 #[derive(Debug, Clone)]
@@ -211,14 +222,10 @@ impl ClientCore {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if let Some(t) = self.transmits.pop_front() {
-            return Some(t);
-        }
-        self.control.poll_transmit().map(|(to, payload)| Transmit {
-            socket: StreamSocket::Control,
-            to,
-            payload,
-        })
+        let control = &mut self.control;
+        self.transmits
+            .pop_front()
+            .or_else(|| control.poll_transmit().map(Transmit::control))
     }
 
     /// The next event for the consumer; [`SessionEvent::Ended`] is the last one.

@@ -41,6 +41,7 @@ enum State {
 }
 
 /// One client control stream, sans I/O. See the module doc.
+#[derive(Debug)]
 pub struct ControlCore {
     host: Host<QueueSocket>,
     clock: EnetClock,
@@ -55,15 +56,6 @@ pub struct ControlCore {
     last_good_frame: u32,
     rtt: Option<Duration>,
     events: VecDeque<ClientEvent>,
-}
-
-impl std::fmt::Debug for ControlCore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControlCore")
-            .field("state", &self.state)
-            .field("rtt", &self.rtt)
-            .finish_non_exhaustive()
-    }
 }
 
 impl ControlCore {

@@ -79,6 +79,7 @@ pub enum HostSessionEvent {
 }
 
 /// One session's host half, sans I/O. See the module doc.
+#[derive(Debug)]
 pub struct HostSessionCore {
     enet: Host<QueueSocket>,
     clock: EnetClock,
@@ -94,16 +95,6 @@ pub struct HostSessionCore {
     audio: AudioPacketizer,
     transmits: VecDeque<Transmit>,
     events: VecDeque<HostSessionEvent>,
-}
-
-impl std::fmt::Debug for HostSessionCore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostSessionCore")
-            .field("peer", &self.peer)
-            .field("video_client", &self.video_client)
-            .field("audio_client", &self.audio_client)
-            .finish_non_exhaustive()
-    }
 }
 
 impl HostSessionCore {
@@ -166,17 +157,10 @@ impl HostSessionCore {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if let Some(t) = self.transmits.pop_front() {
-            return Some(t);
-        }
-        self.enet
-            .socket_mut()
-            .take_sent()
-            .map(|(to, payload)| Transmit {
-                socket: StreamSocket::Control,
-                to,
-                payload,
-            })
+        let enet = &mut self.enet;
+        self.transmits
+            .pop_front()
+            .or_else(|| enet.socket_mut().take_sent().map(Transmit::control))
     }
 
     /// The next event.
