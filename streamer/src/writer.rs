@@ -5,6 +5,9 @@
 //! web-server reads slowly, stale video is dropped up to the next keyframe and a keyframe request
 //! comes back to the session; control frames (`Started`, `Stats`, `Error`, `Ended`) go first.
 //! `Ended` is the last frame written: the writer flushes after it and ends.
+//!
+//! In WebSocket mode the writer is the session's [`MediaSink`]: media, and rumble, go to the
+//! web-server, which relays them to the browser.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +18,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedWrite;
 use wire::backpressure::{QueueConfig, QueueStats, SendQueue};
-use wire::ipc::{FromStreamer, StreamerCodec};
+use wire::ipc::{Audio, FromStreamer, Rumble, StreamerCodec, Video};
+
+use crate::session::forward::{MediaSink, Sent, SinkStats, VideoUnit};
 
 const CHANNEL: usize = 1024;
 
@@ -124,6 +129,54 @@ impl Writer {
             tracing::warn!("IPC writer did not finish in time");
             self.task.abort();
         }
+    }
+}
+
+impl MediaSink for Writer {
+    fn video(&mut self, unit: VideoUnit) -> Sent {
+        let video = FromStreamer::Video(Video {
+            keyframe: unit.keyframe,
+            pts_us: unit.pts_us,
+            codec: unit.codec,
+            data: unit.data,
+        });
+        sent(self.media(video))
+    }
+
+    fn audio(&mut self, data: bytes::Bytes, pts_us: u64) -> Sent {
+        sent(self.media(FromStreamer::Audio(Audio { pts_us, data })))
+    }
+
+    /// Rumble goes to the web-server, which sends it to the browser.
+    fn rumble(&mut self, controller: u16, triggers: bool, low: u16, high: u16) {
+        // The browser numbers pads 0..15; anything else has no pad to shake.
+        let Ok(controller) = u8::try_from(controller) else {
+            return;
+        };
+        let rumble = FromStreamer::Rumble(Rumble {
+            controller,
+            triggers,
+            low,
+            high,
+        });
+        if self.media(rumble).is_err() {
+            tracing::debug!(controller, "rumble not forwarded: IPC queue full or closed");
+        }
+    }
+
+    fn stats(&self) -> SinkStats {
+        SinkStats {
+            queue: Writer::stats(self),
+            frames_dropped: 0,
+        }
+    }
+}
+
+fn sent(result: Result<(), Refused>) -> Sent {
+    match result {
+        Ok(()) => Sent::Queued,
+        Err(Refused::Full) => Sent::Full,
+        Err(Refused::Closed) => Sent::Closed,
     }
 }
 
