@@ -12,8 +12,10 @@
 //!
 //! * [`net`]: bind one UDP socket in the range; host + NAT 1:1 candidates.
 //! * [`channels`]: the contract's data channels ↔ moongate input messages, rumble.
-//! * [`peer`]: the `Rtc` driver: signaling, media through the bounded keyframe-aware
-//!   [`wire::backpressure::SendQueue`], timers (disconnect timeout, connect timeout).
+//! * [`peer`]: the peer in two halves. `peer::core` is sans-IO (the `Rtc`, signaling, media
+//!   through the bounded keyframe-aware [`wire::backpressure::SendQueue`], the disconnect and
+//!   connect timeouts, time passed in) and is tested without a network; `Peer` is its driver
+//!   (the UDP socket, its backlog, the timer).
 
 pub mod channels;
 pub mod net;
