@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ReconnectPolicy, describeClose, DEFAULT_POLICY } from "./reconnect";
+import { ReconnectPolicy, describeClose, describeError, isFatalError, serverError, DEFAULT_POLICY } from "./reconnect";
 
 describe("reconnect policy", () => {
   it("never reconnects on 4000 superseded, with a reason in words", () => {
@@ -18,6 +18,41 @@ describe("reconnect policy", () => {
     expect(p.decide({ code: 1011, error: "AlreadyStreaming: host busy" }).action).toBe("retry");
     expect(p.decide({ code: 1000 })).toMatchObject({ action: "stop", fatal: false });
     expect(p.decide({ code: 1006, byUser: true }).action).toBe("stop");
+  });
+
+  it("decides from the typed code, not the text", () => {
+    const p = new ReconnectPolicy();
+    expect(p.decide({ code: 1011, error: "HostNotPaired: pair first", errorCode: "HostNotPaired" })).toMatchObject({ action: "stop", fatal: true });
+    expect(p.decide({ code: 1006, error: "HostNotFound", errorCode: "HostNotFound" })).toMatchObject({ action: "stop", fatal: true });
+    expect(p.decide({ code: 1011, error: "AlreadyStreaming: host busy", errorCode: "AlreadyStreaming" }).action).toBe("retry");
+    // The code wins over a text that reads otherwise.
+    expect(p.decide({ code: 1011, error: "HostNotPaired: but busy", errorCode: "AlreadyStreaming" }).action).toBe("retry");
+    expect(p.decide({ code: 1011, error: "host busy", errorCode: "HostNotPaired" })).toMatchObject({ action: "stop", fatal: true });
+    // Through a proxy the close code is lost; the typed code is not.
+    expect(p.decide({ code: 1006, error: "superseded", errorCode: "Superseded" })).toMatchObject({ action: "stop", fatal: false });
+    expect(p.decide({ code: 1006, error: "stopped by an administrator", errorCode: "StoppedByAdmin" })).toMatchObject({ action: "stop", fatal: true });
+    expect(p.decide({ code: 1006, error: "server shutting down", errorCode: "ServerShutdown" }).action).toBe("retry");
+    expect(isFatalError("Unauthorized: no", "Unauthorized")).toBe(true);
+    expect(isFatalError("InternalServerError: x", "InternalServerError")).toBe(false);
+    // An old gateway sends no code: the text's first token decides.
+    expect(isFatalError("HostNotPaired: pair first")).toBe(true);
+    expect(isFatalError("AlreadyStreaming: host busy")).toBe(false);
+  });
+
+  it("reads the error and its code from server JSON", () => {
+    expect(serverError({ error: "AlreadyStreaming: busy", code: "AlreadyStreaming" })).toEqual({ text: "AlreadyStreaming: busy", code: "AlreadyStreaming" });
+    expect(serverError({ error: "HostNotPaired: old gateway" })).toEqual({ text: "HostNotPaired: old gateway", code: undefined });
+    expect(serverError({ ConnectionComplete: {} })).toBeUndefined();
+  });
+
+  it("describes an error by its code, the code's prefix dropped from the detail", () => {
+    expect(describeError("HostNotPaired: pair first", "HostNotPaired")).toBe(
+      "The gateway is not paired with this host. Pair it from the host list. (pair first)",
+    );
+    expect(describeError("HostNotPaired", "HostNotPaired")).toBe("The gateway is not paired with this host. Pair it from the host list.");
+    expect(describeError("no such host", "HostNotFound")).toBe("That host is no longer configured on the gateway. (no such host)");
+    expect(describeError("no init message received", "FirstMessageTimeout")).toBe("no init message received.");
+    expect(describeClose({ code: 1006, error: "stopped by an administrator", errorCode: "StoppedByAdmin" })).toMatch(/administrator/);
   });
 
   it("backs off exponentially with jitter, capped, and gives up", () => {

@@ -177,24 +177,40 @@ impl PinSubmitter for WolfApiPins {
 
 pub use gamestream::wolf_api::{WolfApiClient, WolfApiError};
 
-/// Why a client identity could not be paired.
+/// Why a client identity could not be paired. The texts are details: the browser is told
+/// [`AutoPairError::code`] next to them.
 #[derive(Debug, thiserror::Error)]
 pub enum AutoPairError {
     /// The host needs pairing and the gateway has no way to enter a PIN on it.
-    #[error("HostNotPaired: this client is not paired with the host and the gateway cannot enter a PIN on it")]
+    #[error("this client is not paired with the host and the gateway cannot enter a PIN on it")]
     NoPinPath,
     /// The pairing exchange failed.
-    #[error("HostNotPaired: pairing failed: {0}")]
+    #[error("pairing failed: {0}")]
     Pair(#[from] gamestream::nvhttp::NvHttpError),
     /// The host did not show our pending pairing in time.
-    #[error("HostNotPaired: pairing timed out")]
+    #[error("pairing timed out")]
     Timeout,
     /// The store failed.
-    #[error("InternalServerError: {0}")]
+    #[error("{0}")]
     Store(#[from] StoreError),
     /// A stored certificate does not parse.
-    #[error("InternalServerError: bad certificate: {0}")]
+    #[error("bad certificate: {0}")]
     Certificate(String),
+}
+
+impl AutoPairError {
+    /// What the browser is told.
+    pub fn code(&self) -> wire::browser::ErrorCode {
+        use wire::browser::ErrorCode;
+        match self {
+            AutoPairError::NoPinPath | AutoPairError::Pair(_) | AutoPairError::Timeout => {
+                ErrorCode::HostNotPaired
+            }
+            AutoPairError::Store(_) | AutoPairError::Certificate(_) => {
+                ErrorCode::InternalServerError
+            }
+        }
+    }
 }
 
 /// The result of [`ensure_paired`].
@@ -294,4 +310,23 @@ pub async fn ensure_paired(
         host_cert_der: paired.host_cert_der,
         paired_now: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::browser::ErrorCode;
+
+    #[test]
+    fn pairing_errors_have_codes_and_plain_texts() {
+        assert_eq!(AutoPairError::Timeout.code(), ErrorCode::HostNotPaired);
+        assert_eq!(AutoPairError::NoPinPath.code(), ErrorCode::HostNotPaired);
+        let bad = AutoPairError::Certificate("not PEM".into());
+        assert_eq!(bad.code(), ErrorCode::InternalServerError);
+        // The text is the detail; the browser gets the code in front of it.
+        assert_eq!(bad.to_string(), "bad certificate: not PEM");
+        let e =
+            wire::browser::BrowserError::new(AutoPairError::Timeout.code(), AutoPairError::Timeout);
+        assert_eq!(e.text, "HostNotPaired: pairing timed out");
+    }
 }

@@ -7,6 +7,7 @@ import type { InputEvent } from "../input";
 import { decodeChannelRumble } from "../protocol";
 import { CHANNELS, rtcMessages } from "./encode";
 import { Rate, wsUrl, type StreamRequest, type StreamStats, type Transport, type TransportEvents } from "./transport";
+import { serverError, type ServerError } from "../reconnect";
 
 /** ICE must connect within this time after the offer, or the attempt counts as an ICE failure. */
 const ICE_TIMEOUT_MS = 10000;
@@ -23,7 +24,8 @@ export class RtcTransport implements Transport {
   private remoteSet = false;
   private readonly pendingIce: RTCIceCandidateInit[] = [];
   private closedOnce = false;
-  private lastError: string | undefined;
+  /** The last error: the server's (text and typed code) or the client's own words (no code). */
+  private lastError: ServerError | undefined;
   private iceFailed = false;
   private opened = false;
   private iceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -93,9 +95,10 @@ export class RtcTransport implements Transport {
 
   private async onSignal(msg: unknown): Promise<void> {
     if (typeof msg === "string") {
-      // Bare-string errors (§3.3): "HostNotPaired", "AlreadyStreaming", "PeerDisconnect", …
-      if (msg === "PeerDisconnect" && this.connectedAt) this.lastError ??= "PeerDisconnect";
-      else this.lastError = msg;
+      // Bare-string errors (§3.3) are their own code: "HostNotPaired", "AlreadyStreaming", …
+      const error = { text: msg, code: msg };
+      if (msg === "PeerDisconnect" && this.connectedAt) this.lastError ??= error;
+      else this.lastError = error;
       return;
     }
     const o = msg as Json;
@@ -104,7 +107,7 @@ export class RtcTransport implements Transport {
     if (o.StageStarting) this.ev.status(`${(o.StageStarting as Json).stage}…`);
     if (o.StageFailed) {
       const f = o.StageFailed as { stage: string; error_code: number };
-      this.lastError = `The step "${f.stage}" failed on the gateway (code ${f.error_code}).`;
+      this.lastError = { text: `The step "${f.stage}" failed on the gateway (code ${f.error_code}).` };
     }
     if (o.ConnectionComplete) {
       const cc = o.ConnectionComplete as { width: number; height: number; capabilities?: { touch?: boolean } };
@@ -113,9 +116,9 @@ export class RtcTransport implements Transport {
       this.ev.connected({ width: cc.width, height: cc.height, touch: !!cc.capabilities?.touch });
     }
     if (o.ConnectionTerminated) {
-      this.lastError = `The host ended the stream (code ${(o.ConnectionTerminated as Json).error_code}).`;
+      this.lastError = { text: `The host ended the stream (code ${(o.ConnectionTerminated as Json).error_code}).` };
     }
-    if (typeof o.error === "string") this.lastError = o.error;
+    this.lastError = serverError(o) ?? this.lastError;
   }
 
   private async onConfig(cfg: { ice_servers?: { urls: string[] | string; username?: string; credential?: string }[] }): Promise<void> {
@@ -177,7 +180,7 @@ export class RtcTransport implements Transport {
   private failIce(): void {
     if (this.closedOnce) return;
     this.iceFailed = true;
-    this.lastError ??= "The WebRTC connection could not be established (ICE failed; a firewall or NAT may block UDP).";
+    this.lastError ??= { text: "The WebRTC connection could not be established (ICE failed; a firewall or NAT may block UDP)." };
     this.ws.close(1000);
     this.finish(1006);
   }
@@ -235,7 +238,7 @@ export class RtcTransport implements Transport {
           // The signaling socket says why (ClientKicked + 4000, an error, …) and closes right
           // after; only if it does not, end here.
           this.termTimer ??= setTimeout(() => {
-            this.lastError ??= "The host ended the stream.";
+            this.lastError ??= { text: "The host ended the stream." };
             this.close(false);
           }, 2000);
         }
@@ -339,7 +342,8 @@ export class RtcTransport implements Transport {
     if (!this.opened) this.iceFailed = true;
     this.ev.closed({
       code,
-      error,
+      error: error?.text,
+      errorCode: error?.code,
       byUser: this.byUser,
       streamedMs: this.connectedAt ? performance.now() - this.connectedAt : 0,
       iceFailed: this.iceFailed,

@@ -8,6 +8,7 @@ import * as P from "../protocol";
 import { Rate, wsUrl, type StreamRequest, type StreamStats, type Transport, type TransportEvents } from "./transport";
 import { wsMessages } from "./encode";
 import { downmixToStereo } from "./downmix";
+import { serverError, type ServerError } from "../reconnect";
 
 /** Over this many bytes waiting in the socket, mouse moves are coalesced instead of sent. */
 const BACKED_UP_BYTES = 64 * 1024;
@@ -26,7 +27,8 @@ export class WsTransport implements Transport {
   private init: P.StreamInit | null = null;
   private needKeyframe = true;
   private closedOnce = false;
-  private lastError: string | undefined;
+  /** The last error: the server's (text and typed code) or the client's own words (no code). */
+  private lastError: ServerError | undefined;
   private connectedAt = 0;
   private byUser = false;
   private pingSeq = 0;
@@ -81,7 +83,7 @@ export class WsTransport implements Transport {
     this.pingTimer = setInterval(() => {
       this.sendPing();
       if (performance.now() - this.lastRx > STALE_MS) {
-        this.lastError = "The gateway stopped answering (no data for 10 seconds).";
+        this.lastError = { text: "The gateway stopped answering (no data for 10 seconds)." };
         this.ws.close(4002, "stale");
         this.finish(1006);
       }
@@ -129,7 +131,7 @@ export class WsTransport implements Transport {
           this.onJson(msg.json);
           break;
         case "stream_error":
-          this.lastError = msg.text;
+          this.lastError = { text: msg.text };
           break;
       }
     }
@@ -138,8 +140,9 @@ export class WsTransport implements Transport {
   private onJson(json: unknown): void {
     if (!json || typeof json !== "object") return;
     const o = json as Record<string, unknown>;
-    if (typeof o.error === "string") {
-      this.lastError = o.error;
+    const error = serverError(o);
+    if (error) {
+      this.lastError = error;
       return;
     }
     const cc = o.ConnectionComplete as { width?: number; height?: number; capabilities?: { touch?: boolean } } | undefined;
@@ -157,7 +160,7 @@ export class WsTransport implements Transport {
     this.init = init;
     const codec = P.codecByByte(init.codec);
     if (!codec) {
-      this.lastError = `The host chose a video format this client does not know (0x${init.codec.toString(16)}).`;
+      this.lastError = { text: `The host chose a video format this client does not know (0x${init.codec.toString(16)}).` };
       this.ws.close(1000);
       return;
     }
@@ -300,7 +303,8 @@ export class WsTransport implements Transport {
     this.audio?.close();
     this.ev.closed({
       code,
-      error: this.lastError,
+      error: this.lastError?.text,
+      errorCode: this.lastError?.code,
       byUser: this.byUser,
       streamedMs: this.connectedAt ? performance.now() - this.connectedAt : 0,
     });

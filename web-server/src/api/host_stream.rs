@@ -33,7 +33,7 @@ use wire::browser::signaling::{
     stage, AuthenticateAndInit, Capabilities, ClientMessage, RtcIceCandidate, RtcIceServer,
     RtcSdpType, RtcSessionDescription, ServerMessage, SessionMode, Signaling,
 };
-use wire::browser::CLOSE_SUPERSEDED;
+use wire::browser::{BrowserError, ErrorCode, CLOSE_SUPERSEDED};
 use wire::ipc::{
     FromStreamer, IceCandidate, LocalSignal, PeerState, RemoteSignal, SdpType, SessionDescription,
     StreamMode, ToStreamer,
@@ -89,20 +89,6 @@ async fn send(sink: &mut Sink, msg: &ServerMessage) -> bool {
     sink.send(Message::Text(msg.to_json().into())).await.is_ok()
 }
 
-/// The contract's bare error string for a close's error text (`HostNotFound: …` →
-/// `"HostNotFound"`); anything unnamed is `InternalServerError`.
-fn error_message(error: &str) -> ServerMessage {
-    let token = error.split(':').next().unwrap_or_default().trim();
-    match token {
-        "HostNotFound" => ServerMessage::HostNotFound,
-        "HostNotPaired" => ServerMessage::HostNotPaired,
-        "AppNotFound" => ServerMessage::AppNotFound,
-        "AlreadyStreaming" => ServerMessage::AlreadyStreaming,
-        "SessionNotFound" => ServerMessage::SessionNotFound,
-        _ => ServerMessage::InternalServerError,
-    }
-}
-
 async fn connection(
     state: AppState,
     socket: WebSocket,
@@ -126,10 +112,10 @@ async fn connection(
     let finish = async {
         if close.code == CLOSE_SUPERSEDED {
             send(&mut sink, &ServerMessage::ClientKicked).await;
-        } else if close.reason == "PeerDisconnect" {
+        } else if close.peer_gone {
             send(&mut sink, &ServerMessage::PeerDisconnect).await;
         } else if let Some(error) = &close.error {
-            let code = if error.starts_with("Unauthorized") {
+            let stage = if error.code == ErrorCode::Unauthorized {
                 stage::AUTHENTICATION
             } else {
                 stage_now
@@ -137,12 +123,14 @@ async fn connection(
             send(
                 &mut sink,
                 &ServerMessage::StageFailed {
-                    stage: code.into(),
+                    stage: stage.into(),
                     error_code: -1,
                 },
             )
             .await;
-            send(&mut sink, &error_message(error)).await;
+            // The contract's bare string for the code (§3.3); unnamed codes are
+            // `InternalServerError`.
+            send(&mut sink, &ServerMessage::error(error.code)).await;
         } else if close.reason != "closed by the browser" {
             send(
                 &mut sink,
@@ -206,10 +194,11 @@ async fn read_init(
         Ok(ClientMessage::AuthenticateAndInit(init)) => init,
         Ok(ClientMessage::Signaling(_)) => {
             return Err(Close::policy(
-                "InvalidMessage: the first message must be AuthenticateAndInit",
+                ErrorCode::InvalidMessage,
+                "the first message must be AuthenticateAndInit",
             ))
         }
-        Err(e) => return Err(Close::policy(format!("InvalidMessage: {e}"))),
+        Err(e) => return Err(Close::policy(ErrorCode::InvalidMessage, e)),
     };
     if !bearer {
         let ok = init
@@ -217,7 +206,10 @@ async fn read_init(
             .as_deref()
             .is_some_and(|c| state.credentials.matches(c));
         if !ok {
-            return Err(Close::policy("Unauthorized: wrong or missing credentials"));
+            return Err(Close::policy(
+                ErrorCode::Unauthorized,
+                "wrong or missing credentials",
+            ));
         }
     }
     Ok(init)
@@ -253,7 +245,7 @@ async fn signaling_session(
         });
         match live {
             Some(e) => client = Some(e.client_id),
-            None => return Close::failure("SessionNotFound: no live stream to join"),
+            None => return Close::failure(ErrorCode::SessionNotFound, "no live stream to join"),
         }
     }
 
@@ -454,14 +446,17 @@ impl Relay<'_> {
     /// A browser text message → a signal for the streamer (`None`: nothing to forward).
     fn on_browser_text(&mut self, text: &str) -> Result<Option<RemoteSignal>, Close> {
         match ClientMessage::parse(text) {
-            Err(e) => Err(Close::policy(format!("InvalidMessage: {e}"))),
+            Err(e) => Err(Close::policy(ErrorCode::InvalidMessage, e)),
             Ok(ClientMessage::AuthenticateAndInit(_)) => {
                 tracing::warn!(session = %self.key, "second AuthenticateAndInit ignored");
                 Ok(None)
             }
             Ok(ClientMessage::Signaling(Signaling::Description(d))) => {
                 if d.sdp.len() > 256 * 1024 {
-                    return Err(Close::policy("InvalidMessage: SDP larger than 256 KiB"));
+                    return Err(Close::policy(
+                        ErrorCode::InvalidMessage,
+                        "SDP larger than 256 KiB",
+                    ));
                 }
                 let ty = match d.ty {
                     RtcSdpType::Offer => SdpType::Offer,
@@ -531,7 +526,7 @@ impl Relay<'_> {
             }
             FromStreamer::Error(e) => {
                 tracing::warn!(session = %self.key, code = ?e.code, message = %e.message, "streamer error");
-                self.last.error = Some(e.browser_text());
+                self.last.error = Some(BrowserError::from(&e));
             }
             FromStreamer::Log(l) => {
                 tracing::info!(session = %self.key, level = ?l.level, "streamer: {}", l.message);

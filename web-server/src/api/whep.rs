@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
+use wire::browser::{BrowserError, ErrorCode as C};
 use wire::ipc::{
     ErrorCode, FromStreamer, IceCandidate, LocalSignal, PeerState, RemoteSignal, SdpType,
     SessionDescription, StreamMode, ToStreamer,
@@ -118,36 +119,24 @@ fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(want))
 }
 
-/// A failed launch or negotiation as an HTTP error.
+/// A failed launch or negotiation as an HTTP error, decided by the close's typed code.
 fn close_to_error(close: Close) -> ApiError {
-    let text = close.error.unwrap_or(close.reason);
-    let token = text
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let status = match token.as_str() {
-        "HostNotFound" | "AppNotFound" => StatusCode::NOT_FOUND,
+    let Some(error) = close.error else {
+        return ApiError::new(StatusCode::BAD_GATEWAY, "stream_failed", close.reason);
+    };
+    let (status, code) = match error.code {
+        C::HostNotFound => (StatusCode::NOT_FOUND, "host_not_found"),
+        C::AppNotFound => (StatusCode::NOT_FOUND, "app_not_found"),
+        C::InvalidInit => (StatusCode::BAD_REQUEST, "bad_request"),
         // An offer without the host's codec is the client's to fix, not the host's failure.
-        "InvalidInit" | "BadSignal" | "UnsupportedCodec" => StatusCode::BAD_REQUEST,
-        "AlreadyStreaming" => StatusCode::CONFLICT,
-        "NoIcePort" => StatusCode::SERVICE_UNAVAILABLE,
-        "superseded" => StatusCode::CONFLICT,
-        _ => StatusCode::BAD_GATEWAY,
+        C::BadSignal => (StatusCode::BAD_REQUEST, "bad_sdp"),
+        C::UnsupportedCodec => (StatusCode::BAD_REQUEST, "unsupported_codec"),
+        C::AlreadyStreaming => (StatusCode::CONFLICT, "already_streaming"),
+        C::Superseded => (StatusCode::CONFLICT, "superseded"),
+        C::NoIcePort => (StatusCode::SERVICE_UNAVAILABLE, "no_ice_port"),
+        _ => (StatusCode::BAD_GATEWAY, "stream_failed"),
     };
-    let code: &'static str = match token.as_str() {
-        "HostNotFound" => "host_not_found",
-        "AppNotFound" => "app_not_found",
-        "InvalidInit" => "bad_request",
-        "BadSignal" => "bad_sdp",
-        "UnsupportedCodec" => "unsupported_codec",
-        "AlreadyStreaming" => "already_streaming",
-        "NoIcePort" => "no_ice_port",
-        "superseded" => "superseded",
-        _ => "stream_failed",
-    };
-    ApiError::new(status, code, text)
+    ApiError::new(status, code, error.text)
 }
 
 /// `POST /api/whep`: offer in, answer out.
@@ -239,7 +228,7 @@ pub async fn offer(
                     }
                     Some(Ok(FromStreamer::Error(e))) => {
                         let bad = e.code == ErrorCode::BadSignal;
-                        last.error = Some(e.browser_text());
+                        last.error = Some(BrowserError::from(&e));
                         if bad {
                             return Err(End::StreamerEnded);
                         }
@@ -275,13 +264,15 @@ pub async fn offer(
             return Err(close_to_error(close));
         }
         Err(_) => {
-            last.error = Some("InternalServerError: the streamer did not answer the offer".into());
+            let unanswered = BrowserError::new(
+                C::InternalServerError,
+                "the streamer did not answer the offer",
+            );
+            last.error = Some(unanswered.clone());
             let close = teardown(
                 &key,
                 &mut last,
-                End::Refused(Close::failure(
-                    "InternalServerError: the streamer did not answer the offer",
-                )),
+                End::Refused(Close::failed(unanswered)),
                 Ends {
                     guard,
                     child: &mut child,
@@ -315,10 +306,10 @@ pub async fn offer(
             tokio::select! {
                 reason = guard.stopped() => break End::Stopped(reason),
                 _ = &mut connect_deadline, if !connected => {
-                    break End::Refused(Close::failure(format!(
-                        "PeerDisconnect: the peer did not connect within {} s",
-                        CONNECT_TIMEOUT.as_secs()
-                    )));
+                    break End::Refused(Close::failure(
+                        C::PeerDisconnect,
+                        format!("the peer did not connect within {} s", CONNECT_TIMEOUT.as_secs()),
+                    ));
                 }
                 cmd = rx.recv() => match cmd {
                     None => break End::BrowserClosed,
@@ -344,7 +335,7 @@ pub async fn offer(
                         last.ended = Some(e);
                         break End::StreamerEnded;
                     }
-                    Some(Ok(FromStreamer::Error(e))) => last.error = Some(e.browser_text()),
+                    Some(Ok(FromStreamer::Error(e))) => last.error = Some(BrowserError::from(&e)),
                     Some(Ok(FromStreamer::Signal(LocalSignal::State(PeerState::Connected)))) => {
                         connected = true;
                     }
@@ -477,16 +468,34 @@ mod tests {
 
     #[test]
     fn errors_map_to_statuses() {
-        let e = close_to_error(Close::failure("NoIcePort: no free UDP port in 1-2"));
+        let e = close_to_error(Close::failure(C::NoIcePort, "no free UDP port in 1-2"));
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
-        let e = close_to_error(Close::failure("HostNotFound: no host with index 3"));
+        assert_eq!(e.message, "NoIcePort: no free UDP port in 1-2");
+        let e = close_to_error(Close::failure(C::HostNotFound, "no host with index 3"));
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         let e = close_to_error(Close::failure(
-            "UnsupportedCodec: the browser's offer has no video m-line accepting H264",
+            C::UnsupportedCodec,
+            "the browser's offer has no video m-line accepting H264",
         ));
         assert_eq!(
             (e.status, e.code),
             (StatusCode::BAD_REQUEST, "unsupported_codec")
+        );
+        // Decided by the code, whatever the text says.
+        let e = close_to_error(Close::failed(BrowserError::with_text(
+            C::AlreadyStreaming,
+            "HostNotFound: a misleading text",
+        )));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::CONFLICT, "already_streaming")
+        );
+        let e = close_to_error(Close::stopped(crate::sessions::StopReason::Superseded));
+        assert_eq!((e.status, e.code), (StatusCode::CONFLICT, "superseded"));
+        let e = close_to_error(Close::normal("stream ended"));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_GATEWAY, "stream_failed")
         );
     }
 }

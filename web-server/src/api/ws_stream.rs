@@ -28,7 +28,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::Notify;
 use wire::backpressure::{QueueConfig, SendQueue};
-use wire::browser::{self, ClientControl, Init, Pong};
+use wire::browser::{self, BrowserError, ClientControl, ErrorCode, Init, Pong};
 use wire::ipc::{FromStreamer, StreamMode, ToStreamer};
 
 use crate::admin::observer::StreamObserver;
@@ -192,7 +192,7 @@ async fn connection(
     }
     tracing::info!(code = close.code, reason = %close.reason, "closing the stream socket");
     if let Some(error) = &close.error {
-        outbox.control(Message::Text(browser::error_json(error).into()));
+        outbox.control(Message::Text(error.to_json().into()));
     }
     outbox.control(Message::Close(Some(CloseFrame {
         code: close.code,
@@ -236,12 +236,12 @@ async fn stream_session(
     if !bearer {
         if let Err(e) = validate_first_message(text.as_str(), &state.credentials) {
             tracing::warn!(%peer, error = %e, "stream socket refused");
-            return Close::policy(format!("Unauthorized: {e}"));
+            return Close::policy(ErrorCode::Unauthorized, e);
         }
     }
     let init = match Init::parse(text.as_str()).and_then(|i| i.validate().map(|()| i)) {
         Ok(init) => init,
-        Err(e) => return Close::policy(format!("InvalidInit: {e}")),
+        Err(e) => return Close::policy(ErrorCode::InvalidInit, e),
     };
 
     let request = StreamRequest {
@@ -310,7 +310,7 @@ struct Running {
     /// The streamer's turn on the host, ended at `Started`.
     turn: LaunchTurn,
     outbox: Arc<Outbox>,
-    error: Option<String>,
+    error: Option<BrowserError>,
     ended: Option<wire::ipc::Ended>,
     started: Option<wire::ipc::Started>,
     connection_complete_sent: bool,
@@ -518,7 +518,7 @@ impl Running {
             }
             FromStreamer::Error(e) => {
                 tracing::warn!(session = %self.key, code = ?e.code, message = %e.message, "streamer error");
-                self.error = Some(e.browser_text());
+                self.error = Some(BrowserError::from(&e));
             }
             FromStreamer::Ended(e) => {
                 self.ended = Some(e);

@@ -1,7 +1,9 @@
 //! How a stream's connection ends toward the browser: the close code, the reason, and the error
-//! message sent before the close frame (what passes through Helix's proxy).
+//! sent before the close frame (what passes through Helix's proxy) — a typed
+//! [`ErrorCode`](wire::browser::ErrorCode) next to its text, so each transport decides from the
+//! code (the signaling socket's bare string, WHEP's status) and never from the text.
 
-use wire::browser;
+use wire::browser::{self, BrowserError, ErrorCode};
 
 use crate::limits::Rejection;
 use crate::sessions::StopReason;
@@ -12,8 +14,12 @@ use crate::state::AppState;
 pub(crate) struct Close {
     pub(crate) code: u16,
     pub(crate) reason: String,
-    /// Sent first as `{"error": …}` (the message is what passes through Helix's proxy).
-    pub(crate) error: Option<String>,
+    /// Sent first as `{"error": …, "code": …}` (the message is what passes through Helix's
+    /// proxy).
+    pub(crate) error: Option<BrowserError>,
+    /// A normal close because the WebRTC peer went away (the signaling socket says
+    /// `PeerDisconnect`).
+    pub(crate) peer_gone: bool,
 }
 
 impl Close {
@@ -22,41 +28,52 @@ impl Close {
             code: browser::CLOSE_NORMAL,
             reason: reason.into(),
             error: None,
+            peer_gone: false,
         }
     }
-    pub(crate) fn failure(error: impl Into<String>) -> Self {
-        let error = error.into();
+    /// The WebRTC peer is gone: a normal end, reason `PeerDisconnect`.
+    pub(crate) fn peer_gone() -> Self {
         Close {
-            code: browser::CLOSE_INTERNAL_ERROR,
-            reason: error.clone(),
-            error: Some(error),
+            peer_gone: true,
+            ..Self::normal("PeerDisconnect")
         }
     }
-    pub(crate) fn policy(error: impl Into<String>) -> Self {
-        let error = error.into();
+    /// 1011 with `error`.
+    pub(crate) fn failed(error: BrowserError) -> Self {
+        Self::with_error(browser::CLOSE_INTERNAL_ERROR, error)
+    }
+    /// 1011 with `"<code>: <detail>"`.
+    pub(crate) fn failure(code: ErrorCode, detail: impl std::fmt::Display) -> Self {
+        Self::failed(BrowserError::new(code, detail))
+    }
+    /// 1008 with `"<code>: <detail>"`.
+    pub(crate) fn policy(code: ErrorCode, detail: impl std::fmt::Display) -> Self {
+        Self::with_error(
+            browser::CLOSE_POLICY_VIOLATION,
+            BrowserError::new(code, detail),
+        )
+    }
+    fn with_error(code: u16, error: BrowserError) -> Self {
         Close {
-            code: browser::CLOSE_POLICY_VIOLATION,
-            reason: error.clone(),
+            code,
+            reason: error.text.clone(),
             error: Some(error),
+            peer_gone: false,
         }
     }
     /// A limit refused the stream or a message: counted, and closed with `code`.
-    pub(crate) fn limit(state: &AppState, why: Rejection, code: u16, error: String) -> Self {
+    pub(crate) fn limit(state: &AppState, why: Rejection, code: u16, error: BrowserError) -> Self {
         Self::limit_counted(&state.metrics, why, code, error)
     }
     fn limit_counted(
         metrics: &crate::metrics::Metrics,
         why: Rejection,
         code: u16,
-        error: String,
+        error: BrowserError,
     ) -> Self {
         metrics.rejected(why);
         tracing::info!(reason = why.as_str(), %error, "a limit refused a stream socket");
-        Close {
-            code,
-            reason: error.clone(),
-            error: Some(error),
-        }
+        Self::with_error(code, error)
     }
     pub(crate) fn too_big(state: &AppState) -> Self {
         Self::too_big_counted(&state.metrics, state.config.limits.max_message_bytes)
@@ -66,7 +83,10 @@ impl Close {
             metrics,
             Rejection::MessageTooBig,
             crate::limits::CLOSE_MESSAGE_TOO_BIG,
-            format!("MessageTooBig: a message is over {max} bytes"),
+            BrowserError::new(
+                ErrorCode::MessageTooBig,
+                format!("a message is over {max} bytes"),
+            ),
         )
     }
     pub(crate) fn first_message_timeout(state: &AppState, what: &str) -> Self {
@@ -74,15 +94,22 @@ impl Close {
             state,
             Rejection::FirstMessageTimeout,
             browser::CLOSE_POLICY_VIOLATION,
-            format!("no {what} message received"),
+            BrowserError::with_text(
+                ErrorCode::FirstMessageTimeout,
+                format!("no {what} message received"),
+            ),
         )
     }
     pub(crate) fn stopped(reason: StopReason) -> Self {
-        Close {
-            code: reason.close_code(),
-            reason: reason.close_reason().into(),
-            error: Some(reason.close_reason().into()),
-        }
+        let code = match reason {
+            StopReason::Superseded => ErrorCode::Superseded,
+            StopReason::AdminKill => ErrorCode::StoppedByAdmin,
+            StopReason::Shutdown => ErrorCode::ServerShutdown,
+        };
+        Self::with_error(
+            reason.close_code(),
+            BrowserError::with_text(code, reason.close_reason()),
+        )
     }
 }
 
@@ -93,4 +120,44 @@ pub(crate) fn clip_reason(reason: &str) -> String {
         end -= 1;
     }
     reason[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_carry_the_code_next_to_the_text() {
+        let c = Close::failure(ErrorCode::HostNotPaired, "pair this host first");
+        assert_eq!(c.code, browser::CLOSE_INTERNAL_ERROR);
+        let e = c.error.expect("a failure has an error");
+        assert_eq!(e.code, ErrorCode::HostNotPaired);
+        assert_eq!(e.text, "HostNotPaired: pair this host first");
+        assert_eq!(c.reason, e.text);
+
+        let c = Close::policy(ErrorCode::Unauthorized, "wrong or missing credentials");
+        assert_eq!(c.code, browser::CLOSE_POLICY_VIOLATION);
+        assert_eq!(c.error.map(|e| e.code), Some(ErrorCode::Unauthorized));
+
+        let c = Close::peer_gone();
+        assert!(c.peer_gone && c.error.is_none());
+        assert_eq!(
+            (c.code, c.reason.as_str()),
+            (browser::CLOSE_NORMAL, "PeerDisconnect")
+        );
+    }
+
+    #[test]
+    fn stops_keep_their_texts_and_get_codes() {
+        for (reason, code, close) in [
+            (StopReason::Superseded, ErrorCode::Superseded, 4000),
+            (StopReason::AdminKill, ErrorCode::StoppedByAdmin, 4001),
+            (StopReason::Shutdown, ErrorCode::ServerShutdown, 1001),
+        ] {
+            let c = Close::stopped(reason);
+            assert_eq!((c.code, c.reason.as_str()), (close, reason.close_reason()));
+            let e = c.error.expect("a stop tells the browser why");
+            assert_eq!((e.code, e.text.as_str()), (code, reason.close_reason()));
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::SinkExt;
 use std::time::{Duration, Instant};
 
-use wire::browser;
+use wire::browser::{self, BrowserError, ErrorCode};
 use wire::ipc::{StreamMode, StreamerInit, ToStreamer};
 use wire::Secret;
 
@@ -85,23 +85,24 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         .any(|s| s.len() > browser::MAX_ID_LEN || s.chars().any(char::is_control))
     {
         return Err(Close::policy(
-            "InvalidInit: bad session, lobby or client id",
+            ErrorCode::InvalidInit,
+            "bad session, lobby or client id",
         ));
     }
     let key = SessionKey::new(session, lobby.clone(), client.clone())
-        .map_err(|e| Close::policy(format!("InvalidInit: {e}")))?;
+        .map_err(|e| Close::policy(ErrorCode::InvalidInit, e))?;
 
     // The host: `host_id` is an index into the host list (Helix sends 0).
     let hosts = state
         .store
         .list_hosts()
         .await
-        .map_err(|e| Close::failure(format!("InternalServerError: {e}")))?;
+        .map_err(|e| Close::failure(ErrorCode::InternalServerError, e))?;
     let Some(host) = hosts.into_iter().nth(req.host_index as usize) else {
-        return Err(Close::failure(format!(
-            "HostNotFound: no host with index {}",
-            req.host_index
-        )));
+        return Err(Close::failure(
+            ErrorCode::HostNotFound,
+            format!("no host with index {}", req.host_index),
+        ));
     };
 
     stream_caps(state, &key, host.id).await?;
@@ -123,17 +124,17 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         state.config.timeouts.supersede,
     )
     .await
-    .map_err(|e| Close::failure(format!("InternalServerError: {e}")))?;
+    .map_err(|e| Close::failure(ErrorCode::InternalServerError, e))?;
     // Across the cluster: claim the key, then stop and await its stream on another node.
     let claimed = match &state.cluster {
         Some(cluster) => {
             let claimed = cluster
                 .claim(&mut guard)
                 .await
-                .map_err(|e| Close::failure(format!("ClusterUnavailable: {e}")))?;
+                .map_err(|e| Close::failure(ErrorCode::ClusterUnavailable, e))?;
             tokio::select! {
                 r = cluster.supersede_previous(&claimed, state.config.timeouts.supersede) => if let Err(e) = r {
-                    return Err(Close::failure(format!("InternalServerError: {e}")));
+                    return Err(Close::failure(ErrorCode::InternalServerError, e));
                 },
                 reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
             }
@@ -158,14 +159,14 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
     };
     tokio::select! {
         r = same_identity => if let Err(e) = r {
-            return Err(Close::failure(format!("InternalServerError: {e}")));
+            return Err(Close::failure(ErrorCode::InternalServerError, e));
         },
         reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
     }
     if let (Some(cluster), Some(claimed)) = (&state.cluster, &claimed) {
         tokio::select! {
             r = cluster.supersede_identity(&guard, claimed.gen, shared_identity, limit) => if let Err(e) = r {
-                return Err(Close::failure(format!("InternalServerError: {e}")));
+                return Err(Close::failure(ErrorCode::InternalServerError, e));
             },
             reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
         }
@@ -186,24 +187,24 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
             .certs
             .get_or_create(&client)
             .await
-            .map_err(|e| format!("InternalServerError: client identity: {e}"))?;
+            .map_err(|e| internal(format!("client identity: {e}")))?;
         if let Some(cluster) = &state.cluster {
             cluster.touch_client(&client).await;
         }
         let started = Instant::now();
         let paired = ensure_paired(state, &host, &client, &identity)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| BrowserError::new(e.code(), e))?;
         if paired.paired_now {
             tracing::info!(session = %key, ms = started.elapsed().as_millis() as u64, "paired a new client identity");
         }
         let key_pem = identity
             .key_pem()
-            .map_err(|e| format!("InternalServerError: client key: {e}"))?;
-        Ok::<_, String>((identity, key_pem, paired.host_cert_der))
+            .map_err(|e| internal(format!("client key: {e}")))?;
+        Ok::<_, BrowserError>((identity, key_pem, paired.host_cert_der))
     };
     let (identity, key_pem, host_cert_der) = tokio::select! {
-        r = prepared => r.map_err(Close::failure)?,
+        r = prepared => r.map_err(Close::failed)?,
         reason = guard.stopped() => return Err(stopped_before_launch(state, reason)),
     };
     let cancel_cert = host_cert_der.clone();
@@ -254,10 +255,13 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
         match streamer_proc::spawn(&state.config.streamer_path, &key.to_string()) {
             Ok(c) => c,
             Err(e) => {
-                return Err(Close::failure(format!(
-                    "InternalServerError: cannot start the streamer {}: {e}",
-                    state.config.streamer_path.display()
-                )))
+                return Err(Close::failure(
+                    ErrorCode::InternalServerError,
+                    format!(
+                        "cannot start the streamer {}: {e}",
+                        state.config.streamer_path.display()
+                    ),
+                ))
             }
         };
     tracing::info!(session = %key, pid = ?child.id(), ?mode, "streamer spawned");
@@ -321,17 +325,20 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
 async fn shared_gateway_identity(
     state: &AppState,
     host: &crate::store::HostRecord,
-) -> Result<(gamestream::identity::Identity, String, Vec<u8>), String> {
+) -> Result<(gamestream::identity::Identity, String, Vec<u8>), BrowserError> {
     let not_paired = || {
-        format!(
-            "HostNotPaired: pair this host first: {} has no pairing API, so moongate streams \
-             through the identity you pair with a PIN (POST /api/hosts/{}/pair)",
-            host.name, host.id
+        BrowserError::new(
+            ErrorCode::HostNotPaired,
+            format!(
+                "pair this host first: {} has no pairing API, so moongate streams through the \
+                 identity you pair with a PIN (POST /api/hosts/{}/pair)",
+                host.name, host.id
+            ),
         )
     };
     let (identity, pairing) = crate::api::hosts::gateway_identity(state, host.id)
         .await
-        .map_err(|e| format!("InternalServerError: gateway identity: {}", e.message))?;
+        .map_err(|e| internal(format!("gateway identity: {}", e.message)))?;
     let Some(server_pem) = host.server_cert_pem.as_deref() else {
         return Err(not_paired());
     };
@@ -339,11 +346,15 @@ async fn shared_gateway_identity(
         return Err(not_paired());
     }
     let host_cert_der = gamestream::identity::cert_der_from_pem(server_pem.as_bytes())
-        .map_err(|e| format!("InternalServerError: stored host certificate: {e}"))?;
+        .map_err(|e| internal(format!("stored host certificate: {e}")))?;
     let key_pem = identity
         .key_pem()
-        .map_err(|e| format!("InternalServerError: client key: {e}"))?;
+        .map_err(|e| internal(format!("client key: {e}")))?;
     Ok((identity, key_pem, host_cert_der))
+}
+
+fn internal(detail: String) -> BrowserError {
+    BrowserError::new(ErrorCode::InternalServerError, detail)
 }
 
 /// A stream stopped before its streamer was launched (superseded meanwhile, shutdown, admin).
@@ -388,16 +399,17 @@ async fn stream_caps(state: &AppState, key: &SessionKey, host_id: i64) -> Result
     match crate::limits::check_caps(&limits, &live, &new) {
         Ok(()) => Ok(()),
         Err(why) => {
-            let error = match why {
+            let detail = match why {
                 Rejection::MaxStreamsPerClient => format!(
-                    "TooManyStreams: this client runs its maximum of {} streams",
+                    "this client runs its maximum of {} streams",
                     limits.max_streams_per_client
                 ),
                 _ => format!(
-                    "TooManyStreams: the gateway runs its maximum of {} streams; try again later",
+                    "the gateway runs its maximum of {} streams; try again later",
                     limits.max_streams
                 ),
             };
+            let error = BrowserError::new(ErrorCode::TooManyStreams, detail);
             Err(Close::limit(
                 state,
                 why,

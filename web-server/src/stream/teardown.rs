@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use wire::browser::{BrowserError, ErrorCode};
 use wire::ipc::{EndReason, FromStreamer, ToStreamer};
 
 use super::close::Close;
@@ -32,7 +33,8 @@ pub(crate) enum End {
 /// The streamer's last words: its `Error` and `Ended`, collected until it closes its stdout.
 #[derive(Debug, Default)]
 pub(crate) struct LastWords {
-    pub(crate) error: Option<String>,
+    /// The streamer's `Error`, as the browser is told it.
+    pub(crate) error: Option<BrowserError>,
     pub(crate) ended: Option<wire::ipc::Ended>,
     /// The streamer reported `Started`: its control (ENet) peer is connected on the host.
     pub(crate) started: bool,
@@ -69,7 +71,7 @@ pub(crate) async fn teardown(
     let drain = async {
         while let Some(Ok(frame)) = ipc_rx.next().await {
             match frame {
-                FromStreamer::Error(e) => last.error = Some(e.browser_text()),
+                FromStreamer::Error(e) => last.error = Some(BrowserError::from(&e)),
                 FromStreamer::Ended(e) => last.ended = Some(e),
                 _ => {}
             }
@@ -104,21 +106,25 @@ pub(crate) async fn teardown(
         End::Refused(close) => close,
         End::StreamerEnded | End::StreamerLost => {
             if let Some(error) = last.error.take() {
-                return Close::failure(error);
+                return Close::failed(error);
             }
             match last.ended.take() {
                 Some(e) if e.reason == EndReason::HostEnded => {
                     Close::normal("host ended the stream")
                 }
                 Some(e) if e.reason == EndReason::Stopped => Close::normal("stream ended"),
-                Some(e) if e.reason == EndReason::PeerGone => Close::normal("PeerDisconnect"),
-                Some(e) => Close::failure(format!(
-                    "InternalServerError: stream ended: {}",
-                    e.message.unwrap_or_else(|| format!("{:?}", e.reason))
-                )),
-                None => Close::failure(format!(
-                    "InternalServerError: the streamer exited unexpectedly ({status_text})"
-                )),
+                Some(e) if e.reason == EndReason::PeerGone => Close::peer_gone(),
+                Some(e) => Close::failure(
+                    ErrorCode::InternalServerError,
+                    format!(
+                        "stream ended: {}",
+                        e.message.unwrap_or_else(|| format!("{:?}", e.reason))
+                    ),
+                ),
+                None => Close::failure(
+                    ErrorCode::InternalServerError,
+                    format!("the streamer exited unexpectedly ({status_text})"),
+                ),
             }
         }
     }

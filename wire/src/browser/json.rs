@@ -1,6 +1,7 @@
 //! The JSON half of the browser protocol: the client's `init` text frame (contract §1.4), the
 //! server's ConnectionComplete and `{"error": …}` (§1.4, §2.12), and ControlMessage bodies.
 
+use super::ErrorCode;
 use crate::Secret;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -233,10 +234,15 @@ pub enum ServerJson {
         #[serde(rename = "ConnectionComplete")]
         connection_complete: ConnectionComplete,
     },
-    /// `{"error":"…"}`: shown to the user; fatal unless it contains [`ALREADY_STREAMING`].
+    /// `{"error":"…","code":"…"}`: shown to the user; fatal unless it contains
+    /// [`ALREADY_STREAMING`] (Helix reads the text; moongate's client reads `code`, which an old
+    /// gateway does not send).
     Error {
-        /// The text.
+        /// The text, starting with the code's name.
         error: String,
+        /// The typed code (moongate extra; clients that do not know it ignore it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<ErrorCode>,
     },
 }
 
@@ -266,9 +272,13 @@ pub fn connection_complete_json(touch: bool, width: u32, height: u32) -> String 
     .to_json()
 }
 
-/// `{"error":"<text>"}`.
-pub fn error_json(text: &str) -> String {
-    ServerJson::Error { error: text.into() }.to_json()
+/// `{"error":"<text>","code":"<Code>"}`.
+pub fn error_json(code: ErrorCode, text: &str) -> String {
+    ServerJson::Error {
+        error: text.into(),
+        code: Some(code),
+    }
+    .to_json()
 }
 
 /// A client → server ControlMessage (0x20) body.

@@ -8,15 +8,18 @@
 //! * [`VideoCodec`], [`formats`]: codec bytes and capability bits.
 //! * [`OpusLayout`]: the multistream layout that surround audio needs (a StreamInit extension).
 //! * [`CloseCode`]: close codes and their meaning.
+//! * [`ErrorCode`], [`BrowserError`]: why a stream failed, typed, next to the text shown.
 //! * [`signaling`]: the WebRTC-mode JSON of `/api/host/stream` (§1.5, §3).
 
 mod codec;
+mod error;
 mod json;
 mod message;
 mod opus;
 pub mod signaling;
 
 pub use codec::{formats, VideoCodec};
+pub use error::{BrowserError, ErrorCode};
 pub use json::*;
 pub use message::*;
 pub use opus::{OpusLayout, OpusLayoutError, MAX_CHANNELS as MAX_AUDIO_CHANNELS};

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ErrorCode;
+
 /// Stage names the server announces (§1.5), in order.
 pub mod stage {
     /// The streamer process is being started.
@@ -331,6 +333,21 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
+    /// The bare-string error of the contract (§3.3) for a code; codes the contract does not
+    /// name are `InternalServerError`.
+    pub fn error(code: ErrorCode) -> ServerMessage {
+        match code {
+            ErrorCode::HostNotFound => ServerMessage::HostNotFound,
+            ErrorCode::HostNotPaired => ServerMessage::HostNotPaired,
+            ErrorCode::AppNotFound => ServerMessage::AppNotFound,
+            ErrorCode::AlreadyStreaming => ServerMessage::AlreadyStreaming,
+            ErrorCode::SessionNotFound => ServerMessage::SessionNotFound,
+            ErrorCode::ClientKicked | ErrorCode::Superseded => ServerMessage::ClientKicked,
+            ErrorCode::PeerDisconnect => ServerMessage::PeerDisconnect,
+            _ => ServerMessage::InternalServerError,
+        }
+    }
+
     /// The text frame.
     pub fn to_json(&self) -> String {
         // Serializing these types cannot fail (no maps with non-string keys, no custom impls).
@@ -546,6 +563,26 @@ mod tests {
         for (msg, json) in cases {
             assert_eq!(msg.to_json(), json);
             assert_eq!(ServerMessage::parse(json).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn error_codes_become_bare_strings() {
+        use super::ErrorCode as C;
+        for (code, msg) in [
+            (C::HostNotFound, ServerMessage::HostNotFound),
+            (C::HostNotPaired, ServerMessage::HostNotPaired),
+            (C::AppNotFound, ServerMessage::AppNotFound),
+            (C::AlreadyStreaming, ServerMessage::AlreadyStreaming),
+            (C::SessionNotFound, ServerMessage::SessionNotFound),
+            (C::ClientKicked, ServerMessage::ClientKicked),
+            (C::Superseded, ServerMessage::ClientKicked),
+            (C::PeerDisconnect, ServerMessage::PeerDisconnect),
+            (C::InternalServerError, ServerMessage::InternalServerError),
+            (C::Unauthorized, ServerMessage::InternalServerError),
+            (C::LaunchFailed, ServerMessage::InternalServerError),
+        ] {
+            assert_eq!(ServerMessage::error(code), msg, "{code}");
         }
     }
 

@@ -318,14 +318,104 @@ fn s5_connection_complete_and_error_json() {
         ServerJson::parse(r#"{"ConnectionComplete":{"width":1,"height":2}}"#).unwrap(),
         ServerJson::ConnectionComplete { connection_complete: c } if !c.capabilities.touch
     ));
-    let err = error_json("AlreadyStreaming: session busy \"x\"");
-    assert_eq!(err, r#"{"error":"AlreadyStreaming: session busy \"x\""}"#);
+    let err = error_json(
+        ErrorCode::AlreadyStreaming,
+        "AlreadyStreaming: session busy \"x\"",
+    );
+    assert_eq!(
+        err,
+        r#"{"error":"AlreadyStreaming: session busy \"x\"","code":"AlreadyStreaming"}"#
+    );
     assert_eq!(
         ServerJson::parse(&err).unwrap(),
         ServerJson::Error {
-            error: "AlreadyStreaming: session busy \"x\"".into()
+            error: "AlreadyStreaming: session busy \"x\"".into(),
+            code: Some(ErrorCode::AlreadyStreaming),
         }
     );
+    // An older gateway's error has no code; a newer gateway's unknown code decodes as Unknown.
+    assert_eq!(
+        ServerJson::parse(r#"{"error":"HostNotPaired: no"}"#).unwrap(),
+        ServerJson::Error {
+            error: "HostNotPaired: no".into(),
+            code: None,
+        }
+    );
+    assert_eq!(
+        ServerJson::parse(r#"{"error":"x","code":"FromTheFuture"}"#).unwrap(),
+        ServerJson::Error {
+            error: "x".into(),
+            code: Some(ErrorCode::Unknown),
+        }
+    );
+}
+
+#[test]
+fn error_codes_have_stable_names() {
+    for (code, name) in [
+        (ErrorCode::InternalServerError, "InternalServerError"),
+        (ErrorCode::HostNotFound, "HostNotFound"),
+        (ErrorCode::HostNotPaired, "HostNotPaired"),
+        (ErrorCode::AppNotFound, "AppNotFound"),
+        (ErrorCode::AlreadyStreaming, "AlreadyStreaming"),
+        (ErrorCode::SessionNotFound, "SessionNotFound"),
+        (ErrorCode::Unauthorized, "Unauthorized"),
+        (ErrorCode::TooManyStreams, "TooManyStreams"),
+        (ErrorCode::Superseded, "Superseded"),
+    ] {
+        assert_eq!(code.as_str(), name);
+        assert_eq!(code.to_string(), name);
+        assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{name}\""));
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>(&format!("\"{name}\"")).unwrap(),
+            code
+        );
+    }
+    assert_eq!(ErrorCode::AlreadyStreaming.as_str(), ALREADY_STREAMING);
+}
+
+#[test]
+fn browser_error_text_starts_with_its_code() {
+    let e = BrowserError::new(ErrorCode::HostNotPaired, "pair it first");
+    assert_eq!(e.text, "HostNotPaired: pair it first");
+    assert_eq!(
+        e.to_json(),
+        r#"{"error":"HostNotPaired: pair it first","code":"HostNotPaired"}"#
+    );
+    let stopped = BrowserError::with_text(ErrorCode::Superseded, "superseded");
+    assert_eq!(
+        stopped.to_json(),
+        r#"{"error":"superseded","code":"Superseded"}"#
+    );
+}
+
+#[test]
+fn streamer_codes_map_to_browser_codes() {
+    use crate::ipc::{ErrorCode as Ipc, StreamerError};
+    let cases = [
+        (Ipc::AlreadyStreaming, ErrorCode::AlreadyStreaming),
+        (Ipc::HostNotPaired, ErrorCode::HostNotPaired),
+        (Ipc::AppNotFound, ErrorCode::AppNotFound),
+        (Ipc::HostUnreachable, ErrorCode::HostUnreachable),
+        (Ipc::BadInit, ErrorCode::BadInit),
+        (Ipc::BadSignal, ErrorCode::BadSignal),
+        (Ipc::NoIcePort, ErrorCode::NoIcePort),
+        (Ipc::LaunchFailed, ErrorCode::LaunchFailed),
+        (Ipc::StreamSetupFailed, ErrorCode::StreamSetupFailed),
+        (Ipc::UnsupportedCodec, ErrorCode::UnsupportedCodec),
+        (Ipc::ConnectionLost, ErrorCode::ConnectionLost),
+        (Ipc::Internal, ErrorCode::InternalServerError),
+        (Ipc::Other, ErrorCode::InternalServerError),
+    ];
+    for (ipc, browser) in cases {
+        assert_eq!(ErrorCode::from(ipc), browser, "{ipc:?}");
+    }
+    let e = BrowserError::from(&StreamerError {
+        code: Ipc::AlreadyStreaming,
+        message: "host busy".into(),
+    });
+    assert_eq!(e.code, ErrorCode::AlreadyStreaming);
+    assert_eq!(e.text, "AlreadyStreaming: host busy");
 }
 
 #[test]
