@@ -20,17 +20,19 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 mod core;
-mod driver;
+mod session;
+mod stream;
 
 pub use self::core::{ClientCore, StreamParams, StreamSocket, Transmit};
+pub use self::session::ClientSession;
+pub use self::stream::ClientStream;
 use crate::audio::{AudioDepacketizerConfig, AudioEncryption, AudioError, AudioStats};
 use crate::control::{
     ControlConfig, ControlError, DisconnectReason, HostMessage, IvStyle, TerminationReason,
 };
-use crate::input::InputEvent;
 use crate::nvhttp::{LaunchRequest, NvHttpClient, NvHttpError};
 use crate::rtsp::describe::video_format;
-use crate::rtsp::{ClientParams, RtspError, RtspOutcome, StreamSettings};
+use crate::rtsp::{ClientParams, RtspError, StreamSettings};
 use crate::video::{DepacketizerConfig, VideoCodec, VideoError, VideoFrame, VideoStats};
 use crate::AppVersion;
 
@@ -169,25 +171,6 @@ pub struct SessionStats {
 /// host has handled the disconnect before the cancel arrives.
 const DISCONNECT_SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// A running stream from one host: the handle on its driver task, which owns the sockets and the
-/// [`ClientCore`]. Dropped without [`ClientSession::stop`], the driver sends one ENet disconnect
-/// and ends; nothing is awaited and `/cancel` is not sent.
-pub struct ClientSession {
-    http: Arc<NvHttpClient>,
-    version: AppVersion,
-    outcome: RtspOutcome,
-    driver: driver::DriverHandle,
-}
-
-impl std::fmt::Debug for ClientSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientSession")
-            .field("version", &self.version)
-            .field("outcome", &self.outcome)
-            .finish_non_exhaustive()
-    }
-}
-
 async fn resolve(host: &str) -> Result<IpAddr, ClientError> {
     let trimmed = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = trimmed.parse::<IpAddr>() {
@@ -249,10 +232,17 @@ impl ClientSession {
 }
 
 impl PreparedLaunch {
-    /// `/launch` (or `/resume`), the RTSP handshake, the media receivers and the control stream.
+    /// [`PreparedLaunch::launch_in_place`], driven by a task of its own whose events arrive on
+    /// the receiver.
     pub async fn launch(
         self,
     ) -> Result<(ClientSession, mpsc::Receiver<SessionEvent>), ClientError> {
+        Ok(ClientSession::spawn(self.launch_in_place().await?))
+    }
+
+    /// `/launch` (or `/resume`), the RTSP handshake, the sockets and the control stream; the
+    /// caller drives the stream ([`ClientStream::next_event`]).
+    pub async fn launch_in_place(self) -> Result<ClientStream, ClientError> {
         let PreparedLaunch {
             http,
             config,
@@ -326,67 +316,6 @@ impl PreparedLaunch {
             seed: None,
         };
         let core = ClientCore::new(params, std::time::Instant::now())?;
-        let (driver, events_rx) = driver::start(core, host_ip).await?;
-        let session = ClientSession {
-            http,
-            version,
-            outcome,
-            driver,
-        };
-        if version.at_least(7, 1, 0) {
-            // moonlight-common-c enables haptics when input starts; GFE sends no rumble without it.
-            session.send_input(&InputEvent::EnableHaptics)?;
-        }
-        Ok((session, events_rx))
-    }
-}
-
-impl ClientSession {
-    /// The host's appversion.
-    pub fn app_version(&self) -> AppVersion {
-        self.version
-    }
-
-    /// What RTSP negotiated (ports, codec, encryption, audio layout).
-    pub fn outcome(&self) -> &RtspOutcome {
-        &self.outcome
-    }
-
-    /// Sends one input event, encoded and wrapped for this host's generation.
-    pub fn send_input(&self, event: &InputEvent) -> Result<(), ClientError> {
-        if !event.supported_by(self.version) {
-            return Err(ClientError::UnsupportedInput(self.version));
-        }
-        self.driver
-            .command(driver::Command::Input(Box::new(event.clone())))
-    }
-
-    /// Asks the host for a keyframe (e.g. after a decoder reset).
-    pub fn request_idr(&self) -> Result<(), ClientError> {
-        self.driver.command(driver::Command::RequestIdr)
-    }
-
-    /// Counters so far (as of the driver's last step).
-    pub fn stats(&self) -> SessionStats {
-        self.driver.stats()
-    }
-
-    /// Ends the stream: the media sockets close, the control stream disconnects and awaits the
-    /// host's acknowledgement (at most the control linger time), and only then is `/cancel` sent
-    /// and its answer awaited; its error, if any, is returned. See the module doc for why this
-    /// order and no other.
-    pub async fn stop(mut self) -> Result<(), ClientError> {
-        let (done_tx, done) = tokio::sync::oneshot::channel();
-        if self.driver.command(driver::Command::Close(done_tx)).is_ok() {
-            let _ = done.await;
-        }
-        let _ = (&mut self.driver.task).await;
-        // A host's ENet layer acknowledges the disconnect before its control loop has handled it
-        // (ENet sends the acknowledgement inside the service call that then returns the event): a
-        // `/cancel` that overtakes that handling ends a session whose peer the host still counts
-        // as connected, upstream Wolf's crash. The chaos suite (web-server/tests/chaos.rs) saw the
-        // Wolf-strict demo host count this about once in 5 000 operations on a loaded machine.
-        tokio::time::sleep(DISCONNECT_SETTLE).await;
-        self.http.cancel().await.map_err(ClientError::from)
+        ClientStream::connect(http, outcome, core, host_ip).await
     }
 }

@@ -1,54 +1,29 @@
-//! The one task of a running stream: it owns the three UDP sockets and the timer, feeds the
-//! [`ClientCore`] and carries out what it asks for.
+//! A launched stream driven in place: [`ClientStream`] owns the stream's three UDP sockets and its
+//! [`ClientCore`], and its owner's loop awaits [`ClientStream::next_event`].
 //!
-//! This replaced four tasks (video receiver, audio receiver, ENet driver and the pump that joined
-//! them) and the atomics they shared: a video datagram now goes from the socket through the core
-//! to the consumer's channel without crossing another queue.
+//! The streamer's session loop holds it directly, so a video datagram goes from the socket
+//! through the core to the browser-bound sink in one task, with no channel in between. Before
+//! this there were four tasks here (video receiver, audio receiver, ENet driver, and a pump joining
+//! them) and the atomics they shared. [`super::ClientSession`] wraps the same object in a task
+//! with an event channel, for tools and tests that want one.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use super::core::{ClientCore, StreamSocket};
-use super::{ClientError, SessionEvent, SessionStats};
+use super::{ClientError, SessionEvent, SessionStats, DISCONNECT_SETTLE};
 use crate::control::ControlError;
 use crate::input::InputEvent;
+use crate::nvhttp::NvHttpClient;
+use crate::rtsp::RtspOutcome;
 use crate::video::{enlarge_buffers, BatchReceiver};
+use crate::AppVersion;
 
 /// Room for one audio or control datagram.
 const DATAGRAM_BYTES: usize = 2048;
-/// Events queued for a consumer that is busy: about 8 s of 60 fps video with audio.
-const EVENT_QUEUE: usize = 512;
-
-pub(super) enum Command {
-    Input(Box<InputEvent>),
-    RequestIdr,
-    Close(oneshot::Sender<()>),
-}
-
-/// The owner's side of the driver.
-#[derive(Debug)]
-pub(super) struct DriverHandle {
-    pub(super) commands: mpsc::UnboundedSender<Command>,
-    pub(super) stats: Arc<Mutex<SessionStats>>,
-    pub(super) task: JoinHandle<()>,
-}
-
-impl DriverHandle {
-    pub(super) fn command(&self, c: Command) -> Result<(), ClientError> {
-        self.commands
-            .send(c)
-            .map_err(|_| ClientError::Control(ControlError::Closed))
-    }
-
-    pub(super) fn stats(&self) -> SessionStats {
-        *self.stats.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 /// The local address for a socket that talks to `host`: loopback for a loopback host (so a
 /// stream on one machine never leaves it), else the wildcard address of its family.
@@ -61,72 +36,31 @@ fn bind_address(host: IpAddr) -> SocketAddr {
     }
 }
 
+#[derive(Debug)]
 struct VideoSocket {
     socket: UdpSocket,
     batch: BatchReceiver,
 }
 
-struct Driver {
+/// A running stream, driven by whoever awaits [`ClientStream::next_event`].
+///
+/// Between calls nothing is serviced, so the owner's loop must keep a `next_event` branch
+/// pending while the stream lives (every other branch of a `select!` returns quickly). Dropped
+/// without [`ClientStream::stop`], it sends one ENet disconnect and nothing else.
+#[derive(Debug)]
+pub struct ClientStream {
+    http: Arc<NvHttpClient>,
+    version: AppVersion,
+    outcome: RtspOutcome,
     core: ClientCore,
     host_ip: IpAddr,
     video: Option<VideoSocket>,
     audio: Option<UdpSocket>,
     control: UdpSocket,
-    events: mpsc::Sender<SessionEvent>,
-    stats: Arc<Mutex<SessionStats>>,
-    commands: mpsc::UnboundedReceiver<Command>,
-    /// Answered once a close has ended the stream.
-    closing: Option<oneshot::Sender<()>>,
 }
 
-/// Binds the sockets, brings the control stream up (the core's connect deadline bounds it) and
-/// leaves the driver running. Fails like the ENet connect does.
-pub(super) async fn start(
-    core: ClientCore,
-    host_ip: IpAddr,
-) -> Result<(DriverHandle, mpsc::Receiver<SessionEvent>), ClientError> {
-    let bind = bind_address(host_ip);
-    let video = UdpSocket::bind(bind).await?;
-    enlarge_buffers(&video);
-    let batch = BatchReceiver::new(&video)?;
-    let audio = UdpSocket::bind(bind).await?;
-    let control = UdpSocket::bind(bind).await?;
-    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let stats = Arc::new(Mutex::new(core.stats()));
-    let mut driver = Driver {
-        core,
-        host_ip,
-        video: Some(VideoSocket {
-            socket: video,
-            batch,
-        }),
-        audio: Some(audio),
-        control,
-        events: events_tx,
-        stats: Arc::clone(&stats),
-        commands: commands_rx,
-        closing: None,
-    };
-    driver.flush().await;
-    while !driver.core.is_connected() {
-        if driver.core.is_ended() {
-            return Err(ClientError::Control(ControlError::ConnectTimeout));
-        }
-        driver.step().await;
-    }
-    let task = tokio::spawn(driver.run());
-    let handle = DriverHandle {
-        commands: commands_tx,
-        stats,
-        task,
-    };
-    Ok((handle, events_rx))
-}
-
-/// What woke the driver.
+/// What woke the stream.
 enum Wake {
-    Command(Option<Command>),
     Video,
     Audio(usize, SocketAddr),
     Control(usize, SocketAddr),
@@ -134,49 +68,121 @@ enum Wake {
     Nothing,
 }
 
-impl Driver {
-    async fn run(mut self) {
+impl ClientStream {
+    /// Binds the sockets and brings the control stream up (the core's connect deadline bounds
+    /// it). Fails like the ENet connect does.
+    pub(super) async fn connect(
+        http: Arc<NvHttpClient>,
+        outcome: RtspOutcome,
+        core: ClientCore,
+        host_ip: IpAddr,
+    ) -> Result<Self, ClientError> {
+        let bind = bind_address(host_ip);
+        let video = UdpSocket::bind(bind).await?;
+        enlarge_buffers(&video);
+        let batch = BatchReceiver::new(&video)?;
+        let mut stream = ClientStream {
+            http,
+            version: core.app_version(),
+            outcome,
+            core,
+            host_ip,
+            video: Some(VideoSocket {
+                socket: video,
+                batch,
+            }),
+            audio: Some(UdpSocket::bind(bind).await?),
+            control: UdpSocket::bind(bind).await?,
+        };
+        stream.transmit();
+        while !stream.core.is_connected() {
+            if stream.core.is_ended() {
+                return Err(ClientError::Control(ControlError::ConnectTimeout));
+            }
+            stream.step().await;
+        }
+        if stream.version.at_least(7, 1, 0) {
+            // moonlight-common-c enables haptics when input starts; GFE sends no rumble without it.
+            stream.send_input(&InputEvent::EnableHaptics)?;
+        }
+        Ok(stream)
+    }
+
+    /// The host's appversion.
+    pub fn app_version(&self) -> AppVersion {
+        self.version
+    }
+
+    /// What RTSP negotiated (ports, codec, encryption, audio layout).
+    pub fn outcome(&self) -> &RtspOutcome {
+        &self.outcome
+    }
+
+    /// The next event; [`SessionEvent::Ended`] is the last, then `None`. Cancel-safe: a
+    /// `select!` may drop it at any await without losing a datagram or an event.
+    pub async fn next_event(&mut self) -> Option<SessionEvent> {
+        loop {
+            if let Some(event) = self.core.poll_event() {
+                return Some(event);
+            }
+            if self.core.is_ended() {
+                return None;
+            }
+            self.step().await;
+        }
+    }
+
+    /// Sends one input event, encoded and wrapped for this host's generation.
+    pub fn send_input(&mut self, event: &InputEvent) -> Result<(), ClientError> {
+        let result = self.core.send_input(event);
+        self.transmit();
+        result
+    }
+
+    /// Asks the host for a keyframe (e.g. after a decoder reset).
+    pub fn request_idr(&mut self) -> Result<(), ClientError> {
+        let result = self.core.request_idr();
+        self.transmit();
+        result
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SessionStats {
+        self.core.stats()
+    }
+
+    /// Ends the stream: the media sockets close, the control stream disconnects and awaits the
+    /// host's acknowledgement (at most the control linger time), and only then is `/cancel` sent
+    /// and its answer awaited; its error, if any, is returned. See the module doc of
+    /// [`super`] for why this order and no other.
+    pub async fn stop(mut self) -> Result<(), ClientError> {
+        self.close().await;
+        // A host's ENet layer acknowledges the disconnect before its control loop has handled it
+        // (ENet sends the acknowledgement inside the service call that then returns the event): a
+        // `/cancel` that overtakes that handling ends a session whose peer the host still counts
+        // as connected, upstream Wolf's crash. The chaos suite (web-server/tests/chaos.rs) saw the
+        // Wolf-strict demo host count this about once in 5 000 operations on a loaded machine.
+        tokio::time::sleep(DISCONNECT_SETTLE).await;
+        self.http.cancel().await.map_err(ClientError::from)
+    }
+
+    /// The graceful end of the stream without `/cancel`: media stops, the ENet disconnect is
+    /// acknowledged or the linger time passes.
+    pub(super) async fn close(&mut self) {
+        self.core.close(Instant::now());
+        self.transmit();
         while !self.core.is_ended() {
             self.step().await;
-            if !self.core.media_open() {
-                // Closing or ended: the media sockets go now, as a stopped client's would.
-                self.video = None;
-                self.audio = None;
-            }
-        }
-        if let Some(done) = self.closing.take() {
-            let _ = done.send(());
         }
     }
 
-    fn apply(&mut self, command: Option<Command>) {
-        let result = match command {
-            Some(Command::Input(event)) => self.core.send_input(&event),
-            Some(Command::RequestIdr) => self.core.request_idr(),
-            Some(Command::Close(done)) => {
-                self.closing = Some(done);
-                self.core.close(Instant::now());
-                Ok(())
-            }
-            None => {
-                self.core.abort();
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!("stream command not carried out: {e}");
-        }
-    }
-
-    /// Waits for a command, a datagram or the core's deadline, feeds it, and flushes.
+    /// Waits for a datagram or the core's deadline, feeds it, and sends what the core queued.
+    /// Only the wait can be cancelled; what follows it is synchronous.
     async fn step(&mut self) {
         let deadline = self.core.poll_timeout().unwrap_or_else(Instant::now);
         let mut buf = [0u8; DATAGRAM_BYTES];
         let mut audio_buf = [0u8; DATAGRAM_BYTES];
-        let accept_commands = self.closing.is_none();
         let wake = tokio::select! {
-            biased;
-            command = self.commands.recv(), if accept_commands => Wake::Command(command),
             ready = readable(self.video.as_ref()) => match ready {
                 Ok(()) => Wake::Video,
                 Err(_) => Wake::Nothing,
@@ -193,8 +199,7 @@ impl Driver {
         };
         let now = Instant::now();
         match wake {
-            Wake::Command(command) => self.apply(command),
-            Wake::Video => self.read_video(),
+            Wake::Video => self.read_video(now),
             Wake::Audio(n, from) => {
                 self.core
                     .handle_input(now, StreamSocket::Audio, from, &audio_buf[..n]);
@@ -206,10 +211,15 @@ impl Driver {
             Wake::Timeout => self.core.handle_timeout(now),
             Wake::Nothing => {}
         }
-        self.flush().await;
+        self.transmit();
+        if !self.core.media_open() {
+            // Closing or ended: the media sockets go now, as a stopped client's would.
+            self.video = None;
+            self.audio = None;
+        }
     }
 
-    fn read_video(&mut self) {
+    fn read_video(&mut self, now: Instant) {
         let Some(video) = self.video.as_mut() else {
             return;
         };
@@ -217,7 +227,6 @@ impl Driver {
         if video.batch.try_recv(&video.socket).is_err() {
             return;
         }
-        let now = Instant::now();
         // Batched reads do not say where each datagram came from; the core checks video by its
         // framing and keys, not by its source, so the host's address stands in.
         let from = SocketAddr::new(self.host_ip, 0);
@@ -227,27 +236,31 @@ impl Driver {
         }
     }
 
-    /// Sends what the core queued, hands its events to the consumer, publishes the counters.
-    async fn flush(&mut self) {
+    /// Sends what the core queued, without waiting: a full socket buffer drops the datagram, as
+    /// a congested network would (ENet retransmits, pings repeat), and keeps this cancel-safe.
+    fn transmit(&mut self) {
         while let Some(t) = self.core.poll_transmit() {
             let socket = match t.socket {
                 StreamSocket::Video => self.video.as_ref().map(|v| &v.socket),
                 StreamSocket::Audio => self.audio.as_ref(),
                 StreamSocket::Control => Some(&self.control),
             };
-            // Pings before the host has bound (ICMP) and late pings after close are not fatal.
-            if let Some(Err(e)) = match socket {
-                Some(s) => Some(s.send_to(&t.payload, t.to).await),
-                None => None,
-            } {
+            // Straight to the (non-blocking) socket: tokio's `try_send_to` refuses until its
+            // reactor has seen the socket writable, which would drop a fresh socket's first
+            // datagram (the ENet connect). Pings before the host has bound (ICMP) and late pings
+            // after close are not fatal.
+            let send = |s: &UdpSocket| socket2::SockRef::from(s).send_to(&t.payload, &t.to.into());
+            if let Some(Err(e)) = socket.map(send) {
                 tracing::debug!("{:?} datagram not sent: {e}", t.socket);
             }
         }
-        while let Some(event) = self.core.poll_event() {
-            // A consumer that went away still gets its stream ended properly by close or drop.
-            let _ = self.events.send(event).await;
-        }
-        *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = self.core.stats();
+    }
+}
+
+impl Drop for ClientStream {
+    fn drop(&mut self) {
+        self.core.abort();
+        self.transmit();
     }
 }
 

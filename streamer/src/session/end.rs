@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use gamestream::client::{ClientError, ClientSession, EndCause};
+use gamestream::client::{ClientError, ClientStream, EndCause};
 use gamestream::control::{DisconnectReason, TerminationReason};
 use gamestream::nvhttp::NvHttpError;
 use wire::ipc::{Ended, ErrorCode, FromStreamer};
@@ -53,7 +53,7 @@ pub(super) fn end_of(cause: EndCause) -> End {
 /// The one teardown path: `/cancel` (awaited) and close, then the WebRTC peer (if any) says
 /// `"ConnectionTerminated"` on `general` and closes, then `Error`? + `Ended`, flushed.
 pub(super) async fn teardown(
-    session: ClientSession,
+    session: ClientStream,
     writer: Writer,
     end: End,
     peer: Option<Peer>,

@@ -2,7 +2,7 @@
 //!
 //! Every end — `Stop`, EOF on stdin (the web-server is gone), the host ending the stream, the host
 //! becoming unreachable, a fatal error — leaves the main loop as an [`End`] and goes through
-//! [`teardown`]: input stops (the loop is gone), `ClientSession::stop` closes the media, disconnects
+//! [`teardown`]: input stops (the loop is gone), `ClientStream::stop` closes the media, disconnects
 //! the control stream and awaits the host's acknowledgement, then awaits `/cancel` on the host (the
 //! order upstream Wolf survives), then `Error` (if any) and `Ended` are written and flushed.
 //! `main` exits the process right after, so nothing can linger.
@@ -162,16 +162,15 @@ where
         Err(end) => return finish(writer, end).await,
     };
     let mut early_signals = Vec::new();
-    let (session, events, started) =
-        match start::start(&init, &mut rx, &writer, &mut early_signals).await {
-            Ok(s) => (s.session, s.events, s.started),
-            Err((http, end)) => {
-                if let Some(http) = http {
-                    start::cancel_after_aborted_start(&http).await;
-                }
-                return finish(writer, end).await;
+    let (session, started) = match start::start(&init, &mut rx, &writer, &mut early_signals).await {
+        Ok(s) => (s.session, s.started),
+        Err((http, end)) => {
+            if let Some(http) = http {
+                start::cancel_after_aborted_start(&http).await;
             }
-        };
+            return finish(writer, end).await;
+        }
+    };
     let peer = match socket {
         Some(socket) => {
             let info = StreamInfo {
@@ -213,7 +212,7 @@ where
     }
     let end = match early {
         Some(end) => end,
-        None => run.main_loop(&mut rx, events).await,
+        None => run.main_loop(&mut rx).await,
     };
     drop(rx);
     tracing::info!(reason = ?end.reason, message = ?end.message, "session ending");

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use gamestream::client::{ClientSession, SessionEvent};
+use gamestream::client::{ClientStream, SessionEvent};
 use gamestream::control::HostMessage;
 use tokio::io::AsyncRead;
 use tokio_util::codec::FramedRead;
@@ -29,7 +29,8 @@ const STATS_PERIOD: Duration = Duration::from_secs(1);
 pub(super) struct Running {
     /// WebRTC mode: the browser's peer; media goes there instead of the IPC channel.
     pub(super) peer: Option<Peer>,
-    pub(super) session: ClientSession,
+    /// The host stream, driven in place by this loop (its `next_event` branch).
+    pub(super) session: ClientStream,
     pub(super) writer: Writer,
     /// The writer's send queue dropped frames: ask the host for a keyframe.
     pub(super) keyframe_requests: tokio::sync::mpsc::Receiver<()>,
@@ -43,7 +44,6 @@ impl Running {
     pub(super) async fn main_loop<R: AsyncRead + Unpin>(
         &mut self,
         rx: &mut FramedRead<R, StreamerCodec>,
-        mut events: tokio::sync::mpsc::Receiver<SessionEvent>,
     ) -> End {
         let mut stats_tick = tokio::time::interval(STATS_PERIOD);
         stats_tick.tick().await;
@@ -70,9 +70,9 @@ impl Running {
                         peer.handle(io);
                     }
                 }
-                event = events.recv() => match event {
+                event = self.session.next_event() => match event {
                     Some(event) => if let Some(end) = self.event(event) { return end },
-                    None => return End::host_ended("the stream's event pump ended".into()),
+                    None => return End::host_ended("the host stream ended".into()),
                 },
                 Some(()) = self.keyframe_requests.recv() => self.request_idr("send queue overflow"),
                 _ = self.writer.closed() => return End::stopped("IPC output closed"),
@@ -120,7 +120,7 @@ impl Running {
         None
     }
 
-    fn request_idr(&self, why: &str) {
+    fn request_idr(&mut self, why: &str) {
         tracing::debug!(why, "requesting an IDR");
         if let Err(e) = self.session.request_idr() {
             tracing::warn!(error = %e, "IDR request failed");

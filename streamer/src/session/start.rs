@@ -1,4 +1,4 @@
-//! Starting the host stream: `Init` → a running [`ClientSession`], or the [`End`] that says why not.
+//! Starting the host stream: `Init` → a running [`ClientStream`], or the [`End`] that says why not.
 //!
 //! Everything that can fail before media flows is here, because it all ends the same way — an
 //! `Error` whose [`ErrorCode`] tells the browser what to fix — and because the start is the part
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use gamestream::client::{ClientError, ClientSession, SessionConfig, SessionEvent};
+use gamestream::client::{ClientError, ClientSession, ClientStream, SessionConfig};
 use gamestream::identity::Identity;
 use gamestream::nvhttp::{HostAddress, NvHttpClient, NvHttpError};
 use gamestream::rtsp::StreamSettings;
@@ -68,8 +68,7 @@ pub(super) async fn bind_socket(init: &StreamerInit) -> Result<Option<UdpSocket>
 
 /// A stream that started: `Started` was written.
 pub(super) struct StartedSession {
-    pub(super) session: ClientSession,
-    pub(super) events: tokio::sync::mpsc::Receiver<SessionEvent>,
+    pub(super) session: ClientStream,
     pub(super) started: Started,
 }
 
@@ -91,7 +90,7 @@ pub(super) async fn start<R: AsyncRead + Unpin>(
     let turns = LaunchTurns::new(writer, init.launch_turns);
     let starting = start_retrying_while_stopping(Arc::clone(&http), config, &turns);
     tokio::pin!(starting);
-    let (session, events) = loop {
+    let session = loop {
         tokio::select! {
             result = &mut starting => match result {
                 Ok(s) => break s,
@@ -151,11 +150,7 @@ pub(super) async fn start<R: AsyncRead + Unpin>(
         let _ = tokio::time::timeout(STOP_TIMEOUT, session.stop()).await;
         return Err((None, end));
     }
-    Ok(StartedSession {
-        session,
-        events,
-        started,
-    })
+    Ok(StartedSession { session, started })
 }
 
 /// Checks `Init` and builds the host client and the stream's settings from it; also returns the
@@ -230,7 +225,10 @@ fn client_config(init: &StreamerInit) -> Result<(Arc<NvHttpClient>, SessionConfi
     Ok((http, config, formats))
 }
 
-/// [`ClientSession::start`], retried while the host answers 503 to the launch.
+/// [`ClientSession::prepare`] and [`PreparedLaunch::launch_in_place`], retried while the host
+/// answers 503 to the launch.
+///
+/// [`PreparedLaunch::launch_in_place`]: gamestream::client::PreparedLaunch::launch_in_place
 ///
 /// A host allows one stream per client certificate and refuses a launch with 503 while the same
 /// client's previous stream is still tearing down (Wolf's lifecycle; the demo host's "previous
@@ -248,7 +246,7 @@ async fn start_retrying_while_stopping(
     http: Arc<NvHttpClient>,
     config: SessionConfig,
     turns: &LaunchTurns<'_>,
-) -> Result<(ClientSession, tokio::sync::mpsc::Receiver<SessionEvent>), ClientError> {
+) -> Result<ClientStream, ClientError> {
     let deadline = Instant::now() + LAUNCH_RETRY_BUDGET;
     let mut delay = Duration::from_millis(25);
     let mut attempt = 1u32;
@@ -256,7 +254,7 @@ async fn start_retrying_while_stopping(
         // `/serverinfo` before the turn: only `/launch` onwards must not overlap on the host.
         let prepared = ClientSession::prepare(Arc::clone(&http), config.clone()).await?;
         turns.take().await;
-        match prepared.launch().await {
+        match prepared.launch_in_place().await {
             Err(e) if host_busy(&e) && Instant::now() + delay < deadline => {
                 tracing::info!(attempt, error = %e, retry_in_ms = delay.as_millis() as u64,
                     "the host is still stopping this client's previous stream; retrying the launch");
@@ -332,13 +330,11 @@ async fn stop_while_starting<F>(
     http: &Arc<NvHttpClient>,
 ) -> (Option<Arc<NvHttpClient>>, End)
 where
-    F: std::future::Future<
-        Output = Result<(ClientSession, tokio::sync::mpsc::Receiver<SessionEvent>), ClientError>,
-    >,
+    F: std::future::Future<Output = Result<ClientStream, ClientError>>,
 {
     let end = End::stopped("stopped while starting");
     match tokio::time::timeout(FINISH_START_LIMIT, starting.as_mut()).await {
-        Ok(Ok((session, _events))) => {
+        Ok(Ok(session)) => {
             match tokio::time::timeout(STOP_TIMEOUT, session.stop()).await {
                 Ok(Ok(())) => tracing::info!(
                     "stopped while starting: the started stream was stopped on the host"

@@ -380,10 +380,12 @@ impl Running {
                             if !browser::msg_type::is_forwarded_input(ty) {
                                 continue;
                             }
+                            // Control messages (set_video_enabled) are the gateway's: its queue
+                            // gates video and asks for the one keyframe; the streamer never sees
+                            // them in this mode, so one toggle is one IDR request.
                             if ty == browser::msg_type::CONTROL_MESSAGE {
                                 keyframe |= self.control(&b);
-                            }
-                            if ipc_tx.send(ToStreamer::Input(b)).await.is_err() {
+                            } else if ipc_tx.send(ToStreamer::Input(b)).await.is_err() {
                                 return End::StreamerLost;
                             }
                         }

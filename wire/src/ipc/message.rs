@@ -482,14 +482,6 @@ pub struct StreamerError {
     pub message: String,
 }
 
-impl StreamerError {
-    /// The text for the browser's `{"error": …}`. `AlreadyStreaming` keeps its token first so the
-    /// Helix viewer retries; every other code is fatal there.
-    pub fn browser_text(&self) -> String {
-        format!("{:?}: {}", self.code, self.message)
-    }
-}
-
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EndReason {

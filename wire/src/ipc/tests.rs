@@ -308,11 +308,6 @@ fn helpers_map_to_browser_messages() {
         3,
         "trigger rumble is subtype 3"
     );
-    let err = StreamerError {
-        code: ErrorCode::AlreadyStreaming,
-        message: "host busy".into(),
-    };
-    assert_eq!(err.browser_text(), "AlreadyStreaming: host busy");
     assert_eq!(
         Ended {
             reason: EndReason::Error,

@@ -1,0 +1,140 @@
+//! [`ClientSession`]: a [`ClientStream`] driven by a task of its own, its events on a channel.
+//!
+//! For callers that hold no loop of their own around the stream (tools, tests, the demo host's
+//! checks). The streamer drives its [`ClientStream`] in place instead, with no task or channel
+//! between the sockets and the browser-bound sink.
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{ClientError, ClientStream, SessionEvent, SessionStats};
+use crate::input::InputEvent;
+use crate::rtsp::RtspOutcome;
+use crate::AppVersion;
+
+/// Events queued for a consumer that is busy: about 8 s of 60 fps video with audio.
+const EVENT_QUEUE: usize = 512;
+
+enum Command {
+    Input(Box<InputEvent>),
+    RequestIdr,
+    Stop(oneshot::Sender<Result<(), ClientError>>),
+}
+
+/// A running stream from one host, handled from outside its task. Dropped without
+/// [`ClientSession::stop`], the task sends one ENet disconnect and ends; nothing is awaited and
+/// `/cancel` is not sent.
+#[derive(Debug)]
+pub struct ClientSession {
+    version: AppVersion,
+    outcome: RtspOutcome,
+    commands: mpsc::UnboundedSender<Command>,
+    stats: tokio::sync::watch::Receiver<SessionStats>,
+    task: JoinHandle<()>,
+}
+
+impl ClientSession {
+    /// Starts the task that drives `stream`.
+    pub(super) fn spawn(stream: ClientStream) -> (Self, mpsc::Receiver<SessionEvent>) {
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let (stats_tx, stats) = tokio::sync::watch::channel(stream.stats());
+        let session = ClientSession {
+            version: stream.app_version(),
+            outcome: stream.outcome().clone(),
+            commands: commands_tx,
+            stats,
+            task: tokio::spawn(drive(stream, commands, events_tx, stats_tx)),
+        };
+        (session, events_rx)
+    }
+
+    /// The host's appversion.
+    pub fn app_version(&self) -> AppVersion {
+        self.version
+    }
+
+    /// What RTSP negotiated (ports, codec, encryption, audio layout).
+    pub fn outcome(&self) -> &RtspOutcome {
+        &self.outcome
+    }
+
+    /// Sends one input event, encoded and wrapped for this host's generation.
+    pub fn send_input(&self, event: &InputEvent) -> Result<(), ClientError> {
+        if !event.supported_by(self.version) {
+            return Err(ClientError::UnsupportedInput(self.version));
+        }
+        self.command(Command::Input(Box::new(event.clone())))
+    }
+
+    /// Asks the host for a keyframe (e.g. after a decoder reset).
+    pub fn request_idr(&self) -> Result<(), ClientError> {
+        self.command(Command::RequestIdr)
+    }
+
+    /// Counters as of the last event.
+    pub fn stats(&self) -> SessionStats {
+        *self.stats.borrow()
+    }
+
+    /// Ends the stream as [`ClientStream::stop`] does (ENet disconnect acknowledged, then
+    /// `/cancel` awaited) and waits for the task.
+    pub async fn stop(mut self) -> Result<(), ClientError> {
+        let (done_tx, done) = oneshot::channel();
+        self.command(Command::Stop(done_tx))?;
+        let result = done.await.unwrap_or(Err(ClientError::Control(
+            crate::control::ControlError::Closed,
+        )));
+        let _ = (&mut self.task).await;
+        result
+    }
+
+    fn command(&self, c: Command) -> Result<(), ClientError> {
+        self.commands
+            .send(c)
+            .map_err(|_| ClientError::Control(crate::control::ControlError::Closed))
+    }
+}
+
+async fn drive(
+    mut stream: ClientStream,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<SessionEvent>,
+    stats: tokio::sync::watch::Sender<SessionStats>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            command = commands.recv() => {
+                let result = match command {
+                    Some(Command::Input(event)) => stream.send_input(&event),
+                    Some(Command::RequestIdr) => stream.request_idr(),
+                    Some(Command::Stop(done)) => {
+                        let _ = done.send(stream.stop().await);
+                        return;
+                    }
+                    // The owner went away: `Drop` sends the disconnect.
+                    None => return,
+                };
+                if let Err(e) = result {
+                    tracing::debug!("stream command not carried out: {e}");
+                }
+            }
+            event = stream.next_event() => {
+                let Some(event) = event else {
+                    // Ended: wait for `Stop` (for `/cancel`) or for the owner to go away.
+                    while let Some(command) = commands.recv().await {
+                        if let Command::Stop(done) = command {
+                            let _ = done.send(stream.stop().await);
+                            return;
+                        }
+                    }
+                    return;
+                };
+                stats.send_replace(stream.stats());
+                // A consumer that went away still gets its stream ended by stop or drop.
+                let _ = events.send(event).await;
+            }
+        }
+    }
+}
