@@ -183,12 +183,18 @@ impl WolfApiConfig {
     /// True when this serves the API nowhere ([`WolfApiConfig::none`], or `InDataDir` without a
     /// data dir and no TCP).
     pub fn is_none(&self, data_dir: Option<&std::path::Path>) -> bool {
-        let socket = match &self.socket {
-            WolfApiSocket::InDataDir => data_dir.is_some(),
-            WolfApiSocket::Path(_) => true,
-            WolfApiSocket::Off => false,
-        };
-        !socket && self.tcp.is_none()
+        self.socket.path_in(data_dir).is_none() && self.tcp.is_none()
+    }
+}
+
+impl WolfApiSocket {
+    /// The socket's path for a host whose data dir is `data_dir` (None = no Unix socket).
+    fn path_in(&self, data_dir: Option<&std::path::Path>) -> Option<PathBuf> {
+        match self {
+            WolfApiSocket::InDataDir => data_dir.map(|d| d.join(WOLF_API_SOCKET_NAME)),
+            WolfApiSocket::Path(p) => Some(p.clone()),
+            WolfApiSocket::Off => None,
+        }
     }
 }
 
@@ -297,13 +303,7 @@ pub struct DemoHostConfig {
 impl DemoHostConfig {
     /// The Unix socket the Wolf API is served on, if any.
     pub fn wolf_api_socket_path(&self) -> Option<PathBuf> {
-        match &self.wolf_api.socket {
-            WolfApiSocket::InDataDir => {
-                self.data_dir.as_ref().map(|d| d.join(WOLF_API_SOCKET_NAME))
-            }
-            WolfApiSocket::Path(p) => Some(p.clone()),
-            WolfApiSocket::Off => None,
-        }
+        self.wolf_api.socket.path_in(self.data_dir.as_deref())
     }
 }
 
