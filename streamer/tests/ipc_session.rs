@@ -111,7 +111,7 @@ impl Streamer {
 }
 
 /// Reads until `Started` and the first video frame; checks the frame is a keyframe.
-async fn started_and_first_keyframe(s: &mut Streamer) -> wire::ipc::Started {
+async fn started_and_first_keyframe(s: &mut Streamer) -> wire::browser::StreamInit {
     let started = loop {
         match s.next().await {
             FromStreamer::Started(st) => break st,
@@ -290,7 +290,7 @@ async fn streams_media_relays_input_and_stops_cleanly() {
         .await;
     let session_id = rig.await_stream(FRAME_EVERY).await;
     let started = started_and_first_keyframe(&mut s).await;
-    assert_eq!(started.codec, wire::browser::VideoCodec::H264.to_byte());
+    assert_eq!(started.codec, wire::browser::VideoCodec::H264);
     assert_eq!(
         (started.width, started.height, started.fps),
         (1280, 720, 60)

@@ -32,7 +32,6 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 use wire::backpressure::QueueConfig;
-use wire::browser::VideoCodec;
 use wire::ipc::{EndReason, ErrorCode, StreamerCodec, StreamerError, ToStreamer};
 
 use self::end::{finish, teardown};
@@ -174,7 +173,7 @@ where
     let peer = match socket {
         Some(socket) => {
             let info = StreamInfo {
-                codec: VideoCodec::from_byte(started.codec).unwrap_or(VideoCodec::H264),
+                codec: started.codec,
                 audio: started.audio_channels > 0,
                 touch_supported: started.touch_supported,
             };
@@ -195,7 +194,7 @@ where
         writer,
         keyframe_requests,
         mapper: InputMapper::new(),
-        forward: Forwarder::new(started.codec),
+        forward: Forwarder::new(started.codec.to_byte()),
         started_at: Instant::now(),
     };
     // The join races Stop/EOF like the start does; input before it completes is dropped.

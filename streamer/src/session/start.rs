@@ -21,10 +21,9 @@ use gamestream::rtsp::StreamSettings;
 use tokio::io::AsyncRead;
 use tokio::net::UdpSocket;
 use tokio_util::codec::FramedRead;
-use wire::browser::{formats, OpusLayout, VideoCodec};
+use wire::browser::{formats, OpusLayout, StreamInit, VideoCodec};
 use wire::ipc::{
-    ErrorCode, FromStreamer, RemoteSignal, Started, StreamMode, StreamerCodec, StreamerInit,
-    ToStreamer,
+    ErrorCode, FromStreamer, RemoteSignal, StreamMode, StreamerCodec, StreamerInit, ToStreamer,
 };
 
 use super::early::hold_early_signal;
@@ -69,7 +68,7 @@ pub(super) async fn bind_socket(init: &StreamerInit) -> Result<Option<UdpSocket>
 /// A stream that started: `Started` was written.
 pub(super) struct StartedSession {
     pub(super) session: ClientStream,
-    pub(super) started: Started,
+    pub(super) started: StreamInit,
 }
 
 /// Builds the client from `Init` and starts the stream, answering `Stop`/EOF meanwhile.
@@ -125,8 +124,8 @@ pub(super) async fn start<R: AsyncRead + Unpin>(
     let codec = VideoCodec::from_format_bit(outcome.video_format)
         .or_else(|| VideoCodec::preferred_in(outcome.video_format))
         .unwrap_or(VideoCodec::H264);
-    let started = Started {
-        codec: codec.to_byte(),
+    let started = StreamInit {
+        codec,
         width: init.width.min(u16::MAX as u32) as u16,
         height: init.height.min(u16::MAX as u32) as u16,
         fps: init.fps.min(255) as u8,

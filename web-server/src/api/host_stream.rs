@@ -359,7 +359,7 @@ async fn signaling_session(
 
 struct Relay<'a> {
     key: &'a str,
-    started: Option<wire::ipc::Started>,
+    started: Option<wire::browser::StreamInit>,
     connected: bool,
     complete_sent: bool,
     last: &'a mut LastWords,

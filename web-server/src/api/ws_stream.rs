@@ -312,7 +312,7 @@ struct Running {
     outbox: Arc<Outbox>,
     error: Option<BrowserError>,
     ended: Option<wire::ipc::Ended>,
-    started: Option<wire::ipc::Started>,
+    started: Option<wire::browser::StreamInit>,
     connection_complete_sent: bool,
     video_enabled: bool,
     first_keyframe_logged: bool,
@@ -456,7 +456,7 @@ impl Running {
             FromStreamer::LaunchTurn(request) => self.turn.on_request(request),
             FromStreamer::Started(s) => {
                 self.turn.release();
-                let mut init = s.stream_init();
+                let mut init = s;
                 if self.helix_client {
                     init.opus = None;
                 }

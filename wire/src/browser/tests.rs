@@ -89,7 +89,7 @@ fn s5_3_stream_init() {
     both_ways(
         &unhex("30 01 07 80 04 38 3c 02 00 00 bb 80 00"),
         Message::StreamInit(StreamInit {
-            codec: 0x01,
+            codec: VideoCodec::H264,
             width: 1920,
             height: 1080,
             fps: 60,
@@ -109,7 +109,7 @@ fn stream_init_carries_the_surround_layout_after_the_core_bytes() {
     both_ways(
         &bytes,
         Message::StreamInit(StreamInit {
-            codec: 0x01,
+            codec: VideoCodec::H264,
             width: 1920,
             height: 1080,
             fps: 60,

@@ -1,7 +1,7 @@
 //! IPC framing and message tests: byte layouts, round trips, partial reads, bad input.
 
 use super::*;
-use crate::browser::{self, formats, Message, VideoCodec};
+use crate::browser::{self, formats, Message, StreamInit, VideoCodec};
 use crate::Secret;
 use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
@@ -73,8 +73,8 @@ fn all_to_streamer() -> Vec<ToStreamer> {
 
 fn all_from_streamer() -> Vec<FromStreamer> {
     vec![
-        FromStreamer::Started(Started {
-            codec: VideoCodec::H264.to_byte(),
+        FromStreamer::Started(StreamInit {
+            codec: VideoCodec::H264,
             width: 1920,
             height: 1080,
             fps: 60,
@@ -259,10 +259,9 @@ fn secrets_redacted_in_debug() {
 
 #[test]
 fn helpers_map_to_browser_messages() {
-    let FromStreamer::Started(started) = all_from_streamer()[0] else {
+    let FromStreamer::Started(init) = all_from_streamer()[0] else {
         unreachable!()
     };
-    let init = started.stream_init();
     assert_eq!(
         Message::StreamInit(init).to_vec().unwrap(),
         hex::decode("3001078004383c060000bb80010402000102030405").unwrap()
@@ -508,7 +507,7 @@ fn arb_from_streamer() -> impl Strategy<Value = FromStreamer> {
         ),
         (any::<u64>(), data).prop_map(|(pts_us, data)| FromStreamer::Audio(Audio { pts_us, data })),
         (
-            any::<u8>(),
+            proptest::sample::select(VideoCodec::ALL.to_vec()),
             any::<u16>(),
             any::<u16>(),
             any::<u8>(),
@@ -517,7 +516,7 @@ fn arb_from_streamer() -> impl Strategy<Value = FromStreamer> {
         )
             .prop_map(
                 |(codec, width, height, fps, sample_rate, touch_supported)| {
-                    FromStreamer::Started(Started {
+                    FromStreamer::Started(StreamInit {
                         codec,
                         width,
                         height,

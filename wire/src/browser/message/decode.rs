@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::browser::opus::OpusLayout;
+use crate::browser::VideoCodec;
 
 /// A bounds-checked big-endian reader over one message.
 struct Reader<'a> {
@@ -242,8 +243,9 @@ impl<'a> Message<'a> {
             STREAM_INIT => {
                 let mut r = Reader::new(buf, "StreamInit");
                 r.need(STREAM_INIT_LEN - 1)?;
+                let codec = r.u8()?;
                 let mut init = StreamInit {
-                    codec: r.u8()?,
+                    codec: VideoCodec::from_byte(codec).ok_or(DecodeError::UnknownCodec(codec))?,
                     width: r.u16()?,
                     height: r.u16()?,
                     fps: r.u8()?,

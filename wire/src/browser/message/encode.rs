@@ -193,7 +193,7 @@ impl Message<'_> {
             }
             Message::Control(j) => out.put_slice(j.as_bytes()),
             Message::StreamInit(s) => {
-                out.put_u8(s.codec);
+                out.put_u8(s.codec.to_byte());
                 out.put_u16(s.width);
                 out.put_u16(s.height);
                 out.put_u8(s.fps);

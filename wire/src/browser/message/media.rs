@@ -3,6 +3,7 @@
 
 use super::{msg_type, AUDIO_HEADER_LEN, FLAG_KEYFRAME, VIDEO_HEADER_LEN};
 use crate::browser::opus::OpusLayout;
+use crate::browser::VideoCodec;
 
 /// VideoFrame 0x01: one complete access unit (§2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +36,8 @@ pub struct AudioFrame<'a> {
 /// StreamInit 0x30 (§2.13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamInit {
-    /// Codec byte ([`crate::browser::VideoCodec`]).
-    pub codec: u8,
+    /// The negotiated codec (one byte on the wire).
+    pub codec: VideoCodec,
     /// Width in pixels.
     pub width: u16,
     /// Height in pixels.

@@ -113,6 +113,9 @@ pub enum DecodeError {
         /// Subtype byte.
         subtype: u8,
     },
+    /// StreamInit names a codec byte no decoder is chosen for.
+    #[error("StreamInit: unknown codec byte 0x{0:02x}")]
+    UnknownCodec(u8),
     /// StreamInit's Opus layout cannot be decoded.
     #[error("StreamInit: {0}")]
     BadOpusLayout(#[from] OpusLayoutError),

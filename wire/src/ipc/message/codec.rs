@@ -108,7 +108,7 @@ impl IpcMessage for FromStreamer {
     fn write_payload(&self, dst: &mut BytesMut) -> Result<(), IpcError> {
         match self {
             FromStreamer::Started(s) => {
-                dst.put_u8(s.codec);
+                dst.put_u8(s.codec.to_byte());
                 dst.put_u16_le(s.width);
                 dst.put_u16_le(s.height);
                 dst.put_u8(s.fps);
@@ -152,8 +152,13 @@ impl IpcMessage for FromStreamer {
             frame_type::STARTED => {
                 // Trailing bytes are ignored so that fields can be appended later.
                 need("Started", &payload, STARTED_LEN)?;
-                let mut s = Started {
-                    codec: payload.get_u8(),
+                let codec = payload.get_u8();
+                let codec = browser::VideoCodec::from_byte(codec).ok_or(IpcError::Malformed {
+                    name: "Started",
+                    reason: format!("unknown codec byte 0x{codec:02x}"),
+                })?;
+                let mut s = StreamInit {
+                    codec,
                     width: payload.get_u16_le(),
                     height: payload.get_u16_le(),
                     fps: payload.get_u8(),

@@ -75,43 +75,6 @@ pub enum ToStreamer {
     LaunchTurn,
 }
 
-/// `Started`: the negotiated stream, everything StreamInit needs (binary, 12 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Started {
-    /// Browser codec byte ([`browser::VideoCodec`]).
-    pub codec: u8,
-    /// Width.
-    pub width: u16,
-    /// Height.
-    pub height: u16,
-    /// Frame rate.
-    pub fps: u8,
-    /// Audio channels, 0 = no audio.
-    pub audio_channels: u8,
-    /// Sample rate, Hz, 0 = no audio.
-    pub sample_rate: u32,
-    /// The host accepts touch.
-    pub touch_supported: bool,
-    /// How the host's Opus packets split into streams (appended after the 12 core bytes).
-    pub opus: Option<browser::OpusLayout>,
-}
-
-impl Started {
-    /// The browser StreamInit (0x30) for this stream.
-    pub fn stream_init(&self) -> StreamInit {
-        StreamInit {
-            codec: self.codec,
-            width: self.width,
-            height: self.height,
-            fps: self.fps,
-            audio_channels: self.audio_channels,
-            sample_rate: self.sample_rate,
-            touch_supported: self.touch_supported,
-            opus: self.opus,
-        }
-    }
-}
-
 /// `Video`: one complete access unit (binary: flags, codec, pts, data).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Video {
@@ -299,7 +262,7 @@ impl Ended {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FromStreamer {
     /// 0x81: the stream is negotiated (again, if the codec or size changes).
-    Started(Started),
+    Started(StreamInit),
     /// 0x82: an access unit.
     Video(Video),
     /// 0x83: an Opus packet.
