@@ -7,7 +7,8 @@
 //! `Ended` is the last frame written: the writer flushes after it and ends.
 //!
 //! In WebSocket mode the writer is the session's [`MediaSink`]: media, and rumble, go to the
-//! web-server, which relays them to the browser.
+//! web-server, which relays them to the browser. Media frames are written as the browser's own
+//! VideoFrame and AudioFrame messages, so the web-server forwards their bytes without a copy.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedWrite;
 use wire::backpressure::{QueueConfig, QueueStats, SendQueue};
+use wire::browser::StreamInit;
 use wire::ipc::{Audio, FromStreamer, Rumble, StreamerCodec, Video};
 
 use crate::session::forward::{MediaSink, Sent, SinkStats, VideoUnit};
@@ -45,6 +47,9 @@ pub struct Writer {
     tx: Option<mpsc::Sender<Item>>,
     stats: Arc<Mutex<QueueStats>>,
     task: JoinHandle<()>,
+    /// What the browser messages of this stream carry besides the media: width, height and
+    /// audio channels, from the stream's `StreamInit` ([`Writer::for_stream`]).
+    stream: (u16, u16, u8),
 }
 
 impl Writer {
@@ -69,9 +74,17 @@ impl Writer {
                 tx: Some(tx),
                 stats,
                 task,
+                stream: (0, 0, 0),
             },
             keyframe_requests,
         )
+    }
+
+    /// The writer of the stream `init` describes: its media frames are the browser's messages,
+    /// which name the size and the channel count.
+    pub fn for_stream(mut self, init: &StreamInit) -> Self {
+        self.stream = (init.width, init.height, init.audio_channels);
+        self
     }
 
     /// Queues a media frame without waiting.
@@ -134,17 +147,21 @@ impl Writer {
 
 impl MediaSink for Writer {
     fn video(&mut self, unit: VideoUnit) -> Sent {
-        let video = FromStreamer::Video(Video {
-            keyframe: unit.keyframe,
-            pts_us: unit.pts_us,
-            codec: unit.codec,
-            data: unit.data,
-        });
-        sent(self.media(video))
+        let (width, height, _) = self.stream;
+        let video = Video::new(
+            unit.keyframe,
+            unit.pts_us,
+            unit.codec,
+            width,
+            height,
+            unit.data,
+        );
+        sent(self.media(FromStreamer::Video(video)))
     }
 
     fn audio(&mut self, data: bytes::Bytes, pts_us: u64) -> Sent {
-        sent(self.media(FromStreamer::Audio(Audio { pts_us, data })))
+        let audio = Audio::new(self.stream.2, pts_us, data);
+        sent(self.media(FromStreamer::Audio(audio)))
     }
 
     /// Rumble goes to the web-server, which sends it to the browser.

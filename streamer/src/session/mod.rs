@@ -191,7 +191,7 @@ where
     let mut run = Running {
         peer,
         session,
-        writer,
+        writer: writer.for_stream(&started),
         keyframe_requests,
         mapper: InputMapper::new(),
         forward: Forwarder::new(started.codec.to_byte()),

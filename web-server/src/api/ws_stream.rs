@@ -479,8 +479,7 @@ impl Running {
                 *keyframe = true;
             }
             FromStreamer::Video(v) => {
-                let Some(s) = &self.started else { return None };
-                if !self.video_enabled {
+                if self.started.is_none() || !self.video_enabled {
                     return None;
                 }
                 if v.keyframe && !self.first_keyframe_logged {
@@ -492,22 +491,24 @@ impl Running {
                         "first keyframe to the browser"
                     );
                 }
-                let msg = v.browser_message(s.width, s.height);
+                // The streamer wrote the browser's message; its bytes go on as they were read.
+                let msg = v.browser_message();
                 let len = msg.len();
                 let mut q = self.outbox.queue();
-                q.push_video(Message::Binary(msg.into()), len, v.keyframe, now);
+                q.push_video(Message::Binary(msg), len, v.keyframe, now);
                 self.observer.video_queued();
                 *keyframe |= q.take_keyframe_request(now);
                 drop(q);
                 self.outbox.wake.notify_one();
             }
             FromStreamer::Audio(a) => {
-                let Some(s) = &self.started else { return None };
-                let msg = a.browser_message(s.audio_channels);
+                // Nothing before Started.
+                self.started.as_ref()?;
+                let msg = a.browser_message();
                 let len = msg.len();
                 self.outbox
                     .queue()
-                    .push_audio(Message::Binary(msg.into()), len, now);
+                    .push_audio(Message::Binary(msg), len, now);
                 self.outbox.wake.notify_one();
             }
             FromStreamer::Stats(st) => {

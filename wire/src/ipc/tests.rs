@@ -83,16 +83,19 @@ fn all_from_streamer() -> Vec<FromStreamer> {
             touch_supported: true,
             opus: Some(browser::OpusLayout::new(4, 2, &[0, 1, 2, 3, 4, 5]).unwrap()),
         }),
-        FromStreamer::Video(Video {
-            keyframe: true,
-            pts_us: 1_000_000,
-            codec: 0x01,
-            data: Bytes::from_static(&[0, 0, 0, 1, 0x65, 0x88]),
-        }),
-        FromStreamer::Audio(Audio {
-            pts_us: 20_000,
-            data: Bytes::from_static(&[0xfc, 0xff, 0xfe]),
-        }),
+        FromStreamer::Video(Video::new(
+            true,
+            1_000_000,
+            0x01,
+            1920,
+            1080,
+            Bytes::from_static(&[0, 0, 0, 1, 0x65, 0x88]),
+        )),
+        FromStreamer::Audio(Audio::new(
+            2,
+            20_000,
+            Bytes::from_static(&[0xfc, 0xff, 0xfe]),
+        )),
         FromStreamer::Stats(Stats {
             uptime_ms: 5000,
             video_frames: 300,
@@ -150,8 +153,9 @@ fn byte_layouts() {
         .unwrap();
     assert_eq!(
         hex::encode(&buf),
-        // len 16 LE, type 0x82, flags 1, codec 1, pts 1e6 LE, data
-        "1000000082010140420f0000000000000000016588"
+        // len 21 LE, type 0x82, then the browser's VideoFrame: 0x01, codec 1, flags 1,
+        // pts 1e6 BE, 1920, 1080, data
+        "150000008201010100000000000f424007800438000000016588"
     );
     buf.clear();
     codec
@@ -166,7 +170,8 @@ fn byte_layouts() {
     codec
         .encode(all_from_streamer()[2].clone(), &mut buf)
         .unwrap();
-    assert_eq!(hex::encode(&buf), "0b00000083204e000000000000fcfffe");
+    // len 13, type 0x83, then the browser's AudioFrame: 0x02, 2 channels, pts 20 000 BE, Opus.
+    assert_eq!(hex::encode(&buf), "0d0000008302020000000000004e20fcfffe");
     buf.clear();
     let rumble = FromStreamer::Rumble(Rumble {
         controller: 1,
@@ -269,7 +274,7 @@ fn helpers_map_to_browser_messages() {
     let FromStreamer::Video(video) = all_from_streamer()[1].clone() else {
         unreachable!()
     };
-    let msg = video.browser_message(1920, 1080);
+    let msg = video.browser_message();
     assert_eq!(
         hex::encode(&msg),
         "01010100000000000f424007800438000000016588"
@@ -278,7 +283,7 @@ fn helpers_map_to_browser_messages() {
         unreachable!()
     };
     assert_eq!(
-        hex::encode(audio.browser_message(2)),
+        hex::encode(audio.browser_message()),
         "02020000000000004e20fcfffe"
     );
     // Rumble becomes the browser's ControllerEvent (docs/browser-protocol.md's example bytes).
@@ -338,16 +343,18 @@ fn oversize_rejected_before_buffering() {
     ));
     // Encoding an oversize frame fails and leaves the buffer untouched.
     let mut out = BytesMut::from(&b"keep"[..]);
-    let big = FromStreamer::Video(Video {
-        keyframe: false,
-        pts_us: 0,
-        codec: 1,
-        data: Bytes::from(vec![0u8; 1024]),
-    });
+    let big = FromStreamer::Video(Video::new(
+        false,
+        0,
+        1,
+        640,
+        360,
+        Bytes::from(vec![0u8; 1024]),
+    ));
     assert!(matches!(
         StreamerCodec::with_max_payload(1024).encode(big, &mut out),
         Err(IpcError::Oversize {
-            len: 1034,
+            len: 1039,
             max: 1024
         })
     ));
@@ -498,14 +505,12 @@ fn arb_from_streamer() -> impl Strategy<Value = FromStreamer> {
     let data = proptest::collection::vec(any::<u8>(), 0..300).prop_map(Bytes::from);
     prop_oneof![
         (any::<bool>(), any::<u64>(), any::<u8>(), data.clone()).prop_map(
-            |(keyframe, pts_us, codec, data)| FromStreamer::Video(Video {
-                keyframe,
-                pts_us,
-                codec,
-                data
-            })
+            |(keyframe, pts_us, codec, data)| FromStreamer::Video(Video::new(
+                keyframe, pts_us, codec, 1280, 720, data
+            ))
         ),
-        (any::<u64>(), data).prop_map(|(pts_us, data)| FromStreamer::Audio(Audio { pts_us, data })),
+        (any::<u64>(), data)
+            .prop_map(|(pts_us, data)| FromStreamer::Audio(Audio::new(2, pts_us, data))),
         (
             proptest::sample::select(VideoCodec::ALL.to_vec()),
             any::<u16>(),
@@ -665,12 +670,14 @@ async fn framed_over_a_socket_pair() {
             assert_eq!(streamer_rx.next().await.unwrap().unwrap(), expected);
         }
         // A 4 MiB keyframe goes through in one frame, zero-copy on the reading side.
-        let big = FromStreamer::Video(Video {
-            keyframe: true,
-            pts_us: 7,
-            codec: 1,
-            data: Bytes::from(vec![0xab; 4 << 20]),
-        });
+        let big = FromStreamer::Video(Video::new(
+            true,
+            7,
+            1,
+            3840,
+            2160,
+            Bytes::from(vec![0xab; 4 << 20]),
+        ));
         let sender = async {
             for m in all_from_streamer() {
                 streamer_tx.send(m).await.unwrap();

@@ -7,8 +7,18 @@ use bytes::{Buf, BufMut, BytesMut};
 use serde::de::DeserializeOwned;
 
 const STARTED_LEN: usize = 12;
-const VIDEO_HEADER: usize = 10;
-const AUDIO_HEADER: usize = 8;
+use crate::browser::{AUDIO_HEADER_LEN, VIDEO_HEADER_LEN};
+
+/// A media frame must carry the browser message of its kind.
+fn browser_type(name: &'static str, got: u8, want: u8) -> Result<(), IpcError> {
+    if got == want {
+        return Ok(());
+    }
+    Err(IpcError::Malformed {
+        name,
+        reason: format!("browser message type 0x{got:02x}, not 0x{want:02x}"),
+    })
+}
 
 fn json_into<T: Serialize>(v: &T, dst: &mut BytesMut) -> Result<(), IpcError> {
     serde_json::to_writer(dst.writer(), v)?;
@@ -119,16 +129,15 @@ impl IpcMessage for FromStreamer {
                     o.write(dst);
                 }
             }
+            // The browser's own messages: written once here, forwarded as they are.
             FromStreamer::Video(v) => {
-                dst.reserve(VIDEO_HEADER + v.data.len());
-                dst.put_u8(v.keyframe as u8);
-                dst.put_u8(v.codec);
-                dst.put_u64_le(v.pts_us);
+                dst.reserve(VIDEO_HEADER_LEN + v.data.len());
+                dst.put_slice(&browser::encode_video_header(&v.frame()));
                 dst.put_slice(&v.data);
             }
             FromStreamer::Audio(a) => {
-                dst.reserve(AUDIO_HEADER + a.data.len());
-                dst.put_u64_le(a.pts_us);
+                dst.reserve(AUDIO_HEADER_LEN + a.data.len());
+                dst.put_slice(&browser::encode_audio_header(a.channels, a.pts_us));
                 dst.put_slice(&a.data);
             }
             FromStreamer::Stats(s) => json_into(s, dst)?,
@@ -178,23 +187,30 @@ impl IpcMessage for FromStreamer {
                 FromStreamer::Started(s)
             }
             frame_type::VIDEO => {
-                need("Video", &payload, VIDEO_HEADER)?;
-                let flags = payload.get_u8();
+                need("Video", &payload, VIDEO_HEADER_LEN)?;
+                let message = payload.clone();
+                browser_type("Video", payload.get_u8(), browser::msg_type::VIDEO_FRAME)?;
                 let codec = payload.get_u8();
-                let pts_us = payload.get_u64_le();
+                let flags = payload.get_u8();
                 FromStreamer::Video(Video {
-                    keyframe: flags & 0x01 != 0,
-                    pts_us,
+                    keyframe: flags & browser::FLAG_KEYFRAME != 0,
                     codec,
+                    pts_us: payload.get_u64(),
+                    width: payload.get_u16(),
+                    height: payload.get_u16(),
                     data: payload,
+                    message: Some(message),
                 })
             }
             frame_type::AUDIO => {
-                need("Audio", &payload, AUDIO_HEADER)?;
-                let pts_us = payload.get_u64_le();
+                need("Audio", &payload, AUDIO_HEADER_LEN)?;
+                let message = payload.clone();
+                browser_type("Audio", payload.get_u8(), browser::msg_type::AUDIO_FRAME)?;
                 FromStreamer::Audio(Audio {
-                    pts_us,
+                    channels: payload.get_u8(),
+                    pts_us: payload.get_u64(),
                     data: payload,
+                    message: Some(message),
                 })
             }
             frame_type::STATS => FromStreamer::Stats(json_from("Stats", &payload)?),

@@ -75,8 +75,10 @@ pub enum ToStreamer {
     LaunchTurn,
 }
 
-/// `Video`: one complete access unit (binary: flags, codec, pts, data).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Video`: one complete access unit. On the pipe it is the browser's VideoFrame message itself
+/// (type 0x01, codec, flags, pts, width, height, the unit): the streamer writes those bytes once
+/// and the gateway hands them to the WebSocket as they were read, with no decode and no copy.
+#[derive(Debug, Clone)]
 pub struct Video {
     /// Keyframe (parameter sets in-band).
     pub keyframe: bool,
@@ -84,39 +86,109 @@ pub struct Video {
     pub pts_us: u64,
     /// Browser codec byte.
     pub codec: u8,
+    /// Coded width (informational for the browser).
+    pub width: u16,
+    /// Coded height.
+    pub height: u16,
     /// The access unit (zero-copy slice of the read buffer).
     pub data: Bytes,
+    /// A frame read from the pipe: the whole browser message (header and unit), zero-copy.
+    message: Option<Bytes>,
 }
 
 impl Video {
-    /// The browser VideoFrame (0x01) message, header + one copy of the payload.
-    pub fn browser_message(&self, width: u16, height: u16) -> Vec<u8> {
-        browser::video_frame_message(&VideoFrame {
+    /// A frame to write.
+    pub fn new(
+        keyframe: bool,
+        pts_us: u64,
+        codec: u8,
+        width: u16,
+        height: u16,
+        data: Bytes,
+    ) -> Self {
+        Self {
+            keyframe,
+            pts_us,
+            codec,
+            width,
+            height,
+            data,
+            message: None,
+        }
+    }
+
+    fn frame(&self) -> VideoFrame<'_> {
+        VideoFrame {
             codec: self.codec,
             keyframe: self.keyframe,
             pts_us: self.pts_us,
-            width,
-            height,
+            width: self.width,
+            height: self.height,
             data: &self.data,
-        })
+        }
+    }
+
+    /// The browser VideoFrame (0x01) message: for a frame read from the pipe, the bytes as read
+    /// (no copy); for one built here, header plus one copy of the unit.
+    pub fn browser_message(&self) -> Bytes {
+        match &self.message {
+            Some(m) => m.clone(),
+            None => browser::video_frame_message(&self.frame()).into(),
+        }
     }
 }
 
-/// `Audio`: one Opus packet (binary: pts, data).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Equal when the frame is: how it was carried does not matter.
+impl PartialEq for Video {
+    fn eq(&self, other: &Self) -> bool {
+        self.frame() == other.frame()
+    }
+}
+
+impl Eq for Video {}
+
+/// `Audio`: one Opus packet. On the pipe it is the browser's AudioFrame message itself (type
+/// 0x02, channels, pts, the packet), forwarded by the gateway as it was read.
+#[derive(Debug, Clone)]
 pub struct Audio {
+    /// Channel count (the browser uses StreamInit's).
+    pub channels: u8,
     /// Presentation time, µs.
     pub pts_us: u64,
     /// The Opus packet.
     pub data: Bytes,
+    /// A packet read from the pipe: the whole browser message, zero-copy.
+    message: Option<Bytes>,
 }
 
 impl Audio {
-    /// The browser AudioFrame (0x02) message.
-    pub fn browser_message(&self, channels: u8) -> Vec<u8> {
-        browser::audio_frame_message(channels, self.pts_us, &self.data)
+    /// A packet to write.
+    pub fn new(channels: u8, pts_us: u64, data: Bytes) -> Self {
+        Self {
+            channels,
+            pts_us,
+            data,
+            message: None,
+        }
+    }
+
+    /// The browser AudioFrame (0x02) message (the bytes as read, for a packet from the pipe).
+    pub fn browser_message(&self) -> Bytes {
+        match &self.message {
+            Some(m) => m.clone(),
+            None => browser::audio_frame_message(self.channels, self.pts_us, &self.data).into(),
+        }
     }
 }
+
+/// Equal when the packet is.
+impl PartialEq for Audio {
+    fn eq(&self, other: &Self) -> bool {
+        (self.channels, self.pts_us, &self.data) == (other.channels, other.pts_us, &other.data)
+    }
+}
+
+impl Eq for Audio {}
 
 /// `Stats`: cumulative counters since the session started (JSON; all fields default to 0, so
 /// either side may add counters).
