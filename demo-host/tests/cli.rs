@@ -5,11 +5,51 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::timeout;
 
 const BIN: &str = env!("CARGO_BIN_EXE_demo-host");
+
+/// Types `quit` on the host's stdin: it exits 0 (bounded).
+async fn quit_cleanly(stdin: &mut ChildStdin, child: &mut Child) {
+    stdin.write_all(b"quit\n").await.unwrap();
+    let status = timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exit timed out")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// Spawns `cmd` (no `WOLF_SOCKET_PATH` from the environment, quiet logs, stdio piped) and reads
+/// its start banner, up to the `apps:` line (bounded): the child, the rest of its stdout, and the
+/// banner's text.
+async fn spawn_to_banner(mut cmd: Command) -> (Child, Lines<BufReader<ChildStdout>>, String) {
+    let mut child = cmd
+        .env_remove("WOLF_SOCKET_PATH")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn demo-host");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            let done = line == "apps:";
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("banner timed out");
+    let text = banner.join("\n");
+    (child, lines, text)
+}
 
 #[tokio::test]
 async fn help_documents_every_option() {
@@ -58,31 +98,10 @@ async fn help_documents_every_option() {
 async fn plain_run_prints_where_it_listens_and_serves_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args(["--ephemeral-ports", "--bind", "127.0.0.1", "--data-dir"])
-        .arg(&data)
-        .env_remove("WOLF_SOCKET_PATH")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn demo-host");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut banner = Vec::new();
-    timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.expect("stdout") {
-            let done = line == "apps:";
-            banner.push(line);
-            if done {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("banner timed out");
-    let text = banner.join("\n");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--ephemeral-ports", "--bind", "127.0.0.1", "--data-dir"])
+        .arg(&data);
+    let (mut child, _lines, text) = spawn_to_banner(cmd).await;
     let socket = data.join("wolf.sock");
     for want in [
         "HTTP ",
@@ -116,12 +135,7 @@ async fn plain_run_prints_where_it_listens_and_serves_the_api() {
 
     // `quit` shuts it down cleanly: exit 0 and the socket file is gone.
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"quit\n").await.unwrap();
-    let status = timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("exit timed out")
-        .unwrap();
-    assert!(status.success(), "{status}");
+    quit_cleanly(&mut stdin, &mut child).await;
     assert!(!socket.exists(), "socket removed on shutdown");
 }
 
@@ -131,38 +145,17 @@ async fn plain_run_prints_where_it_listens_and_serves_the_api() {
 async fn no_pairing_api_and_strict_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args([
-            "--ephemeral-ports",
-            "--bind",
-            "127.0.0.1",
-            "--no-pairing-api",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env_remove("WOLF_SOCKET_PATH")
-        .env("DEMO_HOST_STRICT", "1")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn demo-host");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut banner = Vec::new();
-    timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.expect("stdout") {
-            let done = line == "apps:";
-            banner.push(line);
-            if done {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("banner timed out");
-    let text = banner.join("\n");
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--ephemeral-ports",
+        "--bind",
+        "127.0.0.1",
+        "--no-pairing-api",
+        "--data-dir",
+    ])
+    .arg(&data)
+    .env("DEMO_HOST_STRICT", "1");
+    let (mut child, mut lines, text) = spawn_to_banner(cmd).await;
     for want in ["Wolf API none", "mode     wolf-strict", "(no pairing API)"] {
         assert!(text.contains(want), "banner lacks {want:?}:\n{text}");
     }
@@ -187,10 +180,5 @@ async fn no_pairing_api_and_strict_from_the_environment() {
         stats,
         "wolf-strict on disconnects-after-cancel 0 violations 0 sessions 0 peak 0"
     );
-    stdin.write_all(b"quit\n").await.unwrap();
-    let status = timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("exit timed out")
-        .unwrap();
-    assert!(status.success(), "{status}");
+    quit_cleanly(&mut stdin, &mut child).await;
 }

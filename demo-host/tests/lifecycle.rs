@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use demo_host::{DemoEvent, DemoHost, DemoHostConfig, EndReason};
 use gamestream::client::{ClientSession, EndCause, SessionConfig, SessionEvent};
-use gamestream::input::InputEvent;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -33,13 +32,7 @@ async fn stream_input_and_disconnect_stops() {
         let mut events = host.subscribe();
         let http = common::paired_client(&host).await;
         let (session, mut media) = common::stream(&http, 1).await;
-        let DemoEvent::StreamStarted { session_id } = common::wait_event(&mut events, WAIT, |e| {
-            matches!(e, DemoEvent::StreamStarted { .. })
-        })
-        .await
-        else {
-            unreachable!()
-        };
+        let session_id = common::wait_stream_started(&mut events, WAIT).await;
         let info = host.sessions();
         assert_eq!(info.len(), 1);
         assert_eq!(
@@ -92,17 +85,7 @@ async fn stream_input_and_disconnect_stops() {
         .expect("audio arrives");
 
         // Input reaches the sink.
-        let key = InputEvent::KeyDown {
-            flags: 0,
-            key_code: 0x41,
-            modifiers: 0,
-        };
-        session.send_input(&key).unwrap();
-        assert!(
-            host.wait_for_inputs(session_id, WAIT, |log| log.iter().any(|r| r.event == key))
-                .await,
-            "the key press reached the host's input sink"
-        );
+        let key = common::key_press_reaches_host(&host, &session, session_id, WAIT).await;
 
         // ENet disconnect (the client goes away without /cancel) = stop, no pause.
         drop(session);

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use demo_host::{DemoEvent, DemoHost, DemoHostConfig, LobbySettings};
+use demo_host::{DemoHost, DemoHostConfig, LobbySettings};
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -24,13 +24,7 @@ async fn decoded_picture_switches_to_the_lobby_and_back() {
         let mut events = host.subscribe();
         let http = common::paired_client(&host).await;
         let (_session, mut media) = common::stream(&http, 1).await;
-        let DemoEvent::StreamStarted { session_id } = common::wait_event(&mut events, WAIT, |e| {
-            matches!(e, DemoEvent::StreamStarted { .. })
-        })
-        .await
-        else {
-            unreachable!()
-        };
+        let session_id = common::wait_stream_started(&mut events, WAIT).await;
         let own = host.sessions()[0].color;
         let mut decoder = openh264::decoder::Decoder::new().unwrap();
         common::wait_band(&mut decoder, &mut media, WAIT, own).await;

@@ -1,9 +1,11 @@
 //! Live and replayed H.264 of the test pattern, decoded with openh264's decoder, and send-time
 //! stamps.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use demo_host::media::pattern::{rgb_to_yuv, PatternRenderer};
+use demo_host::media::pattern::rgb_to_yuv;
 use demo_host::media::sei::nal_units;
 use demo_host::media::{
     open_video, read_send_time, stamp_send_time, PatternStyle, SourceKind, VideoCodec, VideoFormat,
@@ -38,24 +40,13 @@ struct Picture {
 fn decode(decoder: &mut Decoder, data: &[u8]) -> Option<Picture> {
     let yuv = decoder.decode(data).expect("decodes")?;
     let (w, h) = yuv.dimensions();
-    let (sy, su, sv) = yuv.strides();
-    let (px, py, pw, ph) = PatternRenderer::band_probe_for(w as u32, h as u32);
-    let mut sum = [0f64; 3];
-    let mut n = 0f64;
-    for y in py as usize..(py + ph) as usize {
-        for x in px as usize..(px + pw) as usize {
-            sum[0] += f64::from(yuv.y()[y * sy + x]);
-            sum[1] += f64::from(yuv.u()[(y / 2) * su + x / 2]);
-            sum[2] += f64::from(yuv.v()[(y / 2) * sv + x / 2]);
-            n += 1.0;
-        }
-    }
+    let (sy, _, _) = yuv.strides();
     let luma = (0..h)
         .flat_map(|y| yuv.y()[y * sy..y * sy + w].to_vec())
         .collect();
     Some(Picture {
         size: (w, h),
-        band: sum.map(|s| s / n),
+        band: common::band_mean(&yuv),
         luma,
     })
 }

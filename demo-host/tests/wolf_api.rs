@@ -2,16 +2,20 @@
 //! with hand-written HTTP/1.0 (what Wolf speaks) and with hyper's HTTP/1.1 client (what HELIX's Go
 //! client speaks).
 
+#[path = "common/wolf_http.rs"]
+mod wolf_http;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use demo_host::wolf_api::*;
 use gamestream::input::InputEvent;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::broadcast;
+use wolf_http::{Io, Reply, Target};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -354,91 +358,20 @@ impl WolfBackend for MemHost {
 // ---------------------------------------------------------------------------------------------
 // A hand-written HTTP/1.0 client (Wolf's protocol), over a Unix socket or TCP.
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<X: AsyncRead + AsyncWrite + Unpin + Send> Io for X {}
-
-#[derive(Clone, Debug)]
-enum Target {
-    Unix(PathBuf),
-    Tcp(std::net::SocketAddr),
-}
-
-impl Target {
-    fn of(server: &WolfApiServer) -> Target {
-        match server.listen_addr() {
-            ListenAddr::Unix(p) => Target::Unix(p.clone()),
-            ListenAddr::Tcp(a) => Target::Tcp(*a),
-        }
-    }
-
-    async fn connect(&self) -> Box<dyn Io> {
-        match self {
-            Target::Unix(p) => Box::new(
-                tokio::time::timeout(T, tokio::net::UnixStream::connect(p))
-                    .await
-                    .expect("connect timeout")
-                    .expect("unix connect"),
-            ),
-            Target::Tcp(a) => Box::new(
-                tokio::time::timeout(T, tokio::net::TcpStream::connect(a))
-                    .await
-                    .expect("connect timeout")
-                    .expect("tcp connect"),
-            ),
-        }
-    }
-}
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "reply is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-}
-
-/// Send raw bytes, read the reply until the server closes (HTTP/1.0).
-async fn raw(target: &Target, request: &[u8]) -> Reply {
-    let mut c = target.connect().await;
-    c.write_all(request).await.expect("write request");
-    let mut buf = Vec::new();
-    tokio::time::timeout(T, c.read_to_end(&mut buf))
-        .await
-        .expect("reply timeout")
-        .expect("read reply");
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    Reply {
-        status,
-        head,
-        body: buf[split + 4..].to_vec(),
+/// The Wolf API `server` listens on.
+fn target_of(server: &WolfApiServer) -> Target {
+    match server.listen_addr() {
+        ListenAddr::Unix(p) => Target::Unix(p.clone()),
+        ListenAddr::Tcp(a) => Target::Tcp(*a),
     }
 }
 
 async fn http10(target: &Target, method: &str, path: &str, body: Option<&str>) -> Reply {
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    raw(target, req.as_bytes()).await
+    wolf_http::http10(target, method, path, body, T).await
+}
+
+async fn raw(target: &Target, request: &[u8]) -> Reply {
+    wolf_http::raw(target, request, T).await
 }
 
 async fn get(target: &Target, path: &str) -> Value {
@@ -481,6 +414,20 @@ async fn post_err(target: &Target, path: &str, body: &str, status: u16) -> Strin
     let obj = v.as_object().expect("object");
     assert_eq!(obj.len(), 2, "only success and error: {v}");
     v["error"].as_str().expect("error string").to_string()
+}
+
+/// [`post_err`], asserting the message is `message`.
+async fn assert_post_err(target: &Target, path: &str, body: &str, status: u16, message: &str) {
+    assert_eq!(
+        post_err(target, path, body, status).await,
+        message,
+        "POST {path} {body}"
+    );
+}
+
+/// [`get_err`], asserting the message is `message`.
+async fn assert_get_err(target: &Target, path: &str, status: u16, message: &str) {
+    assert_eq!(get_err(target, path, status).await, message, "GET {path}");
 }
 
 async fn get_err(target: &Target, path: &str, status: u16) -> String {
@@ -548,16 +495,14 @@ async fn exercise_all(target: &Target, host: &MemHost) {
         v,
         json!({"success": true, "requests": [{"pair_secret": secret, "client_ip": "10.0.0.7"}]})
     );
-    assert_eq!(
-        post_err(
-            target,
-            "/api/v1/pair/client",
-            r#"{"pair_secret":"nope","pin":"1234"}"#,
-            404
-        )
-        .await,
-        "Invalid pair secret"
-    );
+    assert_post_err(
+        target,
+        "/api/v1/pair/client",
+        r#"{"pair_secret":"nope","pin":"1234"}"#,
+        404,
+        "Invalid pair secret",
+    )
+    .await;
     assert_eq!(
         post(
             target,
@@ -625,20 +570,22 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     assert_eq!(apps[1]["start_audio_server"], false);
     assert!(apps[1].get("icon_png_path").is_none());
     post(target, "/api/v1/apps/delete", json!({"id": "min"})).await;
-    assert_eq!(
-        post_err(target, "/api/v1/apps/delete", r#"{"id":"min"}"#, 404).await,
-        "Invalid app_id"
-    );
-    assert_eq!(
-        post_err(
-            target,
+    for (path, body, status, message) in [
+        (
+            "/api/v1/apps/delete",
+            r#"{"id":"min"}"#,
+            404,
+            "Invalid app_id",
+        ),
+        (
             "/api/v1/apps/add",
             r#"{"title":"dup","id":"pattern"}"#,
-            409
-        )
-        .await,
-        "app id exists"
-    );
+            409,
+            "app id exists",
+        ),
+    ] {
+        assert_post_err(target, path, body, status, message).await;
+    }
 
     // --- sessions --------------------------------------------------------------------------
     assert_eq!(get(target, "/api/v1/sessions").await["sessions"], json!([]));
@@ -664,16 +611,14 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     );
     assert_eq!(s["client_settings"]["mouse_acceleration"], 1.5);
     assert!(s.get("immediate_lobby_id").is_none());
-    assert_eq!(
-        post_err(
-            target,
-            "/api/v1/sessions/add",
-            &session_body("nope").to_string(),
-            404
-        )
-        .await,
-        "Invalid app_id"
-    );
+    assert_post_err(
+        target,
+        "/api/v1/sessions/add",
+        &session_body("nope").to_string(),
+        404,
+        "Invalid app_id",
+    )
+    .await;
     let v = post(target, "/api/v1/sessions/add", session_body("pattern")).await;
     assert_eq!(v["session_id"], "2");
 
@@ -703,10 +648,13 @@ async fn exercise_all(target: &Target, host: &MemHost) {
         get(target, "/api/v1/moongate/input?session_id=2").await["events"],
         json!([])
     );
-    assert_eq!(
-        get_err(target, "/api/v1/moongate/input?session_id=99", 404).await,
-        "Invalid session_id"
-    );
+    assert_get_err(
+        target,
+        "/api/v1/moongate/input?session_id=99",
+        404,
+        "Invalid session_id",
+    )
+    .await;
     get_err(target, "/api/v1/moongate/input", 400).await;
     get_err(target, "/api/v1/moongate/input?session_id=abc", 400).await;
     get_err(target, "/api/v1/moongate/input?session_id=1&since=x", 400).await;
@@ -737,46 +685,34 @@ async fn exercise_all(target: &Target, host: &MemHost) {
         }
         b.to_string()
     };
-    assert_eq!(
-        post_err(
-            target,
+    for (path, body, status, message) in [
+        (
             "/api/v1/lobbies/join",
-            &join(Value::Null, json!("1")),
-            403
-        )
-        .await,
-        "Invalid PIN"
-    );
-    assert_eq!(
-        post_err(
-            target,
+            join(Value::Null, json!("1")).as_str(),
+            403,
+            "Invalid PIN",
+        ),
+        (
             "/api/v1/lobbies/join",
-            &join(json!([4, 3, 2, 1]), json!("1")),
-            403
-        )
-        .await,
-        "Invalid PIN"
-    );
-    assert_eq!(
-        post_err(
-            target,
+            join(json!([4, 3, 2, 1]), json!("1")).as_str(),
+            403,
+            "Invalid PIN",
+        ),
+        (
             "/api/v1/lobbies/join",
             r#"{"lobby_id":"nope","moonlight_session_id":"1"}"#,
-            404
-        )
-        .await,
-        "Invalid lobby ID"
-    );
-    assert_eq!(
-        post_err(
-            target,
+            404,
+            "Invalid lobby ID",
+        ),
+        (
             "/api/v1/lobbies/join",
-            &join(json!([1, 2, 3, 4]), json!("77")),
-            404
-        )
-        .await,
-        "Invalid session_id"
-    );
+            join(json!([1, 2, 3, 4]), json!("77")).as_str(),
+            404,
+            "Invalid session_id",
+        ),
+    ] {
+        assert_post_err(target, path, body, status, message).await;
+    }
     post(
         target,
         "/api/v1/lobbies/join",
@@ -798,43 +734,37 @@ async fn exercise_all(target: &Target, host: &MemHost) {
         json!({"lobby_id": lobby_id, "moonlight_session_id": "2"}),
     )
     .await;
-    assert_eq!(
-        post_err(
-            target,
-            "/api/v1/lobbies/leave",
-            &json!({"lobby_id": lobby_id, "moonlight_session_id": "2"}).to_string(),
-            404
-        )
-        .await,
-        "Invalid session_id"
-    );
+    assert_post_err(
+        target,
+        "/api/v1/lobbies/leave",
+        &json!({"lobby_id": lobby_id, "moonlight_session_id": "2"}).to_string(),
+        404,
+        "Invalid session_id",
+    )
+    .await;
     let v = get(target, "/api/v1/lobbies").await;
     assert_eq!(v["lobbies"][0]["connected_sessions"], json!(["1"]));
 
     // --- stop session / lobby --------------------------------------------------------------
     post(target, "/api/v1/sessions/stop", json!({"session_id": "1"})).await;
-    assert_eq!(
-        post_err(
-            target,
-            "/api/v1/sessions/stop",
-            r#"{"session_id":"1"}"#,
-            404
-        )
-        .await,
-        "Invalid session_id"
-    );
+    assert_post_err(
+        target,
+        "/api/v1/sessions/stop",
+        r#"{"session_id":"1"}"#,
+        404,
+        "Invalid session_id",
+    )
+    .await;
     let v = get(target, "/api/v1/lobbies").await;
     assert_eq!(v["lobbies"][0]["connected_sessions"], json!([]));
-    assert_eq!(
-        post_err(
-            target,
-            "/api/v1/lobbies/stop",
-            &json!({"lobby_id": lobby_id}).to_string(),
-            403
-        )
-        .await,
-        "Invalid PIN"
-    );
+    assert_post_err(
+        target,
+        "/api/v1/lobbies/stop",
+        &json!({"lobby_id": lobby_id}).to_string(),
+        403,
+        "Invalid PIN",
+    )
+    .await;
     post(
         target,
         "/api/v1/lobbies/stop",
@@ -842,16 +772,14 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     )
     .await;
     assert_eq!(get(target, "/api/v1/lobbies").await["lobbies"], json!([]));
-    assert_eq!(
-        post_err(
-            target,
-            "/api/v1/lobbies/stop",
-            &json!({"lobby_id": lobby_id}).to_string(),
-            404
-        )
-        .await,
-        "Invalid lobby ID"
-    );
+    assert_post_err(
+        target,
+        "/api/v1/lobbies/stop",
+        &json!({"lobby_id": lobby_id}).to_string(),
+        404,
+        "Invalid lobby ID",
+    )
+    .await;
 
     // --- unpair ----------------------------------------------------------------------------
     post(
@@ -861,16 +789,14 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     )
     .await;
     assert_eq!(get(target, "/api/v1/clients").await["clients"], json!([]));
-    assert_eq!(
-        post_err(
-            target,
-            "/api/v1/unpair/client",
-            r#"{"client_id":"1000000007"}"#,
-            404
-        )
-        .await,
-        "Client not found"
-    );
+    assert_post_err(
+        target,
+        "/api/v1/unpair/client",
+        r#"{"client_id":"1000000007"}"#,
+        404,
+        "Client not found",
+    )
+    .await;
 
     // --- fault knobs (moongate) ------------------------------------------------------------
     let v = get(target, "/api/v1/moongate/faults").await;
@@ -895,16 +821,14 @@ async fn exercise_all(target: &Target, host: &MemHost) {
         get(target, "/api/v1/moongate/faults").await["faults"]["refuse_launches"],
         true
     );
-    assert_eq!(
-        post_err(
-            target,
-            "/api/v1/sessions/add",
-            &session_body("pattern").to_string(),
-            503
-        )
-        .await,
-        "launches refused"
-    );
+    assert_post_err(
+        target,
+        "/api/v1/sessions/add",
+        &session_body("pattern").to_string(),
+        503,
+        "launches refused",
+    )
+    .await;
     let e = post_err(
         target,
         "/api/v1/moongate/faults",
@@ -998,7 +922,7 @@ async fn every_endpoint_over_a_unix_socket() {
     assert_eq!(server.tcp_addr(), None);
     assert_eq!(socket_mode(&path), 0o600);
 
-    let target = Target::of(&server);
+    let target = target_of(&server);
     exercise_all(&target, &host).await;
 
     server.close().await;
@@ -1028,7 +952,7 @@ async fn bad_requests_get_clear_errors() {
     let server = WolfApiServer::serve_tcp("127.0.0.1:0".parse().expect("addr"), host.clone())
         .await
         .expect("serve tcp");
-    let t = Target::of(&server);
+    let t = target_of(&server);
 
     let e = post_err(&t, "/api/v1/lobbies/create", "{not json", 400).await;
     assert!(e.starts_with("invalid JSON body"), "{e}");
@@ -1088,11 +1012,15 @@ async fn wolf_status_style_answers_500() {
         WolfApiServer::serve_tcp_with("127.0.0.1:0".parse().expect("addr"), host.clone(), opts)
             .await
             .expect("serve");
-    let t = Target::of(&server);
-    assert_eq!(
-        post_err(&t, "/api/v1/sessions/stop", r#"{"session_id":"5"}"#, 500).await,
-        "Invalid session_id"
-    );
+    let t = target_of(&server);
+    assert_post_err(
+        &t,
+        "/api/v1/sessions/stop",
+        r#"{"session_id":"5"}"#,
+        500,
+        "Invalid session_id",
+    )
+    .await;
     post_err(&t, "/api/v1/sessions/stop", "{", 500).await;
     server.close().await;
 }
@@ -1148,7 +1076,7 @@ async fn next_block(r: &mut BufReader<Box<dyn Io>>) -> Option<String> {
 }
 
 async fn open_sse(target: &Target) -> BufReader<Box<dyn Io>> {
-    let mut c = target.connect().await;
+    let mut c = target.connect(T).await;
     c.write_all(b"GET /api/v1/events HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .await
         .expect("write");
@@ -1220,7 +1148,7 @@ async fn sse_delivers_events_in_order_with_keepalive_and_ends_on_close() {
     let server = WolfApiServer::serve_unix_with(&path, host.clone(), fast_opts())
         .await
         .expect("serve");
-    let t = Target::of(&server);
+    let t = target_of(&server);
 
     let mut a = open_sse(&t).await;
     let mut b = open_sse(&t).await;
@@ -1457,7 +1385,7 @@ async fn dropping_the_server_aborts_it_and_frees_streams() {
     )
     .await
     .expect("serve");
-    let t = Target::of(&server);
+    let t = target_of(&server);
     let addr = server.tcp_addr().expect("addr");
     let mut s = open_sse(&t).await;
     wait_subscribers(&host, 1).await;
@@ -1606,7 +1534,7 @@ async fn optional_endpoints_not_implemented_answer_501() {
     )
     .await
     .expect("serve");
-    let t = Target::of(&server);
+    let t = target_of(&server);
     let e = post_err(&t, "/api/v1/unpair/client", r#"{"client_id":"1"}"#, 501).await;
     assert_eq!(e, "not supported by this host: unpair/client");
     let e = post_err(

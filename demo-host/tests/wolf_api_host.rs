@@ -5,83 +5,37 @@
 //! the decoded picture, SSE events in order, the input sink and the fault knobs.
 
 mod common;
+#[path = "common/wolf_http.rs"]
+mod wolf_http;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use demo_host::{DemoEvent, DemoHost, DemoHostConfig, WolfApiConfig, WolfApiSocket};
+use demo_host::{DemoHost, DemoHostConfig, WolfApiConfig, WolfApiSocket};
 use gamestream::client::{ClientSession, SessionConfig, SessionEvent};
 use gamestream::identity::Identity;
-use gamestream::input::InputEvent;
 use gamestream::nvhttp::{HostAddress, NvHttpClient};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
+
+use wolf_http::Target;
 
 const WAIT: Duration = Duration::from_secs(20);
 const UNIQUE_ID: &str = "moongate-e2e-client-1";
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-#[derive(Clone, Debug)]
-enum Target {
-    Unix(PathBuf),
-    Tcp(std::net::SocketAddr),
-}
-
-impl Target {
-    async fn connect(&self) -> Box<dyn Io> {
-        match self {
-            Target::Unix(p) => Box::new(
-                timeout(WAIT, tokio::net::UnixStream::connect(p))
-                    .await
-                    .expect("connect timeout")
-                    .expect("unix connect"),
-            ),
-            Target::Tcp(a) => Box::new(
-                timeout(WAIT, tokio::net::TcpStream::connect(a))
-                    .await
-                    .expect("connect timeout")
-                    .expect("tcp connect"),
-            ),
-        }
-    }
-}
-
 /// One HTTP/1.0 request; returns the status and the JSON body.
 async fn call(target: &Target, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut c = target.connect().await;
-    c.write_all(request.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    timeout(WAIT, c.read_to_end(&mut buf))
-        .await
-        .expect("reply timeout")
-        .expect("read reply");
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let json = serde_json::from_slice(&buf[split + 4..]).unwrap_or_else(|e| {
+    let body = body.map(|b| b.to_string());
+    let reply = wolf_http::http10(target, method, path, body.as_deref(), WAIT).await;
+    let json = serde_json::from_slice(&reply.body).unwrap_or_else(|e| {
         panic!(
             "{method} {path}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&buf[split + 4..])
+            String::from_utf8_lossy(&reply.body)
         )
     });
-    (status, json)
+    (reply.status, json)
 }
 
 async fn get(target: &Target, path: &str) -> Value {
@@ -112,7 +66,7 @@ async fn follow_events(
     mpsc::UnboundedReceiver<(String, Value)>,
     tokio::task::JoinHandle<()>,
 ) {
-    let mut c = target.connect().await;
+    let mut c = target.connect(WAIT).await;
     c.write_all(b"GET /api/v1/events HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .await
         .expect("write");
@@ -312,14 +266,7 @@ async fn wolf_api_drives_a_real_host_end_to_end() {
 
         // Stream: the session shows with our uniqueid and the announced format.
         let (session, mut media) = common::stream(&http, 1).await;
-        let DemoEvent::StreamStarted { session_id } =
-            common::wait_event(&mut host_events, WAIT, |e| {
-                matches!(e, DemoEvent::StreamStarted { .. })
-            })
-            .await
-        else {
-            unreachable!()
-        };
+        let session_id = common::wait_stream_started(&mut host_events, WAIT).await;
         let sid = our_session(&api).await;
         assert_eq!(sid, session_id.to_string());
         let sessions = get(&tcp, "/api/v1/sessions").await;
@@ -346,16 +293,7 @@ async fn wolf_api_drives_a_real_host_end_to_end() {
         assert_eq!(started["client_id"], sid.as_str());
 
         // Input: a key press from the client comes back from the input sink.
-        let key = InputEvent::KeyDown {
-            flags: 0,
-            key_code: 0x41,
-            modifiers: 0,
-        };
-        session.send_input(&key).unwrap();
-        assert!(
-            host.wait_for_inputs(session_id, WAIT, |l| l.iter().any(|r| r.event == key))
-                .await
-        );
+        common::key_press_reaches_host(&host, &session, session_id, WAIT).await;
         let input = get(&api, &format!("/api/v1/moongate/input?session_id={sid}")).await;
         let first = input["events"]
             .as_array()

@@ -244,21 +244,35 @@ async fn unknown_session_is_a_typed_error() {
     .await;
 }
 
+/// A one-connection fake RTSP host on loopback: reads the client's first request (up to 1 kB)
+/// and hands the socket and the request to `answer`. Its address and its task.
+async fn fake_host<F, Fut>(answer: F) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: FnOnce(tokio::net::TcpStream, Vec<u8>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        answer(s, buf[..n].to_vec()).await;
+    });
+    (addr, task)
+}
+
 #[tokio::test]
 async fn raw_host_answering_404() {
     bounded(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let fake = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let n = s.read(&mut buf).await.unwrap();
-            assert!(buf[..n].starts_with(b"OPTIONS rtsp://127.0.0.1:"));
+        let (addr, fake) = fake_host(|mut s, request| async move {
+            assert!(request.starts_with(b"OPTIONS rtsp://127.0.0.1:"));
             s.write_all(b"RTSP/1.0 404 Not Found\r\nCSeq: 1\r\n\r\n")
                 .await
                 .unwrap();
             s.shutdown().await.unwrap();
-        });
+        })
+        .await;
         let err = client::handshake(addr, client_params(addr.port(), false, KEY))
             .await
             .unwrap_err();
@@ -343,17 +357,13 @@ async fn connect_refused_is_retried_until_the_host_listens() {
 #[tokio::test]
 async fn oversized_response_is_rejected() {
     bounded(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let fake = tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await.unwrap();
+        let (addr, fake) = fake_host(|mut s, _request| async move {
             let mut big = b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n".to_vec();
             big.resize(1024 * 1024 + 64, b'a');
             // The client may hang up as soon as it has seen too much.
             let _ = s.write_all(&big).await;
-        });
+        })
+        .await;
         let err = client::transact(
             addr,
             b"OPTIONS rtsp://127.0.0.1:1 RTSP/1.0\r\nCSeq: 1\r\n\r\n",

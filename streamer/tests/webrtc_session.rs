@@ -44,6 +44,19 @@ use common::{rig, synthetic, Rig, WAIT};
 const FRAME_EVERY: Duration = Duration::from_millis(16);
 
 /// The `Init` of a WebRTC stream from `rig`'s host with `webrtc` as the peer's settings.
+/// A host rig for `client`, a streamer on a free 10-port range with a `disconnect_timeout_ms`
+/// disconnect timeout, its `Init` sent, the host streaming: the rig, the range's first port, the
+/// streamer.
+async fn streaming(client: &str, disconnect_timeout_ms: u32) -> (Rig, u16, Streamer) {
+    let mut rig = rig(client).await;
+    let base = free_port_range(10);
+    let mut s = spawn();
+    let init = rig_init(&rig, settings(base, disconnect_timeout_ms));
+    s.send(ToStreamer::Init(Box::new(init))).await;
+    rig.await_stream(FRAME_EVERY).await;
+    (rig, base, s)
+}
+
 fn rig_init(rig: &Rig, webrtc: WebRtcSettings) -> StreamerInit {
     let mut init = rig.init(StreamMode::Webrtc);
     init.webrtc = Some(webrtc);
@@ -353,7 +366,7 @@ async fn webrtc_streams_relays_input_and_stops_cleanly() {
     rig.await_stream(FRAME_EVERY).await;
     loop {
         if let FromStreamer::Started(st) = s.next().await {
-            assert_eq!(st.codec, wire::browser::VideoCodec::H264.to_byte());
+            assert_eq!(st.codec, wire::browser::VideoCodec::H264);
             assert_eq!(st.audio_channels, 2);
             assert_eq!(st.opus, Some(wire::browser::OpusLayout::stereo()));
             break;
@@ -480,15 +493,7 @@ async fn webrtc_streams_relays_input_and_stops_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_peer_ends_the_stream_after_the_disconnect_timeout() {
-    let mut rig = rig("webrtc-client-b").await;
-    let base = free_port_range(10);
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig_init(
-        &rig,
-        settings(base, 1_000),
-    ))))
-    .await;
-    rig.await_stream(FRAME_EVERY).await;
+    let (rig, base, mut s) = streaming("webrtc-client-b", 1_000).await;
     let mut browser = Browser::new().await;
     connect(&mut s, &mut browser, base).await;
     // The browser vanishes without a word (tab killed, network gone).
@@ -565,15 +570,7 @@ async fn a_full_port_range_fails_clearly_before_launching() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_streamer_offers_when_asked() {
     // Contract §1.5: in `join` mode the server makes the offer.
-    let mut rig = rig("webrtc-client-d").await;
-    let base = free_port_range(10);
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig_init(
-        &rig,
-        settings(base, 10_000),
-    ))))
-    .await;
-    rig.await_stream(FRAME_EVERY).await;
+    let (rig, _, mut s) = streaming("webrtc-client-d", 10_000).await;
     s.send(ToStreamer::Signal(RemoteSignal::CreateOffer)).await;
     let offer = loop {
         match s.next().await {
@@ -618,15 +615,7 @@ async fn the_streamer_offers_when_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_without_the_hosts_codec_is_refused() {
-    let mut rig = rig("webrtc-client-e").await;
-    let base = free_port_range(10);
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig_init(
-        &rig,
-        settings(base, 10_000),
-    ))))
-    .await;
-    rig.await_stream(FRAME_EVERY).await;
+    let (rig, _, mut s) = streaming("webrtc-client-e", 10_000).await;
     // A browser that decodes VP8 only; the host streams H.264.
     let mut browser = Browser::with_config(
         Rtc::builder()

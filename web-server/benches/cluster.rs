@@ -13,6 +13,9 @@
 //!
 //! The end-to-end figures with real streamers and a host are printed by `tests/cluster.rs`.
 
+#[path = "../tests/common/loopback.rs"]
+mod loopback;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,36 +110,8 @@ async fn supersedes(a: &Node, b: &Node, round: usize) -> Vec<u64> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = tokio::process::Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .arg("--dir")
-        .arg(dir.path())
-        .args([
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--save",
-            "",
-        ])
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redis-server (Debian package redis-server)");
-    let url = format!("redis://127.0.0.1:{port}/");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut redis = loopback::Redis::start(dir.path()).await;
+    let url = redis.url();
     let a = node(&url, "bench-a").await;
     let b = node(&url, "bench-b").await;
 
@@ -179,5 +154,5 @@ async fn main() {
         range(&sup_p99)
     );
     drop((a, b));
-    let _ = redis.kill().await;
+    let _ = redis.child.kill().await;
 }

@@ -2,6 +2,8 @@
 //! on loopback): authentication, hosts CRUD, status, PIN pairing with SSE progress (wrong PIN,
 //! then right PIN), app list, box art, cancel, Wake-on-LAN, sessions.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +11,9 @@ use std::time::Duration;
 use gamestream::host::{AppCatalog, Host, HostConfig, StaticApps};
 use gamestream::identity::Identity;
 use gamestream::nvhttp::App;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::oneshot;
@@ -41,38 +42,6 @@ impl Resp {
     }
 }
 
-async fn send(
-    addr: SocketAddr,
-    method: Method,
-    path: &str,
-    auth: Option<&str>,
-    body: Option<Value>,
-) -> hyper::Response<hyper::body::Incoming> {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    if let Some(a) = auth {
-        req = req.header("authorization", format!("Bearer {a}"));
-    }
-    let body = match body {
-        Some(v) => {
-            req = req.header("content-type", "application/json");
-            Full::new(Bytes::from(v.to_string()))
-        }
-        None => Full::new(Bytes::new()),
-    };
-    timeout(T, sender.send_request(req.body(body).unwrap()))
-        .await
-        .expect("request timed out")
-        .unwrap()
-}
-
 async fn call(addr: SocketAddr, method: Method, path: &str, body: Option<Value>) -> Resp {
     call_as(addr, method, path, Some(CRED), body).await
 }
@@ -84,7 +53,7 @@ async fn call_as(
     auth: Option<&str>,
     body: Option<Value>,
 ) -> Resp {
-    let resp = send(addr, method, path, auth, body).await;
+    let resp = common::http_send(addr, method.as_str(), path, auth, body).await;
     let status = resp.status();
     let content_type = resp
         .headers()
@@ -110,7 +79,7 @@ struct Sse {
 
 impl Sse {
     async fn open(addr: SocketAddr, path: &str) -> Sse {
-        let resp = send(addr, Method::GET, path, Some(CRED), None).await;
+        let resp = common::http_send(addr, "GET", path, Some(CRED), None).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(
             resp.headers().get("content-type").unwrap(),

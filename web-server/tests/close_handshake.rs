@@ -16,12 +16,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use web_server::embedded;
 use web_server::sessions::{SessionKey, StopReason};
-use web_server::{embedded, Config};
 
 /// What the browser saw of a close.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,34 +86,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn signaling_init(session: &str, client: &str, host_id: u32) -> String {
-    serde_json::json!({"AuthenticateAndInit": {
-        "credentials": SECRET,
-        "session_id": session,
-        "mode": "create",
-        "client_unique_id": client,
-        "host_id": host_id, "app_id": 1, "bitrate": 5000, "packet_size": 1024,
-        "fps": 30, "width": 640, "height": 360,
-        "video_sample_queue_size": 50, "play_audio_local": false, "audio_sample_queue_size": 20,
-        "video_supported_formats": 1, "video_colorspace": "Rec709", "video_color_range_full": true
-    }})
-    .to_string()
+    AuthInit {
+        session,
+        client,
+        host_id,
+        bitrate: 5000,
+        size: (640, 360),
+        fps: 30,
+    }
+    .json()
 }
 
 /// Opens the signaling socket and sends `first` (no Authorization header: the credentials travel
 /// in the init, as Helix's viewer does it).
 async fn open_signaling_with(gw: &Gateway, session: &str, first: String) -> Ws {
-    let req = format!("ws://{}/api/host/stream?session_id={session}", gw.addr)
-        .into_client_request()
-        .unwrap();
-    let (mut ws, _) = timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    ws.send(WsMessage::Text(first.into())).await.unwrap();
-    ws
+    open_signaling_socket(&gw.addr.to_string(), session, first, Duration::from_secs(5)).await
 }
 
 /// Reads the signaling socket until the streamer is launched (the server starts the WebRTC
@@ -122,13 +108,7 @@ async fn open_signaling_with(gw: &Gateway, session: &str, first: String) -> Ws {
 async fn signaling_launched(ws: &mut Ws) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = timeout(left, ws.next())
-            .await
-            .expect("no launch on the signaling socket")
-            .expect("socket ended")
-            .expect("socket error");
-        match msg {
+        match next_before(ws, deadline, "no launch on the signaling socket").await {
             WsMessage::Text(t) if t.contains("WebRtcConfig") => return,
             WsMessage::Close(c) => panic!("closed during launch: {c:?}"),
             _ => {}
@@ -151,19 +131,20 @@ async fn streaming(gw: &Gateway, session: &str, client: &str) -> Ws {
 }
 
 async fn assert_clean(gw: &Gateway) {
-    assert!(
-        gw.registry_empty(Duration::from_secs(10)).await,
-        "registry entry left"
+    assert_stream_gone(gw, Duration::from_secs(10), Duration::from_secs(10)).await;
+}
+
+/// An administrator's kill of `key` closes `ws` with 4001 and leaves nothing behind.
+async fn admin_kill_closes_4001(gw: &Gateway, key: &str, mut ws: Ws) {
+    let key: SessionKey = key.parse().unwrap();
+    assert!(gw.state.sessions.stop(&key, StopReason::AdminKill));
+    let seen = server_close_within(&mut ws, Duration::from_secs(15)).await;
+    assert_eq!(
+        seen,
+        Seen::Closed(4001, "stopped by an administrator".into())
     );
-    assert!(
-        eventually(Duration::from_secs(10), || streamer_children().is_empty()).await,
-        "streamer left running"
-    );
-    assert!(
-        eventually(Duration::from_secs(10), || gw.host.sessions().is_empty()).await,
-        "host session left: {:?}",
-        gw.host.sessions()
-    );
+    finish(ws).await;
+    assert_clean(gw).await;
 }
 
 /// The case: stream 2 s from the embedded host, send Close: answered at once with 1000,
@@ -188,20 +169,13 @@ async fn browser_close_is_answered_at_once_on_both_sockets() {
     assert_clean(&gw).await;
 
     // Before the init: answered too.
-    let req = format!("ws://{}/api/ws/stream", gw.addr)
-        .into_client_request()
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let (seen, _) = client_close(&mut ws).await;
-    assert_eq!(code(&seen), Some(1000), "{seen:?}");
-    finish(ws).await;
-    let req = format!("ws://{}/api/host/stream", gw.addr)
-        .into_client_request()
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let (seen, _) = client_close(&mut ws).await;
-    assert_eq!(code(&seen), Some(1000), "{seen:?}");
-    finish(ws).await;
+    for path in ["/api/ws/stream", "/api/host/stream"] {
+        let url = format!("ws://{}{path}", gw.addr);
+        let mut ws = upgrade(&url, None, Duration::from_secs(5)).await;
+        let (seen, _) = client_close(&mut ws).await;
+        assert_eq!(code(&seen), Some(1000), "{path}: {seen:?}");
+        finish(ws).await;
+    }
 
     // WebSocket mode while media flows.
     for i in 0..24 {
@@ -285,15 +259,7 @@ async fn every_server_close_of_the_stream_socket_completes() {
     handshake(&mut new).await;
 
     // Admin kill (4001).
-    let key: SessionKey = "ses_s--c%2Ds".parse().unwrap();
-    assert!(gw.state.sessions.stop(&key, StopReason::AdminKill));
-    let seen = server_close_within(&mut new, Duration::from_secs(15)).await;
-    assert_eq!(
-        seen,
-        Seen::Closed(4001, "stopped by an administrator".into())
-    );
-    finish(new).await;
-    assert_clean(&gw).await;
+    admin_kill_closes_4001(&gw, "ses_s--c%2Ds", new).await;
 
     // The host ended the stream (1000).
     let mut ws = streaming(&gw, "ses_e", "c-e").await;
@@ -321,13 +287,7 @@ async fn every_server_close_of_the_stream_socket_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_server_close_of_the_signaling_socket_completes() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::load_with_env(None, |_| None).unwrap();
-    config.data_dir = dir.path().to_path_buf();
-    config.streamer_path = streamer_exe();
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    config.webrtc.bind_address = "127.0.0.1".parse().unwrap();
-    config.webrtc.network_types = vec![web_server::config::NetworkType::Udp4];
+    let (config, dir) = loopback_config();
     let (host, provided) = embedded::start_demo_host(&config).await.unwrap();
     let gw = serve_gateway(config, host, provided, dir).await;
 
@@ -359,15 +319,7 @@ async fn every_server_close_of_the_signaling_socket_completes() {
     signaling_launched(&mut new).await;
 
     // Admin kill (4001).
-    let key: SessionKey = "r_s--c%2Ds".parse().unwrap();
-    assert!(gw.state.sessions.stop(&key, StopReason::AdminKill));
-    let seen = server_close_within(&mut new, Duration::from_secs(15)).await;
-    assert_eq!(
-        seen,
-        Seen::Closed(4001, "stopped by an administrator".into())
-    );
-    finish(new).await;
-    assert_clean(&gw).await;
+    admin_kill_closes_4001(&gw, "r_s--c%2Ds", new).await;
 
     // Shutdown (1001).
     let mut ws = open_signaling(&gw, "r_d", "c-d").await;

@@ -11,18 +11,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{
-    first_keyframe, handshake, init_json, read_until_close, sibling_exe, streamer_exe, Ws, SECRET,
-    SERIAL,
+    first_keyframe, frames_for, handshake, init_json, read_until_close, sibling_exe, streamer_exe,
+    Redis, Ws, SECRET, SERIAL,
 };
 use futures_util::StreamExt;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use wire::browser::Message;
@@ -31,152 +30,47 @@ use wire::browser::Message;
 const LEASE_SECS: u64 = 4;
 const ADMIN: &str = "cluster-admin-secret";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Owner-only, as moongate wants its data directory (it would tighten and warn otherwise).
 fn private(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// A `redis-server` child on its own port and data directory.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    async fn start(dir: &Path) -> Redis {
-        let dir = dir.join("redis");
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let child = Self::spawn(&dir, port).await;
-        Redis { child, port, dir }
-    }
-
-    async fn spawn(dir: &Path, port: u16) -> Child {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--dir")
-            .arg(dir)
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .args(["--daemonize", "no", "--protected-mode", "yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server (Debian's package; scripts/install-test-deps.sh installs it)");
-        let ready = common::poll_until(Duration::from_secs(10), || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        assert!(ready.is_some(), "redis-server did not listen on {port}");
-        child
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// SIGKILL, then a new server on the same port and data directory (its AOF).
-    async fn crash_and_restart(&mut self, down_for: Duration) {
-        self.child.start_kill().unwrap();
-        let _ = self.child.wait().await;
-        tokio::time::sleep(down_for).await;
-        self.child = Self::spawn(&self.dir, self.port).await;
-    }
-}
-
 /// A `demo-host` child (Wolf-strict, its Wolf API on a Unix socket) driven through its stdin.
 struct Host {
     _child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::UnboundedReceiver<String>,
+    console: common::HostConsole,
     http: u16,
     https: u16,
-    socket: PathBuf,
 }
 
 impl Host {
     async fn start(dir: &Path) -> Host {
         let (mut child, http, https, lines) = common::spawn_demo_host(dir).await;
-        let stdin = child.stdin.take().unwrap();
+        let console = common::HostConsole::new(&mut child, lines, dir);
         Host {
             _child: child,
-            stdin,
-            lines,
+            console,
             http,
             https,
-            socket: dir.join("wolf.sock"),
         }
     }
 
-    /// `stats` → (sessions open now, most open at once).
+    /// `stats` → (sessions open now, most open at once); asserts no Wolf-strict violation.
     async fn sessions(&mut self) -> (usize, usize) {
-        while self.lines.try_recv().is_ok() {}
-        self.stdin.write_all(b"stats\n").await.unwrap();
-        let line = timeout(Duration::from_secs(5), async {
-            loop {
-                let l = self.lines.recv().await.expect("host stdout");
-                if l.starts_with("wolf-strict") {
-                    return l;
-                }
-            }
-        })
-        .await
-        .expect("stats answer");
-        let word = |name: &str| -> usize {
-            let mut it = line.split_whitespace();
-            while let Some(w) = it.next() {
-                if w == name {
-                    return it.next().unwrap().parse().unwrap();
-                }
-            }
-            panic!("{name} not in {line:?}")
-        };
-        assert!(
-            line.starts_with("wolf-strict on"),
-            "the host runs Wolf-strict: {line}"
-        );
-        assert_eq!(word("violations"), 0, "Wolf-strict violations: {line}");
-        (word("sessions"), word("peak"))
+        let stats = self.console.stats().await;
+        let line = &stats.line;
+        assert_eq!(stats.get("violations"), 0, "Wolf-strict violations: {line}");
+        (stats.get("sessions") as usize, stats.get("peak") as usize)
     }
 
     async fn reset_peak(&mut self) {
-        self.stdin.write_all(b"peak-reset\n").await.unwrap();
+        self.console.command("peak-reset").await;
     }
 
     /// Clients paired with the host (its Wolf API's `/api/v1/clients`).
     async fn paired_clients(&self) -> usize {
-        let mut s = tokio::net::UnixStream::connect(&self.socket).await.unwrap();
-        s.write_all(b"GET /api/v1/clients HTTP/1.0\r\nHost: wolf\r\n\r\n")
-            .await
-            .unwrap();
-        let mut text = String::new();
-        timeout(Duration::from_secs(5), s.read_to_string(&mut text))
-            .await
-            .unwrap()
-            .unwrap();
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        let v: serde_json::Value = serde_json::from_str(body).unwrap();
-        v["clients"].as_array().map(Vec::len).unwrap()
+        self.console.paired_clients().await
     }
 
     async fn wait_sessions(&mut self, n: usize, within: Duration) -> bool {
@@ -212,7 +106,7 @@ impl Node {
                 "bind = \"127.0.0.1:0\"\n\n[[hosts]]\nname = \"cluster host\"\naddress = \"127.0.0.1\"\nhttp_port = {}\nhttps_port = {}\nwolf_api = \"{}\"\n",
                 host.http,
                 host.https,
-                host.socket.display()
+                host.console.socket.display()
             ),
         )
         .unwrap();
@@ -318,29 +212,6 @@ async fn cluster() -> Cluster {
         a,
         b,
     }
-}
-
-/// Reads frames for `d`; returns how many video frames arrived (panics on a close).
-async fn frames_for(ws: &mut Ws, d: Duration) -> usize {
-    let deadline = Instant::now() + d;
-    let mut n = 0;
-    while let Ok(Some(msg)) = timeout(
-        deadline.saturating_duration_since(Instant::now()),
-        ws.next(),
-    )
-    .await
-    {
-        match msg.expect("socket error") {
-            WsMessage::Binary(b) => {
-                if let Ok(Message::VideoFrame(_)) = Message::decode(&b) {
-                    n += 1;
-                }
-            }
-            WsMessage::Close(c) => panic!("closed: {c:?}"),
-            _ => {}
-        }
-    }
-    n
 }
 
 async fn stream_on(node: &Node, session: &str, client: &str) -> (Ws, Duration) {

@@ -55,6 +55,25 @@ async fn close_and_settle(gw: &Gateway, host: &mut FixedHost, mut ws: Ws, what: 
     );
 }
 
+/// Reads `ws` to its close (within [`LOSS_CLOSED_WITHIN`]) after the host was lost at `lost` by
+/// `cause`, prints when it came, and asserts it is a 1011 that names the lost host; the time from
+/// the loss to the close.
+async fn assert_closed_for_lost_host(
+    ws: &mut Ws,
+    lost: Instant,
+    (label, cause): (&str, &str),
+    what: &str,
+) -> Duration {
+    let (close, error) = read_until_close(ws, LOSS_CLOSED_WITHIN).await;
+    let closed_after = lost.elapsed();
+    figure!(
+        "{label}: browser closed {} ms after {cause} with {close:?} ({error:?})",
+        closed_after.as_millis()
+    );
+    assert_lost_host_close(close, what);
+    closed_after
+}
+
 fn assert_lost_host_close(close: Option<(u16, String)>, what: &str) {
     let (code, reason) =
         close.unwrap_or_else(|| panic!("{what}: a close frame, not a dropped socket"));
@@ -63,33 +82,6 @@ fn assert_lost_host_close(close: Option<(u16, String)>, what: &str) {
         reason.contains("ConnectionLost") || reason.to_lowercase().contains("host"),
         "{what}: a reason that names the lost host: {reason}"
     );
-}
-
-/// Reads `ws` for `d`; the video frames that came (panics on a close: the stream must go on).
-async fn frames_for(ws: &mut Ws, d: Duration) -> usize {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message as WsMessage;
-    let deadline = Instant::now() + d;
-    let mut n = 0;
-    while let Ok(Some(msg)) = timeout(
-        deadline.saturating_duration_since(Instant::now()),
-        ws.next(),
-    )
-    .await
-    {
-        match msg.expect("socket error") {
-            WsMessage::Binary(b) => {
-                if let Ok(wire::browser::Message::VideoFrame(_)) =
-                    wire::browser::Message::decode(&b)
-                {
-                    n += 1;
-                }
-            }
-            WsMessage::Close(c) => panic!("the stream was closed: {c:?}"),
-            _ => {}
-        }
-    }
-    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,13 +113,8 @@ async fn hung_host(at_once: bool) {
 
     host.signal(libc::SIGSTOP);
     let stopped = Instant::now();
-    let (close, error) = read_until_close(&mut ws, LOSS_CLOSED_WITHIN).await;
-    let closed_after = stopped.elapsed();
-    figure!(
-        "host hung: browser closed {} ms after SIGSTOP with {close:?} ({error:?})",
-        closed_after.as_millis()
-    );
-    assert_lost_host_close(close, "hang");
+    let closed_after =
+        assert_closed_for_lost_host(&mut ws, stopped, ("host hung", "SIGSTOP"), "hang").await;
     // The streamer's teardown is bounded although the host answers neither its ENet disconnect
     // nor its `/cancel`: it exits while the host is still stopped.
     assert!(
@@ -237,13 +224,8 @@ async fn host_restarted_mid_stream_closes_within_bound_and_streams_again_without
         1,
         "the restarted host kept its paired client (state dir)"
     );
-    let (close, error) = read_until_close(&mut ws, LOSS_CLOSED_WITHIN).await;
-    let closed_after = killed.elapsed();
-    figure!(
-        "host restarted: browser closed {} ms after the kill with {close:?} ({error:?})",
-        closed_after.as_millis()
-    );
-    assert_lost_host_close(close, "restart");
+    let restarted = ("host restarted", "the kill");
+    let closed_after = assert_closed_for_lost_host(&mut ws, killed, restarted, "restart").await;
     assert!(
         eventually(Duration::from_secs(10), || streamer_children().len()
             == baseline)
@@ -292,14 +274,6 @@ const LIVE_STREAMS: usize = 10;
 /// The streamers see EOF on their IPC stdin and run their one teardown (ENet disconnect, then
 /// `/cancel`, each bounded: 5 s in all) and exit; with slack for ten at once on two cores.
 const ORPHANS_GONE_WITHIN: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn private(path: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
@@ -431,29 +405,13 @@ impl Moongate {
 
     /// Opens a stream of `client` from host index 0 with the user credential.
     async fn open(&self, session: &str, client: &str) -> Ws {
-        use futures_util::SinkExt;
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        use tokio_tungstenite::tungstenite::Message as WsMessage;
-        let mut req = format!("ws://{}/api/ws/stream?session_id={session}", self.addr)
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.user).parse().unwrap(),
-        );
-        let (mut ws, _) = timeout(
+        let mut ws = upgrade(
+            &format!("ws://{}/api/ws/stream?session_id={session}", self.addr),
+            Some(&self.user),
             Duration::from_secs(5),
-            tokio_tungstenite::connect_async(req),
         )
-        .await
-        .unwrap()
-        .unwrap();
-        ws.send(WsMessage::Binary(ping(0).into())).await.unwrap();
-        ws.send(WsMessage::Text(
-            init_json(session, client, 320, 240, 30).into(),
-        ))
-        .await
-        .unwrap();
+        .await;
+        send_ping_and_init(&mut ws, init_json(session, client, 320, 240, 30)).await;
         ws
     }
 

@@ -18,12 +18,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::{SinkExt, Stream, StreamExt};
-use gateway_proc::{raise_fd_limit, GatewayProc};
+use gateway_proc::{assert_peak_growth, raise_fd_limit, GatewayProc};
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use wire::browser::signaling::{
     ClientMessage, RtcIceCandidate, RtcSdpType, RtcSessionDescription, Signaling,
@@ -54,19 +53,8 @@ where
 
 /// A stream socket upgraded with the test credential, no init sent.
 async fn upgraded(addr: &str) -> Ws {
-    let mut req = format!("ws://{addr}/api/ws/stream")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-    timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .expect("upgrade timed out")
-    .expect("upgrade")
-    .0
+    let url = format!("ws://{addr}/api/ws/stream");
+    upgrade(&url, Some(SECRET), Duration::from_secs(10)).await
 }
 
 /// Sends one binary message of `len` bytes while reading for the close (the server closes
@@ -109,16 +97,7 @@ async fn count_frames(ws: &mut Ws, window: Duration) -> usize {
 
 /// Opens a WebSocket stream on the gateway process and reads to its first keyframe.
 async fn stream_on(gw: &GatewayProc, session: &str) -> (Ws, Duration) {
-    let t0 = Instant::now();
-    let mut ws = connect_at(
-        &gw.addr,
-        &format!("?session_id={session}"),
-        init_json(session, &format!("{session}-client"), 640, 360, 30),
-    )
-    .await;
-    handshake(&mut ws).await;
-    let first = first_keyframe(&mut ws, t0).await;
-    (ws, first)
+    stream_at(&gw.addr, session).await
 }
 
 /// The gateway is healthy, has no stream and no child left, and logged no panic.
@@ -144,7 +123,7 @@ async fn a_16_mib_frame_closes_1009_before_and_during_a_stream_and_memory_stays_
     count_frames(&mut ws, Duration::from_secs(2)).await;
     ws.close(None).await.unwrap();
     assert!(gw.settled(Duration::from_secs(15)).await);
-    let (rss0, hwm0) = (gw.rss_kb(), gw.hwm_kb());
+    let before = gw.memory();
 
     // Before the init: three sockets, one 16 MiB message each.
     let mut report = Vec::new();
@@ -169,7 +148,7 @@ async fn a_16_mib_frame_closes_1009_before_and_during_a_stream_and_memory_stays_
         took.as_millis()
     ));
     assert_clean(&gw, "16 MiB frames").await;
-    let (rss1, hwm1) = (gw.rss_kb(), gw.hwm_kb());
+    let after = gw.memory();
     assert_eq!(gw.rejections("message_too_big").await, 4);
     // Still streams.
     let (ws, first) = stream_on(&gw, "after").await;
@@ -178,16 +157,13 @@ async fn a_16_mib_frame_closes_1009_before_and_during_a_stream_and_memory_stays_
     for line in &report {
         figure!("16 MiB frame: {line}");
     }
-    let growth = hwm1.saturating_sub(hwm0.max(rss0));
-    figure!(
-        "16 MiB frame: gateway RSS {rss0} kB → {rss1} kB, peak {hwm0} kB → {hwm1} kB (+{growth} kB for 4 × 16 MiB sent); then a stream's first keyframe in {} ms",
+    // One buffered copy of a frame would be 16 384 kB.
+    let then = format!(
+        "4 × 16 MiB sent; then a stream's first keyframe in {} ms",
         first.as_millis()
     );
-    // One buffered copy of a frame would be 16 384 kB.
-    assert!(
-        growth < 8 * 1024,
-        "the gateway's peak memory grew {growth} kB: a 16 MiB frame was buffered"
-    );
+    let why = "a 16 MiB frame was buffered";
+    assert_peak_growth("16 MiB frame", before, after, &then, 8 * 1024, why);
     gw.stop().await;
 }
 
@@ -383,17 +359,15 @@ async fn a_thousand_idle_sockets_leave_the_gateway_serving_and_their_descriptors
 // ---- WebRTC signaling ----
 
 fn auth_init(session: &str, client: &str) -> String {
-    serde_json::json!({"AuthenticateAndInit": {
-        "credentials": SECRET,
-        "session_id": session,
-        "mode": "create",
-        "client_unique_id": client,
-        "host_id": 0, "app_id": 1, "bitrate": 5000, "packet_size": 1024,
-        "fps": 30, "width": 320, "height": 240,
-        "video_sample_queue_size": 50, "play_audio_local": false, "audio_sample_queue_size": 20,
-        "video_supported_formats": 1, "video_colorspace": "Rec709", "video_color_range_full": true
-    }})
-    .to_string()
+    AuthInit {
+        session,
+        client,
+        host_id: 0,
+        bitrate: 5000,
+        size: (320, 240),
+        fps: 30,
+    }
+    .json()
 }
 
 fn signal(s: Signaling) -> WsMessage {
@@ -422,21 +396,8 @@ fn candidate(c: &str, mid: Option<&str>, index: Option<u16>) -> WsMessage {
 
 /// Opens the signaling socket, authenticates and waits for `WebRtcConfig` (the streamer is up).
 async fn signaling(gw: &GatewayProc, session: &str) -> Ws {
-    let req = format!("ws://{}/api/host/stream?session_id={session}", gw.addr)
-        .into_client_request()
-        .unwrap();
-    let (mut ws, _) = timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    ws.send(WsMessage::Text(
-        auth_init(session, &format!("{session}-c")).into(),
-    ))
-    .await
-    .unwrap();
+    let init = auth_init(session, &format!("{session}-c"));
+    let mut ws = open_signaling_socket(&gw.addr, session, init, Duration::from_secs(10)).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -833,7 +794,7 @@ async fn a_corrupted_streamer_is_killed_and_reaped_and_the_browser_gets_a_clear_
             random[..4096].to_vec(),
         ),
     ];
-    let (rss0, hwm0) = (gw.rss_kb(), gw.hwm_kb());
+    let before = gw.memory();
     let mut report = Vec::new();
     let mut corrupt_logged = 0;
     for (i, (what, mode, bytes)) in cases.iter().enumerate() {
@@ -873,7 +834,7 @@ async fn a_corrupted_streamer_is_killed_and_reaped_and_the_browser_gets_a_clear_
             gw.children()
         );
     }
-    let (rss1, hwm1) = (gw.rss_kb(), gw.hwm_kb());
+    let after = gw.memory();
     // The gateway streams on with the real streamer.
     std::fs::write(fake.path().join("mode"), "real").unwrap();
     let (ws, first) = stream_on(&gw, "real-after").await;
@@ -883,16 +844,13 @@ async fn a_corrupted_streamer_is_killed_and_reaped_and_the_browser_gets_a_clear_
     for line in &report {
         figure!("corrupted streamer: {line}");
     }
-    let growth = hwm1.saturating_sub(hwm0.max(rss0));
-    figure!(
-        "corrupted streamer: gateway RSS {rss0} kB → {rss1} kB, peak {hwm0} kB → {hwm1} kB (+{growth} kB); then the real streamer's first keyframe in {} ms; 0 children, 0 sessions, no panic",
+    let then = format!(
+        "then the real streamer's first keyframe in {} ms; 0 children, 0 sessions, no panic",
         first.as_millis()
     );
     // The IPC decoder may hold one largest frame (16 MiB); a 64 MiB stderr line must not be held
     // (before the relay was bounded it was: +83 MB).
-    assert!(
-        growth < 24 * 1024,
-        "the gateway's peak memory grew {growth} kB"
-    );
+    let why = "a 64 MiB stderr line was held";
+    assert_peak_growth("corrupted streamer", before, after, &then, 24 * 1024, why);
     gw.stop().await;
 }

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use demo_host::media::{PatternStyle, SourceKind, VideoFormat, VideoOptions};
 use demo_host::{DemoHostConfig, MediaFactory, RealMedia};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use web_server::Config;
 use wire::browser::Message;
@@ -52,6 +51,50 @@ fn rss_kb() -> u64 {
 }
 
 /// Opens a stream with an explicit lobby id (init field, as Helix sends it).
+/// Samples the host's live sessions of one client every millisecond in the background: the most
+/// seen at once tells whether two of them ever overlapped.
+struct OverlapWatch {
+    most: Arc<std::sync::atomic::AtomicUsize>,
+    watching: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OverlapWatch {
+    fn start(gw: &Gateway, client: &'static str) -> OverlapWatch {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let most = Arc::new(AtomicUsize::new(0));
+        let watching = Arc::new(AtomicBool::new(true));
+        let task = tokio::spawn({
+            let host = Arc::clone(&gw.host);
+            let (most, watching) = (Arc::clone(&most), Arc::clone(&watching));
+            async move {
+                while watching.load(Ordering::Relaxed) {
+                    let n = host
+                        .sessions()
+                        .iter()
+                        .filter(|s| s.client_unique_id == client)
+                        .count();
+                    most.fetch_max(n, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        });
+        OverlapWatch {
+            most,
+            watching,
+            task,
+        }
+    }
+
+    /// Stops sampling; the most sessions of the client seen at once.
+    async fn stop(self) -> usize {
+        use std::sync::atomic::Ordering;
+        self.watching.store(false, Ordering::Relaxed);
+        self.task.await.unwrap();
+        self.most.load(Ordering::Relaxed)
+    }
+}
+
 async fn connect_lobby(
     gw: &Gateway,
     session: &str,
@@ -61,25 +104,15 @@ async fn connect_lobby(
     h: u32,
     fps: u32,
 ) -> Ws {
-    let mut req = format!("ws://{}/api/ws/stream", gw.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-    let (mut ws, _) = timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .unwrap()
-    .unwrap();
     let mut init: serde_json::Value =
         serde_json::from_str(&init_json(session, client, w, h, fps)).unwrap();
     init["lobby_id"] = lobby.into();
-    ws.send(WsMessage::Text(init.to_string().into()))
-        .await
-        .unwrap();
-    ws
+    connect_with_init(gw, init).await
+}
+
+/// Opens `/api/ws/stream` (no query) with the test credential and sends `init` (no Ping first).
+async fn connect_with_init(gw: &Gateway, init: serde_json::Value) -> Ws {
+    connect_init_only(&gw.addr.to_string(), "", init.to_string()).await
 }
 
 /// Handshake then first keyframe; fails on any `{"error"}` (e.g. "AlreadyStreaming").
@@ -191,32 +224,17 @@ async fn two_hundred_cycles_clean_and_vanished_return_everything_to_baseline() {
             took
         }
     };
-    // Warm-up: pairing, pools, lazily created state.
-    cycle(0).await;
-    cycle(1).await;
-    assert!(eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await);
-    let (fds, threads, kids, rss) = (fd_count(), thread_count(), children().len(), rss_kb());
     const N: u32 = 200;
-    let t = Instant::now();
-    let mut worst = Duration::ZERO;
-    let mut total_first = Duration::ZERO;
-    for n in 2..N + 2 {
-        let took = cycle(n).await;
-        if took > Duration::from_secs(1) {
-            println!("cycle {n}: first keyframe after {} ms", took.as_millis());
-        }
-        worst = worst.max(took);
-        total_first += took;
-    }
-    let elapsed = t.elapsed();
-    let host_clean = eventually(Duration::from_secs(5), || {
-        gw.host.sessions().is_empty() && gw.host.tearing_down() == 0
-    })
-    .await;
-    let fds_back = eventually(Duration::from_secs(5), || fd_count() <= fds).await;
-    let kids_back = eventually(Duration::from_secs(5), || children().len() <= kids).await;
-    // tokio's blocking pool keeps idle threads for 10 s: wait for them (bounded).
-    let threads_back = eventually(Duration::from_secs(12), || thread_count() <= threads).await;
+    let mut rss = 0;
+    let run = run_cycles(&gw, N, || rss = rss_kb(), cycle).await;
+    let CycleRun {
+        base,
+        elapsed,
+        worst,
+        total: total_first,
+    } = run;
+    let Baseline { fds, threads, kids } = base;
+    let settled = base.settle(&gw).await;
     let rss_after = rss_kb();
     println!(
         "{N} cycles (half clean close, half vanished) in {} ms; first keyframe avg {} ms, worst {} ms; \
@@ -234,11 +252,7 @@ async fn two_hundred_cycles_clean_and_vanished_return_everything_to_baseline() {
         gw.host.sessions().len(),
         gw.state.sessions.list().len()
     );
-    assert!(host_clean, "host sessions left: {:?}", gw.host.sessions());
-    assert!(gw.state.sessions.list().is_empty(), "registry not empty");
-    assert!(fds_back, "fds {fds} → {}", fd_count());
-    assert!(kids_back, "children {kids} → {:?}", children());
-    assert!(threads_back, "threads {threads} → {}", thread_count());
+    settled.assert(&gw);
     assert!(
         rss_after < rss + 50 * 1024,
         "RSS grew by {} kB",
@@ -344,23 +358,7 @@ async fn same_identity_reconnects_100_times_against_a_slow_teardown() {
         .faults()
         .set_teardown_delay(Duration::from_millis(150));
     // Watches the host for overlap: two live sessions of one client at any instant.
-    let overlap = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let watcher = tokio::spawn({
-        let host = Arc::clone(&gw.host);
-        let (overlap, watching) = (Arc::clone(&overlap), Arc::clone(&watching));
-        async move {
-            while watching.load(std::sync::atomic::Ordering::Relaxed) {
-                let n = host
-                    .sessions()
-                    .iter()
-                    .filter(|s| s.client_unique_id == "helix-agent-same")
-                    .count();
-                overlap.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }
-    });
+    let watch = OverlapWatch::start(&gw, "helix-agent-same");
     const N: u32 = 100;
     let t = Instant::now();
     let mut worst = Duration::ZERO;
@@ -382,9 +380,7 @@ async fn same_identity_reconnects_100_times_against_a_slow_teardown() {
         let (_, error) = read_until_close(&mut ws, Duration::from_secs(10)).await;
         assert!(error.is_none(), "reconnect {n}: {error:?}");
     }
-    watching.store(false, std::sync::atomic::Ordering::Relaxed);
-    watcher.await.unwrap();
-    let most = overlap.load(std::sync::atomic::Ordering::Relaxed);
+    let most = watch.stop().await;
     println!(
         "{N} reconnects of one identity with a 150 ms host teardown in {} ms; worst first keyframe {} ms; \
          {into_teardown} reconnected while the previous stream was still ending; \
@@ -521,12 +517,6 @@ async fn gateway_padded() -> Gateway {
 /// One 1080p30 session at 40 Mbit/s until `target` bytes arrived; closed, and everything of it
 /// gone. Returns (bytes, video frames, seconds, peak RSS kB).
 async fn heavy_session(gw: &Gateway, target: usize) -> (usize, u32, f64, u64) {
-    let mut req = format!("ws://{}/api/ws/stream", gw.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let mut init: serde_json::Value = serde_json::from_str(&init_json(
         "ses_heavy-hq",
         "helix-agent-heavy",
@@ -536,19 +526,13 @@ async fn heavy_session(gw: &Gateway, target: usize) -> (usize, u32, f64, u64) {
     ))
     .unwrap();
     init["bitrate"] = 40_000.into();
-    ws.send(WsMessage::Text(init.to_string().into()))
-        .await
-        .unwrap();
+    let mut ws = connect_with_init(gw, init).await;
     let t = Instant::now();
     assert_eq!(handshake(&mut ws).await, (1920, 1080));
     let (mut bytes, mut frames, mut peak) = (0usize, 0u32, 0u64);
     while bytes < target {
         assert!(t.elapsed() < Duration::from_secs(60), "only {bytes} bytes");
-        let msg = timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("stalled")
-            .expect("ended")
-            .expect("socket error");
+        let msg = next_within(&mut ws, Duration::from_secs(10)).await;
         if let WsMessage::Binary(b) = msg {
             if let Ok(Message::VideoFrame(_)) = Message::decode(&b) {
                 frames += 1;
@@ -638,32 +622,14 @@ async fn next_lobby_opened_before_the_old_socket_closes_replaces_the_old_stream(
     let b = gw.host.create_lobby(demo_host::LobbySettings::new("b"));
     let mut old = connect_lobby(&gw, "ses_ov-hq", &a, client, 320, 240, 30).await;
     streams(&mut old, Instant::now()).await;
-    let overlap = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let watcher = tokio::spawn({
-        let host = Arc::clone(&gw.host);
-        let (overlap, watching) = (Arc::clone(&overlap), Arc::clone(&watching));
-        async move {
-            while watching.load(std::sync::atomic::Ordering::Relaxed) {
-                let n = host
-                    .sessions()
-                    .iter()
-                    .filter(|s| s.client_unique_id == "helix-agent-overlap")
-                    .count();
-                overlap.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        }
-    });
+    let watch = OverlapWatch::start(&gw, "helix-agent-overlap");
     let t = Instant::now();
     let mut new = connect_lobby(&gw, "ses_ov-hq", &b, client, 320, 240, 30).await;
     let (took, (close, error)) = tokio::join!(
         streams(&mut new, t),
         read_until_close(&mut old, Duration::from_secs(15))
     );
-    watching.store(false, std::sync::atomic::Ordering::Relaxed);
-    watcher.await.unwrap();
-    let most = overlap.load(std::sync::atomic::Ordering::Relaxed);
+    let most = watch.stop().await;
     println!(
         "next lobby before the old close: new stream's first keyframe after {} ms; old socket closed {close:?} ({error:?}); \
          most host sessions of that client at once: {most}",

@@ -169,13 +169,7 @@ async fn a_killed_streamer_counts_as_a_crash() {
     let gw = admin_gateway().await;
     let mut ws = connect(&gw, "ses_crash", "client_crash", 640, 360, 30).await;
     handshake(&mut ws).await;
-    let pids = streamer_children();
-    assert_eq!(pids.len(), 1);
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pids[0].to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    kill_the_streamer();
     let (close, _) = read_until_close(&mut ws, Duration::from_secs(10)).await;
     assert_eq!(close.map(|c| c.0), Some(1011));
     assert!(gw.registry_empty(Duration::from_secs(10)).await);

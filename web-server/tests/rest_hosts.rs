@@ -38,13 +38,18 @@ async fn extra_host(tcp_api: bool) -> Arc<DemoHost> {
     )
 }
 
-/// Index of host `id` in `GET /api/hosts` (the streams' `host_id`).
-async fn host_index(gw: &Gateway, id: i64) -> u32 {
+/// The hosts `GET /api/hosts` lists.
+async fn hosts(gw: &Gateway) -> Vec<serde_json::Value> {
     let list = http(gw.addr, "GET", "/api/hosts", Some(SECRET), None)
         .await
         .json();
-    list.as_array()
-        .unwrap()
+    list.as_array().unwrap().clone()
+}
+
+/// Index of host `id` in `GET /api/hosts` (the streams' `host_id`).
+async fn host_index(gw: &Gateway, id: i64) -> u32 {
+    hosts(gw)
+        .await
         .iter()
         .position(|h| h["id"] == id)
         .expect("host listed") as u32
@@ -111,11 +116,8 @@ async fn a_rest_added_host_without_pairing_api_streams_through_the_pin_paired_id
         "the host never asked for the PIN"
     );
     let paired = poll_until(Duration::from_secs(15), || async {
-        let list = http(gw.addr, "GET", "/api/hosts", Some(SECRET), None)
+        hosts(&gw)
             .await
-            .json();
-        list.as_array()
-            .unwrap()
             .iter()
             .any(|h| h["id"] == id && h["paired"] == true)
             .then_some(())

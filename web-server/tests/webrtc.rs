@@ -16,13 +16,12 @@ use futures_util::{SinkExt, StreamExt};
 use gamestream::input::InputEvent;
 use rtc_peer::{PeerEvent, RtcPeer, CHANNELS};
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use web_server::{embedded, Config};
 use wire::browser::signaling::{
     ClientMessage, RtcIceCandidate, RtcSdpType, RtcSessionDescription, ServerMessage, Signaling,
 };
-use wire::browser::{KeyboardInput, Message, MouseAbsolute, MouseClick, MouseRelative};
+use wire::browser::Message;
 
 fn init_log() {
     if std::env::var_os("RUST_LOG").is_some() {
@@ -55,13 +54,7 @@ fn rtc_config(
     disconnect: Option<Duration>,
 ) -> (Config, tempfile::TempDir) {
     init_log();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::load_with_env(None, |_| None).unwrap();
-    config.data_dir = dir.path().to_path_buf();
-    config.streamer_path = streamer_exe();
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    config.webrtc.bind_address = "127.0.0.1".parse().unwrap();
-    config.webrtc.network_types = vec![web_server::config::NetworkType::Udp4];
+    let (mut config, dir) = loopback_config();
     if let Some((lo, hi)) = range {
         config.webrtc.udp_port_min = lo;
         config.webrtc.udp_port_max = hi;
@@ -73,38 +66,40 @@ fn rtc_config(
 }
 
 fn auth_init(session: &str, client: &str, w: u32, h: u32, fps: u32) -> String {
-    serde_json::json!({"AuthenticateAndInit": {
-        "credentials": SECRET,
-        "session_id": session,
-        "mode": "create",
-        "client_unique_id": client,
-        "host_id": 0, "app_id": 1, "bitrate": 20000, "packet_size": 1024,
-        "fps": fps, "width": w, "height": h,
-        "video_sample_queue_size": 50, "play_audio_local": false, "audio_sample_queue_size": 20,
-        "video_supported_formats": 1, "video_colorspace": "Rec709", "video_color_range_full": true
-    }})
-    .to_string()
+    AuthInit {
+        session,
+        client,
+        host_id: 0,
+        bitrate: 20000,
+        size: (w, h),
+        fps,
+    }
+    .json()
 }
 
 /// Opens the signaling socket as the Helix viewer does (no Authorization header: the
 /// credentials travel in `AuthenticateAndInit`).
 async fn open_signaling(gw: &Gateway, session: &str, client: &str, w: u32, h: u32, fps: u32) -> Ws {
-    let req = format!("ws://{}/api/host/stream?session_id={session}", gw.addr)
-        .into_client_request()
-        .unwrap();
-    let (mut ws, _) = timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    ws.send(WsMessage::Text(
-        auth_init(session, client, w, h, fps).into(),
-    ))
+    let init = auth_init(session, client, w, h, fps);
+    open_signaling_socket(&gw.addr.to_string(), session, init, Duration::from_secs(5)).await
+}
+
+/// Sends our description (`ty`) and our one host candidate, as the browser does.
+async fn send_description(ws: &mut Ws, ty: RtcSdpType, peer: &RtcPeer) {
+    ws.send(signal(Signaling::Description(RtcSessionDescription {
+        ty,
+        sdp: peer.offer.clone(),
+    })))
     .await
     .unwrap();
-    ws
+    ws.send(signal(Signaling::AddIceCandidate(RtcIceCandidate {
+        candidate: peer.local_candidate.clone(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+        username_fragment: None,
+    })))
+    .await
+    .unwrap();
 }
 
 fn signal(s: Signaling) -> WsMessage {
@@ -178,16 +173,7 @@ async fn negotiate(
                         seen.config = true;
                         if !offered {
                             offered = true;
-                            ws.send(signal(Signaling::Description(RtcSessionDescription {
-                                ty: RtcSdpType::Offer,
-                                sdp: peer.offer.clone(),
-                            }))).await.unwrap();
-                            ws.send(signal(Signaling::AddIceCandidate(RtcIceCandidate {
-                                candidate: peer.local_candidate.clone(),
-                                sdp_mid: Some("0".into()),
-                                sdp_mline_index: Some(0),
-                                username_fragment: None,
-                            }))).await.unwrap();
+                            send_description(ws, RtcSdpType::Offer, peer).await;
                         }
                     }
                     ServerMessage::Signaling(Signaling::Description(d)) => {
@@ -230,12 +216,6 @@ type ChannelInput = (&'static str, Vec<u8>, fn(&InputEvent) -> bool);
 
 fn channel_inputs() -> Vec<ChannelInput> {
     let strip = |m: Message<'_>| m.to_vec().unwrap()[1..].to_vec();
-    let mut touch = vec![1u8];
-    touch.extend_from_slice(&7u32.to_be_bytes());
-    for f in [0.5f32, 0.5, 1.0, 0.0, 0.0] {
-        touch.extend_from_slice(&f.to_be_bytes());
-    }
-    touch.extend_from_slice(&0xFFFFu16.to_be_bytes());
     let mut add = vec![0u8, 0];
     add.extend_from_slice(&0xF7FFu32.to_be_bytes());
     add.extend_from_slice(&0x3u16.to_be_bytes());
@@ -243,40 +223,17 @@ fn channel_inputs() -> Vec<ChannelInput> {
     pad.extend_from_slice(&0x1000u32.to_be_bytes());
     pad.extend_from_slice(&[200, 0]);
     pad.extend_from_slice(&[0u8; 8]);
-    vec![
-        (
+    let mut cases: Vec<ChannelInput> = key_pointer_touch_inputs(
+        [
             "keyboard",
-            strip(Message::Keyboard(KeyboardInput::Key {
-                is_down: true,
-                modifiers: 0,
-                key: 0x41,
-            })),
-            |e| matches!(e, InputEvent::KeyDown { .. }),
-        ),
-        (
             "mouseClicks",
-            strip(Message::MouseClick(MouseClick::Button {
-                is_down: true,
-                button: 1,
-            })),
-            |e| matches!(e, InputEvent::MouseButtonDown { .. }),
-        ),
-        (
             "mouseAbsolute",
-            strip(Message::MouseAbsolute(MouseAbsolute {
-                x: 100,
-                y: 200,
-                ref_width: 1920,
-                ref_height: 1080,
-            })),
-            |e| matches!(e, InputEvent::MouseMoveAbsolute { .. }),
-        ),
-        (
             "mouseRelative",
-            strip(Message::MouseRelative(MouseRelative { dx: 5, dy: -3 })),
-            |e| matches!(e, InputEvent::MouseMoveRelative { .. }),
-        ),
-        ("touch", touch, |e| matches!(e, InputEvent::Touch(_))),
+            "touch",
+        ],
+        strip,
+    );
+    let controllers: [ChannelInput; 2] = [
         ("controllers", add, |e| {
             matches!(e, InputEvent::ControllerArrival { .. })
         }),
@@ -285,7 +242,9 @@ fn channel_inputs() -> Vec<ChannelInput> {
             pad,
             |e| matches!(e, InputEvent::MultiController(s) if s.buttons == 0x1000),
         ),
-    ]
+    ];
+    cases.extend(controllers);
+    cases
 }
 
 /// Closes the socket and waits (bounded) for the registry, the streamers and the host to be
@@ -294,19 +253,7 @@ async fn close_and_check_clean(gw: &Gateway, mut ws: Ws) -> Duration {
     let t = Instant::now();
     let _ = ws.close(None).await;
     drop(ws);
-    assert!(
-        gw.registry_empty(Duration::from_secs(10)).await,
-        "registry entry left"
-    );
-    assert!(
-        eventually(Duration::from_secs(5), || streamer_children().is_empty()).await,
-        "streamer left running"
-    );
-    assert!(
-        eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await,
-        "host session left: {:?}",
-        gw.host.sessions()
-    );
+    assert_stream_gone(gw, Duration::from_secs(10), Duration::from_secs(5)).await;
     t.elapsed()
 }
 
@@ -374,48 +321,15 @@ async fn signaling_socket_streams_1080p60_opus_and_every_input_then_closes_clean
     assert!(video >= 280, "only {video} video frames in 5 s");
     assert!(audio > 0, "no Opus");
 
-    let sessions = gw.host.sessions();
-    assert_eq!(sessions.len(), 1, "one host session: {sessions:?}");
-    let sid = sessions[0].session_id;
-    gw.host
-        .wait_for_inputs(sid, Duration::from_secs(5), |log| {
-            channel_inputs()
-                .iter()
-                .all(|(_, _, pred)| log.iter().any(|r| pred(&r.event)))
-        })
-        .await;
-    let log = gw.host.inputs(sid);
-    for (label, _, pred) in channel_inputs() {
-        assert!(
-            log.iter().any(|r| pred(&r.event)),
-            "input on {label} never reached the host"
-        );
-    }
+    assert_every_input_reached_host(&gw.host, &channel_inputs()).await;
     assert_eq!(streamer_children().len(), 1);
 
     let took = close_and_check_clean(&gw, ws).await;
     println!("signaling close → clean: {} ms", took.as_millis());
     peer.close();
 
-    let (ok, pictures) = tokio::task::spawn_blocking(move || {
-        let mut dec = openh264::decoder::Decoder::new().unwrap();
-        let (mut ok, mut pictures) = (0usize, 0usize);
-        assert!(rtc_peer::has_idr(&frames[0]), "collection starts at an IDR");
-        for au in &frames {
-            match dec.decode(au) {
-                Ok(Some(_)) => {
-                    ok += 1;
-                    pictures += 1;
-                }
-                Ok(None) => ok += 1,
-                Err(e) => panic!("decode error: {e}"),
-            }
-        }
-        (ok, pictures)
-    })
-    .await
-    .unwrap();
-    println!("decoded {ok} access units ({pictures} pictures)");
+    assert!(rtc_peer::has_idr(&frames[0]), "collection starts at an IDR");
+    let (_, pictures) = decode_h264(frames).await;
     assert!(pictures >= 280, "only {pictures} pictures decoded");
     gw.stop().await;
 }
@@ -425,12 +339,9 @@ async fn bad_credentials_and_bad_json_get_clear_errors() {
     let _serial = SERIAL.lock().await;
     let gw = rtc_gateway(None).await;
     // Wrong credentials: StageFailed{Authentication} then a close 1008.
-    let req = format!("ws://{}/api/host/stream?session_id=x", gw.addr)
-        .into_client_request()
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let bad = auth_init("x", "c", 320, 240, 30).replace(SECRET, "wrong");
-    ws.send(WsMessage::Text(bad.into())).await.unwrap();
+    let addr = gw.addr.to_string();
+    let mut ws = open_signaling_socket(&addr, "x", bad, Duration::from_secs(5)).await;
     let (texts, close) = read_all(&mut ws).await;
     assert!(
         texts
@@ -441,10 +352,8 @@ async fn bad_credentials_and_bad_json_get_clear_errors() {
     assert_eq!(close.as_ref().map(|c| c.0), Some(1008), "{close:?}");
 
     // Not JSON: a close 1008 whose reason says why.
-    let req = format!("ws://{}/api/host/stream", gw.addr)
-        .into_client_request()
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let url = format!("ws://{addr}/api/host/stream");
+    let mut ws = upgrade(&url, None, Duration::from_secs(5)).await;
     ws.send(WsMessage::Text("{nope".into())).await.unwrap();
     let (_, close) = read_all(&mut ws).await;
     let (code, reason) = close.expect("a close frame");
@@ -531,12 +440,8 @@ async fn join_kicks_the_live_socket_and_the_server_offers() {
             .replace(r#""mode":"create""#, r#""mode":"join""#)
             .replace(r#""client_unique_id":"""#, r#""client_unique_id":null"#)
     };
-    let connect = || async {
-        let req = format!("ws://{}/api/host/stream", gw.addr)
-            .into_client_request()
-            .unwrap();
-        tokio_tungstenite::connect_async(req).await.unwrap().0
-    };
+    let url = format!("ws://{}/api/host/stream", gw.addr);
+    let connect = || upgrade(&url, None, Duration::from_secs(5));
     // Nothing live: SessionNotFound.
     let mut ws = connect().await;
     ws.send(WsMessage::Text(join_init("agent-ses_j").into()))
@@ -572,16 +477,7 @@ async fn join_kicks_the_live_socket_and_the_server_offers() {
                     ServerMessage::Signaling(Signaling::Description(d)) => {
                         assert_eq!(d.ty, RtcSdpType::Offer, "the server offers in join mode");
                         let p = RtcPeer::answer(&d.sdp).expect("answer the server's offer");
-                        new.send(signal(Signaling::Description(RtcSessionDescription {
-                            ty: RtcSdpType::Answer,
-                            sdp: p.offer.clone(),
-                        }))).await.unwrap();
-                        new.send(signal(Signaling::AddIceCandidate(RtcIceCandidate {
-                            candidate: p.local_candidate.clone(),
-                            sdp_mid: Some("0".into()),
-                            sdp_mline_index: Some(0),
-                            username_fragment: None,
-                        }))).await.unwrap();
+                        send_description(&mut new, RtcSdpType::Answer, &p).await;
                         peer = Some(p);
                     }
                     ServerMessage::Signaling(Signaling::AddIceCandidate(c)) => {
@@ -622,9 +518,7 @@ async fn vanished_peer_ends_the_stream_after_the_disconnect_timeout() {
     );
     assert_eq!(close.map(|c| c.0), Some(1000));
     assert!(t.elapsed() < Duration::from_secs(20));
-    assert!(gw.registry_empty(Duration::from_secs(5)).await);
-    assert!(eventually(Duration::from_secs(5), || streamer_children().is_empty()).await);
-    assert!(eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await);
+    assert_stream_gone(&gw, Duration::from_secs(5), Duration::from_secs(5)).await;
     gw.stop().await;
 }
 
@@ -786,9 +680,7 @@ async fn ten_port_range_serves_ten_streams_and_refuses_the_eleventh() {
         let _ = ws.close(None).await;
         drop(peer);
     }
-    assert!(gw.registry_empty(Duration::from_secs(20)).await);
-    assert!(eventually(Duration::from_secs(10), || streamer_children().is_empty()).await);
-    assert!(eventually(Duration::from_secs(10), || gw.host.sessions().is_empty()).await);
+    assert_stream_gone(&gw, Duration::from_secs(20), Duration::from_secs(10)).await;
     gw.stop().await;
 }
 
@@ -815,27 +707,16 @@ async fn hundred_webrtc_cycles_return_everything_to_baseline() {
             took
         }
     };
-    cycle(0).await;
-    cycle(1).await;
-    assert!(eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await);
-    let (fds, threads, kids) = (fd_count(), thread_count(), children().len());
     const N: u32 = 100;
-    let t = Instant::now();
-    let mut worst = Duration::ZERO;
-    let mut total = Duration::ZERO;
-    for n in 2..N + 2 {
-        let took = cycle(n).await;
-        worst = worst.max(took);
-        total += took;
-    }
-    let elapsed = t.elapsed();
-    let host_clean = eventually(Duration::from_secs(5), || {
-        gw.host.sessions().is_empty() && gw.host.tearing_down() == 0
-    })
-    .await;
-    let fds_back = eventually(Duration::from_secs(5), || fd_count() <= fds).await;
-    let kids_back = eventually(Duration::from_secs(5), || children().len() <= kids).await;
-    let threads_back = eventually(Duration::from_secs(12), || thread_count() <= threads).await;
+    let run = run_cycles(&gw, N, || {}, cycle).await;
+    let CycleRun {
+        base,
+        elapsed,
+        worst,
+        total,
+    } = run;
+    let Baseline { fds, threads, kids } = base;
+    let settled = base.settle(&gw).await;
     println!(
         "{N} WebRTC cycles in {} ms; open → first keyframe avg {} ms, worst {} ms; fds {fds} → {}, \
          threads {threads} → {}, children {kids} → {}, host sessions {}, registry {}",
@@ -848,11 +729,7 @@ async fn hundred_webrtc_cycles_return_everything_to_baseline() {
         gw.host.sessions().len(),
         gw.state.sessions.list().len()
     );
-    assert!(host_clean, "host sessions left: {:?}", gw.host.sessions());
-    assert!(gw.state.sessions.list().is_empty());
-    assert!(fds_back, "fds {fds} → {}", fd_count());
-    assert!(kids_back, "children {kids} → {:?}", children());
-    assert!(threads_back, "threads {threads} → {}", thread_count());
+    settled.assert(&gw);
     gw.stop().await;
 }
 

@@ -16,18 +16,27 @@ use demo_host::DemoHost;
 use futures_util::{SinkExt, StreamExt};
 use gamestream::input::InputEvent;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use web_server::auth::Credentials;
 use web_server::certs::SystemClock;
-use web_server::server::serve;
 use web_server::store::SqliteStore;
 use web_server::{AppState, Config};
-use wire::browser::{
-    ControllerEvent, ControllerState as BrowserPad, KeyboardInput, Message, MouseAbsolute,
-    MouseClick, MouseRelative, Touch,
-};
+use wire::browser::{ControllerEvent, ControllerState as BrowserPad, Message};
+
+/// Asserts the one streamer joins `lobby` on `host` (through the Wolf API) within 10 s.
+async fn assert_joins_lobby(host: &demo_host::DemoHost, lobby: &str) {
+    let members = || {
+        host.lobbies()
+            .into_iter()
+            .find(|l| l.id == lobby)
+            .map_or(0, |l| l.members.len())
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || members() == 1).await,
+        "never joined the lobby"
+    );
+}
 
 /// Every browser input kind with a predicate on the host's decoded event.
 /// (name, browser message, predicate on the host's event).
@@ -35,53 +44,17 @@ type InputCase = (&'static str, Vec<u8>, fn(&InputEvent) -> bool);
 
 fn browser_inputs() -> Vec<InputCase> {
     let m = |msg: Message<'_>| msg.to_vec().unwrap();
-    vec![
-        (
+    let mut cases: Vec<InputCase> = key_pointer_touch_inputs(
+        [
             "keyboard 0x10",
-            m(Message::Keyboard(KeyboardInput::Key {
-                is_down: true,
-                modifiers: 0,
-                key: 0x41,
-            })),
-            |e| matches!(e, InputEvent::KeyDown { .. }),
-        ),
-        (
             "mouse click 0x11",
-            m(Message::MouseClick(MouseClick::Button {
-                is_down: true,
-                button: 1,
-            })),
-            |e| matches!(e, InputEvent::MouseButtonDown { .. }),
-        ),
-        (
             "mouse absolute 0x12",
-            m(Message::MouseAbsolute(MouseAbsolute {
-                x: 100,
-                y: 200,
-                ref_width: 1920,
-                ref_height: 1080,
-            })),
-            |e| matches!(e, InputEvent::MouseMoveAbsolute { .. }),
-        ),
-        (
             "mouse relative 0x13",
-            m(Message::MouseRelative(MouseRelative { dx: 5, dy: -3 })),
-            |e| matches!(e, InputEvent::MouseMoveRelative { .. }),
-        ),
-        (
             "touch 0x14",
-            m(Message::Touch(Touch {
-                event: 1,
-                pointer_id: 7,
-                x: 0.5,
-                y: 0.5,
-                pressure: 1.0,
-                contact_major: 0.0,
-                contact_minor: 0.0,
-                rotation: 0xFFFF,
-            })),
-            |e| matches!(e, InputEvent::Touch(_)),
-        ),
+        ],
+        m,
+    );
+    let controllers: [InputCase; 2] = [
         (
             "controller event 0x15",
             m(Message::Controller(ControllerEvent::Arrival {
@@ -107,7 +80,9 @@ fn browser_inputs() -> Vec<InputCase> {
             })),
             |e| matches!(e, InputEvent::MultiController(s) if s.buttons == 0x1000),
         ),
-    ]
+    ];
+    cases.extend(controllers);
+    cases
 }
 
 /// A gateway whose embedded-style demo host replays pre-encoded H.264 (2 s encoded when the stream
@@ -197,25 +172,7 @@ async fn streams_1080p60_decodes_audio_and_every_input_then_closes_clean() {
     assert!(pongs >= 3, "pings unanswered ({pongs} pongs)");
 
     // Every input type reached the host's input sink.
-    let sessions = gw.host.sessions();
-    assert_eq!(sessions.len(), 1, "one host session: {sessions:?}");
-    let sid = sessions[0].session_id;
-    let all_arrived = gw
-        .host
-        .wait_for_inputs(sid, Duration::from_secs(5), |log| {
-            browser_inputs()
-                .iter()
-                .all(|(_, _, pred)| log.iter().any(|r| pred(&r.event)))
-        })
-        .await;
-    let log = gw.host.inputs(sid);
-    for (name, _, pred) in browser_inputs() {
-        assert!(
-            log.iter().any(|r| pred(&r.event)),
-            "{name} never reached the host"
-        );
-    }
-    assert!(all_arrived);
+    assert_every_input_reached_host(&gw.host, &browser_inputs()).await;
     assert_eq!(
         streamer_children().len(),
         1,
@@ -231,31 +188,13 @@ async fn streams_1080p60_decodes_audio_and_every_input_then_closes_clean() {
     );
     println!("close → streamer exit: {} ms", closed.elapsed().as_millis());
     assert!(streamer_children().is_empty(), "streamer left running");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !gw.host.sessions().is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(gw.host.sessions().is_empty(), "host still has a session");
+    assert!(
+        eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await,
+        "host still has a session"
+    );
 
-    let (ok, pictures) = tokio::task::spawn_blocking(move || {
-        let mut dec = openh264::decoder::Decoder::new().unwrap();
-        let (mut ok, mut pictures) = (0u32, 0u32);
-        for au in &frames {
-            match dec.decode(au) {
-                Ok(Some(_)) => {
-                    ok += 1;
-                    pictures += 1;
-                }
-                Ok(None) => ok += 1,
-                Err(e) => panic!("decode error: {e}"),
-            }
-        }
-        (ok, pictures)
-    })
-    .await
-    .unwrap();
-    println!("decoded {ok} access units ({pictures} pictures)");
-    assert_eq!(ok, video, "every frame decodes");
+    let (ok, pictures) = decode_h264(frames).await;
+    assert_eq!(ok, video as usize, "every frame decodes");
     assert!(pictures >= 270, "only {pictures} pictures decoded");
     gw.stop().await;
 }
@@ -298,13 +237,7 @@ async fn killed_streamer_leaves_no_entry_and_closes_1011() {
     let gw = gateway().await;
     let mut ws = connect(&gw, "ses_c", "helix-agent-c", 640, 360, 30).await;
     handshake(&mut ws).await;
-    let pids = streamer_children();
-    assert_eq!(pids.len(), 1);
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pids[0].to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    kill_the_streamer();
     let (close, error) = read_until_close(&mut ws, Duration::from_secs(10)).await;
     let (code, reason) = close.expect("a close frame");
     assert_eq!(code, u16::from(CloseCode::Error));
@@ -323,7 +256,7 @@ async fn wrong_credentials_in_init_close_1008() {
     let _serial = SERIAL.lock().await;
     let gw = gateway().await;
     let url = format!("ws://{}/api/ws/stream", gw.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut ws = upgrade(&url, None, Duration::from_secs(5)).await;
     let mut init: serde_json::Value =
         serde_json::from_str(&init_json("s", "c", 640, 360, 30)).unwrap();
     init["credentials"] = "wrong".into();
@@ -362,17 +295,12 @@ async fn reconnect_with_the_same_client_id_does_not_pair_again() {
     // Reconnect at once with the same id (and a new lobby: a different key).
     for round in 0..3 {
         let t = Instant::now();
-        let mut req = format!("ws://{}/api/ws/stream?lobby_id=lobby-{round}", gw.addr)
-            .into_client_request()
-            .unwrap();
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-        ws.send(WsMessage::Text(
-            init_json("ses_d", "helix-agent-d", 640, 360, 30).into(),
-        ))
-        .await
-        .unwrap();
+        let mut ws = connect_init_only(
+            &gw.addr.to_string(),
+            &format!("?lobby_id=lobby-{round}"),
+            init_json("ses_d", "helix-agent-d", 640, 360, 30),
+        )
+        .await;
         handshake(&mut ws).await;
         println!(
             "reconnect {round} (cached pairing): first keyframe after {} ms",
@@ -505,56 +433,18 @@ async fn external_wolf_pairs_through_its_http_api_and_joins_a_lobby() {
         web_server::autopair::WolfApiPins::new("127.0.0.1", host.ports().http, &api).unwrap(),
     ));
     let lobby = host.create_lobby(demo_host::LobbySettings::new("shared"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn({
-        let state = state.clone();
-        async move {
-            serve(listener, state, async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        }
-    });
-    let gw = Gateway {
-        addr,
-        state,
-        host: Arc::clone(&host),
-        shutdown: Some(tx),
-        server,
-        _dir: dir,
-    };
+    let gw = serve_state(state, Arc::clone(&host), dir).await;
 
-    let mut req = format!("ws://{addr}/api/ws/stream?lobby_id={lobby}")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(WsMessage::Text(
-        init_json("ses_w", "helix-agent-w", 640, 360, 30).into(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = connect_init_only(
+        &gw.addr.to_string(),
+        &format!("?lobby_id={lobby}"),
+        init_json("ses_w", "helix-agent-w", 640, 360, 30),
+    )
+    .await;
     handshake(&mut ws).await;
     first_keyframe(&mut ws, Instant::now()).await;
     // The streamer joined the lobby through the Wolf API.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let members = host
-            .lobbies()
-            .into_iter()
-            .find(|l| l.id == lobby)
-            .map(|l| l.members.len())
-            .unwrap_or(0);
-        if members == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never joined the lobby");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_joins_lobby(&host, &lobby).await;
     ws.close(None).await.unwrap();
     assert!(gw.registry_empty(Duration::from_secs(10)).await);
     assert!(streamer_children().is_empty());
@@ -620,18 +510,11 @@ async fn open_close_cycles_return_fds_threads_children_and_host_sessions_to_base
 async fn failures_close_1011_with_the_error_text_first() {
     let _serial = SERIAL.lock().await;
     let gw = gateway().await;
+    let addr = gw.addr.to_string();
     let open = |init: serde_json::Value| {
-        let addr = gw.addr;
+        let addr = addr.clone();
         async move {
-            let mut req = format!("ws://{addr}/api/ws/stream")
-                .into_client_request()
-                .unwrap();
-            req.headers_mut()
-                .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-            let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-            ws.send(WsMessage::Text(init.to_string().into()))
-                .await
-                .unwrap();
+            let mut ws = connect_init_only(&addr, "", init.to_string()).await;
             read_until_close(&mut ws, Duration::from_secs(20)).await
         }
     };
@@ -683,15 +566,7 @@ async fn lobby_id_joins_the_embedded_hosts_lobby_through_its_wolf_api_socket() {
     let mut init: serde_json::Value =
         serde_json::from_str(&init_json("ses_l", "helix-agent-l", 640, 360, 30)).unwrap();
     init["lobby_id"] = lobby.clone().into();
-    let mut req = format!("ws://{}/api/ws/stream", gw.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(WsMessage::Text(init.to_string().into()))
-        .await
-        .unwrap();
+    let mut ws = connect_init_only(&gw.addr.to_string(), "", init.to_string()).await;
     handshake(&mut ws).await;
     first_keyframe(&mut ws, Instant::now()).await;
     let key = gw.state.sessions.list()[0].key.to_string();
@@ -699,18 +574,7 @@ async fn lobby_id_joins_the_embedded_hosts_lobby_through_its_wolf_api_socket() {
         key,
         format!("ses_l-{}-helix%2Dagent%2Dl", lobby.replace('-', "%2D"))
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gw
-        .host
-        .lobbies()
-        .iter()
-        .find(|l| l.id == lobby)
-        .map_or(0, |l| l.members.len())
-        != 1
-    {
-        assert!(Instant::now() < deadline, "never joined the lobby");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_joins_lobby(&gw.host, &lobby).await;
     ws.close(None).await.unwrap();
     assert!(gw.registry_empty(Duration::from_secs(10)).await);
     gw.stop().await;

@@ -163,6 +163,43 @@ pub async fn stream(
     .expect("stream start")
 }
 
+/// Sends a key press (A) over `session` and asserts it reaches the host's input sink for
+/// `session_id` within `within`; returns the event sent.
+pub async fn key_press_reaches_host(
+    host: &DemoHost,
+    session: &ClientSession,
+    session_id: u64,
+    within: Duration,
+) -> gamestream::input::InputEvent {
+    let key = gamestream::input::InputEvent::KeyDown {
+        flags: 0,
+        key_code: 0x41,
+        modifiers: 0,
+    };
+    session.send_input(&key).unwrap();
+    assert!(
+        host.wait_for_inputs(session_id, within, |log| log.iter().any(|r| r.event == key))
+            .await,
+        "the key press reached the host's input sink"
+    );
+    key
+}
+
+/// Waits (`within`) for the host's `StreamStarted`; its session id.
+pub async fn wait_stream_started(
+    events: &mut broadcast::Receiver<DemoEvent>,
+    within: Duration,
+) -> u64 {
+    let started = wait_event(events, within, |e| {
+        matches!(e, DemoEvent::StreamStarted { .. })
+    })
+    .await;
+    let DemoEvent::StreamStarted { session_id } = started else {
+        unreachable!()
+    };
+    session_id
+}
+
 /// Waits for a host event matching `pred`.
 pub async fn wait_event(
     events: &mut broadcast::Receiver<DemoEvent>,
@@ -204,8 +241,12 @@ pub async fn wait_frame(
 /// Mean Y'CbCr of the label band probe of a decoded H.264 frame (None: no picture yet, or the
 /// decoder rejected the data).
 pub fn band_of(decoder: &mut openh264::decoder::Decoder, data: &[u8]) -> Option<[f64; 3]> {
-    use openh264::formats::YUVSource;
     let yuv = decoder.decode(data).ok()??;
+    Some(band_mean(&yuv))
+}
+
+/// Mean Y'CbCr of the label band probe of a decoded 4:2:0 picture.
+pub fn band_mean(yuv: &impl openh264::formats::YUVSource) -> [f64; 3] {
     let (w, h) = yuv.dimensions();
     let (sy, su, sv) = yuv.strides();
     let (px, py, pw, ph) =
@@ -220,7 +261,7 @@ pub fn band_of(decoder: &mut openh264::decoder::Decoder, data: &[u8]) -> Option<
             n += 1.0;
         }
     }
-    Some(sum.map(|s| s / n))
+    sum.map(|s| s / n)
 }
 
 /// The band shows `rgb` (within encoder error).

@@ -146,7 +146,53 @@ pub fn children_of(pid: u32) -> Vec<(u32, String)> {
     out
 }
 
+/// The gateway's resident and peak memory (kB) at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    pub rss: u64,
+    pub hwm: u64,
+}
+
+/// Prints `what`'s memory figures (`then`: what the gateway did after), then asserts its peak grew
+/// by less than `limit_kb` over the larger of the start's RSS and peak; `why` says what a larger
+/// growth would mean.
+pub fn assert_peak_growth(
+    what: &str,
+    before: Memory,
+    after: Memory,
+    then: &str,
+    limit_kb: u64,
+    why: &str,
+) {
+    let (
+        Memory {
+            rss: rss0,
+            hwm: hwm0,
+        },
+        Memory {
+            rss: rss1,
+            hwm: hwm1,
+        },
+    ) = (before, after);
+    let growth = hwm1.saturating_sub(hwm0.max(rss0));
+    crate::figure!(
+        "{what}: gateway RSS {rss0} kB → {rss1} kB, peak {hwm0} kB → {hwm1} kB (+{growth} kB); {then}"
+    );
+    assert!(
+        growth < limit_kb,
+        "the gateway's peak memory grew {growth} kB ({why})"
+    );
+}
+
 impl GatewayProc {
+    /// RSS and peak RSS now.
+    pub fn memory(&self) -> Memory {
+        Memory {
+            rss: self.rss_kb(),
+            hwm: self.hwm_kb(),
+        }
+    }
+
     /// `VmRSS` in kB.
     pub fn rss_kb(&self) -> u64 {
         status_kb(self.pid, "VmRSS")

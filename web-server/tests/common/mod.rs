@@ -17,7 +17,6 @@ use demo_host::DemoHost;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use web_server::auth::Credentials;
@@ -27,6 +26,15 @@ use web_server::server::{serve, ProvidedHost};
 use web_server::store::SqliteStore;
 use web_server::{embedded, AppState, Config};
 use wire::browser::{formats, Message};
+
+mod host_proc;
+mod inputs;
+mod loopback;
+mod resources;
+mod sockets;
+// Each test binary uses a different subset of these too.
+#[allow(unused_imports)]
+pub use {host_proc::*, inputs::*, loopback::*, resources::*, sockets::*};
 
 /// Prints one line of a suite's figures straight to stdout. libtest captures `println!` of
 /// passing tests, but the test command is meant to show what the chaos, fault and hostile-input
@@ -140,6 +148,11 @@ pub async fn serve_gateway(
         Arc::new(SystemClock),
     );
     embedded::install(&state, &provided).await.unwrap();
+    serve_state(state, host, dir).await
+}
+
+/// Serves `state` on 127.0.0.1:0 until [`Gateway::stop`]; `host` is the demo host it streams from.
+pub async fn serve_state(state: AppState, host: Arc<DemoHost>, dir: tempfile::TempDir) -> Gateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -323,21 +336,40 @@ pub async fn connect_init(gw: &Gateway, session: &str, init: String) -> Ws {
 /// Opens `/api/ws/stream{query}` on the gateway at `addr` with the test credential, then sends a
 /// Ping and the text `init`, as Helix does.
 pub async fn connect_at(addr: &str, query: &str, init: String) -> Ws {
-    let mut req = format!("ws://{addr}/api/ws/stream{query}")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-    let (mut ws, _) = timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    ws.send(WsMessage::Binary(ping(0).into())).await.unwrap();
+    let url = format!("ws://{addr}/api/ws/stream{query}");
+    let mut ws = upgrade(&url, Some(SECRET), Duration::from_secs(5)).await;
+    send_ping_and_init(&mut ws, init).await;
+    ws
+}
+
+/// Opens `/api/ws/stream{query}` on the gateway at `addr` with the test credential and sends the
+/// text `init` alone (no Ping first).
+pub async fn connect_init_only(addr: &str, query: &str, init: String) -> Ws {
+    let url = format!("ws://{addr}/api/ws/stream{query}");
+    let mut ws = upgrade(&url, Some(SECRET), Duration::from_secs(5)).await;
     ws.send(WsMessage::Text(init.into())).await.unwrap();
     ws
+}
+
+/// Opens a 640×360@30 stream of client `{session}-client` on the gateway at `addr` and reads it
+/// to its first keyframe: the socket and the time that took.
+pub async fn stream_at(addr: &str, session: &str) -> (Ws, Duration) {
+    let t0 = Instant::now();
+    let mut ws = connect_at(
+        addr,
+        &format!("?session_id={session}"),
+        init_json(session, &format!("{session}-client"), 640, 360, 30),
+    )
+    .await;
+    handshake(&mut ws).await;
+    let first = first_keyframe(&mut ws, t0).await;
+    (ws, first)
+}
+
+/// Sends a Ping, then the text `init`, as Helix opens a stream.
+pub async fn send_ping_and_init(ws: &mut Ws, init: String) {
+    ws.send(WsMessage::Binary(ping(0).into())).await.unwrap();
+    ws.send(WsMessage::Text(init.into())).await.unwrap();
 }
 
 /// One raw HTTP/1.x request on a fresh connection to `addr` (no client-side normalisation of the
@@ -413,32 +445,7 @@ pub async fn spawn_demo_host(
     u16,
     tokio::sync::mpsc::UnboundedReceiver<String>,
 ) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(sibling_exe("demo-host"))
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--ephemeral-ports",
-            "--strict",
-            "--data-dir",
-        ])
-        .arg(dir.join("host-data"))
-        .arg("--wolf-socket")
-        .arg(dir.join("wolf.sock"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn demo-host");
-    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = out.next_line().await {
-            // Nobody listening: keep draining anyway.
-            let _ = tx.send(line);
-        }
-    });
+    let (child, mut lines) = spawn_strict_demo_host(dir, &["--ephemeral-ports"]);
     let (mut http, mut https) = (None, None);
     let port = |line: &str| line.split_whitespace().nth(1).and_then(|p| p.parse().ok());
     timeout(Duration::from_secs(20), async {
@@ -468,13 +475,7 @@ pub async fn handshake(ws: &mut Ws) -> (u16, u16) {
     let mut dims = None;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = timeout(left, ws.next())
-            .await
-            .expect("handshake timed out")
-            .expect("socket ended")
-            .expect("socket error");
-        match msg {
+        match next_before(ws, deadline, "handshake timed out").await {
             WsMessage::Binary(b) => match Message::decode(&b).unwrap() {
                 Message::StreamInit(si) => dims = Some((si.width, si.height)),
                 Message::VideoFrame(_) => panic!("video before ConnectionComplete"),
@@ -515,16 +516,59 @@ pub async fn read_until_close(
     }
 }
 
+/// Decodes H.264 access units in order with openh264 (on the blocking pool, so the decoder does
+/// not hold a runtime thread); panics on a decode error. (Access units decoded, pictures out.)
+pub async fn decode_h264(frames: Vec<Vec<u8>>) -> (usize, usize) {
+    let (ok, pictures) = tokio::task::spawn_blocking(move || {
+        let mut dec = openh264::decoder::Decoder::new().unwrap();
+        let (mut ok, mut pictures) = (0usize, 0usize);
+        for au in &frames {
+            match dec.decode(au) {
+                Ok(Some(_)) => {
+                    ok += 1;
+                    pictures += 1;
+                }
+                Ok(None) => ok += 1,
+                Err(e) => panic!("decode error: {e}"),
+            }
+        }
+        (ok, pictures)
+    })
+    .await
+    .unwrap();
+    println!("decoded {ok} access units ({pictures} pictures)");
+    (ok, pictures)
+}
+
+/// The next message on a streaming socket: panics if none comes within `within` ("stalled"), or
+/// the socket ends or fails.
+pub async fn next_within(ws: &mut Ws, within: Duration) -> WsMessage {
+    timeout(within, ws.next())
+        .await
+        .expect("stalled")
+        .expect("ended")
+        .expect("socket error")
+}
+
+/// A config whose gateway binds 127.0.0.1 and whose WebRTC peers use loopback UDP only, with a
+/// fresh data directory.
+pub fn loopback_config() -> (Config, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load_with_env(None, |_| None).unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.streamer_path = streamer_exe();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.webrtc.bind_address = "127.0.0.1".parse().unwrap();
+    config.webrtc.network_types = vec![web_server::config::NetworkType::Udp4];
+    (config, dir)
+}
+
 /// Reads until the first keyframe; returns the time since `from`.
 pub async fn first_keyframe(ws: &mut Ws, from: Instant) -> Duration {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         assert!(Instant::now() < deadline, "no keyframe");
-        let msg = timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("stalled")
-            .expect("ended")
-            .expect("socket error");
+        let msg = next_within(ws, Duration::from_secs(10)).await;
         if let WsMessage::Binary(b) = msg {
             if let Ok(Message::VideoFrame(f)) = Message::decode(&b) {
                 assert!(f.keyframe, "first frame is a keyframe");
@@ -577,7 +621,8 @@ impl HttpResp {
     }
 }
 
-async fn http_send(
+/// One request on a fresh connection (30 s bound); the response with its body unread.
+pub async fn http_send(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -787,8 +832,7 @@ pub async fn host_state(gw: &Gateway) -> String {
 /// host that hangs. Driven through its stdin (`stats`).
 pub struct FixedHost {
     pub child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    console: HostConsole,
     pub dir: PathBuf,
     pub offset: u16,
     pub http: u16,
@@ -824,37 +868,11 @@ impl FixedHost {
     }
 
     async fn spawn(dir: &std::path::Path, offset: u16) -> FixedHost {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(sibling_exe("demo-host"))
-            // No idle timeout to speak of: a session the host keeps must be ended by the gateway,
-            // as with a real Wolf, not by the demo host's idle monitor.
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--strict",
-                "--idle-timeout-secs",
-                "3600",
-            ])
-            .arg("--port-offset")
-            .arg(offset.to_string())
-            .arg("--data-dir")
-            .arg(dir.join("host-data"))
-            .arg("--wolf-socket")
-            .arg(dir.join("wolf.sock"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn demo-host");
-        let stdin = child.stdin.take().unwrap();
-        let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = out.next_line().await {
-                let _ = tx.send(line);
-            }
-        });
+        // No idle timeout to speak of: a session the host keeps must be ended by the gateway, as
+        // with a real Wolf, not by the demo host's idle monitor.
+        let offset_arg = offset.to_string();
+        let args = ["--idle-timeout-secs", "3600", "--port-offset", &offset_arg];
+        let (mut child, mut lines) = spawn_strict_demo_host(dir, &args);
         timeout(Duration::from_secs(20), async {
             while let Some(line) = lines.recv().await {
                 if line.trim_start().starts_with("apps:") {
@@ -865,10 +883,10 @@ impl FixedHost {
         })
         .await
         .expect("demo-host did not start");
+        let console = HostConsole::new(&mut child, lines, dir);
         FixedHost {
             child,
-            stdin,
-            lines,
+            console,
             dir: dir.to_path_buf(),
             offset,
             http: 47989 + offset,
@@ -902,30 +920,8 @@ impl FixedHost {
 
     /// `stats`: (strict violations, sessions open now). Asserts Wolf-strict mode is on.
     pub async fn stats(&mut self) -> (u64, usize) {
-        use tokio::io::AsyncWriteExt;
-        while self.lines.try_recv().is_ok() {}
-        self.stdin.write_all(b"stats\n").await.unwrap();
-        let line = timeout(Duration::from_secs(5), async {
-            loop {
-                let l = self.lines.recv().await.expect("host stdout");
-                if l.starts_with("wolf-strict") {
-                    return l;
-                }
-            }
-        })
-        .await
-        .expect("stats answer");
-        let word = |name: &str| -> u64 {
-            let mut it = line.split_whitespace();
-            while let Some(w) = it.next() {
-                if w == name {
-                    return it.next().unwrap().parse().unwrap();
-                }
-            }
-            panic!("{name} not in {line:?}")
-        };
-        assert!(line.starts_with("wolf-strict on"), "strict host: {line}");
-        (word("violations"), word("sessions") as usize)
+        let stats = self.console.stats().await;
+        (stats.get("violations"), stats.get("sessions") as usize)
     }
 
     /// Polls `stats` until the host holds `n` sessions (bounded); the last count seen otherwise.
@@ -945,19 +941,7 @@ impl FixedHost {
 
     /// Clients paired with the host, as its Wolf API lists them (`/api/v1/clients`).
     pub async fn paired_clients(&self) -> usize {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::UnixStream::connect(&self.socket).await.unwrap();
-        s.write_all(b"GET /api/v1/clients HTTP/1.0\r\nHost: wolf\r\n\r\n")
-            .await
-            .unwrap();
-        let mut text = String::new();
-        timeout(Duration::from_secs(5), s.read_to_string(&mut text))
-            .await
-            .unwrap()
-            .unwrap();
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        let v: serde_json::Value = serde_json::from_str(body).unwrap();
-        v["clients"].as_array().map(Vec::len).unwrap()
+        self.console.paired_clients().await
     }
 }
 
