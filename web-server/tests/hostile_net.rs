@@ -736,17 +736,20 @@ async fn a_corrupted_streamer_is_killed_and_reaped_and_the_browser_gets_a_clear_
             break r;
         }
     };
-    // A valid Started (H.264 640x360@30, stereo Opus 48 kHz, layout 1 stream / 1 coupled).
+    // A valid Started: the browser's StreamInit (H.264 640x360@30, stereo Opus 48 kHz, layout
+    // 1 stream / 1 coupled).
     let started = frame(
         0x81,
         &[
-            1, 0x80, 0x02, 0x68, 0x01, 30, 2, 0x80, 0xbb, 0, 0, 0, 1, 1, 0, 1,
+            0x30, 1, 0x02, 0x80, 0x01, 0x68, 30, 2, 0, 0, 0xbb, 0x80, 0, 1, 1, 0, 1,
         ],
     );
     let mut started_then_garbage = started.clone();
     for _ in 0..5 {
-        let mut v = vec![1u8, 1];
-        v.extend_from_slice(&0u64.to_le_bytes());
+        // A browser VideoFrame (0x01, codec 1, keyframe, pts 0, 640x360) of random bytes.
+        let mut v = vec![0x01u8, 1, 1];
+        v.extend_from_slice(&0u64.to_be_bytes());
+        v.extend_from_slice(&[0x02, 0x80, 0x01, 0x68]);
         v.extend((0..2000).map(|_| rng.gen::<u8>()));
         started_then_garbage.extend(frame(0x82, &v));
     }

@@ -161,10 +161,11 @@ fn byte_layouts() {
     codec
         .encode(all_from_streamer()[0].clone(), &mut buf)
         .unwrap();
-    // len 20 LE, type 0x81, the 12 core bytes (6 channels), then streams 4, coupled 2, mapping.
+    // len 21 LE, type 0x81, then the browser's StreamInit: 0x30, the 12 core bytes (6 channels),
+    // then streams 4, coupled 2, mapping.
     assert_eq!(
         hex::encode(&buf),
-        "140000008101800738043c0680bb0000010402000102030405"
+        "15000000813001078004383c060000bb80010402000102030405"
     );
     buf.clear();
     codec

@@ -6,7 +6,6 @@ use super::*;
 use bytes::{Buf, BufMut, BytesMut};
 use serde::de::DeserializeOwned;
 
-const STARTED_LEN: usize = 12;
 use crate::browser::{AUDIO_HEADER_LEN, VIDEO_HEADER_LEN};
 
 /// A media frame must carry the browser message of its kind.
@@ -117,18 +116,13 @@ impl IpcMessage for FromStreamer {
 
     fn write_payload(&self, dst: &mut BytesMut) -> Result<(), IpcError> {
         match self {
-            FromStreamer::Started(s) => {
-                dst.put_u8(s.codec.to_byte());
-                dst.put_u16_le(s.width);
-                dst.put_u16_le(s.height);
-                dst.put_u8(s.fps);
-                dst.put_u8(s.audio_channels);
-                dst.put_u32_le(s.sample_rate);
-                dst.put_u8(s.touch_supported as u8);
-                if let Some(o) = &s.opus {
-                    o.write(dst);
-                }
-            }
+            // The browser's StreamInit message itself, layout and all.
+            FromStreamer::Started(s) => browser::Message::StreamInit(*s)
+                .encode_into(dst)
+                .map_err(|e| IpcError::Malformed {
+                    name: "Started",
+                    reason: e.to_string(),
+                })?,
             // The browser's own messages: written once here, forwarded as they are.
             FromStreamer::Video(v) => {
                 dst.reserve(VIDEO_HEADER_LEN + v.data.len());
@@ -159,32 +153,15 @@ impl IpcMessage for FromStreamer {
     fn from_frame(ty: u8, mut payload: Bytes) -> Result<Self, IpcError> {
         Ok(match ty {
             frame_type::STARTED => {
-                // Trailing bytes are ignored so that fields can be appended later.
-                need("Started", &payload, STARTED_LEN)?;
-                let codec = payload.get_u8();
-                let codec = browser::VideoCodec::from_byte(codec).ok_or(IpcError::Malformed {
+                let malformed = |reason: String| IpcError::Malformed {
                     name: "Started",
-                    reason: format!("unknown codec byte 0x{codec:02x}"),
-                })?;
-                let mut s = StreamInit {
-                    codec,
-                    width: payload.get_u16_le(),
-                    height: payload.get_u16_le(),
-                    fps: payload.get_u8(),
-                    audio_channels: payload.get_u8(),
-                    sample_rate: payload.get_u32_le(),
-                    touch_supported: payload.get_u8() != 0,
-                    opus: None,
+                    reason,
                 };
-                if s.audio_channels > 0 {
-                    s.opus = browser::OpusLayout::read(s.audio_channels, &payload)
-                        .transpose()
-                        .map_err(|e| IpcError::Malformed {
-                            name: "Started",
-                            reason: e.to_string(),
-                        })?;
+                match browser::Message::decode(&payload) {
+                    Ok(browser::Message::StreamInit(s)) => FromStreamer::Started(s),
+                    Ok(other) => return Err(malformed(format!("carries {other:?}, not a StreamInit"))),
+                    Err(e) => return Err(malformed(e.to_string())),
                 }
-                FromStreamer::Started(s)
             }
             frame_type::VIDEO => {
                 need("Video", &payload, VIDEO_HEADER_LEN)?;
