@@ -7,85 +7,18 @@
 //! [`CertCacheConfig::sweep_every`]; it holds only a `Weak` to the cache and ends as soon as the
 //! cache is dropped (its stop channel closes), so the cache never keeps itself alive.
 //!
-//! Time comes from a [`Clock`]; tests use [`ManualClock`] and move time by hand.
+//! Time is tokio's clock ([`tokio::time::Instant`], the sweeper an `interval`), not a home-made
+//! one: in production it is the monotonic clock, and tests pause it
+//! (`#[tokio::test(start_paused = true)]`) and move it with `tokio::time::advance`, so an hour
+//! of idleness takes no real time and no clock has to be passed around.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gamestream::identity::{Identity, IdentityError};
 use tokio::sync::{oneshot, watch};
-
-/// A source of time that can also sleep until a deadline.
-pub trait Clock: Send + Sync + 'static {
-    /// Now.
-    fn now(&self) -> Instant;
-    /// Completes once [`Clock::now`] is at or past `deadline`.
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-}
-
-/// Wall time (tokio's timer).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(tokio::time::sleep_until(deadline.into()))
-    }
-}
-
-/// A clock that only moves when [`ManualClock::advance`] is called.
-#[derive(Debug)]
-pub struct ManualClock {
-    now: watch::Sender<Instant>,
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        ManualClock {
-            now: watch::Sender::new(Instant::now()),
-        }
-    }
-}
-
-impl ManualClock {
-    /// A clock frozen at the current instant.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Moves time forward and wakes the sleepers whose deadline has come.
-    pub fn advance(&self, by: Duration) {
-        self.now.send_modify(|t| *t += by);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        *self.now.borrow()
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let mut rx = self.now.subscribe();
-        Box::pin(async move {
-            loop {
-                if *rx.borrow_and_update() >= deadline {
-                    return;
-                }
-                if rx.changed().await.is_err() {
-                    // The clock is gone: time never moves again.
-                    std::future::pending::<()>().await;
-                }
-            }
-        })
-    }
-}
+use tokio::time::{Instant, MissedTickBehavior};
 
 /// Cache settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +76,6 @@ pub struct CachedClient {
 
 struct Inner {
     config: CertCacheConfig,
-    clock: Arc<dyn Clock>,
     state: Mutex<State>,
     sweeps: watch::Sender<u64>,
     // Dropping the cache drops this sender, which ends the sweeper at once.
@@ -172,20 +104,17 @@ impl std::fmt::Debug for ClientCertCache {
 
 impl ClientCertCache {
     /// A cache with its sweeper task (needs a tokio runtime).
-    pub fn new(config: CertCacheConfig, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: CertCacheConfig) -> Self {
         let (stop_tx, stop_rx) = oneshot::channel();
         let inner = Arc::new(Inner {
             config,
-            clock: Arc::clone(&clock),
             state: Mutex::new(State::default()),
             sweeps: watch::Sender::new(0),
             _stop: stop_tx,
         });
-        let start = clock.now();
         tokio::spawn(sweeper(
             Arc::downgrade(&inner),
-            clock,
-            start,
+            Instant::now(),
             config.sweep_every,
             stop_rx,
         ));
@@ -210,7 +139,7 @@ impl ClientCertCache {
         let fresh = tokio::task::spawn_blocking(Identity::new_client)
             .await
             .map_err(|e| IdentityError::Key(format!("key generation task failed: {e}")))??;
-        let now = self.inner.clock.now();
+        let now = Instant::now();
         let mut state = self.state();
         // Another caller may have created one meanwhile: keep the first so both use the same.
         if let Some(entry) = state.entries.get_mut(client_id) {
@@ -233,7 +162,7 @@ impl ClientCertCache {
 
     /// The cached identity (touched), if any.
     pub fn lookup(&self, client_id: &str) -> Option<Identity> {
-        let now = self.inner.clock.now();
+        let now = Instant::now();
         let mut state = self.state();
         let entry = state.entries.get_mut(client_id)?;
         entry.last_used = now;
@@ -244,7 +173,7 @@ impl ClientCertCache {
 
     /// Marks `client_id` as used now; `false` if it is not cached.
     pub fn touch(&self, client_id: &str) -> bool {
-        let now = self.inner.clock.now();
+        let now = Instant::now();
         match self.state().entries.get_mut(client_id) {
             Some(e) => {
                 e.last_used = now;
@@ -258,7 +187,7 @@ impl ClientCertCache {
     /// The stored identity of a client paired through another gateway of the cluster seeds the
     /// cache this way, so this gateway streams it without pairing again.
     pub fn insert_if_absent(&self, client_id: &str, identity: Identity) -> Identity {
-        let now = self.inner.clock.now();
+        let now = Instant::now();
         let mut state = self.state();
         if let Some(entry) = state.entries.get_mut(client_id) {
             entry.last_used = now;
@@ -278,7 +207,7 @@ impl ClientCertCache {
 
     /// Every cached client id with how long it has been idle here.
     pub fn idle_times(&self) -> Vec<(String, Duration)> {
-        let now = self.inner.clock.now();
+        let now = Instant::now();
         self.state()
             .entries
             .iter()
@@ -289,7 +218,7 @@ impl ClientCertCache {
     /// Records a use of `client_id` `ago` in the past, if that is more recent than the last use
     /// seen here: another gateway of the cluster used it, so its idle time restarts here too.
     pub fn used_elsewhere(&self, client_id: &str, ago: Duration) {
-        let now = self.inner.clock.now();
+        let now = Instant::now();
         let when = now.checked_sub(ago).unwrap_or(now);
         if let Some(entry) = self.state().entries.get_mut(client_id) {
             if when > entry.last_used {
@@ -311,7 +240,7 @@ impl ClientCertCache {
 
     /// Every cached identity, by client id (the admin view).
     pub fn list(&self) -> Vec<CachedClient> {
-        let now = self.inner.clock.now();
+        let now = Instant::now();
         let ttl = self.inner.config.idle_ttl;
         let mut list: Vec<CachedClient> = self
             .state()
@@ -348,7 +277,7 @@ impl ClientCertCache {
 }
 
 fn sweep_inner(inner: &Inner) -> usize {
-    let now = inner.clock.now();
+    let now = Instant::now();
     let ttl = inner.config.idle_ttl;
     let mut state = inner
         .state
@@ -364,19 +293,19 @@ fn sweep_inner(inner: &Inner) -> usize {
     removed
 }
 
-/// Sweeps at `start + k * every` (a fixed grid, so a late wake-up never shifts later sweeps).
+/// Sweeps at `start + k * every`: a fixed grid (`Burst`), so a late wake-up never shifts later
+/// sweeps, and a clock that jumps several periods at once gets one sweep per period.
 async fn sweeper(
     inner: Weak<Inner>,
-    clock: Arc<dyn Clock>,
     start: Instant,
     every: Duration,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let mut next = start;
+    let mut ticks = tokio::time::interval_at(start + every, every);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
     loop {
-        next += every;
         tokio::select! {
-            _ = clock.sleep_until(next) => {}
+            _ = ticks.tick() => {}
             _ = &mut stop => return,
         }
         let Some(inner) = inner.upgrade() else { return };
@@ -391,7 +320,7 @@ async fn sweeper(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::time::timeout;
+    use tokio::time::{advance, timeout};
 
     const MIN: Duration = Duration::from_secs(60);
 
@@ -402,10 +331,11 @@ mod tests {
             .expect("sweeper ended");
     }
 
-    #[tokio::test]
+    /// On a paused clock: the clock stands still (also while keys are generated on the blocking
+    /// pool) and moves only by `advance`.
+    #[tokio::test(start_paused = true)]
     async fn touched_entries_survive_idle_ones_swept_at_exactly_one_hour() {
-        let clock = Arc::new(ManualClock::new());
-        let cache = ClientCertCache::new(CertCacheConfig::default(), clock.clone());
+        let cache = ClientCertCache::new(CertCacheConfig::default());
         let mut sweeps = cache.sweeps();
 
         let a = cache.get_or_create("idle").await.unwrap();
@@ -426,7 +356,7 @@ mod tests {
 
         // Sweeps at 5, 10, …, 55 min: nothing idle for an hour yet; "busy" is touched at 30 min.
         for k in 1..=11u64 {
-            clock.advance(5 * MIN);
+            advance(5 * MIN).await;
             wait_sweeps(&mut sweeps, k).await;
             if k == 6 {
                 assert!(cache.touch("busy"));
@@ -434,17 +364,17 @@ mod tests {
             assert_eq!(cache.stats().size, 2, "swept too early at {} min", 5 * k);
         }
         // 60 min: "idle" was last used at 0 → exactly 1 h idle → gone; "busy" (30 min) stays.
-        clock.advance(5 * MIN);
+        advance(5 * MIN).await;
         wait_sweeps(&mut sweeps, 12).await;
         assert!(cache.lookup("idle").is_none());
         assert!(cache.lookup("busy").is_some(), "touched entry must survive");
         // The lookup touched "busy" at 60 min: it is swept at 120 min, not at 90.
         for k in 13..=23u64 {
-            clock.advance(5 * MIN);
+            advance(5 * MIN).await;
             wait_sweeps(&mut sweeps, k).await;
             assert_eq!(cache.stats().size, 1, "at {} min", 5 * k);
         }
-        clock.advance(5 * MIN);
+        advance(5 * MIN).await;
         wait_sweeps(&mut sweeps, 24).await;
         let stats = cache.stats();
         assert_eq!(stats.size, 0);
@@ -458,8 +388,7 @@ mod tests {
 
     #[tokio::test]
     async fn sweeper_ends_with_its_owner() {
-        let clock = Arc::new(ManualClock::new());
-        let cache = ClientCertCache::new(CertCacheConfig::default(), clock.clone());
+        let cache = ClientCertCache::new(CertCacheConfig::default());
         let weak = Arc::downgrade(&cache.inner);
         let mut sweeps = cache.sweeps();
         drop(cache);
@@ -474,7 +403,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_first_use_yields_one_identity() {
-        let cache = ClientCertCache::new(CertCacheConfig::default(), Arc::new(SystemClock));
+        let cache = ClientCertCache::new(CertCacheConfig::default());
         let (a, b) = tokio::join!(cache.get_or_create("x"), cache.get_or_create("x"));
         assert_eq!(a.unwrap().cert_der, b.unwrap().cert_der);
         assert_eq!(cache.stats().size, 1);

@@ -14,7 +14,6 @@ use tracing_subscriber::{EnvFilter, Layer};
 use web_server::admin::logs::CaptureLayer;
 use web_server::auth::{CredentialSource, Credentials, ADMIN_CREDENTIALS_FILE};
 use web_server::autopair::WolfApiPins;
-use web_server::certs::SystemClock;
 use web_server::cluster::store::RedisStore;
 use web_server::embedded::{self, EmbeddedDemoHost};
 use web_server::server::{preload_hosts, serve, HostProvider};
@@ -149,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
-    let mut state = AppState::new(config, credentials.clone(), store, Arc::new(SystemClock))
+    let mut state = AppState::new(config, credentials.clone(), store)
         .with_admin_credentials(admin_credentials.clone());
     if let Some((redis, client, conn)) = redis {
         state = state

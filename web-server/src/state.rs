@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::api::pair::Pairings;
 use crate::auth::Credentials;
 use crate::autopair::PinSubmitter;
-use crate::certs::{CertCacheConfig, ClientCertCache, Clock};
+use crate::certs::{CertCacheConfig, ClientCertCache};
 use crate::config::Config;
 use crate::sessions::{MemoryRegistry, SessionRegistry};
 use crate::store::HostStore;
@@ -59,23 +59,15 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State with an in-process session registry and the certificate cache on `clock` (needs a
-    /// tokio runtime: the cache starts its sweeper). The admin credential is
+    /// State with an in-process session registry and the certificate cache on tokio's clock
+    /// (needs a tokio runtime: the cache starts its sweeper). The admin credential is
     /// `config.admin_credentials`, else a random one nobody knows until
     /// [`AppState::with_admin_credentials`] sets the loaded or generated one.
-    pub fn new(
-        config: Config,
-        credentials: Credentials,
-        store: Arc<dyn HostStore>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        let certs = ClientCertCache::new(
-            CertCacheConfig {
-                idle_ttl: config.timeouts.cert_idle,
-                sweep_every: config.timeouts.cert_sweep,
-            },
-            clock,
-        );
+    pub fn new(config: Config, credentials: Credentials, store: Arc<dyn HostStore>) -> Self {
+        let certs = ClientCertCache::new(CertCacheConfig {
+            idle_ttl: config.timeouts.cert_idle,
+            sweep_every: config.timeouts.cert_sweep,
+        });
         let admin_credentials = config
             .admin_credentials
             .as_deref()

@@ -19,7 +19,6 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 use web_server::auth::Credentials;
-use web_server::certs::SystemClock;
 use web_server::server::serve;
 use web_server::sessions::{SessionKey, SessionMeta};
 use web_server::store::SqliteStore;
@@ -162,7 +161,7 @@ async fn start_server(wol_target: SocketAddr) -> Server {
     config.wol_target = wol_target;
     config.timeouts.pairing = Duration::from_secs(20);
     let store = Arc::new(SqliteStore::open(&dir.path().join("moongate.db")).unwrap());
-    let state = AppState::new(config, Credentials::new(CRED), store, Arc::new(SystemClock));
+    let state = AppState::new(config, Credentials::new(CRED), store);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -457,7 +456,7 @@ async fn websocket_origin_extractor_on_a_real_upgrade() {
     config.wol_target = wol.local_addr().unwrap();
     config.allowed_origins = vec!["https://app.example".into()];
     let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let state = AppState::new(config, Credentials::new(CRED), store, Arc::new(SystemClock));
+    let state = AppState::new(config, Credentials::new(CRED), store);
     let app = web_server::api::rest_routes(&state)
         .route(
             "/api/ws/probe",

@@ -54,7 +54,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use web_server::auth::{Credentials, ADMIN_CREDENTIALS_FILE};
 use web_server::autopair::{PinSubmitter, SubmitFuture, WolfApiPins};
-use web_server::certs::SystemClock;
 use web_server::server::{serve, AppState};
 use web_server::sessions::SessionKey;
 use web_server::store::{HostStore, NewHost, SqliteStore};
@@ -1346,13 +1345,8 @@ async fn seeded_chaos_leaves_nothing_behind_and_answers_every_open() {
         })
         .await
         .unwrap();
-    let state = AppState::new(
-        config,
-        user.clone(),
-        store.clone() as Arc<dyn HostStore>,
-        Arc::new(SystemClock),
-    )
-    .with_admin_credentials(admin.clone());
+    let state = AppState::new(config, user.clone(), store.clone() as Arc<dyn HostStore>)
+        .with_admin_credentials(admin.clone());
     let pins = Arc::new(Mutex::new(Vec::new()));
     let pair_secrets = Arc::new(Mutex::new(Vec::new()));
     state.add_pin_submitter(Arc::new(RecordingPins {

@@ -487,11 +487,13 @@ async fn redis_restarted_mid_stream_loses_neither_the_stream_nor_the_store() {
 
 /// The certificate cache's idle expiry holds cluster-wide: an identity idle on node A for longer
 /// than the idle time, but used on node B meanwhile, stays cached on A; without a use anywhere it
-/// goes. Two in-process nodes on one Redis, A's cache on a clock the test moves.
+/// goes. Two in-process nodes on one Redis. This one runs on the real clock, on a short idle time:
+/// B's uses are wall-clock scores in Redis, and a paused tokio clock would jump past the Redis
+/// connection's response timeouts whenever the runtime waits for Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_certificate_caches_idle_time_is_cluster_wide() {
     use std::sync::Arc;
-    use web_server::certs::{CertCacheConfig, ClientCertCache, ManualClock};
+    use web_server::certs::{CertCacheConfig, ClientCertCache};
     use web_server::cluster::{connect, Cluster as Node};
     use web_server::config::RedisConfig;
     use web_server::sessions::MemoryRegistry;
@@ -516,31 +518,45 @@ async fn the_certificate_caches_idle_time_is_cluster_wide() {
         .unwrap()
     };
     let (a, b) = (join(config("a")).await, join(config("b")).await);
-    let idle = Duration::from_secs(3600);
-    let clock = Arc::new(ManualClock::new());
-    let cache_a = ClientCertCache::new(
-        CertCacheConfig {
-            idle_ttl: idle,
-            sweep_every: Duration::from_secs(300),
-        },
-        clock.clone(),
-    );
+    let idle = Duration::from_secs(6);
+    // The test sweeps by hand; the sweeper's period is the real one and never comes.
+    let cache_a = ClientCertCache::new(CertCacheConfig {
+        idle_ttl: idle,
+        sweep_every: Duration::from_secs(300),
+    });
     a.share_cert_cache(cache_a.clone(), idle);
     let used_on_b = cache_a.get_or_create("used-on-b").await.unwrap();
     cache_a.get_or_create("idle-everywhere").await.unwrap();
+    // Neither entry has been used on A since.
+    let created = tokio::time::Instant::now();
 
-    // 50 idle minutes on A; then B uses one of the two identities.
-    clock.advance(Duration::from_secs(50 * 60));
+    // 2 idle seconds on A; then B uses one of the two identities.
+    tokio::time::sleep_until(created + Duration::from_secs(2)).await;
+    let used_at = tokio::time::Instant::now();
     b.touch_client("used-on-b").await;
-    // A's next janitor tick (a third of the lease) reads B's use.
-    tokio::time::sleep(Duration::from_secs(LEASE_SECS / 3 + 1)).await;
-    clock.advance(Duration::from_secs(20 * 60));
-    // A's own sweeper (on the same clock) may sweep first: count evictions, not this sweep's.
+    // A's next janitor tick (a third of the lease) reads B's use: "used-on-b" becomes the more
+    // recently used entry on A, though A itself used it first.
+    let read = timeout(Duration::from_secs(LEASE_SECS + 1), async {
+        loop {
+            let idle_times: std::collections::HashMap<String, Duration> =
+                cache_a.idle_times().into_iter().collect();
+            if idle_times["used-on-b"] < idle_times["idle-everywhere"] {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "A's janitor did not read B's use");
+    // Past the idle time for A's own uses; well within it since B's.
+    tokio::time::sleep_until(created + idle + Duration::from_millis(500)).await;
     cache_a.sweep();
     let evicted = cache_a.stats().evicted;
     let kept: Vec<String> = cache_a.list().into_iter().map(|c| c.client_id).collect();
     println!(
-        "after 70 idle minutes on A: evicted {evicted}, kept {kept:?} (B used one 20 minutes ago)"
+        "after {:?} idle on A (idle time {idle:?}): evicted {evicted}, kept {kept:?} (B used one {:?} ago)",
+        created.elapsed(),
+        used_at.elapsed()
     );
     assert_eq!(kept, vec!["used-on-b".to_string()]);
     assert_eq!(evicted, 1);

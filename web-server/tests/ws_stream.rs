@@ -19,7 +19,6 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use web_server::auth::Credentials;
-use web_server::certs::SystemClock;
 use web_server::store::SqliteStore;
 use web_server::{AppState, Config};
 use wire::browser::{ControllerEvent, ControllerState as BrowserPad, Message};
@@ -423,12 +422,7 @@ async fn external_wolf_pairs_through_its_http_api_and_joins_a_lobby() {
     web_server::server::preload_hosts(store.as_ref(), std::slice::from_ref(&seed))
         .await
         .unwrap();
-    let state = AppState::new(
-        config,
-        Credentials::new(SECRET),
-        store,
-        Arc::new(SystemClock),
-    );
+    let state = AppState::new(config, Credentials::new(SECRET), store);
     state.add_pin_submitter(Arc::new(
         web_server::autopair::WolfApiPins::new("127.0.0.1", host.ports().http, &api).unwrap(),
     ));

@@ -21,7 +21,6 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use web_server::auth::Credentials;
 use web_server::autopair::{PinSubmitter, SubmitFuture};
-use web_server::certs::SystemClock;
 use web_server::server::{serve, ProvidedHost};
 use web_server::store::SqliteStore;
 use web_server::{embedded, AppState, Config};
@@ -145,7 +144,6 @@ pub async fn serve_gateway(
         config,
         Credentials::new(SECRET),
         Arc::new(SqliteStore::in_memory().unwrap()),
-        Arc::new(SystemClock),
     );
     embedded::install(&state, &provided).await.unwrap();
     serve_state(state, host, dir).await
