@@ -49,11 +49,7 @@ pub struct GcmKey {
     iv16: AesGcm<Aes128, U16>,
 }
 
-impl std::fmt::Debug for GcmKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GcmKey(..)")
-    }
-}
+redacted_debug!(GcmKey, "GcmKey(..)");
 
 impl GcmKey {
     /// Builds the key schedule for `key`.
@@ -124,26 +120,31 @@ impl GcmKey {
 
 /// AES-128-ECB without padding, as pairing uses it for every symmetric step.
 pub fn aes_ecb_encrypt(key: &[u8; 16], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if data.len() % 16 != 0 {
-        return Err(CryptoError::NotBlockAligned(data.len()));
-    }
-    let cipher = Aes128::new(key.into());
-    let mut out = data.to_vec();
-    for block in out.chunks_exact_mut(16) {
-        cipher.encrypt_block(block.into());
-    }
-    Ok(out)
+    aes_ecb(key, data, |cipher, block| {
+        cipher.encrypt_block(block.into())
+    })
 }
 
 /// Inverse of [`aes_ecb_encrypt`].
 pub fn aes_ecb_decrypt(key: &[u8; 16], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    aes_ecb(key, data, |cipher, block| {
+        cipher.decrypt_block(block.into())
+    })
+}
+
+/// A copy of block-aligned `data` with `apply` run on every 16-byte block.
+fn aes_ecb(
+    key: &[u8; 16],
+    data: &[u8],
+    apply: impl Fn(&Aes128, &mut [u8]),
+) -> Result<Vec<u8>, CryptoError> {
     if data.len() % 16 != 0 {
         return Err(CryptoError::NotBlockAligned(data.len()));
     }
     let cipher = Aes128::new(key.into());
     let mut out = data.to_vec();
     for block in out.chunks_exact_mut(16) {
-        cipher.decrypt_block(block.into());
+        apply(&cipher, block);
     }
     Ok(out)
 }

@@ -523,22 +523,42 @@ mod tests {
             .collect()
     }
 
+    /// A 4+2 vector on the [`data_8_1`] shards: `rs`'s parity `matrix`, both `parity` shards, and
+    /// the data rebuilt after the `erased` shards are overwritten (shard index, fill byte).
+    fn check_4_2_vector(
+        rs: &ReedSolomon,
+        matrix: &str,
+        parity: [&str; 2],
+        erased: [(usize, u8); 2],
+    ) {
+        assert_eq!(rs.parity_matrix(), &h(matrix)[..]);
+        let data = data_8_1();
+        let mut encoded = vec![vec![0u8; 16]; 2];
+        rs.encode(&data, &mut encoded).unwrap();
+        assert_eq!(encoded[0], h(parity[0]));
+        assert_eq!(encoded[1], h(parity[1]));
+        let mut shards: Vec<Vec<u8>> = data.iter().cloned().chain(encoded).collect();
+        let mut present = [true; 6];
+        for (i, fill) in erased {
+            shards[i] = vec![fill; 16];
+            present[i] = false;
+        }
+        rs.reconstruct(&mut shards, &present).unwrap();
+        assert_eq!(&shards[..4], &data[..]);
+    }
+
     #[test]
     fn vector_8_1_video_4_2() {
-        let rs = ReedSolomon::new(4, 2).unwrap();
-        assert_eq!(rs.parity_matrix(), &h("8ef447a7f48ea747")[..]);
-        let data = data_8_1();
-        let mut parity = vec![vec![0u8; 16]; 2];
-        rs.encode(&data, &mut parity).unwrap();
-        assert_eq!(parity[0], h("089221bb5ac073e9ac36851ffe64d74d"));
-        assert_eq!(parity[1], h("5dc774ee0f9526bcf963d04aab318218"));
         // Erase data 0 and 3, rebuild from data 1, 2 and both parities.
-        let mut shards: Vec<Vec<u8>> = data.iter().cloned().chain(parity).collect();
-        shards[0] = vec![0xAA; 16];
-        shards[3] = vec![0; 16];
-        rs.reconstruct(&mut shards, &[false, true, true, false, true, true])
-            .unwrap();
-        assert_eq!(&shards[..4], &data[..]);
+        check_4_2_vector(
+            &ReedSolomon::new(4, 2).unwrap(),
+            "8ef447a7f48ea747",
+            [
+                "089221bb5ac073e9ac36851ffe64d74d",
+                "5dc774ee0f9526bcf963d04aab318218",
+            ],
+            [(0, 0xAA), (3, 0)],
+        );
     }
 
     #[test]
@@ -585,19 +605,15 @@ mod tests {
 
     #[test]
     fn vector_8_3_audio() {
-        let rs = ReedSolomon::audio();
-        assert_eq!(rs.parity_matrix(), &h("7740380ec7a70d6c")[..]);
-        let data = data_8_1();
-        let mut parity = vec![vec![0u8; 16]; 2];
-        rs.encode(&data, &mut parity).unwrap();
-        assert_eq!(parity[0], h("1a1b18191e1f1c1d1213101116171415"));
-        assert_eq!(parity[1], h("909192939495969798999a9b9c9d9e9f"));
-        let mut shards: Vec<Vec<u8>> = data.iter().cloned().chain(parity).collect();
-        shards[1] = vec![0; 16];
-        shards[2] = vec![0; 16];
-        rs.reconstruct(&mut shards, &[true, false, false, true, true, true])
-            .unwrap();
-        assert_eq!(&shards[..4], &data[..]);
+        check_4_2_vector(
+            &ReedSolomon::audio(),
+            "7740380ec7a70d6c",
+            [
+                "1a1b18191e1f1c1d1213101116171415",
+                "909192939495969798999a9b9c9d9e9f",
+            ],
+            [(1, 0), (2, 0)],
+        );
     }
 
     #[test]

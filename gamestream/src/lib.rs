@@ -24,6 +24,17 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
+/// `Debug` for a type that holds key material: it prints only `text`, never a secret.
+macro_rules! redacted_debug {
+    ($ty:ty, $text:literal) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($text)
+            }
+        }
+    };
+}
+
 pub mod audio;
 pub mod client;
 pub mod control;

@@ -85,6 +85,30 @@ pub fn peer_cert_der(conn: &rustls::ServerConnection) -> Option<Vec<u8>> {
         .map(|c| c.to_vec())
 }
 
+/// The handshake-signature methods both verifiers share: checked with the provider's algorithms
+/// (held in `self.algorithms`), so a peer must own the key of the certificate it presents.
+macro_rules! handshake_signatures_via_algorithms {
+    () => {
+        handshake_signatures_via_algorithms!(verify_tls12_signature);
+        handshake_signatures_via_algorithms!(verify_tls13_signature);
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algorithms.supported_schemes()
+        }
+    };
+    // One verifier method, delegating to the rustls function of the same name.
+    ($verify:ident) => {
+        fn $verify(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::$verify(message, cert, dss, &self.algorithms)
+        }
+    };
+}
+
 /// Accepts exactly one certificate (compared as DER); handshake signatures are still verified
 /// with the provider's algorithms, so the peer must hold the pinned certificate's key.
 #[derive(Debug)]
@@ -111,27 +135,7 @@ impl ServerCertVerifier for PinnedServerCert {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    handshake_signatures_via_algorithms!();
 }
 
 /// Accepts any well-formed X.509 client certificate; authorisation happens in the HTTP layer.
@@ -163,25 +167,5 @@ impl ClientCertVerifier for AnyClientCert {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    handshake_signatures_via_algorithms!();
 }

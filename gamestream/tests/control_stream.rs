@@ -22,6 +22,50 @@ async fn server() -> (ControlServer, UnboundedReceiver<(u64, HostEvent)>) {
         .unwrap()
 }
 
+/// What host and client agree on for one test session.
+#[derive(Clone, Copy)]
+struct Session {
+    id: u64,
+    key: [u8; 16],
+    iv_style: IvStyle,
+    version: AppVersion,
+}
+
+impl Session {
+    fn new(id: u64, iv_style: IvStyle, version: AppVersion) -> Self {
+        Session {
+            id,
+            key: KEY,
+            iv_style,
+            version,
+        }
+    }
+
+    /// Registers the session on `srv`, matched by `connect_data` and/or the client's `peer_ip`.
+    fn register(&self, srv: &ControlServer, connect_data: Option<u32>, peer_ip: Option<IpAddr>) {
+        let by = SessionMatch {
+            connect_data,
+            peer_ip,
+        };
+        srv.register(self.id, by, self.key, self.iv_style, self.version);
+    }
+
+    /// The config of a client that presents `connect_data`.
+    fn client_config(&self, connect_data: u32) -> ControlConfig {
+        ControlConfig::new(connect_data, self.key, self.iv_style, self.version)
+    }
+
+    /// A client connected to `srv` presenting `connect_data`.
+    async fn connect(
+        &self,
+        srv: &ControlServer,
+        connect_data: u32,
+    ) -> (ControlClient, UnboundedReceiver<ClientEvent>) {
+        let cfg = self.client_config(connect_data);
+        ControlClient::connect(srv.local_addr(), cfg).await.unwrap()
+    }
+}
+
 /// Waits for the first host event of `session` that `pred` accepts (bounded by WAIT).
 async fn host_wait(
     rx: &mut UnboundedReceiver<(u64, HostEvent)>,
@@ -38,6 +82,12 @@ async fn host_wait(
     })
     .await
     .expect("timed out waiting for host event")
+}
+
+/// Waits for the client's `Disconnected` event and checks its reason.
+async fn client_disconnected(rx: &mut UnboundedReceiver<ClientEvent>, reason: DisconnectReason) {
+    let ev = client_wait(rx, |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    assert_eq!(ev, ClientEvent::Disconnected { reason });
 }
 
 async fn client_wait(
@@ -58,21 +108,11 @@ async fn client_wait(
 
 async fn full_session(iv_style: IvStyle) {
     let (srv, mut hev) = server().await;
-    let version = AppVersion::SUNSHINE;
-    srv.register(
-        7,
-        SessionMatch {
-            connect_data: Some(0xABCD),
-            peer_ip: None,
-        },
-        KEY,
-        iv_style,
-        version,
-    );
+    let session = Session::new(7, iv_style, AppVersion::SUNSHINE);
+    session.register(&srv, Some(0xABCD), None);
     assert!(srv.last_activity(7).is_some());
 
-    let cfg = ControlConfig::new(0xABCD, KEY, iv_style, version);
-    let (client, mut cev) = ControlClient::connect(srv.local_addr(), cfg).await.unwrap();
+    let (client, mut cev) = session.connect(&srv, 0xABCD).await;
     assert_eq!(
         client_wait(&mut cev, |_| true).await,
         ClientEvent::Connected
@@ -196,22 +236,9 @@ async fn session_with_nvidia_iv() {
 #[tokio::test]
 async fn client_close_reaches_host() {
     let (srv, mut hev) = server().await;
-    srv.register(
-        1,
-        SessionMatch {
-            connect_data: None,
-            peer_ip: Some(LOCALHOST),
-        },
-        KEY,
-        IvStyle::Nvidia,
-        AppVersion::SUNSHINE,
-    );
-    let (client, mut cev) = ControlClient::connect(
-        srv.local_addr(),
-        ControlConfig::new(0, KEY, IvStyle::Nvidia, AppVersion::SUNSHINE),
-    )
-    .await
-    .unwrap();
+    let session = Session::new(1, IvStyle::Nvidia, AppVersion::SUNSHINE);
+    session.register(&srv, None, Some(LOCALHOST));
+    let (client, mut cev) = session.connect(&srv, 0).await;
     host_wait(&mut hev, 1, |e| matches!(e, HostEvent::Connected { .. })).await;
     let before = srv.last_activity(1).unwrap();
     host_wait(&mut hev, 1, |e| *e == HostEvent::Ping).await;
@@ -219,13 +246,7 @@ async fn client_close_reaches_host() {
     timeout(WAIT, client.close())
         .await
         .expect("close must finish within the linger");
-    let ev = client_wait(&mut cev, |e| matches!(e, ClientEvent::Disconnected { .. })).await;
-    assert_eq!(
-        ev,
-        ClientEvent::Disconnected {
-            reason: DisconnectReason::Closed
-        }
-    );
+    client_disconnected(&mut cev, DisconnectReason::Closed).await;
     host_wait(&mut hev, 1, |e| *e == HostEvent::Disconnected).await;
     assert!(!srv.is_connected(1));
     srv.close().await;
@@ -234,17 +255,9 @@ async fn client_close_reaches_host() {
 #[tokio::test]
 async fn unknown_session_is_refused() {
     let (srv, mut hev) = server().await;
-    srv.register(
-        1,
-        SessionMatch {
-            connect_data: Some(5),
-            peer_ip: None,
-        },
-        KEY,
-        IvStyle::V2,
-        AppVersion::SUNSHINE,
-    );
-    let cfg = ControlConfig::new(6, KEY, IvStyle::V2, AppVersion::SUNSHINE);
+    let session = Session::new(1, IvStyle::V2, AppVersion::SUNSHINE);
+    session.register(&srv, Some(5), None);
+    let cfg = session.client_config(6);
     // ENet completes the handshake, then the server disconnects the peer at once.
     match ControlClient::connect(srv.local_addr(), cfg).await {
         Err(_) => {}
@@ -275,38 +288,16 @@ async fn unknown_session_is_refused() {
 #[tokio::test]
 async fn two_sessions_from_one_ip_by_connect_data() {
     let (srv, mut hev) = server().await;
-    let v = AppVersion::SUNSHINE;
-    let key2 = [9u8; 16];
-    srv.register(
-        100,
-        SessionMatch {
-            connect_data: Some(1),
-            peer_ip: Some(LOCALHOST),
-        },
-        KEY,
-        IvStyle::V2,
-        v,
-    );
-    srv.register(
-        200,
-        SessionMatch {
-            connect_data: Some(2),
-            peer_ip: Some(LOCALHOST),
-        },
-        key2,
-        IvStyle::V2,
-        v,
-    );
-    let (c2, _e2) = ControlClient::connect(
-        srv.local_addr(),
-        ControlConfig::new(2, key2, IvStyle::V2, v),
-    )
-    .await
-    .unwrap();
-    let (c1, _e1) =
-        ControlClient::connect(srv.local_addr(), ControlConfig::new(1, KEY, IvStyle::V2, v))
-            .await
-            .unwrap();
+    let first = Session::new(100, IvStyle::V2, AppVersion::SUNSHINE);
+    let second = Session {
+        id: 200,
+        key: [9u8; 16],
+        ..first
+    };
+    first.register(&srv, Some(1), Some(LOCALHOST));
+    second.register(&srv, Some(2), Some(LOCALHOST));
+    let (c2, _e2) = second.connect(&srv, 2).await;
+    let (c1, _e1) = first.connect(&srv, 1).await;
     c1.send_input(vec![1, 1], InputRoute::reliable(channel::MOUSE))
         .unwrap();
     c2.send_input(vec![2, 2], InputRoute::reliable(channel::MOUSE))
@@ -339,23 +330,9 @@ async fn two_sessions_from_one_ip_by_connect_data() {
 #[tokio::test]
 async fn legacy_generation_uses_v1_rfi_and_loss_stats() {
     let (srv, mut hev) = server().await;
-    let v = AppVersion::parse("7.1.402.0");
-    srv.register(
-        3,
-        SessionMatch {
-            connect_data: None,
-            peer_ip: Some(LOCALHOST),
-        },
-        KEY,
-        IvStyle::Nvidia,
-        v,
-    );
-    let (client, _cev) = ControlClient::connect(
-        srv.local_addr(),
-        ControlConfig::new(0, KEY, IvStyle::Nvidia, v),
-    )
-    .await
-    .unwrap();
+    let session = Session::new(3, IvStyle::Nvidia, AppVersion::parse("7.1.402.0"));
+    session.register(&srv, None, Some(LOCALHOST));
+    let (client, _cev) = session.connect(&srv, 0).await;
     assert_eq!(
         host_wait(&mut hev, 3, |e| !matches!(e, HostEvent::Connected { .. })).await,
         HostEvent::Message(ClientMessage::StartA)
@@ -402,31 +379,12 @@ async fn legacy_generation_uses_v1_rfi_and_loss_stats() {
 #[tokio::test]
 async fn dropping_handles_stops_drivers() {
     let (srv, mut hev) = server().await;
-    srv.register(
-        4,
-        SessionMatch {
-            connect_data: Some(4),
-            peer_ip: None,
-        },
-        KEY,
-        IvStyle::V2,
-        AppVersion::SUNSHINE,
-    );
-    let (client, mut cev) = ControlClient::connect(
-        srv.local_addr(),
-        ControlConfig::new(4, KEY, IvStyle::V2, AppVersion::SUNSHINE),
-    )
-    .await
-    .unwrap();
+    let session = Session::new(4, IvStyle::V2, AppVersion::SUNSHINE);
+    session.register(&srv, Some(4), None);
+    let (client, mut cev) = session.connect(&srv, 4).await;
     host_wait(&mut hev, 4, |e| matches!(e, HostEvent::Connected { .. })).await;
     drop(client);
-    let ev = client_wait(&mut cev, |e| matches!(e, ClientEvent::Disconnected { .. })).await;
-    assert_eq!(
-        ev,
-        ClientEvent::Disconnected {
-            reason: DisconnectReason::Closed
-        }
-    );
+    client_disconnected(&mut cev, DisconnectReason::Closed).await;
     // The client's event channel closes: its driver task has ended.
     assert!(timeout(WAIT, cev.recv()).await.unwrap().is_none());
     host_wait(&mut hev, 4, |e| *e == HostEvent::Disconnected).await;

@@ -410,19 +410,9 @@ mod roundtrip {
     fn event() -> impl Strategy<Value = InputEvent> {
         prop_oneof![
             (any::<u8>(), any::<u16>(), any::<u8>(), any::<bool>()).prop_map(
-                |(flags, key_code, modifiers, down)| if down {
-                    InputEvent::KeyDown {
-                        flags,
-                        key_code,
-                        modifiers,
-                    }
-                } else {
-                    InputEvent::KeyUp {
-                        flags,
-                        key_code,
-                        modifiers,
-                    }
-                }
+                |(flags, key_code, modifiers, down)| InputEvent::key(
+                    down, flags, key_code, modifiers
+                )
             ),
             (any::<i16>(), any::<i16>())
                 .prop_map(|(dx, dy)| InputEvent::MouseMoveRelative { dx, dy }),

@@ -17,7 +17,7 @@ use gamestream::client::{ClientSession, SessionConfig, SessionEvent};
 use gamestream::host::{AppCatalog, EndReason, Host, HostConfig, HostEvent, StaticApps};
 use gamestream::identity::Identity;
 use gamestream::input::{ControllerState, InputEvent, PenEvent, TouchEvent};
-use gamestream::nvhttp::{App, HostAddress, NvHttpClient};
+use gamestream::nvhttp::{HostAddress, NvHttpClient};
 use gamestream::rtsp::describe::DescribeParams;
 use gamestream::rtsp::StreamSettings;
 use tokio::time::timeout;
@@ -128,16 +128,11 @@ async fn run() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.05);
-    let catalog = Arc::new(StaticApps {
-        apps: vec![(
-            App {
-                title: "Test Pattern".into(),
-                id: 1,
-                hdr_supported: false,
-            },
-            Some(BOX_ART.to_vec()),
-        )],
-    });
+    let catalog = Arc::new(StaticApps::single(
+        "Test Pattern",
+        1,
+        Some(BOX_ART.to_vec()),
+    ));
     let (host, mut host_events) = Host::start(config, catalog.clone() as Arc<dyn AppCatalog>)
         .await
         .unwrap();

@@ -8,12 +8,12 @@ use std::time::Duration;
 use gamestream::identity::{cert_signature, verify_sha256_signature, Identity};
 use gamestream::nvhttp::{
     session_url, App, HostAddress, HostError, HostHandler, LaunchRequest, LaunchResponse,
-    NvHttpClient, NvHttpError, NvHttpServer, NvHttpServerConfig, RequestContext, ServerInfo,
-    STATE_BUSY, STATE_FREE,
+    NvHttpClient, NvHttpError, NvHttpServer, NvHttpServerConfig, PendingPairing, RequestContext,
+    ServerInfo, STATE_BUSY, STATE_FREE,
 };
 use gamestream::pairing::{
     derive_key, ClientPairing, ClientSecrets, HostPairRequest, HostPairing, HostSecrets, HostStep,
-    PairRequest, PairResponse, PairingError, PairingHash,
+    PairRequest, PairResponse, PairedHost, PairingError, PairingHash,
 };
 use gamestream::AppVersion;
 
@@ -33,6 +33,15 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The value of transcript field `k` (which must be there).
+fn lookup(fields: &[(String, String)], k: &str) -> String {
+    fields
+        .iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.clone())
+        .unwrap()
+}
+
 struct Transcript {
     pin: String,
     salt: [u8; 16],
@@ -50,13 +59,7 @@ impl Transcript {
                     .map(|(k, v)| (k.to_string(), v.trim().to_string()))
             })
             .collect();
-        let get = |k: &str| {
-            fields
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.clone())
-                .unwrap()
-        };
+        let get = |k: &str| lookup(&fields, k);
         let b16 = |k: &str| -> [u8; 16] { hex::decode(get(k)).unwrap().try_into().unwrap() };
         Transcript {
             pin: get("pin"),
@@ -68,11 +71,33 @@ impl Transcript {
     }
 
     fn get(&self, k: &str) -> String {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap()
+        lookup(&self.fields, k)
+    }
+
+    /// A SHA-256 client with the transcript's salt, challenge and secret, pairing with `pin`.
+    fn client(&self, pin: &str) -> ClientPairing {
+        let secrets = ClientSecrets {
+            salt: self.salt,
+            challenge: self.cc,
+            secret: self.cs,
+        };
+        ClientPairing::with_secrets(client_identity(), pin, PairingHash::Sha256, secrets).unwrap()
+    }
+
+    /// The host's phase-2 answer from the transcript.
+    fn challenge_resp(&self) -> PairResponse {
+        PairResponse {
+            challengeresponse: Some(self.get("challengeresponse")),
+            ..ok_resp()
+        }
+    }
+
+    /// The host's phase-3 answer carrying `pairingsecret` (hex).
+    fn secret_resp(pairingsecret: String) -> PairResponse {
+        PairResponse {
+            pairingsecret: Some(pairingsecret),
+            ..ok_resp()
+        }
     }
 }
 
@@ -99,6 +124,14 @@ fn ok_resp() -> PairResponse {
     }
 }
 
+/// The host's phase-1 answer: the transcript host's certificate.
+fn cert_resp() -> PairResponse {
+    PairResponse {
+        plaincert: Some(hex::encode_upper(fixture("server_cert.pem"))),
+        ..ok_resp()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // §7.1 real Sunshine transcript
 
@@ -108,14 +141,7 @@ fn sunshine_transcript_client_side() {
     let key = derive_key(PairingHash::Sha256, &t.salt, &t.pin);
     assert_eq!(hex::encode(key), "b97a749e5738729e98df6c58ce00ce78");
 
-    let secrets = ClientSecrets {
-        salt: t.salt,
-        challenge: t.cc,
-        secret: t.cs,
-    };
-    let mut c =
-        ClientPairing::with_secrets(client_identity(), &t.pin, PairingHash::Sha256, secrets)
-            .unwrap();
+    let mut c = t.client(&t.pin);
     let r1 = c.start().unwrap();
     assert_eq!(param(&r1, "phrase"), "getservercert");
     assert_eq!(param(&r1, "salt"), t.get("salt"));
@@ -126,11 +152,7 @@ fn sunshine_transcript_client_side() {
 
     let server_pem = fixture("server_cert.pem");
     assert_eq!(server_pem.len(), 1038);
-    let resp1 = PairResponse {
-        plaincert: Some(hex::encode_upper(&server_pem)),
-        ..ok_resp()
-    };
-    let r2 = c.on_server_cert(&resp1).unwrap();
+    let r2 = c.on_server_cert(&cert_resp()).unwrap();
     assert_eq!(param(&r2, "clientchallenge"), t.get("clientchallenge"));
 
     // Server challenge sc = bytes 32..48 of the decrypted challengeresponse.
@@ -144,11 +166,7 @@ fn sunshine_transcript_client_side() {
         "c870ebccd897a0648fd781e15e4af6f8"
     );
 
-    let resp2 = PairResponse {
-        challengeresponse: Some(t.get("challengeresponse")),
-        ..ok_resp()
-    };
-    let r3 = c.on_challenge_response(&resp2).unwrap();
+    let r3 = c.on_challenge_response(&t.challenge_resp()).unwrap();
     assert_eq!(
         param(&r3, "serverchallengeresp"),
         t.get("serverchallengeresp")
@@ -170,11 +188,9 @@ fn sunshine_transcript_client_side() {
         plain[..32]
     );
 
-    let resp3 = PairResponse {
-        pairingsecret: Some(t.get("pairingsecret")),
-        ..ok_resp()
-    };
-    let r4 = c.on_pairing_secret(&resp3).unwrap();
+    let r4 = c
+        .on_pairing_secret(&Transcript::secret_resp(t.get("pairingsecret")))
+        .unwrap();
     let cps = param(&r4, "clientpairingsecret");
     assert_eq!(cps.len(), 272 * 2);
     assert!(cps.starts_with("57FA28789BF7CE69F5DF3E54F3056CDB221C46E0"));
@@ -257,26 +273,11 @@ fn sunshine_transcript_host_side_reproduces_responses() {
 #[test]
 fn sunshine_transcript_wrong_pin() {
     let t = Transcript::load();
-    let secrets = ClientSecrets {
-        salt: t.salt,
-        challenge: t.cc,
-        secret: t.cs,
-    };
-    let mut c =
-        ClientPairing::with_secrets(client_identity(), "6003", PairingHash::Sha256, secrets)
-            .unwrap();
+    let mut c = t.client("6003");
     c.start().unwrap();
-    let resp1 = PairResponse {
-        plaincert: Some(hex::encode_upper(fixture("server_cert.pem"))),
-        ..ok_resp()
-    };
-    let r2 = c.on_server_cert(&resp1).unwrap();
+    let r2 = c.on_server_cert(&cert_resp()).unwrap();
     assert_ne!(param(&r2, "clientchallenge"), t.get("clientchallenge"));
-    c.on_challenge_response(&PairResponse {
-        challengeresponse: Some(t.get("challengeresponse")),
-        ..ok_resp()
-    })
-    .unwrap();
+    c.on_challenge_response(&t.challenge_resp()).unwrap();
     let secret = hex::decode(t.get("pairingsecret")).unwrap();
     verify_sha256_signature(
         fixture("server_cert.pem").as_bytes(),
@@ -285,10 +286,7 @@ fn sunshine_transcript_wrong_pin() {
     )
     .unwrap();
     let err = c
-        .on_pairing_secret(&PairResponse {
-            pairingsecret: Some(t.get("pairingsecret")),
-            ..ok_resp()
-        })
+        .on_pairing_secret(&Transcript::secret_resp(t.get("pairingsecret")))
         .unwrap_err();
     assert!(matches!(err, PairingError::WrongPin), "{err:?}");
     // Any further step is out of order.
@@ -301,33 +299,15 @@ fn sunshine_transcript_wrong_pin() {
 #[test]
 fn forged_host_signature_is_detected() {
     let t = Transcript::load();
-    let secrets = ClientSecrets {
-        salt: t.salt,
-        challenge: t.cc,
-        secret: t.cs,
-    };
-    let mut c =
-        ClientPairing::with_secrets(client_identity(), &t.pin, PairingHash::Sha256, secrets)
-            .unwrap();
+    let mut c = t.client(&t.pin);
     c.start().unwrap();
-    c.on_server_cert(&PairResponse {
-        plaincert: Some(hex::encode_upper(fixture("server_cert.pem"))),
-        ..ok_resp()
-    })
-    .unwrap();
-    c.on_challenge_response(&PairResponse {
-        challengeresponse: Some(t.get("challengeresponse")),
-        ..ok_resp()
-    })
-    .unwrap();
+    c.on_server_cert(&cert_resp()).unwrap();
+    c.on_challenge_response(&t.challenge_resp()).unwrap();
     let mut secret = hex::decode(t.get("pairingsecret")).unwrap();
     let last = secret.len() - 1;
     secret[last] ^= 1;
     let err = c
-        .on_pairing_secret(&PairResponse {
-            pairingsecret: Some(hex::encode(secret)),
-            ..ok_resp()
-        })
+        .on_pairing_secret(&Transcript::secret_resp(hex::encode(secret)))
         .unwrap_err();
     assert!(
         matches!(err, PairingError::ForgedHostCertificate),
@@ -338,20 +318,7 @@ fn forged_host_signature_is_detected() {
 #[test]
 fn client_rejects_bad_responses() {
     let t = Transcript::load();
-    let secrets = ClientSecrets {
-        salt: t.salt,
-        challenge: t.cc,
-        secret: t.cs,
-    };
-    let new = || {
-        ClientPairing::with_secrets(
-            client_identity(),
-            &t.pin,
-            PairingHash::Sha256,
-            secrets.clone(),
-        )
-        .unwrap()
-    };
+    let new = || t.client(&t.pin);
     let mut c = new();
     assert!(matches!(
         c.on_server_cert(&ok_resp()),
@@ -378,11 +345,7 @@ fn client_rejects_bad_responses() {
     ));
     let mut c = new();
     c.start().unwrap();
-    c.on_server_cert(&PairResponse {
-        plaincert: Some(hex::encode_upper(fixture("server_cert.pem"))),
-        ..ok_resp()
-    })
-    .unwrap();
+    c.on_server_cert(&cert_resp()).unwrap();
     let short = PairResponse {
         challengeresponse: Some("00".repeat(16)),
         ..ok_resp()
@@ -630,6 +593,50 @@ fn client_for(server: &NvHttpServer, id: &Identity, pinned: Option<Vec<u8>>) -> 
     NvHttpClient::new(addr, id.clone(), pinned).with_timeout(Duration::from_secs(10))
 }
 
+/// A host whose PIN is fixed to 1234 (pairing certificate signed by `signer` if given) and a
+/// client of it with the first test identity.
+async fn pin_host(signer: Option<Identity>) -> (NvHttpServer, NvHttpClient) {
+    let server = start_host(signer).await;
+    server.set_fixed_pin(Some("1234".into()));
+    let client = client_for(&server, &ids().0, None);
+    (server, client)
+}
+
+/// Pairs with `pin` against [`pin_host`]`(signer)`; the pairing must fail and leave the host
+/// without paired clients. The error and the client.
+async fn failed_pairing(signer: Option<Identity>, pin: &str) -> (NvHttpError, NvHttpClient) {
+    let (server, client) = pin_host(signer).await;
+    let err = client.pair(pin, "roth").await.unwrap_err();
+    assert!(server.paired_clients().list().is_empty());
+    server.close().await;
+    (err, client)
+}
+
+type Pairing = tokio::task::JoinHandle<Result<PairedHost, NvHttpError>>;
+
+/// Starts pairing with `pin` against a host without a fixed PIN and waits (up to 5 s) until the
+/// host lists it as pending. The client, the pairing task and the pending list.
+async fn pending_pairing(
+    server: &NvHttpServer,
+    pin: &'static str,
+    device: &'static str,
+) -> (Arc<NvHttpClient>, Pairing, Vec<PendingPairing>) {
+    let client = Arc::new(client_for(server, &ids().0, None));
+    let pairing = tokio::spawn({
+        let client = client.clone();
+        async move { client.pair(pin, device).await }
+    });
+    let mut pending = Vec::new();
+    for _ in 0..200 {
+        pending = server.pending_pairings();
+        if !pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    (client, pairing, pending)
+}
+
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), f)
         .await
@@ -640,9 +647,7 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
 async fn pair_then_use_every_endpoint() {
     within(async {
         let (client_id, host_id, other_id) = ids();
-        let server = start_host(None).await;
-        server.set_fixed_pin(Some("1234".into()));
-        let client = client_for(&server, client_id, None);
+        let (server, client) = pin_host(None).await;
 
         let info = client.server_info().await.unwrap();
         assert!(!info.pair_status);
@@ -734,21 +739,8 @@ async fn pair_then_use_every_endpoint() {
 #[tokio::test]
 async fn pin_submitted_through_pending_pairing() {
     within(async {
-        let (client_id, _, _) = ids();
-        let server = Arc::new(start_host(None).await);
-        let client = Arc::new(client_for(&server, client_id, None));
-        let pairing = tokio::spawn({
-            let client = client.clone();
-            async move { client.pair("4711", "moongate").await }
-        });
-        let mut pending = Vec::new();
-        for _ in 0..200 {
-            pending = server.pending_pairings();
-            if !pending.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let server = start_host(None).await;
+        let (client, pairing, pending) = pending_pairing(&server, "4711", "moongate").await;
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].device_name, "moongate");
         assert_eq!(pending[0].client_ip.to_string(), "127.0.0.1");
@@ -765,18 +757,12 @@ async fn pin_submitted_through_pending_pairing() {
 #[tokio::test]
 async fn wrong_pin_over_http() {
     within(async {
-        let (client_id, _, _) = ids();
-        let server = start_host(None).await;
-        server.set_fixed_pin(Some("1234".into()));
-        let client = client_for(&server, client_id, None);
-        let err = client.pair("9999", "roth").await.unwrap_err();
+        let (err, client) = failed_pairing(None, "9999").await;
         assert!(
             matches!(err, NvHttpError::Pairing(PairingError::WrongPin)),
             "{err:?}"
         );
         assert!(client.pinned_host_cert().is_none());
-        assert!(server.paired_clients().list().is_empty());
-        server.close().await;
     })
     .await;
 }
@@ -784,11 +770,7 @@ async fn wrong_pin_over_http() {
 #[tokio::test]
 async fn forged_host_over_http() {
     within(async {
-        let (client_id, _, other_id) = ids();
-        let server = start_host(Some(other_id.clone())).await;
-        server.set_fixed_pin(Some("1234".into()));
-        let client = client_for(&server, client_id, None);
-        let err = client.pair("1234", "roth").await.unwrap_err();
+        let (err, _) = failed_pairing(Some(ids().2.clone()), "1234").await;
         assert!(
             matches!(
                 err,
@@ -796,8 +778,6 @@ async fn forged_host_over_http() {
             ),
             "{err:?}"
         );
-        assert!(server.paired_clients().list().is_empty());
-        server.close().await;
     })
     .await;
 }
@@ -806,9 +786,7 @@ async fn forged_host_over_http() {
 async fn pinned_certificate_mismatch_is_a_tls_error() {
     within(async {
         let (client_id, _, other_id) = ids();
-        let server = start_host(None).await;
-        server.set_fixed_pin(Some("1234".into()));
-        let client = client_for(&server, client_id, None);
+        let (server, client) = pin_host(None).await;
         let paired = client.pair("1234", "roth").await.unwrap();
         // Another host (different certificate) at a new address, reached with the old pin.
         let impostor = start_host_as(other_id, None).await;
@@ -876,19 +854,8 @@ async fn server_protocol_errors() {
 #[tokio::test]
 async fn close_ends_a_waiting_phase_one() {
     within(async {
-        let (client_id, _, _) = ids();
         let server = start_host(None).await;
-        let client = Arc::new(client_for(&server, client_id, None));
-        let pairing = tokio::spawn({
-            let client = client.clone();
-            async move { client.pair("1234", "roth").await }
-        });
-        for _ in 0..200 {
-            if !server.pending_pairings().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let (_client, pairing, _) = pending_pairing(&server, "1234", "roth").await;
         assert_eq!(server.pending_pairings().len(), 1);
         tokio::time::timeout(Duration::from_secs(5), server.close())
             .await

@@ -40,6 +40,14 @@ impl RtspHandler for TestHost {
     }
 }
 
+impl TestHost {
+    /// Offers session `id` (ports `base..base + 3`) to clients of the server on `port`.
+    fn serve(&self, port: u16, id: u64, encrypted: bool, base: u16) {
+        let s = session(id, encrypted, base);
+        self.sessions.lock().unwrap().push((port, s));
+    }
+}
+
 fn session(id: u64, encrypted: bool, base: u16) -> RtspSessionInfo {
     RtspSessionInfo {
         id,
@@ -81,6 +89,22 @@ async fn start(host: Arc<TestHost>) -> RtspServer {
         .unwrap()
 }
 
+/// `host` behind a new server on loopback, offering session `id` there; the server and its port.
+async fn serving(host: &Arc<TestHost>, id: u64, encrypted: bool, base: u16) -> (RtspServer, u16) {
+    let server = start(host.clone()).await;
+    let port = server.local_addr().port();
+    host.serve(port, id, encrypted, base);
+    (server, port)
+}
+
+/// `err` is the host's `status` answer to `method`.
+fn assert_status(err: &RtspError, status: u16, method: &str) {
+    assert!(
+        matches!(err, RtspError::Status { status: s, method: m } if *s == status && m == method),
+        "{err:?}"
+    );
+}
+
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), f)
         .await
@@ -89,12 +113,7 @@ async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
 
 async fn full_handshake(encrypted: bool) {
     let host = Arc::new(TestHost::default());
-    let server = start(host.clone()).await;
-    let port = server.local_addr().port();
-    host.sessions
-        .lock()
-        .unwrap()
-        .push((port, session(7, encrypted, 41000)));
+    let (server, port) = serving(&host, 7, encrypted, 41000).await;
 
     let out = client::handshake(server.local_addr(), client_params(port, encrypted, KEY))
         .await
@@ -179,12 +198,7 @@ async fn encrypted_handshake() {
 async fn wrong_key_is_rejected() {
     bounded(async {
         let host = Arc::new(TestHost::default());
-        let server = start(host.clone()).await;
-        let port = server.local_addr().port();
-        host.sessions
-            .lock()
-            .unwrap()
-            .push((port, session(1, true, 41000)));
+        let (server, port) = serving(&host, 1, true, 41000).await;
         let err = client::handshake(server.local_addr(), client_params(port, true, [0x24; 16]))
             .await
             .unwrap_err();
@@ -207,19 +221,11 @@ async fn announce_rejection_is_a_typed_error() {
             reject_announce: Some(400),
             ..TestHost::default()
         });
-        let server = start(host.clone()).await;
-        let port = server.local_addr().port();
-        host.sessions
-            .lock()
-            .unwrap()
-            .push((port, session(1, false, 41000)));
+        let (server, port) = serving(&host, 1, false, 41000).await;
         let err = client::handshake(server.local_addr(), client_params(port, false, KEY))
             .await
             .unwrap_err();
-        assert!(
-            matches!(err, RtspError::Status { status: 400, ref method } if method == "ANNOUNCE"),
-            "{err:?}"
-        );
+        assert_status(&err, 400, "ANNOUNCE");
         assert!(host.played.lock().unwrap().is_empty());
         server.close().await;
     })
@@ -235,10 +241,7 @@ async fn unknown_session_is_a_typed_error() {
         let err = client::handshake(server.local_addr(), client_params(port, false, KEY))
             .await
             .unwrap_err();
-        assert!(
-            matches!(err, RtspError::Status { status: 454, ref method } if method == "OPTIONS"),
-            "{err:?}"
-        );
+        assert_status(&err, 454, "OPTIONS");
         server.close().await;
     })
     .await;
@@ -276,10 +279,7 @@ async fn raw_host_answering_404() {
         let err = client::handshake(addr, client_params(addr.port(), false, KEY))
             .await
             .unwrap_err();
-        assert!(
-            matches!(err, RtspError::Status { status: 404, ref method } if method == "OPTIONS"),
-            "{err:?}"
-        );
+        assert_status(&err, 404, "OPTIONS");
         fake.await.unwrap();
     })
     .await;
@@ -289,17 +289,8 @@ async fn raw_host_answering_404() {
 async fn two_sessions_from_one_ip_by_rtsp_port() {
     bounded(async {
         let host = Arc::new(TestHost::default());
-        let a = start(host.clone()).await;
-        let b = start(host.clone()).await;
-        let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
-        host.sessions
-            .lock()
-            .unwrap()
-            .push((pa, session(1, false, 42000)));
-        host.sessions
-            .lock()
-            .unwrap()
-            .push((pb, session(2, true, 43000)));
+        let (a, pa) = serving(&host, 1, false, 42000).await;
+        let (b, pb) = serving(&host, 2, true, 43000).await;
         let (oa, ob) = tokio::join!(
             client::handshake(a.local_addr(), client_params(pa, false, KEY)),
             client::handshake(b.local_addr(), client_params(pb, true, KEY)),
@@ -336,10 +327,7 @@ async fn connect_refused_is_retried_until_the_host_listens() {
         let addr = probe.local_addr().unwrap();
         drop(probe);
         let host = Arc::new(TestHost::default());
-        host.sessions
-            .lock()
-            .unwrap()
-            .push((addr.port(), session(3, false, 44000)));
+        host.serve(addr.port(), 3, false, 44000);
         let late_host = host.clone();
         let server = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(1200)).await;

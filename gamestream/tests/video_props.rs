@@ -95,16 +95,7 @@ impl Pair {
 }
 
 fn frames(events: &[VideoEvent]) -> Vec<&VideoFrame> {
-    events
-        .iter()
-        .filter_map(|e| {
-            if let VideoEvent::Frame(f) = e {
-                Some(f)
-            } else {
-                None
-            }
-        })
-        .collect()
+    events.iter().filter_map(VideoEvent::frame).collect()
 }
 
 fn random_au(rng: &mut StdRng, len: usize) -> Vec<u8> {

@@ -12,14 +12,14 @@
 
 mod common;
 
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use gamestream::host::{EndReason as HostEndReason, HostEvent};
+use gamestream::host::EndReason as HostEndReason;
 use gamestream::input::{ControllerState, InputEvent, TouchEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::time::timeout;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use wire::browser::{
@@ -27,11 +27,12 @@ use wire::browser::{
     MouseClick, MouseRelative, Touch,
 };
 use wire::ipc::{
-    EndReason, ErrorCode, FromStreamer, ServerCodec, StreamMode, ToStreamer, TurnRequest,
+    EndReason, ErrorCode, FromStreamer, ServerCodec, StreamMode, StreamerError, StreamerInit,
+    ToStreamer, TurnRequest,
 };
 use wire::Secret;
 
-use common::{rig, synthetic, WAIT};
+use common::{rig, spawn_streamer, synthetic, Rig, WAIT};
 
 /// The synthetic host's frame interval in these tests.
 const FRAME_EVERY: Duration = Duration::from_millis(8);
@@ -44,22 +45,29 @@ struct Streamer {
 }
 
 fn spawn() -> Streamer {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streamer"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .env("RUST_LOG", "info")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn streamer");
-    let stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let (child, stdin, stdout) = spawn_streamer("info");
     Streamer {
         child,
         tx: Some(FramedWrite::new(stdin, ServerCodec::new())),
         rx: FramedRead::new(stdout, ServerCodec::new()),
         spawned: Instant::now(),
     }
+}
+
+/// A streamer child that has been sent `init`.
+async fn spawn_with(init: StreamerInit) -> Streamer {
+    let mut s = spawn();
+    s.send(ToStreamer::Init(Box::new(init))).await;
+    s
+}
+
+/// A streamer streaming from `rig` over WebSocket: the host has seen the stream start and the
+/// first keyframe has arrived. The streamer, the host's session id and `Started`.
+async fn streaming(rig: &mut Rig) -> (Streamer, u64, wire::browser::StreamInit) {
+    let mut s = spawn_with(rig.init(StreamMode::Websocket)).await;
+    let session_id = rig.await_stream(FRAME_EVERY).await;
+    let started = started_and_first_keyframe(&mut s).await;
+    (s, session_id, started)
 }
 
 impl Streamer {
@@ -90,6 +98,47 @@ impl Streamer {
                 _ => {}
             }
         }
+    }
+
+    /// Reads until `Ended`, which must say `Stopped` with no `Error` before it.
+    async fn ended_stopped(&mut self) {
+        let (ended, error) = self.until_ended().await;
+        assert_eq!((ended.reason, error), (EndReason::Stopped, None));
+    }
+
+    /// Reads until `Ended{Stopped}`, by which time `rig`'s host holds no session (the streamer
+    /// cancelled first), then exits promptly (see [`Self::exits_promptly`]).
+    async fn stopped_after_cancel(&mut self, rig: &Rig, since: Instant, what: &str) {
+        self.ended_stopped().await;
+        assert!(rig.host.sessions().is_empty(), "cancelled before Ended");
+        self.exits_promptly(since, what).await;
+    }
+
+    /// Sends `Stop`; the stream ends `Stopped` and the process exits 0.
+    async fn stop(&mut self) {
+        self.send(ToStreamer::Stop).await;
+        let (ended, _) = self.until_ended().await;
+        assert_eq!(ended.reason, EndReason::Stopped);
+        assert_eq!(self.exit(Instant::now()).await.0.code(), Some(0));
+    }
+
+    /// Reads until `Ended{Error}`, which an `Error` with `code` precedes, and the process exits
+    /// with `exit_code`. That `Error`.
+    async fn fails(&mut self, code: ErrorCode, exit_code: i32) -> StreamerError {
+        let (ended, error) = self.until_ended().await;
+        assert_eq!(ended.reason, EndReason::Error);
+        let error = error.expect("Error before Ended");
+        assert_eq!(error.code, code);
+        assert_eq!(self.exit(Instant::now()).await.0.code(), Some(exit_code));
+        error
+    }
+
+    /// After `Ended`, the process exits 0 within 1 s of `since` (`what` names the cause).
+    async fn exits_promptly(&mut self, since: Instant, what: &str) {
+        let (status, took) = self.exit(since).await;
+        println!("{what} → exit: {} ms", took.as_millis());
+        assert_eq!(status.code(), Some(0));
+        assert!(took < Duration::from_secs(1), "exit took {took:?}");
     }
 
     /// After `Ended`: stdout is at EOF and the process exits; returns the status and how long
@@ -285,11 +334,7 @@ fn browser_inputs() -> Vec<(Vec<u8>, Vec<InputEvent>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_media_relays_input_and_stops_cleanly() {
     let mut rig = rig("browser-client-a").await;
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init(StreamMode::Websocket))))
-        .await;
-    let session_id = rig.await_stream(FRAME_EVERY).await;
-    let started = started_and_first_keyframe(&mut s).await;
+    let (mut s, session_id, started) = streaming(&mut rig).await;
     assert_eq!(started.codec, wire::browser::VideoCodec::H264);
     assert_eq!(
         (started.width, started.height, started.fps),
@@ -362,26 +407,8 @@ async fn streams_media_relays_input_and_stops_cleanly() {
     assert_eq!(rig.host.sessions().len(), 1);
     let stop = Instant::now();
     s.send(ToStreamer::Stop).await;
-    let (ended, error) = s.until_ended().await;
-    assert_eq!((ended.reason, error), (EndReason::Stopped, None));
-    assert!(rig.host.sessions().is_empty(), "cancelled before Ended");
-    let (status, took) = s.exit(stop).await;
-    println!("Stop → exit: {} ms", took.as_millis());
-    assert_eq!(status.code(), Some(0));
-    assert!(took < Duration::from_secs(1), "exit took {took:?}");
-    let ended = loop {
-        match timeout(WAIT, rig.host_events.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            HostEvent::SessionEnded {
-                session_id: id,
-                reason,
-            } if id == session_id => break reason,
-            _ => {}
-        }
-    };
+    s.stopped_after_cancel(&rig, stop, "Stop").await;
+    let ended = rig.session_ended(session_id).await;
     // The ENet disconnect goes first (the order real Wolf survives), so the
     // host ends the session on it; the /cancel that follows finds nothing.
     assert_eq!(ended, HostEndReason::ClientDisconnected);
@@ -391,20 +418,10 @@ async fn streams_media_relays_input_and_stops_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_stdin_is_stop() {
     let mut rig = rig("browser-client-b").await;
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init(StreamMode::Websocket))))
-        .await;
-    rig.await_stream(FRAME_EVERY).await;
-    started_and_first_keyframe(&mut s).await;
+    let (mut s, _, _) = streaming(&mut rig).await;
     let stop = Instant::now();
     drop(s.tx.take()); // the web-server is gone
-    let (ended, error) = s.until_ended().await;
-    assert_eq!((ended.reason, error), (EndReason::Stopped, None));
-    assert!(rig.host.sessions().is_empty(), "cancelled before Ended");
-    let (status, took) = s.exit(stop).await;
-    println!("stdin closed → exit: {} ms", took.as_millis());
-    assert_eq!(status.code(), Some(0));
-    assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    s.stopped_after_cancel(&rig, stop, "stdin closed").await;
     rig.host.close().await;
 }
 
@@ -415,8 +432,7 @@ async fn launches_only_on_its_turn_and_a_stop_while_waiting_launches_nothing() {
     init.launch_turns = true;
 
     // Asked, not granted: no launch reaches the host.
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(init.clone()))).await;
+    let mut s = spawn_with(init.clone()).await;
     assert_eq!(s.next().await, FromStreamer::LaunchTurn(TurnRequest::Ask));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
@@ -427,29 +443,18 @@ async fn launches_only_on_its_turn_and_a_stop_while_waiting_launches_nothing() {
     s.send(ToStreamer::LaunchTurn).await;
     rig.await_stream(FRAME_EVERY).await;
     started_and_first_keyframe(&mut s).await;
-    let stop = Instant::now();
-    s.send(ToStreamer::Stop).await;
-    let (ended, _) = s.until_ended().await;
-    assert_eq!(ended.reason, EndReason::Stopped);
-    assert_eq!(s.exit(stop).await.0.code(), Some(0));
+    s.stop().await;
     assert!(rig.host.sessions().is_empty());
 
     // Stopped while waiting for its turn: it ends at once, and the host never hears of it.
     while rig.host_events.try_recv().is_ok() {} // the first stream's end
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(init))).await;
+    let mut s = spawn_with(init).await;
     assert_eq!(s.next().await, FromStreamer::LaunchTurn(TurnRequest::Ask));
     let stop = Instant::now();
     s.send(ToStreamer::Stop).await;
-    let (ended, error) = s.until_ended().await;
-    assert_eq!((ended.reason, error), (EndReason::Stopped, None));
-    let (status, took) = s.exit(stop).await;
-    println!(
-        "stop while waiting for the turn → exit: {} ms",
-        took.as_millis()
-    );
-    assert_eq!(status.code(), Some(0));
-    assert!(took < Duration::from_secs(1), "exit took {took:?}");
+    s.ended_stopped().await;
+    s.exits_promptly(stop, "stop while waiting for the turn")
+        .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     if let Ok(event) = rig.host_events.try_recv() {
         panic!("a stopped wait reached the host: {event:?}");
@@ -461,11 +466,7 @@ async fn launches_only_on_its_turn_and_a_stop_while_waiting_launches_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_ending_the_stream_ends_the_streamer() {
     let mut rig = rig("browser-client-c").await;
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init(StreamMode::Websocket))))
-        .await;
-    let session_id = rig.await_stream(FRAME_EVERY).await;
-    started_and_first_keyframe(&mut s).await;
+    let (mut s, session_id, _) = streaming(&mut rig).await;
     let t = Instant::now();
     assert!(rig.host.stop_session(session_id, HostEndReason::Stopped));
     let (ended, error) = s.until_ended().await;
@@ -483,16 +484,8 @@ async fn bad_init_and_unreachable_host_report_errors() {
     let rig = rig("browser-client-d").await;
     let mut init = rig.init(StreamMode::Websocket);
     init.client_key_pem = Secret::new("not-a-key-SECRET-MATERIAL");
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(init))).await;
-    let (ended, error) = s.until_ended().await;
-    let error = error.expect("Error before Ended");
-    assert_eq!(
-        (ended.reason, error.code),
-        (EndReason::Error, ErrorCode::BadInit)
-    );
+    let error = spawn_with(init).await.fails(ErrorCode::BadInit, 2).await;
     assert!(!error.message.contains("SECRET"));
-    assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
 
     // WebRTC mode with settings that make no sense: refused before the host is contacted.
     let mut init = rig.init(StreamMode::Websocket);
@@ -502,12 +495,7 @@ async fn bad_init_and_unreachable_host_report_errors() {
         udp_port_max: 40_000,
         ..wire::ipc::WebRtcSettings::default()
     });
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(init))).await;
-    let (ended, error) = s.until_ended().await;
-    assert_eq!(ended.reason, EndReason::Error);
-    assert_eq!(error.map(|e| e.code), Some(ErrorCode::BadInit));
-    assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
+    spawn_with(init).await.fails(ErrorCode::BadInit, 2).await;
     // …and a NAT 1:1 address that is not an IP.
     let mut init = rig.init(StreamMode::Websocket);
     init.mode = StreamMode::Webrtc;
@@ -516,12 +504,7 @@ async fn bad_init_and_unreachable_host_report_errors() {
         nat_1to1_ips: vec!["gateway.example".into()],
         ..wire::ipc::WebRtcSettings::default()
     });
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(init))).await;
-    let (ended, error) = s.until_ended().await;
-    assert_eq!(ended.reason, EndReason::Error);
-    assert_eq!(error.map(|e| e.code), Some(ErrorCode::BadInit));
-    assert_eq!(s.exit(Instant::now()).await.0.code(), Some(2));
+    spawn_with(init).await.fails(ErrorCode::BadInit, 2).await;
 
     // A host that is not there.
     let closed_port = {
@@ -531,12 +514,8 @@ async fn bad_init_and_unreachable_host_report_errors() {
     let mut init = rig.init(StreamMode::Websocket);
     init.host.http_port = closed_port;
     init.host.https_port = closed_port;
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(init))).await;
-    let (ended, error) = s.until_ended().await;
-    assert_eq!(ended.reason, EndReason::Error);
-    assert_eq!(error.map(|e| e.code), Some(ErrorCode::HostUnreachable));
-    assert_eq!(s.exit(Instant::now()).await.0.code(), Some(1));
+    let mut s = spawn_with(init).await;
+    s.fails(ErrorCode::HostUnreachable, 1).await;
     rig.host.close().await;
 }
 
@@ -610,8 +589,7 @@ async fn joins_the_lobby_through_a_fake_wolf_api() {
     let mut init = rig.init(StreamMode::Websocket);
     init.lobby_id = Some("lobby-7".into());
     init.wolf_api = Some(socket.to_string_lossy().into_owned());
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(init))).await;
+    let mut s = spawn_with(init).await;
     rig.await_stream(FRAME_EVERY).await;
     started_and_first_keyframe(&mut s).await;
     let seen = timeout(WAIT, wolf).await.unwrap().unwrap();
@@ -623,10 +601,7 @@ async fn joins_the_lobby_through_a_fake_wolf_api() {
         join,
         serde_json::json!({"lobby_id": "lobby-7", "moonlight_session_id": "4242"})
     );
-    s.send(ToStreamer::Stop).await;
-    let (ended, _) = s.until_ended().await;
-    assert_eq!(ended.reason, EndReason::Stopped);
-    assert_eq!(s.exit(Instant::now()).await.0.code(), Some(0));
+    s.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
     rig.host.close().await;
 }
@@ -637,11 +612,7 @@ async fn joins_the_lobby_through_a_fake_wolf_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_gets_whole_frames_up_to_a_keyframe() {
     let mut rig = rig("browser-client-f").await;
-    let mut s = spawn();
-    s.send(ToStreamer::Init(Box::new(rig.init(StreamMode::Websocket))))
-        .await;
-    rig.await_stream(FRAME_EVERY).await;
-    started_and_first_keyframe(&mut s).await;
+    let (mut s, _, _) = streaming(&mut rig).await;
     let mut last = 0u32;
     let mut gaps = 0;
     let mut frames = 0;
@@ -675,9 +646,6 @@ async fn a_stalled_reader_gets_whole_frames_up_to_a_keyframe() {
     );
     assert!(gaps > 0, "the stalls must have caused drops");
     assert!(dropped_reported > 0);
-    s.send(ToStreamer::Stop).await;
-    let (ended, _) = s.until_ended().await;
-    assert_eq!(ended.reason, EndReason::Stopped);
-    assert_eq!(s.exit(Instant::now()).await.0.code(), Some(0));
+    s.stop().await;
     rig.host.close().await;
 }

@@ -16,7 +16,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -28,7 +27,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, ChildStdin};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -38,7 +37,7 @@ use wire::ipc::{
     WebRtcSettings,
 };
 
-use common::{rig, synthetic, Rig, WAIT};
+use common::{rig, spawn_streamer, synthetic, Rig, WAIT};
 
 /// The synthetic host's frame interval in these tests.
 const FRAME_EVERY: Duration = Duration::from_millis(16);
@@ -72,16 +71,7 @@ struct Streamer {
 }
 
 fn spawn() -> Streamer {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streamer"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .env("RUST_LOG", "info,str0m=warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn streamer");
-    let stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let (child, stdin, stdout) = spawn_streamer("info,str0m=warn");
     let (out_tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut frames = FramedRead::new(stdout, ServerCodec::new());
@@ -99,6 +89,11 @@ fn spawn() -> Streamer {
 }
 
 impl Streamer {
+    /// The child's exit code once it has exited (within 5 s).
+    async fn exit_code(&mut self) -> Option<i32> {
+        let status = timeout(Duration::from_secs(5), self.child.wait()).await;
+        status.unwrap().unwrap().code()
+    }
     async fn send(&mut self, msg: ToStreamer) {
         self.tx.send(msg).await.expect("IPC write");
     }
@@ -483,11 +478,7 @@ async fn webrtc_streams_relays_input_and_stops_cleanly() {
         "{:?}",
         seen.general_text
     );
-    let status = timeout(Duration::from_secs(5), s.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(s.exit_code().await, Some(0));
     rig.host.close().await;
 }
 
@@ -517,11 +508,7 @@ async fn a_vanished_peer_ends_the_stream_after_the_disconnect_timeout() {
         rig.host.sessions().is_empty(),
         "host cancelled before Ended"
     );
-    let status = timeout(Duration::from_secs(5), s.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(4));
+    assert_eq!(s.exit_code().await, Some(4));
     rig.host.close().await;
 }
 
@@ -560,11 +547,7 @@ async fn a_full_port_range_fails_clearly_before_launching() {
         FromStreamer::Ended(e) => assert_eq!(e.reason, EndReason::Error),
         other => panic!("expected Ended, got {other:?}"),
     }
-    let status = timeout(Duration::from_secs(5), s.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(1));
+    assert_eq!(s.exit_code().await, Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

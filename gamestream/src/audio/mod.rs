@@ -55,11 +55,7 @@ pub struct AudioEncryption {
     rikeyid: u32,
 }
 
-impl std::fmt::Debug for AudioEncryption {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AudioEncryption(..)")
-    }
-}
+redacted_debug!(AudioEncryption, "AudioEncryption(..)");
 
 impl AudioEncryption {
     /// `rikeyid` is the launch argument read as a 32-bit integer (a negative decimal wraps).

@@ -271,6 +271,19 @@ pub enum HostMessage {
 /// Number of frames before the last seen one that an RFI-as-IDR invalidates.
 const RFI_AS_IDR_SPAN: u32 = 0x20;
 
+/// `Truncated` unless the payload of a `ty` message holds at least `n` bytes.
+fn at_least(ty: u16, payload: &[u8], n: usize) -> Result<(), ControlError> {
+    if payload.len() < n {
+        Err(ControlError::Truncated {
+            ty,
+            need: n,
+            got: payload.len(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
 fn unsupported(what: &'static str, generation: Generation) -> ControlError {
     ControlError::Unsupported { what, generation }
 }
@@ -365,17 +378,7 @@ impl ClientMessage {
         payload: &[u8],
     ) -> Result<ClientMessage, ControlError> {
         let ids = generation.ids();
-        let need = |n: usize| {
-            if payload.len() < n {
-                Err(ControlError::Truncated {
-                    ty,
-                    need: n,
-                    got: payload.len(),
-                })
-            } else {
-                Ok(())
-            }
-        };
+        let need = |n: usize| at_least(ty, payload, n);
         let mut r = Reader(payload);
         Ok(if Some(ty) == ids.request_idr {
             ClientMessage::IdrRequest
@@ -517,17 +520,7 @@ impl HostMessage {
     ) -> Result<HostMessage, ControlError> {
         let generation = Generation::of(version);
         let ids = generation.ids();
-        let need = |n: usize| {
-            if payload.len() < n {
-                Err(ControlError::Truncated {
-                    ty,
-                    need: n,
-                    got: payload.len(),
-                })
-            } else {
-                Ok(())
-            }
-        };
+        let need = |n: usize| at_least(ty, payload, n);
         let mut r = Reader(payload);
         let is_termination = Some(ty) == ids.termination
             || (generation.uses_enet() && (ty == TERMINATION_SHORT || ty == TERMINATION_EXTENDED));

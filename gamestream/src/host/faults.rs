@@ -221,6 +221,20 @@ async fn send_one(socket: &UdpSocket, data: &[u8], to: SocketAddr) -> std::io::R
 mod tests {
     use super::*;
 
+    /// The next `n` datagrams `rx` receives, each within 2 s.
+    async fn received(rx: &UdpSocket, n: usize) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        for _ in 0..n {
+            let (len, _) = tokio::time::timeout(Duration::from_secs(2), rx.recv_from(&mut buf))
+                .await
+                .expect("datagram")
+                .unwrap();
+            got.push(buf[..len].to_vec());
+        }
+        got
+    }
+
     async fn run(faults: &Arc<MediaFaults>, reorder: bool, n: u8) -> Vec<u8> {
         let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let tx = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
@@ -229,16 +243,8 @@ mod tests {
         let mut out = MediaOut::new(tx, LossInjection::default(), reorder);
         out.set_faults(Some(Arc::clone(faults)));
         let sent = out.send_all(to, data.iter().map(|d| &d[..])).await.unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 8];
-        for _ in 0..sent {
-            let (len, _) = tokio::time::timeout(Duration::from_secs(2), rx.recv_from(&mut buf))
-                .await
-                .expect("datagram")
-                .unwrap();
-            got.push(buf[..len][0]);
-        }
-        got
+        let got = received(&rx, sent).await;
+        got.iter().map(|d| d[0]).collect()
     }
 
     #[tokio::test]
@@ -281,19 +287,14 @@ mod tests {
             .unwrap();
         assert_eq!(sent, 20, "replaced, not dropped");
         let mut lens = std::collections::HashSet::new();
-        let mut buf = [0u8; 2048];
-        for _ in 0..sent {
-            let (len, _) = tokio::time::timeout(Duration::from_secs(2), rx.recv_from(&mut buf))
-                .await
-                .expect("datagram")
-                .unwrap();
-            assert!((1..=1500).contains(&len));
+        for datagram in received(&rx, sent).await {
+            assert!((1..=1500).contains(&datagram.len()));
             assert_ne!(
-                &buf[..len],
+                &datagram[..],
                 &[7u8; 4][..],
                 "an original datagram got through"
             );
-            lens.insert(len);
+            lens.insert(datagram.len());
         }
         assert!(lens.len() > 1, "random lengths");
     }

@@ -18,8 +18,8 @@ mod handlers;
 mod session;
 mod session_core;
 
-pub use faults::{LossInjection, MediaFaults};
 pub(crate) use faults::MediaOut;
+pub use faults::{LossInjection, MediaFaults};
 pub use session_core::{HostSessionCore, HostSessionError, HostSessionEvent, HostSessionParams};
 
 use std::collections::HashMap;
@@ -198,6 +198,20 @@ pub trait AppCatalog: Send + Sync + 'static {
 pub struct StaticApps {
     /// `(app, png)` pairs.
     pub apps: Vec<(App, Option<Vec<u8>>)>,
+}
+
+impl StaticApps {
+    /// One SDR app, the catalog of a demo or test host.
+    pub fn single(title: &str, id: u32, box_art: Option<Vec<u8>>) -> Self {
+        let app = App {
+            title: title.into(),
+            id,
+            hdr_supported: false,
+        };
+        StaticApps {
+            apps: vec![(app, box_art)],
+        }
+    }
 }
 
 impl AppCatalog for StaticApps {

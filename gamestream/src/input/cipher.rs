@@ -34,11 +34,7 @@ pub struct LegacyGcmInputCipher {
     iv: [u8; 16],
 }
 
-impl std::fmt::Debug for LegacyGcmInputCipher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LegacyGcmInputCipher(..)")
-    }
-}
+redacted_debug!(LegacyGcmInputCipher, "LegacyGcmInputCipher(..)");
 
 impl LegacyGcmInputCipher {
     /// Starts at the launch IV derived from `rikeyid`.
@@ -95,11 +91,7 @@ pub struct CbcInputCipher {
     chain: [u8; 16],
 }
 
-impl std::fmt::Debug for CbcInputCipher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CbcInputCipher(..)")
-    }
-}
+redacted_debug!(CbcInputCipher, "CbcInputCipher(..)");
 
 impl CbcInputCipher {
     /// Starts the CBC stream at the launch IV derived from `rikeyid`.

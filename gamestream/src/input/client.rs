@@ -149,19 +149,7 @@ pub fn key_event_for_host(
         }
         0
     };
-    if down {
-        InputEvent::KeyDown {
-            flags,
-            key_code,
-            modifiers,
-        }
-    } else {
-        InputEvent::KeyUp {
-            flags,
-            key_code,
-            modifiers,
-        }
-    }
+    InputEvent::key(down, flags, key_code, modifiers)
 }
 
 /// Shapes a controller state for the host: GFE gets controller numbers 0..3, mask ≤ 0xF, MISC mapped

@@ -313,6 +313,23 @@ mod decode;
 mod encode;
 
 impl InputEvent {
+    /// The key event for `down` (press) or release, one constructor for both variants.
+    pub fn key(down: bool, flags: u8, key_code: u16, modifiers: u8) -> InputEvent {
+        if down {
+            InputEvent::KeyDown {
+                flags,
+                key_code,
+                modifiers,
+            }
+        } else {
+            InputEvent::KeyUp {
+                flags,
+                key_code,
+                modifiers,
+            }
+        }
+    }
+
     /// True if a host of `version` understands this event (moonlight-common-c's gating; touch, pen
     /// and controller touch/motion also need the host's DESCRIBE feature flags).
     pub fn supported_by(&self, version: AppVersion) -> bool {

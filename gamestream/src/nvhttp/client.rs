@@ -13,7 +13,7 @@ use super::types::{parse_cancel, App, LaunchRequest, LaunchResponse, ServerInfo}
 use super::xml::XmlResponse;
 use super::NvHttpError;
 use crate::identity::Identity;
-use crate::pairing::{ClientPairing, PairRequest, PairResponse, PairedHost};
+use crate::pairing::{ClientPairing, PairRequest, PairResponse, PairedHost, PairingError};
 
 /// What every Moonlight client sends as `uniqueid` (hosts must not rely on it).
 pub const UNIQUE_ID: &str = "0123456789ABCDEF";
@@ -215,15 +215,7 @@ impl NvHttpClient {
 
     /// `/serverinfo` over HTTPS with the client certificate and the pinned host certificate.
     pub async fn server_info_https(&self) -> Result<ServerInfo, NvHttpError> {
-        let pinned = self.pinned_or_err()?;
-        let body = self
-            .xml_request(
-                Scheme::Https(&pinned),
-                "/serverinfo",
-                vec![],
-                Some(self.timeout),
-            )
-            .await?;
+        let body = self.paired_xml_request("/serverinfo", vec![]).await?;
         ServerInfo::parse(&body)
     }
 
@@ -243,24 +235,26 @@ impl NvHttpClient {
         let info = self.server_info_http().await?;
         let mut pairing = ClientPairing::new(self.identity.clone(), pin, &info.app_version())?;
         let req = pairing.start()?;
-        let resp = self.pair_request(&req, device_name, None, None).await?;
-        let req = pairing.on_server_cert(&resp)?;
-        let resp = self
-            .pair_request(&req, device_name, None, Some(self.timeout))
-            .await?;
-        let req = pairing.on_challenge_response(&resp)?;
-        let resp = self
-            .pair_request(&req, device_name, None, Some(self.timeout))
-            .await?;
-        let req = pairing.on_pairing_secret(&resp)?;
-        let resp = self
-            .pair_request(&req, device_name, None, Some(self.timeout))
-            .await?;
-        let req = pairing.on_secret_ack(&resp)?;
-        let host_cert = pairing.host_cert_der().to_vec();
-        let resp = self
-            .pair_request(&req, device_name, Some(&host_cert), Some(self.timeout))
-            .await?;
+        // Phase 1 waits for the user to enter the PIN: no timeout.
+        let mut resp = self.pair_request(&req, device_name, None, None).await?;
+        type Step = fn(&mut ClientPairing, &PairResponse) -> Result<PairRequest, PairingError>;
+        let steps: [Step; 4] = [
+            ClientPairing::on_server_cert,
+            ClientPairing::on_challenge_response,
+            ClientPairing::on_pairing_secret,
+            ClientPairing::on_secret_ack,
+        ];
+        for step in steps {
+            let req = step(&mut pairing, &resp)?;
+            // Phase 5 goes over HTTPS, pinning the certificate the host sent in phase 1.
+            let host_cert = req
+                .phase
+                .over_https()
+                .then(|| pairing.host_cert_der().to_vec());
+            resp = self
+                .pair_request(&req, device_name, host_cert.as_deref(), Some(self.timeout))
+                .await?;
+        }
         let paired = pairing.on_pair_challenge(&resp)?;
         if let Ok(mut p) = self.pinned.lock() {
             *p = Some(paired.host_cert_der.clone());
@@ -299,15 +293,7 @@ impl NvHttpClient {
 
     /// `/applist` (HTTPS).
     pub async fn app_list(&self) -> Result<Vec<App>, NvHttpError> {
-        let pinned = self.pinned_or_err()?;
-        let body = self
-            .xml_request(
-                Scheme::Https(&pinned),
-                "/applist",
-                vec![],
-                Some(self.timeout),
-            )
-            .await?;
+        let body = self.paired_xml_request("/applist", vec![]).await?;
         App::parse_list(&body)
     }
 
@@ -351,30 +337,14 @@ impl NvHttpClient {
         request: &LaunchRequest,
         resume: bool,
     ) -> Result<LaunchResponse, NvHttpError> {
-        let pinned = self.pinned_or_err()?;
         let path = if resume { "/resume" } else { "/launch" };
-        let body = self
-            .xml_request(
-                Scheme::Https(&pinned),
-                path,
-                request.to_query(),
-                Some(self.timeout),
-            )
-            .await?;
+        let body = self.paired_xml_request(path, request.to_query()).await?;
         LaunchResponse::parse(&body, resume)
     }
 
     /// `/cancel` (HTTPS): quit the running app.
     pub async fn cancel(&self) -> Result<(), NvHttpError> {
-        let pinned = self.pinned_or_err()?;
-        let body = self
-            .xml_request(
-                Scheme::Https(&pinned),
-                "/cancel",
-                vec![],
-                Some(self.timeout),
-            )
-            .await?;
+        let body = self.paired_xml_request("/cancel", vec![]).await?;
         parse_cancel(&body)
     }
 
@@ -385,6 +355,18 @@ impl NvHttpClient {
             .await?;
         XmlResponse::parse(&body)?.ok()?;
         Ok(())
+    }
+
+    /// An XML request over HTTPS pinning the paired host's certificate (`NotPaired` without one).
+    async fn paired_xml_request(
+        &self,
+        path: &str,
+        params: Vec<(&'static str, String)>,
+    ) -> Result<Bytes, NvHttpError> {
+        let pinned = self.pinned_or_err()?;
+        let scheme = Scheme::Https(&pinned);
+        self.xml_request(scheme, path, params, Some(self.timeout))
+            .await
     }
 
     async fn xml_request(

@@ -3,8 +3,8 @@
 use std::fmt;
 
 use super::{
-    aes_ecb, aes_ecb_inv, block_pad, ct_eq, decode_hex, derive_key, random16, validate_pin,
-    PairPhase, PairRequest, PairResponse, PairingError, PairingHash,
+    aes_ecb, aes_ecb_inv, at_least, block_pad, ct_eq, decode_hex, derive_key, random16,
+    validate_pin, PairPhase, PairRequest, PairResponse, PairingError, PairingHash,
 };
 use crate::identity::{cert_der_from_pem, cert_signature, verify_sha256_signature, Identity};
 use crate::version::AppVersion;
@@ -20,11 +20,7 @@ pub struct ClientSecrets {
     pub secret: [u8; 16],
 }
 
-impl fmt::Debug for ClientSecrets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientSecrets(<redacted>)")
-    }
-}
+redacted_debug!(ClientSecrets, "ClientSecrets(<redacted>)");
 
 impl ClientSecrets {
     /// Fresh values from the OS RNG.
@@ -69,6 +65,11 @@ impl Step {
             Step::Finished | Step::Failed => 0,
         }
     }
+}
+
+/// The hex value of a required answer field, decoded.
+fn hex_field(field: &'static str, value: &Option<String>) -> Result<Vec<u8>, PairingError> {
+    decode_hex(field, value.as_deref().ok_or(PairingError::Missing(field))?)
 }
 
 /// Client pairing state machine. Call, in order: [`start`](Self::start),
@@ -149,7 +150,28 @@ impl ClientPairing {
         }
     }
 
-    fn guard<T>(&mut self, r: Result<T, PairingError>) -> Result<T, PairingError> {
+    /// [`expect`](Self::expect)s `step`, then fails with `HostRefused` unless the host's phase
+    /// `phase` answer says `paired=1`.
+    fn accept(&mut self, step: Step, phase: u8, resp: &PairResponse) -> Result<(), PairingError> {
+        self.expect(step, phase)?;
+        if !resp.paired {
+            self.step = Step::Failed;
+            return Err(PairingError::HostRefused { phase });
+        }
+        Ok(())
+    }
+
+    /// Phase `phase`'s answer, [`accept`](Self::accept)ed at `step` and handled by `handle`; any
+    /// error fails the pairing.
+    fn answer<T>(
+        &mut self,
+        step: Step,
+        phase: u8,
+        resp: &PairResponse,
+        handle: fn(&mut Self, &PairResponse) -> Result<T, PairingError>,
+    ) -> Result<T, PairingError> {
+        self.accept(step, phase, resp)?;
+        let r = handle(self, resp);
         if r.is_err() {
             self.step = Step::Failed;
         }
@@ -175,21 +197,11 @@ impl ClientPairing {
 
     /// Consumes the phase-1 answer (host certificate) and returns the phase-2 request.
     pub fn on_server_cert(&mut self, resp: &PairResponse) -> Result<PairRequest, PairingError> {
-        self.expect(Step::AwaitServerCert, 1)?;
-        let r = self.server_cert(resp);
-        self.guard(r)
+        self.answer(Step::AwaitServerCert, 1, resp, Self::server_cert)
     }
 
     fn server_cert(&mut self, resp: &PairResponse) -> Result<PairRequest, PairingError> {
-        if !resp.paired {
-            return Err(PairingError::HostRefused { phase: 1 });
-        }
-        let pem = decode_hex(
-            "plaincert",
-            resp.plaincert
-                .as_deref()
-                .ok_or(PairingError::Missing("plaincert"))?,
-        )?;
+        let pem = hex_field("plaincert", &resp.plaincert)?;
         let der = cert_der_from_pem(&pem)?;
         self.host_cert_sig = cert_signature(&der)?;
         self.host_cert_pem = String::from_utf8(pem)
@@ -208,29 +220,19 @@ impl ClientPairing {
         &mut self,
         resp: &PairResponse,
     ) -> Result<PairRequest, PairingError> {
-        self.expect(Step::AwaitChallengeResponse, 2)?;
-        let r = self.challenge_response(resp);
-        self.guard(r)
+        self.answer(
+            Step::AwaitChallengeResponse,
+            2,
+            resp,
+            Self::challenge_response,
+        )
     }
 
     fn challenge_response(&mut self, resp: &PairResponse) -> Result<PairRequest, PairingError> {
-        if !resp.paired {
-            return Err(PairingError::HostRefused { phase: 2 });
-        }
         let field = "challengeresponse";
-        let enc = decode_hex(
-            field,
-            resp.challengeresponse
-                .as_deref()
-                .ok_or(PairingError::Missing(field))?,
-        )?;
+        let enc = hex_field(field, &resp.challengeresponse)?;
         let n = self.hash.output_len();
-        if enc.len() < n + 16 {
-            return Err(PairingError::BadLength {
-                field,
-                len: enc.len(),
-            });
-        }
+        at_least(field, &enc, n + 16)?;
         let plain = aes_ecb_inv(&self.key, &enc, field)?;
         self.host_hash = plain[..n].to_vec();
         let server_challenge = &plain[n..n + 16];
@@ -250,28 +252,14 @@ impl ClientPairing {
     /// ([`PairingError::ForgedHostCertificate`]) and the PIN ([`PairingError::WrongPin`]), and
     /// returns the phase-4 request.
     pub fn on_pairing_secret(&mut self, resp: &PairResponse) -> Result<PairRequest, PairingError> {
-        self.expect(Step::AwaitPairingSecret, 3)?;
-        let r = self.pairing_secret(resp);
-        self.guard(r)
+        self.answer(Step::AwaitPairingSecret, 3, resp, Self::pairing_secret)
     }
 
     fn pairing_secret(&mut self, resp: &PairResponse) -> Result<PairRequest, PairingError> {
-        if !resp.paired {
-            return Err(PairingError::HostRefused { phase: 3 });
-        }
         let field = "pairingsecret";
-        let data = decode_hex(
-            field,
-            resp.pairingsecret
-                .as_deref()
-                .ok_or(PairingError::Missing(field))?,
-        )?;
-        if data.len() <= 16 {
-            return Err(PairingError::BadLength {
-                field,
-                len: data.len(),
-            });
-        }
+        let data = hex_field(field, &resp.pairingsecret)?;
+        // A 16-byte secret and a signature.
+        at_least(field, &data, 17)?;
         let (server_secret, signature) = data.split_at(16);
         verify_sha256_signature(&self.host_cert_der, server_secret, signature)
             .map_err(|_| PairingError::ForgedHostCertificate)?;
@@ -293,11 +281,7 @@ impl ClientPairing {
     /// Consumes the phase-4 answer and returns the phase-5 request (send it over HTTPS, pinning
     /// [`host_cert_der`](Self::host_cert_der)).
     pub fn on_secret_ack(&mut self, resp: &PairResponse) -> Result<PairRequest, PairingError> {
-        self.expect(Step::AwaitSecretAck, 4)?;
-        if !resp.paired {
-            self.step = Step::Failed;
-            return Err(PairingError::HostRefused { phase: 4 });
-        }
+        self.accept(Step::AwaitSecretAck, 4, resp)?;
         self.step = Step::AwaitPairChallenge;
         Ok(PairRequest {
             phase: PairPhase::PairChallenge,
@@ -307,11 +291,7 @@ impl ClientPairing {
 
     /// Consumes the phase-5 answer: pairing is complete.
     pub fn on_pair_challenge(&mut self, resp: &PairResponse) -> Result<PairedHost, PairingError> {
-        self.expect(Step::AwaitPairChallenge, 5)?;
-        if !resp.paired {
-            self.step = Step::Failed;
-            return Err(PairingError::HostRefused { phase: 5 });
-        }
+        self.accept(Step::AwaitPairChallenge, 5, resp)?;
         self.step = Step::Finished;
         Ok(PairedHost {
             host_cert_pem: self.host_cert_pem.clone(),

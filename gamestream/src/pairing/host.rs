@@ -3,8 +3,8 @@
 use std::fmt;
 
 use super::{
-    aes_ecb, aes_ecb_inv, block_pad, ct_eq, decode_hex, derive_key, random16, validate_pin,
-    PairResponse, PairingError, PairingHash,
+    aes_ecb, aes_ecb_inv, at_least, block_pad, ct_eq, decode_hex, derive_key, random16,
+    validate_pin, PairResponse, PairingError, PairingHash,
 };
 use crate::identity::{cert_der_from_pem, cert_signature, verify_sha256_signature, Identity};
 
@@ -75,23 +75,17 @@ impl HostPairRequest {
                 client_cert_pem,
             });
         }
-        if let Some(v) = get("clientchallenge") {
-            return Ok(HostPairRequest::ClientChallenge(decode_hex(
-                "clientchallenge",
-                v,
-            )?));
-        }
-        if let Some(v) = get("serverchallengeresp") {
-            return Ok(HostPairRequest::ServerChallengeResp(decode_hex(
-                "serverchallengeresp",
-                v,
-            )?));
-        }
-        if let Some(v) = get("clientpairingsecret") {
-            return Ok(HostPairRequest::ClientPairingSecret(decode_hex(
-                "clientpairingsecret",
-                v,
-            )?));
+        // Phases 2-4 each carry one hex field, checked in this order.
+        type HexPhase = (&'static str, fn(Vec<u8>) -> HostPairRequest);
+        let hex_phases: [HexPhase; 3] = [
+            ("clientchallenge", HostPairRequest::ClientChallenge),
+            ("serverchallengeresp", HostPairRequest::ServerChallengeResp),
+            ("clientpairingsecret", HostPairRequest::ClientPairingSecret),
+        ];
+        for (field, request) in hex_phases {
+            if let Some(v) = get(field) {
+                return Ok(request(decode_hex(field, v)?));
+            }
         }
         if phrase == Some("pairchallenge") {
             return Ok(HostPairRequest::PairChallenge);
@@ -109,11 +103,7 @@ pub struct HostSecrets {
     pub server_challenge: [u8; 16],
 }
 
-impl fmt::Debug for HostSecrets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HostSecrets(<redacted>)")
-    }
-}
+redacted_debug!(HostSecrets, "HostSecrets(<redacted>)");
 
 impl HostSecrets {
     /// Fresh values from the OS RNG.
@@ -271,12 +261,7 @@ impl HostPairing {
 
     fn client_challenge(&mut self, enc: &[u8]) -> Result<HostStep, PairingError> {
         let field = "clientchallenge";
-        if enc.len() < 16 {
-            return Err(PairingError::BadLength {
-                field,
-                len: enc.len(),
-            });
-        }
+        at_least(field, enc, 16)?;
         let plain = aes_ecb_inv(&self.key, enc, field)?;
         let challenge = &plain[..16];
         let host_hash =
@@ -295,12 +280,7 @@ impl HostPairing {
 
     fn server_challenge_resp(&mut self, enc: &[u8]) -> Result<HostStep, PairingError> {
         let field = "serverchallengeresp";
-        if enc.len() < self.hash.output_len() {
-            return Err(PairingError::BadLength {
-                field,
-                len: enc.len(),
-            });
-        }
+        at_least(field, enc, self.hash.output_len())?;
         let plain = aes_ecb_inv(&self.key, enc, field)?;
         self.client_hash = plain[..self.hash.output_len()].to_vec();
         let mut secret = self.secrets.server_secret.to_vec();
@@ -315,12 +295,8 @@ impl HostPairing {
 
     fn client_pairing_secret(&mut self, data: &[u8]) -> Result<HostStep, PairingError> {
         let field = "clientpairingsecret";
-        if data.len() <= 16 {
-            return Err(PairingError::BadLength {
-                field,
-                len: data.len(),
-            });
-        }
+        // A 16-byte secret and a signature.
+        at_least(field, data, 17)?;
         self.step = Step::Done;
         let (client_secret, signature) = data.split_at(16);
         let expected = self.hash.digest(&[

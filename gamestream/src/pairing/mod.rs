@@ -193,6 +193,17 @@ fn block_pad(mut data: Vec<u8>) -> Vec<u8> {
     data
 }
 
+/// `BadLength` unless `field`'s decoded `data` holds at least `min` bytes.
+fn at_least(field: &'static str, data: &[u8], min: usize) -> Result<(), PairingError> {
+    if data.len() < min {
+        return Err(PairingError::BadLength {
+            field,
+            len: data.len(),
+        });
+    }
+    Ok(())
+}
+
 fn aes_ecb(key: &[u8; 16], data: &[u8], field: &'static str) -> Result<Vec<u8>, PairingError> {
     crate::crypto::aes_ecb_encrypt(key, data).map_err(|_| PairingError::BadLength {
         field,

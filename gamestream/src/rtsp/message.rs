@@ -42,6 +42,17 @@ impl Headers {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
+    /// One message on the wire: `first_line`, these headers, a blank line, then `payload`.
+    fn to_wire(&self, first_line: &str, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + payload.len());
+        out.extend_from_slice(first_line.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        self.write(&mut out);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(payload);
+        out
+    }
+
     /// Writes `CSeq` first (Wolf requires it), then every other header in insertion order.
     fn write(&self, out: &mut Vec<u8>) {
         let cseq = self
@@ -87,6 +98,26 @@ pub struct RtspResponse {
     pub payload: Vec<u8>,
 }
 
+/// The header accessors requests and responses share.
+macro_rules! header_access {
+    ($ty:ty) => {
+        impl $ty {
+            /// Builder-style header append.
+            pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+                self.headers.push(name, value);
+                self
+            }
+
+            /// The `CSeq` value, if present and numeric.
+            pub fn cseq(&self) -> Option<u32> {
+                self.headers.get("CSeq").and_then(|v| v.trim().parse().ok())
+            }
+        }
+    };
+}
+header_access!(RtspRequest);
+header_access!(RtspResponse);
+
 impl RtspRequest {
     /// A request without headers or payload.
     pub fn new(method: impl Into<String>, target: impl Into<String>) -> Self {
@@ -98,28 +129,10 @@ impl RtspRequest {
         }
     }
 
-    /// Builder-style header append.
-    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push(name, value);
-        self
-    }
-
-    /// The `CSeq` value, if present and numeric.
-    pub fn cseq(&self) -> Option<u32> {
-        self.headers.get("CSeq").and_then(|v| v.trim().parse().ok())
-    }
-
     /// Serialises to wire bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128 + self.payload.len());
-        out.extend_from_slice(self.method.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(self.target.as_bytes());
-        out.extend_from_slice(b" RTSP/1.0\r\n");
-        self.headers.write(&mut out);
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.payload);
-        out
+        let first_line = format!("{} {} RTSP/1.0", self.method, self.target);
+        self.headers.to_wire(&first_line, &self.payload)
     }
 
     /// Parses one complete request.
@@ -154,29 +167,10 @@ impl RtspResponse {
         }
     }
 
-    /// Builder-style header append.
-    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push(name, value);
-        self
-    }
-
-    /// The `CSeq` value, if present and numeric.
-    pub fn cseq(&self) -> Option<u32> {
-        self.headers.get("CSeq").and_then(|v| v.trim().parse().ok())
-    }
-
     /// Serialises to wire bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128 + self.payload.len());
-        out.extend_from_slice(b"RTSP/1.0 ");
-        out.extend_from_slice(self.status.to_string().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(self.reason.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        self.headers.write(&mut out);
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.payload);
-        out
+        let first_line = format!("RTSP/1.0 {} {}", self.status, self.reason);
+        self.headers.to_wire(&first_line, &self.payload)
     }
 
     /// Parses one complete response (the whole byte stream up to EOF).

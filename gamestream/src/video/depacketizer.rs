@@ -113,6 +113,16 @@ pub enum VideoEvent {
     FecStatus(FecStatus),
 }
 
+impl VideoEvent {
+    /// The frame this event delivers, if it is [`VideoEvent::Frame`].
+    pub fn frame(&self) -> Option<&VideoFrame> {
+        match self {
+            VideoEvent::Frame(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
 /// Counters for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VideoStats {
@@ -498,6 +508,18 @@ impl VideoDepacketizer {
         true
     }
 
+    /// Gives up on the current frame: purges it, reports the loss (unless already reported since
+    /// the last block began) and waits for frame `next` from its first block.
+    fn abandon_frame(&mut self, next: u32) {
+        self.purge_frame();
+        if !self.reported_lost {
+            self.notify_frame_lost(self.current_frame);
+            self.reported_lost = true;
+        }
+        self.current_frame = next;
+        self.cur_block = 0;
+    }
+
     /// The "new frame or block" branch of `RtpvAddPacket`; false if the packet is rejected.
     fn start_block(&mut self, rtp: &RtpHeader, nv: &NvVideoPacket) -> bool {
         let block_index = nv.block_index();
@@ -505,13 +527,7 @@ impl VideoDepacketizer {
             self.report_fec_status();
             if self.last_block != 0 && self.current_frame == nv.frame_index {
                 // A block of this frame is lost: the frame cannot be parsed further.
-                self.purge_frame();
-                if !self.reported_lost {
-                    self.notify_frame_lost(self.current_frame);
-                    self.reported_lost = true;
-                }
-                self.current_frame = self.current_frame.wrapping_add(1);
-                self.cur_block = 0;
+                self.abandon_frame(self.current_frame.wrapping_add(1));
                 return false;
             }
         }
@@ -521,13 +537,7 @@ impl VideoDepacketizer {
             0
         };
         if block_index != expected {
-            self.purge_frame();
-            if !self.reported_lost {
-                self.notify_frame_lost(self.current_frame);
-                self.reported_lost = true;
-            }
-            self.current_frame = nv.frame_index.wrapping_add(1);
-            self.cur_block = 0;
+            self.abandon_frame(nv.frame_index.wrapping_add(1));
             return false;
         }
         self.block.pending = 0;

@@ -7,13 +7,15 @@
 #[path = "../../../gamestream/examples/common/synthetic.rs"]
 pub mod synthetic;
 
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gamestream::host::{AppCatalog, Host, HostConfig, HostEvent, StaticApps};
+use gamestream::host::{AppCatalog, EndReason, Host, HostConfig, HostEvent, StaticApps};
 use gamestream::identity::Identity;
 use gamestream::input::InputEvent;
-use gamestream::nvhttp::{App, HostAddress, NvHttpClient};
+use gamestream::nvhttp::{HostAddress, NvHttpClient};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use wire::browser::formats;
@@ -35,20 +37,27 @@ pub struct Rig {
     pub inputs: Arc<Mutex<Vec<InputEvent>>>,
 }
 
+/// The real `streamer` binary as a child with piped stdin/stdout (killed on drop), logging at
+/// `rust_log` to the test's stderr; the child and its two pipes.
+pub fn spawn_streamer(rust_log: &str) -> (Child, ChildStdin, ChildStdout) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_streamer"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env("RUST_LOG", rust_log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn streamer");
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    (child, stdin, stdout)
+}
+
 /// A host on loopback (one app, id 1) and a client identity paired with it by PIN under
 /// `unique_id`, which the host must see as the pairing's `uniqueid`.
 pub async fn rig(unique_id: &str) -> Rig {
     let config = HostConfig::loopback(Identity::new_host("streamer-test-host").unwrap());
-    let catalog = Arc::new(StaticApps {
-        apps: vec![(
-            App {
-                title: "Test Pattern".into(),
-                id: 1,
-                hdr_supported: false,
-            },
-            None,
-        )],
-    });
+    let catalog = Arc::new(StaticApps::single("Test Pattern", 1, None));
     let (host, host_events) = Host::start(config, catalog as Arc<dyn AppCatalog>)
         .await
         .unwrap();
@@ -168,6 +177,24 @@ impl Rig {
                 }
                 HostEvent::Launched { app_id, .. } => assert_eq!(app_id, 1),
                 other => panic!("unexpected host event {other:?}"),
+            }
+        }
+    }
+    /// Waits for the host to end session `session_id` (skipping other events); why it did.
+    pub async fn session_ended(&mut self, session_id: u64) -> EndReason {
+        loop {
+            let event = timeout(WAIT, self.host_events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if let HostEvent::SessionEnded {
+                session_id: id,
+                reason,
+            } = event
+            {
+                if id == session_id {
+                    return reason;
+                }
             }
         }
     }

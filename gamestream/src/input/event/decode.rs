@@ -73,19 +73,7 @@ impl InputEvent {
             Kind::KeyDown | Kind::KeyUp => {
                 let mut r = check(6)?;
                 let (flags, key_code, modifiers) = (r.u8(), r.le16(), r.u8());
-                if kind == Kind::KeyDown {
-                    InputEvent::KeyDown {
-                        flags,
-                        key_code,
-                        modifiers,
-                    }
-                } else {
-                    InputEvent::KeyUp {
-                        flags,
-                        key_code,
-                        modifiers,
-                    }
-                }
+                InputEvent::key(kind == Kind::KeyDown, flags, key_code, modifiers)
             }
             Kind::MouseRel => {
                 let mut r = check(4)?;

@@ -11,16 +11,7 @@ fn config(codec: VideoCodec, key: Option<[u8; 16]>) -> DepacketizerConfig {
 }
 
 fn frames(events: &[VideoEvent]) -> Vec<&VideoFrame> {
-    events
-        .iter()
-        .filter_map(|e| {
-            if let VideoEvent::Frame(f) = e {
-                Some(f)
-            } else {
-                None
-            }
-        })
-        .collect()
+    events.iter().filter_map(VideoEvent::frame).collect()
 }
 
 fn vector_packets() -> Vec<Vec<u8>> {
