@@ -117,12 +117,14 @@ impl IpcMessage for FromStreamer {
     fn write_payload(&self, dst: &mut BytesMut) -> Result<(), IpcError> {
         match self {
             // The browser's StreamInit message itself, layout and all.
-            FromStreamer::Started(s) => browser::Message::StreamInit(*s)
-                .encode_into(dst)
-                .map_err(|e| IpcError::Malformed {
-                    name: "Started",
-                    reason: e.to_string(),
-                })?,
+            FromStreamer::Started(s) => {
+                browser::Message::StreamInit(*s)
+                    .encode_into(dst)
+                    .map_err(|e| IpcError::Malformed {
+                        name: "Started",
+                        reason: e.to_string(),
+                    })?
+            }
             // The browser's own messages: written once here, forwarded as they are.
             FromStreamer::Video(v) => {
                 dst.reserve(VIDEO_HEADER_LEN + v.data.len());
@@ -159,7 +161,9 @@ impl IpcMessage for FromStreamer {
                 };
                 match browser::Message::decode(&payload) {
                     Ok(browser::Message::StreamInit(s)) => FromStreamer::Started(s),
-                    Ok(other) => return Err(malformed(format!("carries {other:?}, not a StreamInit"))),
+                    Ok(other) => {
+                        return Err(malformed(format!("carries {other:?}, not a StreamInit")))
+                    }
                     Err(e) => return Err(malformed(e.to_string())),
                 }
             }
