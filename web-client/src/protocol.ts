@@ -453,19 +453,23 @@ export function decodeChannelRumble(buf: ArrayBuffer): Rumble | null {
   return { type: "rumble", trigger: b[0] === 1, id: b[1], a: v.getUint16(2), b: v.getUint16(4) };
 }
 
-/** The `init` JSON (§2.1) of a moongate client. */
-export interface InitParams {
+/** What a client asks a stream for, whatever carries it (the `init` JSON, a transport). */
+export interface StreamSettings {
   hostIndex: number;
   appId: number;
   width: number;
   height: number;
   fps: number;
   bitrateKbps: number;
-  /** 0 = play on the host; 2, 6 or 8 channels streamed. */
+  /** 0 = play on the host; 2, 6 or 8 channels streamed (WebRTC carries stereo). */
   audioChannels: number;
   formats: number;
   clientUniqueId: string;
   sessionId: string;
+}
+
+/** The `init` JSON (§2.1) of a moongate client. */
+export interface InitParams extends StreamSettings {
   credentials: string;
 }
 

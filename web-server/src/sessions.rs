@@ -195,6 +195,16 @@ struct EntryShared {
 }
 
 impl EntryShared {
+    /// Both handles on an entry print as their kind, key and entry id.
+    fn debug_as(&self, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(kind)
+            .field("key", &self.info.key)
+            .field("entry_id", &self.info.entry_id)
+            .finish()
+    }
+    fn stop_requested(&self) -> Option<StopReason> {
+        *self.stop.borrow()
+    }
     fn request_stop(&self, reason: StopReason) {
         self.stop.send_if_modified(|r| {
             if r.is_none() {
@@ -218,10 +228,7 @@ pub struct SessionGuard {
 
 impl fmt::Debug for SessionGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionGuard")
-            .field("key", &self.shared.info.key)
-            .field("entry_id", &self.shared.info.entry_id)
-            .finish()
+        self.shared.debug_as("SessionGuard", f)
     }
 }
 
@@ -248,7 +255,7 @@ impl SessionGuard {
 
     /// The stop reason, if a stop was requested.
     pub fn stop_requested(&self) -> Option<StopReason> {
-        *self.shared.stop.borrow()
+        self.shared.stop_requested()
     }
 
     /// Asks this stream to stop (as a superseding or admin request would).
@@ -283,10 +290,7 @@ pub struct Superseded {
 
 impl fmt::Debug for Superseded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Superseded")
-            .field("key", &self.shared.info.key)
-            .field("entry_id", &self.shared.info.entry_id)
-            .finish()
+        self.shared.debug_as("Superseded", f)
     }
 }
 
@@ -303,7 +307,7 @@ impl Superseded {
 
     /// The stop reason, if a stop was requested.
     pub fn stop_requested(&self) -> Option<StopReason> {
-        *self.shared.stop.borrow()
+        self.shared.stop_requested()
     }
 
     /// Completes when the old entry's guard is dropped.
@@ -368,26 +372,7 @@ pub async fn supersede_same_client(
     guard: &SessionGuard,
     limit: Duration,
 ) -> Result<(), SupersedeTimeout> {
-    let me = guard.info();
-    let older: Vec<Superseded> = registry
-        .list()
-        .into_iter()
-        .filter(|e| {
-            e.client_id == me.client_id
-                && e.meta.host_id == me.meta.host_id
-                && e.entry_id < me.entry_id
-        })
-        .filter_map(|e| registry.handle(&e.key))
-        .filter(|h| h.info().entry_id < me.entry_id)
-        .collect();
-    for old in &older {
-        tracing::info!(key = %old.info().key, new = %me.key, "superseding the previous stream of this client identity");
-        old.stop(StopReason::Superseded);
-    }
-    for old in &older {
-        old.stop_and_wait(limit).await?;
-    }
-    Ok(())
+    supersede_older(registry, guard, limit, Older::OfClient).await
 }
 
 /// Stops every *older* live entry on the same host as `guard`'s entry, whatever its client id,
@@ -403,16 +388,47 @@ pub async fn supersede_same_host(
     guard: &SessionGuard,
     limit: Duration,
 ) -> Result<(), SupersedeTimeout> {
+    supersede_older(registry, guard, limit, Older::OnHost).await
+}
+
+/// Which older entries [`supersede_older`] stops.
+#[derive(Clone, Copy)]
+enum Older {
+    /// Those of the same client id on the same host ([`supersede_same_client`]).
+    OfClient,
+    /// All on the same host ([`supersede_same_host`]).
+    OnHost,
+}
+
+/// Stops every live entry older than `guard`'s that `which` names, then waits up to `limit` for
+/// each to end (all are asked first, so they wind down together).
+async fn supersede_older(
+    registry: &dyn SessionRegistry,
+    guard: &SessionGuard,
+    limit: Duration,
+    which: Older,
+) -> Result<(), SupersedeTimeout> {
     let me = guard.info();
+    let same = |e: &SessionInfo| {
+        e.meta.host_id == me.meta.host_id
+            && match which {
+                Older::OfClient => e.client_id == me.client_id,
+                Older::OnHost => true,
+            }
+    };
+    let why = match which {
+        Older::OfClient => "superseding the previous stream of this client identity",
+        Older::OnHost => "superseding the previous stream of this host's shared identity",
+    };
     let older: Vec<Superseded> = registry
         .list()
         .into_iter()
-        .filter(|e| e.meta.host_id == me.meta.host_id && e.entry_id < me.entry_id)
+        .filter(|e| same(e) && e.entry_id < me.entry_id)
         .filter_map(|e| registry.handle(&e.key))
         .filter(|h| h.info().entry_id < me.entry_id)
         .collect();
     for old in &older {
-        tracing::info!(key = %old.info().key, new = %me.key, "superseding the previous stream of this host's shared identity");
+        tracing::info!(key = %old.info().key, new = %me.key, "{why}");
         old.stop(StopReason::Superseded);
     }
     for old in &older {

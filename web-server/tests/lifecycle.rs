@@ -124,23 +124,8 @@ async fn streams(ws: &mut Ws, opened: Instant) -> Duration {
 /// The mean YUV of a decoded picture's label band (the demo host's pattern names its producer
 /// by that colour), or `None` if `data` gave no picture.
 fn band_of(decoder: &mut openh264::decoder::Decoder, data: &[u8]) -> Option<[f64; 3]> {
-    use openh264::formats::YUVSource;
     let yuv = decoder.decode(data).ok()??;
-    let (w, h) = yuv.dimensions();
-    let (sy, su, sv) = yuv.strides();
-    let (px, py, pw, ph) =
-        demo_host::media::pattern::PatternRenderer::band_probe_for(w as u32, h as u32);
-    let mut sum = [0f64; 3];
-    let mut n = 0f64;
-    for y in py as usize..(py + ph) as usize {
-        for x in px as usize..(px + pw) as usize {
-            sum[0] += f64::from(yuv.y()[y * sy + x]);
-            sum[1] += f64::from(yuv.u()[(y / 2) * su + x / 2]);
-            sum[2] += f64::from(yuv.v()[(y / 2) * sv + x / 2]);
-            n += 1.0;
-        }
-    }
-    Some(sum.map(|s| s / n))
+    Some(demo_host::media::pattern::band_mean(&yuv))
 }
 
 /// Handshake, first keyframe (its delay is returned), then decodes until a picture's label band

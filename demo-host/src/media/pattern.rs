@@ -239,6 +239,27 @@ impl PatternRenderer {
     }
 }
 
+/// Mean Y'CbCr over the label band probe ([`PatternRenderer::band_probe_for`]) of a 4:2:0
+/// picture, e.g. one decoded from the stream: compare it with [`rgb_to_yuv`] of the
+/// [`PatternStyle::color`] expected (encoding shifts it a little) to tell which producer it came
+/// from.
+pub fn band_mean(yuv: &impl openh264::formats::YUVSource) -> [f64; 3] {
+    let (w, h) = yuv.dimensions();
+    let (sy, su, sv) = yuv.strides();
+    let (px, py, pw, ph) = PatternRenderer::band_probe_for(w as u32, h as u32);
+    let mut sum = [0f64; 3];
+    let mut n = 0f64;
+    for y in py as usize..(py + ph) as usize {
+        for x in px as usize..(px + pw) as usize {
+            sum[0] += f64::from(yuv.y()[y * sy + x]);
+            sum[1] += f64::from(yuv.u()[(y / 2) * su + x / 2]);
+            sum[2] += f64::from(yuv.v()[(y / 2) * sv + x / 2]);
+            n += 1.0;
+        }
+    }
+    sum.map(|s| s / n)
+}
+
 fn draw_text(frame: &mut Frame420, text: &str, x: usize, y: usize, scale: usize, yuv: [u8; 3]) {
     for (i, ch) in text.chars().enumerate() {
         let rows = glyph(ch);
@@ -346,6 +367,13 @@ mod tests {
         }
         let b = r.render(1).clone();
         assert_ne!(a.y(), b.y());
+    }
+
+    #[test]
+    fn band_mean_of_a_rendered_frame_is_the_style_colour() {
+        let mut r = PatternRenderer::new(640, 360, style());
+        let want = rgb_to_yuv([200, 30, 60]).map(f64::from);
+        assert_eq!(band_mean(r.render(3)), want);
     }
 
     #[test]

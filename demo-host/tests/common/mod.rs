@@ -246,23 +246,7 @@ pub fn band_of(decoder: &mut openh264::decoder::Decoder, data: &[u8]) -> Option<
 }
 
 /// Mean Y'CbCr of the label band probe of a decoded 4:2:0 picture.
-pub fn band_mean(yuv: &impl openh264::formats::YUVSource) -> [f64; 3] {
-    let (w, h) = yuv.dimensions();
-    let (sy, su, sv) = yuv.strides();
-    let (px, py, pw, ph) =
-        demo_host::media::pattern::PatternRenderer::band_probe_for(w as u32, h as u32);
-    let mut sum = [0f64; 3];
-    let mut n = 0f64;
-    for y in py as usize..(py + ph) as usize {
-        for x in px as usize..(px + pw) as usize {
-            sum[0] += f64::from(yuv.y()[y * sy + x]);
-            sum[1] += f64::from(yuv.u()[(y / 2) * su + x / 2]);
-            sum[2] += f64::from(yuv.v()[(y / 2) * sv + x / 2]);
-            n += 1.0;
-        }
-    }
-    sum.map(|s| s / n)
-}
+pub use demo_host::media::pattern::band_mean;
 
 /// The band shows `rgb` (within encoder error).
 pub fn band_is(band: [f64; 3], rgb: [u8; 3]) -> bool {

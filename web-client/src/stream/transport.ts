@@ -1,5 +1,6 @@
 /** What the stream view needs from a transport (WebSocket + WebCodecs, or WebRTC). */
 import type { InputSink } from "../input";
+import type { StreamSettings } from "../protocol";
 import type { CloseInfo } from "../reconnect";
 
 export interface StreamStats {
@@ -37,20 +38,9 @@ export interface TransportEvents {
   closed(info: CloseInfo & { iceFailed?: boolean }): void;
 }
 
-export interface StreamRequest {
+export interface StreamRequest extends StreamSettings {
   base: string;
   credential: string;
-  hostIndex: number;
-  appId: number;
-  width: number;
-  height: number;
-  fps: number;
-  bitrateKbps: number;
-  /** 0 = audio plays on the host; 2, 6 or 8 = streamed (WebRTC carries stereo). */
-  audioChannels: number;
-  formats: number;
-  sessionId: string;
-  clientUniqueId: string;
 }
 
 export interface Transport extends InputSink {

@@ -30,16 +30,14 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use wire::browser::signaling::{
-    stage, AuthenticateAndInit, Capabilities, ClientMessage, RtcIceCandidate, RtcIceServer,
-    RtcSdpType, RtcSessionDescription, ServerMessage, SessionMode, Signaling,
+    stage, AuthenticateAndInit, Capabilities, ClientMessage, RtcIceServer, ServerMessage,
+    SessionMode, Signaling,
 };
 use wire::browser::{BrowserError, ErrorCode, CLOSE_SUPERSEDED};
-use wire::ipc::{
-    FromStreamer, IceCandidate, LocalSignal, PeerState, RemoteSignal, SdpType, SessionDescription,
-    StreamMode, ToStreamer,
-};
+use wire::ipc::{FromStreamer, LocalSignal, PeerState, RemoteSignal, StreamMode, ToStreamer};
 
-use crate::auth::{optional_bearer, AllowedOrigin};
+use super::socket::{answer_close, await_close_answer, CLOSE_ANSWER, CLOSE_FLUSH};
+use crate::auth::AllowedOrigin;
 use crate::error::ApiError;
 use crate::sessions::SessionGuard;
 use crate::state::AppState;
@@ -50,10 +48,6 @@ use crate::streamer_proc::{IpcRx, IpcTx};
 
 /// WebSocket pings, so a dead TCP connection is noticed (the peer has its own timeout).
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
-/// How long the final messages and the close frame may take.
-const CLOSE_FLUSH: Duration = Duration::from_secs(2);
-/// How long the browser may take to answer our Close before the connection is dropped anyway.
-const CLOSE_ANSWER: Duration = Duration::from_secs(1);
 
 /// Query parameters of the upgrade (Helix: `session_id=agent-<ses>-<instance>`).
 #[derive(Debug, Default, Deserialize)]
@@ -74,13 +68,9 @@ pub async fn handler(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let bearer = optional_bearer(&headers, &state.credentials)?;
-    state.allow_open(peer.ip())?;
-    let max = state.config.limits.max_message_bytes;
-    Ok(ws
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
+    super::socket::upgrade(state, peer, &headers, ws, move |state, socket, bearer| {
+        connection(state, socket, query, bearer, peer)
+    })
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -146,30 +136,12 @@ async fn connection(
             .await;
         match ours {
             // Our Close is out: read until the browser's answer so the handshake completes.
-            Ok(()) => {
-                let answer = async {
-                    while let Some(Ok(msg)) = stream.next().await {
-                        if matches!(msg, Message::Close(_)) {
-                            break;
-                        }
-                    }
-                };
-                let _ = tokio::time::timeout(CLOSE_ANSWER, answer).await;
-            }
+            Ok(()) => await_close_answer(&mut stream).await,
             // The browser closed first (`SendAfterClosing`): its echo may still wait for a flush.
             Err(_) => answer_close(&mut sink).await,
         }
     };
     let _ = tokio::time::timeout(CLOSE_FLUSH + CLOSE_ANSWER, finish).await;
-}
-
-/// Answers the browser's Close at once, before the teardown runs.
-///
-/// Why a flush: tungstenite queues the echo of the peer's Close when it reads it and refuses
-/// every later write (`SendAfterClosing`, our own Close included); the echo leaves only with the
-/// next read, write or flush. Without it the browser waited through the teardown and saw 1006.
-async fn answer_close(sink: &mut Sink) {
-    let _ = tokio::time::timeout(CLOSE_FLUSH, sink.flush()).await;
 }
 
 /// Reads `AuthenticateAndInit` (binary messages before it are skipped).
@@ -458,27 +430,13 @@ impl Relay<'_> {
                         "SDP larger than 256 KiB",
                     ));
                 }
-                let ty = match d.ty {
-                    RtcSdpType::Offer => SdpType::Offer,
-                    RtcSdpType::Answer => SdpType::Answer,
-                    RtcSdpType::Pranswer => SdpType::Pranswer,
-                    RtcSdpType::Rollback => SdpType::Rollback,
-                };
-                Ok(Some(RemoteSignal::Description(SessionDescription {
-                    ty,
-                    sdp: d.sdp,
-                })))
+                Ok(Some(RemoteSignal::Description(d)))
             }
             Ok(ClientMessage::Signaling(Signaling::AddIceCandidate(c))) => {
                 if c.candidate.is_empty() {
                     return Ok(None);
                 }
-                Ok(Some(RemoteSignal::Candidate(IceCandidate {
-                    candidate: c.candidate,
-                    sdp_mid: c.sdp_mid,
-                    sdp_mline_index: c.sdp_mline_index,
-                    username_fragment: c.username_fragment,
-                })))
+                Ok(Some(RemoteSignal::Candidate(c)))
             }
         }
     }
@@ -488,25 +446,10 @@ impl Relay<'_> {
         let mut out = Vec::new();
         match frame {
             FromStreamer::Signal(LocalSignal::Description(d)) => {
-                let ty = match d.ty {
-                    SdpType::Offer => RtcSdpType::Offer,
-                    SdpType::Answer => RtcSdpType::Answer,
-                    SdpType::Pranswer => RtcSdpType::Pranswer,
-                    SdpType::Rollback => RtcSdpType::Rollback,
-                };
-                out.push(ServerMessage::Signaling(Signaling::Description(
-                    RtcSessionDescription { ty, sdp: d.sdp },
-                )));
+                out.push(ServerMessage::Signaling(Signaling::Description(d)));
             }
             FromStreamer::Signal(LocalSignal::Candidate(c)) => {
-                out.push(ServerMessage::Signaling(Signaling::AddIceCandidate(
-                    RtcIceCandidate {
-                        candidate: c.candidate,
-                        sdp_mid: c.sdp_mid,
-                        sdp_mline_index: c.sdp_mline_index,
-                        username_fragment: c.username_fragment,
-                    },
-                )));
+                out.push(ServerMessage::Signaling(Signaling::AddIceCandidate(c)));
             }
             FromStreamer::Signal(LocalSignal::State(s)) => {
                 tracing::info!(session = %self.key, state = ?s, "peer state");

@@ -24,6 +24,7 @@
 pub mod host_stream;
 pub mod hosts;
 pub mod pair;
+mod socket;
 pub mod whep;
 pub mod ws_stream;
 

@@ -237,12 +237,7 @@ pub async fn offer(
                         last.ended = Some(e);
                         return Err(End::StreamerEnded);
                     }
-                    Some(Ok(FromStreamer::Started(_))) => {
-                        last.started = true;
-                        turn.release();
-                    }
-                    Some(Ok(FromStreamer::LaunchTurn(request))) => turn.on_request(request),
-                    Some(Ok(_)) => {}
+                    Some(Ok(other)) => launch_progress(other, &mut last, &mut turn),
                 },
                 () = turn.granted() => {
                     if ipc_tx.send(ToStreamer::LaunchTurn).await.is_err() {
@@ -340,12 +335,7 @@ pub async fn offer(
                         connected = true;
                     }
                     Some(Ok(FromStreamer::Stats(st))) => observer.stats(&st, None),
-                    Some(Ok(FromStreamer::Started(_))) => {
-                        last.started = true;
-                        turn.release();
-                    }
-                    Some(Ok(FromStreamer::LaunchTurn(request))) => turn.on_request(request),
-                    Some(Ok(_)) => {}
+                    Some(Ok(other)) => launch_progress(other, &mut last, &mut turn),
                 },
                 () = turn.granted() => {
                     if ipc_tx.send(ToStreamer::LaunchTurn).await.is_err() {
@@ -379,6 +369,24 @@ pub async fn offer(
         answer,
     )
         .into_response())
+}
+
+/// The launch-turn traffic of both phases (negotiation and the running stream): `Started` means
+/// the launch is done on the host, so its turn is released; a `LaunchTurn` request asks for one.
+/// Other frames do not matter here.
+fn launch_progress(
+    frame: FromStreamer,
+    last: &mut LastWords,
+    turn: &mut crate::launch_gate::LaunchTurn,
+) {
+    match frame {
+        FromStreamer::Started(_) => {
+            last.started = true;
+            turn.release();
+        }
+        FromStreamer::LaunchTurn(request) => turn.on_request(request),
+        _ => {}
+    }
 }
 
 fn no_resource() -> ApiError {

@@ -31,8 +31,9 @@ use wire::backpressure::{QueueConfig, SendQueue};
 use wire::browser::{self, BrowserError, ClientControl, ErrorCode, Init, Pong};
 use wire::ipc::{FromStreamer, StreamMode, ToStreamer};
 
+use super::socket::{answer_close, await_close_answer, CLOSE_FLUSH};
 use crate::admin::observer::StreamObserver;
-use crate::auth::{optional_bearer, validate_first_message, AllowedOrigin};
+use crate::auth::{validate_first_message, AllowedOrigin};
 use crate::error::ApiError;
 use crate::launch_gate::LaunchTurn;
 use crate::sessions::SessionGuard;
@@ -48,10 +49,6 @@ const BROWSER_SILENCE: Duration = Duration::from_secs(10);
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(2);
 /// How often the send queue's keyframe retry is checked (see [`Running::pump`]).
 const IDR_RETRY_CHECK_EVERY: Duration = Duration::from_millis(200);
-/// How long the final messages and the close frame may take to reach the browser.
-const CLOSE_FLUSH: Duration = Duration::from_secs(2);
-/// How long the browser may take to answer our Close before the connection is dropped anyway.
-const CLOSE_ANSWER: Duration = Duration::from_secs(1);
 
 /// Query parameters of the upgrade (all optional; the init's fields win).
 #[derive(Debug, Default, Deserialize)]
@@ -74,13 +71,9 @@ pub async fn handler(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let bearer = optional_bearer(&headers, &state.credentials)?;
-    state.allow_open(peer.ip())?;
-    let max = state.config.limits.max_message_bytes;
-    Ok(ws
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| connection(state, socket, query, bearer, peer)))
+    super::socket::upgrade(state, peer, &headers, ws, move |state, socket, bearer| {
+        connection(state, socket, query, bearer, peer)
+    })
 }
 
 fn unix_us() -> u64 {
@@ -123,17 +116,12 @@ impl Outbox {
     }
 }
 
-/// Writes queued messages until the close frame is sent, the browser's Close is answered or the
-/// socket fails.
-///
-/// Why the answer is a flush: when tungstenite reads the peer's Close it queues the echo itself
-/// and refuses every later write (`SendAfterClosing`, our own Close included); the echo leaves
-/// only with the next read, write or flush. Without this flush the echo never left, the socket
-/// was dropped after the teardown and the browser saw 1006.
+/// Writes queued messages until the close frame is sent, the browser's Close is answered (see
+/// [`answer_close`]) or the socket fails.
 async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>) {
     loop {
         if outbox.peer_closed.load(Ordering::Acquire) {
-            let _ = tokio::time::timeout(CLOSE_FLUSH, sink.flush()).await;
+            answer_close(&mut sink).await;
             return;
         }
         let next = outbox.queue().pop(Instant::now());
@@ -142,7 +130,7 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>
                 let last = matches!(msg, Message::Close(_));
                 if sink.send(msg).await.is_err() {
                     // The browser may have closed meanwhile: its echo still waits for a flush.
-                    let _ = tokio::time::timeout(CLOSE_FLUSH, sink.flush()).await;
+                    answer_close(&mut sink).await;
                     outbox.failed.store(true, Ordering::Relaxed);
                     return;
                 }
@@ -153,19 +141,6 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>
             None => outbox.wake.notified().await,
         }
     }
-}
-
-/// After our own Close: reads until the browser's answer (or the end of the socket) so the
-/// closing handshake completes before the connection is dropped.
-async fn await_close_answer(stream: &mut SplitStream<WebSocket>) {
-    let answer = async {
-        while let Some(Ok(msg)) = stream.next().await {
-            if matches!(msg, Message::Close(_)) {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(CLOSE_ANSWER, answer).await;
 }
 
 async fn connection(

@@ -154,17 +154,17 @@ fn default_colorspace() -> StreamColorspace {
     StreamColorspace::Rec709
 }
 
-/// `RtcSdpType`.
+/// SDP type (WebRTC `RTCSdpType`, lowercase as in the Helix contract §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RtcSdpType {
-    /// Offer.
+    /// An offer.
     Offer,
-    /// Answer.
+    /// An answer.
     Answer,
-    /// Provisional answer.
+    /// A provisional answer (not supported by the streamer: answered with an error).
     Pranswer,
-    /// Rollback.
+    /// Roll back a pending offer (not supported by the streamer: answered with an error).
     Rollback,
 }
 

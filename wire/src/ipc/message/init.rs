@@ -137,45 +137,12 @@ impl Default for WebRtcSettings {
     }
 }
 
-/// SDP type (WebRTC `RTCSdpType`, lowercase as in the Helix contract §3.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SdpType {
-    /// An offer.
-    Offer,
-    /// An answer.
-    Answer,
-    /// A provisional answer (not supported by the streamer: answered with an error).
-    Pranswer,
-    /// Roll back a pending offer (not supported by the streamer: answered with an error).
-    Rollback,
-}
-
-/// A session description (offer or answer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionDescription {
-    /// Offer or answer.
-    pub ty: SdpType,
-    /// The SDP text.
-    pub sdp: String,
-}
-
-/// One trickled ICE candidate (`RTCIceCandidateInit`; the same fields as the contract's
-/// `AddIceCandidate`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IceCandidate {
-    /// `candidate:…` line, without `a=`.
-    pub candidate: String,
-    /// Media id it belongs to.
-    #[serde(default)]
-    pub sdp_mid: Option<String>,
-    /// m-line index it belongs to.
-    #[serde(default)]
-    pub sdp_mline_index: Option<u16>,
-    /// ICE ufrag of the generation it belongs to.
-    #[serde(default)]
-    pub username_fragment: Option<String>,
-}
+/// Descriptions and candidates are the Helix contract's own (§3.2): they pass between the
+/// browser's signaling socket and the streamer unchanged, so the IPC speaks the same types.
+pub use crate::browser::signaling::{
+    RtcIceCandidate as IceCandidate, RtcSdpType as SdpType,
+    RtcSessionDescription as SessionDescription,
+};
 
 /// The streamer's peer connection state, reported as it changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
