@@ -275,7 +275,18 @@ async fn a_thousand_idle_sockets_leave_the_gateway_serving_and_their_descriptors
             idle.push(TcpStream::connect(&gw.addr).await.expect("connect"));
         }
         let opened = t0.elapsed();
-        let accepted = gw.fds();
+        // The kernel completes a handshake before the gateway's accept loop takes the socket: wait
+        // (bounded) until the gateway holds them, rather than sample while it is still accepting.
+        let accepted = {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let fds = gw.fds();
+                if fds >= fds0 + N || Instant::now() >= deadline {
+                    break fds;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
         // The gateway still answers and streams, quickly.
         let t = Instant::now();
         let (status, _) = gw.get("/healthz", "").await;
