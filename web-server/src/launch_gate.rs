@@ -1,4 +1,4 @@
-//! Launches on one host take turns.
+//! Launches on one host take turns, oldest open first.
 //!
 //! Wolf (and the Wolf-strict demo host, embedded or not) finds the session of a plain RTSP request
 //! by the client's IP address alone, and every stream of a gateway comes from the gateway's
@@ -9,17 +9,27 @@
 //! So a streamer asks for its host's turn right before each `/launch` attempt
 //! (`FromStreamer::LaunchTurn`), and holds it until it reports `Started` (its `/launch`, RTSP and
 //! ENet handshakes done), gives it back (the host refused the launch; it retries later), ends, or
-//! has held it for [`LAUNCH_TURN_MAX`]. Turns are given in arrival order. The spawn, the process
-//! start and the waits between retries are outside the turn, so a queue of browsers opening at
-//! once waits only for the handshakes that must not overlap.
+//! has held it for [`LAUNCH_TURN_MAX`]. The spawn, the process start and the waits between
+//! retries are outside the turn, so a queue of browsers opening at once waits only for the
+//! handshakes that must not overlap.
+//!
+//! **Order.** Waiting launches are served by the time their browser opened, not by the time of
+//! their request: a launch the host refused (503 while it still stops the client's previous
+//! stream, or a host refusing for a while) asks again later, and in arrival order it would go to
+//! the back of a queue that newer opens had joined meanwhile. Oldest-open-first is
+//! earliest-deadline-first for the one deadline every open has (its answer), which keeps the
+//! longest answer time as short as the serial handshakes allow; a newer open never overtakes an
+//! older one, so nothing starves.
+//!
+//! **Grants are pushed.** A turn is handed to the waiting stream through a channel and its
+//! [`LAUNCH_TURN_MAX`] runs from that moment, whether or not the stream's loop is polling (one in
+//! its teardown is not): a stream that stops waiting hands a turn it was sent straight back.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 use wire::ipc::TurnRequest;
 
 /// The longest one launch keeps its turn on a host: a launch normally has it for tens of
@@ -27,52 +37,113 @@ use wire::ipc::TurnRequest;
 /// the launches behind it should not wait for that.
 const LAUNCH_TURN_MAX: Duration = Duration::from_secs(1);
 
-/// The turns of every host this gateway launches on, by (address, HTTP port).
-#[derive(Debug, Default)]
+/// A host by (address, HTTP port).
+type HostKey = (String, u16);
+
+/// One granted turn; a ticket that is no longer the host's holder releases nothing.
+type Ticket = u64;
+
+/// The turns of every host this gateway launches on.
+#[derive(Debug, Default, Clone)]
 pub struct LaunchGates {
-    /// Hosts are few; a removed host's semaphore (a few bytes) stays.
-    hosts: Mutex<HashMap<(String, u16), Arc<Semaphore>>>,
+    inner: Arc<Mutex<Hosts>>,
+}
+
+#[derive(Debug, Default)]
+struct Hosts {
+    /// Hosts are few; an idle host's entry (a few bytes) stays.
+    queues: HashMap<HostKey, HostQueue>,
+    /// Tickets and waiter ids, unique for the gateway's life.
+    next_id: u64,
+}
+
+#[derive(Debug, Default)]
+struct HostQueue {
+    holder: Option<Ticket>,
+    /// By (the browser's open time, a tie-breaking id).
+    waiting: BTreeMap<(Instant, u64), oneshot::Sender<Ticket>>,
 }
 
 impl LaunchGates {
-    /// Waits for the turn on the host at `address`:`port`.
-    pub(crate) async fn acquire(&self, address: &str, port: u16) -> LaunchGate {
-        let gate = {
-            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(
-                hosts
-                    .entry((address.to_string(), port))
-                    .or_insert_with(|| Arc::new(Semaphore::new(1))),
-            )
-        };
-        let Ok(permit) = gate.acquire_owned().await else {
-            // Never closed; without a semaphore there is no turn to wait for.
-            return LaunchGate(None);
-        };
-        // The turn ends when the launch says so (or drops its gate), or after LAUNCH_TURN_MAX.
-        let (done, ended) = oneshot::channel();
-        tokio::spawn(async move {
-            if tokio::time::timeout(LAUNCH_TURN_MAX, ended).await.is_err() {
-                tracing::debug!(
-                    "a launch kept its turn on the host for {LAUNCH_TURN_MAX:?}; the next one goes"
-                );
-            }
-            drop(permit);
-        });
-        LaunchGate(Some(done))
+    fn lock(&self) -> MutexGuard<'_, Hosts> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-/// One launch's turn on its host ([`LaunchGates::acquire`]); dropping it ends the turn too.
-#[derive(Debug)]
-pub(crate) struct LaunchGate(Option<oneshot::Sender<()>>);
+    /// Joins the queue of the host `key` for a launch whose browser opened at `opened`; the
+    /// ticket arrives on the receiver when it is this launch's turn.
+    fn enqueue(&self, key: &HostKey, opened: Instant) -> (u64, oneshot::Receiver<Ticket>) {
+        let (tx, rx) = oneshot::channel();
+        let mut hosts = self.lock();
+        hosts.next_id += 1;
+        let id = hosts.next_id;
+        hosts
+            .queues
+            .entry(key.clone())
+            .or_default()
+            .waiting
+            .insert((opened, id), tx);
+        drop(hosts);
+        self.grant_next(key);
+        (id, rx)
+    }
 
-impl LaunchGate {
-    /// The streamer reported `Started` (or the stream ends): the next launch on the host may go.
-    pub(crate) fn open(&mut self) {
-        if let Some(done) = self.0.take() {
-            let _ = done.send(());
+    /// Leaves the queue (a wait that ended before its grant).
+    fn dequeue(&self, key: &HostKey, opened: Instant, id: u64) {
+        if let Some(q) = self.lock().queues.get_mut(key) {
+            q.waiting.remove(&(opened, id));
         }
+    }
+
+    /// Ends the turn `ticket` if it is still the host's, and gives the next one.
+    fn release(&self, key: &HostKey, ticket: Ticket) {
+        {
+            let mut hosts = self.lock();
+            let Some(q) = hosts.queues.get_mut(key) else {
+                return;
+            };
+            if q.holder != Some(ticket) {
+                return;
+            }
+            q.holder = None;
+        }
+        self.grant_next(key);
+    }
+
+    /// A free host's turn goes to its oldest waiting launch that still waits, with the
+    /// [`LAUNCH_TURN_MAX`] clock started now.
+    fn grant_next(&self, key: &HostKey) {
+        let mut hosts = self.lock();
+        hosts.next_id += 1;
+        let ticket = hosts.next_id;
+        let Some(q) = hosts.queues.get_mut(key) else {
+            return;
+        };
+        if q.holder.is_some() {
+            return;
+        }
+        while let Some((_, waiter)) = q.waiting.pop_first() {
+            if waiter.send(ticket).is_ok() {
+                q.holder = Some(ticket);
+                let (gates, key) = (self.clone(), key.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(LAUNCH_TURN_MAX).await;
+                    if gates.holds(&key, ticket) {
+                        tracing::debug!(
+                            "a launch kept its turn on the host for {LAUNCH_TURN_MAX:?}; the next one goes"
+                        );
+                        gates.release(&key, ticket);
+                    }
+                });
+                return;
+            }
+        }
+    }
+
+    fn holds(&self, key: &HostKey, ticket: Ticket) -> bool {
+        self.lock()
+            .queues
+            .get(key)
+            .is_some_and(|q| q.holder == Some(ticket))
     }
 }
 
@@ -80,17 +151,24 @@ impl LaunchGate {
 /// the turn while held. The stream's loop polls [`LaunchTurn::granted`] and tells the streamer
 /// (`ToStreamer::LaunchTurn`); dropping it ends a wait or a turn.
 pub(crate) struct LaunchTurn {
-    gates: Arc<LaunchGates>,
-    address: String,
-    port: u16,
-    waiting: Option<Pin<Box<dyn Future<Output = LaunchGate> + Send>>>,
-    held: Option<LaunchGate>,
+    gates: LaunchGates,
+    host: HostKey,
+    /// When the browser opened this stream: its place in the host's queue.
+    opened: Instant,
+    waiting: Option<Waiting>,
+    held: Option<Ticket>,
+}
+
+/// A place in the host's queue.
+struct Waiting {
+    id: u64,
+    ticket: oneshot::Receiver<Ticket>,
 }
 
 impl std::fmt::Debug for LaunchTurn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LaunchTurn")
-            .field("host", &format_args!("{}:{}", self.address, self.port))
+            .field("host", &format_args!("{}:{}", self.host.0, self.host.1))
             .field("waiting", &self.waiting.is_some())
             .field("held", &self.held.is_some())
             .finish()
@@ -98,12 +176,13 @@ impl std::fmt::Debug for LaunchTurn {
 }
 
 impl LaunchTurn {
-    /// No turn asked for yet on the host at `address`:`port`.
-    pub(crate) fn new(gates: Arc<LaunchGates>, address: &str, port: u16) -> Self {
+    /// No turn asked for yet on the host at `address`:`port`, for a stream whose browser opened
+    /// at `opened`.
+    pub(crate) fn new(gates: LaunchGates, address: &str, port: u16, opened: Instant) -> Self {
         LaunchTurn {
             gates,
-            address: address.to_string(),
-            port,
+            host: (address.to_string(), port),
+            opened,
             waiting: None,
             held: None,
         }
@@ -114,9 +193,8 @@ impl LaunchTurn {
     pub(crate) fn on_request(&mut self, request: TurnRequest) {
         self.release();
         if request == TurnRequest::Ask {
-            let gates = Arc::clone(&self.gates);
-            let (address, port) = (self.address.clone(), self.port);
-            self.waiting = Some(Box::pin(async move { gates.acquire(&address, port).await }));
+            let (id, ticket) = self.gates.enqueue(&self.host, self.opened);
+            self.waiting = Some(Waiting { id, ticket });
         }
     }
 
@@ -126,100 +204,42 @@ impl LaunchTurn {
         let Some(waiting) = self.waiting.as_mut() else {
             return std::future::pending().await;
         };
-        let gate = waiting.await;
+        // The sender goes only with a grant, or with the gates (never dropped while streams run).
+        let Ok(ticket) = (&mut waiting.ticket).await else {
+            return std::future::pending().await;
+        };
         self.waiting = None;
-        self.held = Some(gate);
+        self.held = Some(ticket);
+    }
+
+    /// The stream's loop no longer polls [`LaunchTurn::granted`] (its teardown runs): a place in
+    /// the queue is given up, and a turn sent meanwhile goes straight to the next launch. A turn
+    /// the streamer was told of stays held (its `/launch` may be under way) until `release`.
+    pub(crate) fn stop_waiting(&mut self) {
+        let Some(mut waiting) = self.waiting.take() else {
+            return;
+        };
+        waiting.ticket.close();
+        match waiting.ticket.try_recv() {
+            Ok(ticket) => self.gates.release(&self.host, ticket),
+            Err(_) => self.gates.dequeue(&self.host, self.opened, waiting.id),
+        }
     }
 
     /// `Started`, a give-back, or the stream's end: the next launch on the host may go.
     pub(crate) fn release(&mut self) {
-        self.waiting = None;
-        if let Some(mut gate) = self.held.take() {
-            gate.open();
+        self.stop_waiting();
+        if let Some(ticket) = self.held.take() {
+            self.gates.release(&self.host, ticket);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn launches_on_one_host_take_turns_and_other_hosts_do_not_wait() {
-        let gates = LaunchGates::default();
-        let mut first = gates.acquire("10.0.0.1", 47989).await;
-        // Another host is not held up.
-        let other =
-            tokio::time::timeout(Duration::from_millis(200), gates.acquire("10.0.0.2", 47989))
-                .await;
-        assert!(other.is_ok(), "another host waited for this host's turn");
-        // The same host waits until the first launch opens its gate.
-        let second = gates.acquire("10.0.0.1", 47989);
-        tokio::pin!(second);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(100), &mut second)
-                .await
-                .is_err(),
-            "two launches on one host at once"
-        );
-        first.open();
-        assert!(
-            tokio::time::timeout(Duration::from_millis(500), second)
-                .await
-                .is_ok(),
-            "the turn did not pass on after Started"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_stream_waits_only_while_it_asks_and_gives_back_on_refusal() {
-        let gates = Arc::new(LaunchGates::default());
-        let mut a = LaunchTurn::new(Arc::clone(&gates), "10.0.0.1", 47989);
-        let mut b = LaunchTurn::new(Arc::clone(&gates), "10.0.0.1", 47989);
-        let soon = Duration::from_millis(100);
-        // Nothing asked: nothing is granted.
-        assert!(tokio::time::timeout(soon, a.granted()).await.is_err());
-        a.on_request(TurnRequest::Ask);
-        tokio::time::timeout(soon, a.granted())
-            .await
-            .expect("a free host's turn was not given");
-        // b waits while a holds the turn; a wait survives being dropped by a select.
-        b.on_request(TurnRequest::Ask);
-        assert!(tokio::time::timeout(soon, b.granted()).await.is_err());
-        assert!(tokio::time::timeout(soon, b.granted()).await.is_err());
-        // a's launch is refused: it gives the turn back and b goes while a waits to retry.
-        a.on_request(TurnRequest::GiveBack);
-        tokio::time::timeout(soon, b.granted())
-            .await
-            .expect("a given-back turn did not pass on");
-        a.on_request(TurnRequest::Ask);
-        assert!(tokio::time::timeout(soon, a.granted()).await.is_err());
-        // b's stream started: a's retry goes.
-        b.release();
-        tokio::time::timeout(soon, a.granted())
-            .await
-            .expect("the turn did not pass on at Started");
-        // A stream that ends while waiting leaves the queue.
-        let mut c = LaunchTurn::new(Arc::clone(&gates), "10.0.0.1", 47989);
-        c.on_request(TurnRequest::Ask);
-        assert!(tokio::time::timeout(soon, c.granted()).await.is_err());
-        drop(c);
-        drop(a);
-        let mut d = LaunchTurn::new(gates, "10.0.0.1", 47989);
-        d.on_request(TurnRequest::Ask);
-        tokio::time::timeout(soon, d.granted())
-            .await
-            .expect("an ended wait or a dropped turn kept the host");
-    }
-
-    #[tokio::test]
-    async fn a_turn_held_too_long_passes_on() {
-        let gates = LaunchGates::default();
-        let _stuck = gates.acquire("10.0.0.1", 47989).await;
-        let t = std::time::Instant::now();
-        let next =
-            tokio::time::timeout(LAUNCH_TURN_MAX * 3, gates.acquire("10.0.0.1", 47989)).await;
-        assert!(next.is_ok(), "a held turn never passed on");
-        assert!(t.elapsed() >= LAUNCH_TURN_MAX, "{:?}", t.elapsed());
+impl Drop for LaunchTurn {
+    fn drop(&mut self) {
+        self.release();
     }
 }
+
+#[cfg(test)]
+mod tests;

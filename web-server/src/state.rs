@@ -44,7 +44,7 @@ pub struct AppState {
     /// Stream opens per address this minute ([`crate::limits`]).
     pub open_rate: Arc<crate::limits::OpenRate>,
     /// Launches on one host take turns ([`crate::launch_gate`]).
-    pub launch_gates: Arc<crate::launch_gate::LaunchGates>,
+    pub launch_gates: crate::launch_gate::LaunchGates,
     /// Who can enter pairing PINs on which host (the embedded demo host).
     pins: Arc<std::sync::RwLock<Vec<Arc<dyn PinSubmitter>>>>,
 }
@@ -87,7 +87,7 @@ impl AppState {
             host_cleanups: Arc::default(),
             cluster: None,
             open_rate: Arc::default(),
-            launch_gates: Arc::default(),
+            launch_gates: Default::default(),
             pins: Arc::default(),
         }
     }

@@ -321,6 +321,8 @@ async fn signaling_session(
                 .await
         }
     };
+    // Nothing polls for a turn during the teardown: one sent now goes on to the next launch.
+    turn.stop_waiting();
     let ends = Ends {
         guard,
         child: &mut child,

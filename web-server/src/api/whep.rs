@@ -250,6 +250,8 @@ pub async fn offer(
     let answer = match tokio::time::timeout(ANSWER_TIMEOUT, negotiated).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(end)) => {
+            // Nothing polls for a turn during the teardown: one sent now goes to the next launch.
+            turn.stop_waiting();
             let ends = Ends {
                 guard,
                 child: &mut child,
@@ -259,6 +261,7 @@ pub async fn offer(
             return Err(close_to_error(close));
         }
         Err(_) => {
+            turn.stop_waiting();
             let unanswered = BrowserError::new(
                 C::InternalServerError,
                 "the streamer did not answer the offer",
@@ -344,6 +347,7 @@ pub async fn offer(
                 }
             }
         };
+        turn.stop_waiting();
         resources()
             .lock()
             .unwrap_or_else(|p| p.into_inner())

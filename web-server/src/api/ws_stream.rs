@@ -265,6 +265,8 @@ async fn stream_session(
         max_message_bytes: state.config.limits.max_message_bytes,
     };
     let end = run.pump(stream, &guard, &mut ipc_tx, &mut ipc_rx).await;
+    // Nothing polls for a turn during the teardown: one sent now goes on to the next launch.
+    run.turn.stop_waiting();
     let mut last = LastWords {
         error: run.error.take(),
         ended: run.ended.take(),

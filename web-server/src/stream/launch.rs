@@ -69,6 +69,8 @@ pub(crate) struct Launched {
 /// and older keys of the same client identity) → identity and pairing → streamer spawned and sent
 /// `Init`. Any failure is the close to send; nothing is left behind.
 pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launched, Close> {
+    // The launch's place in its host's queue of turns: oldest open first.
+    let opened = Instant::now();
     let mode = req.mode;
     // The key.
     let session = req
@@ -247,9 +249,10 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
 
     // 6. The streamer. It asks for its turn on the host before each `/launch` (`LaunchTurn`).
     let turn = LaunchTurn::new(
-        Arc::clone(&state.launch_gates),
+        state.launch_gates.clone(),
         &host.address,
         host.http_port,
+        opened,
     );
     let (mut child, mut ipc_tx, ipc_rx) =
         match streamer_proc::spawn(&state.config.streamer_path, &key.to_string()) {
