@@ -81,13 +81,12 @@ mod tests {
     use futures_util::StreamExt;
     use std::time::Duration;
     use tokio_util::codec::FramedRead;
-    use wire::backpressure::QueueConfig;
     use wire::ipc::ServerCodec;
 
     #[tokio::test]
     async fn asks_waits_for_the_grant_and_gives_back() {
-        let (ours, theirs) = tokio::io::duplex(4096);
-        let (writer, _idr) = Writer::spawn(ours, QueueConfig::default());
+        let (ours, theirs) = tokio::net::unix::pipe::pipe().unwrap();
+        let writer = Writer::new(ours);
         let mut from_streamer = FramedRead::new(theirs, ServerCodec::new());
         let turns = LaunchTurns::new(&writer, true);
         assert!(!turns.launching());
@@ -119,8 +118,8 @@ mod tests {
 
     #[tokio::test]
     async fn without_turns_every_launch_goes_at_once() {
-        let (ours, _theirs) = tokio::io::duplex(4096);
-        let (writer, _idr) = Writer::spawn(ours, QueueConfig::default());
+        let (ours, _theirs) = tokio::net::unix::pipe::pipe().unwrap();
+        let writer = Writer::new(ours);
         let turns = LaunchTurns::new(&writer, false);
         assert!(turns.launching(), "unknown: a stop must assume a launch");
         tokio::time::timeout(Duration::from_millis(100), turns.take())

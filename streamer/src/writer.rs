@@ -1,83 +1,89 @@
-//! The IPC writer: one task owns stdout and sends frames through a [`wire::backpressure`] queue.
+//! The IPC writer: the session loop writes stdout itself, without a task or a queue of its own.
 //!
-//! The session never waits on the pipe: media goes into a bounded channel with `try_send`, and the
-//! writer drains the channel into a time-budgeted [`SendQueue`] before every write. If the
-//! web-server reads slowly, stale video is dropped up to the next keyframe and a keyframe request
-//! comes back to the session; control frames (`Started`, `Stats`, `Error`, `Ended`) go first.
-//! `Ended` is the last frame written: the writer flushes after it and ends.
+//! **Why no queue here.** A frame bound for the browser waits in one send queue: the gateway's
+//! `Outbox`, at the browser's side, where the WebSocket's pace is known and where its time budget
+//! and keyframe gate act. Between the streamer and the gateway there is only the pipe, a kernel
+//! buffer at the process boundary. A second queue in front of it (this module used to have one,
+//! behind a task and a channel) only added latency, a task hop and a second place that dropped
+//! frames.
+//!
+//! **What a full pipe means.** The gateway reads the pipe as fast as it can and hands each frame
+//! to its `Outbox` without waiting, so a pipe that stops taking bytes means the gateway is
+//! stalled. Media is then refused at the source: [`Writer::media`] never waits, and a frame that
+//! finds bytes still unwritten is not begun ([`Refused::Full`]). The session's forwarding
+//! ([`crate::session::forward`]) then drops video up to the next keyframe and asks the host for
+//! one, so that no frame whose reference was dropped is ever written; audio is simply lost.
+//!
+//! **Whole frames.** The pipe carries IPC frames back to back, so a frame is written whole or
+//! not begun: what the pipe does not take of a frame stays in a small buffer (the unwritten tail
+//! of frames already begun) and goes first when the pipe is writable again
+//! ([`Writer::drained`], a branch of the session loop). Control frames (`Started`, `Error`,
+//! `Ended`, `LaunchTurn`) wait for the pipe ([`Writer::control`]) and are never dropped; WebRTC
+//! signals, which come from code that cannot wait, are appended after the tail
+//! ([`Writer::control_now`]). Frames reach the pipe in the order they were accepted.
+//!
+//! The state sits behind a `std` mutex that is never held across an `.await`: the start hands
+//! `&Writer` to its launch turns while it also waits for [`Writer::closed`].
 //!
 //! In WebSocket mode the writer is the session's [`MediaSink`]: media, and rumble, go to the
 //! web-server, which relays them to the browser. Media frames are written as the browser's own
 //! VideoFrame and AudioFrame messages, so the web-server forwards their bytes without a copy.
 
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures_util::SinkExt;
-use tokio::io::AsyncWrite;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::codec::FramedWrite;
-use wire::backpressure::{QueueConfig, QueueStats, SendQueue};
+use bytes::{Buf, BytesMut};
+use tokio::io::Interest;
+use tokio::net::unix::pipe;
+use tokio_util::codec::Encoder;
+use wire::backpressure::QueueStats;
 use wire::browser::StreamInit;
 use wire::ipc::{Audio, FromStreamer, Rumble, StreamerCodec, Video};
 
 use crate::session::forward::{MediaSink, Sent, SinkStats, VideoUnit};
 
-const CHANNEL: usize = 1024;
-
-/// One frame for the writer, stamped when it was produced.
-#[derive(Debug)]
-struct Item {
-    at: Instant,
-    msg: FromStreamer,
-}
-
-/// Why a media frame was not queued.
+/// Why a frame was not begun.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// The channel is full (the writer is stuck on the pipe).
+    /// Bytes of earlier frames are still unwritten: the gateway is not reading.
     Full,
-    /// The writer is gone (stdout closed).
+    /// The pipe is closed (the gateway is gone) or broken.
     Closed,
 }
 
-/// The session's handle on the writer task.
+/// What the writer keeps between writes.
+struct State {
+    codec: StreamerCodec,
+    /// The unwritten bytes of frames already begun.
+    pending: BytesMut,
+    /// Since when `pending` has been waiting for the pipe.
+    since: Option<Instant>,
+    closed: bool,
+}
+
+/// The session's writer on the IPC pipe (stdout).
 pub struct Writer {
-    tx: Option<mpsc::Sender<Item>>,
-    stats: Arc<Mutex<QueueStats>>,
-    task: JoinHandle<()>,
+    pipe: pipe::Sender,
+    state: Mutex<State>,
     /// What the browser messages of this stream carry besides the media: width, height and
     /// audio channels, from the stream's `StreamInit` ([`Writer::for_stream`]).
     stream: (u16, u16, u8),
 }
 
 impl Writer {
-    /// Starts the writer task on `output`. The receiver yields a value whenever the send queue
-    /// dropped frames and the host must be asked for a keyframe.
-    pub fn spawn<W: AsyncWrite + Unpin + Send + 'static>(
-        output: W,
-        config: QueueConfig,
-    ) -> (Self, mpsc::Receiver<()>) {
-        let (tx, rx) = mpsc::channel(CHANNEL);
-        let (idr_tx, keyframe_requests) = mpsc::channel(1);
-        let stats = Arc::new(Mutex::new(QueueStats::default()));
-        let task = tokio::spawn(write_loop(
-            FramedWrite::new(output, StreamerCodec::new()),
-            rx,
-            idr_tx,
-            SendQueue::new(config),
-            Arc::clone(&stats),
-        ));
-        (
-            Writer {
-                tx: Some(tx),
-                stats,
-                task,
-                stream: (0, 0, 0),
-            },
-            keyframe_requests,
-        )
+    /// A writer on `pipe`, the write end of the IPC pipe.
+    pub fn new(pipe: pipe::Sender) -> Self {
+        Writer {
+            pipe,
+            state: Mutex::new(State {
+                codec: StreamerCodec::new(),
+                pending: BytesMut::new(),
+                since: None,
+                closed: false,
+            }),
+            stream: (0, 0, 0),
+        }
     }
 
     /// The writer of the stream `init` describes: its media frames are the browser's messages,
@@ -87,60 +93,159 @@ impl Writer {
         self
     }
 
-    /// Queues a media frame without waiting.
+    /// Begins a media frame (or `Stats`, rumble) without waiting: refused while bytes of earlier
+    /// frames are still unwritten.
     pub fn media(&self, msg: FromStreamer) -> Result<(), Refused> {
-        let tx = self.tx.as_ref().ok_or(Refused::Closed)?;
-        tx.try_send(Item {
-            at: Instant::now(),
-            msg,
-        })
-        .map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Refused::Full,
-            mpsc::error::TrySendError::Closed(_) => Refused::Closed,
-        })
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if !state.pending.is_empty() {
+            return Err(Refused::Full);
+        }
+        self.begin(&mut state, msg)
     }
 
-    /// Queues a control frame, waiting for room (bounded by the caller's own timeouts).
+    /// Writes a control frame once the pipe has taken everything before it, and waits until the
+    /// pipe has taken it whole (bounded by the caller's own timeouts). Never dropped.
     pub async fn control(&self, msg: FromStreamer) -> Result<(), Refused> {
-        let tx = self.tx.as_ref().ok_or(Refused::Closed)?;
-        tx.send(Item {
-            at: Instant::now(),
-            msg,
-        })
-        .await
-        .map_err(|_| Refused::Closed)
-    }
-
-    /// Resolves when the writer has ended (stdout closed or broken).
-    pub async fn closed(&self) {
-        match &self.tx {
-            Some(tx) => tx.closed().await,
-            None => std::future::pending().await,
-        }
-    }
-
-    /// Queue counters (drops, depth).
-    pub fn stats(&self) -> QueueStats {
-        *self.stats.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Sends `last` (normally `Ended`) after everything queued, flushes and ends the task; waits
-    /// at most `wait`.
-    pub async fn finish(mut self, last: FromStreamer, wait: Duration) {
-        let deadline = tokio::time::Instant::now() + wait;
-        if let Some(tx) = self.tx.take() {
-            let item = Item {
-                at: Instant::now(),
-                msg: last,
-            };
-            let _ = tokio::time::timeout_at(deadline, tx.send(item)).await;
-        }
-        if tokio::time::timeout_at(deadline, &mut self.task)
-            .await
-            .is_err()
+        self.flush().await?;
         {
-            tracing::warn!("IPC writer did not finish in time");
-            self.task.abort();
+            let mut state = self.lock();
+            if state.closed {
+                return Err(Refused::Closed);
+            }
+            if state.pending.is_empty() {
+                self.begin(&mut state, msg)?;
+            } else {
+                // Media came in while this waited; the control frame goes right after it.
+                Self::encode(&mut state, msg)?;
+            }
+        }
+        self.flush().await
+    }
+
+    /// Appends a control frame after whatever is unwritten, without waiting; for code that cannot
+    /// wait (the WebRTC peer's signals, which must not be lost and are few).
+    pub fn control_now(&self, msg: FromStreamer) -> Result<(), Refused> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if state.pending.is_empty() {
+            self.begin(&mut state, msg)
+        } else {
+            Self::encode(&mut state, msg)
+        }
+    }
+
+    /// Resolves once the bytes that were unwritten have all gone into the pipe; stays pending
+    /// while nothing is unwritten. Cancel-safe: a `select!` branch of the session loop.
+    pub async fn drained(&self) -> Result<(), Refused> {
+        if self.lock().pending.is_empty() {
+            return std::future::pending().await;
+        }
+        self.flush().await
+    }
+
+    /// Resolves when the pipe is closed (the gateway is gone) or broken.
+    pub async fn closed(&self) {
+        if self.lock().closed {
+            return;
+        }
+        // A pipe whose reader is gone reports an error to its writer (EPOLLERR); a live pipe,
+        // full or not, never does.
+        let _ = self.pipe.ready(Interest::ERROR).await;
+        self.close();
+    }
+
+    /// Writer counters: how long unwritten bytes have waited for the pipe.
+    pub fn stats(&self) -> QueueStats {
+        let state = self.lock();
+        QueueStats {
+            video_depth_ms: state.since.map_or(0, |t| t.elapsed().as_millis() as u64),
+            video_bytes: state.pending.len(),
+            ..QueueStats::default()
+        }
+    }
+
+    /// Writes `last` (normally `Ended`) after everything begun and flushes; waits at most `wait`.
+    pub async fn finish(self, last: FromStreamer, wait: Duration) {
+        match tokio::time::timeout(wait, self.control(last)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => tracing::debug!("IPC output closed before Ended"),
+            Err(_) => tracing::warn!("IPC writer did not finish in time"),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.pending.clear();
+        state.since = None;
+    }
+
+    /// Encodes `msg` after the unwritten bytes; a frame that cannot be encoded (over the IPC
+    /// payload limit) leaves nothing behind and is refused like a frame that found no room.
+    fn encode(state: &mut State, msg: FromStreamer) -> Result<(), Refused> {
+        // The codec leaves nothing of a frame it could not encode.
+        if let Err(e) = state.codec.encode(msg, &mut state.pending) {
+            tracing::warn!(error = %e, "IPC frame not written");
+            return Err(Refused::Full);
+        }
+        Ok(())
+    }
+
+    /// Encodes `msg` and writes what the pipe takes of it now.
+    fn begin(&self, state: &mut State, msg: FromStreamer) -> Result<(), Refused> {
+        Self::encode(state, msg)?;
+        self.write_some(state)
+    }
+
+    /// Writes unwritten bytes until they are gone or the pipe is full.
+    fn write_some(&self, state: &mut State) -> Result<(), Refused> {
+        while !state.pending.is_empty() {
+            match self.pipe.try_write(&state.pending) {
+                Ok(n) => state.pending.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    state.since.get_or_insert_with(Instant::now);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "IPC output failed; the web-server is gone");
+                    state.closed = true;
+                    state.pending.clear();
+                    state.since = None;
+                    return Err(Refused::Closed);
+                }
+            }
+        }
+        state.since = None;
+        Ok(())
+    }
+
+    /// Waits until every unwritten byte is in the pipe.
+    async fn flush(&self) -> Result<(), Refused> {
+        loop {
+            {
+                let state = self.lock();
+                if state.closed {
+                    return Err(Refused::Closed);
+                }
+                if state.pending.is_empty() {
+                    return Ok(());
+                }
+            }
+            if self.pipe.writable().await.is_err() {
+                self.close();
+                return Err(Refused::Closed);
+            }
+            self.write_some(&mut self.lock())?;
         }
     }
 }
@@ -177,10 +282,11 @@ impl MediaSink for Writer {
             high,
         });
         if self.media(rumble).is_err() {
-            tracing::debug!(controller, "rumble not forwarded: IPC queue full or closed");
+            tracing::debug!(controller, "rumble not forwarded: IPC pipe full or closed");
         }
     }
 
+    /// The forwarding counts the frames refused here; the writer adds how long the pipe stalled.
     fn stats(&self) -> SinkStats {
         SinkStats {
             queue: Writer::stats(self),
@@ -197,80 +303,110 @@ fn sent(result: Result<(), Refused>) -> Sent {
     }
 }
 
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use tokio_util::codec::FramedRead;
+    use wire::ipc::{EndReason, Ended, ServerCodec};
 
-fn push(queue: &mut SendQueue<FromStreamer>, item: Item) {
-    match item.msg {
-        FromStreamer::Video(ref v) => {
-            let (bytes, key) = (v.data.len(), v.keyframe);
-            queue.push_video(item.msg, bytes, key, item.at);
-        }
-        FromStreamer::Audio(ref a) => {
-            let bytes = a.data.len();
-            queue.push_audio(item.msg, bytes, item.at);
-        }
-        other => queue.push_control(other),
+    fn video(n: u8, len: usize) -> FromStreamer {
+        let data = Bytes::from(vec![n; len]);
+        FromStreamer::Video(Video::new(n == 0, u64::from(n), 1, 64, 64, data))
     }
-}
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut sink: FramedWrite<W, StreamerCodec>,
-    mut rx: mpsc::Receiver<Item>,
-    idr_tx: mpsc::Sender<()>,
-    mut queue: SendQueue<FromStreamer>,
-    stats: Arc<Mutex<QueueStats>>,
-) {
-    // The session forwards a keyframe first; the queue only has to refuse what precedes it.
-    let mut open = true;
-    loop {
-        if queue.is_empty() && open {
-            // Nothing buffered may wait behind an idle channel.
-            if let Err(e) = sink.flush().await {
-                tracing::warn!(error = %e, "IPC output failed; the web-server is gone");
-                return;
-            }
-            match rx.recv().await {
-                Some(item) => push(&mut queue, item),
-                None => open = false,
-            }
-        }
-        while open {
-            match rx.try_recv() {
-                Ok(item) => push(&mut queue, item),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
-            }
-        }
-        let now = Instant::now();
-        if queue.take_keyframe_request(now) {
-            let _ = idr_tx.try_send(());
-        }
-        let next = queue.pop(now);
-        *stats.lock().unwrap_or_else(|p| p.into_inner()) = queue.stats(now);
-        let Some(msg) = next else {
-            if open {
-                continue;
-            }
-            break;
-        };
-        let last = matches!(msg, FromStreamer::Ended(_));
-        // `feed` buffers; flush when nothing else is waiting, so bursts go out in one write.
-        let result = if last || rx.is_empty() && queue.is_empty() {
-            sink.send(msg).await
-        } else {
-            sink.feed(msg).await
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "IPC output failed; the web-server is gone");
-            return;
-        }
-        if last {
-            break;
-        }
+    fn ended() -> FromStreamer {
+        FromStreamer::Ended(Ended {
+            reason: EndReason::Stopped,
+            message: None,
+        })
     }
-    let _ = sink.flush().await;
+
+    /// Begins frames until the pipe refuses one, without waiting; how many were begun.
+    async fn fill(writer: &Writer) -> u8 {
+        // tokio knows the pipe is writable once its reactor said so.
+        writer.pipe.writable().await.unwrap();
+        let mut begun = 0u8;
+        while writer.media(video(begun, 7_000)).is_ok() {
+            begun += 1;
+            assert!(begun < 200, "the pipe never filled");
+        }
+        assert_eq!(writer.media(video(begun, 7_000)), Err(Refused::Full));
+        begun
+    }
+
+    #[tokio::test]
+    async fn a_stalled_reader_gets_refusals_then_whole_frames() {
+        let (tx, rx) = pipe::pipe().unwrap();
+        let writer = Writer::new(tx);
+        // Nobody reads: frames are begun until the pipe is full, then refused, without waiting.
+        let accepted = fill(&writer).await;
+        assert!(accepted > 2, "a 64 KiB pipe takes several 7 kB frames");
+        assert!(writer.stats().video_bytes > 0, "a frame's tail waits");
+        assert_eq!(writer.media(video(200, 10)), Err(Refused::Full));
+        // The reader resumes: the session loop's branch writes the tail, then frames go again.
+        let mut reader = FramedRead::new(rx, ServerCodec::new());
+        let mut expected = Vec::new();
+        for n in 0..accepted {
+            expected.push(video(n, 7_000));
+        }
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(frame) = reader.next().await {
+                got.push(frame.expect("a torn frame"));
+            }
+            got
+        });
+        tokio::time::timeout(Duration::from_secs(5), writer.drained())
+            .await
+            .expect("the tail was not written")
+            .unwrap();
+        assert_eq!(writer.stats().video_bytes, 0);
+        writer.media(video(201, 10)).unwrap();
+        expected.push(video(201, 10));
+        writer.finish(ended(), Duration::from_secs(5)).await;
+        expected.push(ended());
+        let got = tokio::time::timeout(Duration::from_secs(5), reading)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got, expected,
+            "every frame whole, in order, none after a refusal"
+        );
+    }
+
+    #[tokio::test]
+    async fn control_waits_for_the_pipe_and_closed_sees_the_reader_go() {
+        let (tx, rx) = pipe::pipe().unwrap();
+        let writer = Writer::new(tx);
+        assert!(fill(&writer).await > 2);
+        let control = writer.control(ended());
+        tokio::pin!(control);
+        let r = tokio::time::timeout(Duration::from_millis(50), &mut control).await;
+        assert!(r.is_err(), "a control frame waits for a full pipe: {r:?}");
+        closed_once_the_reader_goes(&writer, rx, "a full pipe").await;
+        assert_eq!(control.await, Err(Refused::Closed));
+    }
+
+    #[tokio::test]
+    async fn closed_resolves_for_an_idle_pipe_whose_reader_goes() {
+        let (tx, rx) = pipe::pipe().unwrap();
+        let writer = Writer::new(tx);
+        writer.media(video(0, 10)).unwrap();
+        closed_once_the_reader_goes(&writer, rx, "a writable pipe").await;
+    }
+
+    /// `closed()` stays pending while `rx` reads from a pipe in the state `what`, and resolves once
+    /// it is gone; then nothing more is begun.
+    async fn closed_once_the_reader_goes(writer: &Writer, rx: pipe::Receiver, what: &str) {
+        let early = tokio::time::timeout(Duration::from_millis(50), writer.closed()).await;
+        assert!(early.is_err(), "{what} is not a closed one");
+        drop(rx);
+        tokio::time::timeout(Duration::from_secs(1), writer.closed())
+            .await
+            .expect("the reader's close was not seen");
+        assert_eq!(writer.media(video(1, 10)), Err(Refused::Closed));
+    }
 }

@@ -606,9 +606,9 @@ async fn joins_the_lobby_through_a_fake_wolf_api() {
     rig.host.close().await;
 }
 
-/// The web-server stops reading for a while (its WebSocket is congested): the streamer's send
-/// queue drops stale frames whole, up to a keyframe, and asks the host for one; no delta frame
-/// whose reference was dropped is ever written.
+/// The web-server stops reading for a while (its WebSocket is congested): the pipe fills, the
+/// streamer refuses media at the source and drops frames whole, up to a keyframe, and asks the
+/// host for one; no delta frame whose reference was dropped is ever written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_gets_whole_frames_up_to_a_keyframe() {
     let mut rig = rig("browser-client-f").await;
@@ -617,11 +617,19 @@ async fn a_stalled_reader_gets_whole_frames_up_to_a_keyframe() {
     let mut gaps = 0;
     let mut frames = 0;
     let mut dropped_reported = 0;
+    // Bounded: the last round waits for a Stats frame that reports the drops.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     for round in 0..3 {
-        // Deliberate stall: the pipe fills, the streamer's writer blocks, its queue ages.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // Deliberate stall: the pipe fills and the streamer drops video until a keyframe. The
+        // streamer grows its pipe to 1 MiB, about 1.1 s of this rig's video (125 fps, 7.5 kB
+        // per delta frame on average): the stall outlasts that.
+        tokio::time::sleep(Duration::from_millis(1800)).await;
         let until = frames + 60;
         while frames < until || (round == 2 && dropped_reported == 0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no drops reported after three stalls ({frames} frames, {gaps} gaps)"
+            );
             match s.next().await {
                 FromStreamer::Video(v) => {
                     let (counter, idr) = synthetic::check_video_au(&v.data).unwrap();

@@ -8,6 +8,13 @@
 //! disagree on is who recovers from a refused frame: the IPC writer reports "full" and this
 //! module asks the host for a keyframe; the peer applies its own policy and says so
 //! ([`Sent::Skipped`]).
+//!
+//! In WebSocket mode this is the streamer's one keyframe gate. The writer has no queue: a full
+//! pipe means the gateway is stalled, and the frame is refused before it is begun. Dropping from
+//! there up to the next keyframe, here at the source, keeps every written frame whole and
+//! decodable; the gateway's `Outbox` is the one send queue, at the browser's side. A keyframe
+//! refused too (the host answered while the pipe was still full) is asked for again once the
+//! pipe has drained ([`Forwarder::sink_drained`]).
 
 use std::time::{Duration, Instant};
 
@@ -49,7 +56,8 @@ pub enum Sent {
 /// The sink's queue counters, for `Stats`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SinkStats {
-    /// The send queue (drops, depth).
+    /// The sink's queue: the WebRTC peer's send queue (drops, depth); for the IPC writer, the
+    /// unwritten tail of a frame and how long it has waited for the pipe.
     pub queue: QueueStats,
     /// Video frames the sink dropped before its queue.
     pub frames_dropped: u64,
@@ -104,6 +112,8 @@ pub struct Forwarder {
     audio_clock: MediaClock,
     /// A frame was refused on the way to the sink: drop deltas until a keyframe.
     need_keyframe: bool,
+    /// A keyframe was refused while deltas were being dropped: ask again once the sink drains.
+    keyframe_refused: bool,
     /// Counters for `Stats`.
     pub counters: Counters,
 }
@@ -117,6 +127,7 @@ impl Forwarder {
             video_clock: MediaClock::video(),
             audio_clock: MediaClock::audio(),
             need_keyframe: true,
+            keyframe_refused: false,
             counters: Counters::default(),
         }
     }
@@ -153,6 +164,7 @@ impl Forwarder {
         match sink.video(unit) {
             Sent::Queued => {
                 self.need_keyframe = false;
+                self.keyframe_refused = false;
                 self.counters.video_frames += 1;
                 self.counters.video_bytes += bytes;
                 self.counters.keyframes += u64::from(keyframe);
@@ -160,12 +172,23 @@ impl Forwarder {
             Sent::Skipped => self.need_keyframe = false,
             Sent::Full => {
                 self.counters.frames_dropped += 1;
+                self.keyframe_refused |= keyframe && self.need_keyframe;
                 if !self.need_keyframe {
                     self.need_keyframe = true;
                     return Forwarded::RequestKeyframe("IPC channel full");
                 }
             }
             Sent::Closed => return Forwarded::SinkClosed,
+        }
+        Forwarded::Done
+    }
+
+    /// The sink took everything it had left unwritten: if a keyframe was refused meanwhile, the
+    /// one asked for when the sink first refused is gone, so ask again (once per refused
+    /// keyframe, not once per frame, while the pipe is full).
+    pub fn sink_drained(&mut self) -> Forwarded {
+        if self.need_keyframe && std::mem::take(&mut self.keyframe_refused) {
+            return Forwarded::RequestKeyframe("a keyframe was refused");
         }
         Forwarded::Done
     }
@@ -267,6 +290,33 @@ mod tests {
         let c = &f.counters;
         assert_eq!((c.frames_in, c.video_frames, c.keyframes), (6, 2, 1));
         assert_eq!((c.video_bytes, c.frames_dropped), (3, 3));
+    }
+
+    #[test]
+    fn a_keyframe_refused_while_the_sink_is_full_is_asked_for_again_once_it_drains() {
+        let mut f = Forwarder::new(VideoCodec::Av1Main8.to_byte());
+        let mut s = sink(Sent::Queued);
+        assert_eq!(f.video(vec![1], true, 0, &mut s), Forwarded::Done);
+        assert_eq!(f.sink_drained(), Forwarded::Done, "nothing was refused");
+        s.answer = Sent::Full;
+        let full = f.video(vec![2], false, 3000, &mut s);
+        assert_eq!(full, Forwarded::RequestKeyframe("IPC channel full"));
+        // Drained before the host answered: its keyframe is still to come, no second request.
+        assert_eq!(f.sink_drained(), Forwarded::Done);
+        // The host's keyframe finds the pipe full again; deltas meanwhile are dropped silently.
+        assert_eq!(f.video(vec![3], true, 6000, &mut s), Forwarded::Done);
+        assert_eq!(f.video(vec![4], false, 9000, &mut s), Forwarded::Done);
+        assert_eq!(f.video(vec![5], true, 12000, &mut s), Forwarded::Done);
+        s.answer = Sent::Queued;
+        assert_eq!(f.video(vec![6], false, 15000, &mut s), Forwarded::Done);
+        let ask = f.sink_drained();
+        assert_eq!(ask, Forwarded::RequestKeyframe("a keyframe was refused"));
+        assert_eq!(f.sink_drained(), Forwarded::Done, "asked once per drain");
+        assert_eq!(f.video(vec![7], true, 18000, &mut s), Forwarded::Done);
+        assert_eq!(f.video(vec![8], false, 21000, &mut s), Forwarded::Done);
+        let c = &f.counters;
+        assert_eq!((c.frames_in, c.video_frames, c.frames_dropped), (8, 3, 5));
+        assert_eq!(s.video.iter().filter(|u| u.keyframe).count(), 4);
     }
 
     #[test]

@@ -29,7 +29,8 @@ mod start;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
+use tokio::net::unix::pipe;
 use tokio_util::codec::FramedRead;
 use wire::backpressure::QueueConfig;
 use wire::ipc::{EndReason, ErrorCode, StreamerCodec, StreamerError, ToStreamer};
@@ -122,14 +123,14 @@ impl End {
     }
 }
 
-/// Runs one session over `input`/`output` (stdin/stdout in the binary) and returns the exit code.
-pub async fn run<R, W>(input: R, output: W) -> i32
+/// Runs one session over `input` and the pipe `output` (stdin/stdout in the binary) and returns
+/// the exit code.
+pub async fn run<R>(input: R, output: pipe::Sender) -> i32
 where
     R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
 {
     let mut rx = FramedRead::new(input, StreamerCodec::new());
-    let (writer, keyframe_requests) = Writer::spawn(output, QueueConfig::default());
+    let writer = Writer::new(output);
     let init = match tokio::time::timeout(INIT_TIMEOUT, rx.next()).await {
         Ok(Some(Ok(ToStreamer::Init(init)))) => *init,
         Ok(Some(Ok(ToStreamer::Stop))) | Ok(None) => {
@@ -192,7 +193,6 @@ where
         peer,
         session,
         writer: writer.for_stream(&started),
-        keyframe_requests,
         mapper: InputMapper::new(),
         forward: Forwarder::new(started.codec.to_byte()),
         started_at: Instant::now(),

@@ -1,5 +1,5 @@
 //! The running session: one `select!` over the IPC input, the host stream's events, the WebRTC
-//! peer's socket and timers, the writer and the stats tick.
+//! peer's socket and timers, the IPC pipe (written here, [`Writer`]) and the stats tick.
 //!
 //! This is the only place that waits once the stream is up, so it stays a dispatcher: media goes
 //! through [`Forwarder`] to the mode's [`MediaSink`], browser input through the
@@ -20,7 +20,7 @@ use super::forward::{Forwarded, Forwarder, MediaSink};
 use super::End;
 use crate::input::{InputMapper, Mapped};
 use crate::webrtc::{self, Peer, PeerOut};
-use crate::writer::Writer;
+use crate::writer::{Refused, Writer};
 
 /// Stats period.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
@@ -31,9 +31,8 @@ pub(super) struct Running {
     pub(super) peer: Option<Peer>,
     /// The host stream, driven in place by this loop (its `next_event` branch).
     pub(super) session: ClientStream,
+    /// WebSocket mode's sink, and in both modes the way to the web-server (stdout).
     pub(super) writer: Writer,
-    /// The writer's send queue dropped frames: ask the host for a keyframe.
-    pub(super) keyframe_requests: tokio::sync::mpsc::Receiver<()>,
     pub(super) mapper: InputMapper,
     pub(super) forward: Forwarder,
     pub(super) started_at: Instant,
@@ -70,11 +69,18 @@ impl Running {
                         peer.handle(io);
                     }
                 }
+                // The gateway read again: the unwritten tail of a frame went into the pipe.
+                drained = self.writer.drained() => match drained {
+                    Ok(()) => match self.forward.sink_drained() {
+                        Forwarded::RequestKeyframe(why) => self.request_idr(why),
+                        Forwarded::Done | Forwarded::SinkClosed => {}
+                    },
+                    Err(_) => return End::stopped("IPC output closed"),
+                },
                 event = self.session.next_event() => match event {
                     Some(event) => if let Some(end) = self.event(event) { return end },
                     None => return End::host_ended("the host stream ended".into()),
                 },
-                Some(()) = self.keyframe_requests.recv() => self.request_idr("send queue overflow"),
                 _ = self.writer.closed() => return End::stopped("IPC output closed"),
                 _ = stats_tick.tick() => {
                     let stats = self.stats();
@@ -102,7 +108,8 @@ impl Running {
         while let Some(out) = self.peer.as_mut()?.poll_out() {
             match out {
                 PeerOut::Signal(s) => {
-                    if self.writer.media(FromStreamer::Signal(s)).is_err() {
+                    // Never dropped: the negotiation would hang without it.
+                    if self.writer.control_now(FromStreamer::Signal(s)) == Err(Refused::Closed) {
                         return Some(End::stopped("IPC output closed"));
                     }
                 }
