@@ -1,13 +1,23 @@
-//! Host AudioSender → client AudioReceiver over 127.0.0.1 with injected loss.
+//! Host AudioSender (the host's media driver) → a client's [`ClientCore`] over 127.0.0.1 with
+//! injected loss: the client core pings the audio port from its audio socket and depacketizes
+//! what comes back, as the client's stream driver does.
 
-use std::time::Duration;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gamestream::audio::{
-    AudioDepacketizerConfig, AudioEncryption, AudioEvent, AudioPacketizerConfig, AudioReceiver,
-    AudioReceiverConfig, AudioSender, AudioSenderConfig, LossInjection,
+    AudioDepacketizerConfig, AudioEncryption, AudioPacketizerConfig, AudioSender,
+    AudioSenderConfig, AudioStats, LossInjection,
 };
-use gamestream::ping::PingMatcher;
+use gamestream::client::{ClientCore, SessionEvent, StreamParams, StreamSocket};
+use gamestream::control::{ControlConfig, IvStyle};
+use gamestream::ping::{PingMatcher, PING_INTERVAL};
+use gamestream::video::{DepacketizerConfig, VideoCodec};
+use gamestream::AppVersion;
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 const PAYLOAD: [u8; 16] = *b"0123456789ABCDEF";
 
@@ -22,10 +32,115 @@ fn opus(k: usize) -> Vec<u8> {
     p
 }
 
+/// The client's audio path: a [`ClientCore`] on one audio socket. Its video pings and ENet
+/// connect go nowhere (no such host ports here); its audio events come out on a channel.
+struct AudioClient {
+    local_addr: SocketAddr,
+    stats: Arc<Mutex<AudioStats>>,
+    task: JoinHandle<()>,
+}
+
+impl AudioClient {
+    async fn start(
+        host: SocketAddr,
+        ping_payload: Option<[u8; 16]>,
+        depacketizer: AudioDepacketizerConfig,
+    ) -> (Self, mpsc::UnboundedReceiver<SessionEvent>) {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let local_addr = socket.local_addr().unwrap();
+        let version = AppVersion::SUNSHINE;
+        let core = ClientCore::new(
+            StreamParams {
+                host_ip: host.ip(),
+                video_port: 9,
+                audio_port: host.port(),
+                control_port: 9,
+                video_ping_payload: None,
+                audio_ping_payload: ping_payload,
+                ping_interval: PING_INTERVAL,
+                video: DepacketizerConfig {
+                    packet_size: 1024,
+                    host_version: version,
+                    codec: VideoCodec::H264,
+                    key: None,
+                },
+                audio: depacketizer,
+                control: ControlConfig::new(0, [0; 16], IvStyle::V2, version),
+                ri_key_id: 0,
+                seed: Some(1),
+            },
+            Instant::now(),
+        )
+        .unwrap();
+        let stats = Arc::new(Mutex::new(AudioStats::default()));
+        let (tx, events) = mpsc::unbounded_channel();
+        let task = tokio::spawn(drive(core, socket, Arc::clone(&stats), tx));
+        let client = Self {
+            local_addr,
+            stats,
+            task,
+        };
+        (client, events)
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn stats(&self) -> AudioStats {
+        *self.stats.lock().unwrap()
+    }
+
+    async fn close(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// The client core's loop, for its audio socket only.
+async fn drive(
+    mut core: ClientCore,
+    socket: UdpSocket,
+    stats: Arc<Mutex<AudioStats>>,
+    events: mpsc::UnboundedSender<SessionEvent>,
+) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        while let Some(t) = core.poll_transmit() {
+            if t.socket == StreamSocket::Audio {
+                socket.send_to(&t.payload, t.to).await.unwrap();
+            }
+        }
+        while let Some(event) = core.poll_event() {
+            if matches!(
+                event,
+                SessionEvent::Audio { .. } | SessionEvent::AudioLost { .. }
+            ) {
+                let _ = events.send(event);
+            }
+        }
+        *stats.lock().unwrap() = core.stats().audio;
+        let Some(at) = core.poll_timeout() else {
+            return;
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(at.into()) => core.handle_timeout(Instant::now()),
+            received = socket.recv_from(&mut buf) => {
+                let (n, from) = received.unwrap();
+                core.handle_input(Instant::now(), StreamSocket::Audio, from, &buf[..n]);
+            }
+        }
+    }
+}
+
 async fn setup(
     loss: LossInjection,
     ss_ping: bool,
-) -> (AudioSender, AudioReceiver, mpsc::Receiver<AudioEvent>) {
+) -> (
+    AudioSender,
+    AudioClient,
+    mpsc::UnboundedReceiver<SessionEvent>,
+) {
     let sender = AudioSender::bind(AudioSenderConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         packetizer: AudioPacketizerConfig {
@@ -42,13 +157,12 @@ async fn setup(
     })
     .await
     .unwrap();
-    let mut cfg = AudioReceiverConfig::new(
+    let (receiver, events) = AudioClient::start(
         sender.local_addr(),
         ss_ping.then_some(PAYLOAD),
         AudioDepacketizerConfig::new(5, Some(encryption())),
-    );
-    cfg.bind = Some("127.0.0.1:0".parse().unwrap());
-    let (receiver, events) = AudioReceiver::start(cfg).await.unwrap();
+    )
+    .await;
     let client = sender
         .wait_for_client(Duration::from_secs(5))
         .await
@@ -59,10 +173,10 @@ async fn setup(
 
 async fn send_and_collect(
     sender: &AudioSender,
-    events: &mut mpsc::Receiver<AudioEvent>,
+    events: &mut mpsc::UnboundedReceiver<SessionEvent>,
     n: usize,
     expect: usize,
-) -> Vec<AudioEvent> {
+) -> Vec<SessionEvent> {
     for k in 0..n {
         assert!(sender.send_opus(&opus(k)).await.unwrap());
         if k % 8 == 7 {
@@ -93,7 +207,7 @@ async fn fec_recovers_single_losses_and_plc_reports_the_rest() {
     assert_eq!(got.len(), 40, "{got:?}");
     for (k, ev) in got.iter().enumerate() {
         match ev {
-            AudioEvent::Packet {
+            SessionEvent::Audio {
                 sequence,
                 timestamp,
                 opus: o,
@@ -104,12 +218,13 @@ async fn fec_recovers_single_losses_and_plc_reports_the_rest() {
                 assert_eq!(o, &opus(k));
                 assert_eq!(*recovered, [1, 9, 10].contains(&k), "seq {k}");
             }
-            AudioEvent::Lost { sequence } => {
+            SessionEvent::AudioLost { sequence } => {
                 assert!(
                     [16, 17, 18].contains(sequence),
                     "unexpected loss {sequence}"
                 );
             }
+            other => panic!("not an audio event: {other:?}"),
         }
     }
     let stats = receiver.stats();
@@ -131,13 +246,14 @@ async fn random_loss_keeps_order_and_reports_gaps() {
     let seqs: Vec<u16> = got
         .iter()
         .map(|e| match e {
-            AudioEvent::Packet {
+            SessionEvent::Audio {
                 sequence, opus: o, ..
             } => {
                 assert_eq!(o, &opus(usize::from(*sequence)));
                 *sequence
             }
-            AudioEvent::Lost { sequence } => *sequence,
+            SessionEvent::AudioLost { sequence } => *sequence,
+            other => panic!("not an audio event: {other:?}"),
         })
         .collect();
     for w in seqs.windows(2) {

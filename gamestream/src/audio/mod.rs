@@ -1,21 +1,20 @@
 //! The audio stream (media spec §5): Opus over RTP (PT 97), RS(4,2) FEC packets (PT 127) with the
 //! fixed OpenFEC matrix, optional AES-128-CBC per packet.
 //!
-//! Sans-IO cores: [`AudioPacketizer`] (host) and [`AudioDepacketizer`] (client). Thin tokio drivers:
-//! [`AudioSender`] (host: learns the client from its pings, sends datagrams) and [`AudioReceiver`]
-//! (client: pings the host, depacketizes, delivers [`AudioEvent`]s on a channel).
+//! Sans-IO cores: [`AudioPacketizer`] (host) and [`AudioDepacketizer`] (client). They run inside
+//! the session cores, [`crate::host::HostMediaCore`] (driven per session by the host's media
+//! driver, whose handle is [`AudioSender`]) and [`crate::client::ClientCore`].
 
 mod config;
 mod depacketizer;
-mod driver;
 mod packetizer;
 pub mod rtp;
 
-/// Re-exported where the audio sender's settings name it; it lives with the host's faults.
-pub use crate::host::LossInjection;
+/// Re-exported where the audio layer always had them: the sender is a handle on the host's media
+/// driver, and the loss its settings name lives with the host's faults.
+pub use crate::host::{AudioSender, AudioSenderConfig, LossInjection};
 pub use config::{AudioConfig, SAMPLE_RATE};
 pub use depacketizer::{AudioDepacketizer, AudioDepacketizerConfig, AudioEvent, AudioStats};
-pub use driver::{AudioReceiver, AudioReceiverConfig, AudioSender, AudioSenderConfig};
 pub use packetizer::{AudioPacketizer, AudioPacketizerConfig};
 
 use crate::crypto::{aes_cbc_decrypt_pkcs7, aes_cbc_encrypt_pkcs7, CryptoError};
@@ -41,7 +40,7 @@ pub enum AudioError {
     /// Decryption failed.
     #[error("audio decryption failed: {0}")]
     Crypto(#[from] CryptoError),
-    /// Socket error in a driver.
+    /// Socket error in the host's media driver.
     #[error("audio socket: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -5,6 +5,11 @@
 //! messages arrive as [`SessionEvent`]s. Lost video is answered with an IDR request at once, and no
 //! frame whose reference was lost is delivered (the depacketizer waits for the next keyframe).
 //!
+//! Each step between the I/O is a plain function — [`SessionConfig::launch_request`],
+//! [`rtsp_params`], [`stream_params`] — over the sans-IO cores ([`crate::rtsp::ClientHandshake`],
+//! [`ClientCore`]), so the in-memory pair test (`tests/session_pair.rs`) goes from `/launch` to
+//! the stream's end through the same steps, without a socket.
+//!
 //! [`ClientSession::stop`] is the one way a stream ends on our side, in the order real hosts survive:
 //! media sockets closed, the control stream disconnected **and its acknowledgement awaited**
 //! (bounded), then `/cancel` on the host, awaited. The host never keeps a stale session for this
@@ -30,9 +35,9 @@ use crate::audio::{AudioDepacketizerConfig, AudioEncryption, AudioError, AudioSt
 use crate::control::{
     ControlConfig, ControlError, DisconnectReason, HostMessage, IvStyle, TerminationReason,
 };
-use crate::nvhttp::{LaunchRequest, NvHttpClient, NvHttpError};
+use crate::nvhttp::{LaunchRequest, LaunchResponse, NvHttpClient, NvHttpError, ServerInfo};
 use crate::rtsp::describe::video_format;
-use crate::rtsp::{ClientParams, RtspError, StreamSettings};
+use crate::rtsp::{ClientParams, RtspError, RtspOutcome, StreamSettings};
 use crate::video::{DepacketizerConfig, VideoCodec, VideoError, VideoFrame, VideoStats};
 use crate::AppVersion;
 
@@ -58,6 +63,95 @@ impl SessionConfig {
             gamepad_mask: 0,
             local_audio: false,
         }
+    }
+
+    /// The stream settings for this host: ours, with the host's `ServerCodecModeSupport` (which
+    /// gates the 10-bit and 4:4:4 formats in the RTSP codec choice).
+    pub fn settings_for(&self, info: &ServerInfo) -> StreamSettings {
+        StreamSettings {
+            server_codec_mode_support: info.codec_support(),
+            ..self.settings.clone()
+        }
+    }
+
+    /// The `/launch` (or `/resume`) request for this stream, with a fresh random `rikey` and
+    /// `rikeyid` ([`LaunchRequest::to_query`] is what goes on the wire).
+    pub fn launch_request(&self) -> LaunchRequest {
+        let s = &self.settings;
+        let mut request = LaunchRequest::new(self.app_id, s.width, s.height, s.fps);
+        request.surround_audio_info =
+            crate::nvhttp::surround_audio_info(u32::from(s.audio_channels), s.audio_channel_mask);
+        request.remote_controllers_bitmap = self.gamepad_mask;
+        request.gcmap = self.gamepad_mask;
+        request.local_audio_play_mode = self.local_audio;
+        request
+    }
+}
+
+/// The RTSP handshake's input after `/launch` answered `launched`: the host's `sessionUrl0` and
+/// the launch key (for `rtspenc://`).
+pub fn rtsp_params(
+    version: AppVersion,
+    host_ip: IpAddr,
+    request: &LaunchRequest,
+    launched: LaunchResponse,
+    settings: StreamSettings,
+) -> ClientParams {
+    ClientParams {
+        app_version: version,
+        session_url: launched.session_url.unwrap_or_default(),
+        rikey: Some(request.ri_key),
+        host_addr: host_ip,
+        stream: settings,
+    }
+}
+
+/// What the stream's sans-IO core is set up with once RTSP has negotiated `outcome`: the ports and
+/// ping payloads of SETUP, the codec and packet size of DESCRIBE/ANNOUNCE, the launch key for
+/// video, audio and control encryption with the negotiated IV style, and the ENet connect data.
+/// `seed` is `None` (ENet's own randomness); tests fix it.
+pub fn stream_params(
+    version: AppVersion,
+    host_ip: IpAddr,
+    request: &LaunchRequest,
+    outcome: &RtspOutcome,
+) -> StreamParams {
+    let key = request.ri_key;
+    let codec = match outcome.video_format {
+        f if f & video_format::MASK_AV1 != 0 => VideoCodec::Av1,
+        f if f & video_format::MASK_H265 != 0 => VideoCodec::Hevc,
+        _ => VideoCodec::H264,
+    };
+    let iv_style = if outcome.control_v2 {
+        IvStyle::V2
+    } else {
+        IvStyle::Nvidia
+    };
+    let ri_key_id = request.ri_key_id as u32;
+    StreamParams {
+        host_ip,
+        video_port: outcome.video_port,
+        audio_port: outcome.audio_port,
+        control_port: outcome.control_port,
+        video_ping_payload: outcome.video_ping_payload,
+        audio_ping_payload: outcome.audio_ping_payload,
+        ping_interval: crate::ping::PING_INTERVAL,
+        video: DepacketizerConfig {
+            packet_size: outcome.announce.wire_packet_size() as usize,
+            host_version: version,
+            codec,
+            key: outcome.video_encryption.then_some(key),
+        },
+        audio: AudioDepacketizerConfig::for_host(
+            version,
+            outcome.audio_packet_duration_ms,
+            outcome
+                .audio_encryption
+                .then(|| AudioEncryption::new(key, ri_key_id)),
+        ),
+        control: ControlConfig::new(outcome.control_connect_data, key, iv_style, version),
+        ri_key_id,
+        seed: None,
     }
 }
 
@@ -193,7 +287,7 @@ pub struct PreparedLaunch {
     http: Arc<NvHttpClient>,
     config: SessionConfig,
     host_ip: IpAddr,
-    info: crate::nvhttp::ServerInfo,
+    info: ServerInfo,
 }
 
 impl std::fmt::Debug for PreparedLaunch {
@@ -250,71 +344,18 @@ impl PreparedLaunch {
             info,
         } = self;
         let version = info.app_version();
-        let mut settings = config.settings.clone();
-        settings.server_codec_mode_support = info.codec_support();
-
-        let mut request =
-            LaunchRequest::new(config.app_id, settings.width, settings.height, settings.fps);
-        request.surround_audio_info = crate::nvhttp::surround_audio_info(
-            u32::from(settings.audio_channels),
-            settings.audio_channel_mask,
-        );
-        request.remote_controllers_bitmap = config.gamepad_mask;
-        request.gcmap = config.gamepad_mask;
-        request.local_audio_play_mode = config.local_audio;
+        let settings = config.settings_for(&info);
+        let request = config.launch_request();
         let launched = if info.should_resume() {
             http.resume(&request).await?
         } else {
             http.launch(&request).await?
         };
 
-        let params = ClientParams {
-            app_version: version,
-            session_url: launched.session_url.unwrap_or_default(),
-            rikey: Some(request.ri_key),
-            host_addr: host_ip,
-            stream: settings,
-        };
+        let params = rtsp_params(version, host_ip, &request, launched, settings);
         let rtsp_addr = SocketAddr::new(host_ip, params.rtsp_port());
         let outcome = crate::rtsp::client::handshake(rtsp_addr, params).await?;
-
-        let key = request.ri_key;
-        let codec = match outcome.video_format {
-            f if f & video_format::MASK_AV1 != 0 => VideoCodec::Av1,
-            f if f & video_format::MASK_H265 != 0 => VideoCodec::Hevc,
-            _ => VideoCodec::H264,
-        };
-        let iv_style = if outcome.control_v2 {
-            IvStyle::V2
-        } else {
-            IvStyle::Nvidia
-        };
-        let ri_key_id = request.ri_key_id as u32;
-        let params = StreamParams {
-            host_ip,
-            video_port: outcome.video_port,
-            audio_port: outcome.audio_port,
-            control_port: outcome.control_port,
-            video_ping_payload: outcome.video_ping_payload,
-            audio_ping_payload: outcome.audio_ping_payload,
-            ping_interval: crate::ping::PING_INTERVAL,
-            video: DepacketizerConfig {
-                packet_size: outcome.announce.wire_packet_size() as usize,
-                host_version: version,
-                codec,
-                key: outcome.video_encryption.then_some(key),
-            },
-            audio: AudioDepacketizerConfig::for_host(
-                version,
-                outcome.audio_packet_duration_ms,
-                outcome
-                    .audio_encryption
-                    .then(|| AudioEncryption::new(key, ri_key_id)),
-            ),
-            control: ControlConfig::new(outcome.control_connect_data, key, iv_style, version),
-            ri_key_id,
-            seed: None,
-        };
+        let params = stream_params(version, host_ip, &request, &outcome);
         let core = ClientCore::new(params, std::time::Instant::now())?;
         ClientStream::connect(http, outcome, core, host_ip).await
     }

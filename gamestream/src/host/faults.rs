@@ -1,7 +1,8 @@
 //! Media fault injection for tests: drop, reorder, delay or corrupt a share of media datagrams.
 //!
-//! All of it lives in one sending wrapper of the host half, [`MediaOut`]: the video and audio
-//! senders hand it their datagrams and never roll dice themselves. [`MediaFaults`] is shared by
+//! All of it lives in one sending wrapper of the host half, [`MediaOut`]: each session's media
+//! driver (`host::media_driver`) hands it the datagrams of its video and audio sockets, and
+//! neither the driver nor the sans-IO [`super::HostMediaCore`] rolls dice itself. [`MediaFaults`] is shared by
 //! every sender of a host and adjustable while streams run (all zero = no effect, no cost);
 //! [`LossInjection`] is a sender's fixed loss, set when it is made.
 
@@ -130,7 +131,7 @@ impl MediaOut {
         }
     }
 
-    /// The socket, for the sender's own fast path (segmented sends) and its ping listener.
+    /// The socket, for the video port's own fast path (segmented sends).
     pub(crate) fn socket(&self) -> &Arc<UdpSocket> {
         &self.socket
     }

@@ -6,11 +6,11 @@ use std::sync::{Arc, Weak};
 use rand::Rng;
 use tokio::sync::mpsc;
 
+use super::senders::spawn_session;
 use super::session::{client_id_of, end_session, forward, pause_session, Prepared, Session};
-use super::{lock, EndReason, HostEvent, Shared, StreamEvent, StreamHandle};
-use crate::audio::{
-    AudioEncryption, AudioPacketizerConfig, AudioSender, AudioSenderConfig, LossInjection,
-};
+use super::{lock, AudioSenderConfig, EndReason, HostEvent, Shared, StreamEvent, StreamHandle};
+use super::{LossInjection, VideoSenderConfig};
+use crate::audio::{AudioEncryption, AudioPacketizerConfig};
 use crate::control::{HostEvent as ControlEvent, IvStyle, SessionMatch};
 use crate::input::{InputEvent, InputWrapper};
 use crate::nvhttp::{
@@ -20,7 +20,7 @@ use crate::nvhttp::{
 use crate::ping::{ss_ping_payload_from_header, PingMatcher};
 use crate::rtsp::sdp::StreamConfig;
 use crate::rtsp::{RtspHandler, RtspSessionInfo};
-use crate::video::{PacketizerConfig, VideoSender, VideoSenderConfig};
+use crate::video::PacketizerConfig;
 
 /// `MaxLumaPixelsHEVC` that Sunshine and Wolf report when HEVC is available.
 const MAX_LUMA_PIXELS_HEVC: u64 = 1_869_449_984;
@@ -223,7 +223,7 @@ impl HostHandler for Http {
 }
 
 impl Rtsp {
-    /// Builds the media senders and registers the control session for an announced stream.
+    /// Starts the session's media driver and registers the control session for an announced stream.
     fn prepare(&self, session: &mut Session, config: &StreamConfig) -> Result<Prepared, u16> {
         let shared = &self.0;
         let host = &shared.config;
@@ -241,48 +241,50 @@ impl Rtsp {
             .and_then(ss_ping_payload_from_header);
         // A client that announced session-id pings (ML_FF_SESSION_ID_V1) must send SS_PINGs.
         let accept_legacy = ping_payload.is_none() || config.ml_feature_flags & 0x02 == 0;
-        let mut video = VideoSender::with_socket(
+        let video = VideoSenderConfig {
+            bind: SocketAddr::new(host.bind_ip, 0),
+            ping_payload,
+            accept_legacy_ping: accept_legacy,
+            packetizer: PacketizerConfig {
+                packet_size: config.packet_size as usize,
+                fec_percent: host.video_fec_percent,
+                min_required_fec_packets: config.fec_min_required_packets.min(255) as u8,
+                key: config.video_encryption().then_some(key),
+                initial_sequence: 0,
+            },
+            drop_probability: host.media_drop_probability,
+        };
+        let audio = AudioSenderConfig {
+            bind: SocketAddr::new(host.bind_ip, 0),
+            packetizer: AudioPacketizerConfig {
+                packet_duration_ms: config.audio_packet_duration_ms.max(1),
+                encryption: config
+                    .audio_encryption()
+                    .then(|| AudioEncryption::new(key, session.rikeyid as u32)),
+            },
+            pings: PingMatcher {
+                payload: ping_payload,
+                accept_legacy,
+                any_datagram_is_ping: ping_payload.is_none(),
+            },
+            expected_client_ip: Some(session.client_ip),
+            loss: LossInjection {
+                probability: host.media_drop_probability,
+                drop_data_sequences: Vec::new(),
+            },
+        };
+        // One driver moves this session's video and audio (its sockets, pings and packetizers).
+        let (video, audio) = spawn_session(
             video_socket,
-            VideoSenderConfig {
-                bind: SocketAddr::new(host.bind_ip, 0),
-                ping_payload,
-                accept_legacy_ping: accept_legacy,
-                packetizer: PacketizerConfig {
-                    packet_size: config.packet_size as usize,
-                    fec_percent: host.video_fec_percent,
-                    min_required_fec_packets: config.fec_min_required_packets.min(255) as u8,
-                    key: config.video_encryption().then_some(key),
-                    initial_sequence: 0,
-                },
-                drop_probability: host.media_drop_probability,
-            },
-        )
-        .map_err(|_| 400u16)?;
-        let mut audio = AudioSender::with_socket(
+            &video,
             audio_socket,
-            AudioSenderConfig {
-                bind: SocketAddr::new(host.bind_ip, 0),
-                packetizer: AudioPacketizerConfig {
-                    packet_duration_ms: config.audio_packet_duration_ms.max(1),
-                    encryption: config
-                        .audio_encryption()
-                        .then(|| AudioEncryption::new(key, session.rikeyid as u32)),
-                },
-                pings: PingMatcher {
-                    payload: ping_payload,
-                    accept_legacy,
-                    any_datagram_is_ping: ping_payload.is_none(),
-                },
-                expected_client_ip: Some(session.client_ip),
-                loss: LossInjection {
-                    probability: host.media_drop_probability,
-                    drop_data_sequences: Vec::new(),
-                },
-            },
+            audio,
+            host.media_faults.clone(),
         )
-        .map_err(|_| 500u16)?;
-        video.set_faults(host.media_faults.clone());
-        audio.set_faults(host.media_faults.clone());
+        .map_err(|e| match e {
+            crate::video::VideoError::Io(_) => 500u16,
+            _ => 400,
+        })?;
         let iv_style = if config.control_v2() {
             IvStyle::V2
         } else {

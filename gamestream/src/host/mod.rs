@@ -1,5 +1,6 @@
-//! The host half assembled: NVHTTP/HTTPS, RTSP, the ENet control stream and per-session video and
-//! audio senders, with the session lifecycle of a modern Wolf.
+//! The host half assembled: NVHTTP/HTTPS, RTSP, the ENet control stream and, per session, one
+//! media driver (its video and audio sockets around a sans-IO [`HostMediaCore`]), with the session
+//! lifecycle of a modern Wolf.
 //!
 //! The host application (our embedded demo host, or a test) supplies the app catalogue and, for
 //! each stream that reaches RTSP PLAY, receives a [`StreamHandle`]: the stream's negotiated settings,
@@ -15,11 +16,16 @@
 
 mod faults;
 mod handlers;
+mod media_core;
+mod media_driver;
+mod senders;
 mod session;
 mod session_core;
 
 pub(crate) use faults::MediaOut;
 pub use faults::{LossInjection, MediaFaults};
+pub use media_core::{HostMediaCore, HostMediaParams, MediaBurst, PingRule};
+pub use senders::{AudioSender, AudioSenderConfig, MediaSender, VideoSender, VideoSenderConfig};
 pub use session_core::{HostSessionCore, HostSessionError, HostSessionEvent, HostSessionParams};
 
 use std::collections::HashMap;
@@ -29,7 +35,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::audio::AudioSender;
 use crate::control::{ControlError, ControlServer, HostMessage};
 use crate::identity::Identity;
 use crate::input::InputEvent;
@@ -39,7 +44,6 @@ use crate::nvhttp::{
 use crate::rtsp::describe::DescribeParams;
 use crate::rtsp::sdp::StreamConfig;
 use crate::rtsp::RtspServer;
-use crate::video::VideoSender;
 use crate::AppVersion;
 
 use session::Session;

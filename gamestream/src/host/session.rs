@@ -7,13 +7,14 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::{lock, EndReason, HostEvent, SessionEnding, Shared, StreamEvent};
-use crate::audio::AudioSender;
+use super::{
+    lock, AudioSender, EndReason, HostEvent, SessionEnding, Shared, StreamEvent, VideoSender,
+};
 use crate::input::InputWrapper;
 use crate::rtsp::sdp::StreamConfig;
-use crate::video::VideoSender;
 
-/// Media senders built at ANNOUNCE, handed to the application at PLAY.
+/// The session's media senders (its media driver runs from ANNOUNCE), handed to the application
+/// at PLAY.
 pub(crate) struct Prepared {
     pub(crate) video: VideoSender,
     pub(crate) audio: AudioSender,

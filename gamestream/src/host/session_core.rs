@@ -1,14 +1,15 @@
 //! The host half of one launched stream as a plain state machine: the client's ENet peer with the
-//! session's codec, the media destinations learned from pings, and the video and audio
-//! packetizers. No sockets, no tasks, no clock.
+//! session's codec, plus the session's media half ([`crate::host::HostMediaCore`]: the media
+//! destinations learned from pings and the video and audio packetizers). No sockets, no tasks, no
+//! clock.
 //!
 //! It mirrors [`crate::client::ClientCore`]: [`HostSessionCore::handle_input`] and
 //! [`HostSessionCore::handle_timeout`] in, [`HostSessionCore::poll_transmit`],
 //! [`HostSessionCore::poll_event`] and [`HostSessionCore::poll_timeout`] out; frames and audio
 //! are pushed with [`HostSessionCore::send_video`] and [`HostSessionCore::send_audio`]. The two
 //! cores meet in the in-memory pair test, where a whole session runs on a virtual clock with
-//! seeded loss. The tokio host (`host::Host`) still runs its own drivers, one ENet server for all
-//! sessions as Wolf and Sunshine do.
+//! seeded loss. The tokio host (`host::Host`) runs the same media half in one driver per session,
+//! and one ENet server for all sessions, as Wolf and Sunshine do.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -16,7 +17,8 @@ use std::time::Instant;
 
 use rusty_enet::{EventNoRef, Host, PeerID};
 
-use crate::audio::{AudioPacketizer, AudioPacketizerConfig};
+use super::media_core::{HostMediaCore, HostMediaParams};
+use crate::audio::AudioPacketizerConfig;
 use crate::client::{StreamSocket, Transmit};
 use crate::control::enet_mem::{queue_host, EnetClock, QueueSocket};
 use crate::control::server::classify_client_packet;
@@ -24,7 +26,7 @@ use crate::control::{
     ControlCodec, ControlError, HostEvent, HostMessage, IvStyle, Route, Side, Termination,
 };
 use crate::ping::PingMatcher;
-use crate::video::{FrameInfo, PacketizerConfig, VideoError, VideoPacketizer};
+use crate::video::{FrameInfo, PacketizerConfig, VideoError};
 use crate::AppVersion;
 
 /// ENet is serviced at least this often while a client is connected (its own timers).
@@ -87,13 +89,7 @@ pub struct HostSessionCore {
     connect_data: Option<u32>,
     peer: Option<PeerID>,
     last_now: Instant,
-    video_pings: PingMatcher,
-    audio_pings: PingMatcher,
-    video_client: Option<SocketAddr>,
-    audio_client: Option<SocketAddr>,
-    video: VideoPacketizer,
-    audio: AudioPacketizer,
-    transmits: VecDeque<Transmit>,
+    media: HostMediaCore,
     events: VecDeque<HostSessionEvent>,
 }
 
@@ -108,13 +104,12 @@ impl HostSessionCore {
             connect_data: params.connect_data,
             peer: None,
             last_now: now,
-            video_pings: params.video_pings,
-            audio_pings: params.audio_pings,
-            video_client: None,
-            audio_client: None,
-            video: VideoPacketizer::new(params.video)?,
-            audio: AudioPacketizer::new(params.audio),
-            transmits: VecDeque::new(),
+            media: HostMediaCore::new(HostMediaParams {
+                video_pings: params.video_pings.into(),
+                audio_pings: params.audio_pings.into(),
+                video: params.video,
+                audio: params.audio,
+            })?,
             events: VecDeque::new(),
         })
     }
@@ -132,21 +127,12 @@ impl HostSessionCore {
         from: SocketAddr,
         datagram: &[u8],
     ) {
-        let (matcher, client) = match socket {
-            StreamSocket::Control => {
-                self.enet.socket_mut().deliver(from, datagram);
-                self.service(now);
-                return;
-            }
-            StreamSocket::Video => (&self.video_pings, &mut self.video_client),
-            StreamSocket::Audio => (&self.audio_pings, &mut self.audio_client),
-        };
-        if client.is_none() && matcher.matches(datagram) {
-            *client = Some(from);
-            self.events.push_back(HostSessionEvent::MediaClient {
-                socket,
-                client: from,
-            });
+        if socket == StreamSocket::Control {
+            self.enet.socket_mut().deliver(from, datagram);
+            self.service(now);
+        } else if let Some(client) = self.media.handle_input(socket, from, datagram) {
+            self.events
+                .push_back(HostSessionEvent::MediaClient { socket, client });
         }
     }
 
@@ -158,8 +144,8 @@ impl HostSessionCore {
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         let enet = &mut self.enet;
-        self.transmits
-            .pop_front()
+        self.media
+            .poll_transmit()
             .or_else(|| enet.socket_mut().take_sent().map(Transmit::control))
     }
 
@@ -176,35 +162,13 @@ impl HostSessionCore {
     /// Packetizes one access unit for the video client; returns the datagrams queued (0 before
     /// the client's first ping).
     pub fn send_video(&mut self, access_unit: &[u8], info: FrameInfo) -> Result<usize, VideoError> {
-        let Some(to) = self.video_client else {
-            return Ok(0);
-        };
-        let batch = self.video.packetize(access_unit, info)?;
-        for datagram in batch.iter() {
-            self.transmits.push_back(Transmit {
-                socket: StreamSocket::Video,
-                to,
-                payload: datagram.to_vec(),
-            });
-        }
-        Ok(batch.len())
+        self.media.send_video(access_unit, info)
     }
 
     /// Packetizes one Opus packet (and, at the end of a block, its FEC) for the audio client;
     /// returns the datagrams queued.
     pub fn send_audio(&mut self, opus: &[u8]) -> usize {
-        let Some(to) = self.audio_client else {
-            return 0;
-        };
-        let datagrams = self.audio.push(opus);
-        let n = datagrams.len();
-        self.transmits
-            .extend(datagrams.into_iter().map(|payload| Transmit {
-                socket: StreamSocket::Audio,
-                to,
-                payload,
-            }));
-        n
+        self.media.send_audio(opus)
     }
 
     /// Sends a host message (rumble, HDR, termination...) to the connected client.

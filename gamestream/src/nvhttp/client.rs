@@ -22,6 +22,23 @@ pub const DEFAULT_HTTP_PORT: u16 = 47989;
 /// Default HTTPS port (used when `/serverinfo` has no `HttpsPort`).
 pub const DEFAULT_HTTPS_PORT: u16 = 47984;
 
+/// The target of one request (`/launch?uniqueid=…&uuid=…&appid=…`): every request carries the
+/// client's `uniqueid` and a fresh `uuid` first, then its own parameters (for `/launch`,
+/// [`LaunchRequest::to_query`]), form-encoded. Sans-IO, for the in-memory session test.
+pub fn request_target(
+    path: &str,
+    unique_id: &str,
+    uuid: &str,
+    extra: &[(&'static str, String)],
+) -> String {
+    let mut params = vec![
+        ("uniqueid", unique_id.to_string()),
+        ("uuid", uuid.to_string()),
+    ];
+    params.extend(extra.iter().cloned());
+    path_with_query(path, &params)
+}
+
 const XML_LIMIT: usize = 1 << 20;
 const ASSET_LIMIT: usize = 16 << 20;
 
@@ -391,12 +408,8 @@ impl NvHttpClient {
         timeout: Option<Duration>,
         limit: usize,
     ) -> Result<(u16, Bytes), NvHttpError> {
-        let mut params = vec![
-            ("uniqueid", self.unique_id.clone()),
-            ("uuid", uuid::Uuid::new_v4().to_string()),
-        ];
-        params.extend(extra);
-        let target = path_with_query(path, &params);
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let target = request_target(path, &self.unique_id, &uuid, &extra);
         let learn_port = matches!(scheme, Scheme::Https(_)) && self.known_https_port().is_none();
         let fut = async move {
             if learn_port {

@@ -3,7 +3,10 @@
 //! * [`xml`] and [`types`]: sans-IO wire types (`/serverinfo`, `/applist`, `/launch`, `/pair`
 //!   bodies, launch query strings).
 //! * [`NvHttpClient`]: tokio client (what moonlight-embedded's `libgamestream` does).
-//! * [`NvHttpServer`]: tokio host serving the same API to Moonlight clients.
+//! * [`NvHttpServer`]: tokio host serving the same API to Moonlight clients; its answers to
+//!   `/serverinfo`, `/launch` and the other paired endpoints are the sans-IO [`answer`], and the
+//!   client's request targets come from the sans-IO [`request_target`], so a launch can run in
+//!   memory (`tests/session_pair.rs`) through the code the drivers use.
 //!
 //! Every host closes the connection after each response, so both drivers use one TCP (+TLS)
 //! connection per request.
@@ -14,10 +17,13 @@ mod transport;
 pub mod types;
 pub mod xml;
 
-pub use client::{HostAddress, NvHttpClient, DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, UNIQUE_ID};
+pub use client::{
+    request_target, HostAddress, NvHttpClient, DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, UNIQUE_ID,
+};
 pub use server::{
-    HostError, HostHandler, InMemoryPairedClients, NvHttpServer, NvHttpServerConfig, PairedClient,
-    PairedClients, PendingPairing, RequestContext,
+    answer, query_params, split_target, HostError, HostHandler, HttpAnswer, InMemoryPairedClients,
+    NvHttpServer, NvHttpServerConfig, PairedClient, PairedClients, PendingPairing, RequestContext,
+    ServerPorts,
 };
 pub use types::{
     cancel_xml, codec_mode, parse_cancel, session_url, surround_audio_info, App, DisplayMode,

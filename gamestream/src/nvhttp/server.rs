@@ -7,7 +7,8 @@
 //! (including `/serverinfo`, like Sunshine and Wolf) and `/applist`, `/appasset`, `/launch`,
 //! `/resume`, `/cancel` on any port require a paired TLS client certificate, else XML 401.
 //!
-//! This file is the listeners, TLS and routing; the pairing flow is in `server/pair.rs`.
+//! This file is the listeners, TLS and routing; the pairing flow is in `server/pair.rs`, and the
+//! sans-IO answers of `/serverinfo` and the paired endpoints in `server/answer.rs`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -26,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::types::{cancel_xml, App, LaunchRequest, LaunchResponse, ServerInfo};
+use super::types::{App, LaunchRequest, LaunchResponse, ServerInfo};
 use super::xml::XmlBuilder;
 use super::NvHttpError;
 use crate::identity::Identity;
@@ -34,8 +35,10 @@ use crate::pairing::{
     HostPairRequest, HostPairing, HostSecrets, HostStep, PairResponse, PairingHash,
 };
 
+mod answer;
 mod pair;
 
+pub use answer::{answer, query_params, split_target, HttpAnswer, ServerPorts};
 use pair::{pair, unpair, PairSession, PendingEntry};
 
 const UNAUTHORIZED: &str = "The client is not authorized. Certificate verification failed.";
@@ -511,10 +514,8 @@ fn xml(status: u16, body: String) -> Resp {
 }
 
 fn xml_error(code: u16, message: &str) -> Resp {
-    xml(
-        code,
-        XmlBuilder::new(i64::from(code), Some(message)).finish(),
-    )
+    let a = HttpAnswer::error(code, message);
+    respond(a.status, a.content_type, a.body)
 }
 
 fn pair_fail(message: &str) -> Resp {
@@ -522,11 +523,7 @@ fn pair_fail(message: &str) -> Resp {
 }
 
 async fn route(state: &Arc<State>, conn: &ConnInfo, req: http::Request<Incoming>) -> Resp {
-    let params: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let params = query_params(req.uri().query());
     let get = |name: &str| {
         params
             .iter()
@@ -545,69 +542,19 @@ async fn route(state: &Arc<State>, conn: &ConnInfo, req: http::Request<Incoming>
         unique_id: get("uniqueid").map(str::to_string),
         paired,
     };
-    let path = req.uri().path().to_string();
-    match path.as_str() {
-        "/serverinfo" => {
-            if ctx.https && !ctx.paired {
-                return xml_error(401, UNAUTHORIZED);
-            }
-            let mut info = state.handler.server_info(&ctx);
-            info.https_port = state.https_port;
-            info.external_port = state.http_port;
-            info.pair_status = ctx.https && ctx.paired;
-            xml(200, info.to_xml())
-        }
+    let path = req.uri().path();
+    match path {
         "/pair" => pair(state, &ctx, &params).await,
         "/unpair" => unpair(state, &ctx),
-        "/applist" | "/appasset" | "/launch" | "/resume" | "/cancel" => {
-            if !ctx.https || !ctx.paired {
-                return xml_error(401, UNAUTHORIZED);
-            }
-            paired_endpoint(state, &ctx, &path, &params)
-        }
-        _ => xml_error(404, "Not Found"),
-    }
-}
-
-fn paired_endpoint(
-    state: &State,
-    ctx: &RequestContext,
-    path: &str,
-    params: &[(String, String)],
-) -> Resp {
-    let h = &state.handler;
-    match path {
-        "/applist" => xml(200, App::list_to_xml(&h.app_list(ctx))),
-        "/appasset" => {
-            let id = params
-                .iter()
-                .find(|(k, _)| k == "appid")
-                .and_then(|(_, v)| v.parse::<u32>().ok());
-            match id.and_then(|id| h.app_asset(ctx, id)) {
-                Some(png) => respond(200, "image/png", png),
-                None => xml_error(404, "Asset not found"),
-            }
-        }
-        "/launch" | "/resume" => {
-            let resume = path == "/resume";
-            let request = match LaunchRequest::from_query(params, !resume) {
-                Ok(r) => r,
-                Err(e) => return xml_error(400, &e.to_string()),
+        _ => {
+            let ports = ServerPorts {
+                http: state.http_port,
+                https: state.https_port,
             };
-            let result = if resume {
-                h.resume(ctx, &request)
-            } else {
-                h.launch(ctx, &request)
-            };
-            match result {
-                Ok(resp) => xml(200, resp.to_xml(resume)),
-                Err(e) => xml_error(e.status_code, &e.message),
+            match answer(state.handler.as_ref(), &ctx, ports, path, &params) {
+                Some(a) => respond(a.status, a.content_type, a.body),
+                None => xml_error(404, "Not Found"),
             }
         }
-        "/cancel" => match h.cancel(ctx) {
-            Ok(()) => xml(200, cancel_xml()),
-            Err(e) => xml_error(e.status_code, &e.message),
-        },
-        _ => xml_error(404, "Not Found"),
     }
 }

@@ -82,6 +82,12 @@ pub trait RtspHandler: Send + Sync + 'static {
 
     /// PLAY arrived: the client is about to start the control and media streams.
     fn on_play(&self, session: u64);
+
+    /// Every request matched to `session`, before it is answered (logs, tests). Does nothing
+    /// unless overridden.
+    fn on_request(&self, session: u64, request: &RtspRequest) {
+        let _ = (session, request);
+    }
 }
 
 fn stream_type(target: &str) -> Option<&str> {
@@ -95,6 +101,7 @@ pub fn respond(
     session: &RtspSessionInfo,
     request: &RtspRequest,
 ) -> RtspResponse {
+    handler.on_request(session.id, request);
     let mut response = match request.method.as_str() {
         "OPTIONS" => RtspResponse::new(200),
         "DESCRIBE" => {

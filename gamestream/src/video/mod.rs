@@ -4,8 +4,10 @@
 //! Reed–Solomon FEC blocks, optionally AES-GCM encrypted per shard (gamestream-protocol-2-media.md
 //! §3). [`VideoPacketizer`] is Sunshine's sender algorithm, byte for byte; [`VideoDepacketizer`] is
 //! moonlight-common-c's receive queue and depacketizer (reassembly, FEC recovery, loss detection,
-//! waiting for an IDR after a loss). Both are sans-IO; [`VideoSender`] moves the host's datagrams
-//! over UDP, and the client's stream driver (`crate::client`) feeds the depacketizer.
+//! waiting for an IDR after a loss). Both are sans-IO; the host's per-session media driver
+//! ([`VideoSender`] is its handle) runs the packetizer inside [`crate::host::HostMediaCore`] and
+//! sends through `driver`'s segmented sends, and the client's stream driver (`crate::client`)
+//! feeds the depacketizer.
 
 mod batch;
 mod depacketizer;
@@ -13,13 +15,17 @@ mod driver;
 mod packetizer;
 pub mod wire;
 
+/// Re-exported where the video layer always had them; they are handles on the host's media driver.
+pub use crate::host::{VideoSender, VideoSenderConfig};
 pub use depacketizer::{
     DepacketizerConfig, VideoCodec, VideoDepacketizer, VideoEvent, VideoFrame, VideoStats,
 };
-pub use driver::{VideoSender, VideoSenderConfig};
 pub use packetizer::{FrameInfo, PacketBatch, PacketizerConfig, VideoPacketizer};
 pub use wire::{FecStatus, FrameType};
-pub(crate) use {batch::BatchReceiver, driver::enlarge_buffers};
+pub(crate) use {
+    batch::BatchReceiver,
+    driver::{enlarge_buffers, VideoOut},
+};
 
 /// Errors of the video layer.
 #[derive(Debug, thiserror::Error)]
