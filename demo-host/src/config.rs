@@ -3,8 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::media::SourceKind;
 
@@ -74,24 +74,6 @@ pub fn default_apps() -> Vec<AppConfig> {
             lobby: Some("Lobby Desktop".into()),
         },
     ]
-}
-
-/// A monotonic clock that tests can move forward (idle timeouts without waiting a minute).
-#[derive(Debug, Clone, Default)]
-pub struct Clock {
-    offset: Arc<Mutex<Duration>>,
-}
-
-impl Clock {
-    /// `Instant::now()` plus the offset.
-    pub fn now(&self) -> Instant {
-        Instant::now() + *self.offset.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        let mut o = self.offset.lock().unwrap_or_else(|p| p.into_inner());
-        *o += by;
-    }
 }
 
 /// Fault injection for tests, changeable while the host runs. All off by default.
@@ -267,12 +249,11 @@ pub struct DemoHostConfig {
     pub apps: Vec<AppConfig>,
     /// Live encoding or replay of pre-encoded frames (load tests).
     pub source_kind: SourceKind,
-    /// Stop a session whose client was not heard for this long (Wolf: 60 s).
+    /// Stop a session whose client was not heard for this long (Wolf: 60 s), on tokio's clock (a
+    /// test pauses and advances it instead of waiting a minute).
     pub idle_timeout: Duration,
     /// How often the idle monitor looks (Wolf: 10 s).
     pub idle_check_interval: Duration,
-    /// The clock of the idle monitor.
-    pub clock: Clock,
     /// Decoded input events kept per session.
     pub input_log_capacity: usize,
     /// Fault knobs (shared: change them while the host runs).
@@ -339,7 +320,6 @@ impl Default for DemoHostConfig {
             source_kind: SourceKind::Live,
             idle_timeout: Duration::from_secs(60),
             idle_check_interval: Duration::from_secs(10),
-            clock: Clock::default(),
             input_log_capacity: 1024,
             faults: Arc::new(Faults::default()),
             media: Arc::new(crate::producer::RealMedia),

@@ -97,10 +97,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How long a session's client has been silent on the control stream at `now` (since its launch
+/// if it never connected): what the idle monitor compares with `idle_timeout` and the Wolf API
+/// reports. Everything is on tokio's clock — gamestream's control server stamps activity with
+/// it — so a test that pauses and advances the clock moves the idle time with it.
+fn silent_for(
+    host: &Host,
+    session_id: u64,
+    launched_at: tokio::time::Instant,
+    now: tokio::time::Instant,
+) -> Duration {
+    let heard = host
+        .last_activity(session_id)
+        .map(tokio::time::Instant::from_std)
+        .unwrap_or(launched_at);
+    now.saturating_duration_since(heard)
+}
+
 struct SessionEntry {
     info: SessionInfo,
-    /// On the idle monitor's clock.
-    launched_at: Instant,
+    /// On tokio's clock, like the control server's activity stamps (see [`silent_for`]).
+    launched_at: tokio::time::Instant,
     /// On the real clock (input timestamps).
     started: Instant,
     feed: Option<mpsc::UnboundedSender<FeedCmd>>,
@@ -371,11 +388,6 @@ impl HostHandle {
     /// The fault knobs (shared with the configuration; change them at any time).
     pub fn faults(&self) -> &crate::config::Faults {
         &self.inner.config.faults
-    }
-
-    /// The idle monitor's clock (tests move it forward).
-    pub fn clock(&self) -> &crate::config::Clock {
-        &self.inner.config.clock
     }
 
     /// The gamestream host underneath.

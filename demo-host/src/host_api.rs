@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::{lock, ApiError, DemoEvent, HostHandle, Inner, LobbySettings, LobbyVideo, SessionInfo};
+use super::{
+    lock, silent_for, ApiError, DemoEvent, HostHandle, Inner, LobbySettings, LobbyVideo,
+    SessionInfo,
+};
 use crate::config::AppConfig;
 use crate::wolf_api::{
     self, ApiResult, AudioSettings, CreateLobbyRequest, FaultKnobs, FaultKnobsPatch,
@@ -121,16 +124,19 @@ fn app_json(app: &AppConfig) -> wolf_api::App {
 
 /// Seconds since the session's client was last heard (as the idle monitor counts them).
 fn idle_seconds(inner: &Inner, session_id: u64) -> u64 {
-    let now = inner.config.clock.now();
-    let offset = now.saturating_duration_since(Instant::now());
-    let idle = match inner.host.last_activity(session_id) {
-        Some(real) => Instant::now().saturating_duration_since(real) + offset,
-        None => lock(&inner.state)
-            .sessions
-            .get(&session_id)
-            .map(|s| now.saturating_duration_since(s.launched_at))
-            .unwrap_or_default(),
+    let Some(launched_at) = lock(&inner.state)
+        .sessions
+        .get(&session_id)
+        .map(|s| s.launched_at)
+    else {
+        return 0;
     };
+    let idle = silent_for(
+        &inner.host,
+        session_id,
+        launched_at,
+        tokio::time::Instant::now(),
+    );
     idle.as_secs()
 }
 

@@ -23,7 +23,7 @@ pub mod strict;
 pub mod wolf_api;
 
 pub use config::{
-    default_apps, AppConfig, Clock, DemoHostConfig, Faults, OfferedCodecs, PortPlan, WolfApiConfig,
+    default_apps, AppConfig, DemoHostConfig, Faults, OfferedCodecs, PortPlan, WolfApiConfig,
     WolfApiSocket,
 };
 pub use gamestream::host::EndReason;

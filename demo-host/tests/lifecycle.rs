@@ -1,8 +1,8 @@
 //! Wolf's session lifecycle over real sockets (gamestream-protocol-2-media.md §7.2): a stream
 //! produces frames (decodable H.264 once the media layer is merged), input reaches the sink, ENet
-//! disconnect stops the session, the 60 s idle monitor stops silent sessions (controllable clock),
-//! a launch while the client's previous session is still tearing down gets 503 and then succeeds,
-//! the refuse-launch fault, and a second launch superseding the first.
+//! disconnect stops the session, the 60 s idle monitor stops silent sessions (tokio's clock, moved
+//! by the test), a launch while the client's previous session is still tearing down gets 503 and
+//! then succeeds, the refuse-launch fault, and a second launch superseding the first.
 
 mod common;
 
@@ -112,9 +112,20 @@ async fn stream_input_and_disconnect_stops() {
     .expect("test timed out");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_timeout_with_controlled_clock() {
-    timeout(Duration::from_secs(60), async {
+/// Moves tokio's clock forward by `by` at once, then lets it run on: the idle monitor sees `by`
+/// more silence without the test waiting for it.
+async fn jump_clock(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
+/// The host runs on this test's runtime (a current-thread one, whose clock can be paused); the
+/// client on its own, frozen while the clock jumps, so that it is really silent.
+#[tokio::test(flavor = "current_thread")]
+async fn idle_timeout_on_tokio_clock() {
+    // The outer limit is on the same clock, so it includes the 61 s the test jumps.
+    timeout(Duration::from_secs(60 + 61), async {
         let host = DemoHost::start(DemoHostConfig {
             idle_check_interval: Duration::from_millis(50),
             ..common::test_config()
@@ -122,15 +133,22 @@ async fn idle_timeout_with_controlled_clock() {
         .await
         .unwrap();
         let mut events = host.subscribe();
-        let http = common::paired_client(&host).await;
-        let (_session, mut media) = common::stream(&http, 1).await;
+        let mut client = common::ClientThread::start();
+        let http = common::client(&host);
+        let (_session, mut media) = client
+            .run(async move { common::stream(&common::pair(http).await, 1).await })
+            .await;
         common::wait_frame(&mut media, WAIT, |_| true).await;
-        // 30 s of (simulated) silence is not enough ...
-        host.clock().advance(Duration::from_secs(30));
+        client.freeze().await;
+        // 30 s of silence is not enough ...
+        jump_clock(Duration::from_secs(30)).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(host.sessions().len(), 1, "30 s idle keeps the session");
+        while let Ok(e) = events.try_recv() {
+            assert!(!matches!(e, DemoEvent::SessionStopped { .. }), "{e:?}");
+        }
         // ... more than 60 s is.
-        host.clock().advance(Duration::from_secs(31));
+        jump_clock(Duration::from_secs(31)).await;
         let stopped = common::wait_event(&mut events, WAIT, |e| {
             matches!(e, DemoEvent::SessionStopped { .. })
         })
@@ -144,6 +162,7 @@ async fn idle_timeout_with_controlled_clock() {
         ));
         assert!(host.sessions().is_empty());
         // The client is told (termination), not left hanging.
+        client.thaw();
         let ended = timeout(WAIT, async {
             loop {
                 match media.recv().await {

@@ -13,6 +13,17 @@ fn style() -> PatternStyle {
     }
 }
 
+/// A 60 fps format of `codec`.
+fn sixty_fps(codec: VideoCodec, (width, height): (u32, u32), bitrate_kbps: u32) -> VideoFormat {
+    VideoFormat {
+        codec,
+        width,
+        height,
+        fps: 60,
+        bitrate_kbps,
+    }
+}
+
 fn hevc_types(data: &[u8]) -> Vec<u8> {
     nal_units(data)
         .filter_map(|(_, n)| n.first().map(|b| (b >> 1) & 0x3F))
@@ -59,13 +70,7 @@ fn clips_parse_into_sixty_access_units_keyframe_first() {
 fn hevc_and_av1_sources_loop_the_clips_and_restart_on_keyframe_request() {
     for codec in [VideoCodec::Hevc, VideoCodec::Av1] {
         for kind in [SourceKind::Live, SourceKind::Replay] {
-            let asked = VideoFormat {
-                codec,
-                width: 1920,
-                height: 1080,
-                fps: 60,
-                bitrate_kbps: 10_000,
-            };
+            let asked = sixty_fps(codec, (1920, 1080), 10_000);
             let mut src = open_video(kind, asked, style()).unwrap();
             assert_eq!(
                 src.format(),
@@ -137,13 +142,7 @@ fn send_time_stamps_round_trip_on_hevc_and_av1() {
 fn filled_clips_reach_the_frame_budget() {
     use demo_host::media::{open_video_with, VideoOptions};
     for codec in [VideoCodec::Hevc, VideoCodec::Av1] {
-        let asked = VideoFormat {
-            codec,
-            width: 640,
-            height: 360,
-            fps: 60,
-            bitrate_kbps: 30_000,
-        };
+        let asked = sixty_fps(codec, (640, 360), 30_000);
         let mut src = open_video_with(
             SourceKind::Replay,
             asked,

@@ -5,8 +5,50 @@ mod common;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use demo_host::{DemoEvent, DemoHost, DemoHostConfig};
+use gamestream::nvhttp::{NvHttpClient, NvHttpError};
+use gamestream::pairing::PairedHost;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
+
+/// A host that asks for a PIN per pairing (none fixed), and its events.
+async fn host_without_fixed_pin() -> (DemoHost, broadcast::Receiver<DemoEvent>) {
+    let host = DemoHost::start(DemoHostConfig {
+        fixed_pin: None,
+        ..common::test_config()
+    })
+    .await
+    .unwrap();
+    let events = host.subscribe();
+    (host, events)
+}
+
+/// A fresh client starts pairing as `device` with `pin`, in the background; returns once the host
+/// announced the request: the client, its pairing and the `PairRequested` event.
+async fn pair_in_background(
+    host: &DemoHost,
+    events: &mut broadcast::Receiver<DemoEvent>,
+    pin: &'static str,
+    device: &'static str,
+) -> (
+    Arc<NvHttpClient>,
+    JoinHandle<Result<PairedHost, NvHttpError>>,
+    DemoEvent,
+) {
+    let http = common::client(host);
+    let pairing = {
+        let http = Arc::clone(&http);
+        tokio::spawn(async move { http.pair(pin, device).await })
+    };
+    let requested = common::wait_event(events, Duration::from_secs(20), |e| {
+        matches!(e, DemoEvent::PairRequested { .. })
+    })
+    .await;
+    (http, pairing, requested)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_pin_pairing_persists_across_restarts() {
@@ -72,23 +114,10 @@ async fn fixed_pin_pairing_persists_across_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_pair_api_pairs_automatically() {
     timeout(Duration::from_secs(60), async {
-        let host = DemoHost::start(DemoHostConfig {
-            fixed_pin: None,
-            ..common::test_config()
-        })
-        .await
-        .unwrap();
-        let mut events = host.subscribe();
-        let http = common::client(&host);
-        let pairing = {
-            let http = std::sync::Arc::clone(&http);
-            tokio::spawn(async move { http.pair("8362", "auto").await })
-        };
-        let secret = match common::wait_event(&mut events, Duration::from_secs(20), |e| {
-            matches!(e, DemoEvent::PairRequested { .. })
-        })
-        .await
-        {
+        let (host, mut events) = host_without_fixed_pin().await;
+        let (_http, pairing, requested) =
+            pair_in_background(&host, &mut events, "8362", "auto").await;
+        let secret = match requested {
             DemoEvent::PairRequested {
                 pair_secret,
                 device_name,
@@ -119,23 +148,9 @@ async fn pending_pair_api_pairs_automatically() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sunshine_style_pin_through_the_host_api() {
     timeout(Duration::from_secs(60), async {
-        let host = DemoHost::start(DemoHostConfig {
-            fixed_pin: None,
-            ..common::test_config()
-        })
-        .await
-        .unwrap();
-        let mut events = host.subscribe();
+        let (host, mut events) = host_without_fixed_pin().await;
         assert!(!host.submit_pin("1234"), "no request waits yet");
-        let http = common::client(&host);
-        let pairing = {
-            let http = std::sync::Arc::clone(&http);
-            tokio::spawn(async move { http.pair("5150", "typed").await })
-        };
-        common::wait_event(&mut events, Duration::from_secs(20), |e| {
-            matches!(e, DemoEvent::PairRequested { .. })
-        })
-        .await;
+        let (http, pairing, _) = pair_in_background(&host, &mut events, "5150", "typed").await;
         assert!(
             host.submit_pin("5150"),
             "the typed PIN goes to the waiting request"

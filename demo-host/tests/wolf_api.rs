@@ -6,7 +6,7 @@
 mod wolf_http;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,20 @@ struct MemHost {
 
 fn nf(msg: &str) -> WolfApiError {
     WolfApiError::NotFound(msg.into())
+}
+
+/// Removes the items `matches` picks; `NotFound(missing)` if there were none.
+fn remove_or_not_found<T>(
+    list: &mut Vec<T>,
+    matches: impl Fn(&T) -> bool,
+    missing: &str,
+) -> ApiResult<()> {
+    let n = list.len();
+    list.retain(|x| !matches(x));
+    if list.len() == n {
+        return Err(nf(missing));
+    }
+    Ok(())
 }
 
 impl MemHost {
@@ -121,25 +135,17 @@ impl WolfBackend for MemHost {
         Ok(())
     }
     async fn delete_app(&self, id: String) -> ApiResult<()> {
-        let mut st = self.lock();
-        let n = st.apps.len();
-        st.apps.retain(|a| a.id != id);
-        if st.apps.len() == n {
-            return Err(nf("Invalid app_id"));
-        }
-        Ok(())
+        remove_or_not_found(&mut self.lock().apps, |a| a.id == id, "Invalid app_id")
     }
     async fn list_clients(&self) -> ApiResult<Vec<PairedClient>> {
         Ok(self.lock().clients.clone())
     }
     async fn unpair_client(&self, client_id: String) -> ApiResult<()> {
-        let mut st = self.lock();
-        let n = st.clients.len();
-        st.clients.retain(|c| c.client_id != client_id);
-        if st.clients.len() == n {
-            return Err(nf("Client not found"));
-        }
-        Ok(())
+        remove_or_not_found(
+            &mut self.lock().clients,
+            |c| c.client_id == client_id,
+            "Client not found",
+        )
     }
     async fn list_sessions(&self) -> ApiResult<Vec<Session>> {
         Ok(self.lock().sessions.values().cloned().collect())
@@ -374,12 +380,13 @@ async fn raw(target: &Target, request: &[u8]) -> Reply {
     wolf_http::raw(target, request, T).await
 }
 
-async fn get(target: &Target, path: &str) -> Value {
-    let r = http10(target, "GET", path, None).await;
+/// A request that must succeed: status 200 and `"success": true`; the reply.
+async fn succeeds(target: &Target, method: &str, path: &str, body: Option<&str>) -> Value {
+    let r = http10(target, method, path, body).await;
     assert_eq!(
         r.status,
         200,
-        "GET {path}: {}",
+        "{method} {path}: {}",
         String::from_utf8_lossy(&r.body)
     );
     let v = r.json();
@@ -387,17 +394,12 @@ async fn get(target: &Target, path: &str) -> Value {
     v
 }
 
+async fn get(target: &Target, path: &str) -> Value {
+    succeeds(target, "GET", path, None).await
+}
+
 async fn post(target: &Target, path: &str, body: Value) -> Value {
-    let r = http10(target, "POST", path, Some(&body.to_string())).await;
-    assert_eq!(
-        r.status,
-        200,
-        "POST {path}: {}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let v = r.json();
-    assert_eq!(v["success"], true, "{v}");
-    v
+    succeeds(target, "POST", path, Some(&body.to_string())).await
 }
 
 /// POST expecting an error: checks the status and the Wolf error envelope, returns the message.
@@ -425,6 +427,13 @@ async fn assert_post_err(target: &Target, path: &str, body: &str, status: u16, m
     );
 }
 
+/// POSTs `body` to `path`, which succeeds; the same request again is a 404 with `gone` (the
+/// first one took effect, once).
+async fn post_then_gone(target: &Target, path: &str, body: Value, gone: &str) {
+    post(target, path, body.clone()).await;
+    assert_post_err(target, path, &body.to_string(), 404, gone).await;
+}
+
 /// [`get_err`], asserting the message is `message`.
 async fn assert_get_err(target: &Target, path: &str, status: u16, message: &str) {
     assert_eq!(get_err(target, path, status).await, message, "GET {path}");
@@ -436,6 +445,32 @@ async fn get_err(target: &Target, path: &str, status: u16) -> String {
     let v = r.json();
     assert_eq!(v["success"], false, "{v}");
     v["error"].as_str().expect("error string").to_string()
+}
+
+/// The Wolf API of `host` ([`fast_opts`]) on a Unix socket in a fresh directory: the server, the
+/// socket's path and the directory (which must outlive the server).
+async fn serve_on_unix(host: &Arc<MemHost>) -> (WolfApiServer, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("wolf.sock");
+    let server = WolfApiServer::serve_unix_with(&path, host.clone(), fast_opts())
+        .await
+        .expect("serve");
+    (server, path, dir)
+}
+
+/// The Wolf API of `host` on an ephemeral loopback TCP port.
+async fn serve_on_loopback(host: &Arc<MemHost>, opts: ApiOptions) -> WolfApiServer {
+    WolfApiServer::serve_tcp_with("127.0.0.1:0".parse().expect("addr"), host.clone(), opts)
+        .await
+        .expect("serve")
+}
+
+/// [`fast_opts`] with this close grace period.
+fn closing_within(close_grace: Duration) -> ApiOptions {
+    ApiOptions {
+        close_grace,
+        ..fast_opts()
+    }
 }
 
 fn fast_opts() -> ApiOptions {
@@ -728,17 +763,10 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     .await;
     let v = get(target, "/api/v1/lobbies").await;
     assert_eq!(v["lobbies"][0]["connected_sessions"], json!(["1", "2"]));
-    post(
+    post_then_gone(
         target,
         "/api/v1/lobbies/leave",
         json!({"lobby_id": lobby_id, "moonlight_session_id": "2"}),
-    )
-    .await;
-    assert_post_err(
-        target,
-        "/api/v1/lobbies/leave",
-        &json!({"lobby_id": lobby_id, "moonlight_session_id": "2"}).to_string(),
-        404,
         "Invalid session_id",
     )
     .await;
@@ -746,57 +774,36 @@ async fn exercise_all(target: &Target, host: &MemHost) {
     assert_eq!(v["lobbies"][0]["connected_sessions"], json!(["1"]));
 
     // --- stop session / lobby --------------------------------------------------------------
-    post(target, "/api/v1/sessions/stop", json!({"session_id": "1"})).await;
-    assert_post_err(
+    post_then_gone(
         target,
         "/api/v1/sessions/stop",
-        r#"{"session_id":"1"}"#,
-        404,
+        json!({"session_id": "1"}),
         "Invalid session_id",
     )
     .await;
     let v = get(target, "/api/v1/lobbies").await;
     assert_eq!(v["lobbies"][0]["connected_sessions"], json!([]));
-    assert_post_err(
-        target,
-        "/api/v1/lobbies/stop",
-        &json!({"lobby_id": lobby_id}).to_string(),
-        403,
-        "Invalid PIN",
-    )
-    .await;
+    let stop = "/api/v1/lobbies/stop";
+    let no_pin = json!({"lobby_id": lobby_id}).to_string();
+    assert_post_err(target, stop, &no_pin, 403, "Invalid PIN").await;
     post(
         target,
-        "/api/v1/lobbies/stop",
+        stop,
         json!({"lobby_id": lobby_id, "pin": [1, 2, 3, 4]}),
     )
     .await;
     assert_eq!(get(target, "/api/v1/lobbies").await["lobbies"], json!([]));
-    assert_post_err(
-        target,
-        "/api/v1/lobbies/stop",
-        &json!({"lobby_id": lobby_id}).to_string(),
-        404,
-        "Invalid lobby ID",
-    )
-    .await;
+    assert_post_err(target, stop, &no_pin, 404, "Invalid lobby ID").await;
 
     // --- unpair ----------------------------------------------------------------------------
-    post(
+    post_then_gone(
         target,
         "/api/v1/unpair/client",
         json!({"client_id": "1000000007"}),
-    )
-    .await;
-    assert_eq!(get(target, "/api/v1/clients").await["clients"], json!([]));
-    assert_post_err(
-        target,
-        "/api/v1/unpair/client",
-        r#"{"client_id":"1000000007"}"#,
-        404,
         "Client not found",
     )
     .await;
+    assert_eq!(get(target, "/api/v1/clients").await["clients"], json!([]));
 
     // --- fault knobs (moongate) ------------------------------------------------------------
     let v = get(target, "/api/v1/moongate/faults").await;
@@ -1004,14 +1011,14 @@ async fn bad_requests_get_clear_errors() {
 #[tokio::test]
 async fn wolf_status_style_answers_500() {
     let host = MemHost::new();
-    let opts = ApiOptions {
-        status_style: StatusStyle::Wolf,
-        ..ApiOptions::default()
-    };
-    let server =
-        WolfApiServer::serve_tcp_with("127.0.0.1:0".parse().expect("addr"), host.clone(), opts)
-            .await
-            .expect("serve");
+    let server = serve_on_loopback(
+        &host,
+        ApiOptions {
+            status_style: StatusStyle::Wolf,
+            ..ApiOptions::default()
+        },
+    )
+    .await;
     let t = target_of(&server);
     assert_post_err(
         &t,
@@ -1072,6 +1079,13 @@ async fn next_block(r: &mut BufReader<Box<dyn Io>>) -> Option<String> {
             return Some(block);
         }
         block.push_str(&line);
+    }
+}
+
+/// Reads an event stream to its end, asserting that nothing but keepalives comes before.
+async fn keepalives_until_eof(r: &mut BufReader<Box<dyn Io>>) {
+    while let Some(block) = next_block(r).await {
+        assert_eq!(block, ":keepalive\n", "only keepalives before EOF");
     }
 }
 
@@ -1142,12 +1156,8 @@ async fn wait_subscribers(host: &MemHost, n: usize) {
 
 #[tokio::test]
 async fn sse_delivers_events_in_order_with_keepalive_and_ends_on_close() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("wolf.sock");
     let host = MemHost::new();
-    let server = WolfApiServer::serve_unix_with(&path, host.clone(), fast_opts())
-        .await
-        .expect("serve");
+    let (server, path, _dir) = serve_on_unix(&host).await;
     let t = target_of(&server);
 
     let mut a = open_sse(&t).await;
@@ -1253,12 +1263,7 @@ async fn sse_delivers_events_in_order_with_keepalive_and_ends_on_close() {
         .await
         .expect("close finishes with SSE clients attached");
     for reader in [&mut a, &mut b] {
-        loop {
-            match next_block(reader).await {
-                None => break,
-                Some(blk) => assert_eq!(blk, ":keepalive\n", "only keepalives before EOF"),
-            }
-        }
+        keepalives_until_eof(reader).await;
     }
     wait_subscribers(&host, 0).await;
     assert!(!path.exists());
@@ -1269,12 +1274,8 @@ async fn sse_over_http11_and_client_going_away_frees_the_stream() {
     use http_body_util::BodyExt;
     use hyper_util::rt::TokioIo;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("wolf.sock");
     let host = MemHost::new();
-    let server = WolfApiServer::serve_unix_with(&path, host.clone(), fast_opts())
-        .await
-        .expect("serve");
+    let (server, path, _dir) = serve_on_unix(&host).await;
 
     // Keep-alive: several requests on one HTTP/1.1 connection, as Go's client does.
     let stream = tokio::net::UnixStream::connect(&path)
@@ -1378,25 +1379,14 @@ async fn sse_over_http11_and_client_going_away_frees_the_stream() {
 #[tokio::test]
 async fn dropping_the_server_aborts_it_and_frees_streams() {
     let host = MemHost::new();
-    let server = WolfApiServer::serve_tcp_with(
-        "127.0.0.1:0".parse().expect("addr"),
-        host.clone(),
-        fast_opts(),
-    )
-    .await
-    .expect("serve");
+    let server = serve_on_loopback(&host, fast_opts()).await;
     let t = target_of(&server);
     let addr = server.tcp_addr().expect("addr");
     let mut s = open_sse(&t).await;
     wait_subscribers(&host, 1).await;
     // Dropping the server handle (no close) aborts it: the SSE connection ends.
     drop(server);
-    loop {
-        match next_block(&mut s).await {
-            None => break,
-            Some(b) => assert_eq!(b, ":keepalive\n"),
-        }
-    }
+    keepalives_until_eof(&mut s).await;
     wait_subscribers(&host, 0).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
@@ -1407,14 +1397,7 @@ async fn close_is_graceful_for_idle_keepalive_and_cuts_stuck_requests_after_grac
 
     // An idle HTTP/1.1 keep-alive connection does not hold close() for the grace period.
     let host = MemHost::new();
-    let opts = ApiOptions {
-        close_grace: Duration::from_secs(60),
-        ..fast_opts()
-    };
-    let server =
-        WolfApiServer::serve_tcp_with("127.0.0.1:0".parse().expect("addr"), host.clone(), opts)
-            .await
-            .expect("serve");
+    let server = serve_on_loopback(&host, closing_within(Duration::from_secs(60))).await;
     let addr = server.tcp_addr().expect("addr");
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -1437,14 +1420,7 @@ async fn close_is_graceful_for_idle_keepalive_and_cuts_stuck_requests_after_grac
         .expect("clean close");
 
     // A client stuck mid-request is cut once the grace period is over.
-    let opts = ApiOptions {
-        close_grace: Duration::from_millis(200),
-        ..fast_opts()
-    };
-    let server =
-        WolfApiServer::serve_tcp_with("127.0.0.1:0".parse().expect("addr"), host.clone(), opts)
-            .await
-            .expect("serve");
+    let server = serve_on_loopback(&host, closing_within(Duration::from_millis(200))).await;
     let addr = server.tcp_addr().expect("addr");
     let mut stuck = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stuck

@@ -12,8 +12,10 @@
 //! hung, crashed or lost its network): the streamer's own `/cancel` then gets no answer, and a
 //! host that comes back (SIGCONT, a network that heals) still holds the stream's session — Wolf
 //! pauses it on the ENet timeout and keeps it busy until cancelled. So the gateway schedules the
-//! same cleanup, and a cleanup whose `/cancel` finds the host unreachable probes it (every 2 s, for
-//! 10 min) and, once it answers again, waits out its ENet timeout once more before the `/cancel`.
+//! same cleanup. Throughout the wait the host is probed (every 2 s, for up to 10 min): a host that
+//! stops answering — or whose `/cancel` finds it unreachable — restarts the wait once it answers
+//! again, since its ENet clock stood still meanwhile; only a full timeout of a host that answered
+//! all along is followed by the `/cancel`.
 //! A host that answers the `/cancel` with an error (restarted: no such session) is left alone.
 //!
 //! A new stream of the same identity on the same host meanwhile **takes over**: the pending
@@ -44,6 +46,35 @@ async fn wait_reachable(session: &HostSession, give_up: tokio::time::Instant) ->
     false
 }
 
+/// Waits until the host has answered, without a gap, for `quiet` (its ENet timeout): a probe
+/// every [`PROBE_EVERY`], and the wait starts again once a host that stopped answering is back.
+/// Why: the host's ENet peer of the dead stream times out on the host's own clock, which stands
+/// still while the host is hung (SIGSTOP, a stalled VM); a `/cancel` that arrives right after it
+/// resumes would still find the peer registered. False if the host is gone past `give_up`.
+async fn wait_out_enet_timeout(
+    session: &HostSession,
+    quiet: Duration,
+    give_up: tokio::time::Instant,
+) -> bool {
+    let mut until = tokio::time::Instant::now() + quiet;
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        tokio::time::sleep(PROBE_EVERY.min(until - now)).await;
+        if tokio::time::Instant::now() >= until {
+            return true;
+        }
+        if !session.reachable().await {
+            if !wait_reachable(session, give_up).await {
+                return false;
+            }
+            until = tokio::time::Instant::now() + quiet;
+        }
+    }
+}
+
 /// Which host session: the host's id in the store and the client identity that streamed.
 type Identity = (i64, String);
 
@@ -72,9 +103,13 @@ impl HostCleanups {
         let key = id.clone();
         let mut pending = lock(&self.pending);
         let task = tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            let give_up = tokio::time::Instant::now() + RETRY_FOR;
+            let give_up = tokio::time::Instant::now() + after + RETRY_FOR;
             loop {
+                if !wait_out_enet_timeout(&session, after, give_up).await {
+                    tracing::warn!(host_id, client_id = %key.1,
+                        "the host did not come back; its left session is not cancelled");
+                    break;
+                }
                 match session.cancel().await {
                     Ok(()) => {
                         tracing::info!(
@@ -91,16 +126,10 @@ impl HostCleanups {
                                 "/cancel of a left host session answered with an error");
                             break;
                         }
+                        // Back later (it hung, or its network did): its ENet peer of our stream
+                        // times out on its own clock from then, so the wait starts again.
                         tracing::warn!(host_id, client_id = %key.1, error = %e,
                             "/cancel of a left host session: the host does not answer; retrying once it is back");
-                        if !wait_reachable(&session, give_up).await {
-                            tracing::warn!(host_id, client_id = %key.1,
-                                "the host did not come back; its left session is not cancelled");
-                            break;
-                        }
-                        // Back (it hung, or its network did): its ENet peer of our stream times
-                        // out on its own clock from now, so the wait starts again.
-                        tokio::time::sleep(after).await;
                     }
                 }
             }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     first_keyframe, frames_for, handshake, init_json, read_until_close, sibling_exe, streamer_exe,
-    Redis, Ws, SECRET, SERIAL,
+    OneHostConfig, Redis, Ws, SECRET, SERIAL,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -29,12 +29,6 @@ use wire::browser::Message;
 /// The tests' lease: short, so a dead node's keys come free quickly (the default is 6 s).
 const LEASE_SECS: u64 = 4;
 const ADMIN: &str = "cluster-admin-secret";
-
-/// Owner-only, as moongate wants its data directory (it would tighten and warn otherwise).
-fn private(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
 
 /// A `demo-host` child (Wolf-strict, its Wolf API on a Unix socket) driven through its stdin.
 struct Host {
@@ -97,20 +91,14 @@ struct Node {
 impl Node {
     async fn start(id: &str, dir: &Path, redis: &Redis, host: &Host) -> Node {
         let data = dir.join(format!("node-{id}"));
-        std::fs::create_dir_all(&data).unwrap();
-        private(&data, 0o700);
-        let config = data.join("moongate.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "bind = \"127.0.0.1:0\"\n\n[[hosts]]\nname = \"cluster host\"\naddress = \"127.0.0.1\"\nhttp_port = {}\nhttps_port = {}\nwolf_api = \"{}\"\n",
-                host.http,
-                host.https,
-                host.console.socket.display()
-            ),
-        )
-        .unwrap();
-        private(&config, 0o600);
+        let config = OneHostConfig {
+            bind: "127.0.0.1:0",
+            host_name: "cluster host",
+            http_port: host.http,
+            https_port: host.https,
+            wolf_api: &host.console.socket,
+        }
+        .write(&data);
         let mut child = Command::new(sibling_exe("moongate"))
             .arg("--config")
             .arg(&config)
@@ -200,7 +188,7 @@ async fn cluster() -> Cluster {
         .map(|i| format!("{:02x}", (i * 37 + 11) as u8))
         .collect();
     std::fs::write(dir.path().join("store.key"), key).unwrap();
-    private(&dir.path().join("store.key"), 0o600);
+    common::private(&dir.path().join("store.key"), 0o600);
     let redis = Redis::start(dir.path()).await;
     let host = Host::start(dir.path()).await;
     let a = Node::start("a", dir.path(), &redis, &host).await;

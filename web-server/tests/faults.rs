@@ -15,7 +15,7 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -38,6 +38,18 @@ async fn stream(gw: &Gateway, session: &str, client: &str) -> (Ws, Duration) {
     handshake(&mut ws).await;
     let first = first_keyframe(&mut ws, t0).await;
     (ws, first)
+}
+
+/// Streams `client` (the first stream, so it pairs the gateway with the host: one PIN).
+async fn first_stream(
+    gw: &Gateway,
+    pins: &AtomicUsize,
+    session: &str,
+    client: &str,
+) -> (Ws, Duration) {
+    let first = stream(gw, session, client).await;
+    assert_eq!(pins.load(Ordering::SeqCst), 1, "the first stream paired");
+    first
 }
 
 /// Closes `ws` normally and waits for the gateway and the host to be free.
@@ -99,15 +111,9 @@ async fn host_hung_for_30_s_then_the_same_client_at_once_takes_its_stale_session
 /// over, and the gateway's pending `/cancel` of it is dropped: the new stream outlives it).
 /// Otherwise the gateway ends the stale session by itself, then the client streams.
 async fn hung_host(at_once: bool) {
-    let _serial = SERIAL.lock().await;
-    let gw = gateway().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut host = FixedHost::start(dir.path()).await;
-    let pins = add_fixed_host(&gw, &host).await;
+    let (_serial, gw, _dir, mut host, pins) = gateway_with_fixed_host().await;
     let baseline = streamer_children().len();
-
-    let (mut ws, first) = stream(&gw, "ses_hang", "helix-agent-hang").await;
-    assert_eq!(pins.load(Ordering::SeqCst), 1, "the first stream paired");
+    let (mut ws, first) = first_stream(&gw, &pins, "ses_hang", "helix-agent-hang").await;
     assert_eq!(host.paired_clients().await, 1);
     assert_eq!(streamer_children().len(), baseline + 1);
 
@@ -204,15 +210,9 @@ async fn hung_host(at_once: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_restarted_mid_stream_closes_within_bound_and_streams_again_without_pairing() {
-    let _serial = SERIAL.lock().await;
-    let gw = gateway().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut host = FixedHost::start(dir.path()).await;
-    let pins = add_fixed_host(&gw, &host).await;
+    let (_serial, gw, _dir, mut host, pins) = gateway_with_fixed_host().await;
     let baseline = streamer_children().len();
-
-    let (mut ws, first) = stream(&gw, "ses_restart", "helix-agent-restart").await;
-    assert_eq!(pins.load(Ordering::SeqCst), 1, "the first stream paired");
+    let (mut ws, first) = first_stream(&gw, &pins, "ses_restart", "helix-agent-restart").await;
     let identities = gw.state.store.list_identities().await.unwrap();
 
     host.kill().await;
@@ -275,11 +275,6 @@ const LIVE_STREAMS: usize = 10;
 /// `/cancel`, each bounded: 5 s in all) and exit; with slack for ten at once on two cores.
 const ORPHANS_GONE_WITHIN: Duration = Duration::from_secs(20);
 
-fn private(path: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
 /// A live (not zombie) `streamer` process with this pid.
 fn streamer_alive(pid: u32) -> bool {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -306,20 +301,14 @@ struct Moongate {
 impl Moongate {
     async fn start(data: &std::path::Path, port: u16, host: &FixedHost) -> Moongate {
         use tokio::io::AsyncBufReadExt;
-        std::fs::create_dir_all(data).unwrap();
-        private(data, 0o700);
-        let config = data.join("moongate.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "bind = \"127.0.0.1:{port}\"\n\n[[hosts]]\nname = \"faults host\"\naddress = \"127.0.0.1\"\nhttp_port = {}\nhttps_port = {}\nwolf_api = \"{}\"\n",
-                host.http,
-                host.https,
-                host.socket.display()
-            ),
-        )
-        .unwrap();
-        private(&config, 0o600);
+        let config = OneHostConfig {
+            bind: &format!("127.0.0.1:{port}"),
+            host_name: "faults host",
+            http_port: host.http,
+            https_port: host.https,
+            wolf_api: &host.socket,
+        }
+        .write(data);
         let mut child = tokio::process::Command::new(sibling_exe("moongate"))
             .arg("--config")
             .arg(&config)

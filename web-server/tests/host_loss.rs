@@ -20,12 +20,8 @@ const LOSS_DETECTED_WITHIN: Duration = Duration::from_secs(25);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_killed_mid_stream_closes_the_browser_socket_and_frees_everything() {
-    let _serial = SERIAL.lock().await;
-    let gw = gateway().await;
-    let dir = tempfile::tempdir().unwrap();
     // Fixed ports and a state directory, so the host can come back as the same host.
-    let mut host = FixedHost::start(dir.path()).await;
-    let pins = add_fixed_host(&gw, &host).await;
+    let (_serial, gw, _dir, mut host, pins) = gateway_with_fixed_host().await;
     let baseline_children = streamer_children().len();
 
     // Host index 1: the embedded host is the first in the list.

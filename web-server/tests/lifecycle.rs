@@ -436,8 +436,7 @@ async fn ten_rapid_supersedes_leave_exactly_one_live_stream() {
         match f {
             Fate::Streaming(ws) => live.push(ws),
             Fate::Closed(close, error) => {
-                assert_eq!(close, Some((4000, "superseded".to_string())));
-                assert!(error.is_some_and(|e| e.contains("superseded")));
+                assert_superseded(close, error);
                 superseded += 1;
             }
         }
@@ -452,8 +451,7 @@ async fn ten_rapid_supersedes_leave_exactly_one_live_stream() {
     assert!(eventually(Duration::from_secs(5), || streamer_children().len() == 1).await);
     assert!(eventually(Duration::from_secs(5), || gw.host.sessions().len() == 1).await);
     let mut last = *live.pop().unwrap();
-    last.close(None).await.unwrap();
-    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    close_until_registry_empty(&gw, &mut last).await;
     assert!(eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await);
     gw.stop().await;
 }
@@ -554,8 +552,7 @@ async fn heavy_output_10_mb_then_memory_returns() {
     // Warm-up stream: pairing and lazily allocated state are not counted as growth.
     let mut ws = connect(&gw, "ses_heavy-hq", "helix-agent-heavy", 640, 360, 30).await;
     streams(&mut ws, Instant::now()).await;
-    ws.close(None).await.unwrap();
-    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    close_until_registry_empty(&gw, &mut ws).await;
     assert!(eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await);
     let (rss_before, heap_before) = (rss_kb(), live_heap());
 
@@ -620,13 +617,11 @@ async fn next_lobby_opened_before_the_old_socket_closes_replaces_the_old_stream(
          most host sessions of that client at once: {most}",
         took.as_millis()
     );
-    assert_eq!(close, Some((4000, "superseded".to_string())));
-    assert!(error.is_some_and(|e| e.contains("superseded")));
+    assert_superseded(close, error);
     assert_eq!(most, 1, "two host sessions of one client at once");
     assert_eq!(gw.state.sessions.list().len(), 1);
     assert!(eventually(Duration::from_secs(5), || gw.host.sessions().len() == 1).await);
-    new.close(None).await.unwrap();
-    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    close_until_registry_empty(&gw, &mut new).await;
     gw.stop().await;
 }
 
@@ -641,8 +636,7 @@ async fn launches_refused_with_503_are_retried_within_a_bounded_budget() {
     // Pair this client first, so the refusals below hit the launch only.
     let mut ws = connect(&gw, "ses_busy-hq", "helix-agent-busy", 320, 240, 30).await;
     streams(&mut ws, Instant::now()).await;
-    ws.close(None).await.unwrap();
-    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    close_until_registry_empty(&gw, &mut ws).await;
     assert!(eventually(Duration::from_secs(5), || gw.host.sessions().is_empty()).await);
 
     gw.host.faults().set_refuse_launches(true);
@@ -662,8 +656,7 @@ async fn launches_refused_with_503_are_retried_within_a_bounded_budget() {
         took.as_millis()
     );
     assert!(took >= Duration::from_millis(800));
-    ws.close(None).await.unwrap();
-    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    close_until_registry_empty(&gw, &mut ws).await;
 
     gw.host.faults().set_refuse_launches(true);
     let t = Instant::now();

@@ -151,8 +151,7 @@ async fn a_helix_protocol_client_gets_the_core_13_byte_stream_init() {
         }
     };
     assert_eq!(raw.len(), wire::browser::STREAM_INIT_LEN, "{raw:02x?}");
-    ws.close(None).await.unwrap();
-    assert!(gw.registry_empty(Duration::from_secs(10)).await);
+    close_until_registry_empty(&gw, &mut ws).await;
     gw.stop().await;
 }
 

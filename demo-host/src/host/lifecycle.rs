@@ -115,7 +115,7 @@ pub(super) fn on_launched(
                 client_unique_id: unique_id.unwrap_or_default(),
                 color: [0, 0, 0],
             },
-            launched_at: inner.config.clock.now(),
+            launched_at: tokio::time::Instant::now(),
             started: Instant::now(),
             feed: None,
             producer: None,
@@ -277,19 +277,14 @@ pub(super) async fn idle_monitor(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let now = inner.config.clock.now();
-        let candidates: Vec<(u64, Instant)> = lock(&inner.state)
+        let now = tokio::time::Instant::now();
+        let candidates: Vec<(u64, tokio::time::Instant)> = lock(&inner.state)
             .sessions
             .values()
             .map(|s| (s.info.session_id, s.launched_at))
             .collect();
         for (id, launched_at) in candidates {
-            // Host activity is on the real clock, the launch time on ours (real + offset).
-            let offset = now.saturating_duration_since(Instant::now());
-            let idle = match inner.host.last_activity(id) {
-                Some(real) => Instant::now().saturating_duration_since(real) + offset,
-                None => now.saturating_duration_since(launched_at),
-            };
+            let idle = silent_for(&inner.host, id, launched_at, now);
             if idle > inner.config.idle_timeout {
                 tracing::info!(session = id, ?idle, "idle timeout");
                 inner.host.stop_session(id, EndReason::Stopped);

@@ -131,12 +131,88 @@ pub fn client(host: &DemoHost) -> Arc<NvHttpClient> {
 
 /// A paired client (the host must have a fixed PIN).
 pub async fn paired_client(host: &DemoHost) -> Arc<NvHttpClient> {
-    let http = client(host);
+    pair(client(host)).await
+}
+
+/// Pairs `http` with the fixed PIN; returns it.
+pub async fn pair(http: Arc<NvHttpClient>) -> Arc<NvHttpClient> {
     timeout(Duration::from_secs(30), http.pair(PIN, "test"))
         .await
         .expect("pairing timed out")
         .expect("pairing");
     http
+}
+
+/// A client side on a thread and tokio runtime of its own, so that a test can freeze it: nothing
+/// of it runs (no control pings, no ENet acknowledgements) while its sockets stay open — a client
+/// gone silent — and the host's runtime, whose clock the test may move, goes on.
+pub struct ClientThread {
+    runtime: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thaw: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClientThread {
+    pub fn start() -> Self {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("client runtime");
+            handle_tx.send(rt.handle().clone()).expect("test waits");
+            rt.block_on(async {
+                let _ = stopped.await;
+            });
+        });
+        Self {
+            runtime: handle_rx.recv().expect("client runtime started"),
+            stop: Some(stop),
+            thaw: None,
+            thread: Some(thread),
+        }
+    }
+
+    /// Runs `work` on the client's runtime (tasks it spawns stay there); its output.
+    pub async fn run<F>(&self, work: F) -> F::Output
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime.spawn(work).await.expect("client work")
+    }
+
+    /// Blocks the client's runtime until [`ClientThread::thaw`]; returns once it is blocked.
+    pub async fn freeze(&mut self) {
+        let (blocked_tx, blocked) = tokio::sync::oneshot::channel();
+        let (thaw, frozen) = std::sync::mpsc::channel::<()>();
+        self.runtime.spawn(async move {
+            let _ = blocked_tx.send(());
+            // Blocks the runtime's only thread on purpose; ends when `thaw` is dropped.
+            let _ = frozen.recv();
+        });
+        blocked.await.expect("client runtime blocked");
+        self.thaw = Some(thaw);
+    }
+
+    /// Lets the client run again.
+    pub fn thaw(&mut self) {
+        self.thaw = None;
+    }
+}
+
+impl Drop for ClientThread {
+    fn drop(&mut self) {
+        self.thaw();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 pub fn settings() -> StreamSettings {

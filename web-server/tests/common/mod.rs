@@ -26,6 +26,7 @@ use web_server::store::SqliteStore;
 use web_server::{embedded, AppState, Config};
 use wire::browser::{formats, Message};
 
+mod gateway_config;
 mod host_proc;
 mod inputs;
 mod loopback;
@@ -33,7 +34,7 @@ mod resources;
 mod sockets;
 // Each test binary uses a different subset of these too.
 #[allow(unused_imports)]
-pub use {host_proc::*, inputs::*, loopback::*, resources::*, sockets::*};
+pub use {gateway_config::*, host_proc::*, inputs::*, loopback::*, resources::*, sockets::*};
 
 /// Prints one line of a suite's figures straight to stdout. libtest captures `println!` of
 /// passing tests, but the test command is meant to show what the chaos, fault and hostile-input
@@ -489,6 +490,18 @@ pub async fn handshake(ws: &mut Ws) -> (u16, u16) {
             _ => {}
         }
     }
+}
+
+/// The close a superseded socket gets: 4000 "superseded", with an error message saying so.
+pub fn assert_superseded(close: Option<(u16, String)>, error: Option<String>) {
+    assert_eq!(close, Some((4000, "superseded".to_string())));
+    assert!(error.is_some_and(|e| e.contains("superseded")));
+}
+
+/// Closes `ws` normally and waits (10 s at most) for the gateway's registry to be empty.
+pub async fn close_until_registry_empty(gw: &Gateway, ws: &mut Ws) {
+    ws.close(None).await.unwrap();
+    assert!(gw.registry_empty(Duration::from_secs(10)).await);
 }
 
 /// The close frame (code, reason) and any `{"error"}` text seen before it.
@@ -948,6 +961,25 @@ impl CountingPins {
     pub fn new(inner: Arc<dyn PinSubmitter>, entered: Arc<AtomicUsize>) -> CountingPins {
         CountingPins { inner, entered }
     }
+}
+
+/// The suites' one-at-a-time lock, a gateway with the embedded host, and a [`FixedHost`] (state
+/// in the returned directory) added to it as host index 1, with the PIN counter of
+/// [`add_fixed_host`].
+pub async fn gateway_with_fixed_host() -> (
+    tokio::sync::MutexGuard<'static, ()>,
+    Gateway,
+    tempfile::TempDir,
+    FixedHost,
+    Arc<AtomicUsize>,
+) {
+    let serial = SERIAL.lock().await;
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Fixed ports and a state directory, so the host can come back as the same host.
+    let host = FixedHost::start(dir.path()).await;
+    let pins = add_fixed_host(&gw, &host).await;
+    (serial, gw, dir, host, pins)
 }
 
 /// Adds `host` to `gw`'s store (it is host index 1: the embedded host is index 0), paired through

@@ -82,17 +82,21 @@ pub fn has_idr(au: &[u8]) -> bool {
     false
 }
 
+/// A str0m peer receiving H.264 and Opus (the crypto provider installed once per process).
+fn new_rtc() -> Rtc {
+    static CRYPTO: std::sync::Once = std::sync::Once::new();
+    CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+    Rtc::builder()
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now())
+}
+
 impl RtcPeer {
     /// Builds the offer; the loop starts at once (it waits for the answer).
     pub fn start() -> RtcPeer {
-        static CRYPTO: std::sync::Once = std::sync::Once::new();
-        CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
-        let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .clear_codecs()
-            .enable_h264(true)
-            .enable_opus(true, false)
-            .build(now);
+        let mut rtc = new_rtc();
         let socket = bind_udp().expect("bind UDP");
         let local_addr = socket.local_addr().unwrap();
         let cand = Candidate::host(local_addr, "udp").expect("host candidate");
@@ -117,41 +121,21 @@ impl RtcPeer {
         }
         let (offer, pending) = change.apply().expect("an offer");
         let offer = offer.to_sdp_string();
-        let (ev_tx, events) = mpsc::unbounded_channel();
-        let (commands, cmd_rx) = std_mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let mut l = Loop {
-                rtc,
-                socket,
-                pending: Some(pending),
-                video: Some(video),
-                audio: Some(audio),
-                channels,
-                open: HashMap::new(),
-                events: ev_tx.clone(),
-            };
-            let r = l.run(cmd_rx);
-            let _ = ev_tx.send(PeerEvent::Closed(r.err()));
-        });
-        RtcPeer {
-            offer,
-            local_candidate,
-            local_addr,
+        RtcPeer::run(offer, local_candidate, local_addr, move |events| Loop {
+            rtc,
+            socket,
+            pending: Some(pending),
+            video: Some(video),
+            audio: Some(audio),
+            channels,
+            open: HashMap::new(),
             events,
-            commands,
-            thread: Some(thread),
-        }
+        })
     }
 
     /// An answering peer (the server offered: contract §1.5 `join`); `offer` holds the answer.
     pub fn answer(remote_offer: &str) -> Result<RtcPeer, String> {
-        static CRYPTO: std::sync::Once = std::sync::Once::new();
-        CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
-        let mut rtc = Rtc::builder()
-            .clear_codecs()
-            .enable_h264(true)
-            .enable_opus(true, false)
-            .build(Instant::now());
+        let mut rtc = new_rtc();
         let socket = bind_udp().map_err(|e| e.to_string())?;
         let local_addr = socket.local_addr().map_err(|e| e.to_string())?;
         let cand = Candidate::host(local_addr, "udp").map_err(|e| e.to_string())?;
@@ -163,10 +147,11 @@ impl RtcPeer {
             .accept_offer(offer)
             .map_err(|e| e.to_string())?
             .to_sdp_string();
-        let (ev_tx, events) = mpsc::unbounded_channel();
-        let (commands, cmd_rx) = std_mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let mut l = Loop {
+        Ok(RtcPeer::run(
+            answer,
+            local_candidate,
+            local_addr,
+            move |events| Loop {
                 rtc,
                 socket,
                 pending: None,
@@ -174,19 +159,32 @@ impl RtcPeer {
                 audio: None,
                 channels: HashMap::new(),
                 open: HashMap::new(),
-                events: ev_tx.clone(),
-            };
-            let r = l.run(cmd_rx);
+                events,
+            },
+        ))
+    }
+
+    /// Starts the peer's loop (built by `make` around its event sender) on a thread of its own.
+    fn run(
+        offer: String,
+        local_candidate: String,
+        local_addr: SocketAddr,
+        make: impl FnOnce(mpsc::UnboundedSender<PeerEvent>) -> Loop + Send + 'static,
+    ) -> RtcPeer {
+        let (ev_tx, events) = mpsc::unbounded_channel();
+        let (commands, cmd_rx) = std_mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let r = make(ev_tx.clone()).run(cmd_rx);
             let _ = ev_tx.send(PeerEvent::Closed(r.err()));
         });
-        Ok(RtcPeer {
-            offer: answer,
+        RtcPeer {
+            offer,
             local_candidate,
             local_addr,
             events,
             commands,
             thread: Some(thread),
-        })
+        }
     }
 
     /// The remote answer.
