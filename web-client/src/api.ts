@@ -81,6 +81,42 @@ export interface SessionInfo {
   remote: string | null;
 }
 
+/** Who a credential belongs to (`GET /api/auth/me`): a named user, or a shared credential. */
+export interface Me {
+  user: string | null;
+  role: "admin" | "user" | "viewer";
+  /** The hosts this account may use; null: every host. */
+  hosts: number[] | null;
+}
+
+/** A named user's sign-in (`POST /api/auth/login`): the token is then the credential. */
+export interface SignedIn extends Me {
+  token: string;
+  /** Unix seconds. */
+  expires_at: number;
+}
+
+const SIGN_IN_WORDS: StatusWords = {
+  401: "Wrong user name or password.",
+  429: "Too many failed sign-ins. Wait a few minutes, then try again.",
+};
+
+/** Signs a named user in; the returned token is used as the credential from then on. */
+export async function signIn(username: string, password: string, base = ""): Promise<SignedIn> {
+  let res: Response;
+  try {
+    res = await fetch(base + "/api/auth/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username, password }),
+    });
+  } catch {
+    throw new ApiError(0, "unreachable", "The gateway cannot be reached. Check that moongate is running and the network is up.");
+  }
+  if (!res.ok) throw await errorOf(res, SIGN_IN_WORDS);
+  return (await res.json()) as SignedIn;
+}
+
 /** The stored credential (per browser), or null. */
 export function storedCredential(): string | null {
   try {
@@ -121,6 +157,14 @@ export class Api {
   }
   hosts(): Promise<HostView[]> {
     return this.json("GET", "/api/hosts");
+  }
+  me(): Promise<Me> {
+    return this.json("GET", "/api/auth/me");
+  }
+  /** Ends a named user's sign-in on the gateway (a shared credential has none: nothing to do). */
+  async signOut(): Promise<void> {
+    const me = await this.me().catch(() => null);
+    if (me?.user) await this.request("POST", "/api/auth/logout").catch(() => undefined);
   }
   addHost(h: AddHost): Promise<HostView> {
     return this.json("POST", "/api/hosts", h);

@@ -32,13 +32,15 @@ function topbar(api: Api | null, crumbs: (Node | string)[]): HTMLElement {
     h("a", { class: "brand", href: "#/", style: "color:inherit;text-decoration:none" }, "moongate"),
     h("nav", { class: "crumbs" }, crumbs),
     h("span", { class: "spacer" }),
+    api && whoAmI(api),
     api && h("a", { class: "btn", href: "#/settings", dataset: { testid: "nav-settings" } }, "Settings"),
     api &&
       h(
         "button",
         {
           class: "ghost",
-          onclick: () => {
+          onclick: async () => {
+            await api.signOut();
             storeCredential(null);
             location.hash = "#/login";
           },
@@ -46,6 +48,18 @@ function topbar(api: Api | null, crumbs: (Node | string)[]): HTMLElement {
         "Sign out",
       ),
   );
+}
+
+/** The signed-in user's name and role (empty for a shared credential), filled in when known. */
+function whoAmI(api: Api): HTMLElement {
+  const el = h("span", { class: "muted small", dataset: { testid: "whoami" } });
+  api
+    .me()
+    .then((me) => {
+      if (me.user) el.textContent = me.role === "user" ? me.user : `${me.user} (${me.role})`;
+    })
+    .catch(() => undefined);
+  return el;
 }
 
 async function route(): Promise<void> {

@@ -33,6 +33,11 @@ describe("reconnect policy", () => {
     expect(p.decide({ code: 1006, error: "stopped by an administrator", errorCode: "StoppedByAdmin" })).toMatchObject({ action: "stop", fatal: true });
     expect(p.decide({ code: 1006, error: "server shutting down", errorCode: "ServerShutdown" }).action).toBe("retry");
     expect(isFatalError("Unauthorized: no", "Unauthorized")).toBe(true);
+    // A signed-in account that may not do it (a viewer starting a stream): stop, and say why.
+    expect(isFatalError("Forbidden: a viewer-only account may not start a stream", "Forbidden")).toBe(true);
+    expect(describeError("Forbidden: a viewer-only account may not start a stream")).toBe(
+      "Your account may not do this: a viewer-only account may not start a stream.",
+    );
     expect(isFatalError("InternalServerError: x", "InternalServerError")).toBe(false);
     // An old gateway sends no code: the text's first token decides.
     expect(isFatalError("HostNotPaired: pair first")).toBe(true);

@@ -54,7 +54,7 @@ export interface PolicyOptions {
 
 export const DEFAULT_POLICY: PolicyOptions = { baseMs: 500, maxMs: 15000, maxAttempts: 8, stableMs: 10000 };
 
-const FATAL_CODES = ["Unauthorized", "HostNotFound", "HostNotPaired", "AppNotFound", "SessionNotFound", "ClientKicked", "NotSupported"];
+const FATAL_CODES = ["Unauthorized", "Forbidden", "HostNotFound", "HostNotPaired", "AppNotFound", "SessionNotFound", "ClientKicked", "NotSupported"];
 
 /** Another tab or device took the stream over: by close code, by typed code, or (old gateway) by text. */
 function isSuperseded(c: CloseInfo): boolean {
@@ -148,6 +148,8 @@ export function describeError(text: string, code?: string): string {
   switch (name) {
     case "Unauthorized":
       return "The gateway did not accept the credential. Sign in again.";
+    case "Forbidden":
+      return detail ? `Your account may not do this: ${detail}.` : "Your account may not do this.";
     case "HostNotFound":
       return "That host is no longer configured on the gateway." + tail;
     case "HostNotPaired":

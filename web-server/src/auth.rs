@@ -8,8 +8,11 @@
 //!   ([`require_admin`]): no or a wrong credential → 401, the user credential → 403. The admin
 //!   credential is also accepted wherever the user credential is.
 //! * WebSocket upgrades: [`check_origin`] (and the [`AllowedOrigin`] extractor) refuse a browser
-//!   page from a foreign origin; [`validate_first_message`] checks the `credentials` field of the
-//!   first WS message (Helix's proxy rewrites `AuthenticateAndInit.credentials` to the secret).
+//!   page from a foreign origin; [`first_message_principal`] resolves the `credentials` field of
+//!   the first WS message (Helix's proxy rewrites `AuthenticateAndInit.credentials` to the secret).
+//! * Named users ([`crate::users`]): a sign-in token is accepted wherever the user credential is,
+//!   with the user's role (admin, user, viewer-only) and host list ([`Principal`]); a trusted
+//!   reverse proxy may name the user in a header instead ([`resolve`]).
 
 use std::fmt;
 use std::io::Write;
@@ -27,6 +30,9 @@ use subtle::ConstantTimeEq;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+mod principal;
+pub use principal::{resolve, resolve_token, Principal};
+
 /// File name of a generated credential inside the data dir.
 pub const CREDENTIALS_FILE: &str = "credentials";
 /// File name of a generated admin credential inside the data dir.
@@ -39,6 +45,8 @@ pub enum Role {
     User,
     /// The admin credential: everything, plus `/api/admin/*` and `/metrics`.
     Admin,
+    /// A viewer-only named user: reads, never changes or starts anything.
+    Viewer,
 }
 
 /// The shared secret. `Debug` is redacted.
@@ -167,14 +175,19 @@ pub fn check_bearer(headers: &HeaderMap, creds: &Credentials) -> Result<(), ApiE
 }
 
 /// For the stream sockets, whose credential may come in the first message instead: with an
-/// `Authorization` header it must be right (else refused before the upgrade) and `true` says the
-/// socket is authenticated; without one, `false`.
-pub fn optional_bearer(headers: &HeaderMap, creds: &Credentials) -> Result<bool, ApiError> {
-    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
-        return Ok(false);
+/// `Authorization` header (or a trusted proxy's user header) it must be right, else the socket is
+/// refused before the upgrade, and the caller is known; without either, `None`.
+pub async fn optional_principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+) -> Result<Option<Principal>, ApiError> {
+    let proxied = state.config.users.trusted_proxies.contains(&peer.ip())
+        && headers.contains_key(state.config.users.proxy_user_header.as_str());
+    if !proxied && !headers.contains_key(AUTHORIZATION) {
+        return Ok(None);
     }
-    check_bearer(headers, creds)?;
-    Ok(true)
+    resolve(state, headers, Some(peer)).await.map(Some)
 }
 
 /// The role of the bearer credential in `headers` (both compared in constant time): malformed →
@@ -194,7 +207,7 @@ pub fn check_role(
     }
 }
 
-fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Err(ApiError::unauthorized());
     };
@@ -213,39 +226,61 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// Middleware for the REST routes: the user or the admin credential.
+/// The peer address axum recorded for the connection, if any (tests without it trust no proxy).
+fn peer(request: &Request) -> Option<std::net::SocketAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// Middleware for the REST routes: any valid caller ([`resolve`]); a viewer-only account may only
+/// read, and a request naming a host (`/api/hosts/{id}/…`) needs that host in the caller's list.
+/// The [`Principal`] goes into the request's extensions for the handlers.
 pub async fn require_bearer(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    check_role(
-        request.headers(),
-        &state.credentials,
-        &state.admin_credentials,
-    )?;
+    let who = resolve(&state, request.headers(), peer(&request)).await?;
+    let method = request.method();
+    if !(method == axum::http::Method::GET || method == axum::http::Method::HEAD) {
+        who.check_may_change()?;
+    }
+    let path = request.uri().path();
+    if let Some(rest) = path.strip_prefix("/api/hosts/") {
+        let id = rest.split('/').next().unwrap_or_default();
+        if let Ok(id) = id.parse::<i64>() {
+            who.check_host(id)?;
+        }
+    } else if path == "/api/hosts" && method == axum::http::Method::POST && who.hosts.is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "host_not_permitted",
+            "an account limited to some hosts may not add hosts",
+        ));
+    }
+    request.extensions_mut().insert(who);
     Ok(next.run(request).await)
 }
 
-/// Middleware for `/api/admin/*` and `/metrics`: the admin credential; the user credential gets
-/// 403 `forbidden`, none or a wrong one 401.
+/// Middleware for `/api/admin/*` and `/metrics`: the admin credential or an admin user; any other
+/// valid caller gets 403 `forbidden`, none or a wrong credential 401.
 pub async fn require_admin(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    match check_role(
-        request.headers(),
-        &state.credentials,
-        &state.admin_credentials,
-    )? {
-        Role::Admin => Ok(next.run(request).await),
-        Role::User => Err(ApiError::new(
+    let who = resolve(&state, request.headers(), peer(&request)).await?;
+    if who.role != Role::Admin {
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "this needs the admin credential",
-        )),
+        ));
     }
+    request.extensions_mut().insert(who);
+    Ok(next.run(request).await)
 }
 
 /// Checks the `Origin` of a WebSocket upgrade. No `Origin` (a non-browser client such as the
@@ -314,23 +349,31 @@ pub enum WsAuthError {
     Mismatch,
 }
 
-/// Validates the `credentials` of a first WebSocket text message: either
+/// The `credentials` of a first WebSocket text message: either
 /// `{"AuthenticateAndInit": {"credentials": "…", …}}` (moonlight-web's signaling socket, which
 /// Helix's proxy rewrites) or a top-level `"credentials"` field.
-pub fn validate_first_message(text: &str, creds: &Credentials) -> Result<(), WsAuthError> {
+pub fn first_message_credentials(text: &str) -> Result<String, WsAuthError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|_| WsAuthError::NotJson)?;
     let object = value.as_object().ok_or(WsAuthError::NotJson)?;
-    let field = object
+    object
         .get("AuthenticateAndInit")
         .and_then(|inner| inner.get("credentials"))
         .or_else(|| object.get("credentials"))
         .and_then(|c| c.as_str())
-        .ok_or(WsAuthError::Missing)?;
-    if creds.matches(field) {
-        Ok(())
-    } else {
-        Err(WsAuthError::Mismatch)
-    }
+        .map(String::from)
+        .ok_or(WsAuthError::Missing)
+}
+
+/// The caller named by a first WebSocket message's `credentials`: a shared credential or a
+/// sign-in token ([`resolve_token`]).
+pub async fn first_message_principal(
+    state: &AppState,
+    text: &str,
+) -> Result<Principal, WsAuthError> {
+    let credential = first_message_credentials(text)?;
+    resolve_token(state, &credential)
+        .await
+        .map_err(|_| WsAuthError::Mismatch)
 }
 
 #[cfg(test)]
@@ -417,24 +460,23 @@ mod tests {
     }
 
     #[test]
-    fn first_message_credentials() {
-        let creds = Credentials::new("helix");
+    fn first_message_credentials_are_found_in_either_place() {
         let ok = r#"{"AuthenticateAndInit":{"credentials":"helix","host_id":0}}"#;
-        assert_eq!(validate_first_message(ok, &creds), Ok(()));
+        assert_eq!(first_message_credentials(ok).as_deref(), Ok("helix"));
         assert_eq!(
-            validate_first_message(r#"{"credentials":"helix"}"#, &creds),
-            Ok(())
+            first_message_credentials(r#"{"credentials":"helix"}"#).as_deref(),
+            Ok("helix")
         );
         assert_eq!(
-            validate_first_message(r#"{"AuthenticateAndInit":{"credentials":"nope"}}"#, &creds),
-            Err(WsAuthError::Mismatch)
-        );
-        assert_eq!(
-            validate_first_message(r#"{"type":"init"}"#, &creds),
+            first_message_credentials(r#"{"type":"init"}"#),
             Err(WsAuthError::Missing)
         );
         assert_eq!(
-            validate_first_message("not json", &creds),
+            first_message_credentials(r#"{"credentials":7}"#),
+            Err(WsAuthError::Missing)
+        );
+        assert_eq!(
+            first_message_credentials("not json"),
             Err(WsAuthError::NotJson)
         );
     }

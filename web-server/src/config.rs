@@ -31,9 +31,9 @@
 //! The config file is `MOONGATE_CONFIG` or the `--config` path given to the binary. Unknown keys
 //! are an error, so a typo does not silently fall back to a default.
 //!
-//! This file holds the top-level keys and the loader; the `[webrtc]`, `[redis]` and `[limits]`
-//! sections, each with its own overlay and checks, are in `config/webrtc.rs`, `config/redis.rs`
-//! and `config/limits.rs`.
+//! This file holds the top-level keys and the loader; the `[webrtc]`, `[redis]`, `[limits]` and
+//! `[users]` sections, each with its own overlay and checks, are in `config/webrtc.rs`,
+//! `config/redis.rs`, `config/limits.rs` and `config/users.rs`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -44,11 +44,14 @@ use serde::Deserialize;
 
 mod limits;
 mod redis;
+mod users;
 mod webrtc;
 
 use limits::{limits_config, FileLimits};
 pub use redis::{redact_url, RedisConfig, DEFAULT_LEASE_SECS};
 use redis::{redis_config, FileRedis};
+use users::{users_config, FileUsers};
+pub use users::{UsersConfig, DEFAULT_SESSION_HOURS};
 use webrtc::FileWebRtc;
 pub use webrtc::{IceServer, NatCandidateType, NetworkType, WebRtc};
 
@@ -170,6 +173,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// Streams, opens, message sizes and first-message time an operator allows.
     pub limits: crate::limits::Limits,
+    /// Sign-in sessions and trusted proxies (`[users]`).
+    pub users: UsersConfig,
 }
 
 /// Default [`Config::identity_idle`]: 30 days.
@@ -192,6 +197,7 @@ impl fmt::Debug for Config {
             .field("identity_idle", &self.identity_idle)
             .field("redis", &self.redis)
             .field("limits", &self.limits)
+            .field("users", &self.users)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|_| "<redacted>"),
@@ -229,6 +235,8 @@ struct FileConfig {
     redis: FileRedis,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    users: FileUsers,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -289,6 +297,7 @@ impl Default for Config {
             identity_idle: Duration::from_secs(DEFAULT_IDENTITY_IDLE_DAYS * 86_400),
             redis: None,
             limits: crate::limits::Limits::default(),
+            users: UsersConfig::default(),
         }
     }
 }
@@ -492,6 +501,7 @@ impl Config {
         c.webrtc.overlay_env(&env)?;
         c.redis = redis_config(parsed.redis, &env, c.timeouts.supersede)?;
         c.limits = limits_config(parsed.limits, &env)?;
+        c.users = users_config(parsed.users, &env)?;
         c.webrtc.validate()?;
         Ok(c)
     }

@@ -43,6 +43,7 @@ pub mod store;
 pub mod store_key;
 pub mod stream;
 pub mod streamer_proc;
+pub mod users;
 pub mod web_ui;
 pub mod wol;
 

@@ -45,6 +45,8 @@ pub struct AppState {
     pub open_rate: Arc<crate::limits::OpenRate>,
     /// Launches on one host take turns ([`crate::launch_gate`]).
     pub launch_gates: crate::launch_gate::LaunchGates,
+    /// Failed sign-ins per address and name ([`crate::users::throttle`]).
+    pub sign_ins: Arc<crate::users::throttle::SignInThrottle>,
     /// Who can enter pairing PINs on which host (the embedded demo host).
     pins: Arc<std::sync::RwLock<Vec<Arc<dyn PinSubmitter>>>>,
 }
@@ -88,6 +90,7 @@ impl AppState {
             cluster: None,
             open_rate: Arc::default(),
             launch_gates: Default::default(),
+            sign_ins: Arc::default(),
             pins: Arc::default(),
         }
     }

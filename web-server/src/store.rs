@@ -178,7 +178,7 @@ pub struct IdentitySummary {
 }
 
 /// Persistent hosts and identities.
-pub trait HostStore: Send + Sync {
+pub trait HostStore: crate::users::UserStore + Send + Sync {
     /// All hosts, by id.
     fn list_hosts(&self) -> StoreFuture<'_, Vec<HostRecord>>;
     /// One host.
@@ -247,9 +247,24 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE client_identities ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE client_identities ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
     UPDATE client_identities SET created_at = updated_at, last_used = updated_at;",
+    // 4: named users and their sign-in sessions (only the token's hash).
+    "CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        hosts TEXT,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE user_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX user_sessions_by_user ON user_sessions(user_name);",
 ];
 
-pub(crate) fn now_unix() -> i64 {
+/// Unix seconds now (0 before 1970).
+pub fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -435,7 +450,7 @@ impl SqliteStore {
         self.with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
     }
 
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -443,7 +458,7 @@ impl SqliteStore {
         f(&conn)
     }
 
-    fn ready<T: Send + 'static>(r: Result<T, StoreError>) -> StoreFuture<'static, T> {
+    pub(crate) fn ready<T: Send + 'static>(r: Result<T, StoreError>) -> StoreFuture<'static, T> {
         Box::pin(std::future::ready(r))
     }
 }
@@ -675,6 +690,9 @@ impl HostStore for SqliteStore {
         }))
     }
 }
+
+mod users;
+pub(crate) use users::hosts_json;
 
 #[cfg(test)]
 mod tests;

@@ -95,6 +95,15 @@ export interface LogLine {
   fields: string;
 }
 
+/** A named user (`GET /api/admin/users`); never a password hash. */
+export interface AdminUser {
+  name: string;
+  role: "admin" | "user" | "viewer";
+  /** Host ids; null: every host. */
+  hosts: number[] | null;
+  created_at: number;
+}
+
 export interface Killed {
   key: string;
   ended: boolean;
@@ -139,6 +148,19 @@ export class AdminApi {
   }
   hosts(): Promise<AdminHost[]> {
     return this.json("GET", "/api/admin/hosts");
+  }
+  users(): Promise<AdminUser[]> {
+    return this.json("GET", "/api/admin/users");
+  }
+  addUser(u: { name: string; password: string; role: AdminUser["role"]; hosts: number[] | null }): Promise<AdminUser> {
+    return this.json("POST", "/api/admin/users", u);
+  }
+  /** Changes any of password, role, hosts; the user's sign-ins end. */
+  updateUser(name: string, change: { password?: string; role?: AdminUser["role"]; hosts?: number[] | null }): Promise<AdminUser> {
+    return this.json("PUT", `/api/admin/users/${encodeURIComponent(name)}`, change);
+  }
+  async removeUser(name: string): Promise<void> {
+    await this.request("DELETE", `/api/admin/users/${encodeURIComponent(name)}`);
   }
   wolf(hostId: number, kind: "sessions" | "lobbies", action: "stop" | "join" | "leave", body: Record<string, unknown>): Promise<unknown> {
     return this.json("POST", `/api/admin/hosts/${hostId}/wolf/${kind}/${action}`, body);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fmtRemaining, revokedText } from "./format";
+import { fmtRemaining, parseHostList, revokedText } from "./format";
 
 describe("revokedText", () => {
   it("says how the host was told", () => {
@@ -22,5 +22,16 @@ describe("fmtRemaining", () => {
   it("says due once the time is past", () => {
     expect(fmtRemaining(0)).toBe("due");
     expect(fmtRemaining(-10)).toBe("due");
+  });
+});
+
+describe("parseHostList", () => {
+  it("reads empty as every host, numbers as a list, anything else as an error", () => {
+    expect(parseHostList("")).toBeNull();
+    expect(parseHostList("  ")).toBeNull();
+    expect(parseHostList("1, 3,7")).toEqual([1, 3, 7]);
+    expect(parseHostList("1,,2")).toBeUndefined();
+    expect(parseHostList("-1")).toBeUndefined();
+    expect(parseHostList("two")).toBeUndefined();
   });
 });

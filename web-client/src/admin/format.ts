@@ -23,3 +23,12 @@ export function fmtRemaining(secs: number): string {
   if (hh > 0) return `${hh}h ${String(mm).padStart(2, "0")}m`;
   return `${Math.max(1, mm)}m`;
 }
+
+/** A host list typed by the operator: "" → null (every host), "1, 3" → [1, 3], bad → undefined. */
+export function parseHostList(text: string): number[] | null | undefined {
+  const t = text.trim();
+  if (!t) return null;
+  const parts = t.split(",").map((p) => p.trim());
+  if (!parts.every((p) => /^\d{1,15}$/.test(p))) return undefined;
+  return parts.map(Number);
+}

@@ -11,6 +11,7 @@ import { badge, clear, errorBox, h } from "../ui";
 import { AdminApi, type AdminClient, type AdminHost, type AdminIdentity, type AdminSession, type LogLine } from "./adminApi";
 import { History, sparkline } from "./sparkline";
 import { fmtRemaining, revokedText } from "./format";
+import { UsersPanel } from "./users";
 
 const ADMIN_KEY = "moongate.admin";
 const SESSIONS_EVERY_MS = 1000;
@@ -100,7 +101,11 @@ class Dashboard {
   readonly logBox = h("pre", { class: "logs", id: "logs" });
   readonly logSelect = h("select", { id: "log-filter", onchange: () => this.followLogs((this.logSelect as HTMLSelectElement).value || null) });
 
-  constructor(readonly api: AdminApi) {}
+  readonly users: UsersPanel;
+
+  constructor(readonly api: AdminApi) {
+    this.users = new UsersPanel(api, (e) => this.fail(e));
+  }
 
   render(): void {
     const th = (...names: string[]) => h("tr", null, names.map((n) => h("th", null, n)));
@@ -170,6 +175,7 @@ class Dashboard {
             h("table", { class: "data", id: "identities" }, h("thead", null, th("host", "client id", "pairing", "created", "last used", "expires", "")), this.identitiesBody),
           ),
         ),
+        this.users.el,
         h("section", null, h("h2", null, "Hosts and lobbies"), this.hostsBox),
         h(
           "section",
@@ -198,7 +204,7 @@ class Dashboard {
     this.followLogs(null);
     void this.loop(SESSIONS_EVERY_MS, () => this.refreshSessions());
     void this.loop(SLOW_EVERY_MS, async () => {
-      await Promise.all([this.refreshClients(), this.refreshIdentities(), this.refreshHosts()]);
+      await Promise.all([this.refreshClients(), this.refreshIdentities(), this.refreshHosts(), this.users.refresh()]);
     });
   }
 

@@ -1,4 +1,4 @@
-import { Api } from "../api";
+import { Api, signIn } from "../api";
 import { errorBox, h } from "../ui";
 
 /** The sign-in card: the gateway's credential (printed by `moongate` on its first start). */
@@ -33,6 +33,40 @@ export function renderLogin(main: HTMLElement, done: (credential: string) => voi
     err,
     submit,
   );
-  main.append(form);
+  main.append(form, accountForm(done));
   input.focus();
+}
+
+/** The second card: a named user's name and password (accounts an admin added). */
+function accountForm(done: (credential: string) => void): HTMLElement {
+  const name = h("input", { type: "text", name: "username", autocomplete: "username", placeholder: "User name", required: true, dataset: { testid: "username" } });
+  const password = h("input", { type: "password", name: "password", autocomplete: "current-password", placeholder: "Password", required: true, dataset: { testid: "password" } });
+  const err = h("div");
+  const submit = h("button", { class: "primary", type: "submit", dataset: { testid: "login-user" } }, "Sign in");
+  return h(
+    "form",
+    {
+      class: "card login stack",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        if (!name.value.trim() || !password.value) return;
+        submit.disabled = true;
+        err.replaceChildren();
+        try {
+          const session = await signIn(name.value.trim(), password.value);
+          done(session.token);
+        } catch (x) {
+          err.replaceChildren(errorBox(x instanceof Error ? x.message : String(x)));
+        } finally {
+          submit.disabled = false;
+        }
+      },
+    },
+    h("h2", null, "Or with a user account"),
+    h("p", { class: "muted", style: "margin:0" }, "Accounts are added by an administrator in the admin dashboard."),
+    h("label", null, "User name", name),
+    h("label", null, "Password", password),
+    err,
+    submit,
+  );
 }

@@ -60,7 +60,7 @@ export class RtcTransport implements Transport {
         console.warn("bad signaling message", e);
       }
     };
-    this.ws.onclose = (c) => this.finish(c.code);
+    this.ws.onclose = (c) => this.finish(c.code, c.reason);
   }
 
   private onOpen(): void {
@@ -327,7 +327,7 @@ export class RtcTransport implements Transport {
     this.finish(1000);
   }
 
-  private finish(code: number): void {
+  private finish(code: number, reason = ""): void {
     if (this.closedOnce) return;
     this.closedOnce = true;
     clearTimeout(this.iceTimer);
@@ -336,7 +336,10 @@ export class RtcTransport implements Transport {
     for (const ch of this.channels.values()) ch.close();
     this.pc?.close();
     this.pc = null;
-    const error = this.lastError;
+    // The contract's bare strings name a few codes only; anything else arrives as
+    // "InternalServerError" after a failed step, and the close frame's reason says what it was.
+    const vague = !this.lastError || this.lastError.code === "InternalServerError" || this.lastError.text.startsWith("The step");
+    const error = reason && vague && code !== 1000 ? { text: reason } : this.lastError;
     // A signaling socket that never opened (no WebRTC endpoint on this gateway) counts like ICE
     // failing: "auto" falls back to WebSocket.
     if (!this.opened) this.iceFailed = true;

@@ -190,7 +190,8 @@ async fn admin_host(state: &AppState, host: HostView) -> AdminHost {
 /// `GET /api/admin/hosts` (hosts are asked in parallel; each request is bounded by the host
 /// request timeout).
 pub async fn hosts(State(state): State<AppState>) -> Result<Json<Vec<AdminHost>>, ApiError> {
-    let Json(list) = api_hosts::list(State(state.clone())).await?;
+    let admin = crate::auth::Principal::shared(crate::auth::Role::Admin);
+    let Json(list) = api_hosts::list(State(state.clone()), axum::Extension(admin)).await?;
     let views =
         futures_util::future::join_all(list.into_iter().map(|h| admin_host(&state, h))).await;
     Ok(Json(views))

@@ -24,6 +24,7 @@ pub mod identities;
 pub mod live;
 pub mod logs;
 pub mod observer;
+pub mod users;
 
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -55,6 +56,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/api/admin/hosts/{id}/wolf/{kind}/{action}",
             post(hosts::wolf_action),
+        )
+        .route("/api/admin/users", get(users::list).post(users::create))
+        .route(
+            "/api/admin/users/{name}",
+            axum::routing::put(users::update).delete(users::remove),
         )
         .route("/api/admin/identities", get(identities::list))
         .route(

@@ -37,7 +37,7 @@ use wire::browser::{BrowserError, ErrorCode, CLOSE_SUPERSEDED};
 use wire::ipc::{FromStreamer, LocalSignal, PeerState, RemoteSignal, StreamMode, ToStreamer};
 
 use super::socket::{answer_close, await_close_answer, CLOSE_ANSWER, CLOSE_FLUSH};
-use crate::auth::AllowedOrigin;
+use crate::auth::{resolve_token, AllowedOrigin, Principal};
 use crate::error::ApiError;
 use crate::sessions::SessionGuard;
 use crate::state::AppState;
@@ -68,9 +68,10 @@ pub async fn handler(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    super::socket::upgrade(state, peer, &headers, ws, move |state, socket, bearer| {
-        connection(state, socket, query, bearer, peer)
+    super::socket::upgrade(state, peer, &headers, ws, move |state, socket, who| {
+        connection(state, socket, query, who, peer)
     })
+    .await
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -83,7 +84,7 @@ async fn connection(
     state: AppState,
     socket: WebSocket,
     query: HostStreamQuery,
-    bearer: bool,
+    who: Option<Principal>,
     peer: SocketAddr,
 ) {
     let (mut sink, mut stream) = socket.split();
@@ -93,7 +94,7 @@ async fn connection(
         &mut sink,
         &mut stream,
         query,
-        bearer,
+        who,
         peer,
         &mut stage_now,
     )
@@ -148,8 +149,8 @@ async fn connection(
 async fn read_init(
     state: &AppState,
     stream: &mut SplitStream<WebSocket>,
-    bearer: bool,
-) -> Result<AuthenticateAndInit, Close> {
+    who: Option<Principal>,
+) -> Result<(AuthenticateAndInit, Principal), Close> {
     let deadline = tokio::time::Instant::now() + state.config.limits.first_message;
     let text = loop {
         match tokio::time::timeout_at(deadline, stream.next()).await {
@@ -172,19 +173,16 @@ async fn read_init(
         }
         Err(e) => return Err(Close::policy(ErrorCode::InvalidMessage, e)),
     };
-    if !bearer {
-        let ok = init
-            .credentials
-            .as_deref()
-            .is_some_and(|c| state.credentials.matches(c));
-        if !ok {
-            return Err(Close::policy(
-                ErrorCode::Unauthorized,
-                "wrong or missing credentials",
-            ));
+    let who = match who {
+        Some(who) => who,
+        None => {
+            let credential = init.credentials.as_deref().unwrap_or_default();
+            resolve_token(state, credential).await.map_err(|_| {
+                Close::policy(ErrorCode::Unauthorized, "wrong or missing credentials")
+            })?
         }
-    }
-    Ok(init)
+    };
+    Ok((init, who))
 }
 
 async fn signaling_session(
@@ -192,11 +190,11 @@ async fn signaling_session(
     sink: &mut Sink,
     stream: &mut SplitStream<WebSocket>,
     query: HostStreamQuery,
-    bearer: bool,
+    who: Option<Principal>,
     peer: SocketAddr,
     stage_now: &mut &'static str,
 ) -> Close {
-    let init = match read_init(state, stream, bearer).await {
+    let (init, who) = match read_init(state, stream, who).await {
         Ok(i) => i,
         Err(close) => return close,
     };
@@ -247,6 +245,7 @@ async fn signaling_session(
         audio_channels: 2,
         mode: StreamMode::Webrtc,
         remote: Some(peer.to_string()),
+        principal: who,
     };
     let launched = match launch(state, request).await {
         Ok(l) => l,

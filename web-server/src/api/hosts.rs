@@ -210,10 +210,15 @@ async fn view(state: &AppState, h: HostRecord) -> Result<HostView, ApiError> {
 }
 
 /// `GET /api/hosts`.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<HostView>>, ApiError> {
+/// Only the hosts the caller may use ([`crate::auth::Principal`]); a stream's `host_id` indexes
+/// this list.
+pub async fn list(
+    State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<crate::auth::Principal>,
+) -> Result<Json<Vec<HostView>>, ApiError> {
     let hosts = state.store.list_hosts().await.map_err(store_error)?;
     let mut out = Vec::with_capacity(hosts.len());
-    for h in hosts {
+    for h in hosts.into_iter().filter(|h| who.may_use_host(h.id)) {
         out.push(view(&state, h).await?);
     }
     Ok(Json(out))

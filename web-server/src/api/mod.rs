@@ -16,11 +16,13 @@
 //! | `GET /api/ws/stream` | WebSocket-only streaming (Helix-compatible; [`ws_stream`]) |
 //! | `GET /api/host/stream` | WebRTC-mode signaling socket (Helix-compatible; [`host_stream`]) |
 //! | `POST /api/whep`, `PATCH/DELETE /api/whep/{id}` | WHEP-style WebRTC playback ([`whep`]) |
+//! | `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/auth/me` | named users' sign-in ([`auth`]; login needs no credential) |
 //! | `GET /healthz` | liveness |
 //! | `GET /readyz` | readiness: store open, streamer executable ([`crate::admin::readyz`]) |
 //! | `/api/admin/*`, `GET /metrics` | admin credential only ([`crate::admin`]) |
 //! | `GET /*` (not `/api`) | the built web client ([`crate::web_ui`]) |
 
+pub mod auth;
 pub mod host_stream;
 pub mod hosts;
 pub mod pair;
@@ -54,6 +56,8 @@ pub fn rest_routes(state: &AppState) -> Router<AppState> {
         .route("/api/hosts/{id}/apps/{app}/boxart", get(hosts::boxart))
         .route("/api/hosts/{id}/cancel", post(hosts::cancel))
         .route("/api/sessions", get(sessions))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/me", get(auth::me))
         .route("/api/whep", post(whep::offer))
         .route("/api/whep/{id}", patch(whep::patch).delete(whep::delete))
         .route_layer(middleware::from_fn_with_state(
@@ -70,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::admin::routes(&state))
         .route("/api/ws/stream", get(ws_stream::handler))
         .route("/api/host/stream", get(host_stream::handler))
+        .route("/api/auth/login", post(auth::login))
         .route("/healthz", get(healthz))
         .route("/readyz", get(crate::admin::readyz))
         .route("/api", any(not_found))
@@ -87,20 +92,32 @@ async fn not_found() -> ApiError {
 }
 
 /// This node's streams, and in a cluster every node's (each entry names its node).
-async fn sessions(State(state): State<AppState>) -> Result<Json<Vec<SessionInfo>>, ApiError> {
-    match &state.cluster {
-        None => Ok(Json(state.sessions.list())),
-        Some(cluster) => {
-            let all = cluster.list().await.map_err(|e| {
+/// The live streams, on the hosts the caller may use.
+async fn sessions(
+    State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<crate::auth::Principal>,
+) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+    let all = match &state.cluster {
+        None => state.sessions.list(),
+        Some(cluster) => cluster
+            .list()
+            .await
+            .map_err(|e| {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "cluster_unavailable",
                     e.to_string(),
                 )
-            })?;
-            Ok(Json(all.into_iter().map(|s| s.info).collect()))
-        }
-    }
+            })?
+            .into_iter()
+            .map(|s| s.info)
+            .collect(),
+    };
+    Ok(Json(
+        all.into_iter()
+            .filter(|s| who.may_use_host(s.meta.host_id))
+            .collect(),
+    ))
 }
 
 /// A path parameter rejection as a JSON error.

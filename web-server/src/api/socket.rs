@@ -12,7 +12,7 @@ use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 
-use crate::auth::optional_bearer;
+use crate::auth::{optional_principal, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -22,9 +22,9 @@ pub(crate) const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 pub(crate) const CLOSE_ANSWER: Duration = Duration::from_secs(1);
 
 /// Upgrades a stream socket. A wrong `Authorization` header is refused before the upgrade (the
-/// connection is told whether a valid one came, else its first message must carry
-/// `credentials`); so is a peer over its open limit.
-pub(crate) fn upgrade<F, Fut>(
+/// connection is told who a valid one named, else its first message must carry `credentials`);
+/// so is a peer over its open limit.
+pub(crate) async fn upgrade<F, Fut>(
     state: AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -32,16 +32,16 @@ pub(crate) fn upgrade<F, Fut>(
     connection: F,
 ) -> Result<Response, ApiError>
 where
-    F: FnOnce(AppState, WebSocket, bool) -> Fut + Send + 'static,
+    F: FnOnce(AppState, WebSocket, Option<Principal>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let bearer = optional_bearer(headers, &state.credentials)?;
+    let who = optional_principal(&state, headers, peer).await?;
     state.allow_open(peer.ip())?;
     let max = state.config.limits.max_message_bytes;
     Ok(ws
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| connection(state, socket, bearer)))
+        .on_upgrade(move |socket| connection(state, socket, who)))
 }
 
 /// Flushes the sink so an echo of the browser's Close leaves now.

@@ -144,6 +144,7 @@ pub async fn offer(
     State(state): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Query(q): Query<WhepQuery>,
+    axum::Extension(who): axum::Extension<crate::auth::Principal>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -187,6 +188,7 @@ pub async fn offer(
         audio_channels: 2,
         mode: StreamMode::Webrtc,
         remote: None,
+        principal: who,
     };
     let Launched {
         key,

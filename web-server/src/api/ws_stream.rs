@@ -33,7 +33,7 @@ use wire::ipc::{FromStreamer, StreamMode, ToStreamer};
 
 use super::socket::{answer_close, await_close_answer, CLOSE_FLUSH};
 use crate::admin::observer::StreamObserver;
-use crate::auth::{validate_first_message, AllowedOrigin};
+use crate::auth::{first_message_principal, AllowedOrigin, Principal};
 use crate::error::ApiError;
 use crate::launch_gate::LaunchTurn;
 use crate::sessions::SessionGuard;
@@ -71,9 +71,10 @@ pub async fn handler(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    super::socket::upgrade(state, peer, &headers, ws, move |state, socket, bearer| {
-        connection(state, socket, query, bearer, peer)
+    super::socket::upgrade(state, peer, &headers, ws, move |state, socket, who| {
+        connection(state, socket, query, who, peer)
     })
+    .await
 }
 
 fn unix_us() -> u64 {
@@ -147,7 +148,7 @@ async fn connection(
     state: AppState,
     socket: WebSocket,
     query: WsQuery,
-    bearer: bool,
+    who: Option<Principal>,
     peer: SocketAddr,
 ) {
     let opened = Instant::now();
@@ -156,7 +157,7 @@ async fn connection(
     let writer = tokio::spawn(write_loop(sink, Arc::clone(&outbox)));
     let abort_writer = writer.abort_handle();
 
-    let close = stream_session(&state, &mut stream, &outbox, query, bearer, peer, opened).await;
+    let close = stream_session(&state, &mut stream, &outbox, query, who, peer, opened).await;
     if outbox.peer_closed.load(Ordering::Acquire) {
         // Answered by the writer when the Close arrived; the teardown has run since.
         tracing::info!(code = close.code, reason = %close.reason, "the browser closed the stream socket");
@@ -186,7 +187,7 @@ async fn stream_session(
     stream: &mut SplitStream<WebSocket>,
     outbox: &Arc<Outbox>,
     query: WsQuery,
-    bearer: bool,
+    who: Option<Principal>,
     peer: SocketAddr,
     opened: Instant,
 ) -> Close {
@@ -208,12 +209,16 @@ async fn stream_session(
             Ok(Some(Ok(_))) => {}
         }
     };
-    if !bearer {
-        if let Err(e) = validate_first_message(text.as_str(), &state.credentials) {
-            tracing::warn!(%peer, error = %e, "stream socket refused");
-            return Close::policy(ErrorCode::Unauthorized, e);
-        }
-    }
+    let who = match who {
+        Some(who) => who,
+        None => match first_message_principal(state, text.as_str()).await {
+            Ok(who) => who,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "stream socket refused");
+                return Close::policy(ErrorCode::Unauthorized, e);
+            }
+        },
+    };
     let init = match Init::parse(text.as_str()).and_then(|i| i.validate().map(|()| i)) {
         Ok(init) => init,
         Err(e) => return Close::policy(ErrorCode::InvalidInit, e),
@@ -235,6 +240,7 @@ async fn stream_session(
         audio_channels: init.audio_channels(),
         mode: StreamMode::Websocket,
         remote: Some(peer.to_string()),
+        principal: who,
     };
     let Launched {
         key,

@@ -27,6 +27,7 @@
 mod node;
 mod scripts;
 pub mod store;
+mod users;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

@@ -26,7 +26,7 @@ use crate::store_key::{row_aad, StoreKey};
 /// The Redis host store (clone freely: one multiplexed connection).
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    pub(super) conn: ConnectionManager,
     prefix: String,
     key: StoreKey,
 }
@@ -115,7 +115,7 @@ fn field<T: std::str::FromStr>(
     }
 }
 
-fn required<T: std::str::FromStr>(
+pub(super) fn required<T: std::str::FromStr>(
     h: &HashMap<String, String>,
     name: &str,
 ) -> Result<T, StoreError> {
@@ -132,7 +132,7 @@ impl RedisStore {
         }
     }
 
-    fn k(&self, suffix: &str) -> String {
+    pub(super) fn k(&self, suffix: &str) -> String {
         format!("{}:{suffix}", self.prefix)
     }
 

@@ -177,3 +177,58 @@ fn the_embedded_host_is_wolf_strict_unless_turned_off() {
         Err(ConfigError::Invalid { .. })
     ));
 }
+
+#[test]
+fn users_section_and_env() {
+    let c = Config::load_with_env(None, env_of(&[])).unwrap();
+    assert_eq!(c.users, UsersConfig::default());
+    assert_eq!(c.users.session, Duration::from_secs(12 * 3600));
+    assert!(c.users.trusted_proxies.is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "[users]\nsession_hours = 2\ntrusted_proxies = [\"10.0.0.5\", \"::1\"]\nproxy_user_header = \"X-Remote-User\"\n",
+    )
+    .unwrap();
+    let c = Config::load_with_env(Some(&p), env_of(&[])).unwrap();
+    assert_eq!(c.users.session, Duration::from_secs(7200));
+    assert_eq!(
+        c.users.trusted_proxies,
+        vec![
+            "10.0.0.5".parse::<std::net::IpAddr>().unwrap(),
+            "::1".parse().unwrap()
+        ]
+    );
+    assert_eq!(c.users.proxy_user_header, "x-remote-user");
+    // The variables win; an empty list trusts nobody.
+    let c = Config::load_with_env(
+        Some(&p),
+        env_of(&[
+            ("MOONGATE_TRUSTED_PROXIES", ""),
+            ("MOONGATE_SESSION_HOURS", "1"),
+        ]),
+    )
+    .unwrap();
+    assert!(c.users.trusted_proxies.is_empty());
+    assert_eq!(c.users.session, Duration::from_secs(3600));
+
+    for (key, value, names) in [
+        (
+            "MOONGATE_TRUSTED_PROXIES",
+            "10.0.0.1, proxy.local",
+            "users.trusted_proxies",
+        ),
+        ("MOONGATE_SESSION_HOURS", "0", "users.session_hours"),
+        ("MOONGATE_SESSION_HOURS", "many", "MOONGATE_SESSION_HOURS"),
+        (
+            "MOONGATE_PROXY_USER_HEADER",
+            "bad header",
+            "users.proxy_user_header",
+        ),
+    ] {
+        let e = Config::load_with_env(None, env_of(&[(key, value)])).unwrap_err();
+        assert!(e.to_string().contains(names), "{key}={value}: {e}");
+    }
+}

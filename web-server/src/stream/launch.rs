@@ -49,6 +49,9 @@ pub(crate) struct StreamRequest {
     pub(crate) audio_channels: u8,
     pub(crate) mode: StreamMode,
     pub(crate) remote: Option<String>,
+    /// Who opens it: a viewer-only account may not, and the host index counts only the hosts
+    /// this caller may use (the list `GET /api/hosts` showed them).
+    pub(crate) principal: crate::auth::Principal,
 }
 
 /// A launched stream: its registry entry, its streamer and the IPC channel (`Init` sent).
@@ -94,13 +97,24 @@ pub(crate) async fn launch(state: &AppState, req: StreamRequest) -> Result<Launc
     let key = SessionKey::new(session, lobby.clone(), client.clone())
         .map_err(|e| Close::policy(ErrorCode::InvalidInit, e))?;
 
+    if req.principal.role == crate::auth::Role::Viewer {
+        return Err(Close::policy(
+            ErrorCode::Forbidden,
+            "a viewer-only account may not start a stream",
+        ));
+    }
+
     // The host: `host_id` is an index into the host list (Helix sends 0).
     let hosts = state
         .store
         .list_hosts()
         .await
         .map_err(|e| Close::failure(ErrorCode::InternalServerError, e))?;
-    let Some(host) = hosts.into_iter().nth(req.host_index as usize) else {
+    let Some(host) = hosts
+        .into_iter()
+        .filter(|h| req.principal.may_use_host(h.id))
+        .nth(req.host_index as usize)
+    else {
         return Err(Close::failure(
             ErrorCode::HostNotFound,
             format!("no host with index {}", req.host_index),

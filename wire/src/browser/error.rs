@@ -90,6 +90,9 @@ error_codes! {
     UnsupportedCodec,
     /// The host stopped answering mid-stream.
     ConnectionLost,
+    /// The caller is signed in but their account may not do this (a viewer-only user starting a
+    /// stream).
+    Forbidden,
 }
 
 impl fmt::Display for ErrorCode {
