@@ -23,23 +23,22 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use gamestream::audio::{AudioEncryption, AudioPacketizerConfig};
 use gamestream::client::{self, ClientCore, SessionConfig, StreamSocket, Transmit};
 use gamestream::client::{EndCause, SessionEvent};
-use gamestream::control::{HostEvent, IvStyle};
-use gamestream::host::{HostSessionCore, HostSessionEvent, HostSessionParams};
+use gamestream::control::HostEvent;
+use gamestream::host::{Announced, HostSessionCore, HostSessionEvent, HostSessionParams};
 use gamestream::input::InputEvent;
 use gamestream::nvhttp::{
     self, codec_mode, App, HostError, HostHandler, LaunchRequest, LaunchResponse, RequestContext,
     ServerInfo, ServerPorts,
 };
-use gamestream::ping::{ss_ping_payload_from_header, PingMatcher};
+use gamestream::ping::ss_ping_payload_from_header;
 use gamestream::rtsp::describe::{encryption, video_format, DescribeParams};
 use gamestream::rtsp::{
     self, ClientHandshake, ClientStep, RtspHandler, RtspOutcome, RtspRequest, RtspSessionInfo,
     StreamConfig, StreamSettings,
 };
-use gamestream::video::{FrameInfo, FrameType, PacketizerConfig};
+use gamestream::video::{FrameInfo, FrameType};
 use gamestream::AppVersion;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -319,40 +318,21 @@ impl RtspHandler for MemoryHost {
 /// encryption the client announced, the SETUP ping payload and connect data, the announced packet
 /// size and audio packet duration.
 fn host_params(launched: &Launched, config: &StreamConfig, seed: u64) -> HostSessionParams {
-    let key = launched.request.ri_key;
-    let payload = ss_ping_payload_from_header(&launched.ping_payload);
-    // A client that announced session-id pings (ML_FF_SESSION_ID_V1) must send SS_PINGs.
-    let pings = PingMatcher {
-        payload,
-        accept_legacy: payload.is_none() || config.ml_feature_flags & 0x02 == 0,
-        any_datagram_is_ping: payload.is_none(),
-    };
-    HostSessionParams {
-        version: AppVersion::SUNSHINE,
-        key,
-        iv_style: if config.control_v2() {
-            IvStyle::V2
-        } else {
-            IvStyle::Nvidia
-        },
-        connect_data: Some(launched.connect_data),
-        video_pings: pings,
-        audio_pings: pings,
-        video: PacketizerConfig {
-            packet_size: config.packet_size as usize,
-            fec_percent: 20,
-            min_required_fec_packets: config.fec_min_required_packets.min(255) as u8,
-            key: config.video_encryption().then_some(key),
-            initial_sequence: 0,
-        },
-        audio: AudioPacketizerConfig {
-            packet_duration_ms: config.audio_packet_duration_ms.max(1),
-            encryption: config
-                .audio_encryption()
-                .then(|| AudioEncryption::new(key, launched.request.ri_key_id as u32)),
-        },
-        seed: Some((seed >> 32) as u32),
-    }
+    // The production host's own rules at ANNOUNCE (`Announced`, used by `handlers::prepare`).
+    let announced = Announced::new(
+        launched.request.ri_key,
+        launched.request.ri_key_id,
+        Some(&launched.ping_payload),
+        config,
+        20,
+    );
+    HostSessionParams::announced(
+        AppVersion::SUNSHINE,
+        launched.request.ri_key,
+        Some(launched.connect_data),
+        announced,
+        Some((seed >> 32) as u32),
+    )
 }
 
 /// What the launch and the RTSP handshake established, as both sides saw it.

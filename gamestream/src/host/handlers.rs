@@ -10,17 +10,14 @@ use super::senders::spawn_session;
 use super::session::{client_id_of, end_session, forward, pause_session, Prepared, Session};
 use super::{lock, AudioSenderConfig, EndReason, HostEvent, Shared, StreamEvent, StreamHandle};
 use super::{LossInjection, VideoSenderConfig};
-use crate::audio::{AudioEncryption, AudioPacketizerConfig};
-use crate::control::{HostEvent as ControlEvent, IvStyle, SessionMatch};
+use crate::control::{HostEvent as ControlEvent, SessionMatch};
 use crate::input::{InputEvent, InputWrapper};
 use crate::nvhttp::{
     codec_mode, session_url, App, DisplayMode, HostError as HttpError, HostHandler, LaunchRequest,
     LaunchResponse, RequestContext, ServerInfo, STATE_BUSY, STATE_FREE,
 };
-use crate::ping::{ss_ping_payload_from_header, PingMatcher};
 use crate::rtsp::sdp::StreamConfig;
 use crate::rtsp::{RtspHandler, RtspSessionInfo};
-use crate::video::PacketizerConfig;
 
 /// `MaxLumaPixelsHEVC` that Sunshine and Wolf report when HEVC is available.
 const MAX_LUMA_PIXELS_HEVC: u64 = 1_869_449_984;
@@ -235,38 +232,24 @@ impl Rtsp {
         let video_socket = to_tokio(session.video_socket.take())?;
         let audio_socket = to_tokio(session.audio_socket.take())?;
         let key = session.rikey;
-        let ping_payload = session
-            .ping_payload
-            .as_deref()
-            .and_then(ss_ping_payload_from_header);
-        // A client that announced session-id pings (ML_FF_SESSION_ID_V1) must send SS_PINGs.
-        let accept_legacy = ping_payload.is_none() || config.ml_feature_flags & 0x02 == 0;
+        let announced = super::Announced::new(
+            key,
+            session.rikeyid,
+            session.ping_payload.as_deref(),
+            config,
+            host.video_fec_percent,
+        );
         let video = VideoSenderConfig {
             bind: SocketAddr::new(host.bind_ip, 0),
-            ping_payload,
-            accept_legacy_ping: accept_legacy,
-            packetizer: PacketizerConfig {
-                packet_size: config.packet_size as usize,
-                fec_percent: host.video_fec_percent,
-                min_required_fec_packets: config.fec_min_required_packets.min(255) as u8,
-                key: config.video_encryption().then_some(key),
-                initial_sequence: 0,
-            },
+            ping_payload: announced.ping_payload,
+            accept_legacy_ping: announced.pings.accept_legacy,
+            packetizer: announced.video,
             drop_probability: host.media_drop_probability,
         };
         let audio = AudioSenderConfig {
             bind: SocketAddr::new(host.bind_ip, 0),
-            packetizer: AudioPacketizerConfig {
-                packet_duration_ms: config.audio_packet_duration_ms.max(1),
-                encryption: config
-                    .audio_encryption()
-                    .then(|| AudioEncryption::new(key, session.rikeyid as u32)),
-            },
-            pings: PingMatcher {
-                payload: ping_payload,
-                accept_legacy,
-                any_datagram_is_ping: ping_payload.is_none(),
-            },
+            packetizer: announced.audio,
+            pings: announced.pings,
             expected_client_ip: Some(session.client_ip),
             loss: LossInjection {
                 probability: host.media_drop_probability,
@@ -285,11 +268,7 @@ impl Rtsp {
             crate::video::VideoError::Io(_) => 500u16,
             _ => 400,
         })?;
-        let iv_style = if config.control_v2() {
-            IvStyle::V2
-        } else {
-            IvStyle::Nvidia
-        };
+        let iv_style = announced.iv_style;
         shared.control.register(
             session.id,
             SessionMatch {

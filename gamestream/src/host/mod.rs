@@ -26,7 +26,9 @@ pub(crate) use faults::MediaOut;
 pub use faults::{LossInjection, MediaFaults};
 pub use media_core::{HostMediaCore, HostMediaParams, MediaBurst, PingRule};
 pub use senders::{AudioSender, AudioSenderConfig, MediaSender, VideoSender, VideoSenderConfig};
-pub use session_core::{HostSessionCore, HostSessionError, HostSessionEvent, HostSessionParams};
+pub use session_core::{
+    Announced, HostSessionCore, HostSessionError, HostSessionEvent, HostSessionParams,
+};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -55,6 +55,88 @@ pub struct HostSessionParams {
     pub seed: Option<u32>,
 }
 
+/// What a session's media and control are set up with once the client has ANNOUNCEd: the rules
+/// the production host applies at ANNOUNCE (`handlers::prepare`) and the in-memory pair test
+/// builds its [`HostSessionCore`] from, so that the two cannot drift apart.
+#[derive(Debug, Clone)]
+pub struct Announced {
+    /// The SS_PING payload the session expects (`None`: Wolf-style, any ping).
+    pub ping_payload: Option<[u8; crate::ping::SS_PING_PAYLOAD_LEN]>,
+    /// Which datagrams are pings (the same rule on the video and the audio port).
+    pub pings: PingMatcher,
+    /// Video framing, FEC and encryption.
+    pub video: PacketizerConfig,
+    /// Audio framing and encryption.
+    pub audio: AudioPacketizerConfig,
+    /// The control stream's IV style.
+    pub iv_style: IvStyle,
+}
+
+impl Announced {
+    /// From the launch (`rikey`, `rikeyid`, the ping payload handed out in its SETUP answer) and
+    /// the client's ANNOUNCE; `fec_percent` is the host's own choice.
+    pub fn new(
+        key: [u8; 16],
+        rikeyid: i32,
+        ping_payload_header: Option<&str>,
+        config: &crate::rtsp::sdp::StreamConfig,
+        fec_percent: u8,
+    ) -> Self {
+        let ping_payload = ping_payload_header.and_then(crate::ping::ss_ping_payload_from_header);
+        // A client that announced session-id pings (ML_FF_SESSION_ID_V1) must send SS_PINGs.
+        let accept_legacy = ping_payload.is_none() || config.ml_feature_flags & 0x02 == 0;
+        Announced {
+            ping_payload,
+            pings: PingMatcher {
+                payload: ping_payload,
+                accept_legacy,
+                any_datagram_is_ping: ping_payload.is_none(),
+            },
+            video: PacketizerConfig {
+                packet_size: config.packet_size as usize,
+                fec_percent,
+                min_required_fec_packets: config.fec_min_required_packets.min(255) as u8,
+                key: config.video_encryption().then_some(key),
+                initial_sequence: 0,
+            },
+            audio: AudioPacketizerConfig {
+                packet_duration_ms: config.audio_packet_duration_ms.max(1),
+                encryption: config
+                    .audio_encryption()
+                    .then(|| crate::audio::AudioEncryption::new(key, rikeyid as u32)),
+            },
+            iv_style: if config.control_v2() {
+                IvStyle::V2
+            } else {
+                IvStyle::Nvidia
+            },
+        }
+    }
+}
+
+impl HostSessionParams {
+    /// The parameters of a session whose client ANNOUNCEd what [`Announced`] holds.
+    pub fn announced(
+        version: AppVersion,
+        key: [u8; 16],
+        connect_data: Option<u32>,
+        announced: Announced,
+        seed: Option<u32>,
+    ) -> Self {
+        HostSessionParams {
+            version,
+            key,
+            iv_style: announced.iv_style,
+            connect_data,
+            video_pings: announced.pings,
+            audio_pings: announced.pings,
+            video: announced.video,
+            audio: announced.audio,
+            seed,
+        }
+    }
+}
+
 /// Why a session core could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum HostSessionError {
