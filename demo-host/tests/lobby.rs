@@ -27,12 +27,13 @@ async fn join_and_leave_switch_the_feed() {
         );
         let (sa, mut ma) = common::stream(&a, 1).await;
         let (_sb, mut mb) = common::stream(&b, 1).await;
+        // The host lists a session once its event pump has run; a first frame proves it has.
+        let first_a = common::wait_frame(&mut ma, WAIT, |_| true).await;
+        common::wait_frame(&mut mb, WAIT, |_| true).await;
         let ids: Vec<u64> = host.sessions().iter().map(|s| s.session_id).collect();
         assert_eq!(ids.len(), 2);
         let (ida, idb) = (ids[0], ids[1]);
         let own_a = format!("Session {ida}");
-        let first_a = common::wait_frame(&mut ma, WAIT, |_| true).await;
-        common::wait_frame(&mut mb, WAIT, |_| true).await;
 
         let mut settings = LobbySettings::new("Party");
         settings.stop_when_everyone_leaves = true;
