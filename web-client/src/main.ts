@@ -1,7 +1,8 @@
 /**
  * The moongate web client: sign-in, hosts, pairing, apps, settings, stream view. Hash routes
- * (`#/`, `#/hosts/<id>`, `#/settings`, `#/stream/<host>/<app>`) so a reload stays where it was
- * and the gateway only has to serve index.html.
+ * (`#/`, `#/hosts/<id>`, `#/settings`, `#/stream/<host>/<app>`, `#/watch/<stream>/<token>`) so a
+ * reload stays where it was, a watch link is a plain URL, and the gateway only has to serve
+ * index.html.
  */
 import "./style.css";
 import { Api, ApiError, storeCredential, storedCredential } from "./api";
@@ -11,6 +12,7 @@ import { renderLogin } from "./pages/login";
 import { renderSettings } from "./pages/settings";
 import { clientId, loadSettings } from "./settings";
 import { StreamView } from "./stream/view";
+import { watchRoute, type WatchTarget } from "./stream/viewers";
 import { clear, errorBox, h } from "./ui";
 
 const app = document.getElementById("app")!;
@@ -72,17 +74,21 @@ async function route(): Promise<void> {
   const go = (to: string) => {
     location.hash = to;
   };
+  const parts = hash.split("/").filter(Boolean);
+  const watch = parts[0] === "watch" ? watchRoute(parts[1], parts[2]) : null;
+  // Signing in from a watch link goes on to the stream (the hash stays, so no hashchange follows).
+  const signedIn = (c: string) => {
+    storeCredential(c);
+    if (watch) void route();
+    else go("#/");
+  };
   if (!credential || hash === "/login") {
     clear(app, topbar(null, []), main);
-    renderLogin(main, (c) => {
-      storeCredential(c);
-      go("#/");
-    });
+    renderLogin(main, signedIn);
     return;
   }
   const api = new Api(credential);
   const ctx: Ctx = { api, main, go, isCurrent: () => gen === generation };
-  const parts = hash.split("/").filter(Boolean);
   try {
     if (parts[0] === "settings") {
       clear(app, topbar(api, [h("span", null, "Settings")]), main);
@@ -93,6 +99,8 @@ async function route(): Promise<void> {
       await renderApps(ctx, Number(parts[1]), crumb);
     } else if (parts[0] === "stream" && parts[1] && parts[2]) {
       await openStream(ctx, Number(parts[1]), Number(parts[2]));
+    } else if (watch) {
+      watchStream(ctx, watch);
     } else {
       clear(app, topbar(api, [h("span", null, "Hosts")]), main);
       await renderHosts(ctx);
@@ -102,10 +110,7 @@ async function route(): Promise<void> {
     if (e instanceof ApiError && e.status === 401) {
       storeCredential(null);
       clear(app, topbar(null, []), main);
-      renderLogin(main, (c) => {
-        storeCredential(c);
-        go("#/");
-      }, e.message);
+      renderLogin(main, signedIn, e.message);
       return;
     }
     main.append(errorBox(e instanceof Error ? e.message : String(e)));
@@ -135,6 +140,25 @@ async function openStream(ctx: Ctx, hostId: number, appId: number): Promise<void
   stream = view;
   clear(app, view.root);
   document.title = `${appView.title} · moongate`;
+  view.start();
+}
+
+/** Joins another member's stream from its watch link (browser-protocol §8). */
+function watchStream(ctx: Ctx, target: WatchTarget): void {
+  const view = new StreamView({
+    api: ctx.api,
+    watch: target,
+    // A watcher sends no init: the settings' resolution, codec and mode do not apply.
+    settings: loadSettings(),
+    clientUniqueId: clientId(),
+    exit: () => {
+      if (stream === view) stream = null;
+      ctx.go("#/");
+    },
+  });
+  stream = view;
+  clear(app, view.root);
+  document.title = "Watching · moongate";
   view.start();
 }
 

@@ -45,6 +45,8 @@ pub struct AppState {
     pub open_rate: Arc<crate::limits::OpenRate>,
     /// Launches on one host take turns ([`crate::launch_gate`]).
     pub launch_gates: crate::launch_gate::LaunchGates,
+    /// WebSocket-mode streams that viewers can join ([`crate::api::Watches`]).
+    pub watches: Arc<crate::api::Watches>,
     /// Failed sign-ins per address and name ([`crate::users::throttle`]).
     pub sign_ins: Arc<crate::users::throttle::SignInThrottle>,
     /// Who can enter pairing PINs on which host (the embedded demo host).
@@ -90,6 +92,7 @@ impl AppState {
             cluster: None,
             open_rate: Arc::default(),
             launch_gates: Default::default(),
+            watches: Default::default(),
             sign_ins: Arc::default(),
             pins: Arc::default(),
         }

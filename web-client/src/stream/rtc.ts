@@ -321,6 +321,11 @@ export class RtcTransport implements Transport {
     return this.last;
   }
 
+  /** Several viewers are a WebSocket-mode feature (browser-protocol §8): nothing to hand over. */
+  requestControl(): void {}
+  grantControl(): void {}
+  releaseControl(): void {}
+
   close(byUser: boolean): void {
     this.byUser = byUser;
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000);

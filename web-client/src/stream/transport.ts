@@ -2,6 +2,7 @@
 import type { InputSink } from "../input";
 import type { StreamSettings } from "../protocol";
 import type { CloseInfo } from "../reconnect";
+import type { ViewersInfo, WatchTarget } from "./viewers";
 
 export interface StreamStats {
   mode: "websocket" | "webrtc";
@@ -36,11 +37,17 @@ export interface TransportEvents {
   rumble(id: number, a: number, b: number, trigger: boolean): void;
   /** Called exactly once. `iceFailed`: WebRTC could not connect (auto mode falls back). */
   closed(info: CloseInfo & { iceFailed?: boolean }): void;
+  /** The stream's members changed (browser-protocol §8.2; WebSocket mode only). */
+  viewers(v: ViewersInfo): void;
+  /** This member's input was dropped: another member holds control (§8.3). */
+  inputRefused(reason: string): void;
 }
 
 export interface StreamRequest extends StreamSettings {
   base: string;
   credential: string;
+  /** Join another member's stream (`/api/ws/watch`, §8.1) instead of opening one. */
+  watch?: WatchTarget;
 }
 
 export interface Transport extends InputSink {
@@ -48,6 +55,10 @@ export interface Transport extends InputSink {
   /** The canvas or video element showing the stream. */
   readonly media: HTMLCanvasElement | HTMLVideoElement;
   stats(): StreamStats;
+  /** Control hand-over (§8.3); no-ops where the transport has no viewers (WebRTC). */
+  requestControl(): void;
+  grantControl(viewer: number): void;
+  releaseControl(): void;
   /** Ends the connection; `closed` follows. */
   close(byUser: boolean): void;
 }

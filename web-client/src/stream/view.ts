@@ -1,7 +1,9 @@
 /**
  * The stream view: the media element, input capture, stats overlay, toolbar, fullscreen — and the
  * one owner of reconnects. Every end of a transport comes here (`onClosed`), the reconnect policy
- * decides, and only this class starts a new transport.
+ * decides, and only this class starts a new transport. It either opens a host's app (this browser
+ * owns the stream) or watches another member's stream (browser-protocol §8); both show the
+ * Viewers panel once the gateway sends a roster.
  */
 import type { Api, AppView, HostView } from "../api";
 import { InputCapture } from "../input";
@@ -11,17 +13,30 @@ import { h } from "../ui";
 import { RtcTransport } from "./rtc";
 import type { StreamRequest, StreamStats, Transport, TransportEvents } from "./transport";
 import { WsTransport } from "./ws";
+import { roleOf, watchLink, type ViewersInfo, type WatchTarget } from "./viewers";
 
-export interface StreamViewOptions {
+interface ViewBase {
   api: Api;
+  settings: Settings;
+  clientUniqueId: string;
+  /** Leave the view (back to the app grid, or the hosts when watching). */
+  exit(): void;
+}
+
+/** Open a host's app: this view starts the stream and owns it… */
+export interface OpenOptions extends ViewBase {
   host: HostView;
   hostIndex: number;
   app: AppView;
-  settings: Settings;
-  clientUniqueId: string;
-  /** Leave the view (back to the app grid). */
-  exit(): void;
+  watch?: undefined;
 }
+
+/** …or join another member's stream from its watch link (WebSocket mode only). */
+export interface WatchOptions extends ViewBase {
+  watch: WatchTarget;
+}
+
+export type StreamViewOptions = OpenOptions | WatchOptions;
 
 /** What tests and the curious can read: `window.moongate`. */
 export interface StreamDebug {
@@ -29,6 +44,10 @@ export interface StreamDebug {
   mode: string | null;
   stats(): StreamStats | null;
   reason: string | null;
+  /** The last roster the gateway sent (browser-protocol §8.2), null before the first. */
+  viewers: ViewersInfo | null;
+  /** Why this member's input was last refused, null while it holds control. */
+  inputRefused: string | null;
 }
 
 declare global {
@@ -43,6 +62,7 @@ export class StreamView {
   private readonly stage: HTMLDivElement;
   private readonly statusBox: HTMLDivElement;
   private readonly overlay: HTMLDivElement;
+  private readonly viewers: ViewersPanel;
   private readonly input: InputCapture;
   private readonly policy = new ReconnectPolicy();
   private transport: Transport | null = null;
@@ -63,16 +83,22 @@ export class StreamView {
     const bar = h(
       "div",
       { class: "bar" },
-      btn("← Back", "Disconnect and go back to the apps (Ctrl+Alt+Shift+Q)", () => this.leave(false)),
-      btn("Quit app", "End the app on the host", () => this.leave(true), "danger"),
+      btn("← Back", o.watch ? "Stop watching (Ctrl+Alt+Shift+Q)" : "Disconnect and go back to the apps (Ctrl+Alt+Shift+Q)", () => this.leave(false)),
+      o.watch ? null : btn("Quit app", "End the app on the host", () => this.leave(true), "danger"),
       btn("Fullscreen", "Fullscreen with keyboard lock (Ctrl+Alt+Shift+F)", () => void this.toggleFullscreen()),
       btn("Capture mouse", "Relative mouse with pointer lock (Esc releases)", () => this.stage.requestPointerLock?.()),
       btn("Paste", "Type the clipboard's text on the host", () => void this.paste()),
       btn("Stats", "Show or hide statistics (Ctrl+Alt+Shift+S)", () => this.toggleStats()),
     );
-    this.root = h("div", { class: "stream", dataset: { testid: "stream" } }, this.stage, this.overlay, this.statusBox, bar);
+    this.viewers = new ViewersPanel({
+      request: () => this.transport?.requestControl(),
+      grant: (id) => this.transport?.grantControl(id),
+      release: () => this.transport?.releaseControl(),
+      done: () => this.stage.focus({ preventScroll: true }),
+    });
+    this.root = h("div", { class: "stream", dataset: { testid: "stream" } }, this.stage, this.overlay, this.viewers.el, this.statusBox, bar);
     this.input = new InputCapture(this.stage, { touchMode: o.settings.touchMode, fps: o.settings.fps });
-    this.debug = { state: "starting", mode: null, stats: () => this.transport?.stats() ?? null, reason: null };
+    this.debug = { state: "starting", mode: null, stats: () => this.transport?.stats() ?? null, reason: null, viewers: null, inputRefused: null };
     window.moongate = this.debug;
   }
 
@@ -98,6 +124,7 @@ export class StreamView {
   }
 
   private chooseMode(): "websocket" | "webrtc" {
+    if (this.o.watch) return "websocket"; // a watcher is always WebSocket mode (§8)
     const m = this.o.settings.mode;
     if (m === "websocket" || m === "webrtc") return m;
     // Surround reaches the browser over WebSocket only (WebRTC carries stereo Opus).
@@ -110,23 +137,26 @@ export class StreamView {
     if (this.destroyed) return;
     const mode = this.chooseMode();
     const s = this.o.settings;
+    const o = this.o;
     let formats: number;
     if (mode === "websocket") {
       if (!webcodecsAvailable()) {
         return this.stopWith("This browser cannot decode video with WebCodecs (it needs a recent Chrome, Edge or Safari over HTTPS or localhost). Try WebRTC mode in the settings.");
       }
-      formats = formatsFor(await probeCodecs(), s.codec);
+      // A watcher takes the owner's codec: it offers nothing.
+      formats = o.watch ? 0 : formatsFor(await probeCodecs(), s.codec);
     } else {
       const caps = RTCRtpReceiver.getCapabilities?.("video")?.codecs ?? [];
       formats = rtcFormatsFor(caps.map((c) => c.mimeType), s.codec);
     }
     if (this.destroyed) return; // left while the codecs were probed
-    if (!formats) return this.stopWith(`This browser cannot decode ${s.codec === "auto" ? "any video format the host offers" : s.codec} in ${mode === "webrtc" ? "WebRTC" : "WebSocket"} mode. Pick another codec or mode in the settings.`);
+    if (!formats && !o.watch) return this.stopWith(`This browser cannot decode ${s.codec === "auto" ? "any video format the host offers" : s.codec} in ${mode === "webrtc" ? "WebRTC" : "WebSocket"} mode. Pick another codec or mode in the settings.`);
     const req: StreamRequest = {
       base: "",
-      credential: this.o.api.credential,
-      hostIndex: this.o.hostIndex,
-      appId: this.o.app.id,
+      credential: o.api.credential,
+      watch: o.watch,
+      hostIndex: o.watch ? 0 : o.hostIndex,
+      appId: o.watch ? 0 : o.app.id,
       width: s.width,
       height: s.height,
       fps: s.fps,
@@ -134,8 +164,9 @@ export class StreamView {
       audioChannels: s.audioChannels,
       formats,
       // One stream per browser and host: a second tab takes over (the first sees "superseded").
-      sessionId: `web-${this.o.host.id}`,
-      clientUniqueId: this.o.clientUniqueId,
+      // A watcher joins by the stream id and token instead (its socket carries no session id).
+      sessionId: o.watch ? "" : `web-${o.host.id}`,
+      clientUniqueId: o.clientUniqueId,
     };
     let t: Transport;
     const events: TransportEvents = {
@@ -150,8 +181,20 @@ export class StreamView {
       rumble: (id, a, b, trigger) => {
         if (!trigger) this.input.rumble(id, a, b);
       },
+      viewers: (v) => {
+        if (this.transport !== t) return;
+        this.debug.viewers = v;
+        if (roleOf(v).hasControl) this.debug.inputRefused = null;
+        this.viewers.show(v);
+      },
+      inputRefused: (reason) => {
+        if (this.transport !== t) return;
+        this.debug.inputRefused = reason;
+        this.viewers.refused(reason);
+      },
       closed: (info) => {
         if (this.transport !== t) return;
+        this.viewers.hide();
         this.input.disconnect();
         t.media.remove();
         this.transport = null;
@@ -278,7 +321,7 @@ export class StreamView {
 
   private leave(quitApp: boolean): void {
     this.destroy();
-    if (quitApp) void this.o.api.cancel(this.o.host.id).catch(() => {});
+    if (quitApp && !this.o.watch) void this.o.api.cancel(this.o.host.id).catch(() => {});
     this.o.exit();
   }
 
@@ -298,5 +341,119 @@ export class StreamView {
     void this.audioCtx?.close().catch(() => {});
     this.root.remove();
     if (window.moongate === this.debug) this.debug.state = "closed";
+  }
+}
+
+interface PanelActions {
+  request(): void;
+  grant(viewer: number): void;
+  release(): void;
+  /** After a button: keys go back to the stream. */
+  done(): void;
+}
+
+/**
+ * The Viewers panel (browser-protocol §8): who watches, who holds control, the watch link for the
+ * owner and the hand-over buttons. A disclosure in the corner, so that one viewer alone is not
+ * covered by it; it opens by itself when someone joins, asks for control or this member's input
+ * is refused.
+ */
+class ViewersPanel {
+  readonly el: HTMLDetailsElement;
+  private readonly summary: HTMLElement;
+  private readonly body: HTMLDivElement;
+  private last: ViewersInfo | null = null;
+  private refusedReason: string | null = null;
+
+  constructor(private readonly act: PanelActions) {
+    this.summary = h("summary", null, "Viewers");
+    this.body = h("div", { class: "stack" });
+    this.el = h("details", { class: "viewers", hidden: true, dataset: { testid: "viewers" } }, this.summary, this.body);
+  }
+
+  show(v: ViewersInfo): void {
+    const prev = this.last;
+    const role = roleOf(v);
+    const asked = (p: ViewersInfo | null) => (p ? roleOf(p).grantable.map((m) => m.id) : []);
+    const before = new Set(asked(prev));
+    if (role.hasControl) this.refusedReason = null;
+    if ((prev && v.viewers.length > prev.viewers.length) || role.grantable.some((m) => !before.has(m.id))) this.el.open = true;
+    this.last = v;
+    this.render();
+  }
+
+  refused(reason: string): void {
+    if (this.refusedReason === null) this.el.open = true;
+    this.refusedReason = reason;
+    this.render();
+  }
+
+  hide(): void {
+    this.el.hidden = true;
+    this.last = null;
+    this.refusedReason = null;
+  }
+
+  private render(): void {
+    const v = this.last;
+    if (!v) return;
+    const role = roleOf(v);
+    const act = (fn: () => void) => () => {
+      fn();
+      this.act.done();
+    };
+    this.el.hidden = false;
+    this.el.dataset.count = String(v.viewers.length);
+    this.summary.textContent = `Viewers · ${v.viewers.length}`;
+    const granting = new Set(role.grantable.map((m) => m.id));
+    const members = h(
+      "ul",
+      { class: "members" },
+      v.viewers.map((m) =>
+        h(
+          "li",
+          { dataset: { viewer: String(m.id) } },
+          h("span", { class: "name" }, m.name, m.id === v.you ? " (you)" : ""),
+          m.owner ? h("span", { class: "badge info" }, "owner") : null,
+          m.id === v.controller ? h("span", { class: "badge ok", dataset: { testid: "has-control" } }, "has control") : null,
+          v.requests.includes(m.id) ? h("span", { class: "badge warn" }, "asks for control") : null,
+          granting.has(m.id)
+            ? h("button", { class: "primary", "aria-label": `Give control to ${m.name}`, dataset: { testid: "grant-control", viewer: String(m.id) }, onclick: act(() => this.act.grant(m.id)) }, "Give control")
+            : null,
+        ),
+      ),
+    );
+    const link = v.share ? watchLink(location.origin, v.share) : null;
+    this.body.replaceChildren(
+      members,
+      this.refusedReason !== null
+        ? h("div", { class: "notice", role: "alert", dataset: { testid: "input-refused" } }, `Your input was not sent: ${this.refusedReason}${/[.!?]$/.test(this.refusedReason) ? "" : "."}`)
+        : "",
+      link ? this.shareRow(link) : "",
+      role.hasControl
+        ? v.viewers.length > 1
+          ? h("button", { dataset: { testid: "release-control" }, title: "Let go of the input (the oldest request gets it)", onclick: act(() => this.act.release()) }, "Release control")
+          : ""
+        : h(
+            "button",
+            { dataset: { testid: "request-control" }, disabled: role.requested, onclick: act(() => this.act.request()) },
+            role.requested ? "Control requested…" : v.controller === null ? "Take control" : "Request control",
+          ),
+    );
+  }
+
+  private shareRow(link: string): HTMLElement {
+    const code = h("code", { class: "watch-link", dataset: { testid: "watch-link", href: link } }, link);
+    const copy = h("button", { dataset: { testid: "copy-watch-link" }, title: "Anyone signed in to this gateway can watch with this link" }, "Copy watch link");
+    // Without clipboard access (permission, plain http) the link is selected for Ctrl+C.
+    const select = () => {
+      getSelection()?.selectAllChildren(code);
+      copy.textContent = "Press Ctrl+C";
+    };
+    copy.addEventListener("click", () => {
+      if (!navigator.clipboard) return select();
+      navigator.clipboard.writeText(link).then(() => (copy.textContent = "Copied"), select);
+    });
+    return h("div", { class: "stack share" }, code, copy);
   }
 }

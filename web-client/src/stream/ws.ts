@@ -1,7 +1,8 @@
 /**
  * WebSocket-only mode (docs/browser-protocol.md): the gateway's `/api/ws/stream`, video decoded
  * with WebCodecs onto a canvas, Opus audio decoded with WebCodecs and scheduled on an
- * AudioContext, input as binary messages.
+ * AudioContext, input as binary messages. With `req.watch` it joins another member's stream
+ * (`/api/ws/watch`, browser-protocol §8) instead: the same messages follow, plus the roster.
  */
 import type { InputEvent } from "../input";
 import * as P from "../protocol";
@@ -9,6 +10,7 @@ import { Rate, wsUrl, type StreamRequest, type StreamStats, type Transport, type
 import { wsMessages } from "./encode";
 import { downmixToStereo } from "./downmix";
 import { serverError, type ServerError } from "../reconnect";
+import { parseInputRefused, parseViewers } from "./viewers";
 
 /** Over this many bytes waiting in the socket, mouse moves are coalesced instead of sent. */
 const BACKED_UP_BYTES = 64 * 1024;
@@ -52,7 +54,8 @@ export class WsTransport implements Transport {
     this.media.height = req.height;
     this.ctx = this.media.getContext("2d", { alpha: false, desynchronized: true });
     ev.status("Connecting to the gateway…");
-    this.ws = new WebSocket(wsUrl(req.base, `/api/ws/stream?session_id=${encodeURIComponent(req.sessionId)}`));
+    const path = req.watch ? "/api/ws/watch" : `/api/ws/stream?session_id=${encodeURIComponent(req.sessionId)}`;
+    this.ws = new WebSocket(wsUrl(req.base, path));
     this.ws.binaryType = "arraybuffer";
     this.ws.onopen = () => this.onOpen();
     this.ws.onmessage = (m) => this.onMessage(m);
@@ -63,22 +66,8 @@ export class WsTransport implements Transport {
   }
 
   private onOpen(): void {
-    this.ev.status("Starting the stream on the host…");
-    this.ws.send(
-      P.initJson({
-        hostIndex: this.req.hostIndex,
-        appId: this.req.appId,
-        width: this.req.width,
-        height: this.req.height,
-        fps: this.req.fps,
-        bitrateKbps: this.req.bitrateKbps,
-        audioChannels: this.req.audioChannels,
-        formats: this.req.formats,
-        clientUniqueId: this.req.clientUniqueId,
-        sessionId: this.req.sessionId,
-        credentials: this.req.credential,
-      }),
-    );
+    this.ev.status(this.req.watch ? "Joining the stream…" : "Starting the stream on the host…");
+    this.ws.send(this.firstMessage());
     this.sendPing();
     this.pingTimer = setInterval(() => {
       this.sendPing();
@@ -88,6 +77,25 @@ export class WsTransport implements Transport {
         this.finish(1006);
       }
     }, 1000);
+  }
+
+  /** The init (§2.1), or a watcher's join (§8.1). */
+  private firstMessage(): string {
+    const w = this.req.watch;
+    if (w) return JSON.stringify({ watch: { stream: w.stream, token: w.token }, credentials: this.req.credential || undefined });
+    return P.initJson({
+      hostIndex: this.req.hostIndex,
+      appId: this.req.appId,
+      width: this.req.width,
+      height: this.req.height,
+      fps: this.req.fps,
+      bitrateKbps: this.req.bitrateKbps,
+      audioChannels: this.req.audioChannels,
+      formats: this.req.formats,
+      clientUniqueId: this.req.clientUniqueId,
+      sessionId: this.req.sessionId,
+      credentials: this.req.credential,
+    });
   }
 
   private sendPing(): void {
@@ -145,6 +153,10 @@ export class WsTransport implements Transport {
       this.lastError = error;
       return;
     }
+    const viewers = parseViewers(o);
+    if (viewers) return this.ev.viewers(viewers);
+    const refused = parseInputRefused(o);
+    if (refused !== null) return this.ev.inputRefused(refused);
     const cc = o.ConnectionComplete as { width?: number; height?: number; capabilities?: { touch?: boolean } } | undefined;
     if (cc) {
       this.connectedAt = performance.now();
@@ -247,6 +259,23 @@ export class WsTransport implements Transport {
   send(e: InputEvent): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     for (const m of wsMessages(e)) this.ws.send(m);
+  }
+
+  requestControl(): void {
+    this.sendControl({ request_control: true });
+  }
+
+  grantControl(viewer: number): void {
+    this.sendControl({ grant_control: viewer });
+  }
+
+  releaseControl(): void {
+    this.sendControl({ release_control: true });
+  }
+
+  /** Control JSON travels as a binary ControlMessage 0x20 (§2.4, §3.11). */
+  private sendControl(json: object): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(P.control(json));
   }
 
   backedUp(): boolean {

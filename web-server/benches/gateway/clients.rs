@@ -13,6 +13,8 @@ pub(crate) struct Seen {
     /// An `{"error"}` text or a socket error.
     pub(crate) error: Option<String>,
     pub(crate) ended: bool,
+    /// The owner's `share` (stream id, join token) from its `Viewers` message.
+    pub(crate) share: Option<(String, String)>,
 }
 
 impl Seen {
@@ -81,6 +83,19 @@ pub(crate) async fn open_client(
         format!("Bearer {SECRET}").parse().map_err(|_| "header")?,
     );
     open_with(gw, req, init_json(session, client), read_loop).await
+}
+
+/// Joins the stream `stream` as a viewer (`/api/ws/watch`) with its join token.
+pub(crate) async fn open_viewer(gw: &Gateway, stream: &str, token: &str) -> Result<Client, String> {
+    let mut req = format!("ws://{}/api/ws/watch", gw.addr)
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {SECRET}").parse().map_err(|_| "header")?,
+    );
+    let watch = serde_json::json!({"watch": {"stream": stream, "token": token}}).to_string();
+    open_with(gw, req, watch, read_loop).await
 }
 
 /// What both kinds of client do to open: upgrade, send `init`, hand the socket to `run` on its
@@ -182,6 +197,13 @@ pub(crate) async fn read_loop(
                     }
                     WsMessage::Text(t) if t.contains("\"error\"") => {
                         seen.lock().unwrap().error = Some(t.to_string());
+                    }
+                    WsMessage::Text(t) if t.contains("\"share\"") => {
+                        let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+                        let share = &v["Viewers"]["share"];
+                        if let (Some(s), Some(t)) = (share["stream"].as_str(), share["token"].as_str()) {
+                            seen.lock().unwrap().share = Some((s.to_string(), t.to_string()));
+                        }
                     }
                     WsMessage::Close(_) => {}
                     _ => {}

@@ -56,6 +56,7 @@ mod rtc_peer;
 mod clients;
 mod host_media;
 mod procs;
+mod viewers;
 
 use clients::*;
 use host_media::*;
@@ -449,6 +450,11 @@ async fn main() {
     }
     println!("capacity stopped: {stop_reason}");
 
+    // 4. Several viewers of one stream.
+    let viewer_steps = viewers::viewers_section(&gw, &media, tck)
+        .await
+        .unwrap_or_default();
+
     // Summary.
     let pk = median(paired_first_key.clone());
     // The very first stream of the run is cold (first streamer start, first pairing); it is
@@ -587,6 +593,7 @@ async fn main() {
             r.server_cpu_pct / best as f64 <= 2.0 && mean(&r.streamer_cpu_pct) <= 2.0,
         ));
     }
+    rows.extend(viewers::summary_rows(&viewer_steps));
     println!();
     println!("| metric | goal | measured | met |");
     println!("|---|---|---|---|");

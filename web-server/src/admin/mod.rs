@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `GET /api/admin/sessions` | every live stream: key parts, mode, host, app, start, streamer pid/threads/RSS, fps in/out, bitrate, queue delay, drops, IDR requests, RTT |
 //! | `DELETE /api/admin/sessions/{key}` | end it through the one teardown path (browser: 4001 "stopped by an administrator"); answers once it has ended |
+//! | `POST /api/admin/streams/{key}/controller` | `{"viewer":N}` or `{"viewer":null}`: who of a shared stream's viewers controls it ([`streams`]) |
 //! | `GET /api/admin/clients` | the client-certificate cache |
 //! | `GET /api/admin/hosts` | hosts: status, paired, apps; with a Wolf API: its sessions, lobbies, pending pair requests |
 //! | `POST /api/admin/hosts/{id}/wolf/{action}` | Wolf API actions: `sessions/stop`, `lobbies/stop`, `lobbies/join` (body passed through) |
@@ -24,6 +25,7 @@ pub mod identities;
 pub mod live;
 pub mod logs;
 pub mod observer;
+pub mod streams;
 pub mod users;
 
 use std::convert::Infallible;
@@ -51,6 +53,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/admin/sessions", get(sessions))
         .route("/api/admin/sessions/{key}", delete(kill))
+        .route(
+            "/api/admin/streams/{key}/controller",
+            post(streams::set_controller),
+        )
         .route("/api/admin/clients", get(hosts::clients))
         .route("/api/admin/hosts", get(hosts::hosts))
         .route(
@@ -111,6 +117,9 @@ pub struct AdminSession {
     pub threads: Option<u32>,
     /// Streamer resident memory, KiB.
     pub rss_kb: Option<u64>,
+    /// Browser connections watching a WebSocket-mode stream of this node, owner included
+    /// (docs/browser-protocol.md §8).
+    pub viewers: Option<usize>,
     /// Pid, rates and counters (absent when the stream runs on another node).
     #[serde(flatten)]
     pub live: live::LiveStats,
@@ -145,7 +154,13 @@ pub async fn sessions(State(state): State<AppState>) -> Result<Json<Vec<AdminSes
                 .sessions
                 .handle(&s.key)
                 .is_some_and(|h| h.stop_requested().is_some());
-            admin_session(s, &names, now, stopping, usage, live)
+            let viewers = state
+                .watches
+                .get(&s.key.to_string())
+                .map(|h| h.member_count());
+            let mut row = admin_session(s, &names, now, stopping, usage, live);
+            row.viewers = viewers;
+            row
         })
         .collect();
     // The other nodes' streams (a pid and rates are per node: only the entry is shown).
@@ -199,6 +214,7 @@ fn admin_session(
         stopping,
         threads: usage.map(|u| u.threads),
         rss_kb: usage.map(|u| u.rss_kb),
+        viewers: None,
         live,
     }
 }

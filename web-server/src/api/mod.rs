@@ -14,6 +14,7 @@
 //! | `POST /api/hosts/{id}/cancel` | `/cancel` (quit the running app) |
 //! | `GET /api/sessions` | the session registry |
 //! | `GET /api/ws/stream` | WebSocket-only streaming (Helix-compatible; [`ws_stream`]) |
+//! | `GET /api/ws/watch` | watch a WebSocket-mode stream with its join token ([`ws_watch`]) |
 //! | `GET /api/host/stream` | WebRTC-mode signaling socket (Helix-compatible; [`host_stream`]) |
 //! | `POST /api/whep`, `PATCH/DELETE /api/whep/{id}` | WHEP-style WebRTC playback ([`whep`]) |
 //! | `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/auth/me` | named users' sign-in ([`auth`]; login needs no credential) |
@@ -28,7 +29,12 @@ pub mod hosts;
 pub mod pair;
 mod socket;
 pub mod whep;
+mod ws_hub;
+mod ws_member;
 pub mod ws_stream;
+pub mod ws_watch;
+
+pub use ws_hub::Watches;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::State;
@@ -73,6 +79,7 @@ pub fn router(state: AppState) -> Router {
     rest_routes(&state)
         .merge(crate::admin::routes(&state))
         .route("/api/ws/stream", get(ws_stream::handler))
+        .route("/api/ws/watch", get(ws_watch::handler))
         .route("/api/host/stream", get(host_stream::handler))
         .route("/api/auth/login", post(auth::login))
         .route("/healthz", get(healthz))

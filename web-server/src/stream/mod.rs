@@ -13,6 +13,7 @@
 
 pub(crate) mod close;
 pub(crate) mod launch;
+pub(crate) mod roster;
 pub(crate) mod teardown;
 
 pub(crate) use close::{clip_reason, Close};

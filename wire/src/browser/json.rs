@@ -288,6 +288,12 @@ pub enum ClientControl {
     SetVideoEnabled(bool),
     /// `{"set_batching_enabled":bool}`: VideoBatch wanted or not.
     SetBatchingEnabled(bool),
+    /// `{"request_control":true}`: a member of a shared stream asks for control (§8.3).
+    RequestControl,
+    /// `{"grant_control":N}`: the controller hands control to member N.
+    GrantControl(u64),
+    /// `{"release_control":true}`: the controller gives control up.
+    ReleaseControl,
     /// Valid JSON this crate does not know (e.g. HEAD's `set_mic_enabled`): ignore.
     Unknown,
 }
@@ -299,12 +305,23 @@ impl ClientControl {
         struct Raw {
             set_video_enabled: Option<bool>,
             set_batching_enabled: Option<bool>,
+            request_control: Option<bool>,
+            grant_control: Option<u64>,
+            release_control: Option<bool>,
         }
         let raw: Raw = serde_json::from_str(json)?;
-        Ok(match (raw.set_video_enabled, raw.set_batching_enabled) {
-            (Some(v), _) => ClientControl::SetVideoEnabled(v),
-            (None, Some(b)) => ClientControl::SetBatchingEnabled(b),
-            (None, None) => ClientControl::Unknown,
+        Ok(if let Some(v) = raw.set_video_enabled {
+            ClientControl::SetVideoEnabled(v)
+        } else if let Some(b) = raw.set_batching_enabled {
+            ClientControl::SetBatchingEnabled(b)
+        } else if raw.request_control == Some(true) {
+            ClientControl::RequestControl
+        } else if let Some(to) = raw.grant_control {
+            ClientControl::GrantControl(to)
+        } else if raw.release_control == Some(true) {
+            ClientControl::ReleaseControl
+        } else {
+            ClientControl::Unknown
         })
     }
 
@@ -313,6 +330,9 @@ impl ClientControl {
         match self {
             ClientControl::SetVideoEnabled(v) => format!("{{\"set_video_enabled\":{v}}}"),
             ClientControl::SetBatchingEnabled(b) => format!("{{\"set_batching_enabled\":{b}}}"),
+            ClientControl::RequestControl => "{\"request_control\":true}".into(),
+            ClientControl::GrantControl(to) => format!("{{\"grant_control\":{to}}}"),
+            ClientControl::ReleaseControl => "{\"release_control\":true}".into(),
             ClientControl::Unknown => "{}".into(),
         }
     }

@@ -187,6 +187,26 @@ fn s5_4_more_vectors() {
 }
 
 #[test]
+fn shared_stream_control_json_round_trips() {
+    for c in [
+        ClientControl::RequestControl,
+        ClientControl::GrantControl(7),
+        ClientControl::ReleaseControl,
+    ] {
+        assert_eq!(ClientControl::parse(&c.to_json()).unwrap(), c);
+    }
+    assert_eq!(
+        ClientControl::parse(r#"{"grant_control":3}"#).unwrap(),
+        ClientControl::GrantControl(3)
+    );
+    assert_eq!(
+        ClientControl::parse(r#"{"request_control":false}"#).unwrap(),
+        ClientControl::Unknown
+    );
+    assert!(ClientControl::parse(r#"{"grant_control":-1}"#).is_err());
+}
+
+#[test]
 fn s5_init_example() {
     let text = r#"{"type":"init","host_id":0,"app_id":1,"session_id":"ses_01k9cz4h00000000000000000-hq",
  "width":1920,"height":1080,"fps":60,"bitrate":10000,"packet_size":1024,
