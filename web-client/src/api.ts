@@ -117,6 +117,50 @@ export async function signIn(username: string, password: string, base = ""): Pro
   return (await res.json()) as SignedIn;
 }
 
+/** The sign-in methods besides the credential and user accounts (`GET /api/auth/providers`). */
+export interface AuthProviders {
+  /** An OpenID Connect provider: its button label. */
+  oidc: { name: string } | null;
+}
+
+/** Where the sign-in button sends the browser: the gateway redirects it on to the provider. */
+export const OIDC_START = "/api/auth/oidc/start";
+
+/** What the gateway offers (no credential needed); none when it cannot say (an older gateway). */
+export async function authProviders(base = ""): Promise<AuthProviders> {
+  try {
+    const res = await fetch(base + "/api/auth/providers");
+    if (!res.ok) return { oidc: null };
+    const body = (await res.json()) as Partial<AuthProviders>;
+    return { oidc: body.oidc && typeof body.oidc.name === "string" ? { name: body.oidc.name } : null };
+  } catch {
+    return { oidc: null };
+  }
+}
+
+/** The end of an identity provider sign-in, from the gateway's redirect to the page. */
+export type SsoResult = { token: string } | { error: string };
+
+/**
+ * Reads `#/sso/<token>` or `#/sso-error/<percent-encoded reason>` (hash path segments, as the
+ * router splits them); null for any other route. A token is the sign-in token of a named user.
+ */
+export function ssoRoute(parts: string[]): SsoResult | null {
+  if (parts[0] === "sso" && parts.length === 2 && /^[0-9A-Za-z_-]+$/.test(parts[1])) return { token: parts[1] };
+  if (parts[0] === "sso" || (parts[0] === "sso-error" && parts.length === 1)) {
+    return { error: "The sign-in link is not valid. Sign in again." };
+  }
+  if (parts[0] !== "sso-error") return null;
+  const raw = parts.slice(1).join("/");
+  let reason: string;
+  try {
+    reason = decodeURIComponent(raw);
+  } catch {
+    reason = raw;
+  }
+  return { error: `The sign-in through the identity provider failed: ${reason}` };
+}
+
 /** The stored credential (per browser), or null. */
 export function storedCredential(): string | null {
   try {

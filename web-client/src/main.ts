@@ -2,10 +2,11 @@
  * The moongate web client: sign-in, hosts, pairing, apps, settings, stream view. Hash routes
  * (`#/`, `#/hosts/<id>`, `#/settings`, `#/stream/<host>/<app>`, `#/watch/<stream>/<token>`) so a
  * reload stays where it was, a watch link is a plain URL, and the gateway only has to serve
- * index.html.
+ * index.html. The gateway's identity provider sign-in ends on `#/sso/<token>` (stored, then
+ * replaced in the history so the token is not kept there) or `#/sso-error/<reason>`.
  */
 import "./style.css";
-import { Api, ApiError, storeCredential, storedCredential } from "./api";
+import { Api, ApiError, ssoRoute, storeCredential, storedCredential } from "./api";
 import { renderApps } from "./pages/apps";
 import { renderHosts } from "./pages/hosts";
 import { renderLogin } from "./pages/login";
@@ -82,6 +83,17 @@ async function route(): Promise<void> {
     if (watch) void route();
     else go("#/");
   };
+  const sso = ssoRoute(parts);
+  if (sso && "token" in sso) {
+    storeCredential(sso.token);
+    location.replace("#/");
+    return;
+  }
+  if (sso) {
+    clear(app, topbar(null, []), main);
+    renderLogin(main, signedIn, sso.error);
+    return;
+  }
   if (!credential || hash === "/login") {
     clear(app, topbar(null, []), main);
     renderLogin(main, signedIn);

@@ -31,9 +31,10 @@
 //! The config file is `MOONGATE_CONFIG` or the `--config` path given to the binary. Unknown keys
 //! are an error, so a typo does not silently fall back to a default.
 //!
-//! This file holds the top-level keys and the loader; the `[webrtc]`, `[redis]`, `[limits]` and
-//! `[users]` sections, each with its own overlay and checks, are in `config/webrtc.rs`,
-//! `config/redis.rs`, `config/limits.rs` and `config/users.rs`.
+//! This file holds the top-level keys and the loader; the `[webrtc]`, `[redis]`, `[limits]`,
+//! `[users]` and `[users.oidc]` sections, each with its own overlay and checks, are in
+//! `config/webrtc.rs`, `config/redis.rs`, `config/limits.rs`, `config/users.rs` and
+//! `config/oidc.rs`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod limits;
+mod oidc;
 mod redis;
 mod users;
 mod webrtc;
@@ -51,6 +53,7 @@ use limits::{limits_config, FileLimits};
 pub use redis::{redact_url, RedisConfig, DEFAULT_LEASE_SECS};
 use redis::{redis_config, FileRedis};
 use users::{users_config, FileUsers};
+pub use oidc::{OidcConfig, UsernameClaim};
 pub use users::{UsersConfig, DEFAULT_SESSION_HOURS};
 use webrtc::FileWebRtc;
 pub use webrtc::{IceServer, NatCandidateType, NetworkType, WebRtc};

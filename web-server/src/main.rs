@@ -150,6 +150,9 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let mut state = AppState::new(config, credentials.clone(), store)
         .with_admin_credentials(admin_credentials.clone());
+    if state.config.users.oidc.is_some() && state.oidc.is_none() {
+        anyhow::bail!("[users.oidc] is configured but cannot be used (see the error above)");
+    }
     if let Some((redis, client, conn)) = redis {
         state = state
             .with_cluster(&redis, client, conn)

@@ -45,6 +45,8 @@ pub struct AppState {
     pub open_rate: Arc<crate::limits::OpenRate>,
     /// Launches on one host take turns ([`crate::launch_gate`]).
     pub launch_gates: crate::launch_gate::LaunchGates,
+    /// Sign-in through an OpenID Connect provider; `None` when `[users.oidc]` is off.
+    pub oidc: Option<Arc<crate::users::oidc::Oidc>>,
     /// WebSocket-mode streams that viewers can join ([`crate::api::Watches`]).
     pub watches: Arc<crate::api::Watches>,
     /// Failed sign-ins per address and name ([`crate::users::throttle`]).
@@ -77,6 +79,13 @@ impl AppState {
             .as_deref()
             .map(Credentials::new)
             .unwrap_or_else(Credentials::generate);
+        // A provider that cannot be set up (its CA file) leaves sign-in through it off; the
+        // binary refuses to start then (`main.rs`), so this is only what a library user sees.
+        let oidc = config.users.oidc.clone().and_then(|c| {
+            crate::users::oidc::Oidc::new(c)
+                .map_err(|e| tracing::error!("OIDC sign-in is off: {e}"))
+                .ok()
+        });
         AppState {
             config: Arc::new(config),
             credentials,
@@ -93,6 +102,7 @@ impl AppState {
             open_rate: Arc::default(),
             launch_gates: Default::default(),
             watches: Default::default(),
+            oidc,
             sign_ins: Arc::default(),
             pins: Arc::default(),
         }

@@ -1,10 +1,13 @@
-import { Api, signIn } from "../api";
+import { Api, OIDC_START, authProviders, signIn } from "../api";
 import { errorBox, h } from "../ui";
 
-/** The sign-in card: the gateway's credential (printed by `moongate` on its first start). */
+/**
+ * The sign-in cards: an identity provider's button when the gateway has one, the gateway's
+ * credential (printed by `moongate` on its first start), and a user account's name and password.
+ */
 export function renderLogin(main: HTMLElement, done: (credential: string) => void, message?: string): void {
   const input = h("input", { type: "password", name: "credential", autocomplete: "current-password", placeholder: "Credential", required: true, dataset: { testid: "credential" } });
-  const err = h("div");
+  const err = h("div", { dataset: { testid: "login-error" } });
   if (message) err.append(errorBox(message));
   const submit = h("button", { class: "primary", type: "submit", dataset: { testid: "login" } }, "Sign in");
   const form = h(
@@ -33,8 +36,22 @@ export function renderLogin(main: HTMLElement, done: (credential: string) => voi
     err,
     submit,
   );
-  main.append(form, accountForm(done));
+  const sso = h("div");
+  main.append(sso, form, accountForm(done));
   input.focus();
+  void authProviders().then(({ oidc }) => {
+    if (oidc) sso.replaceWith(ssoCard(oidc.name));
+  });
+}
+
+/** The identity provider's card: a plain navigation, as the gateway answers with redirects. */
+function ssoCard(name: string): HTMLElement {
+  return h(
+    "div",
+    { class: "card login sso stack" },
+    h("h2", null, "Single sign-on"),
+    h("a", { class: "btn primary", href: OIDC_START, dataset: { testid: "sso-login" } }, `Sign in with ${name}`),
+  );
 }
 
 /** The second card: a named user's name and password (accounts an admin added). */

@@ -104,9 +104,12 @@ pub async fn login(
     } else {
         None
     };
+    // No user, or one who signs in only through the identity provider: the decoy's hash, so the
+    // answer takes as long as for a wrong password.
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
+        .filter(|h| h != crate::users::SSO_ONLY_PASSWORD)
         .unwrap_or_else(|| password::decoy().to_string());
     let candidate = body.password;
     let matches = tokio::task::spawn_blocking(move || password::verify(&candidate, &hash))
@@ -124,13 +127,7 @@ pub async fn login(
         ));
     };
     state.sign_ins.succeeded(&user.name);
-    let (token, hash) = new_session_token();
-    let expires_at = now_unix() + state.config.users.session.as_secs() as i64;
-    state
-        .store
-        .create_session(&hash, &user.name, expires_at)
-        .await
-        .map_err(ApiError::internal)?;
+    let (token, expires_at) = issue_session(&state, &user).await?;
     tracing::info!(user = %user.name, "signed in");
     let me = Me {
         user: Some(user.name.clone()),
@@ -143,6 +140,22 @@ pub async fn login(
         expires_at,
     })
     .into_response())
+}
+
+/// A new sign-in session for `user`: its token (kept by the browser; only its hash is stored)
+/// and its expiry (Unix s).
+pub(crate) async fn issue_session(
+    state: &AppState,
+    user: &crate::users::UserRecord,
+) -> Result<(String, i64), ApiError> {
+    let (token, hash) = new_session_token();
+    let expires_at = now_unix() + state.config.users.session.as_secs() as i64;
+    state
+        .store
+        .create_session(&hash, &user.name, expires_at)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((token, expires_at))
 }
 
 /// `POST /api/auth/logout`: only a sign-in token can be signed out (the shared credentials

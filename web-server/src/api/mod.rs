@@ -18,6 +18,7 @@
 //! | `GET /api/host/stream` | WebRTC-mode signaling socket (Helix-compatible; [`host_stream`]) |
 //! | `POST /api/whep`, `PATCH/DELETE /api/whep/{id}` | WHEP-style WebRTC playback ([`whep`]) |
 //! | `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/auth/me` | named users' sign-in ([`auth`]; login needs no credential) |
+//! | `GET /api/auth/providers`, `GET /api/auth/oidc/start`, `GET /api/auth/oidc/callback` | sign-in through an OpenID Connect provider ([`oidc`]; no credential needed) |
 //! | `GET /healthz` | liveness |
 //! | `GET /readyz` | readiness: store open, streamer executable ([`crate::admin::readyz`]) |
 //! | `/api/admin/*`, `GET /metrics` | admin credential only ([`crate::admin`]) |
@@ -26,6 +27,7 @@
 pub mod auth;
 pub mod host_stream;
 pub mod hosts;
+pub mod oidc;
 pub mod pair;
 mod socket;
 pub mod whep;
@@ -82,6 +84,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/ws/watch", get(ws_watch::handler))
         .route("/api/host/stream", get(host_stream::handler))
         .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/providers", get(oidc::providers))
+        .route("/api/auth/oidc/start", get(oidc::start))
+        .route("/api/auth/oidc/callback", get(oidc::callback))
         .route("/healthz", get(healthz))
         .route("/readyz", get(crate::admin::readyz))
         .route("/api", any(not_found))

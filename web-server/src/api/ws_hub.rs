@@ -25,8 +25,19 @@ use crate::stream::Close;
 
 /// Input waiting for the stream task; the reader waits when it is full (backpressure).
 const INPUT_QUEUE: usize = 256;
+/// The most members one stream has (owner included): each costs a queue and a socket's sends.
+pub(crate) const MAX_MEMBERS: usize = 32;
 /// A member whose input is dropped is told so at most this often.
 const REFUSED_NOTICE_EVERY: Duration = Duration::from_secs(2);
+
+/// Why a viewer could not join.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum JoinError {
+    /// The stream ended meanwhile.
+    Ended,
+    /// It has [`MAX_MEMBERS`] members.
+    Full,
+}
 
 /// The streams on this gateway that can be watched, by stream id (the registry key).
 #[derive(Default)]
@@ -162,11 +173,14 @@ impl Hub {
     }
 
     /// A viewer joins: StreamInit and ConnectionComplete if the stream has started, the roster,
-    /// and a keyframe asked for. `None` once the stream has ended.
-    pub(crate) fn join(&self, name: &str, outbox: Arc<Outbox>) -> Option<MemberId> {
+    /// and a keyframe asked for.
+    pub(crate) fn join(&self, name: &str, outbox: Arc<Outbox>) -> Result<MemberId, JoinError> {
         let mut shared = self.lock();
         if shared.closed {
-            return None;
+            return Err(JoinError::Ended);
+        }
+        if shared.members.len() >= MAX_MEMBERS {
+            return Err(JoinError::Full);
         }
         let id = shared.roster.join(name);
         let mut member = Attached::new(outbox, false);
@@ -178,7 +192,7 @@ impl Hub {
         drop(shared);
         tracing::info!(session = %self.key, member = id, "a viewer joined the stream");
         self.keyframe();
-        Some(id)
+        Ok(id)
     }
 
     /// A member leaves. The last one to leave ends the stream, for the reason given.

@@ -15,6 +15,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use wire::browser::ErrorCode;
 
+use super::ws_hub::{JoinError, MAX_MEMBERS};
 use super::ws_member::{read_member, Leave, Socket};
 use crate::auth::{first_message_principal, AllowedOrigin, Principal};
 use crate::error::ApiError;
@@ -95,8 +96,15 @@ async fn watch(
         return not_found();
     };
     let name = who.user.clone().unwrap_or_else(|| "guest".into());
-    let Some(id) = hub.join(&name, std::sync::Arc::clone(&socket.outbox)) else {
-        return not_found();
+    let id = match hub.join(&name, std::sync::Arc::clone(&socket.outbox)) {
+        Ok(id) => id,
+        Err(JoinError::Ended) => return not_found(),
+        Err(JoinError::Full) => {
+            return Some(Close::policy(
+                ErrorCode::TooManyStreams,
+                format!("this stream already has its most viewers ({MAX_MEMBERS})"),
+            ))
+        }
     };
     let why = read_member(&mut socket.stream, &socket.outbox, &hub, id, hub.ended()).await?;
     // A refused viewer gets its own close; the stream sees it leave like any other.

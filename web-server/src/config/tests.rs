@@ -232,3 +232,80 @@ fn users_section_and_env() {
         assert!(e.to_string().contains(names), "{key}={value}: {e}");
     }
 }
+
+#[test]
+fn oidc_section_and_env() {
+    let c = Config::load_with_env(None, env_of(&[])).unwrap();
+    assert_eq!(c.users.oidc, None, "off without an issuer");
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "[users.oidc]\nissuer = \"https://id.example.org/realms/x\"\nclient_id = \"moongate\"\nredirect_url = \"https://play.example.org/api/auth/oidc/callback\"\nusername_claim = \"email\"\nauto_create_role = \"viewer\"\n",
+    )
+    .unwrap();
+    let c = Config::load_with_env(
+        Some(&p),
+        env_of(&[
+            ("MOONGATE_OIDC_CLIENT_SECRET", "s3cret-value"),
+            ("MOONGATE_OIDC_NAME", "Company SSO"),
+        ]),
+    )
+    .unwrap();
+    let o = c.users.oidc.clone().unwrap();
+    assert_eq!(o.issuer, "https://id.example.org/realms/x");
+    assert_eq!(o.client_id, "moongate");
+    assert_eq!(o.username_claim, UsernameClaim::Email);
+    assert_eq!(o.auto_create_role, Some(crate::users::UserRole::Viewer));
+    assert_eq!(o.name, "Company SSO");
+    assert_eq!(
+        o.client_secret.as_ref().map(|s| s.expose()),
+        Some("s3cret-value")
+    );
+    assert!(
+        !format!("{c:?}").contains("s3cret-value"),
+        "the client secret never reaches a log"
+    );
+
+    for (pairs, names) in [
+        (
+            vec![("MOONGATE_OIDC_ISSUER", "https://id.example.org")],
+            "users.oidc.client_id",
+        ),
+        (
+            vec![
+                ("MOONGATE_OIDC_ISSUER", "id.example.org"),
+                ("MOONGATE_OIDC_CLIENT_ID", "m"),
+            ],
+            "users.oidc.issuer",
+        ),
+        (
+            vec![
+                ("MOONGATE_OIDC_ISSUER", "https://id.example.org"),
+                ("MOONGATE_OIDC_CLIENT_ID", "m"),
+                (
+                    "MOONGATE_OIDC_REDIRECT_URL",
+                    "https://g/api/auth/oidc/callback",
+                ),
+                ("MOONGATE_OIDC_AUTO_CREATE_ROLE", "admin"),
+            ],
+            "users.oidc.auto_create_role",
+        ),
+        (
+            vec![
+                ("MOONGATE_OIDC_ISSUER", "https://id.example.org"),
+                ("MOONGATE_OIDC_CLIENT_ID", "m"),
+                (
+                    "MOONGATE_OIDC_REDIRECT_URL",
+                    "https://g/api/auth/oidc/callback",
+                ),
+                ("MOONGATE_OIDC_USERNAME_CLAIM", "nickname"),
+            ],
+            "users.oidc.username_claim",
+        ),
+    ] {
+        let e = Config::load_with_env(None, env_of(&pairs)).unwrap_err();
+        assert!(e.to_string().contains(names), "{pairs:?}: {e}");
+    }
+}

@@ -15,6 +15,8 @@ pub struct UsersConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// The header naming the signed-in user (lower case).
     pub proxy_user_header: String,
+    /// Sign-in through an OpenID Connect provider (`[users.oidc]`); `None`: off.
+    pub oidc: Option<super::oidc::OidcConfig>,
 }
 
 /// Default [`UsersConfig::session`]: 12 hours.
@@ -26,6 +28,7 @@ impl Default for UsersConfig {
             session: Duration::from_secs(DEFAULT_SESSION_HOURS * 3600),
             trusted_proxies: Vec::new(),
             proxy_user_header: "x-forwarded-user".into(),
+            oidc: None,
         }
     }
 }
@@ -36,6 +39,8 @@ pub(super) struct FileUsers {
     session_hours: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
     proxy_user_header: Option<String>,
+    #[serde(default)]
+    oidc: super::oidc::FileOidc,
 }
 
 /// `[users]` overlaid with its variables, checked.
@@ -84,5 +89,6 @@ pub(super) fn users_config(
         }
         u.proxy_user_header = h;
     }
+    u.oidc = super::oidc::oidc_config(file.oidc, env)?;
     Ok(u)
 }

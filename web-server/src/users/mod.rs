@@ -11,6 +11,7 @@
 //! Users and sign-in sessions live in the host store (SQLite, or Redis in a cluster), so every
 //! node of a cluster knows them.
 
+pub mod oidc;
 pub mod password;
 pub mod throttle;
 
@@ -113,6 +114,10 @@ pub fn new_session_token() -> (String, String) {
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
+
+/// The password hash of a user made at its first sign-in through the identity provider: not a
+/// PHC string, so no password ever matches it.
+pub const SSO_ONLY_PASSWORD: &str = "!sso-only";
 
 /// Users and their sign-in sessions, in the host store.
 pub trait UserStore: Send + Sync {
