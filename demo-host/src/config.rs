@@ -279,6 +279,10 @@ pub struct DemoHostConfig {
     pub wolf_strict: bool,
     /// Video codecs offered to clients (default: everything the host can send).
     pub offered_codecs: OfferedCodecs,
+    /// Fork mode (off by default): offer the Sunshine forks' microphone stream in DESCRIBE, with
+    /// its encryption bit, and decode what clients send into a per-session sink
+    /// ([`crate::HostHandle::mic`]). Off, the host offers no microphone, as Wolf and Sunshine.
+    pub microphone: bool,
 }
 
 impl DemoHostConfig {
@@ -304,6 +308,7 @@ impl std::fmt::Debug for DemoHostConfig {
             .field("wolf_api", &self.wolf_api)
             .field("wolf_strict", &self.wolf_strict)
             .field("offered_codecs", &self.offered_codecs)
+            .field("microphone", &self.microphone)
             .finish_non_exhaustive()
     }
 }
@@ -329,6 +334,7 @@ impl Default for DemoHostConfig {
             wolf_api: WolfApiConfig::default(),
             wolf_strict: false,
             offered_codecs: OfferedCodecs::default(),
+            microphone: false,
         }
     }
 }

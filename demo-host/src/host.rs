@@ -15,7 +15,7 @@
 //! in `host/types.rs`, the event-driven session lifecycle in `host/lifecycle.rs` and lobby
 //! membership in `host/lobby.rs`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ use gamestream::input::InputEvent;
 use gamestream::nvhttp::{App, InMemoryPairedClients, PairedClients};
 use gamestream::rtsp::describe::DescribeParams;
 use gamestream::AppVersion;
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::config::DemoHostConfig;
@@ -43,55 +43,16 @@ use crate::strict::StrictMonitor;
 
 mod lifecycle;
 mod lobby;
+mod sinks;
 mod types;
 
 use lifecycle::{idle_monitor, pair_watcher, pump_host_events, Gate};
 use lobby::{create_lobby, join_lobby, leave_lobby, stop_lobby};
+use sinks::InputSink;
 pub use types::{
     ApiError, ClientInfo, DemoEvent, DemoHostError, InputRecord, LobbyInfo, LobbySettings,
     LobbyVideo, PendingPair, SessionInfo,
 };
-
-/// Sessions whose input logs are kept after they end.
-const ENDED_INPUT_LOGS: usize = 64;
-
-/// Per-session logs, plus the order sessions first logged in (to forget the oldest).
-type InputLogs = (HashMap<u64, VecDeque<InputRecord>>, VecDeque<u64>);
-
-struct InputSink {
-    capacity: usize,
-    logs: Mutex<InputLogs>,
-    changed: Notify,
-}
-
-impl InputRecorder for InputSink {
-    fn record(&self, session_id: u64, event: InputEvent) {
-        {
-            let mut guard = lock(&self.logs);
-            let (logs, order) = &mut *guard;
-            if !logs.contains_key(&session_id) {
-                order.push_back(session_id);
-                if order.len() > ENDED_INPUT_LOGS {
-                    if let Some(old) = order.pop_front() {
-                        logs.remove(&old);
-                    }
-                }
-            }
-            let log = logs.entry(session_id).or_default();
-            let seq = log.back().map_or(1, |r| r.seq + 1);
-            if log.len() >= self.capacity.max(1) {
-                log.pop_front();
-            }
-            log.push_back(InputRecord {
-                seq,
-                session_id,
-                at: Instant::now(),
-                event,
-            });
-        }
-        self.changed.notify_waiters();
-    }
-}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -200,6 +161,8 @@ struct Inner {
     gate: Arc<Gate>,
     state: Mutex<State>,
     inputs: Arc<InputSink>,
+    /// Fork mode's microphone sinks.
+    mics: Arc<crate::mic::MicSinks>,
     events: broadcast::Sender<DemoEvent>,
     /// Wolf-strict mode's teardown-order trap (counts nothing when the mode is off).
     strict: Arc<StrictMonitor>,
@@ -285,6 +248,12 @@ impl DemoHost {
         let codecs = config.offered_codecs;
         host_config.codec_mode_support = codecs.server_codec_mode_support();
         host_config.describe = DescribeParams::wolf(codecs.hevc, codecs.av1);
+        if config.microphone {
+            // Fork mode: the mic is offered, and encrypted like Foundation Sunshine asks for.
+            host_config.microphone = true;
+            host_config.describe.encryption_supported = Some(gamestream::mic::ENCRYPTION_MIC);
+            host_config.describe.encryption_requested = Some(gamestream::mic::ENCRYPTION_MIC);
+        }
         let strict = Arc::new(StrictMonitor::new(config.wolf_strict));
         host_config.end_observer = Some(Arc::clone(&strict) as Arc<dyn SessionEndObserver>);
         // Wolf pauses a session whose ENet peer left (clean or timed out): it stays busy until
@@ -303,11 +272,8 @@ impl DemoHost {
         host.nvhttp().set_fixed_pin(config.fixed_pin.clone());
         let (events, _) = broadcast::channel(256);
         let inner = Arc::new(Inner {
-            inputs: Arc::new(InputSink {
-                capacity: config.input_log_capacity,
-                logs: Mutex::new((HashMap::new(), VecDeque::new())),
-                changed: Notify::new(),
-            }),
+            inputs: Arc::new(InputSink::new(config.input_log_capacity)),
+            mics: Arc::default(),
             config,
             apps,
             crash: tokio::sync::watch::channel(false).0,
@@ -545,36 +511,6 @@ impl HostHandle {
             Ok(())
         } else {
             Err(ApiError::NoSuchSession(session_id))
-        }
-    }
-
-    /// Input events decoded for a session (oldest first; bounded).
-    pub fn inputs(&self, session_id: u64) -> Vec<InputRecord> {
-        lock(&self.inner.inputs.logs)
-            .0
-            .get(&session_id)
-            .map(|l| l.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Waits until a session's input log satisfies `pred` (true) or `timeout` passes (false).
-    pub async fn wait_for_inputs(
-        &self,
-        session_id: u64,
-        timeout: Duration,
-        pred: impl Fn(&[InputRecord]) -> bool,
-    ) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let changed = self.inner.inputs.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if pred(&self.inputs(session_id)) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return pred(&self.inputs(session_id));
-            }
         }
     }
 

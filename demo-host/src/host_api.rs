@@ -367,6 +367,12 @@ impl WolfBackend for HostApi {
             .collect())
     }
 
+    async fn mic_report(&self, session_id: SessionId) -> ApiResult<crate::mic::MicReport> {
+        let host = self.host()?;
+        host.mic(session_id.0)
+            .ok_or_else(|| WolfApiError::NotFound("Invalid session_id".into()))
+    }
+
     async fn strict_status(&self) -> ApiResult<wolf_api::StrictStatus> {
         let host = self.host()?;
         Ok(wolf_api::StrictStatus {

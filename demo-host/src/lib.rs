@@ -12,11 +12,13 @@
 //!
 //! Modes beyond the default: [`DemoHostConfig::wolf_strict`] (behave like an unmodified Wolf,
 //! [`strict`]), [`WolfApiConfig::none`] (no pairing API: PIN typed by hand, as with Sunshine) and
-//! [`DemoHostConfig::offered_codecs`] (H.264, HEVC and AV1 to stock Moonlight clients).
+//! [`DemoHostConfig::offered_codecs`] (H.264, HEVC and AV1 to stock Moonlight clients) and
+//! [`DemoHostConfig::microphone`] (the Sunshine forks' microphone stream, into a [`mic`] sink).
 
 pub mod config;
 mod host;
 pub mod media;
+pub mod mic;
 pub mod producer;
 pub mod store;
 pub mod strict;
@@ -31,4 +33,5 @@ pub use host::{
     ApiError, ClientInfo, DemoEvent, DemoHost, DemoHostError, HostHandle, InputRecord, LobbyInfo,
     LobbySettings, LobbyVideo, PendingPair, SessionInfo,
 };
+pub use mic::MicReport;
 pub use producer::{MediaFactory, RealMedia};

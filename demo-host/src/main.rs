@@ -106,6 +106,10 @@ struct Args {
     /// Offer H.264 only (no HEVC/AV1 in /serverinfo and RTSP DESCRIBE).
     #[arg(long)]
     h264_only: bool,
+    /// Fork mode: offer the Sunshine forks' microphone stream (`streamid=mic`) and decode what
+    /// clients send into a per-session sink (`GET /api/v1/moongate/mic?session_id=<id>`).
+    #[arg(long, env = "DEMO_HOST_MICROPHONE")]
+    microphone: bool,
 }
 
 #[tokio::main]
@@ -161,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             OfferedCodecs::ALL
         },
+        microphone: args.microphone,
         ..DemoHostConfig::default()
     };
     config.faults.set_drop_percent(args.drop_percent);

@@ -18,6 +18,7 @@
 //! | [`ping`] | UDP pings that open the media paths |
 //! | [`video`], [`fec`] | video packetizer/depacketizer, multi-block Reed–Solomon FEC, encryption |
 //! | [`audio`] | Opus RTP, RS(4,2) audio FEC, AES-CBC |
+//! | [`mic`] | the Sunshine forks' microphone uplink (client → host Opus) |
 //! | [`crypto`] | the AES modes shared by all of the above |
 //! | [`wolf_api`] | a client of Wolf's own HTTP API (lobbies, sessions, PIN entry), beside GameStream |
 
@@ -43,6 +44,7 @@ pub mod fec;
 pub mod host;
 pub mod identity;
 pub mod input;
+pub mod mic;
 pub mod nvhttp;
 pub mod pairing;
 pub mod ping;

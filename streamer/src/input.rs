@@ -26,6 +26,8 @@ pub enum Mapped {
     Input(Vec<InputEvent>),
     /// `{"set_video_enabled":true}`: get a keyframe out at once.
     RequestKeyframe,
+    /// One Opus packet of the browser's microphone and its length in 48 kHz samples.
+    Mic(Vec<u8>, u32),
     /// A message that asks nothing of the streamer (set_video_enabled:false, batching, unknown
     /// control JSON): the web-server acts on it.
     Ignored,
@@ -40,6 +42,9 @@ pub enum MapError {
     /// A ControlMessage that is not JSON.
     #[error("bad control JSON: {0}")]
     Control(#[from] serde_json::Error),
+    /// A MicOpus packet whose TOC byte is not a valid Opus packet's.
+    #[error("malformed Opus packet from the microphone")]
+    BadOpus,
     /// A server→client or media message arrived as input.
     #[error("message type 0x{0:02x} is not input")]
     NotInput(u8),
@@ -185,6 +190,10 @@ impl InputMapper {
                     right_stick_y: s.right_stick_y,
                 })]
             }
+            Message::MicOpus(m) => {
+                let samples = m.samples().ok_or(MapError::BadOpus)?;
+                return Ok(Mapped::Mic(m.data.to_vec(), samples));
+            }
             Message::Control(json) => {
                 return Ok(match ClientControl::parse(json)? {
                     ClientControl::SetVideoEnabled(true) => Mapped::RequestKeyframe,
@@ -229,6 +238,28 @@ mod tests {
             Mapped::Input(v) => v,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_microphone_packet_goes_on_with_its_sample_count() {
+        let bytes = Message::MicOpus(wire::browser::MicOpus {
+            timestamp: 960,
+            data: &[31 << 3, 1, 2, 3],
+        })
+        .to_vec()
+        .unwrap();
+        match map(&bytes) {
+            Mapped::Mic(opus, samples) => {
+                assert_eq!(opus, [31 << 3, 1, 2, 3]);
+                assert_eq!(samples, 960);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Code 3 without its frame count is not an Opus packet.
+        assert!(matches!(
+            InputMapper::new().map(&[0x18, 0, 0, 0, 0, (16 << 3) | 3]),
+            Err(MapError::BadOpus)
+        ));
     }
 
     #[test]

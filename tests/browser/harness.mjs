@@ -161,8 +161,11 @@ export async function hostInput(gw, sessionId) {
   return (await wolfApi(gw, `/api/v1/moongate/input?session_id=${encodeURIComponent(sessionId)}&since=0`)).events ?? [];
 }
 
-/** Debian's Chromium through playwright-core, with a fresh profile; flags for loopback WebRTC. */
-export async function launchBrowser() {
+/**
+ * Debian's Chromium through playwright-core, with a fresh profile; flags for loopback WebRTC.
+ * Options: `args` (more Chromium flags, e.g. a fake microphone).
+ */
+export async function launchBrowser(opts = {}) {
   const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
   if (!existsSync(executablePath)) throw new Error(`${executablePath} is missing: apt-get install chromium (scripts/install-test-deps.sh)`);
   const profile = mkdtempSync(path.join(tmpdir(), "mg-chromium-"));
@@ -181,6 +184,7 @@ export async function launchBrowser() {
       "--autoplay-policy=no-user-gesture-required",
       "--allow-loopback-in-peer-connection",
       "--disable-features=WebRtcHideLocalIpsWithMdns",
+      ...(opts.args ?? []),
     ],
     timeout: 30000,
   });

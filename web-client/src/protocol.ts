@@ -21,6 +21,7 @@ export const MsgType = {
   Touch: 0x14,
   ControllerEvent: 0x15,
   ControllerState: 0x16,
+  MicOpus: 0x18,
   Control: 0x20,
   StreamInit: 0x30,
   StreamError: 0x31,
@@ -226,6 +227,23 @@ export function control(json: object): Bytes {
   const b = new Uint8Array(1 + body.length);
   b[0] = MsgType.Control;
   b.set(body, 1);
+  return b;
+}
+
+/** The largest Opus packet (RFC 6716 §3.4): a MicOpus carries 1 to this many bytes. */
+export const MAX_OPUS_PACKET = 1275;
+
+/**
+ * MicOpus 0x18: `timestamp` (the packet's first sample on the 48 kHz clock, wraps at 2^32) and
+ * one mono 48 kHz Opus packet of the browser's microphone. Throws on an empty or oversized packet.
+ */
+export function micOpus(timestamp: number, packet: Uint8Array): Bytes {
+  if (packet.length < 1 || packet.length > MAX_OPUS_PACKET) throw new RangeError(`an Opus packet has 1 to ${MAX_OPUS_PACKET} bytes, not ${packet.length}`);
+  const b = new Uint8Array(5 + packet.length);
+  const v = new DataView(b.buffer);
+  v.setUint8(0, MsgType.MicOpus);
+  v.setUint32(1, timestamp >>> 0);
+  b.set(packet, 5);
   return b;
 }
 

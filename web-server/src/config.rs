@@ -24,6 +24,7 @@
 //! | `[webrtc] nat_candidate_type` | `MOONGATE_WEBRTC_NAT_CANDIDATE_TYPE` | `host` | `host` or `srflx` |
 //! | `[webrtc] network_types` | `MOONGATE_WEBRTC_NETWORK_TYPES` (comma-separated) | `[]` = both | `udp4`, `udp6` |
 //! | `[demo_host] strict` | `MOONGATE_DEMO_HOST_STRICT` (`true`/`false`) | `true` | the embedded demo host behaves like an unmodified Wolf (RTP timestamp 0, padded frames, a `/cancel` before the ENet disconnect logged as an error): see `demo-host/README.md` |
+//! | `[demo_host] microphone` | `MOONGATE_DEMO_HOST_MICROPHONE` (`true`/`false`) | `false` | the embedded demo host also offers the Sunshine forks' microphone stream (`docs/microphone.md`), which no Wolf has |
 //! | `[webrtc] disconnect_timeout_secs` | `MOONGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS` | 10 | a peer disconnected this long ends the stream |
 //! | `store_key` | `MOONGATE_STORE_KEY` | generated (`<data_dir>/store.key`, 0600) | the file holding the key that encrypts client private keys in the store (64 hex digits); a named file must exist |
 //! | `[identities] idle_days` | `MOONGATE_IDENTITY_IDLE_DAYS` | 30 | a client identity unused this long is unpaired on its host and removed from the store |
@@ -50,10 +51,10 @@ mod users;
 mod webrtc;
 
 use limits::{limits_config, FileLimits};
+pub use oidc::{OidcConfig, UsernameClaim};
 pub use redis::{redact_url, RedisConfig, DEFAULT_LEASE_SECS};
 use redis::{redis_config, FileRedis};
 use users::{users_config, FileUsers};
-pub use oidc::{OidcConfig, UsernameClaim};
 pub use users::{UsersConfig, DEFAULT_SESSION_HOURS};
 use webrtc::FileWebRtc;
 pub use webrtc::{IceServer, NatCandidateType, NetworkType, WebRtc};
@@ -168,6 +169,9 @@ pub struct Config {
     /// on by default, so what a newcomer sees and what the tests stream from behave like the real
     /// host users have.
     pub demo_host_strict: bool,
+    /// The embedded demo host also offers the Sunshine forks' microphone stream
+    /// (`demo_host::DemoHostConfig::microphone`), which no Wolf has: off by default.
+    pub demo_host_microphone: bool,
     /// The store key file (`MOONGATE_STORE_KEY`); `None` = `<data_dir>/store.key`.
     pub store_key: Option<PathBuf>,
     /// A client identity unused this long is unpaired and removed from the store.
@@ -196,6 +200,7 @@ impl fmt::Debug for Config {
             .field("timeouts", &self.timeouts)
             .field("webrtc", &self.webrtc)
             .field("demo_host_strict", &self.demo_host_strict)
+            .field("demo_host_microphone", &self.demo_host_microphone)
             .field("store_key", &self.store_key)
             .field("identity_idle", &self.identity_idle)
             .field("redis", &self.redis)
@@ -262,6 +267,7 @@ fn idle_days(key: &str, days: u64) -> Result<Duration, ConfigError> {
 #[serde(deny_unknown_fields)]
 struct FileDemoHost {
     strict: Option<bool>,
+    microphone: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -296,6 +302,7 @@ impl Default for Config {
             admin_credentials: None,
             webrtc: WebRtc::default(),
             demo_host_strict: true,
+            demo_host_microphone: false,
             store_key: None,
             identity_idle: Duration::from_secs(DEFAULT_IDENTITY_IDLE_DAYS * 86_400),
             redis: None,
@@ -385,6 +392,9 @@ impl Config {
         if let Some(strict) = parsed.demo_host.strict {
             c.demo_host_strict = strict;
         }
+        if let Some(mic) = parsed.demo_host.microphone {
+            c.demo_host_microphone = mic;
+        }
         if let Some(k) = parsed.store_key {
             c.store_key = Some(k);
         }
@@ -438,16 +448,10 @@ impl Config {
             c.data_dir = PathBuf::from(v);
         }
         if let Some(v) = env("MOONGATE_DEMO_HOST_STRICT") {
-            c.demo_host_strict = match v.trim() {
-                "1" | "true" | "on" | "yes" => true,
-                "0" | "false" | "off" | "no" => false,
-                other => {
-                    return Err(ConfigError::Invalid {
-                        key: "MOONGATE_DEMO_HOST_STRICT".into(),
-                        message: format!("{other:?} is not true or false"),
-                    })
-                }
-            };
+            c.demo_host_strict = switch("MOONGATE_DEMO_HOST_STRICT", &v)?;
+        }
+        if let Some(v) = env("MOONGATE_DEMO_HOST_MICROPHONE") {
+            c.demo_host_microphone = switch("MOONGATE_DEMO_HOST_MICROPHONE", &v)?;
         }
         if let Some(v) = env("MOONGATE_ALLOWED_ORIGINS") {
             c.allowed_origins = v
@@ -511,6 +515,18 @@ impl Config {
 
     fn parse_toml(text: &str) -> Result<FileConfig, String> {
         toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// A `true`/`false` variable (also 1/0, on/off, yes/no).
+fn switch(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        other => Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("{other:?} is not true or false"),
+        }),
     }
 }
 

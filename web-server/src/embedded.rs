@@ -44,6 +44,7 @@ pub async fn start_demo_host(
             data_dir: Some(dir),
             wolf_api,
             wolf_strict: config.demo_host_strict,
+            microphone: config.demo_host_microphone,
             ..DemoHostConfig::default()
         })
         .await?,

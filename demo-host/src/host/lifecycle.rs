@@ -161,8 +161,11 @@ pub(super) fn on_launched(
     }
 }
 
-pub(super) fn on_stream_started(inner: &Arc<Inner>, handle: StreamHandle) {
+pub(super) fn on_stream_started(inner: &Arc<Inner>, mut handle: StreamHandle) {
     let session_id = handle.session_id;
+    if let Some(mic) = handle.mic.take() {
+        inner.mics.spawn(session_id, mic);
+    }
     let (feed_tx, feed_rx) = mpsc::unbounded_channel();
     let mut state = lock(&inner.state);
     state.looks += 1;

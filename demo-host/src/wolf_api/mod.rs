@@ -132,6 +132,7 @@
 //! | GET | `/api/v1/moongate/faults` | – | `faults: FaultKnobs` |
 //! | POST | `/api/v1/moongate/faults` | `FaultKnobsPatch` (any subset) | `faults: FaultKnobs` (after the change) |
 //! | GET | `/api/v1/moongate/strict` | – | `strict: {wolf_strict, disconnects_after_cancel}` ([`StrictStatus`]) |
+//! | GET | `/api/v1/moongate/mic?session_id=<id>` | – | `session_id`, `packets`, `undecodable`, `lost`, `pitch_hz` ([`crate::MicReport`], fork mode) |
 //!
 //! `InputRecord` = `{seq, at_ms, event:{type:"key_down", key_code, ...}}` ([`input`]);
 //! `FaultKnobs` = `{drop_pct, reorder_pct, corrupt_pct, delay_pct, delay_ms, slow_teardown_ms, refuse_launches,
@@ -264,6 +265,16 @@ pub trait WolfBackend: Send + Sync + 'static {
         &self,
         patch: FaultKnobsPatch,
     ) -> impl Future<Output = ApiResult<FaultKnobs>> + Send;
+
+    /// `GET /api/v1/moongate/mic`: what a session's microphone delivered (fork mode); a session
+    /// without a microphone → `NotFound("Invalid session_id")`.
+    fn mic_report(
+        &self,
+        session_id: SessionId,
+    ) -> impl Future<Output = ApiResult<crate::mic::MicReport>> + Send {
+        let _ = session_id;
+        async { Err(WolfApiError::Unsupported("moongate/mic")) }
+    }
 
     /// `GET /api/v1/moongate/strict`: Wolf-strict mode and its violation counter.
     fn strict_status(&self) -> impl Future<Output = ApiResult<StrictStatus>> + Send {

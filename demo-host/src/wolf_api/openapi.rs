@@ -49,6 +49,17 @@ pub(crate) fn schema() -> Value {
     let sid = json!({"type": "string", "description": "64-bit session id as a decimal string"});
     let pin =
         json!({"type": "array", "items": {"type": "integer"}, "description": "lobby PIN digits"});
+    let mic_fields = json!({"success": {"type": "boolean"}, "session_id": sid,
+        "packets": {"type": "integer"}, "undecodable": {"type": "integer"},
+        "lost": {"type": "integer"}, "pitch_hz": {"type": "number"}});
+    let mic_reply = obj(
+        &["success", "session_id", "packets", "pitch_hz"],
+        mic_fields,
+    );
+    let mic = json!({"get": {"summary": "A session's microphone sink: packets and dominant pitch (moongate, fork mode)",
+        "parameters": [{"name": "session_id", "in": "query", "required": true, "schema": sid}],
+        "responses": {"200": {"description": "success", "content": {"application/json": {"schema": mic_reply}}},
+            "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GenericErrorResponse"}}}}}}});
     let mut faults = get_op(
         "Read the fault knobs (moongate)",
         reply_with("faults", r("FaultKnobs")),
@@ -88,7 +99,8 @@ pub(crate) fn schema() -> Value {
                 ],
                 "responses": reply_with("events", arr(r("InputRecord")))}},
             "/api/v1/moongate/faults": faults,
-            "/api/v1/moongate/strict": get_op("Wolf-strict mode and its violation counter (moongate)", reply_with("strict", r("StrictStatus")))
+            "/api/v1/moongate/strict": get_op("Wolf-strict mode and its violation counter (moongate)", reply_with("strict", r("StrictStatus"))),
+            "/api/v1/moongate/mic": mic
         },
         "components": {"schemas": {
             "GenericSuccessResponse": obj(&["success"], json!({"success": {"type": "boolean"}})),

@@ -377,6 +377,7 @@ fn router<B: WolfBackend>(
             get(faults_get::<B>).post(faults_set::<B>),
         )
         .route("/api/v1/moongate/strict", get(strict_get::<B>))
+        .route("/api/v1/moongate/mic", get(mic::<B>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
@@ -574,6 +575,35 @@ async fn input<B: WolfBackend>(
     let r = s.backend.input_events(id, q.since).await;
     s.reply(r.and_then(|events| {
         let mut v = to_fields("events", events)?;
+        if let Value::Object(m) = &mut v {
+            m.insert("session_id".into(), Value::String(id.to_string()));
+        }
+        Ok(v)
+    }))
+}
+
+#[derive(Deserialize)]
+struct MicQuery {
+    session_id: String,
+}
+
+async fn mic<B: WolfBackend>(
+    State(s): St<B>,
+    q: Result<Query<MicQuery>, QueryRejection>,
+) -> Response {
+    let id: SessionId = match q.map(|Query(q)| q.session_id.parse()) {
+        Ok(Ok(id)) => id,
+        Ok(Err(e)) => return s.error(e),
+        Err(e) => {
+            return s.error(WolfApiError::BadRequest(format!(
+                "expected ?session_id=<decimal>: {e}"
+            )))
+        }
+    };
+    let r = s.backend.mic_report(id).await;
+    s.reply(r.and_then(|report| {
+        let mut v =
+            serde_json::to_value(report).map_err(|e| WolfApiError::Internal(e.to_string()))?;
         if let Value::Object(m) = &mut v {
             m.insert("session_id".into(), Value::String(id.to_string()));
         }

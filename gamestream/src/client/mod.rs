@@ -357,6 +357,13 @@ impl PreparedLaunch {
         let outcome = crate::rtsp::client::handshake(rtsp_addr, params).await?;
         let params = stream_params(version, host_ip, &request, &outcome);
         let core = ClientCore::new(params, std::time::Instant::now())?;
-        ClientStream::connect(http, outcome, core, host_ip).await
+        let mic = outcome.mic_port.map(|_| {
+            crate::mic::MicPacketizer::new(
+                outcome
+                    .mic_encryption
+                    .then(|| AudioEncryption::new(request.ri_key, request.ri_key_id as u32)),
+            )
+        });
+        ClientStream::connect(http, outcome, core, host_ip, mic).await
     }
 }

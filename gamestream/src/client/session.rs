@@ -18,6 +18,7 @@ const EVENT_QUEUE: usize = 512;
 enum Command {
     Input(Box<InputEvent>),
     RequestIdr,
+    Mic(Vec<u8>, u32),
     Stop(oneshot::Sender<Result<(), ClientError>>),
 }
 
@@ -28,6 +29,7 @@ enum Command {
 pub struct ClientSession {
     version: AppVersion,
     outcome: RtspOutcome,
+    has_mic: bool,
     commands: mpsc::UnboundedSender<Command>,
     stats: tokio::sync::watch::Receiver<SessionStats>,
     task: JoinHandle<()>,
@@ -42,6 +44,7 @@ impl ClientSession {
         let session = ClientSession {
             version: stream.app_version(),
             outcome: stream.outcome().clone(),
+            has_mic: stream.has_mic(),
             commands: commands_tx,
             stats,
             task: tokio::spawn(drive(stream, commands, events_tx, stats_tx)),
@@ -65,6 +68,17 @@ impl ClientSession {
             return Err(ClientError::UnsupportedInput(self.version));
         }
         self.command(Command::Input(Box::new(event.clone())))
+    }
+
+    /// True if the host took the microphone stream ([`crate::mic`]).
+    pub fn has_mic(&self) -> bool {
+        self.has_mic
+    }
+
+    /// Queues one Opus packet of `samples` samples (48 kHz, mono) for the host's microphone
+    /// ([`ClientStream::send_mic`]); dropped when the session has no microphone stream.
+    pub fn send_mic(&self, opus: &[u8], samples: u32) -> Result<(), ClientError> {
+        self.command(Command::Mic(opus.to_vec(), samples))
     }
 
     /// Asks the host for a keyframe (e.g. after a decoder reset).
@@ -109,6 +123,12 @@ async fn drive(
                 let result = match command {
                     Some(Command::Input(event)) => stream.send_input(&event),
                     Some(Command::RequestIdr) => stream.request_idr(),
+                    Some(Command::Mic(opus, samples)) => {
+                        if let Err(e) = stream.send_mic(&opus, samples) {
+                            tracing::debug!("mic packet not sent: {e}");
+                        }
+                        Ok(())
+                    }
                     Some(Command::Stop(done)) => {
                         let _ = done.send(stream.stop().await);
                         return;

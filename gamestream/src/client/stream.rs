@@ -17,6 +17,7 @@ use super::core::{ClientCore, StreamSocket};
 use super::{ClientError, SessionEvent, SessionStats, DISCONNECT_SETTLE};
 use crate::control::ControlError;
 use crate::input::InputEvent;
+use crate::mic::{MicError, MicPacketizer};
 use crate::nvhttp::NvHttpClient;
 use crate::rtsp::RtspOutcome;
 use crate::video::{enlarge_buffers, BatchReceiver};
@@ -57,6 +58,15 @@ pub struct ClientStream {
     video: Option<VideoSocket>,
     audio: Option<UdpSocket>,
     control: UdpSocket,
+    mic: Option<MicUplink>,
+}
+
+/// The microphone's socket, the host's mic port and the packetizer (client → host only).
+#[derive(Debug)]
+struct MicUplink {
+    socket: UdpSocket,
+    to: SocketAddr,
+    packetizer: MicPacketizer,
 }
 
 /// What woke the stream.
@@ -76,8 +86,17 @@ impl ClientStream {
         outcome: RtspOutcome,
         core: ClientCore,
         host_ip: IpAddr,
+        mic: Option<MicPacketizer>,
     ) -> Result<Self, ClientError> {
         let bind = bind_address(host_ip);
+        let mic = match (mic, outcome.mic_port) {
+            (Some(packetizer), Some(port)) => Some(MicUplink {
+                socket: UdpSocket::bind(bind).await?,
+                to: SocketAddr::new(host_ip, port),
+                packetizer,
+            }),
+            _ => None,
+        };
         let video = UdpSocket::bind(bind).await?;
         enlarge_buffers(&video);
         let batch = BatchReceiver::new(&video)?;
@@ -93,6 +112,7 @@ impl ClientStream {
             }),
             audio: Some(UdpSocket::bind(bind).await?),
             control: UdpSocket::bind(bind).await?,
+            mic,
         };
         stream.transmit();
         while !stream.core.is_connected() {
@@ -137,6 +157,32 @@ impl ClientStream {
         let result = self.core.send_input(event);
         self.transmit();
         result
+    }
+
+    /// True if the host took the microphone stream (see [`crate::mic`]).
+    pub fn has_mic(&self) -> bool {
+        self.mic.is_some()
+    }
+
+    /// Sends one Opus packet of `samples` samples (48 kHz, mono) to the host's microphone port,
+    /// without waiting: `Ok(false)` when there is no microphone stream (not offered, not asked
+    /// for, or the stream is closing) or the socket refused the datagram (a full buffer drops
+    /// it, as the network would).
+    pub fn send_mic(&mut self, opus: &[u8], samples: u32) -> Result<bool, MicError> {
+        if !self.core.media_open() {
+            self.mic = None;
+        }
+        let Some(mic) = self.mic.as_mut() else {
+            return Ok(false);
+        };
+        let datagram = mic.packetizer.push(opus, samples)?;
+        match socket2::SockRef::from(&mic.socket).send_to(&datagram, &mic.to.into()) {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                tracing::debug!("mic datagram not sent: {e}");
+                Ok(false)
+            }
+        }
     }
 
     /// Asks the host for a keyframe (e.g. after a decoder reset).
@@ -216,6 +262,7 @@ impl ClientStream {
             // Closing or ended: the media sockets go now, as a stopped client's would.
             self.video = None;
             self.audio = None;
+            self.mic = None;
         }
     }
 

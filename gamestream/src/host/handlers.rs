@@ -10,12 +10,14 @@ use super::senders::spawn_session;
 use super::session::{client_id_of, end_session, forward, pause_session, Prepared, Session};
 use super::{lock, AudioSenderConfig, EndReason, HostEvent, Shared, StreamEvent, StreamHandle};
 use super::{LossInjection, VideoSenderConfig};
+use crate::audio::AudioEncryption;
 use crate::control::{HostEvent as ControlEvent, SessionMatch};
 use crate::input::{InputEvent, InputWrapper};
 use crate::nvhttp::{
     codec_mode, session_url, App, DisplayMode, HostError as HttpError, HostHandler, LaunchRequest,
     LaunchResponse, RequestContext, ServerInfo, STATE_BUSY, STATE_FREE,
 };
+use crate::rtsp::describe::DescribeParams;
 use crate::rtsp::sdp::StreamConfig;
 use crate::rtsp::{RtspHandler, RtspSessionInfo};
 
@@ -30,6 +32,22 @@ pub(crate) struct Rtsp(pub(crate) Arc<Shared>);
 
 fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
+}
+
+/// What DESCRIBE offers to a session: the host's parameters plus, when the session has a mic
+/// socket, its port, and the mic bit beside the encryption flags a Sunshine-style host sends.
+fn describe_for(base: &DescribeParams, mic_port: Option<u16>) -> DescribeParams {
+    let mut describe = base.clone();
+    if let Some(port) = mic_port {
+        describe.mic_port = Some(port);
+        if let Some(s) = describe.encryption_supported.as_mut() {
+            *s |= crate::mic::ENCRYPTION_MIC;
+        }
+        if let Some(r) = describe.encryption_requested.as_mut() {
+            *r |= crate::mic::ENCRYPTION_MIC;
+        }
+    }
+    describe
 }
 
 fn http_error(status_code: u16, message: &str) -> HttpError {
@@ -95,6 +113,11 @@ impl Http {
                 .map_err(|e| http_error(503, &e.to_string()))
         };
         let (video_port, audio_port) = (port_of(&video_socket)?, port_of(&audio_socket)?);
+        let mic_socket = match shared.config.microphone {
+            true => Some(bind_udp()?),
+            false => None,
+        };
+        let mic_port = mic_socket.as_ref().map(port_of).transpose()?;
 
         let id = shared
             .next_id
@@ -118,6 +141,10 @@ impl Http {
             audio_socket: Some(audio_socket),
             video_port,
             audio_port,
+            mic_socket,
+            mic_port,
+            mic_task: None,
+            mic_setup: false,
             prepared: None,
             streaming: false,
             input_cipher: None,
@@ -286,10 +313,31 @@ impl Rtsp {
                 session.rikeyid as u32,
             ));
         }
+        // The mic socket lives on only if the client set the stream up.
+        let mic_socket = session.mic_socket.take().filter(|_| session.mic_setup);
+        let mic = mic_socket.map(|socket| {
+            let encryption = (config.encryption_enabled & crate::mic::ENCRYPTION_MIC != 0)
+                .then(|| AudioEncryption::new(key, session.rikeyid as u32));
+            let socket = to_tokio(Some(socket))?;
+            let depacketizer = crate::mic::MicDepacketizer::new(encryption);
+            Ok::<_, u16>(crate::mic::driver::spawn(
+                socket,
+                session.client_ip,
+                depacketizer,
+            ))
+        });
+        let mic = match mic.transpose()? {
+            Some((task, receiver)) => {
+                session.mic_task = Some(task);
+                Some(receiver)
+            }
+            None => None,
+        };
         Ok(Prepared {
             video,
             audio,
             config: config.clone(),
+            mic,
         })
     }
 }
@@ -312,7 +360,7 @@ impl RtspHandler for Rtsp {
                 id: s.id,
                 rikey: s.rikey,
                 encrypted: s.rtsp_encrypted,
-                describe: shared.config.describe.clone(),
+                describe: describe_for(&shared.config.describe, s.mic_port),
                 audio_port: s.audio_port,
                 video_port: s.video_port,
                 control_port,
@@ -320,6 +368,14 @@ impl RtspHandler for Rtsp {
                 connect_data: s.connect_data,
             })
             .collect()
+    }
+
+    fn on_request(&self, session_id: u64, request: &crate::rtsp::RtspRequest) {
+        if request.method == "SETUP" && crate::rtsp::server::is_mic_setup(&request.target) {
+            if let Some(s) = lock(&self.0.sessions).get_mut(&session_id) {
+                s.mic_setup = s.mic_port.is_some();
+            }
+        }
     }
 
     fn on_announce(&self, session_id: u64, config: StreamConfig) -> Result<(), u16> {
@@ -362,6 +418,7 @@ impl RtspHandler for Rtsp {
             surround_audio_info: session.surround_audio_info,
             video: prepared.video,
             audio: prepared.audio,
+            mic: prepared.mic,
             events: rx,
         };
         let _ = self

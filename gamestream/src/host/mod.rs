@@ -101,6 +101,10 @@ pub struct HostConfig {
     /// ENet DISCONNECT fires a pause event) and, for the running app, Sunshine too; a client that
     /// vanishes without `/cancel` leaves such a host busy. False: a disconnect ends the session.
     pub disconnect_pauses: bool,
+    /// Offer the Sunshine forks' microphone stream (`streamid=mic`, see [`crate::mic`]): DESCRIBE
+    /// advertises it with a per-session port and SETUP answers it. Off (the default) is what
+    /// Wolf and upstream Sunshine do: no offer, and SETUP `streamid=mic` is 404.
+    pub microphone: bool,
 }
 
 /// What a [`SessionEndObserver`] learns about a session that is ending.
@@ -157,6 +161,7 @@ impl std::fmt::Debug for HostConfig {
             .field("app_version", &self.app_version)
             .field("sunshine_extensions", &self.sunshine_extensions)
             .field("encrypted_rtsp", &self.encrypted_rtsp)
+            .field("microphone", &self.microphone)
             .finish_non_exhaustive()
     }
 }
@@ -187,6 +192,7 @@ impl HostConfig {
             media_faults: None,
             end_observer: None,
             disconnect_pauses: false,
+            microphone: false,
         }
     }
 }
@@ -308,6 +314,9 @@ pub struct StreamHandle {
     pub video: VideoSender,
     /// Audio sender (already waiting for the client's ping).
     pub audio: AudioSender,
+    /// The client's microphone, when the host offered it ([`HostConfig::microphone`]) and the
+    /// client set it up; ends with the session. Take it to consume it.
+    pub mic: Option<crate::mic::MicReceiver>,
     /// Events of this stream; ends after [`StreamEvent::Ended`].
     pub events: mpsc::UnboundedReceiver<StreamEvent>,
 }

@@ -19,6 +19,7 @@ pub(crate) struct Prepared {
     pub(crate) video: VideoSender,
     pub(crate) audio: AudioSender,
     pub(crate) config: StreamConfig,
+    pub(crate) mic: Option<crate::mic::MicReceiver>,
 }
 
 /// A launched session. Everything it owns (sockets, senders) is freed when it is dropped.
@@ -42,6 +43,13 @@ pub(crate) struct Session {
     pub(crate) audio_socket: Option<std::net::UdpSocket>,
     pub(crate) video_port: u16,
     pub(crate) audio_port: u16,
+    /// The microphone socket and its port, bound at `/launch` when the host offers the mic.
+    pub(crate) mic_socket: Option<std::net::UdpSocket>,
+    pub(crate) mic_port: Option<u16>,
+    /// The microphone's receiving task, from ANNOUNCE (stops when the session is dropped).
+    pub(crate) mic_task: Option<crate::mic::driver::MicTask>,
+    /// The client sent SETUP `streamid=mic`.
+    pub(crate) mic_setup: bool,
     pub(crate) prepared: Option<Prepared>,
     pub(crate) streaming: bool,
     /// Decrypts input of pre-7.1.431 clients (None when the control wrapper already did).

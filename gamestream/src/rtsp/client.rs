@@ -3,13 +3,9 @@
 //! one TCP connection per request the way moonlight-common-c does.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-use super::crypt::{self, Direction, ENCRYPTED_HEADER_LEN};
+use super::crypt::{self, Direction};
 use super::describe::{encryption, video_format, HostCapabilities, OpusConfig};
 use super::fields;
 use super::message::{RtspRequest, RtspResponse};
@@ -18,7 +14,6 @@ use super::sdp::{
 };
 use super::{
     RtspError, DEFAULT_AUDIO_PORT, DEFAULT_CONTROL_PORT, DEFAULT_RTSP_PORT, DEFAULT_VIDEO_PORT,
-    MAX_MESSAGE_SIZE,
 };
 use crate::crypto::GcmKey;
 use crate::version::AppVersion;
@@ -67,6 +62,8 @@ pub struct StreamSettings {
     pub want_video_encryption: bool,
     /// Opt into audio encryption.
     pub want_audio_encryption: bool,
+    /// Set up the forks' microphone stream when the host offers it ([`crate::mic`]).
+    pub microphone: bool,
 }
 
 impl Default for StreamSettings {
@@ -91,6 +88,7 @@ impl Default for StreamSettings {
             color_range: 0,
             want_video_encryption: false,
             want_audio_encryption: false,
+            microphone: false,
         }
     }
 }
@@ -169,6 +167,10 @@ pub struct RtspOutcome {
     pub high_quality_audio: bool,
     /// Opus packet duration in ms.
     pub audio_packet_duration_ms: u32,
+    /// The microphone's UDP port, when the host offered it, the settings asked and SETUP passed.
+    pub mic_port: Option<u16>,
+    /// The microphone payload is encrypted ([`crate::mic::ENCRYPTION_MIC`] was sent).
+    pub mic_encryption: bool,
     /// The exact ANNOUNCE parameters sent (video packet size etc.).
     pub announce: AnnounceParams,
 }
@@ -188,6 +190,7 @@ enum Stream {
     Audio,
     Video,
     Control,
+    Mic,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +210,7 @@ struct Negotiated {
     opus: OpusConfig,
     high_quality: bool,
     packet_duration: u32,
+    mic: Option<crate::mic::MicOffer>,
 }
 
 /// The sans-IO client state machine.
@@ -225,6 +229,7 @@ pub struct ClientHandshake {
     ping: [Option<[u8; 16]>; 2],
     connect_data: u32,
     negotiated: Option<Negotiated>,
+    mic_port: Option<u16>,
 }
 
 impl fmt::Debug for ClientHandshake {
@@ -320,6 +325,7 @@ impl ClientHandshake {
             ping: [None, None],
             connect_data: 0,
             negotiated: None,
+            mic_port: None,
         })
     }
 
@@ -342,7 +348,8 @@ impl ClientHandshake {
             .get(self.index)
             .cloned()
             .ok_or(RtspError::Malformed("response after completion"))?;
-        if response.status != 200 {
+        // A host that refuses the microphone still streams (moonlight-common-c's forks do the same).
+        if response.status != 200 && step != Step::Setup(Stream::Mic, self.mic_target()) {
             let method = self
                 .last_request
                 .as_ref()
@@ -358,7 +365,16 @@ impl ClientHandshake {
                 if response.payload.is_empty() {
                     return Err(RtspError::EmptyDescribe);
                 }
-                self.negotiated = Some(self.negotiate(HostCapabilities::parse(&response.payload))?);
+                let n = self.negotiate(HostCapabilities::parse(&response.payload))?;
+                let first_announce = self
+                    .steps
+                    .iter()
+                    .position(|s| matches!(s, Step::Announce(_)));
+                if let Some(at) = first_announce.filter(|_| n.mic.is_some()) {
+                    self.steps
+                        .insert(at, Step::Setup(Stream::Mic, self.mic_target()));
+                }
+                self.negotiated = Some(n);
             }
             Step::Setup(stream, _) => self.on_setup(stream, &response)?,
             Step::Options | Step::Announce(_) | Step::Play(_) => {}
@@ -387,9 +403,17 @@ impl ClientHandshake {
         }
     }
 
+    fn mic_target(&self) -> &'static str {
+        match self.params.app_version.major >= 5 {
+            true => crate::mic::SETUP_TARGET,
+            false => crate::mic::SETUP_TARGET_LEGACY,
+        }
+    }
+
     fn negotiate(&self, caps: HostCapabilities) -> Result<Negotiated, RtspError> {
         let s = &self.params.stream;
         let v = self.params.app_version;
+        let mic = crate::mic::parse_offer(&caps.payload).filter(|_| s.microphone);
         let video_format =
             caps.choose_video_format(s.supported_formats, s.server_codec_mode_support);
         let (sup, req) = (caps.encryption_supported, caps.encryption_requested);
@@ -405,6 +429,10 @@ impl ClientHandshake {
                 if (sup & bit != 0 && wanted) || (req & bit != 0 && !wanted) {
                     encryption_enabled |= bit;
                 }
+            }
+            // The microphone is encrypted whenever the host can decrypt it.
+            if mic.is_some() {
+                encryption_enabled |= sup & crate::mic::ENCRYPTION_MIC;
             }
         }
         let audio_encryption = v.at_least(7, 1, 431)
@@ -437,10 +465,14 @@ impl ClientHandshake {
             opus,
             high_quality,
             packet_duration,
+            mic,
         })
     }
 
     fn on_setup(&mut self, stream: Stream, response: &RtspResponse) -> Result<(), RtspError> {
+        if stream == Stream::Mic && response.status != 200 {
+            return Ok(());
+        }
         if self.session_id.is_none() {
             let header = response
                 .headers
@@ -464,6 +496,10 @@ impl ClientHandshake {
             Stream::Video => {
                 self.ports[1] = port.unwrap_or(DEFAULT_VIDEO_PORT);
                 self.ping[1] = ping;
+            }
+            Stream::Mic => {
+                let offered = self.negotiated.as_ref().and_then(|n| n.mic?.port);
+                self.mic_port = port.or(offered);
             }
             Stream::Control => {
                 self.ports[2] = port.unwrap_or(DEFAULT_CONTROL_PORT);
@@ -600,87 +636,16 @@ impl ClientHandshake {
             opus: n.opus,
             high_quality_audio: n.high_quality,
             audio_packet_duration_ms: n.packet_duration,
+            mic_port: self.mic_port,
+            mic_encryption: self.mic_port.is_some()
+                && n.encryption_enabled & crate::mic::ENCRYPTION_MIC != 0,
             announce,
         })
     }
 }
 
-/// TCP connect budget, including `ECONNREFUSED` retries.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause between retries after `ECONNREFUSED` (GFE answers `/launch` before it listens).
-pub const CONNECT_RETRY_INTERVAL: Duration = Duration::from_millis(500);
-/// The time a whole response may take, from the request written to the host's close. A budget for
-/// the whole response, not for each read: a host that trickles a byte now and then (broken, or
-/// hostile) would otherwise hold the stream's setup for up to [`super::MAX_MESSAGE_SIZE`] reads.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Runs the whole handshake against `addr` (the host's RTSP socket: host address + port from
-/// `sessionUrl0`, see [`ClientParams::rtsp_port`]).
-pub async fn handshake(addr: SocketAddr, params: ClientParams) -> Result<RtspOutcome, RtspError> {
-    let mut hs = ClientHandshake::new(params)?;
-    let mut step = hs.start()?;
-    // Bounded: the plan has at most 8 requests.
-    for _ in 0..16 {
-        match step {
-            ClientStep::Done(outcome) => return Ok(*outcome),
-            ClientStep::Send(bytes) => {
-                let response = transact(addr, &bytes).await?;
-                step = hs.receive(&response)?;
-            }
-        }
-    }
-    Err(RtspError::Malformed("handshake did not finish"))
-}
-
-async fn connect(addr: SocketAddr) -> Result<TcpStream, RtspError> {
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, TcpStream::connect(addr)).await {
-            Err(_) => return Err(RtspError::Timeout("connect")),
-            Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                if Instant::now() + CONNECT_RETRY_INTERVAL >= deadline {
-                    return Err(RtspError::Io(e));
-                }
-                tokio::time::sleep(CONNECT_RETRY_INTERVAL).await;
-            }
-            Ok(Err(e)) => return Err(RtspError::Io(e)),
-        }
-    }
-}
-
-/// One request/response exchange: connect, write, read until the host closes. Bounded in size
-/// ([`super::MAX_MESSAGE_SIZE`] plus the encryption header: [`RtspError::TooLarge`]) and in time
-/// ([`READ_TIMEOUT`] for the whole response: [`RtspError::Timeout`] `"read"` when nothing came,
-/// `"response"` when the host began but never finished).
-pub async fn transact(addr: SocketAddr, request: &[u8]) -> Result<Vec<u8>, RtspError> {
-    let mut stream = connect(addr).await?;
-    stream.set_nodelay(true)?;
-    stream.write_all(request).await?;
-    stream.flush().await?;
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
-    loop {
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
-            .await
-            .map_err(|_| {
-                RtspError::Timeout(if response.is_empty() {
-                    "read"
-                } else {
-                    "response"
-                })
-            })??;
-        if n == 0 {
-            return Ok(response);
-        }
-        response.extend_from_slice(&chunk[..n]);
-        if response.len() > MAX_MESSAGE_SIZE + ENCRYPTED_HEADER_LEN {
-            return Err(RtspError::TooLarge);
-        }
-    }
-}
+mod io;
+pub use io::{handshake, transact, CONNECT_RETRY_INTERVAL, CONNECT_TIMEOUT, READ_TIMEOUT};
 
 #[cfg(test)]
 mod tests;

@@ -135,6 +135,9 @@ pub struct DescribeParams {
     /// Also emit the high-quality line after each normal one (Sunshine does; Wolf offers no HQ
     /// layouts, so its clients never ask for HQ surround).
     pub high_quality_surround: bool,
+    /// Offer the forks' microphone stream on this UDP port ([`crate::mic::describe_lines`]);
+    /// `None` (Wolf, Sunshine) offers none.
+    pub mic_port: Option<u16>,
 }
 
 impl DescribeParams {
@@ -151,6 +154,7 @@ impl DescribeParams {
             av1,
             surround_params: true,
             high_quality_surround: false,
+            mic_port: None,
         }
     }
 
@@ -168,6 +172,7 @@ impl DescribeParams {
             av1,
             surround_params: true,
             high_quality_surround: true,
+            mic_port: None,
         }
     }
 
@@ -198,6 +203,9 @@ impl DescribeParams {
                     s += &format!("{SURROUND_PREFIX}{line}\n");
                 }
             }
+        }
+        if let Some(port) = self.mic_port {
+            s += &crate::mic::describe_lines(port);
         }
         s
     }

@@ -90,6 +90,11 @@ pub trait RtspHandler: Send + Sync + 'static {
     }
 }
 
+/// True if a SETUP target names the microphone stream (`streamid=mic`, see [`crate::mic`]).
+pub fn is_mic_setup(target: &str) -> bool {
+    stream_type(target) == Some("mic")
+}
+
 fn stream_type(target: &str) -> Option<&str> {
     let rest = &target[target.find("streamid=")? + "streamid=".len()..];
     Some(rest.split('/').next().unwrap_or(rest))
@@ -147,6 +152,18 @@ fn setup_response(session: &RtspSessionInfo, target: &str) -> RtspResponse {
                 .clone()
                 .map(|p| ("X-SS-Ping-Payload", p)),
         ),
+        // Only when DESCRIBE offered it; its datagrams are matched by the client's IP, but the
+        // forks send the ping payload with it all the same.
+        Some("mic") => match session.describe.mic_port {
+            Some(port) => (
+                port,
+                session
+                    .ping_payload
+                    .clone()
+                    .map(|p| ("X-SS-Ping-Payload", p)),
+            ),
+            None => return RtspResponse::new(404),
+        },
         Some("control") => (
             session.control_port,
             session

@@ -145,6 +145,13 @@ impl Running {
                 }
             }
             Ok(Mapped::RequestKeyframe) => self.request_idr("video re-enabled"),
+            Ok(Mapped::Mic(opus, samples)) => match self.session.send_mic(&opus, samples) {
+                Ok(true) => self.forward.counters.input_events += 1,
+                Ok(false) => {
+                    tracing::debug!("microphone packet dropped: the host has no microphone stream")
+                }
+                Err(e) => tracing::debug!(error = %e, "microphone packet not sent"),
+            },
             Ok(Mapped::Ignored) => {}
             Err(e) => tracing::debug!(error = %e, "browser input dropped"),
         }

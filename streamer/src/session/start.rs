@@ -217,6 +217,9 @@ fn client_config(init: &StreamerInit) -> Result<(Arc<NvHttpClient>, SessionConfi
             8 => 0x63F,
             _ => 0x3,
         },
+        // Taken whenever the host offers it (only the Sunshine forks do): it costs one socket,
+        // and the browser's MicOpus then has somewhere to go (WebSocket mode).
+        microphone: init.mode == StreamMode::Websocket,
         ..StreamSettings::default()
     };
     let mut config = SessionConfig::new(init.app_id, settings);

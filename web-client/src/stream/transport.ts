@@ -59,6 +59,11 @@ export interface Transport extends InputSink {
   requestControl(): void;
   grantControl(viewer: number): void;
   releaseControl(): void;
+  /**
+   * Sends one microphone Opus packet (MicOpus 0x18, 48 kHz timestamp); false when it was dropped.
+   * Absent where the transport carries no microphone (WebRTC).
+   */
+  sendMic?(timestamp: number, packet: Uint8Array): boolean;
   /** Ends the connection; `closed` follows. */
   close(byUser: boolean): void;
 }

@@ -13,6 +13,7 @@ import { h } from "../ui";
 import { RtcTransport } from "./rtc";
 import type { StreamRequest, StreamStats, Transport, TransportEvents } from "./transport";
 import { WsTransport } from "./ws";
+import { MIC_NEEDS_WEBSOCKET, Microphone, type MicDebug } from "./mic";
 import { roleOf, watchLink, type ViewersInfo, type WatchTarget } from "./viewers";
 
 interface ViewBase {
@@ -48,6 +49,8 @@ export interface StreamDebug {
   viewers: ViewersInfo | null;
   /** Why this member's input was last refused, null while it holds control. */
   inputRefused: string | null;
+  /** The microphone uplink (WebSocket mode). */
+  mic: MicDebug;
 }
 
 declare global {
@@ -71,6 +74,9 @@ export class StreamView {
   private rtcFailed = false;
   private destroyed = false;
   private audioCtx: AudioContext | null = null;
+  private mic: Microphone | null = null;
+  private readonly micButton: HTMLButtonElement;
+  private readonly micNote: HTMLDivElement;
   private readonly debug: StreamDebug;
   private readonly onPageHide = () => this.transport?.close(true);
   private readonly onShortcut = (e: KeyboardEvent) => this.shortcut(e);
@@ -90,15 +96,22 @@ export class StreamView {
       btn("Paste", "Type the clipboard's text on the host", () => void this.paste()),
       btn("Stats", "Show or hide statistics (Ctrl+Alt+Shift+S)", () => this.toggleStats()),
     );
+    this.micButton = h(
+      "button",
+      { class: "mic", title: "Send this device's microphone to the host (WebSocket mode)", "aria-pressed": "false", dataset: { testid: "mic-toggle" }, onclick: () => this.toggleMic() },
+      "Microphone",
+    );
+    bar.append(this.micButton);
+    this.micNote = h("div", { class: "notice mic-note", role: "alert", hidden: true, dataset: { testid: "mic-error" } });
     this.viewers = new ViewersPanel({
       request: () => this.transport?.requestControl(),
       grant: (id) => this.transport?.grantControl(id),
       release: () => this.transport?.releaseControl(),
       done: () => this.stage.focus({ preventScroll: true }),
     });
-    this.root = h("div", { class: "stream", dataset: { testid: "stream" } }, this.stage, this.overlay, this.viewers.el, this.statusBox, bar);
+    this.root = h("div", { class: "stream", dataset: { testid: "stream" } }, this.stage, this.overlay, this.viewers.el, this.statusBox, this.micNote, bar);
     this.input = new InputCapture(this.stage, { touchMode: o.settings.touchMode, fps: o.settings.fps });
-    this.debug = { state: "starting", mode: null, stats: () => this.transport?.stats() ?? null, reason: null, viewers: null, inputRefused: null };
+    this.debug = { state: "starting", mode: null, stats: () => this.transport?.stats() ?? null, reason: null, viewers: null, inputRefused: null, mic: { on: false, packetsSent: 0, error: null } };
     window.moongate = this.debug;
   }
 
@@ -211,6 +224,8 @@ export class StreamView {
     this.debug.state = "connecting";
     t = mode === "webrtc" ? new RtcTransport(req, events) : new WsTransport(req, events, this.audioCtx);
     this.transport = t;
+    // `auto` may have fallen back to (or settled on) WebRTC, which carries no microphone.
+    if (!t.sendMic) this.mic?.stop(MIC_NEEDS_WEBSOCKET);
     t.media.tabIndex = -1;
     this.stage.replaceChildren(t.media);
   }
@@ -229,6 +244,7 @@ export class StreamView {
   }
 
   private stopWith(reason: string): void {
+    this.mic?.stop();
     this.debug.state = "stopped";
     this.debug.reason = reason;
     this.statusBox.replaceChildren(
@@ -270,8 +286,41 @@ export class StreamView {
       `keyframe requests ${s.keyframeRequests}`,
       `first frame ${s.firstFrameMs === null ? "–" : f(s.firstFrameMs) + " ms"} after connecting`,
       `audio ${s.audio}`,
+      `microphone ${this.debug.mic.on ? "on" : "off"}, ${this.debug.mic.packetsSent} packets sent`,
       `input ${this.input.sent.keys} keys, ${this.input.sent.buttons} clicks, ${this.input.sent.moves} moves (${this.input.sent.coalesced} coalesced)`,
     ].join("\n");
+  }
+
+  /** Microphone on (asks for permission the first time) or off. */
+  private toggleMic(): void {
+    this.stage.focus({ preventScroll: true });
+    if (this.mic) {
+      this.mic.stop();
+      return;
+    }
+    const mode = this.transport?.mode ?? this.chooseMode();
+    if (mode === "webrtc") return this.micStopped(MIC_NEEDS_WEBSOCKET);
+    const mic = new Microphone(
+      (timestamp, packet) => this.transport?.sendMic?.(timestamp, packet) ?? false,
+      this.debug.mic,
+      (error) => {
+        if (this.mic === mic) this.mic = null;
+        this.micStopped(error);
+      },
+    );
+    this.mic = mic;
+    this.micNote.hidden = true;
+    this.micButton.setAttribute("aria-pressed", "true");
+    void mic.start();
+  }
+
+  /** The toggle shows off; `error` (null when the user switched it off) is shown in words. */
+  private micStopped(error: string | null): void {
+    this.debug.mic.on = false;
+    this.debug.mic.error = error;
+    this.micButton.setAttribute("aria-pressed", "false");
+    this.micNote.hidden = error === null;
+    this.micNote.textContent = error ?? "";
   }
 
   private toggleStats(): void {
@@ -334,6 +383,7 @@ export class StreamView {
     window.removeEventListener("pagehide", this.onPageHide);
     window.removeEventListener("keydown", this.onShortcut, true);
     this.input.detach();
+    this.mic?.stop();
     this.transport?.close(true);
     this.transport = null;
     if (document.pointerLockElement) document.exitPointerLock();

@@ -14,6 +14,8 @@ import { parseInputRefused, parseViewers } from "./viewers";
 
 /** Over this many bytes waiting in the socket, mouse moves are coalesced instead of sent. */
 const BACKED_UP_BYTES = 64 * 1024;
+/** Over this many bytes waiting in the socket, microphone packets are dropped (never queued). */
+const MIC_BACKED_UP_BYTES = 256 * 1024;
 /** More than this many chunks waiting in the decoder → drop to the next keyframe. */
 const MAX_DECODE_QUEUE = 6;
 /** Nothing from the server for this long → the connection is dead (Pongs keep it alive). */
@@ -276,6 +278,16 @@ export class WsTransport implements Transport {
   /** Control JSON travels as a binary ControlMessage 0x20 (§2.4, §3.11). */
   private sendControl(json: object): void {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(P.control(json));
+  }
+
+  /**
+   * One microphone packet as MicOpus 0x18. Dropped (false) while the socket is not open or is
+   * backed up: late audio is worth less than none.
+   */
+  sendMic(timestamp: number, packet: Uint8Array): boolean {
+    if (this.ws.readyState !== WebSocket.OPEN || this.ws.bufferedAmount > MIC_BACKED_UP_BYTES) return false;
+    this.ws.send(P.micOpus(timestamp, packet));
+    return true;
   }
 
   backedUp(): boolean {

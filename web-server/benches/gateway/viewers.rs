@@ -95,13 +95,19 @@ pub(crate) fn summary_rows(steps: &[ViewerStep]) -> Vec<(String, String, String,
     let drop = worst_drop_pct(&most.result.counts);
     vec![
         (
-            format!("{} viewers of one stream: p99 latency added to 1 viewer's", most.members),
+            format!(
+                "{} viewers of one stream: p99 latency added to 1 viewer's",
+                most.members
+            ),
             "≤ 2 ms".into(),
             format!("{added:+.2} ms ({:.2} → {:.2} ms)", p99(one), p99(most)),
             added <= 2.0,
         ),
         (
-            format!("{} viewers: moongate CPU per added viewer, worst viewer's drops", most.members),
+            format!(
+                "{} viewers: moongate CPU per added viewer, worst viewer's drops",
+                most.members
+            ),
             "≤ 2 %, < 1 %".into(),
             format!("{per_viewer:.2} %, {drop:.2} %"),
             per_viewer <= 2.0 && drop < 1.0,

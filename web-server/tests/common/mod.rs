@@ -117,6 +117,14 @@ impl PinSubmitter for CountingPins {
 }
 
 pub async fn gateway_counting_pins(entered: Option<Arc<AtomicUsize>>) -> Gateway {
+    gateway_configured(entered, |_| {}).await
+}
+
+/// [`gateway_counting_pins`] with the test configuration changed by `change` first.
+pub async fn gateway_configured(
+    entered: Option<Arc<AtomicUsize>>,
+    change: impl FnOnce(&mut Config),
+) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::load_with_env(None, |_| None).unwrap();
     config.data_dir = dir.path().to_path_buf();
@@ -125,6 +133,7 @@ pub async fn gateway_counting_pins(entered: Option<Arc<AtomicUsize>>) -> Gateway
     // The demo host's ENet peer timeout on loopback is about 5.7 s; the default (32 s) covers
     // ENet's longest, which a loopback peer never reaches.
     config.timeouts.host_cleanup = Duration::from_secs(10);
+    change(&mut config);
     let (host, mut provided) = embedded::start_demo_host(&config).await.unwrap();
     if let Some(entered) = entered {
         let inner = provided.pins.take().expect("the demo host enters PINs");

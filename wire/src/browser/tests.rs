@@ -729,3 +729,52 @@ proptest! {
         prop_assert_eq!(Message::decode(&batch).unwrap(), Message::VideoBatch(vec![f, f]));
     }
 }
+
+#[test]
+fn mic_opus_round_trips_and_refuses_impossible_packets() {
+    let packet = [0xfc_u8, 0xff, 0xfe];
+    let msg = Message::MicOpus(MicOpus {
+        timestamp: 0x0001_e0c0,
+        data: &packet,
+    });
+    let bytes = msg.to_vec().unwrap();
+    assert_eq!(bytes, [0x18, 0x00, 0x01, 0xe0, 0xc0, 0xfc, 0xff, 0xfe]);
+    assert_eq!(Message::decode(&bytes).unwrap(), msg);
+    assert!(msg_type::is_forwarded_input(0x18));
+    assert!(
+        !msg_type::is_forwarded_input(0x17),
+        "Helix's old raw-PCM type stays unknown"
+    );
+    assert_eq!(
+        Message::decode(&[0x18, 0, 0, 0, 1]),
+        Err(DecodeError::BadOpusPacket(0))
+    );
+    let mut big = vec![0x18, 0, 0, 0, 0];
+    big.extend(std::iter::repeat_n(0u8, MAX_OPUS_PACKET + 1));
+    assert_eq!(
+        Message::decode(&big),
+        Err(DecodeError::BadOpusPacket(MAX_OPUS_PACKET + 1))
+    );
+    assert!(Message::MicOpus(MicOpus {
+        timestamp: 0,
+        data: &big[5..],
+    })
+    .to_vec()
+    .is_err());
+}
+
+#[test]
+fn mic_opus_sample_counts_come_from_the_toc() {
+    let samples = |data: &[u8]| MicOpus { timestamp: 0, data }.samples();
+    // CELT FB 20 ms (config 31), one frame: what browsers' encoders send by default.
+    assert_eq!(samples(&[31 << 3, 0]), Some(960));
+    // SILK NB 60 ms (config 3), two equal frames.
+    assert_eq!(samples(&[(3 << 3) | 1, 0]), Some(5760));
+    // CELT 2.5 ms (config 16), code 3 with 4 frames.
+    assert_eq!(samples(&[(16 << 3) | 3, 4]), Some(480));
+    // Code 3: no count byte, zero frames, or over 120 ms.
+    assert_eq!(samples(&[(16 << 3) | 3]), None);
+    assert_eq!(samples(&[(16 << 3) | 3, 0]), None);
+    assert_eq!(samples(&[(31 << 3) | 3, 7]), None);
+    assert_eq!(samples(&[]), None);
+}

@@ -260,6 +260,15 @@ impl<'a> Message<'a> {
                 }
                 Message::StreamInit(init)
             }
+            MIC_OPUS => {
+                let mut r = Reader::new(buf, "MicOpus");
+                let timestamp = r.u32()?;
+                let data = r.rest();
+                if data.is_empty() || data.len() > MAX_OPUS_PACKET {
+                    return Err(DecodeError::BadOpusPacket(data.len()));
+                }
+                Message::MicOpus(MicOpus { timestamp, data })
+            }
             STREAM_ERROR => {
                 let mut r = Reader::new(buf, "StreamError");
                 let len = r.u16()? as usize;

@@ -20,6 +20,7 @@ impl Message<'_> {
             Message::Touch(_) => TOUCH,
             Message::Controller(_) => CONTROLLER_EVENT,
             Message::ControllerState(_) => CONTROLLER_STATE,
+            Message::MicOpus(_) => MIC_OPUS,
             Message::Control(_) => CONTROL_MESSAGE,
             Message::StreamInit(_) => STREAM_INIT,
             Message::StreamError(_) => STREAM_ERROR,
@@ -50,6 +51,7 @@ impl Message<'_> {
             Message::Controller(ControllerEvent::Removal { .. }) => 3,
             Message::Controller(_) => 7,
             Message::ControllerState(_) => CONTROLLER_STATE_LEN,
+            Message::MicOpus(m) => 5 + m.data.len(),
             Message::Control(j) => 1 + j.len(),
             Message::StreamInit(s) => STREAM_INIT_LEN + s.opus.map_or(0, |o| o.encoded_len()),
             Message::StreamError(t) => 3 + t.len(),
@@ -76,6 +78,7 @@ impl Message<'_> {
                 check_len("KeyboardInput text", t.len(), u8::MAX as usize)?
             }
             Message::StreamError(t) => check_len("StreamError text", t.len(), u16::MAX as usize)?,
+            Message::MicOpus(m) => check_len("MicOpus packet", m.data.len(), MAX_OPUS_PACKET)?,
             _ => {}
         }
         out.put_u8(self.msg_type());
@@ -207,6 +210,10 @@ impl Message<'_> {
             Message::StreamError(t) => {
                 out.put_u16(t.len() as u16);
                 out.put_slice(t.as_bytes());
+            }
+            Message::MicOpus(m) => {
+                out.put_u32(m.timestamp);
+                out.put_slice(m.data);
             }
             Message::Ping(p) => {
                 out.put_u32(p.seq);

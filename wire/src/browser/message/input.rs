@@ -69,6 +69,43 @@ pub struct MouseAbsolute {
     pub ref_height: i16,
 }
 
+/// MicOpus 0x18 (moongate): `u32` timestamp on the 48 kHz sample clock, then one Opus packet
+/// (1–1275 bytes, RFC 6716) of the browser's microphone, mono 48 kHz.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MicOpus<'a> {
+    /// The packet's first sample, in 48 kHz samples (wraps).
+    pub timestamp: u32,
+    /// The Opus packet.
+    pub data: &'a [u8],
+}
+
+/// The largest Opus packet (RFC 6716 §3.4, R5).
+pub const MAX_OPUS_PACKET: usize = 1275;
+
+impl MicOpus<'_> {
+    /// How many 48 kHz samples the packet holds, from its TOC byte (RFC 6716 §3.1): the frame
+    /// size of its configuration times its frame count. `None` for a malformed packet (code 3
+    /// without its count byte, no frames, or over the 120 ms an Opus packet may hold).
+    pub fn samples(&self) -> Option<u32> {
+        let toc = *self.data.first()?;
+        let config = toc >> 3;
+        // Frame sizes in 48 kHz samples: SILK 10/20/40/60 ms, Hybrid 10/20 ms, CELT
+        // 2.5/5/10/20 ms.
+        let frame = match config {
+            0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+            12..=15 => [480, 960][usize::from(config % 2)],
+            _ => [120, 240, 480, 960][usize::from(config % 4)],
+        };
+        let frames = match toc & 3 {
+            0 => 1,
+            1 | 2 => 2,
+            _ => u32::from(*self.data.get(1)? & 0x3f),
+        };
+        let samples = frame * frames;
+        (frames > 0 && samples <= 5760).then_some(samples)
+    }
+}
+
 /// MouseRelative 0x13 (subtype 0): deltas in stream pixels (§2.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MouseRelative {

@@ -44,6 +44,9 @@ pub mod msg_type {
     pub const CONTROLLER_EVENT: u8 = 0x15;
     /// ControllerState, C→S (moongate layout; reserved in the Helix core).
     pub const CONTROLLER_STATE: u8 = 0x16;
+    /// MicOpus, C→S (moongate): one Opus packet of the browser's microphone. Not 0x17, which
+    /// Helix used for a week in January 2026 for raw PCM (contract §2.11).
+    pub const MIC_OPUS: u8 = 0x18;
     /// ControlMessage (JSON body), both directions.
     pub const CONTROL_MESSAGE: u8 = 0x20;
     /// StreamInit, S→C.
@@ -56,9 +59,13 @@ pub mod msg_type {
     pub const PONG: u8 = 0x41;
 
     /// True for the client messages the web-server forwards to the streamer as IPC `Input`
-    /// (input 0x10–0x16 and ControlMessage 0x20). Ping is answered by the web-server itself.
+    /// (input 0x10–0x16, the microphone 0x18 and ControlMessage 0x20). Ping is answered by the
+    /// web-server itself.
     pub fn is_forwarded_input(ty: u8) -> bool {
-        matches!(ty, KEYBOARD_INPUT..=CONTROLLER_STATE | CONTROL_MESSAGE)
+        matches!(
+            ty,
+            KEYBOARD_INPUT..=CONTROLLER_STATE | MIC_OPUS | CONTROL_MESSAGE
+        )
     }
 }
 
@@ -113,6 +120,9 @@ pub enum DecodeError {
         /// Subtype byte.
         subtype: u8,
     },
+    /// A MicOpus message whose packet is empty or longer than an Opus packet can be.
+    #[error("MicOpus: an Opus packet of {0} bytes (1-1275)")]
+    BadOpusPacket(usize),
     /// StreamInit names a codec byte no decoder is chosen for.
     #[error("StreamInit: unknown codec byte 0x{0:02x}")]
     UnknownCodec(u8),
@@ -177,6 +187,8 @@ pub enum Message<'a> {
     Controller(ControllerEvent),
     /// 0x16.
     ControllerState(ControllerState),
+    /// 0x18.
+    MicOpus(MicOpus<'a>),
     /// 0x20: the JSON text (see [`super::ClientControl`] for the C→S values).
     Control(&'a str),
     /// 0x30.
