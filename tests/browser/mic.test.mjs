@@ -1,8 +1,10 @@
-// The microphone uplink end to end (issue 15, WebSocket mode): Chromium's fake microphone plays a
-// sine from a WAV file, the client encodes it to Opus and sends MicOpus 0x18, the gateway forwards
-// it to the embedded demo host's mic stream (MOONGATE_DEMO_HOST_MICROPHONE), which decodes it and
-// reports the pitch it heard. "Pitch in, pitch out" at two frequencies, one browser each (the fake
-// device's file is fixed per launch); toggling off stops the packets.
+// The microphone uplink end to end (issue 15): Chromium's fake microphone plays a sine from a WAV
+// file; in WebSocket mode the client encodes it to Opus and sends MicOpus 0x18, in WebRTC mode the
+// peer connection sends it as an Opus track on its send-only audio m-line; either way the gateway
+// forwards the Opus packets to the embedded demo host's mic stream (MOONGATE_DEMO_HOST_MICROPHONE),
+// which decodes them and reports the pitch it heard. "Pitch in, pitch out" at two frequencies per
+// mode, one browser each (the fake device's file is fixed per launch); toggling off stops the
+// packets.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -68,7 +70,78 @@ async function openApp(gw, page, mode, signedIn = false) {
 
 const micState = (page) => page.evaluate(() => ({ ...window.moongate.mic }));
 
-describe("microphone uplink (WebSocket mode)", () => {
+/**
+ * One browser whose fake microphone plays `hz`: the stream in `mode`, the toggle on, the host hears
+ * the pitch within `tolerance`; the toggle off, nothing more is sent or heard.
+ */
+async function pitchInPitchOut(gw, dir, mode, hz, tolerance) {
+  const tag = mode === "websocket" ? `${hz}` : `${mode}-${hz}`;
+  const wav = path.join(dir, `sine-${hz}.wav`);
+  sineWav(wav, hz);
+  // Chromium loops the file (a "%noloop" suffix would play it once).
+  const browser = await launchBrowser({
+    args: ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", `--use-file-for-fake-audio-capture=${wav}`],
+  });
+  const page = await browser.context.newPage();
+  try {
+    await openApp(gw, page, mode);
+    const toggle = page.locator("[data-testid=mic-toggle]");
+    assert.equal(await toggle.getAttribute("aria-pressed"), "false");
+    assert.deepEqual(await micState(page), { on: false, packetsSent: 0, error: null });
+
+    await toggle.click();
+    assert.equal(await toggle.getAttribute("aria-pressed"), "true");
+    await until(10000, "the client sends microphone packets", async () => {
+      const m = await micState(page);
+      if (m.error) throw new Error(`the microphone stopped: ${m.error}`);
+      return m.on && m.packetsSent > 0;
+    });
+    const sent1 = (await micState(page)).packetsSent;
+    let report;
+    await until(20000, `the host hears > 50 packets at ${hz} ± ${tolerance} Hz`, async () => {
+      report = await micReport(gw);
+      return report && report.packets > 50 && Math.abs(report.pitch_hz - hz) <= tolerance && report;
+    }, 250);
+    console.log(`${mode}: ${hz} Hz in → host: ${report.packets} packets, ${report.pitch_hz.toFixed(1)} Hz (${report.undecodable ?? "?"} undecodable, ${report.lost ?? "?"} lost)`);
+    // WebRTC mode counts the track's RTP packets from getStats, once a second.
+    if (mode === "webrtc") await until(3000, "packetsSent grows", async () => (await micState(page)).packetsSent > sent1);
+    const sent2 = (await micState(page)).packetsSent;
+    assert.ok(sent2 > sent1, `packetsSent grows (${sent1} → ${sent2})`);
+    await page.waitForTimeout(600); // the stats overlay shows the microphone line
+    await shot(page, `mic-${tag}-on`);
+
+    // Off: the button says so, the client stops sending and the host stops receiving.
+    await toggle.click();
+    assert.equal(await toggle.getAttribute("aria-pressed"), "false");
+    await page.waitForTimeout(300); // a packet already in the encoder (or on its way) may still go out
+    const off = await micState(page);
+    assert.equal(off.on, false);
+    assert.equal(off.error, null, "switched off by the user: no error shown");
+    assert.ok(await page.locator("[data-testid=mic-error]").isHidden());
+    const hostAtOff = (await micReport(gw)).packets;
+    await page.waitForTimeout(1500);
+    assert.equal((await micState(page)).packetsSent, off.packetsSent, "no packets after toggling off");
+    assert.equal((await micReport(gw)).packets, hostAtOff, "the host receives nothing after toggling off");
+    assert.equal(await page.evaluate(() => window.moongate.state), "streaming", "the stream goes on without the microphone");
+    await shot(page, `mic-${tag}-off`);
+    await page.close({ runBeforeUnload: false });
+    await until(15000, "the host reports 0 sessions after the tab closed", async () => (await hostSessions(gw)).length === 0);
+  } catch (e) {
+    await shot(page, `99-failed-mic-${tag}`).catch(() => {});
+    throw e;
+  } finally {
+    await page.close().catch(() => {});
+    await browser.close();
+  }
+}
+
+/** Whether this gateway has the WebRTC signaling route. */
+async function hasWebRtc(gw) {
+  const probe = await fetch(gw.url + "/api/host/stream", { headers: { Authorization: `Bearer ${gw.credential}` } });
+  return !(probe.status === 404 && (await probe.text()).includes("not_found"));
+}
+
+describe("microphone uplink (WebSocket and WebRTC modes)", () => {
   let gw;
   let dir;
 
@@ -85,66 +158,21 @@ describe("microphone uplink (WebSocket mode)", () => {
     [440, 15],
     [880, 20],
   ]) {
-    test(`a ${hz} Hz fake microphone is heard on the host as ${hz} ± ${tolerance} Hz`, { timeout: 120000 }, async () => {
-      const wav = path.join(dir, `sine-${hz}.wav`);
-      sineWav(wav, hz);
-      // Chromium loops the file (a "%noloop" suffix would play it once).
-      const browser = await launchBrowser({
-        args: ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", `--use-file-for-fake-audio-capture=${wav}`],
-      });
-      const page = await browser.context.newPage();
-      try {
-        await openApp(gw, page, "websocket");
-        const toggle = page.locator("[data-testid=mic-toggle]");
-        assert.equal(await toggle.getAttribute("aria-pressed"), "false");
-        assert.deepEqual(await micState(page), { on: false, packetsSent: 0, error: null });
+    test(`a ${hz} Hz fake microphone is heard on the host as ${hz} ± ${tolerance} Hz`, { timeout: 120000 }, () => pitchInPitchOut(gw, dir, "websocket", hz, tolerance));
+  }
 
-        await toggle.click();
-        assert.equal(await toggle.getAttribute("aria-pressed"), "true");
-        await until(10000, "the client sends microphone packets", async () => {
-          const m = await micState(page);
-          if (m.error) throw new Error(`the microphone stopped: ${m.error}`);
-          return m.on && m.packetsSent > 0;
-        });
-        const sent1 = (await micState(page)).packetsSent;
-        let report;
-        await until(20000, `the host hears > 50 packets at ${hz} ± ${tolerance} Hz`, async () => {
-          report = await micReport(gw);
-          return report && report.packets > 50 && Math.abs(report.pitch_hz - hz) <= tolerance && report;
-        }, 250);
-        console.log(`${hz} Hz in → host: ${report.packets} packets, ${report.pitch_hz.toFixed(1)} Hz (${report.undecodable ?? "?"} undecodable, ${report.lost ?? "?"} lost)`);
-        const sent2 = (await micState(page)).packetsSent;
-        assert.ok(sent2 > sent1, `packetsSent grows (${sent1} → ${sent2})`);
-        await page.waitForTimeout(600); // the stats overlay shows the microphone line
-        await shot(page, `mic-${hz}-on`);
-
-        // Off: the button says so, the client stops sending and the host stops receiving.
-        await toggle.click();
-        assert.equal(await toggle.getAttribute("aria-pressed"), "false");
-        await page.waitForTimeout(300); // a packet already in the encoder may still go out
-        const off = await micState(page);
-        assert.equal(off.on, false);
-        assert.equal(off.error, null, "switched off by the user: no error shown");
-        assert.ok(await page.locator("[data-testid=mic-error]").isHidden());
-        const hostAtOff = (await micReport(gw)).packets;
-        await page.waitForTimeout(1500);
-        assert.equal((await micState(page)).packetsSent, off.packetsSent, "no packets after toggling off");
-        assert.equal((await micReport(gw)).packets, hostAtOff, "the host receives nothing after toggling off");
-        assert.equal(await page.evaluate(() => window.moongate.state), "streaming", "the stream goes on without the microphone");
-        await shot(page, `mic-${hz}-off`);
-        await page.close({ runBeforeUnload: false });
-        await until(15000, "the host reports 0 sessions after the tab closed", async () => (await hostSessions(gw)).length === 0);
-      } catch (e) {
-        await shot(page, `99-failed-mic-${hz}`).catch(() => {});
-        throw e;
-      } finally {
-        await page.close().catch(() => {});
-        await browser.close();
-      }
+  // WebRTC mode: the same tone through the peer connection's upward Opus track.
+  for (const [hz, tolerance] of [
+    [440, 15],
+    [880, 20],
+  ]) {
+    test(`WebRTC mode: a ${hz} Hz fake microphone is heard on the host as ${hz} ± ${tolerance} Hz`, { timeout: 120000 }, async (t) => {
+      if (!(await hasWebRtc(gw))) return t.skip("this gateway has no WebRTC signaling route");
+      await pitchInPitchOut(gw, dir, "webrtc", hz, tolerance);
     });
   }
 
-  test("a refused microphone, and WebRTC mode, say so in words", { timeout: 120000 }, async (t) => {
+  test("a refused microphone says so in words, in both modes", { timeout: 120000 }, async (t) => {
     // A fake device but no fake permission UI: headless Chromium refuses getUserMedia.
     const browser = await launchBrowser({ args: ["--use-fake-device-for-media-stream"] });
     const page = await browser.context.newPage();
@@ -164,8 +192,7 @@ describe("microphone uplink (WebSocket mode)", () => {
       await page.close({ runBeforeUnload: false });
       await until(15000, "the host reports 0 sessions after the tab closed", async () => (await hostSessions(gw)).length === 0);
 
-      const probe = await fetch(gw.url + "/api/host/stream", { headers: { Authorization: `Bearer ${gw.credential}` } });
-      if (probe.status === 404 && (await probe.text()).includes("not_found")) {
+      if (!(await hasWebRtc(gw))) {
         t.diagnostic("this gateway has no WebRTC signaling route: the WebRTC half is not checked");
         return;
       }
@@ -174,9 +201,13 @@ describe("microphone uplink (WebSocket mode)", () => {
         await openApp(gw, rtc, "webrtc", true);
         await rtc.click("[data-testid=mic-toggle]");
         const rtcNote = rtc.locator("[data-testid=mic-error]");
-        await rtcNote.waitFor({ state: "visible", timeout: 5000 });
-        assert.match(await rtcNote.textContent(), /works in WebSocket mode/);
+        await rtcNote.waitFor({ state: "visible", timeout: 10000 });
+        assert.match(await rtcNote.textContent(), /did not allow the microphone/);
         assert.equal(await rtc.locator("[data-testid=mic-toggle]").getAttribute("aria-pressed"), "false");
+        const rm = await micState(rtc);
+        assert.equal(rm.on, false);
+        assert.match(rm.error, /did not allow/);
+        assert.equal(await rtc.evaluate(() => window.moongate.state), "streaming", "the stream goes on without the microphone");
         await shot(rtc, "mic-webrtc");
       } finally {
         await rtc.close({ runBeforeUnload: false }).catch(() => {});

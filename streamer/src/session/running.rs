@@ -121,6 +121,7 @@ impl Running {
                     }
                 }
                 PeerOut::KeyframeRequest(why) => self.request_idr(why),
+                PeerOut::Mic(opus, samples) => self.mic(&opus, samples),
                 PeerOut::End(end) => return Some(End::peer(end)),
             }
         }
@@ -145,15 +146,21 @@ impl Running {
                 }
             }
             Ok(Mapped::RequestKeyframe) => self.request_idr("video re-enabled"),
-            Ok(Mapped::Mic(opus, samples)) => match self.session.send_mic(&opus, samples) {
-                Ok(true) => self.forward.counters.input_events += 1,
-                Ok(false) => {
-                    tracing::debug!("microphone packet dropped: the host has no microphone stream")
-                }
-                Err(e) => tracing::debug!(error = %e, "microphone packet not sent"),
-            },
+            Ok(Mapped::Mic(opus, samples)) => self.mic(&opus, samples),
             Ok(Mapped::Ignored) => {}
             Err(e) => tracing::debug!(error = %e, "browser input dropped"),
+        }
+    }
+
+    /// One microphone packet (a MicOpus in WebSocket mode, the upward audio track's in WebRTC
+    /// mode) → the host's mic stream, if it has one.
+    fn mic(&mut self, opus: &[u8], samples: u32) {
+        match self.session.send_mic(opus, samples) {
+            Ok(true) => self.forward.counters.input_events += 1,
+            Ok(false) => {
+                tracing::debug!("microphone packet dropped: the host has no microphone stream")
+            }
+            Err(e) => tracing::debug!(error = %e, "microphone packet not sent"),
         }
     }
 

@@ -218,8 +218,9 @@ fn client_config(init: &StreamerInit) -> Result<(Arc<NvHttpClient>, SessionConfi
             _ => 0x3,
         },
         // Taken whenever the host offers it (only the Sunshine forks do): it costs one socket,
-        // and the browser's MicOpus then has somewhere to go (WebSocket mode).
-        microphone: init.mode == StreamMode::Websocket,
+        // and the browser's microphone then has somewhere to go (MicOpus in WebSocket mode, the
+        // upward audio track in WebRTC mode).
+        microphone: true,
         ..StreamSettings::default()
     };
     let mut config = SessionConfig::new(init.app_id, settings);

@@ -75,6 +75,12 @@ describe("micUnsupported / micErrorText", () => {
     expect(micUnsupported({ ...full, navigator: {} })).toMatch(/getUserMedia/);
     expect(micUnsupported({ ...full, MediaStreamTrackProcessor: undefined })).toMatch(/Chrome or Edge/);
   });
+  it("needs only getUserMedia when the peer connection encodes (WebRTC mode)", () => {
+    const gum = { navigator: full.navigator };
+    expect(micUnsupported(gum, false)).toBeNull();
+    expect(micUnsupported(gum)).toMatch(/Chrome or Edge/);
+    expect(micUnsupported({ navigator: {} }, false)).toMatch(/getUserMedia/);
+  });
   it("puts getUserMedia's refusals in words", () => {
     const err = (name: string) => Object.assign(new Error("x"), { name });
     expect(micErrorText(err("NotAllowedError"))).toMatch(/did not allow the microphone/);

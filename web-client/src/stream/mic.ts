@@ -1,15 +1,19 @@
 /**
- * The microphone uplink (issue 15, WebSocket mode; docs/microphone.md): the browser's microphone
- * reaches the host as mono 48 kHz Opus in MicOpus 0x18 messages, which the gateway forwards to the
- * host's microphone stream as they are.
+ * The microphone uplink (issue 15; docs/microphone.md): the browser's microphone reaches the host
+ * as mono 48 kHz Opus, which the gateway forwards to the host's microphone stream as it is.
  *
- * Why this pipeline: the hosts' mic stream takes Opus packets, so the browser encodes them itself
- * (WebCodecs `AudioEncoder`) and the gateway never transcodes. `MediaStreamTrackProcessor` hands
- * the capture over as `AudioData` without an AudioWorklet module to ship or a main-thread
- * ScriptProcessor; it exists in Chromium only, and elsewhere the toggle says so. Every capture
- * chunk is rebuilt as mono f32 at 48 kHz (downmix, and a linear resampler when the device runs at
- * another rate) because the encoder rejects data that differs from its configuration. Packets are
- * dropped, never queued, when the socket is closed or backed up: late speech is worse than a gap.
+ * Why two outputs: the hosts' mic stream takes Opus packets, so the browser encodes them and the
+ * gateway never transcodes. In WebSocket mode the page encodes (WebCodecs `AudioEncoder`) and
+ * sends MicOpus 0x18 messages; in WebRTC mode the capture track goes to the peer connection,
+ * whose own Opus encoder sends it on the upward audio m-line (see rtc.ts), so only getUserMedia is
+ * needed there.
+ *
+ * WebSocket mode: `MediaStreamTrackProcessor` hands the capture over as `AudioData` without an
+ * AudioWorklet module to ship or a main-thread ScriptProcessor; it exists in Chromium only, and
+ * elsewhere the toggle says so. Every capture chunk is rebuilt as mono f32 at 48 kHz (downmix,
+ * and a linear resampler when the device runs at another rate) because the encoder rejects data
+ * that differs from its configuration. Packets are dropped, never queued, when the socket is
+ * closed or backed up: late speech is worse than a gap.
  */
 
 /** The Opus clock and the only rate the hosts' mic stream takes. */
@@ -23,7 +27,10 @@ const MAX_ENCODE_QUEUE = 8;
 /** What tests and the curious read as `window.moongate.mic`. */
 export interface MicDebug {
   on: boolean;
-  /** MicOpus messages handed to the socket since the view opened (all toggles together). */
+  /**
+   * Packets sent since the view opened (all toggles together): MicOpus messages handed to the
+   * socket, or in WebRTC mode the microphone track's RTP packets (from getStats, each second).
+   */
   packetsSent: number;
   /** Why the microphone is off against the user's wish, null otherwise. */
   error: string | null;
@@ -32,7 +39,14 @@ export interface MicDebug {
 /** Sends one packet (MicOpus timestamp, Opus bytes); false when it was dropped. */
 export type MicSend = (timestamp: number, packet: Uint8Array) => boolean;
 
-export const MIC_NEEDS_WEBSOCKET = "The microphone works in WebSocket mode only: choose WebSocket as the mode in the settings and reconnect.";
+/**
+ * Where the capture goes: Opus packets the page encodes (WebSocket mode), or the capture track
+ * itself, set on the peer connection (WebRTC mode; null when the microphone stops).
+ */
+export type MicOutput = { packets: MicSend } | { track: (track: MediaStreamTrack | null) => void };
+
+/** The stream changed mode (auto's fallback) under a running microphone. */
+export const MIC_MODE_CHANGED = "The stream switched between WebRTC and WebSocket mode, which stopped the microphone: press Microphone again.";
 
 /** The mean of the channels (a mono microphone passes through as it is). */
 export function downmixToMono(planes: Float32Array[]): Float32Array {
@@ -84,14 +98,17 @@ export function micTimestamp(chunkUs: number): number {
   return Math.round((chunkUs * MIC_RATE) / 1e6) >>> 0;
 }
 
-/** What a browser must have for the microphone; the sentence saying what is missing, or null. */
-export function micUnsupported(g: { isSecureContext?: boolean; navigator?: { mediaDevices?: { getUserMedia?: unknown } }; MediaStreamTrackProcessor?: unknown; AudioEncoder?: unknown; AudioData?: unknown }): string | null {
+/**
+ * What a browser must have for the microphone; the sentence saying what is missing, or null.
+ * `encode`: the page encodes (WebSocket mode); WebRTC mode needs getUserMedia only.
+ */
+export function micUnsupported(g: { isSecureContext?: boolean; navigator?: { mediaDevices?: { getUserMedia?: unknown } }; MediaStreamTrackProcessor?: unknown; AudioEncoder?: unknown; AudioData?: unknown }, encode = true): string | null {
   if (!g.navigator?.mediaDevices?.getUserMedia) {
     return g.isSecureContext === false
       ? "The browser offers the microphone only to pages over HTTPS or on localhost: open the gateway over HTTPS."
       : "This browser has no microphone access (getUserMedia is unavailable).";
   }
-  if (!g.MediaStreamTrackProcessor || !g.AudioEncoder || !g.AudioData) {
+  if (encode && (!g.MediaStreamTrackProcessor || !g.AudioEncoder || !g.AudioData)) {
     return "This browser cannot encode the microphone here (it needs WebCodecs and MediaStreamTrackProcessor: a recent Chrome or Edge).";
   }
   return null;
@@ -135,15 +152,26 @@ export class Microphone {
   private stopped = false;
 
   constructor(
-    private readonly send: MicSend,
+    private readonly out: MicOutput,
     private readonly debug: MicDebug,
     private readonly onStop: (error: string | null) => void,
   ) {}
 
+  /** Which output this microphone feeds. */
+  get kind(): "packets" | "track" {
+    return "packets" in this.out ? "packets" : "track";
+  }
+
+  /** The live capture track in track mode (to set on a new peer connection), else null. */
+  get captureTrack(): MediaStreamTrack | null {
+    return this.kind === "track" && !this.stopped ? this.track : null;
+  }
+
   async start(): Promise<void> {
     const g = globalThis as unknown as { MediaStreamTrackProcessor?: TrackProcessorCtor };
-    const missing = micUnsupported(globalThis as Parameters<typeof micUnsupported>[0]);
-    if (missing || !g.MediaStreamTrackProcessor) return this.stop(missing ?? "no MediaStreamTrackProcessor");
+    const encode = "packets" in this.out;
+    const missing = micUnsupported(globalThis as Parameters<typeof micUnsupported>[0], encode);
+    if (missing) return this.stop(missing);
     let stream: MediaStream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({
@@ -161,6 +189,14 @@ export class Microphone {
     if (!track) return this.stop("The browser gave no audio track for the microphone.");
     this.track = track;
     track.addEventListener("ended", () => this.stop("The microphone was disconnected."));
+    if (!("packets" in this.out)) {
+      // WebRTC: the peer connection encodes and sends the track itself.
+      this.out.track(track);
+      this.debug.on = true;
+      this.debug.error = null;
+      return;
+    }
+    if (!g.MediaStreamTrackProcessor) return this.stop("no MediaStreamTrackProcessor");
     try {
       this.encoder = new AudioEncoder({ output: (c) => this.onChunk(c), error: (e) => this.stop(`The microphone's Opus encoder failed: ${e.message}`) });
       this.encoder.configure({ codec: "opus", sampleRate: MIC_RATE, numberOfChannels: 1, bitrate: BITRATE, opus: { frameDuration: FRAME_US } } as AudioEncoderConfig);
@@ -233,7 +269,7 @@ export class Microphone {
     if (this.stopped || c.byteLength < 1) return;
     const bytes = new Uint8Array(c.byteLength);
     c.copyTo(bytes);
-    if (this.send(micTimestamp(c.timestamp), bytes)) this.debug.packetsSent++;
+    if ("packets" in this.out && this.out.packets(micTimestamp(c.timestamp), bytes)) this.debug.packetsSent++;
   }
 
   /** Ends the capture (idempotent); `error` when it ended by itself, null when by the user. */
@@ -241,6 +277,7 @@ export class Microphone {
     if (this.stopped) return;
     this.stopped = true;
     void this.reader?.cancel().catch(() => {});
+    if (this.track && !("packets" in this.out)) this.out.track(null);
     this.track?.stop();
     try {
       if (this.encoder && this.encoder.state !== "closed") this.encoder.close();

@@ -1,6 +1,8 @@
 /**
  * WebRTC mode (contract §1.5, §3): JSON signaling on `/api/host/stream`, the browser offers, video
- * and audio arrive as RTP tracks into a <video>, input goes over the data channels of §3.4.
+ * and audio arrive as RTP tracks into a <video>, input goes over the data channels of §3.4, and the
+ * microphone goes up as an Opus track on a send-only audio m-line offered from the start, so that
+ * switching it on and off is a `replaceTrack`, never a renegotiation.
  * ICE that does not connect is reported as `iceFailed`, so "auto" mode falls back to WebSocket.
  */
 import type { InputEvent } from "../input";
@@ -38,6 +40,11 @@ export class RtcTransport implements Transport {
   private readonly rates = { rx: new Rate(), dec: new Rate(), bytes: new Rate() };
   private readonly createdAt = performance.now();
   private firstFrameMs: number | null = null;
+  /** The microphone's sender (its send-only m-line), and the track it should send. */
+  private micSender: RTCRtpSender | null = null;
+  private micTrack: MediaStreamTrack | null = null;
+  /** The microphone sender's packetsSent at the last stats poll. */
+  private micPackets = 0;
 
   constructor(
     private readonly req: StreamRequest,
@@ -130,6 +137,8 @@ export class RtcTransport implements Transport {
     this.pc = pc;
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
+    this.micSender = pc.addTransceiver("audio", { direction: "sendonly" }).sender;
+    if (this.micTrack) this.setMicTrack(this.micTrack);
     for (const c of CHANNELS) this.openChannel(c.label, c.init);
     pc.ondatachannel = (e) => this.onServerChannel(e.channel);
     pc.ontrack = (e) => {
@@ -255,6 +264,11 @@ export class RtcTransport implements Transport {
     }
   }
 
+  setMicTrack(track: MediaStreamTrack | null): void {
+    this.micTrack = track;
+    this.micSender?.replaceTrack(track).catch((e) => console.warn("microphone track not set", e));
+  }
+
   backedUp(): boolean {
     const ch = this.channels.get("mouseRelative");
     const abs = this.channels.get("mouseAbsolute");
@@ -289,6 +303,7 @@ export class RtcTransport implements Transport {
     let codecId = "";
     let jitterDelay = 0;
     let jitterCount = 0;
+    let micPackets = this.micPackets;
     report.forEach((r: Record<string, any>) => {
       if (r.type === "codec") codecs.set(r.id, String(r.mimeType ?? "").replace(/^video\//, ""));
       if (r.type === "inbound-rtp" && r.kind === "video") {
@@ -304,10 +319,14 @@ export class RtcTransport implements Transport {
         jitterCount = r.jitterBufferEmittedCount ?? 0;
       }
       if (r.type === "inbound-rtp" && r.kind === "audio") s.audio = `${r.packetsReceived ?? 0} packets`;
+      // The only audio this side sends is the microphone.
+      if (r.type === "outbound-rtp" && r.kind === "audio") micPackets = r.packetsSent ?? micPackets;
       if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && typeof r.currentRoundTripTime === "number") {
         s.rttMs = r.currentRoundTripTime * 1000;
       }
     });
+    if (micPackets > this.micPackets) this.ev.micSent?.(micPackets - this.micPackets);
+    this.micPackets = micPackets;
     const now = performance.now();
     s.fpsReceived = this.rates.rx.update(s.framesReceived, now);
     s.fpsDecoded = this.rates.dec.update(s.framesDecoded, now);

@@ -41,6 +41,8 @@ export interface TransportEvents {
   viewers(v: ViewersInfo): void;
   /** This member's input was dropped: another member holds control (§8.3). */
   inputRefused(reason: string): void;
+  /** WebRTC: the microphone track's RTP packets sent since the last call (from getStats). */
+  micSent?(packets: number): void;
 }
 
 export interface StreamRequest extends StreamSettings {
@@ -61,9 +63,14 @@ export interface Transport extends InputSink {
   releaseControl(): void;
   /**
    * Sends one microphone Opus packet (MicOpus 0x18, 48 kHz timestamp); false when it was dropped.
-   * Absent where the transport carries no microphone (WebRTC).
+   * WebSocket mode only (WebRTC carries the track itself: `setMicTrack`).
    */
   sendMic?(timestamp: number, packet: Uint8Array): boolean;
+  /**
+   * Sends the microphone's capture track upward on the peer connection (its Opus encoder), or
+   * nothing with null. WebRTC mode only; no renegotiation.
+   */
+  setMicTrack?(track: MediaStreamTrack | null): void;
   /** Ends the connection; `closed` follows. */
   close(byUser: boolean): void;
 }

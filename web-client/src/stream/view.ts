@@ -13,7 +13,7 @@ import { h } from "../ui";
 import { RtcTransport } from "./rtc";
 import type { StreamRequest, StreamStats, Transport, TransportEvents } from "./transport";
 import { WsTransport } from "./ws";
-import { MIC_NEEDS_WEBSOCKET, Microphone, type MicDebug } from "./mic";
+import { MIC_MODE_CHANGED, Microphone, type MicDebug, type MicOutput } from "./mic";
 import { roleOf, watchLink, type ViewersInfo, type WatchTarget } from "./viewers";
 
 interface ViewBase {
@@ -49,7 +49,7 @@ export interface StreamDebug {
   viewers: ViewersInfo | null;
   /** Why this member's input was last refused, null while it holds control. */
   inputRefused: string | null;
-  /** The microphone uplink (WebSocket mode). */
+  /** The microphone uplink (MicOpus in WebSocket mode, an audio track in WebRTC mode). */
   mic: MicDebug;
 }
 
@@ -98,7 +98,7 @@ export class StreamView {
     );
     this.micButton = h(
       "button",
-      { class: "mic", title: "Send this device's microphone to the host (WebSocket mode)", "aria-pressed": "false", dataset: { testid: "mic-toggle" }, onclick: () => this.toggleMic() },
+      { class: "mic", title: "Send this device's microphone to the host", "aria-pressed": "false", dataset: { testid: "mic-toggle" }, onclick: () => this.toggleMic() },
       "Microphone",
     );
     bar.append(this.micButton);
@@ -200,6 +200,10 @@ export class StreamView {
         if (roleOf(v).hasControl) this.debug.inputRefused = null;
         this.viewers.show(v);
       },
+      micSent: (packets) => {
+        // Counted while the microphone is on: a poll after switching off reports the last packets before it.
+        if (this.transport === t && this.debug.mic.on) this.debug.mic.packetsSent += packets;
+      },
       inputRefused: (reason) => {
         if (this.transport !== t) return;
         this.debug.inputRefused = reason;
@@ -224,8 +228,10 @@ export class StreamView {
     this.debug.state = "connecting";
     t = mode === "webrtc" ? new RtcTransport(req, events) : new WsTransport(req, events, this.audioCtx);
     this.transport = t;
-    // `auto` may have fallen back to (or settled on) WebRTC, which carries no microphone.
-    if (!t.sendMic) this.mic?.stop(MIC_NEEDS_WEBSOCKET);
+    // A running microphone follows the stream: its track goes on the new peer connection; a
+    // switch of mode (`auto`'s fallback) stops it, its output belonging to the other mode.
+    if (this.mic && (this.mic.kind === "track") !== (t.mode === "webrtc")) this.mic.stop(MIC_MODE_CHANGED);
+    else if (this.mic?.captureTrack) t.setMicTrack?.(this.mic.captureTrack);
     t.media.tabIndex = -1;
     this.stage.replaceChildren(t.media);
   }
@@ -299,9 +305,12 @@ export class StreamView {
       return;
     }
     const mode = this.transport?.mode ?? this.chooseMode();
-    if (mode === "webrtc") return this.micStopped(MIC_NEEDS_WEBSOCKET);
+    const out: MicOutput =
+      mode === "webrtc"
+        ? { track: (track) => this.transport?.setMicTrack?.(track) }
+        : { packets: (timestamp, packet) => this.transport?.sendMic?.(timestamp, packet) ?? false };
     const mic = new Microphone(
-      (timestamp, packet) => this.transport?.sendMic?.(timestamp, packet) ?? false,
+      out,
       this.debug.mic,
       (error) => {
         if (this.mic === mic) this.mic = null;

@@ -10,7 +10,8 @@
 //! sleeps until [`PeerCore::deadline`]. Results for the session come out of
 //! [`PeerCore::poll_out`].
 //!
-//! Signaling is in `signaling.rs`, str0m's events and media writes in `events.rs`.
+//! Signaling is in `signaling.rs`, str0m's events, media writes and the microphone's packets in
+//! `events.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -60,6 +61,9 @@ pub enum PeerOut {
     Input(Vec<u8>),
     /// Ask the host for an IDR (RTCP PLI/FIR, or media restarts after a drop).
     KeyframeRequest(&'static str),
+    /// One Opus packet of the browser's microphone (its upward audio track) and its length in
+    /// 48 kHz samples, for the host's mic stream (as a WebSocket-mode MicOpus would be).
+    Mic(Vec<u8>, u32),
     /// The peer is over: end the stream.
     End(PeerEnd),
 }
@@ -101,6 +105,8 @@ pub struct PeerCore {
     pub(super) queued_candidates: Vec<Candidate>,
     pub(super) video: Option<(Mid, Option<Pt>)>,
     pub(super) audio: Option<(Mid, Option<Pt>)>,
+    /// The audio m-line on which we receive: the browser's microphone.
+    pub(super) mic: Option<Mid>,
     pub(super) channels: HashMap<ChannelId, ChannelKind>,
     pub(super) general: Option<ChannelId>,
     pub(super) dtls_connected: bool,
@@ -142,6 +148,7 @@ impl PeerCore {
             queued_candidates: Vec::new(),
             video: None,
             audio: None,
+            mic: None,
             channels: HashMap::new(),
             general: None,
             dtls_connected: false,

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use wire::backpressure::QueueConfig;
@@ -53,6 +54,8 @@ struct Browser {
     frames: Vec<(bool, Vec<u8>)>,
     channels: Vec<String>,
     channel_data: Vec<Vec<u8>>,
+    /// The send-only microphone m-line of the offer.
+    mic: Option<Mid>,
 }
 
 impl Browser {
@@ -65,14 +68,17 @@ impl Browser {
             frames: Vec::new(),
             channels: Vec::new(),
             channel_data: Vec::new(),
+            mic: None,
         }
     }
 
-    /// A recv-only offer with the `controllers` channel, as the web client makes it.
+    /// The web client's offer: video and audio recv-only, the microphone's audio send-only (its
+    /// track set later, without renegotiating) and the `controllers` channel.
     fn offer(&mut self) -> (String, SdpPendingOffer) {
         let mut api = self.rtc.sdp_api();
         api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        self.mic = Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
         api.add_channel("controllers".into());
         let (offer, pending) = api.apply().unwrap();
         (offer.to_sdp_string(), pending)
@@ -299,7 +305,7 @@ fn bad_signaling_is_a_bad_signal_error() {
 }
 
 #[test]
-fn create_offer_makes_a_sendonly_offer_the_browser_can_answer() {
+fn create_offer_makes_a_sendonly_offer_with_a_mic_line_the_browser_can_answer() {
     let now = Instant::now();
     let mut core = core(VideoCodec::H264);
     core.signal(RemoteSignal::CreateOffer, now);
@@ -310,6 +316,14 @@ fn create_offer_makes_a_sendonly_offer_the_browser_can_answer() {
     };
     assert_eq!(offer.ty, SdpType::Offer);
     assert!(offer.sdp.contains("a=sendonly"), "{}", offer.sdp);
+    // The host's audio goes down, the browser's microphone comes up on an m-line of its own.
+    let audio: Vec<&str> = offer
+        .sdp
+        .split("m=")
+        .filter(|m| m.starts_with("audio"))
+        .collect();
+    assert_eq!(audio.len(), 2, "{}", offer.sdp);
+    assert!(audio[0].contains("a=sendonly") && audio[1].contains("a=recvonly"));
     let mut browser = Browser::new(Rtc::builder(), now);
     let offer = str0m::change::SdpOffer::from_sdp_string(&offer.sdp).unwrap();
     let answer = browser.rtc.sdp_api().accept_offer(offer).unwrap();
@@ -398,5 +412,45 @@ fn no_connection_within_the_connect_timeout_is_gone() {
     assert!(
         matches!(out.last(), Some(PeerOut::End(PeerEnd::Gone(m))) if m == "ICE failed: no connection within 30 s"),
         "{out:?}"
+    );
+}
+
+#[test]
+fn the_browsers_microphone_track_becomes_mic_packets_with_their_sample_counts() {
+    let (mut pair, _) = Pair::connected();
+    let mid = pair.browser.mic.expect("a microphone m-line");
+    // CELT 20 ms, SILK 40 ms, a code-3 packet without its frame count (dropped), two CELT 2.5 ms
+    // frames.
+    let packets: [&[u8]; 4] = [&[0xfc, 1, 2, 3], &[0x10, 4, 5], &[0xfb], &[0xe1, 7, 7]];
+    for (i, packet) in (0u64..).zip(packets) {
+        let now = pair.now;
+        let writer = pair
+            .browser
+            .rtc
+            .writer(mid)
+            .expect("the microphone's writer");
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .expect("Opus negotiated")
+            .pt();
+        let time = MediaTime::new(i * 960, Frequency::FORTY_EIGHT_KHZ);
+        writer.write(pt, now, time, packet.to_vec()).unwrap();
+        pair.run(2, Duration::from_millis(10), true);
+    }
+    let mic: Vec<(Vec<u8>, u32)> = outs(&mut pair.core)
+        .into_iter()
+        .filter_map(|o| match o {
+            PeerOut::Mic(opus, samples) => Some((opus, samples)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        mic,
+        [
+            (vec![0xfc, 1, 2, 3], 960),
+            (vec![0x10, 4, 5], 1920),
+            (vec![0xe1, 7, 7], 240)
+        ]
     );
 }

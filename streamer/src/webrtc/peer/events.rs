@@ -1,16 +1,22 @@
-//! str0m's events (ICE and DTLS state, m-lines, data channels, keyframe requests) → the peer's
-//! state and the session's [`PeerOut`]s; queued media → str0m's writers.
+//! str0m's events (ICE and DTLS state, m-lines, data channels, keyframe requests, the browser's
+//! microphone) → the peer's state and the session's [`PeerOut`]s; queued media → str0m's writers.
 //!
 //! Kept apart from the core's drive loop because this is where the contract lives: which state
 //! the browser is told, which channel carries what, and which payload type the host's codec goes
-//! out on.
+//! out on, and which incoming audio counts as the microphone.
+//!
+//! The microphone is the browser's upward Opus track (the audio m-line we receive on). Its
+//! packets go to the session as they are, with their length in 48 kHz samples read from the TOC
+//! byte as for a WebSocket-mode MicOpus, because the hosts' mic stream takes Opus packets and a
+//! sample count; nothing is decoded or re-encoded here.
 
 use std::time::Instant;
 
 use str0m::channel::ChannelConfig;
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, MediaData, MediaKind, MediaTime, Mid};
 use str0m::{Event, IceConnectionState};
+use wire::browser::{MicOpus, MAX_OPUS_PACKET};
 use wire::ipc::{ErrorCode, PeerState};
 
 use super::codec::{choose_video_pt, codec_matches, h264_profile_idc};
@@ -62,7 +68,8 @@ impl PeerCore {
                     }
                 }
             }
-            Event::MediaAdded(m) => self.media_added(m.mid, m.kind),
+            Event::MediaAdded(m) => self.media_added(m.mid, m.kind, m.direction),
+            Event::MediaData(d) => self.media_data(d),
             Event::KeyframeRequest(r) => {
                 tracing::debug!(kind = ?r.kind, "browser asked for a keyframe");
                 self.out.push_back(PeerOut::KeyframeRequest("RTCP PLI/FIR"));
@@ -108,7 +115,9 @@ impl PeerCore {
         }
     }
 
-    fn media_added(&mut self, mid: Mid, kind: MediaKind) {
+    /// `direction` is ours: the host's audio goes out on the first audio m-line we send on, the
+    /// microphone comes in on the first one we receive on (one sendrecv line may be both).
+    fn media_added(&mut self, mid: Mid, kind: MediaKind, direction: Direction) {
         match kind {
             MediaKind::Video if self.video.is_none() => {
                 let offered: Vec<PayloadParams> = self
@@ -132,8 +141,48 @@ impl PeerCore {
                 }
                 self.video = Some((mid, None));
             }
-            MediaKind::Audio if self.audio.is_none() => self.audio = Some((mid, None)),
+            MediaKind::Audio => {
+                if direction.is_sending() && self.audio.is_none() {
+                    self.audio = Some((mid, None));
+                }
+                if direction.is_receiving() && self.mic.is_none() {
+                    self.mic = Some(mid);
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// Media from the browser: Opus on the microphone's m-line becomes a [`PeerOut::Mic`];
+    /// anything else (another m-line, another codec, a malformed packet) is dropped.
+    fn media_data(&mut self, d: MediaData) {
+        if self.mic != Some(d.mid) {
+            tracing::debug!(mid = %d.mid, "media from the browser outside the microphone's m-line dropped");
+            return;
+        }
+        let codec = d.params.spec().codec;
+        if codec != Codec::Opus {
+            tracing::debug!(?codec, "microphone packet dropped: not Opus");
+            return;
+        }
+        if d.data.len() > MAX_OPUS_PACKET {
+            tracing::debug!(
+                bytes = d.data.len(),
+                "microphone packet dropped: too long for Opus"
+            );
+            return;
+        }
+        let samples = MicOpus {
+            timestamp: 0,
+            data: &d.data,
+        }
+        .samples();
+        match samples {
+            Some(samples) => self.out.push_back(PeerOut::Mic(d.data.to_vec(), samples)),
+            None => tracing::debug!(
+                bytes = d.data.len(),
+                "microphone packet dropped: malformed Opus"
+            ),
         }
     }
 

@@ -68,6 +68,7 @@ impl PeerCore {
         self.has_remote_description = false;
         self.video = None;
         self.audio = None;
+        self.mic = None;
         self.channels.clear();
         self.general = None;
         self.dtls_connected = false;
@@ -110,9 +111,13 @@ impl PeerCore {
             .info
             .audio
             .then(|| api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        // The browser's microphone comes up on an m-line of its own (the host's mic stream takes
+        // it when the host has one); without a track on the browser's side nothing flows.
+        let mic = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let general = api.add_channel("general".into());
         self.video = Some((video, None));
         self.audio = audio.map(|mid| (mid, None));
+        self.mic = Some(mic);
         self.general = Some(general);
         self.channels.insert(general, ChannelKind::General);
         match api.apply() {
