@@ -167,6 +167,30 @@ pub fn dominant_pitch(pcm: &[f32], rate: f64) -> f64 {
     )
 }
 
+/// What a microphone playing a sine would send: `packets` Opus packets of 20 ms (960 samples),
+/// mono 48 kHz at 32 kbit/s, half scale. The other end of [`dominant_pitch`], for the tests
+/// (here and the gateway's) that check "pitch in, pitch out" without a browser.
+pub fn opus_tone(hz: f64, packets: usize) -> Result<Vec<Vec<u8>>, String> {
+    const FRAME: usize = MIC_SAMPLE_RATE as usize / 50;
+    let mut encoder =
+        opus_rs::OpusEncoder::new(MIC_SAMPLE_RATE as i32, 1, opus_rs::Application::Voip)
+            .map_err(|e| format!("opus encoder: {e}"))?;
+    encoder.bitrate_bps = 32_000;
+    let step = std::f64::consts::TAU * hz / f64::from(MIC_SAMPLE_RATE);
+    let mut out = vec![0u8; 1500];
+    (0..packets)
+        .map(|p| {
+            let pcm: Vec<f32> = (p * FRAME..(p + 1) * FRAME)
+                .map(|i| (0.5 * (step * i as f64).sin()) as f32)
+                .collect();
+            let n = encoder
+                .encode(&pcm, FRAME, &mut out)
+                .map_err(|e| format!("opus encode: {e}"))?;
+            Ok(out[..n].to_vec())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use demo_host::{DemoHost, DemoHostConfig, MicReport, WolfApiConfig, WolfApiSocket};
 use gamestream::client::{ClientSession, SessionConfig, SessionEvent};
-use opus_rs::{Application, OpusEncoder};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -57,20 +56,11 @@ async fn start(
 
 /// Sends 2 s of `hz`, paced like a microphone.
 async fn send_tone(session: &ClientSession, hz: f64) {
-    let mut encoder = OpusEncoder::new(48_000, 1, Application::Voip).expect("encoder");
-    encoder.bitrate_bps = 32_000;
+    let packets = demo_host::mic::opus_tone(hz, PACKETS as usize).expect("tone");
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut out = vec![0u8; 1500];
-    for p in 0..PACKETS as usize {
-        let pcm: Vec<f32> = (0..FRAME)
-            .map(|i| {
-                let t = (p * FRAME + i) as f64 / 48_000.0;
-                (0.5 * (2.0 * std::f64::consts::PI * hz * t).sin()) as f32
-            })
-            .collect();
-        let n = encoder.encode(&pcm, FRAME, &mut out).expect("encode");
+    for packet in packets {
         tick.tick().await;
-        session.send_mic(&out[..n], FRAME as u32).expect("send_mic");
+        session.send_mic(&packet, FRAME as u32).expect("send_mic");
     }
 }
 

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::SinkExt;
-use opus_rs::{Application, OpusEncoder};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use wire::browser::{Message, MicOpus};
 
@@ -20,21 +19,12 @@ const PACKETS: u64 = 100;
 
 /// 2 s of `hz` as MicOpus messages, sent at a microphone's pace.
 async fn send_tone(ws: &mut Ws, hz: f64) {
-    let mut encoder = OpusEncoder::new(48_000, 1, Application::Voip).expect("encoder");
-    encoder.bitrate_bps = 32_000;
-    let mut out = vec![0u8; 1500];
+    let packets = demo_host::mic::opus_tone(hz, PACKETS as usize).expect("tone");
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for p in 0..PACKETS as usize {
-        let pcm: Vec<f32> = (0..FRAME)
-            .map(|i| {
-                let t = (p * FRAME + i) as f64 / 48_000.0;
-                (0.5 * (2.0 * std::f64::consts::PI * hz * t).sin()) as f32
-            })
-            .collect();
-        let n = encoder.encode(&pcm, FRAME, &mut out).expect("encode");
+    for (p, packet) in packets.iter().enumerate() {
         let msg = Message::MicOpus(MicOpus {
             timestamp: (p * FRAME) as u32,
-            data: &out[..n],
+            data: packet,
         })
         .to_vec()
         .unwrap();

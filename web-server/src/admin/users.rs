@@ -14,7 +14,6 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::now_unix;
 use crate::users::{password, valid_name, UserRecord, UserRole, NAME_RULE};
 
 /// `POST /api/admin/users`.
@@ -92,13 +91,7 @@ pub async fn create(
             format!("a user {} exists", body.name),
         ));
     }
-    let user = UserRecord {
-        name: body.name,
-        role: body.role,
-        hosts: body.hosts,
-        password_hash: hash(body.password).await?,
-        created_at: now_unix(),
-    };
+    let user = UserRecord::new(body.name, body.role, body.hosts, hash(body.password).await?);
     state
         .store
         .put_user(user.clone())

@@ -17,7 +17,6 @@ use serde_json::{json, Value};
 use super::auth::issue_session;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::now_unix;
 use crate::users::{UserRecord, SSO_ONLY_PASSWORD};
 
 /// `GET /api/auth/providers`.
@@ -123,13 +122,7 @@ pub async fn callback(
     let user = match (existing, oidc.auto_create_role()) {
         (Some(user), _) => user,
         (None, Some(role)) => {
-            let user = UserRecord {
-                name: name.clone(),
-                role,
-                hosts: None,
-                password_hash: SSO_ONLY_PASSWORD.into(),
-                created_at: now_unix(),
-            };
+            let user = UserRecord::new(name.clone(), role, None, SSO_ONLY_PASSWORD.into());
             state
                 .store
                 .put_user(user.clone())

@@ -83,6 +83,22 @@ impl fmt::Debug for UserRecord {
 }
 
 impl UserRecord {
+    /// A user created now.
+    pub fn new(
+        name: String,
+        role: UserRole,
+        hosts: Option<Vec<i64>>,
+        password_hash: String,
+    ) -> Self {
+        UserRecord {
+            name,
+            role,
+            hosts,
+            password_hash,
+            created_at: crate::store::now_unix(),
+        }
+    }
+
     /// Whether this user may see and use the host `id`.
     pub fn may_use_host(&self, id: i64) -> bool {
         self.hosts.as_ref().is_none_or(|h| h.contains(&id))
