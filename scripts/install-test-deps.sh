@@ -13,7 +13,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # An independent WebRTC receiver (tests/aiortc), run in a network namespace of its own.
 /usr/bin/python3 -c 'import aiortc' >/dev/null 2>&1 || need_apt+=(python3-aiortc)
-command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# ip and tc: the namespaces of tests/aiortc and the shaped link of web-server/tests/adapt.rs.
+{ command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 # The shared state of several gateways (tests/cluster.rs starts its own on loopback).
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)

@@ -484,6 +484,8 @@ export interface StreamSettings {
   formats: number;
   clientUniqueId: string;
   sessionId: string;
+  /** Let the gateway lower (and raise again) the quality to what the link carries (WebSocket mode). */
+  adaptive?: boolean;
 }
 
 /** The `init` JSON (§2.1) of a moongate client. */
@@ -508,6 +510,7 @@ export function initJson(p: InitParams): string {
     video_supported_formats: p.formats,
     client_unique_id: p.clientUniqueId,
     credentials: p.credentials,
+    ...(p.adaptive ? { adaptive: true } : {}),
   });
 }
 

@@ -19,6 +19,8 @@ export interface Settings {
   mode: Mode;
   touchMode: "touch" | "trackpad";
   showStats: boolean;
+  /** Let the gateway adapt size and bitrate to the connection (WebSocket mode). */
+  adaptive: boolean;
 }
 
 export const DEFAULTS: Settings = {
@@ -31,6 +33,7 @@ export const DEFAULTS: Settings = {
   mode: "auto",
   touchMode: "trackpad",
   showStats: false,
+  adaptive: true,
 };
 
 export const RESOLUTIONS: [number, number][] = [

@@ -83,6 +83,7 @@ pub struct Metrics {
     starts: IntCounterVec,
     ends: IntCounterVec,
     supersedes: IntCounter,
+    restreams: IntCounter,
     crashes: IntCounter,
     frames: IntCounter,
     bytes: IntCounterVec,
@@ -176,6 +177,10 @@ impl Metrics {
             supersedes: counter(
                 "moongate_stream_supersedes_total",
                 "Streams stopped because a newer connection of the same client took over",
+            ),
+            restreams: counter(
+                "moongate_stream_restreams_total",
+                "Host streams started again at another quality rung (adaptive quality)",
             ),
             crashes: counter(
                 "moongate_streamer_crashes_total",
@@ -283,6 +288,11 @@ impl Metrics {
     /// A stream was superseded before it launched (not counted as an end: it never started).
     pub fn superseded_before_launch(&self) {
         self.supersedes.inc();
+    }
+
+    /// The quality controller restarted a stream at another rung.
+    pub fn restreamed(&self) {
+        self.restreams.inc();
     }
 
     /// Adds one `Stats` sample's increments.

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use demo_host::media::{PatternStyle, SourceKind, VideoFormat, VideoOptions};
-use demo_host::{DemoHostConfig, MediaFactory, RealMedia};
 use futures_util::StreamExt;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -456,45 +454,13 @@ async fn ten_rapid_supersedes_leave_exactly_one_live_stream() {
     gw.stop().await;
 }
 
-/// The real media layer, padding every frame to the requested bitrate (a CBR host's volume).
-struct PaddedMedia;
-
-impl MediaFactory for PaddedMedia {
-    fn open_video(
-        &self,
-        kind: SourceKind,
-        format: VideoFormat,
-        style: PatternStyle,
-    ) -> Result<Box<dyn demo_host::media::VideoSource>, demo_host::media::MediaError> {
-        demo_host::media::open_video_with(
-            kind,
-            format,
-            style,
-            VideoOptions {
-                fill_to_bitrate: true,
-            },
-        )
-    }
-    fn open_audio(
-        &self,
-        format: demo_host::media::AudioFormat,
-        tone_hz: f32,
-    ) -> Result<Box<dyn demo_host::media::AudioSource>, demo_host::media::MediaError> {
-        RealMedia.open_audio(format, tone_hz)
-    }
-}
-
 /// A gateway whose embedded-style demo host pads its video to the bitrate.
 async fn gateway_padded() -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::load_with_env(None, |_| None).unwrap();
     config.data_dir = dir.path().to_path_buf();
     config.streamer_path = streamer_exe();
-    let host = DemoHostConfig {
-        media: Arc::new(PaddedMedia),
-        ..DemoHostConfig::default()
-    };
-    common::serve_own_host_gateway(config, dir, host, "padded demo host").await
+    padded_host_gateway(config, dir, "padded demo host").await
 }
 
 /// One 1080p30 session at 40 Mbit/s until `target` bytes arrived; closed, and everything of it

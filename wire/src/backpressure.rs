@@ -80,6 +80,11 @@ pub struct QueueStats {
     pub frames_dropped: u64,
     /// Audio packets dropped, cumulative.
     pub audio_dropped: u64,
+    /// Video frames taken out to be sent, cumulative.
+    pub video_sent: u64,
+    /// Their bytes, cumulative: what the link carried, which during congestion is about what
+    /// it can carry (the quality controller's measure).
+    pub video_sent_bytes: u64,
     /// Keyframe requests raised, cumulative.
     pub idr_requests: u64,
 }
@@ -116,6 +121,8 @@ pub struct SendQueue<T> {
     frames_dropped: u64,
     audio_dropped: u64,
     idr_requests: u64,
+    video_sent: u64,
+    video_sent_bytes: u64,
 }
 
 impl<T> std::fmt::Debug for SendQueue<T> {
@@ -145,6 +152,8 @@ impl<T> SendQueue<T> {
             frames_dropped: 0,
             audio_dropped: 0,
             idr_requests: 0,
+            video_sent: 0,
+            video_sent_bytes: 0,
         }
     }
 
@@ -205,6 +214,8 @@ impl<T> SendQueue<T> {
         self.expire_video(now);
         let v = self.video.pop_front()?;
         self.video_bytes -= v.bytes;
+        self.video_sent += 1;
+        self.video_sent_bytes += v.bytes as u64;
         Some(v.item)
     }
 
@@ -254,6 +265,8 @@ impl<T> SendQueue<T> {
             frames_dropped: self.frames_dropped,
             audio_dropped: self.audio_dropped,
             idr_requests: self.idr_requests,
+            video_sent: self.video_sent,
+            video_sent_bytes: self.video_sent_bytes,
         }
     }
 

@@ -212,6 +212,19 @@ impl ClientStream {
         self.http.cancel().await.map_err(ClientError::from)
     }
 
+    /// Ends the stream but not the host's app, as a Moonlight client leaving a game running does:
+    /// media stops and the control stream disconnects (awaited, as in [`ClientStream::stop`]),
+    /// and no `/cancel` is sent. Hosts keep the app (Wolf pauses the session, Sunshine keeps the
+    /// app), so a new stream of the same client, perhaps at another size or bitrate, follows
+    /// with `/resume` and a new ANNOUNCE: how a stream changes quality on a host that has no
+    /// runtime bitrate control.
+    pub async fn end_stream(mut self) {
+        self.close().await;
+        // The same settle as `stop`: the next request (`/resume`) must find the disconnect
+        // handled by the host's control loop.
+        tokio::time::sleep(DISCONNECT_SETTLE).await;
+    }
+
     /// The graceful end of the stream without `/cancel`: media stops, the ENet disconnect is
     /// acknowledged or the linger time passes.
     pub(super) async fn close(&mut self) {

@@ -116,6 +116,13 @@ pub struct Forwarder {
     keyframe_refused: bool,
     /// Counters for `Stats`.
     pub counters: Counters,
+    /// When the last video frame went to the sink.
+    last_video_at: Option<Instant>,
+    /// A restream is under way since the old host stream's last frame (this instant): its gap
+    /// ends at the new stream's first keyframe.
+    restream_from: Option<Instant>,
+    restreams: u64,
+    restream_gap: Duration,
 }
 
 impl Forwarder {
@@ -129,7 +136,28 @@ impl Forwarder {
             need_keyframe: true,
             keyframe_refused: false,
             counters: Counters::default(),
+            last_video_at: None,
+            restream_from: None,
+            restreams: 0,
+            restream_gap: Duration::ZERO,
         }
+    }
+
+    /// The host stream is being started again at a new rung (a new encoder, perhaps a new size):
+    /// its parameter sets are forgotten, deltas wait for its first keyframe, and the time from
+    /// the old stream's last frame to that keyframe is the restream's gap (`Stats`).
+    pub fn restarting(&mut self, now: Instant) {
+        let codec = VideoCodec::from_byte(self.codec).unwrap_or(VideoCodec::H264);
+        self.params = ParamSetCache::new(codec);
+        self.need_keyframe = true;
+        self.keyframe_refused = false;
+        self.restream_from = Some(self.last_video_at.unwrap_or(now));
+    }
+
+    /// The last restream's gap, once its first keyframe went out.
+    #[cfg(test)]
+    pub fn last_restream_gap(&self) -> Option<Duration> {
+        (self.restreams > 0 && self.restream_from.is_none()).then_some(self.restream_gap)
     }
 
     /// One video frame from the host (`rtp_timestamp`: its 90 kHz timestamp).
@@ -163,6 +191,12 @@ impl Forwarder {
         };
         match sink.video(unit) {
             Sent::Queued => {
+                let now = Instant::now();
+                if let Some(from) = self.restream_from.take_if(|_| keyframe) {
+                    self.restream_gap = now.saturating_duration_since(from);
+                    self.restreams += 1;
+                }
+                self.last_video_at = Some(now);
                 self.need_keyframe = false;
                 self.keyframe_refused = false;
                 self.counters.video_frames += 1;
@@ -228,6 +262,8 @@ impl Forwarder {
                 u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
             }),
             send_queue_ms: q.video_depth_ms,
+            restreams: self.restreams,
+            restream_gap_ms: self.restream_gap.as_millis() as u64,
         }
     }
 }
@@ -317,6 +353,32 @@ mod tests {
         let c = &f.counters;
         assert_eq!((c.frames_in, c.video_frames, c.frames_dropped), (8, 3, 5));
         assert_eq!(s.video.iter().filter(|u| u.keyframe).count(), 4);
+    }
+
+    #[test]
+    fn a_restream_waits_for_the_new_keyframe_and_measures_its_gap() {
+        let mut f = Forwarder::new(VideoCodec::Av1Main8.to_byte());
+        let mut s = sink(Sent::Queued);
+        assert_eq!(f.video(vec![1], true, 0, &mut s), Forwarded::Done);
+        assert_eq!(f.last_restream_gap(), None);
+        f.restarting(Instant::now());
+        std::thread::sleep(Duration::from_millis(20));
+        // The new stream's deltas before its keyframe are dropped; its keyframe ends the gap.
+        assert_eq!(f.video(vec![2], false, 0, &mut s), Forwarded::Done);
+        assert_eq!(f.last_restream_gap(), None, "no keyframe yet");
+        assert_eq!(f.video(vec![3], true, 0, &mut s), Forwarded::Done);
+        let gap = f.last_restream_gap().expect("the gap is measured");
+        assert!(gap >= Duration::from_millis(20), "{gap:?}");
+        assert_eq!(s.video.len(), 2);
+        let st = f.stats(
+            SessionStats::default(),
+            SinkStats::default(),
+            Duration::ZERO,
+        );
+        assert_eq!(
+            (st.restreams, st.restream_gap_ms),
+            (1, gap.as_millis() as u64)
+        );
     }
 
     #[test]

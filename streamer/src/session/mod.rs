@@ -14,6 +14,8 @@
 //! * [`forward`]: host media → the browser, written once for both modes behind
 //!   [`forward::MediaSink`] (counters, timestamps, parameter sets).
 //! * [`running`]: the session loop that dispatches between them.
+//! * [`restream`]: the host stream ended and started again at another rung, the browser's side
+//!   kept.
 //! * [`end`]: the one teardown; [`early`]: signals held before the peer exists.
 //!
 //! This file keeps what they all share — the exit codes and [`End`] — and [`run`], which strings
@@ -23,6 +25,7 @@ mod early;
 mod end;
 pub mod forward;
 mod lobby;
+mod restream;
 mod running;
 mod start;
 
@@ -37,7 +40,7 @@ use wire::ipc::{EndReason, ErrorCode, StreamerCodec, StreamerError, ToStreamer};
 
 use self::end::{finish, teardown};
 use self::forward::Forwarder;
-use self::running::Running;
+use self::running::{Exit, Running};
 use crate::input::InputMapper;
 use crate::webrtc::{Peer, PeerEnd, StreamInfo};
 use crate::writer::Writer;
@@ -131,7 +134,7 @@ where
 {
     let mut rx = FramedRead::new(input, StreamerCodec::new());
     let writer = Writer::new(output);
-    let init = match tokio::time::timeout(INIT_TIMEOUT, rx.next()).await {
+    let mut init = match tokio::time::timeout(INIT_TIMEOUT, rx.next()).await {
         Ok(Some(Ok(ToStreamer::Init(init)))) => *init,
         Ok(Some(Ok(ToStreamer::Stop))) | Ok(None) => {
             return finish(writer, End::stopped("stopped before Init")).await
@@ -211,7 +214,20 @@ where
     }
     let end = match early {
         Some(end) => end,
-        None => run.main_loop(&mut rx).await,
+        None => loop {
+            match run.main_loop(&mut rx).await {
+                Exit::End(end) => break end,
+                Exit::Restream(rung) if !restream::allowed(&init) => {
+                    tracing::warn!(?rung, "restream refused: the stream is in a lobby");
+                }
+                Exit::Restream(rung) => {
+                    match restream::restream(run, &mut init, rung, &mut rx).await {
+                        Ok(restarted) => run = restarted,
+                        Err(code) => return code,
+                    }
+                }
+            }
+        },
     };
     drop(rx);
     tracing::info!(reason = ?end.reason, message = ?end.message, "session ending");

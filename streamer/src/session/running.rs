@@ -13,7 +13,7 @@ use gamestream::client::{ClientStream, SessionEvent};
 use gamestream::control::HostMessage;
 use tokio::io::AsyncRead;
 use tokio_util::codec::FramedRead;
-use wire::ipc::{FromStreamer, Stats, StreamerCodec, ToStreamer};
+use wire::ipc::{FromStreamer, Rung, Stats, StreamerCodec, ToStreamer};
 
 use super::end::end_of;
 use super::forward::{Forwarded, Forwarder, MediaSink};
@@ -24,6 +24,14 @@ use crate::writer::{Refused, Writer};
 
 /// Stats period.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
+
+/// Why the loop returned.
+pub(super) enum Exit {
+    /// The session is over.
+    End(End),
+    /// The web-server asked for the stream at another rung ([`super::restream`]).
+    Restream(Rung),
+}
 
 /// A started stream and everything its loop drives.
 pub(super) struct Running {
@@ -43,7 +51,7 @@ impl Running {
     pub(super) async fn main_loop<R: AsyncRead + Unpin>(
         &mut self,
         rx: &mut FramedRead<R, StreamerCodec>,
-    ) -> End {
+    ) -> Exit {
         let mut stats_tick = tokio::time::interval(STATS_PERIOD);
         stats_tick.tick().await;
         let mut last_log = (Instant::now(), 0u64, 0u64);
@@ -51,18 +59,19 @@ impl Running {
             tokio::select! {
                 biased;
                 msg = rx.next() => match msg {
-                    None => return End::stopped("IPC input closed"),
-                    Some(Ok(ToStreamer::Stop)) => return End::stopped("Stop from the web-server"),
+                    None => return Exit::End(End::stopped("IPC input closed")),
+                    Some(Ok(ToStreamer::Stop)) => return Exit::End(End::stopped("Stop from the web-server")),
                     Some(Ok(ToStreamer::RequestKeyframe)) => self.request_idr("web-server"),
                     Some(Ok(ToStreamer::Input(bytes))) => self.input(&bytes),
                     Some(Ok(ToStreamer::Init(_))) => tracing::warn!("second Init ignored"),
+                    Some(Ok(ToStreamer::Restream(rung))) => return Exit::Restream(rung),
                     // The turn ended at Started; a grant still on its way has nothing to start.
                     Some(Ok(ToStreamer::LaunchTurn)) => {}
                     Some(Ok(ToStreamer::Signal(s))) => match self.peer.as_mut() {
                         Some(peer) => peer.signal(s),
                         None => tracing::debug!("WebRTC signal ignored in WebSocket mode"),
                     },
-                    Some(Err(e)) => return End::ipc(e),
+                    Some(Err(e)) => return Exit::End(End::ipc(e)),
                 },
                 io = peer_wait(&mut self.peer) => {
                     if let Some(peer) = self.peer.as_mut() {
@@ -75,13 +84,13 @@ impl Running {
                         Forwarded::RequestKeyframe(why) => self.request_idr(why),
                         Forwarded::Done | Forwarded::SinkClosed => {}
                     },
-                    Err(_) => return End::stopped("IPC output closed"),
+                    Err(_) => return Exit::End(End::stopped("IPC output closed")),
                 },
                 event = self.session.next_event() => match event {
-                    Some(event) => if let Some(end) = self.event(event) { return end },
-                    None => return End::host_ended("the host stream ended".into()),
+                    Some(event) => if let Some(end) = self.event(event) { return Exit::End(end) },
+                    None => return Exit::End(End::host_ended("the host stream ended".into())),
                 },
-                _ = self.writer.closed() => return End::stopped("IPC output closed"),
+                _ = self.writer.closed() => return Exit::End(End::stopped("IPC output closed")),
                 _ = stats_tick.tick() => {
                     let stats = self.stats();
                     let secs = last_log.0.elapsed().as_secs_f64().max(0.001);
@@ -98,7 +107,7 @@ impl Running {
                 }
             }
             if let Some(end) = self.drain_peer() {
-                return end;
+                return Exit::End(end);
             }
         }
     }

@@ -154,7 +154,9 @@ pub(super) async fn start<R: AsyncRead + Unpin>(
 
 /// Checks `Init` and builds the host client and the stream's settings from it; also returns the
 /// video formats asked of the host.
-fn client_config(init: &StreamerInit) -> Result<(Arc<NvHttpClient>, SessionConfig, u32), End> {
+pub(super) fn client_config(
+    init: &StreamerInit,
+) -> Result<(Arc<NvHttpClient>, SessionConfig, u32), End> {
     let formats = init.video_formats & formats::ALL;
     if formats == 0 {
         return Err(End::error(

@@ -2,6 +2,7 @@
 import type { InputSink } from "../input";
 import type { StreamSettings } from "../protocol";
 import type { CloseInfo } from "../reconnect";
+import type { QualityInfo } from "./quality";
 import type { ViewersInfo, WatchTarget } from "./viewers";
 
 export interface StreamStats {
@@ -41,6 +42,8 @@ export interface TransportEvents {
   viewers(v: ViewersInfo): void;
   /** This member's input was dropped: another member holds control (§8.3). */
   inputRefused(reason: string): void;
+  /** The gateway moved the stream to another quality rung (WebSocket mode, §9). */
+  quality?(q: QualityInfo): void;
   /** WebRTC: the microphone track's RTP packets sent since the last call (from getStats). */
   micSent?(packets: number): void;
 }

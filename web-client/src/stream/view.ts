@@ -14,6 +14,7 @@ import { RtcTransport } from "./rtc";
 import type { StreamRequest, StreamStats, Transport, TransportEvents } from "./transport";
 import { WsTransport } from "./ws";
 import { MIC_MODE_CHANGED, Microphone, type MicDebug, type MicOutput } from "./mic";
+import { qualityNotice, type QualityInfo } from "./quality";
 import { roleOf, watchLink, type ViewersInfo, type WatchTarget } from "./viewers";
 
 interface ViewBase {
@@ -51,6 +52,8 @@ export interface StreamDebug {
   inputRefused: string | null;
   /** The microphone uplink (MicOpus in WebSocket mode, an audio track in WebRTC mode). */
   mic: MicDebug;
+  /** Every quality change the gateway announced, oldest first. */
+  quality: QualityInfo[];
 }
 
 declare global {
@@ -70,6 +73,7 @@ export class StreamView {
   private readonly policy = new ReconnectPolicy();
   private transport: Transport | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private qualityTimer: ReturnType<typeof setTimeout> | undefined;
   private overlayTimer: ReturnType<typeof setInterval> | undefined;
   private rtcFailed = false;
   private destroyed = false;
@@ -111,7 +115,7 @@ export class StreamView {
     });
     this.root = h("div", { class: "stream", dataset: { testid: "stream" } }, this.stage, this.overlay, this.viewers.el, this.statusBox, this.micNote, bar);
     this.input = new InputCapture(this.stage, { touchMode: o.settings.touchMode, fps: o.settings.fps });
-    this.debug = { state: "starting", mode: null, stats: () => this.transport?.stats() ?? null, reason: null, viewers: null, inputRefused: null, mic: { on: false, packetsSent: 0, error: null } };
+    this.debug = { state: "starting", mode: null, stats: () => this.transport?.stats() ?? null, reason: null, viewers: null, inputRefused: null, mic: { on: false, packetsSent: 0, error: null }, quality: [] };
     window.moongate = this.debug;
   }
 
@@ -180,6 +184,7 @@ export class StreamView {
       // A watcher joins by the stream id and token instead (its socket carries no session id).
       sessionId: o.watch ? "" : `web-${o.host.id}`,
       clientUniqueId: o.clientUniqueId,
+      adaptive: s.adaptive,
     };
     let t: Transport;
     const events: TransportEvents = {
@@ -203,6 +208,16 @@ export class StreamView {
       micSent: (packets) => {
         // Counted while the microphone is on: a poll after switching off reports the last packets before it.
         if (this.transport === t && this.debug.mic.on) this.debug.mic.packetsSent += packets;
+      },
+      quality: (q) => {
+        if (this.transport !== t) return;
+        this.debug.quality.push(q);
+        this.setStatus(qualityNotice(q));
+        clearTimeout(this.qualityTimer);
+        const notice = qualityNotice(q);
+        this.qualityTimer = setTimeout(() => {
+          if (this.statusBox.textContent === notice) this.setStatus(null);
+        }, 4000);
       },
       inputRefused: (reason) => {
         if (this.transport !== t) return;
@@ -388,6 +403,7 @@ export class StreamView {
     if (this.destroyed) return;
     this.destroyed = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.qualityTimer);
     clearInterval(this.overlayTimer);
     window.removeEventListener("pagehide", this.onPageHide);
     window.removeEventListener("keydown", this.onShortcut, true);

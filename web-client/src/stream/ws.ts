@@ -10,6 +10,7 @@ import { Rate, wsUrl, type StreamRequest, type StreamStats, type Transport, type
 import { wsMessages } from "./encode";
 import { downmixToStereo } from "./downmix";
 import { serverError, type ServerError } from "../reconnect";
+import { parseQuality } from "./quality";
 import { parseInputRefused, parseViewers } from "./viewers";
 
 /** Over this many bytes waiting in the socket, mouse moves are coalesced instead of sent. */
@@ -97,6 +98,7 @@ export class WsTransport implements Transport {
       clientUniqueId: this.req.clientUniqueId,
       sessionId: this.req.sessionId,
       credentials: this.req.credential,
+      adaptive: this.req.adaptive,
     });
   }
 
@@ -159,6 +161,8 @@ export class WsTransport implements Transport {
     if (viewers) return this.ev.viewers(viewers);
     const refused = parseInputRefused(o);
     if (refused !== null) return this.ev.inputRefused(refused);
+    const quality = parseQuality(o);
+    if (quality) return this.ev.quality?.(quality);
     const cc = o.ConnectionComplete as { width?: number; height?: number; capabilities?: { touch?: boolean } } | undefined;
     if (cc) {
       this.connectedAt = performance.now();

@@ -44,6 +44,10 @@ pub struct LiveStats {
     pub first_frame_ms: Option<u64>,
     /// Stats samples received.
     pub samples: u64,
+    /// Restarts of the host stream at another quality rung (adaptive quality), cumulative.
+    pub restreams: u64,
+    /// The last restart's gap, ms (the old stream's last frame to the new one's keyframe).
+    pub restream_gap_ms: u64,
 }
 
 /// The gateway's side of a sample (WebSocket mode: its own browser-bound queue).
@@ -88,6 +92,8 @@ impl RateTracker {
         into.idr_requests = st.idr_requests;
         into.rtt_ms = st.host_rtt_ms;
         into.video_frames = st.video_frames;
+        into.restreams = st.restreams;
+        into.restream_gap_ms = st.restream_gap_ms;
         into.samples += 1;
         Relayed {
             video_frames: d(st.video_frames, p.video_frames),

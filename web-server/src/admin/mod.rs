@@ -11,6 +11,7 @@
 //! | `GET /api/admin/sessions` | every live stream: key parts, mode, host, app, start, streamer pid/threads/RSS, fps in/out, bitrate, queue delay, drops, IDR requests, RTT |
 //! | `DELETE /api/admin/sessions/{key}` | end it through the one teardown path (browser: 4001 "stopped by an administrator"); answers once it has ended |
 //! | `POST /api/admin/streams/{key}/controller` | `{"viewer":N}` or `{"viewer":null}`: who of a shared stream's viewers controls it ([`streams`]) |
+//! | `POST /api/admin/streams/{key}/quality` | `{"rung":N}`: an adaptive stream moves to rung N of its quality ladder ([`streams`]) |
 //! | `GET /api/admin/clients` | the client-certificate cache |
 //! | `GET /api/admin/hosts` | hosts: status, paired, apps; with a Wolf API: its sessions, lobbies, pending pair requests |
 //! | `POST /api/admin/hosts/{id}/wolf/{action}` | Wolf API actions: `sessions/stop`, `lobbies/stop`, `lobbies/join` (body passed through) |
@@ -56,6 +57,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/api/admin/streams/{key}/controller",
             post(streams::set_controller),
+        )
+        .route(
+            "/api/admin/streams/{key}/quality",
+            post(streams::set_quality),
         )
         .route("/api/admin/clients", get(hosts::clients))
         .route("/api/admin/hosts", get(hosts::hosts))

@@ -71,6 +71,11 @@ impl StreamObserver {
             .queue_delay_ms(gw.queue_ms.max(st.send_queue_ms));
     }
 
+    /// The quality controller asked for the stream at another rung.
+    pub fn restream(&self) {
+        self.metrics.restreamed();
+    }
+
     /// The stream ended (counted once).
     pub fn ended(&mut self, label: EndLabel) {
         if !std::mem::replace(&mut self.ended, true) {

@@ -37,6 +37,7 @@ pub mod ws_stream;
 pub mod ws_watch;
 
 pub use ws_hub::Watches;
+pub(crate) use ws_hub::{Hub, RungError};
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::State;

@@ -7,7 +7,7 @@
 //! reaches the host. Members join through [`Watches`] with the stream's id and join token.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,18 @@ pub(crate) enum JoinError {
     Ended,
     /// It has [`MAX_MEMBERS`] members.
     Full,
+}
+
+/// Why an administrator's rung was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RungError {
+    /// The stream was opened without adaptation (its client did not ask for it, or it is in a
+    /// lobby).
+    #[error("this stream does not adapt its quality (its client did not ask for it)")]
+    NotAdaptive,
+    /// The ladder has fewer rungs.
+    #[error("the stream's ladder has {0} rungs (0 is the quality asked for)")]
+    NoSuchRung(usize),
 }
 
 /// The streams on this gateway that can be watched, by stream id (the registry key).
@@ -100,6 +112,10 @@ pub(crate) struct Hub {
     /// Wakes the stream task: a keyframe is wanted, or the last member left.
     pub(crate) wake: Notify,
     want_keyframe: AtomicBool,
+    /// The quality ladder's length once the stream adapts (0: it does not).
+    rungs: AtomicUsize,
+    /// A rung an administrator asked for, for the stream task.
+    forced_rung: Mutex<Option<usize>>,
     all_left: Mutex<Option<Leave>>,
     ended: watch::Sender<bool>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -145,6 +161,8 @@ impl Hub {
             inputs,
             wake: Notify::new(),
             want_keyframe: AtomicBool::new(false),
+            rungs: AtomicUsize::new(0),
+            forced_rung: Mutex::new(None),
             all_left: Mutex::new(None),
             ended: watch::channel(false).0,
             metrics: Arc::clone(&state.metrics),
@@ -388,6 +406,57 @@ impl Hub {
             due |= member.outbox.queue().take_keyframe_request(now);
         }
         due
+    }
+
+    /// The owner's link (its queue's counters and the last round trip), while it is a member:
+    /// what the quality controller follows. A viewer's link never lowers the stream for
+    /// everyone; its own queue drops frames instead.
+    /// `take_rtt`: the round trip is handed out once per pong.
+    pub(crate) fn owner_link(
+        &self,
+        now: Instant,
+        take_rtt: bool,
+    ) -> Option<(QueueStats, Option<u32>)> {
+        let shared = self.lock();
+        let owner = shared.members.get(&self.owner)?;
+        let stats = owner.outbox.queue().stats(now);
+        let rtt = take_rtt.then(|| owner.outbox.take_rtt_ms()).flatten();
+        Some((stats, rtt))
+    }
+
+    /// The stream adapts its quality over a ladder of `rungs` rungs.
+    pub(crate) fn set_rungs(&self, rungs: usize) {
+        self.rungs.store(rungs, Ordering::Release);
+    }
+
+    /// An administrator moves the stream to rung `index` (0 = the rung asked for).
+    pub(crate) fn force_rung(&self, index: usize) -> Result<(), RungError> {
+        match self.rungs.load(Ordering::Acquire) {
+            0 => return Err(RungError::NotAdaptive),
+            n if index >= n => return Err(RungError::NoSuchRung(n)),
+            _ => {}
+        }
+        *self.forced_rung.lock().unwrap_or_else(|p| p.into_inner()) = Some(index);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The rung an administrator asked for since the last call.
+    pub(crate) fn take_forced_rung(&self) -> Option<usize> {
+        self.forced_rung
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The rung changed: members that speak moongate's protocol are told (the web client shows
+    /// it); the new StreamInit follows with the restarted stream.
+    pub(crate) fn quality(&self, json: &str) {
+        for member in self.lock().members.values().filter(|m| !m.helix) {
+            member
+                .outbox
+                .control(Message::Text(json.to_string().into()));
+        }
     }
 
     /// The owner's queue, else the first member's: what the admin view shows.

@@ -4,8 +4,8 @@
 //! and the closing handshake. Both endpoints use these, so an owner and a viewer are answered,
 //! kept alive and closed the same way.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -35,6 +35,20 @@ fn unix_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// The clock of the keepalive pings' payloads: they carry their send time, and the browser's
+/// pong echoes it (RFC 6455 §5.5.3), which gives the round trip through the socket's send buffer.
+fn ping_clock_us() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// The round trip a pong shows, ms (at least 1), if it echoes one of our pings.
+fn pong_rtt_ms(payload: &[u8]) -> Option<u32> {
+    let sent = u64::from_le_bytes(payload.try_into().ok()?);
+    let rtt_us = ping_clock_us().checked_sub(sent)?;
+    Some(u32::try_from(rtt_us / 1000).unwrap_or(u32::MAX).max(1))
+}
+
 /// The browser-bound side of one connection: a [`SendQueue`] drained by one writer task.
 pub(crate) struct Outbox {
     queue: Mutex<SendQueue<Message>>,
@@ -42,6 +56,8 @@ pub(crate) struct Outbox {
     pub(crate) failed: AtomicBool,
     /// The browser sent its Close: the writer answers it at once, ahead of anything queued.
     peer_closed: AtomicBool,
+    /// The last keepalive's round trip, ms (0: none answered yet).
+    rtt_ms: AtomicU32,
 }
 
 impl Outbox {
@@ -51,7 +67,12 @@ impl Outbox {
             wake: Notify::new(),
             failed: AtomicBool::new(false),
             peer_closed: AtomicBool::new(false),
+            rtt_ms: AtomicU32::new(0),
         }
+    }
+    /// The round trip to the browser through this socket measured since the last call, ms.
+    pub(crate) fn take_rtt_ms(&self) -> Option<u32> {
+        Some(self.rtt_ms.swap(0, Ordering::Relaxed)).filter(|&ms| ms > 0)
     }
     pub(crate) fn queue(&self) -> MutexGuard<'_, SendQueue<Message>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
@@ -244,6 +265,11 @@ pub(crate) async fn read_member(
                             hub.input(id, b).await;
                         }
                     }
+                    Some(Ok(Message::Pong(payload))) => {
+                        if let Some(rtt) = pong_rtt_ms(&payload) {
+                            outbox.rtt_ms.store(rtt, Ordering::Relaxed);
+                        }
+                    }
                     Some(Ok(_)) => {}
                 }
             }
@@ -252,7 +278,8 @@ pub(crate) async fn read_member(
                     tracing::info!(member = id, "browser silent for 10 s: treating it as gone");
                     return Some(Leave::Gone);
                 }
-                outbox.control(Message::Ping(Bytes::new()));
+                let sent = ping_clock_us().to_le_bytes();
+                outbox.control(Message::Ping(Bytes::copy_from_slice(&sent)));
             }
         }
         if outbox.failed.load(Ordering::Relaxed) {

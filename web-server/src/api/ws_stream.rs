@@ -11,7 +11,9 @@
 //! 3. `Started` becomes StreamInit (0x30) + ConnectionComplete, then video (keyframe first) and
 //!    audio go to every member's time-budgeted queue ([`Hub`]); Pings are answered by each
 //!    member's reader, ahead of any media; the controller's input goes to the streamer;
-//! 4. the stream ends when the last member leaves (or the host, a supersede or an admin ends
+//! 4. with `"adaptive": true`, the owner's link is sampled once a second and a change of rung
+//!    restreams (`ToStreamer::Restream`; docs/browser-protocol.md §10, docs/adaptive-quality.md);
+//! 5. the stream ends when the last member leaves (or the host, a supersede or an admin ends
 //!    it); every end takes the shared teardown ([`crate::stream::teardown`]) and closes every
 //!    member with a real code.
 
@@ -37,13 +39,17 @@ use crate::error::ApiError;
 use crate::launch_gate::LaunchTurn;
 use crate::sessions::SessionGuard;
 use crate::state::AppState;
+use crate::stream::adapt::{Adaptation, Change, Rung};
 use crate::stream::{
     ipc_broken, launch, teardown, Close, End, Ends, LastWords, Launched, StreamRequest,
 };
 use crate::streamer_proc::{IpcRx, IpcTx};
 
-/// How often the members' keyframe retry is checked (see [`Running::pump`]).
+/// How often the members' keyframe retry is checked (see [`Running::pump`]); the quality
+/// controller's worst queue depth is watched on the same tick.
 const IDR_RETRY_CHECK_EVERY: Duration = Duration::from_millis(200);
+/// How often the owner's link is sampled for the quality controller.
+const ADAPT_SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Query parameters of the upgrade (all optional; the init's fields win).
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +120,17 @@ async fn stream_session(
         Err(e) => return Close::policy(ErrorCode::InvalidInit, e),
     };
     let owner_name = who.user.clone().unwrap_or_else(|| "guest".into());
+    // Adaptation asks the host for new rungs: not for a stream in a Wolf lobby (the lobby owns
+    // its encoder's settings).
+    let requested = Rung {
+        width: init.width,
+        height: init.height,
+        fps: init.fps,
+        bitrate_kbps: init.bitrate.max(500),
+    };
+    let lobby = init.lobby_id.is_some() || query.lobby_id.is_some();
+    let adapt_to =
+        (init.adaptive == Some(true) && !lobby && requested.check().is_ok()).then_some(requested);
 
     let request = StreamRequest {
         session: init.session_id.clone().or(query.session_id),
@@ -163,6 +180,8 @@ async fn stream_session(
         first_keyframe_logged: false,
         opened,
         key: key.to_string(),
+        adapt_to,
+        adapt: None,
     };
     // The owner is a member like any viewer: its reader runs beside the stream, which goes on
     // while anyone watches.
@@ -211,6 +230,10 @@ struct Running {
     first_keyframe_logged: bool,
     opened: Instant,
     key: String,
+    /// The rung the browser asked for, if it wants the quality to follow its link.
+    adapt_to: Option<Rung>,
+    /// The controller, from the first `Started` on.
+    adapt: Option<Adaptation>,
 }
 
 impl Running {
@@ -226,6 +249,8 @@ impl Running {
         // a first keyframe after 2.4 s during a loss burst when it waited for a keepalive).
         let mut idr_tick = tokio::time::interval(IDR_RETRY_CHECK_EVERY);
         idr_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut adapt_tick = tokio::time::interval(ADAPT_SAMPLE_EVERY);
+        adapt_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut keyframe = false;
             tokio::select! {
@@ -244,6 +269,11 @@ impl Running {
                         };
                     }
                     keyframe |= self.hub.take_keyframe();
+                    if let Some(rung) = self.forced_rung() {
+                        if ipc_tx.send(ToStreamer::Restream(rung)).await.is_err() {
+                            return End::StreamerLost;
+                        }
+                    }
                 }
                 frame = ipc_rx.next() => match frame {
                     None => return End::StreamerLost,
@@ -263,13 +293,76 @@ impl Running {
                     }
                 }
                 _ = idr_tick.tick() => {
-                    keyframe |= self.hub.keyframe_retry_due(Instant::now());
+                    let now = Instant::now();
+                    keyframe |= self.hub.keyframe_retry_due(now);
+                    self.adapt_watch(now);
+                }
+                _ = adapt_tick.tick() => {
+                    if let Some(rung) = self.adapt_sample() {
+                        if ipc_tx.send(ToStreamer::Restream(rung)).await.is_err() {
+                            return End::StreamerLost;
+                        }
+                    }
                 }
             }
             if keyframe && ipc_tx.send(ToStreamer::RequestKeyframe).await.is_err() {
                 return End::StreamerLost;
             }
         }
+    }
+
+    /// The owner's queue between samples: its worst depth counts.
+    fn adapt_watch(&mut self, now: Instant) {
+        if let Some(adapt) = self.adapt.as_mut() {
+            if let Some((queue, _)) = self.hub.owner_link(now, false) {
+                adapt.watch(&queue);
+            }
+        }
+    }
+
+    /// One second of the owner's link for the quality controller; the new rung, if it changes.
+    fn adapt_sample(&mut self) -> Option<Rung> {
+        let now = Instant::now();
+        let adapt = self.adapt.as_mut()?;
+        let (queue, rtt) = self.hub.owner_link(now, true)?;
+        let from = adapt.current();
+        let change = adapt.sample(now, queue, rtt)?;
+        Some(self.announce(from, change))
+    }
+
+    /// The rung an administrator asked for, if it changes the stream's.
+    fn forced_rung(&mut self) -> Option<Rung> {
+        let index = self.hub.take_forced_rung()?;
+        let adapt = self.adapt.as_mut()?;
+        let from = adapt.current();
+        let change = adapt.force(Instant::now(), index)?;
+        Some(self.announce(from, change))
+    }
+
+    /// Logs and counts a rung change and tells the members; returns the rung to restream at.
+    fn announce(&mut self, from: Rung, change: Change) -> Rung {
+        let Some(adapt) = self.adapt.as_ref() else {
+            return change.rung;
+        };
+        let rung = change.rung;
+        tracing::info!(
+            session = %self.key, reason = ?change.reason, rung = change.index,
+            from = format_args!("{}x{}@{} {} kbit/s", from.width, from.height, from.fps, from.bitrate_kbps),
+            width = rung.width, height = rung.height, fps = rung.fps,
+            bitrate_kbps = rung.bitrate_kbps, "quality changes: restreaming at a new rung"
+        );
+        self.observer.restream();
+        let json = serde_json::json!({ "Quality": {
+            "width": rung.width,
+            "height": rung.height,
+            "fps": rung.fps,
+            "bitrate_kbps": rung.bitrate_kbps,
+            "rung": change.index,
+            "rungs": adapt.rungs().len(),
+            "reason": change.reason.as_str(),
+        }});
+        self.hub.quality(&json.to_string());
+        rung
     }
 
     /// One streamer frame; `Some` when the stream is over.
@@ -279,6 +372,14 @@ impl Running {
             FromStreamer::LaunchTurn(request) => self.turn.on_request(request),
             FromStreamer::Started(s) => {
                 self.turn.release();
+                if self.adapt.is_none() {
+                    self.adapt = self
+                        .adapt_to
+                        .and_then(|rung| Adaptation::new(rung, now).ok());
+                    if let Some(adapt) = &self.adapt {
+                        self.hub.set_rungs(adapt.rungs().len());
+                    }
+                }
                 self.hub.started(s);
                 self.started = Some(s);
                 *keyframe = true;

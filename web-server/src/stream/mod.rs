@@ -8,9 +8,12 @@
 //! * [`teardown`]: every end, in every mode: `Stop` → the streamer cancels on the host and exits
 //!   → reap (kill after a grace period) → the registry entry goes → the close to send; a streamer
 //!   that died leaves its host session to be cancelled by the gateway ([`crate::host_cleanup`]).
+//! * [`adapt`]: the quality ladder and the controller that picks a rung from a browser's link
+//!   (fed by WebSocket mode's `api::ws_stream`, which restreams at the rung it picks).
 //! * [`close`]: close codes and reasons toward the browser, and the end reasons counted in the
 //!   metrics.
 
+pub(crate) mod adapt;
 pub(crate) mod close;
 pub(crate) mod launch;
 pub(crate) mod roster;

@@ -30,11 +30,14 @@ mod gateway_config;
 mod host_proc;
 mod inputs;
 mod loopback;
+mod padded;
 mod resources;
 mod sockets;
 // Each test binary uses a different subset of these too.
 #[allow(unused_imports)]
-pub use {gateway_config::*, host_proc::*, inputs::*, loopback::*, resources::*, sockets::*};
+pub use {
+    gateway_config::*, host_proc::*, inputs::*, loopback::*, padded::*, resources::*, sockets::*,
+};
 
 /// Prints one line of a suite's figures straight to stdout. libtest captures `println!` of
 /// passing tests, but the test command is meant to show what the chaos, fault and hostile-input

@@ -69,6 +69,10 @@ pub struct Init {
     /// moongate: credentials for a client that cannot set an `Authorization` header. Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Secret>,
+    /// moongate: let the gateway lower (and raise again) the size and bitrate to what the link
+    /// carries (docs/adaptive-quality.md); absent = off, the Helix behaviour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<bool>,
 }
 
 /// Reads a u32 that JavaScript may have produced from a computation: a whole number, or a finite

@@ -68,8 +68,16 @@ fn all_to_streamer() -> Vec<ToStreamer> {
         ToStreamer::Signal(RemoteSignal::Candidate(sample_candidate())),
         ToStreamer::Signal(RemoteSignal::CreateOffer),
         ToStreamer::LaunchTurn,
+        ToStreamer::Restream(RUNG_360P),
     ]
 }
+
+const RUNG_360P: Rung = Rung {
+    width: 640,
+    height: 360,
+    fps: 60,
+    bitrate_kbps: 2_000,
+};
 
 fn all_from_streamer() -> Vec<FromStreamer> {
     vec![
@@ -417,6 +425,91 @@ fn garbage_rejected() {
 }
 
 #[test]
+fn restream_carries_a_checked_rung() {
+    // The layout: type 0x07, the rung as JSON.
+    let buf = encode_all(&[ToStreamer::Restream(RUNG_360P)]);
+    let json = br#"{"width":640,"height":360,"fps":60,"bitrate_kbps":2000}"#;
+    assert_eq!(buf[4], frame_type::RESTREAM);
+    assert_eq!(&buf[5..], &json[..]);
+    assert_eq!(buf[..4], (json.len() as u32).to_le_bytes());
+    let mut read = buf.clone();
+    assert_eq!(
+        StreamerCodec::new().decode(&mut read).unwrap(),
+        Some(ToStreamer::Restream(RUNG_360P))
+    );
+    // Out-of-bounds values are refused when read (typed, the frame consumed) ...
+    for payload in [
+        &br#"{"width":0,"height":360,"fps":60,"bitrate_kbps":2000}"#[..],
+        br#"{"width":640,"height":0,"fps":60,"bitrate_kbps":2000}"#,
+        br#"{"width":100000,"height":360,"fps":60,"bitrate_kbps":2000}"#,
+        br#"{"width":640,"height":8193,"fps":60,"bitrate_kbps":2000}"#,
+        br#"{"width":640,"height":360,"fps":0,"bitrate_kbps":2000}"#,
+        br#"{"width":640,"height":360,"fps":100000,"bitrate_kbps":2000}"#,
+        br#"{"width":640,"height":360,"fps":60,"bitrate_kbps":0}"#,
+        br#"{"width":640,"height":360,"fps":60,"bitrate_kbps":4000000000}"#,
+        br#"{"width":640,"height":360,"fps":60}"#,
+        br#"{"width":-1,"height":360,"fps":60,"bitrate_kbps":2000}"#,
+        b"",
+        b"\"text\"",
+    ] {
+        let mut buf = BytesMut::new();
+        buf.put_u32_le(payload.len() as u32);
+        buf.put_u8(frame_type::RESTREAM);
+        buf.put_slice(payload);
+        let err = StreamerCodec::new().decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IpcError::Malformed {
+                    name: "Restream",
+                    ..
+                }
+            ),
+            "{}: {err}",
+            String::from_utf8_lossy(payload)
+        );
+        assert!(buf.is_empty(), "the bad frame is consumed");
+    }
+    // ... and never written.
+    let bad = Rung {
+        fps: 0,
+        ..RUNG_360P
+    };
+    assert_eq!(bad.check(), Err(RungError::Fps(0)));
+    let mut out = BytesMut::new();
+    let err = ServerCodec::new()
+        .encode(ToStreamer::Restream(bad), &mut out)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        IpcError::Malformed {
+            name: "Restream",
+            ..
+        }
+    ));
+    assert!(out.is_empty(), "nothing of the refused frame is written");
+    assert_eq!(
+        Rung {
+            width: 8193,
+            ..RUNG_360P
+        }
+        .check(),
+        Err(RungError::Size {
+            width: 8193,
+            height: 360
+        })
+    );
+    assert!(Rung {
+        width: 8192,
+        height: 8192,
+        fps: 480,
+        bitrate_kbps: 1_000_000
+    }
+    .check()
+    .is_ok());
+}
+
+#[test]
 fn webrtc_signal_json_shapes() {
     // The JSON mirrors the contract's §3.2 shapes so the web-server's translation is mechanical.
     let cases: Vec<(ToStreamer, &str)> = vec![
@@ -586,6 +679,7 @@ fn arb_to_streamer() -> impl Strategy<Value = ToStreamer> {
             sample_candidate()
         ))),
         Just(ToStreamer::LaunchTurn),
+        Just(ToStreamer::Restream(RUNG_360P)),
     ]
 }
 

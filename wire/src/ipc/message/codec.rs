@@ -58,6 +58,7 @@ impl IpcMessage for ToStreamer {
             ToStreamer::Stop => frame_type::STOP,
             ToStreamer::Signal(_) => frame_type::SIGNAL_IN,
             ToStreamer::LaunchTurn => frame_type::LAUNCH_TURN_GRANTED,
+            ToStreamer::Restream(_) => frame_type::RESTREAM,
         }
     }
 
@@ -67,6 +68,12 @@ impl IpcMessage for ToStreamer {
             ToStreamer::Input(bytes) => dst.put_slice(bytes),
             ToStreamer::RequestKeyframe | ToStreamer::Stop | ToStreamer::LaunchTurn => {}
             ToStreamer::Signal(s) => json_into(s, dst)?,
+            ToStreamer::Restream(rung) => {
+                // Never written out of bounds: the reader would refuse it and end the session.
+                rung.check()
+                    .map_err(|e| IpcError::malformed("Restream", e.to_string()))?;
+                json_into(rung, dst)?
+            }
         }
         Ok(())
     }
@@ -92,6 +99,12 @@ impl IpcMessage for ToStreamer {
             frame_type::LAUNCH_TURN_GRANTED => {
                 expect_empty("LaunchTurn", &payload)?;
                 ToStreamer::LaunchTurn
+            }
+            frame_type::RESTREAM => {
+                let rung: Rung = json_from("Restream", &payload)?;
+                rung.check()
+                    .map_err(|e| IpcError::malformed("Restream", e.to_string()))?;
+                ToStreamer::Restream(rung)
             }
             other => return Err(IpcError::UnknownType(other)),
         })

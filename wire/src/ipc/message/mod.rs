@@ -6,13 +6,15 @@
 //! JSON object, which lets the two processes tolerate added fields (unknown fields are ignored,
 //! missing optional ones default). Layouts are in `docs/ipc.md`.
 //!
-//! [`init`] holds the session's settings (`Init`) and the WebRTC signaling types; `codec` the
-//! byte layouts of both enums.
+//! [`init`] holds the session's settings (`Init`) and the WebRTC signaling types; [`rung`] what
+//! `Restream` asks for; `codec` the byte layouts of both enums.
 
 mod codec;
 mod init;
+mod rung;
 
 pub use init::*;
+pub use rung::*;
 
 use super::frame::IpcError;
 use crate::browser::{self, CloseCode, StreamInit, VideoFrame};
@@ -34,6 +36,8 @@ pub mod frame_type {
     pub const SIGNAL_IN: u8 = 0x05;
     /// [`super::ToStreamer::LaunchTurn`].
     pub const LAUNCH_TURN_GRANTED: u8 = 0x06;
+    /// [`super::ToStreamer::Restream`].
+    pub const RESTREAM: u8 = 0x07;
     /// [`super::FromStreamer::Started`].
     pub const STARTED: u8 = 0x81;
     /// [`super::FromStreamer::Video`].
@@ -73,6 +77,9 @@ pub enum ToStreamer {
     /// [`FromStreamer::LaunchTurn`] with [`TurnRequest::Ask`]); the turn ends at `Started`, at
     /// [`TurnRequest::GiveBack`] or when the stream ends.
     LaunchTurn,
+    /// 0x07, JSON [`Rung`]: end the host stream (not the app) and start it again at this rung;
+    /// `Started` follows again with the new size. A rung out of bounds is a malformed frame.
+    Restream(Rung),
 }
 
 /// `Video`: one complete access unit. On the pipe it is the browser's VideoFrame message itself
@@ -224,6 +231,11 @@ pub struct Stats {
     /// Age of the oldest frame waiting in the streamer's own send queue, ms (IPC writer in
     /// WebSocket mode, the peer in WebRTC mode); 0 = empty or unknown.
     pub send_queue_ms: u64,
+    /// Times the host stream was started again at a new rung (`Restream`).
+    pub restreams: u64,
+    /// The last restream's gap, ms: from the last frame of the old host stream to the first
+    /// keyframe of the new one (0 = none yet).
+    pub restream_gap_ms: u64,
 }
 
 /// Log level of a [`LogLine`].
