@@ -274,3 +274,21 @@ async fn refuse_launch_fault_and_supersede() {
     .await
     .expect("test timed out");
 }
+
+/// A consumer that stops reading events (its 512-event queue full after about 2 s of video and
+/// audio) can still stop the stream: `Stop` is no longer stuck behind an event waiting for room
+/// (the microphone test hung this way on a loaded machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_events_are_not_read_still_stops() {
+    let host = DemoHost::start(common::test_config()).await.unwrap();
+    let mut events = host.subscribe();
+    let http = common::paired_client(&host).await;
+    let (session, _unread) = common::stream(&http, 1).await;
+    common::wait_stream_started(&mut events, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    timeout(Duration::from_secs(10), session.stop())
+        .await
+        .expect("stop waited behind a full event queue")
+        .expect("the host answered the stop");
+    host.close().await;
+}

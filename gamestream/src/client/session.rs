@@ -119,27 +119,14 @@ async fn drive(
     loop {
         tokio::select! {
             biased;
-            command = commands.recv() => {
-                let result = match command {
-                    Some(Command::Input(event)) => stream.send_input(&event),
-                    Some(Command::RequestIdr) => stream.request_idr(),
-                    Some(Command::Mic(opus, samples)) => {
-                        if let Err(e) = stream.send_mic(&opus, samples) {
-                            tracing::debug!("mic packet not sent: {e}");
-                        }
-                        Ok(())
-                    }
-                    Some(Command::Stop(done)) => {
-                        let _ = done.send(stream.stop().await);
-                        return;
-                    }
-                    // The owner went away: `Drop` sends the disconnect.
-                    None => return,
-                };
-                if let Err(e) = result {
-                    tracing::debug!("stream command not carried out: {e}");
+            command = commands.recv() => match apply(&mut stream, command) {
+                Applied::Done => {}
+                Applied::Stop(done) => {
+                    let _ = done.send(stream.stop().await);
+                    return;
                 }
-            }
+                Applied::OwnerGone => return,
+            },
             event = stream.next_event() => {
                 let Some(event) = event else {
                     // Ended: wait for `Stop` (for `/cancel`) or for the owner to go away.
@@ -152,9 +139,56 @@ async fn drive(
                     return;
                 };
                 stats.send_replace(stream.stats());
-                // A consumer that went away still gets its stream ended by stop or drop.
-                let _ = events.send(event).await;
+                // A consumer that went away still gets its stream ended by stop or drop. One that
+                // stopped reading (its queue full) must not keep `Stop` from being carried out:
+                // commands are handled while the event waits for room.
+                let send = events.send(event);
+                tokio::pin!(send);
+                loop {
+                    tokio::select! {
+                        biased;
+                        command = commands.recv() => match apply(&mut stream, command) {
+                            Applied::Done => {}
+                            Applied::Stop(done) => {
+                                let _ = done.send(stream.stop().await);
+                                return;
+                            }
+                            Applied::OwnerGone => return,
+                        },
+                        _ = &mut send => break,
+                    }
+                }
             }
         }
     }
+}
+
+/// What [`apply`] left to the task.
+enum Applied {
+    /// Carried out (or logged).
+    Done,
+    /// `Stop`: the task stops the stream and answers.
+    Stop(oneshot::Sender<Result<(), ClientError>>),
+    /// The owner went away: `Drop` sends the disconnect.
+    OwnerGone,
+}
+
+/// Carries out one command but `Stop`, which needs the stream by value.
+fn apply(stream: &mut ClientStream, command: Option<Command>) -> Applied {
+    let result = match command {
+        Some(Command::Input(event)) => stream.send_input(&event),
+        Some(Command::RequestIdr) => stream.request_idr(),
+        Some(Command::Mic(opus, samples)) => {
+            if let Err(e) = stream.send_mic(&opus, samples) {
+                tracing::debug!("mic packet not sent: {e}");
+            }
+            Ok(())
+        }
+        Some(Command::Stop(done)) => return Applied::Stop(done),
+        None => return Applied::OwnerGone,
+    };
+    if let Err(e) = result {
+        tracing::debug!("stream command not carried out: {e}");
+    }
+    Applied::Done
 }
