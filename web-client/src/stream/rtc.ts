@@ -6,7 +6,7 @@
  * ICE that does not connect is reported as `iceFailed`, so "auto" mode falls back to WebSocket.
  */
 import type { InputEvent } from "../input";
-import { decodeChannelRumble } from "../protocol";
+import { decodeChannelRumble, type Bytes } from "../protocol";
 import { CHANNELS, rtcMessages } from "./encode";
 import { Rate, wsUrl, type StreamRequest, type StreamStats, type Transport, type TransportEvents } from "./transport";
 import { serverError, type ServerError } from "../reconnect";
@@ -14,6 +14,14 @@ import { serverError, type ServerError } from "../reconnect";
 /** ICE must connect within this time after the offer, or the attempt counts as an ICE failure. */
 const ICE_TIMEOUT_MS = 10000;
 const BACKED_UP_BYTES = 16 * 1024;
+/**
+ * Input sent on a data channel that is still opening is held (up to this many messages per
+ * channel) and sent in order once it opens. The stream view says "streaming" when the signaling
+ * socket's ConnectionComplete arrives, which can come before the peer's SCTP association is up;
+ * a gamepad's channel is only created at its first event. Dropping meanwhile lost a pad's
+ * arrival and first state for good (seen on a loaded CI machine).
+ */
+const MAX_HELD_PER_CHANNEL = 256;
 
 type Json = Record<string, unknown>;
 
@@ -23,6 +31,8 @@ export class RtcTransport implements Transport {
   private readonly ws: WebSocket;
   private pc: RTCPeerConnection | null = null;
   private readonly channels = new Map<string, RTCDataChannel>();
+  /** Input waiting for its channel to open (see MAX_HELD_PER_CHANNEL). */
+  private readonly held = new Map<string, Bytes[]>();
   private remoteSet = false;
   private readonly pendingIce: RTCIceCandidateInit[] = [];
   private closedOnce = false;
@@ -261,7 +271,27 @@ export class RtcTransport implements Transport {
     for (const m of rtcMessages(e)) {
       const ch = this.channels.get(m.label) ?? (m.label.startsWith("controller") ? this.openChannel(m.label, { ordered: true, maxRetransmits: 0 }) : undefined);
       if (ch?.readyState === "open") ch.send(m.data);
+      else if (ch?.readyState === "connecting") this.holdUntilOpen(ch, m.data);
     }
+  }
+
+  /** Keeps `data` for `ch` until it opens, then sends everything held in order. */
+  private holdUntilOpen(ch: RTCDataChannel, data: Bytes): void {
+    let held = this.held.get(ch.label);
+    if (!held) {
+      const queue: Bytes[] = [];
+      held = queue;
+      this.held.set(ch.label, queue);
+      ch.addEventListener(
+        "open",
+        () => {
+          this.held.delete(ch.label);
+          for (const d of queue) ch.send(d);
+        },
+        { once: true },
+      );
+    }
+    if (held.length < MAX_HELD_PER_CHANNEL) held.push(data);
   }
 
   setMicTrack(track: MediaStreamTrack | null): void {
