@@ -82,6 +82,10 @@ test("a second tab watches the stream, asks for control and gets it; the last on
     await a.waitForSelector("[data-testid=host][data-online=true][data-paired=true]", { timeout: 20000 });
     await a.goto(gw.url + "/#/settings");
     for (const [name, value] of Object.entries({ resolution: "1280x720", mode: "websocket" })) await a.selectOption(`select[name=${name}]`, value);
+    // A restream (quality that adapts) starts a new host session, and this test follows one session's
+    // input and life: adaptation is off here and has its own test (adapt.test.mjs). Two tabs decoding
+    // on a loaded 2-core machine did step it down once in CI.
+    await a.uncheck("input[name=adaptive]");
     await a.goto(gw.url + "/#/");
     await a.click("[data-testid=open-host]");
     await a.click("[data-testid=app][data-app-id='1']");
