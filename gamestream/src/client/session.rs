@@ -116,27 +116,36 @@ async fn drive(
     events: mpsc::Sender<SessionEvent>,
     stats: tokio::sync::watch::Sender<SessionStats>,
 ) {
+    match pump(&mut stream, &mut commands, &events, &stats).await {
+        Ending::Stop(done) => {
+            let _ = done.send(stream.stop().await);
+        }
+        Ending::OwnerGone => {}
+    }
+}
+
+/// Forwards events and carries out commands until `Stop` or the owner's going away.
+async fn pump(
+    stream: &mut ClientStream,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    events: &mpsc::Sender<SessionEvent>,
+    stats: &tokio::sync::watch::Sender<SessionStats>,
+) -> Ending {
     loop {
         tokio::select! {
             biased;
-            command = commands.recv() => match apply(&mut stream, command) {
-                Applied::Done => {}
-                Applied::Stop(done) => {
-                    let _ = done.send(stream.stop().await);
-                    return;
-                }
-                Applied::OwnerGone => return,
+            command = commands.recv() => if let Err(ending) = apply(stream, command) {
+                return ending;
             },
             event = stream.next_event() => {
                 let Some(event) = event else {
                     // Ended: wait for `Stop` (for `/cancel`) or for the owner to go away.
                     while let Some(command) = commands.recv().await {
                         if let Command::Stop(done) = command {
-                            let _ = done.send(stream.stop().await);
-                            return;
+                            return Ending::Stop(done);
                         }
                     }
-                    return;
+                    return Ending::OwnerGone;
                 };
                 stats.send_replace(stream.stats());
                 // A consumer that went away still gets its stream ended by stop or drop. One that
@@ -147,13 +156,8 @@ async fn drive(
                 loop {
                     tokio::select! {
                         biased;
-                        command = commands.recv() => match apply(&mut stream, command) {
-                            Applied::Done => {}
-                            Applied::Stop(done) => {
-                                let _ = done.send(stream.stop().await);
-                                return;
-                            }
-                            Applied::OwnerGone => return,
+                        command = commands.recv() => if let Err(ending) = apply(stream, command) {
+                            return ending;
                         },
                         _ = &mut send => break,
                     }
@@ -163,18 +167,16 @@ async fn drive(
     }
 }
 
-/// What [`apply`] left to the task.
-enum Applied {
-    /// Carried out (or logged).
-    Done,
-    /// `Stop`: the task stops the stream and answers.
+/// Why the task ends.
+enum Ending {
+    /// `Stop`: the task stops the stream (ENet disconnect, `/cancel`) and answers.
     Stop(oneshot::Sender<Result<(), ClientError>>),
     /// The owner went away: `Drop` sends the disconnect.
     OwnerGone,
 }
 
-/// Carries out one command but `Stop`, which needs the stream by value.
-fn apply(stream: &mut ClientStream, command: Option<Command>) -> Applied {
+/// Carries out one command; `Err` for those that end the task (`Stop` needs the stream by value).
+fn apply(stream: &mut ClientStream, command: Option<Command>) -> Result<(), Ending> {
     let result = match command {
         Some(Command::Input(event)) => stream.send_input(&event),
         Some(Command::RequestIdr) => stream.request_idr(),
@@ -184,11 +186,11 @@ fn apply(stream: &mut ClientStream, command: Option<Command>) -> Applied {
             }
             Ok(())
         }
-        Some(Command::Stop(done)) => return Applied::Stop(done),
-        None => return Applied::OwnerGone,
+        Some(Command::Stop(done)) => return Err(Ending::Stop(done)),
+        None => return Err(Ending::OwnerGone),
     };
     if let Err(e) = result {
         tracing::debug!("stream command not carried out: {e}");
     }
-    Applied::Done
+    Ok(())
 }
