@@ -327,7 +327,7 @@ impl Default for DemoHostConfig {
             idle_check_interval: Duration::from_secs(10),
             input_log_capacity: 1024,
             faults: Arc::new(Faults::default()),
-            media: Arc::new(crate::producer::RealMedia),
+            media: Arc::new(crate::producer::RealMedia::default()),
             sunshine_extensions: true,
             encrypted_rtsp: false,
             video_fec_percent: 20,

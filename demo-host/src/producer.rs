@@ -50,9 +50,20 @@ pub trait MediaFactory: Send + Sync + 'static {
     }
 }
 
-/// [`MediaFactory`] of the real media layer ([`crate::media`]).
+/// [`MediaFactory`] of the real media layer ([`crate::media`]), with its encoder options.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RealMedia;
+pub struct RealMedia(pub media::VideoOptions);
+
+impl RealMedia {
+    /// Every frame padded to the requested bitrate: the volume a CBR host sends (the test pattern
+    /// alone compresses to a small fraction of it). For tests and benches of memory under load
+    /// and of links that cannot carry a stream: they need the bytes, not the picture.
+    pub fn padded() -> Self {
+        Self(media::VideoOptions {
+            fill_to_bitrate: true,
+        })
+    }
+}
 
 impl MediaFactory for RealMedia {
     fn open_video(
@@ -61,7 +72,7 @@ impl MediaFactory for RealMedia {
         format: VideoFormat,
         style: PatternStyle,
     ) -> Result<Box<dyn VideoSource>, MediaError> {
-        media::open_video(kind, format, style)
+        media::open_video_with(kind, format, style, self.0)
     }
     fn open_video_high_profile(
         &self,
@@ -69,13 +80,7 @@ impl MediaFactory for RealMedia {
         format: VideoFormat,
         style: PatternStyle,
     ) -> Result<Box<dyn VideoSource>, MediaError> {
-        media::open_video_profiled(
-            kind,
-            format,
-            style,
-            media::VideoOptions::default(),
-            media::H264Profile::High,
-        )
+        media::open_video_profiled(kind, format, style, self.0, media::H264Profile::High)
     }
     fn open_audio(
         &self,

@@ -8,7 +8,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { hostSessions, launchBrowser, screenshotDir, startGateway, until } from "./harness.mjs";
+import { framesGrow, hostSessions, launchBrowser, screenshotDir, startGateway, until } from "./harness.mjs";
 
 const ADMIN = "e2e-admin-" + Math.random().toString(36).slice(2);
 const shot = (page, name) => page.screenshot({ path: path.join(screenshotDir, `${name}.png`) });
@@ -23,21 +23,6 @@ after(async () => {
   await browser?.close();
   await gw?.stop();
 });
-
-/** Frames decoded so far (throws when the stream stopped). */
-function decoded(page) {
-  return page.evaluate(() => {
-    const m = window.moongate;
-    if (m?.state === "stopped") throw new Error(`stream stopped: ${m.reason}`);
-    return m?.stats()?.framesDecoded ?? 0;
-  });
-}
-
-/** Waits until `page` decodes `n` more frames than now. */
-async function framesGrow(page, n, what) {
-  const start = await decoded(page);
-  await until(20000, `${what}: ${n} more decoded frames`, async () => (await decoded(page)) >= start + n);
-}
 
 /** The size of the picture the page draws (the canvas follows the decoded frames). */
 const canvasSize = (page) => page.$eval("[data-testid=stream] canvas", (c) => `${c.width}x${c.height}`);

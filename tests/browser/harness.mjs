@@ -161,6 +161,21 @@ export async function hostInput(gw, sessionId) {
   return (await wolfApi(gw, `/api/v1/moongate/input?session_id=${encodeURIComponent(sessionId)}&since=0`)).events ?? [];
 }
 
+/** Frames the stream view in `page` decoded so far (throws when its stream stopped). */
+export function decoded(page) {
+  return page.evaluate(() => {
+    const m = window.moongate;
+    if (m?.state === "stopped") throw new Error(`stream stopped: ${m.reason}`);
+    return m?.stats()?.framesDecoded ?? 0;
+  });
+}
+
+/** Waits up to `ms` until `page` decodes `n` more frames than now. */
+export async function framesGrow(page, n, what, ms = 20000) {
+  const start = await decoded(page);
+  await until(ms, `${what}: ${n} more decoded frames`, async () => (await decoded(page)) >= start + n);
+}
+
 /**
  * Debian's Chromium through playwright-core, with a fresh profile; flags for loopback WebRTC.
  * Options: `args` (more Chromium flags, e.g. a fake microphone).

@@ -6,7 +6,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { hostInput, hostSessions, launchBrowser, screenshotDir, startGateway, until } from "./harness.mjs";
+import { framesGrow, hostInput, hostSessions, launchBrowser, screenshotDir, startGateway, until } from "./harness.mjs";
 
 const shot = (page, name) => page.screenshot({ path: path.join(screenshotDir, `${name}.png`) });
 
@@ -25,21 +25,6 @@ async function streaming(page, who) {
     assert.notEqual(state, "stopped", `${who}'s stream stopped: ${reason}`);
     return state === "streaming";
   });
-}
-
-/** Frames decoded so far in `page` (throws when its stream stopped). */
-function decoded(page) {
-  return page.evaluate(() => {
-    const m = window.moongate;
-    if (m?.state === "stopped") throw new Error(`stream stopped: ${m.reason}`);
-    return m?.stats()?.framesDecoded ?? 0;
-  });
-}
-
-/** Waits until `page` decodes `n` more frames than now. */
-async function framesGrow(page, n, what) {
-  const start = await decoded(page);
-  await until(15000, `${what}: ${n} more decoded frames`, async () => (await decoded(page)) >= start + n);
 }
 
 /** The last roster `page` got. */

@@ -51,14 +51,7 @@ impl MediaFactory for BenchMedia {
         style: PatternStyle,
     ) -> Result<Box<dyn VideoSource>, MediaError> {
         if kind != SourceKind::Replay || format.codec != VideoCodec::H264 {
-            return media::open_video_with(
-                kind,
-                format,
-                style,
-                media::VideoOptions {
-                    fill_to_bitrate: true,
-                },
-            );
+            return demo_host::RealMedia::padded().open_video(kind, format, style);
         }
         let (actual, frames) = self.clip(format, style)?;
         let counter = Arc::new(AtomicU64::new(0));
