@@ -290,7 +290,7 @@ impl MediaSink for Writer {
     fn stats(&self) -> SinkStats {
         SinkStats {
             queue: Writer::stats(self),
-            frames_dropped: 0,
+            ..SinkStats::default()
         }
     }
 }

@@ -484,7 +484,7 @@ export interface StreamSettings {
   formats: number;
   clientUniqueId: string;
   sessionId: string;
-  /** Let the gateway lower (and raise again) the quality to what the link carries (WebSocket mode). */
+  /** Let the gateway lower (and raise again) the quality to what the link carries (both modes). */
   adaptive?: boolean;
 }
 

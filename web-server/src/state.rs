@@ -49,6 +49,8 @@ pub struct AppState {
     pub oidc: Option<Arc<crate::users::oidc::Oidc>>,
     /// WebSocket-mode streams that viewers can join ([`crate::api::Watches`]).
     pub watches: Arc<crate::api::Watches>,
+    /// WebRTC streams' quality ladders, for the administrator ([`crate::stream::adapt`]).
+    pub rung_controls: Arc<crate::stream::adapt::RungControls>,
     /// Failed sign-ins per address and name ([`crate::users::throttle`]).
     pub sign_ins: Arc<crate::users::throttle::SignInThrottle>,
     /// Who can enter pairing PINs on which host (the embedded demo host).
@@ -102,6 +104,7 @@ impl AppState {
             open_rate: Arc::default(),
             launch_gates: Default::default(),
             watches: Default::default(),
+            rung_controls: Arc::default(),
             oidc,
             sign_ins: Arc::default(),
             pins: Arc::default(),

@@ -1,11 +1,16 @@
-//! Quality that adapts (issue 15, docs/adaptive-quality.md), measured on a shaped link.
+//! Quality that adapts (issue 15, docs/adaptive-quality.md), measured on a shaped link, in
+//! WebSocket mode and in WebRTC mode.
 //!
-//! Two gateways, each with its own Wolf-strict demo host whose video is padded to the bitrate
+//! WebSocket mode: two gateways, each with its own Wolf-strict demo host whose video is padded to the bitrate
 //! (a CBR host's volume), stream 1280×720 at 30 fps and 12 Mbit/s to a WebSocket client over a
 //! loopback link shaped to 20, then 5, then 20 Mbit/s again (`tc` htb on the gateway's port, in a
 //! network namespace of the test's own). One client asks for adaptation, the other does not. Per
 //! second, both print the frames delivered, the stall time (gaps of more than 100 ms without a
 //! frame) and the size streamed; then the rung changes and the restream gaps.
+//!
+//! WebRTC mode: the same with a str0m peer as the browser, the link being the UDP port of each
+//! gateway's streamer peer; the controller reads the browser's RTCP receiver reports (loss and
+//! round trip). A frame counts when it was received whole.
 //!
 //! What must hold: no change while the link carries the stream; a step down while it does not;
 //! a step up again after it recovers; every restream's gap bounded; the adaptive run stalls less
@@ -18,19 +23,25 @@
 //! htb's rate is what matters here, not delay or loss.)
 
 mod common;
+#[path = "common/rtc_peer.rs"]
+mod rtc_peer;
+#[path = "common/rtc_signaling.rs"]
+mod rtc_signaling;
 
+use std::future::Future;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::StreamExt;
+use rtc_peer::RtcPeer;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use wire::browser::signaling::ServerMessage;
 use wire::browser::Message;
 
 /// Set in the environment of the run inside the namespace.
 const INSIDE: &str = "MOONGATE_ADAPT_IN_NETNS";
-const TEST: &str = "adaptive_quality_beats_a_fixed_rung_on_a_shaped_link";
 
 /// The link toward the browser: (Mbit/s, seconds).
 const PROFILE: [(u32, u64); 3] = [(20, 10), (5, 20), (20, 40)];
@@ -48,19 +59,36 @@ const MAX_RESTREAM_GAP: Duration = Duration::from_secs(5);
 
 #[test]
 fn adaptive_quality_beats_a_fixed_rung_on_a_shaped_link() {
+    in_own_netns(
+        "adaptive_quality_beats_a_fixed_rung_on_a_shaped_link",
+        shaped_runs,
+    );
+}
+
+#[test]
+fn adaptive_quality_beats_a_fixed_rung_on_a_shaped_webrtc_link() {
+    in_own_netns(
+        "adaptive_quality_beats_a_fixed_rung_on_a_shaped_webrtc_link",
+        shaped_webrtc_runs,
+    );
+}
+
+/// Runs `body` in a user and network namespace of its own: the test binary runs itself again
+/// under `unshare -rn`, with only the test `name`.
+fn in_own_netns<F: Future<Output = ()>>(name: &str, body: impl FnOnce() -> F) {
     if std::env::var_os(INSIDE).is_some() {
         return tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .enable_all()
             .build()
             .unwrap()
-            .block_on(shaped_runs());
+            .block_on(body());
     }
     let exe = std::env::current_exe().unwrap();
     let status = Command::new("unshare")
         .arg("-rn")
         .arg(&exe)
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(INSIDE, "1")
         .status()
         .expect("unshare (util-linux) runs");
@@ -89,48 +117,118 @@ fn shape(class: u32, mbit: u32, verb: &str) {
     ));
 }
 
-async fn shaped_runs() {
-    // 1500-byte packets (loopback's 64 KiB would make htb's bursts coarse), then a root htb whose
-    // default class is unlimited: the host's UDP media to the streamer is never shaped.
+/// The namespace's loopback up, with 1500-byte packets (its 64 KiB would make htb's bursts
+/// coarse) under a root htb whose default class is unlimited: the host's UDP media to the
+/// streamer is never shaped.
+fn shaped_loopback() {
     sh("ip link set lo up");
     sh("ip link set lo mtu 1500");
     sh("tc qdisc add dev lo root handle 1: htb default 99 r2q 100");
     sh("tc class add dev lo parent 1: classid 1:99 htb rate 10gbit");
-    let fixed = gateway("fixed").await;
-    let adaptive = gateway("adaptive").await;
-    let classes = [(10, &fixed), (20, &adaptive)];
-    for (class, gw) in classes {
+}
+
+/// One htb class per source port in `ports` ([`CLASSES`]) at the profile's first rate, with a
+/// router's queue.
+fn shape_ports(ports: [u16; 2]) {
+    for (class, port) in CLASSES.into_iter().zip(ports) {
         shape(class, PROFILE[0].0, "add");
         // A queue of 240 ms at 5 Mbit/s: a router's, not loopback's 1000 packets.
         sh(&format!(
             "tc qdisc add dev lo parent 1:{class} bfifo limit 150000"
         ));
         sh(&format!(
-            "tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip sport {} 0xffff flowid 1:{class}",
-            gw.addr.port()
+            "tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip sport {port} 0xffff flowid 1:{class}"
         ));
     }
-    let mut fixed_ws = open(&fixed, false).await;
-    let mut adaptive_ws = open(&adaptive, true).await;
-    let total = Duration::from_secs(PROFILE.iter().map(|p| p.1).sum());
-    let t0 = Instant::now();
-    let shaper = tokio::spawn(async move {
+}
+
+/// The htb classes of the fixed and the adaptive run.
+const CLASSES: [u32; 2] = [10, 20];
+
+/// Changes both classes' rate along [`PROFILE`] from `t0`.
+fn follow_profile(t0: Instant) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         let mut at = t0;
         for (mbit, secs) in PROFILE {
             tokio::time::sleep_until(at.into()).await;
-            for class in [10, 20] {
+            for class in CLASSES {
                 shape(class, mbit, "change");
             }
             at += Duration::from_secs(secs);
         }
-    });
+    })
+}
+
+/// The run's length.
+fn profile_length() -> Duration {
+    Duration::from_secs(PROFILE.iter().map(|p| p.1).sum())
+}
+
+async fn shaped_runs() {
+    shaped_loopback();
+    let fixed = gateway("fixed").await;
+    let adaptive = gateway("adaptive").await;
+    shape_ports([fixed.addr.port(), adaptive.addr.port()]);
+    let mut fixed_ws = open(&fixed, false).await;
+    let mut adaptive_ws = open(&adaptive, true).await;
+    let total = profile_length();
+    let t0 = Instant::now();
+    let shaper = follow_profile(t0);
     let (f, a) = tokio::join!(
         watch(&mut fixed_ws, t0, total),
         watch(&mut adaptive_ws, t0, total)
     );
     shaper.await.unwrap();
-    report(&f, &a);
+    report("WebSocket", &f, &a);
+    check_runs(&f, &a);
 
+    // Nothing is left running: the restreams ended their host streams.
+    for (gw, mut ws) in [(&fixed, fixed_ws), (&adaptive, adaptive_ws)] {
+        close_until_registry_empty(gw, &mut ws).await;
+        assert!(eventually(Duration::from_secs(10), || gw.host.sessions().is_empty()).await);
+    }
+    assert!(eventually(Duration::from_secs(10), || streamer_children().is_empty()).await);
+    fixed.stop().await;
+    adaptive.stop().await;
+}
+
+/// The WebRTC peers' UDP ports of the fixed and the adaptive gateway.
+const RTC_PORTS: [u16; 2] = [41_000, 41_010];
+
+async fn shaped_webrtc_runs() {
+    shaped_loopback();
+    let fixed = rtc_gateway("fixed", RTC_PORTS[0]).await;
+    let adaptive = rtc_gateway("adaptive", RTC_PORTS[1]).await;
+    shape_ports(RTC_PORTS);
+    let (mut fixed_ws, mut fixed_peer) = open_rtc(&fixed, false).await;
+    let (mut adaptive_ws, mut adaptive_peer) = open_rtc(&adaptive, true).await;
+    let total = profile_length();
+    let t0 = Instant::now();
+    let shaper = follow_profile(t0);
+    let (f, a) = tokio::join!(
+        watch_rtc(&mut fixed_ws, &mut fixed_peer, t0, total),
+        watch_rtc(&mut adaptive_ws, &mut adaptive_peer, t0, total)
+    );
+    shaper.await.unwrap();
+    report("WebRTC", &f, &a);
+    check_runs(&f, &a);
+
+    // Nothing is left running: the restreams ended their host streams (both streams are closed
+    // first: the streamers are children of this one process).
+    for (ws, peer) in [(fixed_ws, fixed_peer), (adaptive_ws, adaptive_peer)] {
+        peer.close();
+        drop(ws);
+    }
+    for gw in [&fixed, &adaptive] {
+        assert_stream_gone(gw, Duration::from_secs(10), Duration::from_secs(10)).await;
+    }
+    fixed.stop().await;
+    adaptive.stop().await;
+}
+
+/// What both modes must show: hysteresis, a step down on the narrow link and up after it,
+/// bounded restream gaps, and less stalling with adaptation.
+fn check_runs(f: &Run, a: &Run) {
     // Hysteresis: nothing changes while the link carries the stream.
     let narrow = (PROFILE[0].1 as f64, (PROFILE[0].1 + PROFILE[1].1) as f64);
     assert!(
@@ -169,21 +267,53 @@ async fn shaped_runs() {
         "over the narrow link the adaptive run stalled {a_narrow:?}, the fixed one {f_narrow:?}"
     );
     assert!(a.stall < f.stall, "{:?} vs {:?}", a.stall, f.stall);
-
-    // Nothing is left running: the restreams ended their host streams.
-    for (gw, mut ws) in [(&fixed, fixed_ws), (&adaptive, adaptive_ws)] {
-        close_until_registry_empty(gw, &mut ws).await;
-        assert!(eventually(Duration::from_secs(10), || gw.host.sessions().is_empty()).await);
-    }
-    assert!(eventually(Duration::from_secs(10), || streamer_children().is_empty()).await);
-    fixed.stop().await;
-    adaptive.stop().await;
 }
 
 async fn gateway(name: &str) -> Gateway {
     test_log();
     let (config, dir) = loopback_config();
     padded_host_gateway(config, dir, name).await
+}
+
+/// [`gateway`] whose streamer's WebRTC peer binds 127.0.0.1:`port`.
+async fn rtc_gateway(name: &str, port: u16) -> Gateway {
+    test_log();
+    let (mut config, dir) = loopback_config();
+    config.webrtc.udp_port_min = port;
+    config.webrtc.udp_port_max = port;
+    padded_host_gateway(config, dir, name).await
+}
+
+/// A WebRTC stream of [`SIZE`]@[`FPS`] at [`BITRATE_KBPS`] on the signaling socket, negotiated
+/// with a str0m peer up to its first keyframe.
+async fn open_rtc(gw: &Gateway, adaptive: bool) -> (Ws, RtcPeer) {
+    let name = if adaptive { "adaptive" } else { "fixed" };
+    let session = format!("agent-ses_{name}-rtc");
+    let mut init: serde_json::Value = serde_json::from_str(
+        &AuthInit {
+            session: &session,
+            client: &format!("client-{name}"),
+            host_id: 0,
+            bitrate: BITRATE_KBPS,
+            size: SIZE,
+            fps: FPS,
+        }
+        .json(),
+    )
+    .unwrap();
+    if adaptive {
+        init["AuthenticateAndInit"]["adaptive"] = true.into();
+    }
+    let mut ws = open_signaling_socket(
+        &gw.addr.to_string(),
+        &session,
+        init.to_string(),
+        Duration::from_secs(5),
+    )
+    .await;
+    let peer = rtc_signaling::first_video(&mut ws, Duration::from_secs(30)).await;
+    peer.request_keyframes_on_gaps();
+    (ws, peer)
 }
 
 /// A stream of [`SIZE`]@[`FPS`] at [`BITRATE_KBPS`] from the moongate client protocol (which
@@ -321,6 +451,80 @@ async fn watch(ws: &mut Ws, t0: Instant, total: Duration) -> Run {
     run
 }
 
+/// [`watch`] for a WebRTC stream: frames a decoder could show, Quality notices (and the size
+/// they announce) from the signaling socket. After video was lost no delta frame can be shown
+/// until the next keyframe (the peer asks for one with a PLI, as a browser does). A frame's delay
+/// on the way is its arrival less its RTP time (the streamer's clock), as in [`watch`]. A
+/// restream's gap runs from the last frame before the notice to the first keyframe after it.
+async fn watch_rtc(ws: &mut Ws, peer: &mut RtcPeer, t0: Instant, total: Duration) -> Run {
+    let end = t0 + total;
+    let mut run = Run {
+        seconds: vec![Second::default(); total.as_secs() as usize + 1],
+        ..Run::default()
+    };
+    let mut size = (SIZE.0 as u16, SIZE.1 as u16);
+    let mut last_frame = t0;
+    let mut restream_from = None;
+    let mut arrivals: Vec<(Duration, i64)> = Vec::new();
+    let mut broken = false;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        tokio::select! {
+            msg = timeout(left, ws.next()) => match msg {
+                Err(_) => break,
+                Ok(Some(Ok(WsMessage::Text(t)))) => {
+                    let now = Instant::now();
+                    if let Ok(ServerMessage::Quality(q)) = ServerMessage::parse(t.as_str()) {
+                        size = (q.width as u16, q.height as u16);
+                        restream_from = Some(last_frame);
+                        run.changes.push(Change {
+                            at: now.saturating_duration_since(t0).as_secs_f64(),
+                            reason: q.reason.clone(),
+                            rung: format!(
+                                "{}x{}@{} {} kbit/s (rung {} of {})",
+                                q.width, q.height, q.fps, q.bitrate_kbps, q.rung, q.rungs
+                            ),
+                        });
+                    }
+                }
+                Ok(Some(Ok(WsMessage::Close(c)))) => panic!("closed: {c:?}"),
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!("the signaling socket ended: {other:?}"),
+            },
+            ev = peer.events.recv() => match ev.expect("the peer's loop ended") {
+                rtc_peer::PeerEvent::VideoGap => broken = true,
+                rtc_peer::PeerEvent::Video(_, idr, rtp_us) => {
+                    broken &= !idr;
+                    if broken {
+                        continue;
+                    }
+                    let now = Instant::now();
+                    let second = (now.saturating_duration_since(t0).as_secs() as usize)
+                        .min(run.seconds.len() - 1);
+                    last_frame = now;
+                    run.frames += 1;
+                    run.seconds[second].frames += 1;
+                    run.seconds[second].size = size;
+                    let arrival = now.saturating_duration_since(t0);
+                    arrivals.push((arrival, arrival.as_micros() as i64 - rtp_us as i64));
+                    if idr {
+                        if let Some(from) = restream_from.take() {
+                            run.restream_gaps.push(now.saturating_duration_since(from));
+                        }
+                    }
+                }
+                rtc_peer::PeerEvent::Closed(e) => panic!("the peer closed: {e:?}"),
+                _ => {}
+            },
+        }
+    }
+    stalls(&mut run, &arrivals, end.saturating_duration_since(t0));
+    run
+}
+
 /// The stall time of a run from its frames' arrivals and delays (`total`: the run's length): an
 /// interval between two frames counts as stalled when it is longer than [`STALL`] or when the
 /// frame that ends it is [`LATE`]; so does the time after the last frame, if longer than
@@ -344,9 +548,9 @@ fn stalls(run: &mut Run, arrivals: &[(Duration, i64)], total: Duration) {
 }
 
 /// Prints the two runs side by side, five seconds a row, then the changes.
-fn report(fixed: &Run, adaptive: &Run) {
+fn report(mode: &str, fixed: &Run, adaptive: &Run) {
     println!(
-        "shaped link {PROFILE:?} (Mbit/s, s); stream {}x{}@{FPS} at {BITRATE_KBPS} kbit/s",
+        "{mode} mode, shaped link {PROFILE:?} (Mbit/s, s); stream {}x{}@{FPS} at {BITRATE_KBPS} kbit/s",
         SIZE.0, SIZE.1
     );
     println!("   t  link  | fixed:  frames stall_ms      size late_ms | adaptive: frames stall_ms size late_ms");

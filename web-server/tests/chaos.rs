@@ -703,7 +703,7 @@ async fn drive(
                     None => std::future::pending().await,
                 }
             }, if !stalled => match ev {
-                Some(PeerEvent::Video(_, idr)) => {
+                Some(PeerEvent::Video(_, idr, _)) => {
                     if idr {
                         answer(&tx, "keyframe".into());
                     }

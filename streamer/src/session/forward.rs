@@ -26,6 +26,7 @@ use wire::ipc::Stats;
 
 use crate::annexb::{KeyframeFix, ParamSetCache};
 use crate::media_clock::MediaClock;
+use crate::webrtc::PeerLink;
 
 /// One access unit for a sink.
 #[derive(Debug, Clone)]
@@ -61,6 +62,8 @@ pub struct SinkStats {
     pub queue: QueueStats,
     /// Video frames the sink dropped before its queue.
     pub frames_dropped: u64,
+    /// WebRTC mode: what the browser's receiver reports said about the link.
+    pub link: PeerLink,
 }
 
 /// Where host media goes: the IPC writer (WebSocket mode) or the browser's peer (WebRTC mode).
@@ -264,6 +267,10 @@ impl Forwarder {
             send_queue_ms: q.video_depth_ms,
             restreams: self.restreams,
             restream_gap_ms: self.restream_gap.as_millis() as u64,
+            peer_rtt_ms: sink.link.rtt_ms,
+            peer_loss_permille: sink.link.loss_permille,
+            peer_reports: sink.link.reports,
+            peer_nacks: sink.link.nacks,
         }
     }
 }

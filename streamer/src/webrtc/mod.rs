@@ -21,4 +21,4 @@ pub mod channels;
 pub mod net;
 pub mod peer;
 
-pub use peer::{Peer, PeerEnd, PeerOut, StreamInfo};
+pub use peer::{Peer, PeerEnd, PeerLink, PeerOut, StreamInfo};

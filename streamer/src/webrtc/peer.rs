@@ -28,7 +28,7 @@ use tokio::net::UdpSocket;
 use wire::backpressure::{QueueConfig, QueueStats};
 use wire::ipc::{RemoteSignal, WebRtcSettings};
 
-pub use self::core::{PeerCore, PeerEnd, PeerOut, StreamInfo};
+pub use self::core::{PeerCore, PeerEnd, PeerLink, PeerOut, StreamInfo};
 use super::net::{Candidates, NetError};
 use crate::session::forward::{MediaSink, Sent, SinkStats, VideoUnit};
 
@@ -252,6 +252,7 @@ impl MediaSink for Peer {
         SinkStats {
             queue: self.queue_stats(),
             frames_dropped: self.counters().frames_dropped,
+            link: self.core.link(),
         }
     }
 }

@@ -45,7 +45,7 @@ export async function renderSettings(ctx: Ctx): Promise<void> {
       ], (v) => save({ mode: v as Settings["mode"] })),
     ),
     h("label", null, "Touch", select("touch", s.touchMode, [["trackpad", "Use as a trackpad"], ["touch", "Send touches to the host"]], (v) => save({ touchMode: v as Settings["touchMode"] }))),
-    h("label", { style: "display:flex;gap:.5rem;align-items:center;color:var(--text)" }, h("input", { type: "checkbox", name: "adaptive", checked: s.adaptive, style: "width:auto", onchange: (e: Event) => save({ adaptive: (e.target as HTMLInputElement).checked }) }), "Adapt size and bitrate to the connection (WebSocket mode; a short pause at each change)"),
+    h("label", { style: "display:flex;gap:.5rem;align-items:center;color:var(--text)" }, h("input", { type: "checkbox", name: "adaptive", checked: s.adaptive, style: "width:auto", onchange: (e: Event) => save({ adaptive: (e.target as HTMLInputElement).checked }) }), "Adapt size and bitrate to the connection (a short pause at each change)"),
     h("label", { style: "display:flex;gap:.5rem;align-items:center;color:var(--text)" }, h("input", { type: "checkbox", name: "stats", checked: s.showStats, style: "width:auto", onchange: (e: Event) => save({ showStats: (e.target as HTMLInputElement).checked }) }), "Show statistics while streaming"),
     h("p", { class: "muted", style: "margin:0;font-size:.85rem" }, `Decodable here with WebCodecs: ${decodable.map((c) => c.name).join(", ") || "none (needs HTTPS or localhost)"}.`),
     h("div", { class: "row" }, h("a", { class: "btn", href: "#/" }, "Done"), saved),

@@ -10,6 +10,7 @@ import { decodeChannelRumble, type Bytes } from "../protocol";
 import { CHANNELS, rtcMessages } from "./encode";
 import { Rate, wsUrl, type StreamRequest, type StreamStats, type Transport, type TransportEvents } from "./transport";
 import { serverError, type ServerError } from "../reconnect";
+import { parseQuality } from "./quality";
 
 /** ICE must connect within this time after the offer, or the attempt counts as an ICE failure. */
 const ICE_TIMEOUT_MS = 10000;
@@ -102,6 +103,8 @@ export class RtcTransport implements Transport {
         video_supported_formats: this.req.formats,
         video_colorspace: "Rec709",
         video_color_range_full: false,
+        // moongate extra: the quality follows the link (a Helix gateway ignores it).
+        ...(this.req.adaptive ? { adaptive: true } : {}),
       },
     });
   }
@@ -119,6 +122,8 @@ export class RtcTransport implements Transport {
       return;
     }
     const o = msg as Json;
+    const quality = parseQuality(o);
+    if (quality) return this.ev.quality?.(quality);
     if (o.WebRtcConfig) return this.onConfig(o.WebRtcConfig as { ice_servers?: { urls: string[] | string; username?: string; credential?: string }[] });
     if (o.Signaling) return this.onRemoteSignaling(o.Signaling as Json);
     if (o.StageStarting) this.ev.status(`${(o.StageStarting as Json).stage}…`);

@@ -336,7 +336,7 @@ pub(crate) async fn rtc_loop(mut ws: Ws, seen: Arc<Mutex<Seen>>, mut close: watc
                 }
             }
             ev = peer.events.recv() => match ev {
-                Some(PeerEvent::Video(au, idr)) => {
+                Some(PeerEvent::Video(au, idr, _)) => {
                     let recv = now_unix_us();
                     seen.lock().unwrap().record(&au, idr, recv);
                 }

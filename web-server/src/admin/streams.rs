@@ -10,9 +10,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
-use crate::api::{Hub, RungError};
+use crate::api::Hub;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::stream::adapt::RungError;
 
 /// `{"viewer": N}` gives member N control; `{"viewer": null}` takes it from everyone.
 #[derive(Debug, Deserialize)]
@@ -36,8 +37,21 @@ pub async fn set_quality(
 ) -> Result<StatusCode, ApiError> {
     let key = crate::api::path(key)?;
     let body = crate::api::body(body)?;
-    let hub = find(&state, &key)?;
-    hub.force_rung(body.rung).map_err(|e| match e {
+    // A WebSocket-mode stream through its hub; a WebRTC one through its registered control.
+    let forced = match state.watches.get(&key) {
+        Some(hub) => hub.force_rung(body.rung),
+        None => match state.rung_controls.get(&key) {
+            Some(control) => control.force(body.rung),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_such_stream",
+                    "no stream with that key on this gateway",
+                ))
+            }
+        },
+    };
+    forced.map_err(|e| match e {
         RungError::NotAdaptive => {
             ApiError::new(StatusCode::CONFLICT, "not_adaptive", e.to_string())
         }

@@ -14,12 +14,16 @@
 //!    candidates are translated one to one to `ToStreamer::Signal` / from `FromStreamer::Signal`;
 //! 4. `Started` → `StageStarting{Moonlight Stream}`; once the peer is also connected,
 //!    `ConnectionComplete`;
-//! 5. every end takes the shared teardown (closing this socket ends the stream); the browser is
+//! 5. with the moongate extra `"adaptive": true`, each `Stats` from the streamer (the peer's
+//!    send queue and the browser's RTCP loss and round trip) feeds the quality controller; a
+//!    change of rung is told to the browser (`Quality`) and restreams (`ToStreamer::Restream`;
+//!    the peer and its track stay; docs/adaptive-quality.md);
+//! 6. every end takes the shared teardown (closing this socket ends the stream); the browser is
 //!    told why with a contract message before the close frame (`PeerDisconnect`,
 //!    `ClientKicked` + 4000 "superseded", a bare error string, `ConnectionTerminated`).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
@@ -41,6 +45,7 @@ use crate::auth::{resolve_token, AllowedOrigin, Principal};
 use crate::error::ApiError;
 use crate::sessions::SessionGuard;
 use crate::state::AppState;
+use crate::stream::adapt::{log_change, quality_notice, Adaptation, Change, Rung, RungControl};
 use crate::stream::{
     clip_reason, ipc_broken, launch, teardown, Close, End, Ends, LastWords, StreamRequest,
 };
@@ -203,6 +208,15 @@ async fn signaling_session(
         .or(query.session_id);
     let lobby = init.lobby_id.clone().or(query.lobby_id);
     let mut client = init.client_unique_id.clone();
+    // As in WebSocket mode: adaptation on request, never for a stream in a Wolf lobby.
+    let requested = Rung {
+        width: init.width,
+        height: init.height,
+        fps: init.fps,
+        bitrate_kbps: init.bitrate.max(500),
+    };
+    let adapt_to = (init.adaptive == Some(true) && lobby.is_none() && requested.check().is_ok())
+        .then_some(requested);
 
     // `join` attaches to a live session of this session id (superseding its socket: the old one
     // gets `ClientKicked`); the streamer then offers. `keepalive` is served like `create`.
@@ -252,6 +266,8 @@ async fn signaling_session(
         Err(close) => return close,
     };
     let key = launched.key.to_string();
+    // The administrator's hand on this stream's ladder, while it runs.
+    let rungs = state.rung_controls.register(&key);
     let guard = launched.guard;
     let mut child = launched.child;
     let mut ipc_tx = launched.ipc_tx;
@@ -314,6 +330,10 @@ async fn signaling_session(
                 observer: &mut observer,
                 turn: &mut turn,
                 state,
+                adapt_to,
+                adapt: None,
+                restream: None,
+                rungs: &rungs,
             };
             relay
                 .pump(sink, stream, &guard, &mut ipc_tx, &mut ipc_rx)
@@ -341,6 +361,14 @@ struct Relay<'a> {
     /// The streamer's turn on the host, ended at `Started`.
     turn: &'a mut crate::launch_gate::LaunchTurn,
     state: &'a AppState,
+    /// The rung the browser asked for, if it wants the quality to follow its link.
+    adapt_to: Option<Rung>,
+    /// The controller, from the first `Started` on, fed with the streamer's `Stats`.
+    adapt: Option<Adaptation>,
+    /// A rung change for the streamer, sent after the browser's notice.
+    restream: Option<Rung>,
+    /// An administrator's rung for this stream.
+    rungs: &'a RungControl,
 }
 
 impl Relay<'_> {
@@ -401,6 +429,7 @@ impl Relay<'_> {
                     }
                     Vec::new()
                 }
+                () = self.rungs.asked() => self.forced_rung().into_iter().collect(),
                 _ = tick.tick() => {
                     if sink.send(Message::Ping(Bytes::new())).await.is_err() {
                         return End::BrowserClosed;
@@ -413,7 +442,39 @@ impl Relay<'_> {
                     return End::BrowserClosed;
                 }
             }
+            if let Some(rung) = self.restream.take() {
+                if ipc_tx.send(ToStreamer::Restream(rung)).await.is_err() {
+                    return End::StreamerLost;
+                }
+            }
         }
+    }
+
+    /// One second of the peer's link for the quality controller: on a change, the browser's
+    /// notice (and the streamer's `Restream`, sent after it).
+    fn adapt_sample(&mut self, stats: &wire::ipc::Stats) -> Option<ServerMessage> {
+        let adapt = self.adapt.as_mut()?;
+        let from = adapt.current();
+        let change = adapt.sample_peer(Instant::now(), stats)?;
+        Some(self.announce(from, change))
+    }
+
+    /// The rung an administrator asked for, if it changes the stream's.
+    fn forced_rung(&mut self) -> Option<ServerMessage> {
+        let index = self.rungs.take()?;
+        let adapt = self.adapt.as_mut()?;
+        let from = adapt.current();
+        let change = adapt.force(Instant::now(), index)?;
+        Some(self.announce(from, change))
+    }
+
+    /// Logs and counts a rung change and schedules the restream; the browser's notice.
+    fn announce(&mut self, from: Rung, change: Change) -> ServerMessage {
+        log_change(self.key, from, &change);
+        self.observer.restream();
+        self.restream = Some(change.rung);
+        let rungs = self.adapt.as_ref().map_or(0, |a| a.rungs().len());
+        ServerMessage::Quality(quality_notice(&change, rungs))
     }
 
     /// A browser text message → a signal for the streamer (`None`: nothing to forward).
@@ -461,10 +522,21 @@ impl Relay<'_> {
             FromStreamer::LaunchTurn(request) => self.turn.on_request(request),
             FromStreamer::Started(s) => {
                 self.turn.release();
-                *self.stage_now = stage::MOONLIGHT_STREAM;
-                out.push(ServerMessage::StageStarting {
-                    stage: stage::MOONLIGHT_STREAM.into(),
-                });
+                // A restream's `Started`: the browser's peer and track stay, nothing to say.
+                if self.started.is_none() {
+                    *self.stage_now = stage::MOONLIGHT_STREAM;
+                    out.push(ServerMessage::StageStarting {
+                        stage: stage::MOONLIGHT_STREAM.into(),
+                    });
+                }
+                if self.adapt.is_none() {
+                    self.adapt = self
+                        .adapt_to
+                        .and_then(|rung| Adaptation::new(rung, Instant::now()).ok());
+                    if let Some(adapt) = &self.adapt {
+                        self.rungs.set_rungs(adapt.rungs().len());
+                    }
+                }
                 self.last.started = true;
                 self.started = Some(s);
             }
@@ -479,6 +551,7 @@ impl Relay<'_> {
                 tracing::debug!(session = %self.key, frames = st.video_frames, dropped = st.video_frames_dropped, "streamer stats");
                 // Media bypasses the gateway in this mode: the streamer's counters are the rates.
                 self.observer.stats(&st, None);
+                out.extend(self.adapt_sample(&st));
             }
             // Media and rumble flow over the peer connection in this mode.
             FromStreamer::Video(_)

@@ -36,8 +36,8 @@ mod ws_member;
 pub mod ws_stream;
 pub mod ws_watch;
 
+pub(crate) use ws_hub::Hub;
 pub use ws_hub::Watches;
-pub(crate) use ws_hub::{Hub, RungError};
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::State;

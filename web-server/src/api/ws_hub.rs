@@ -7,7 +7,7 @@
 //! reaches the host. Members join through [`Watches`] with the stream's id and join token.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use wire::backpressure::QueueStats;
 use wire::browser::{self, ClientControl, StreamInit};
 
 use super::ws_member::{Leave, Outbox};
+use crate::stream::adapt::{RungControl, RungError};
 use crate::stream::roster::{MemberId, Roster, RosterError};
 use crate::stream::Close;
 
@@ -37,18 +38,6 @@ pub(crate) enum JoinError {
     Ended,
     /// It has [`MAX_MEMBERS`] members.
     Full,
-}
-
-/// Why an administrator's rung was refused.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum RungError {
-    /// The stream was opened without adaptation (its client did not ask for it, or it is in a
-    /// lobby).
-    #[error("this stream does not adapt its quality (its client did not ask for it)")]
-    NotAdaptive,
-    /// The ladder has fewer rungs.
-    #[error("the stream's ladder has {0} rungs (0 is the quality asked for)")]
-    NoSuchRung(usize),
 }
 
 /// The streams on this gateway that can be watched, by stream id (the registry key).
@@ -112,10 +101,8 @@ pub(crate) struct Hub {
     /// Wakes the stream task: a keyframe is wanted, or the last member left.
     pub(crate) wake: Notify,
     want_keyframe: AtomicBool,
-    /// The quality ladder's length once the stream adapts (0: it does not).
-    rungs: AtomicUsize,
-    /// A rung an administrator asked for, for the stream task.
-    forced_rung: Mutex<Option<usize>>,
+    /// The quality ladder's length and a rung an administrator asked for.
+    rungs: RungControl,
     all_left: Mutex<Option<Leave>>,
     ended: watch::Sender<bool>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -161,8 +148,7 @@ impl Hub {
             inputs,
             wake: Notify::new(),
             want_keyframe: AtomicBool::new(false),
-            rungs: AtomicUsize::new(0),
-            forced_rung: Mutex::new(None),
+            rungs: RungControl::default(),
             all_left: Mutex::new(None),
             ended: watch::channel(false).0,
             metrics: Arc::clone(&state.metrics),
@@ -426,27 +412,20 @@ impl Hub {
 
     /// The stream adapts its quality over a ladder of `rungs` rungs.
     pub(crate) fn set_rungs(&self, rungs: usize) {
-        self.rungs.store(rungs, Ordering::Release);
+        self.rungs.set_rungs(rungs);
     }
 
-    /// An administrator moves the stream to rung `index` (0 = the rung asked for).
+    /// An administrator moves the stream to rung `index` (0 = the rung asked for); the stream's
+    /// pump wakes on the hub's own notify.
     pub(crate) fn force_rung(&self, index: usize) -> Result<(), RungError> {
-        match self.rungs.load(Ordering::Acquire) {
-            0 => return Err(RungError::NotAdaptive),
-            n if index >= n => return Err(RungError::NoSuchRung(n)),
-            _ => {}
-        }
-        *self.forced_rung.lock().unwrap_or_else(|p| p.into_inner()) = Some(index);
+        self.rungs.force(index)?;
         self.wake.notify_one();
         Ok(())
     }
 
     /// The rung an administrator asked for since the last call.
     pub(crate) fn take_forced_rung(&self) -> Option<usize> {
-        self.forced_rung
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
+        self.rungs.take()
     }
 
     /// The rung changed: members that speak moongate's protocol are told (the web client shows

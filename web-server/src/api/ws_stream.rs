@@ -39,7 +39,7 @@ use crate::error::ApiError;
 use crate::launch_gate::LaunchTurn;
 use crate::sessions::SessionGuard;
 use crate::state::AppState;
-use crate::stream::adapt::{Adaptation, Change, Rung};
+use crate::stream::adapt::{log_change, quality_notice, Adaptation, Change, Rung};
 use crate::stream::{
     ipc_broken, launch, teardown, Close, End, Ends, LastWords, Launched, StreamRequest,
 };
@@ -341,28 +341,13 @@ impl Running {
 
     /// Logs and counts a rung change and tells the members; returns the rung to restream at.
     fn announce(&mut self, from: Rung, change: Change) -> Rung {
-        let Some(adapt) = self.adapt.as_ref() else {
-            return change.rung;
-        };
-        let rung = change.rung;
-        tracing::info!(
-            session = %self.key, reason = ?change.reason, rung = change.index,
-            from = format_args!("{}x{}@{} {} kbit/s", from.width, from.height, from.fps, from.bitrate_kbps),
-            width = rung.width, height = rung.height, fps = rung.fps,
-            bitrate_kbps = rung.bitrate_kbps, "quality changes: restreaming at a new rung"
-        );
+        log_change(&self.key, from, &change);
         self.observer.restream();
-        let json = serde_json::json!({ "Quality": {
-            "width": rung.width,
-            "height": rung.height,
-            "fps": rung.fps,
-            "bitrate_kbps": rung.bitrate_kbps,
-            "rung": change.index,
-            "rungs": adapt.rungs().len(),
-            "reason": change.reason.as_str(),
-        }});
-        self.hub.quality(&json.to_string());
-        rung
+        if let Some(adapt) = self.adapt.as_ref() {
+            self.hub
+                .quality(&quality_notice(&change, adapt.rungs().len()).to_json());
+        }
+        change.rung
     }
 
     /// One streamer frame; `Some` when the stream is over.

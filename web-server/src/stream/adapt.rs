@@ -14,9 +14,11 @@
 //! that the next rung fits (a capacity estimate with headroom), or, with no estimate at all, makes
 //! a rare probe whose failure doubles the wait for the next one.
 //!
-//! WebSocket mode feeds it (`api::ws_stream`, through [`Adaptation`]) from the stream owner's
-//! send queue and keepalive round trips, and acts on a change with the streamer's `Restream`.
-//! WebRTC mode does not feed it yet (docs/adaptive-quality.md, "Status").
+//! WebSocket mode feeds it (`api::ws_stream`, through [`Adaptation::sample`]) from the stream
+//! owner's send queue and keepalive round trips; WebRTC mode (`api::host_stream`, through
+//! [`Adaptation::sample_peer`]) from the streamer's `Stats`: the peer's send queue and the
+//! browser's RTCP receiver reports (loss and round trip). Both act on a change with the
+//! streamer's `Restream`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -61,6 +63,11 @@ pub struct Policy {
     pub congested_rtt_ms: u32,
     /// RTT above its baseline by at most max(this, a quarter of the baseline) (ms) is clean.
     pub clean_rtt_ms: u32,
+    /// Packet loss above this (per mille, WebRTC's receiver reports) is congestion: a browser's
+    /// jitter buffer hides a little loss with NACKs, not a link that drops one packet in 30.
+    pub congested_loss_permille: u32,
+    /// Packet loss at most this (per mille) is clean.
+    pub clean_loss_permille: u32,
     /// Samples the baselines (windowed minima) are taken over.
     pub baseline_samples: usize,
     /// After any change no sample counts for this long (the restream's gap and the queue
@@ -94,6 +101,8 @@ impl Default for Policy {
             clean_queue_ms: 25,
             congested_rtt_ms: 50,
             clean_rtt_ms: 20,
+            congested_loss_permille: 30,
+            clean_loss_permille: 5,
             baseline_samples: 30,
             hold: Duration::from_secs(5),
             up_after: Duration::from_secs(10),
@@ -120,6 +129,9 @@ pub struct LinkSample {
     /// What the link could carry, if the transport estimates it (WebRTC: the TWCC estimate;
     /// WebSocket: bytes written over the time the socket was busy), Kbps.
     pub capacity_kbps: Option<u32>,
+    /// Packets lost on the way, per mille, if the transport reports it in the interval (WebRTC:
+    /// RTCP receiver reports; a TCP link has none).
+    pub loss_permille: Option<u32>,
     /// The video of the interval.
     pub video: VideoSent,
 }
@@ -137,10 +149,12 @@ pub struct VideoSent {
 }
 
 impl LinkSample {
-    /// Kbps that went out in the interval.
+    /// Kbps that got through in the interval: what went out, less what the receiver reports
+    /// lost.
     fn delivered_kbps(&self) -> u64 {
         let ms = self.interval.as_millis().max(1) as u64;
-        self.video.bytes * 8 / ms
+        let kept = 1000 - u64::from(self.loss_permille.unwrap_or(0).min(1000));
+        self.video.bytes * 8 / ms * kept / 1000
     }
 }
 
@@ -379,9 +393,14 @@ impl Ladder {
             }
             _ => (false, true),
         };
-        let reading = if sample.video.dropped > 0 || queue_over > p.congested_queue_ms || rtt_high {
+        let loss = sample.loss_permille.unwrap_or(0);
+        let reading = if sample.video.dropped > 0
+            || queue_over > p.congested_queue_ms
+            || rtt_high
+            || loss > p.congested_loss_permille
+        {
             Reading::Congested
-        } else if queue_over <= p.clean_queue_ms && rtt_clean {
+        } else if queue_over <= p.clean_queue_ms && rtt_clean && loss <= p.clean_loss_permille {
             Reading::Clean
         } else {
             Reading::Unclear
@@ -445,8 +464,35 @@ fn even(n: u64) -> u32 {
     u32::try_from(n & !1).unwrap_or(u32::MAX - 1)
 }
 
+/// Logs a rung change of the stream `key`.
+pub(crate) fn log_change(key: &str, from: Rung, change: &Change) {
+    let rung = change.rung;
+    tracing::info!(
+        session = %key, reason = ?change.reason, rung = change.index,
+        from = format_args!("{}x{}@{} {} kbit/s", from.width, from.height, from.fps, from.bitrate_kbps),
+        width = rung.width, height = rung.height, fps = rung.fps,
+        bitrate_kbps = rung.bitrate_kbps, "quality changes: restreaming at a new rung"
+    );
+}
+
+/// What the browsers are told of `change` on a ladder of `rungs` rungs.
+pub(crate) fn quality_notice(change: &Change, rungs: usize) -> wire::browser::Quality {
+    wire::browser::Quality {
+        width: change.rung.width,
+        height: change.rung.height,
+        fps: change.rung.fps,
+        bitrate_kbps: change.rung.bitrate_kbps,
+        rung: change.index,
+        rungs,
+        reason: change.reason.as_str().into(),
+    }
+}
+
+mod control;
 mod sampler;
 
+pub use control::RungControls;
+pub(crate) use control::{RungControl, RungError};
 pub(crate) use sampler::Adaptation;
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::mpsc;
@@ -40,8 +40,12 @@ pub enum PeerEvent {
     ChannelOpen(String),
     /// Data on a channel (label, binary, bytes).
     ChannelData(String, bool, Vec<u8>),
-    /// One depacketized H.264 access unit (Annex B) and whether it holds an IDR.
-    Video(Vec<u8>, bool),
+    /// One depacketized H.264 access unit (Annex B), whether it holds an IDR, and its RTP time
+    /// in µs (the sender's clock, from an arbitrary start).
+    Video(Vec<u8>, bool, u64),
+    /// Video was lost before the next access unit (str0m's `contiguous` was false): a decoder
+    /// cannot use the deltas that follow until a keyframe.
+    VideoGap,
     /// One Opus packet.
     Audio(usize),
     /// The loop ended (error text, if any).
@@ -52,6 +56,7 @@ enum Command {
     Answer(String),
     RemoteCandidate(String),
     Send(String, Vec<u8>),
+    PliOnGap,
     Close,
 }
 
@@ -130,6 +135,7 @@ impl RtcPeer {
             channels,
             open: HashMap::new(),
             events,
+            pli_on_gap: false,
         })
     }
 
@@ -160,6 +166,7 @@ impl RtcPeer {
                 channels: HashMap::new(),
                 open: HashMap::new(),
                 events,
+                pli_on_gap: false,
             },
         ))
     }
@@ -202,6 +209,12 @@ impl RtcPeer {
         let _ = self.commands.send(Command::Send(label.to_string(), data));
     }
 
+    /// From now on a gap in the video asks the sender for a keyframe (an RTCP PLI), as a browser
+    /// whose decoder lost its reference does.
+    pub fn request_keyframes_on_gaps(&self) {
+        let _ = self.commands.send(Command::PliOnGap);
+    }
+
     /// Closes the peer (no more packets) and joins the loop thread.
     pub fn close(mut self) {
         let _ = self.commands.send(Command::Close);
@@ -229,6 +242,7 @@ struct Loop {
     channels: HashMap<ChannelId, String>,
     open: HashMap<String, ChannelId>,
     events: mpsc::UnboundedSender<PeerEvent>,
+    pli_on_gap: bool,
 }
 
 impl Loop {
@@ -261,6 +275,7 @@ impl Loop {
                         let mut ch = self.rtc.channel(id).ok_or("channel gone")?;
                         ch.write(true, &data).map_err(|e| e.to_string())?;
                     }
+                    Ok(Command::PliOnGap) => self.pli_on_gap = true,
                     Err(std_mpsc::TryRecvError::Empty) => break,
                 }
             }
@@ -323,7 +338,15 @@ impl Loop {
             }
             Event::MediaData(m) if Some(m.mid) == self.video => {
                 let idr = has_idr(&m.data);
-                PeerEvent::Video(m.data.to_vec(), idr)
+                if !m.contiguous {
+                    let _ = self.events.send(PeerEvent::VideoGap);
+                    if self.pli_on_gap && !idr {
+                        if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(m.mid, None) {
+                            rx.request_keyframe(KeyframeRequestKind::Pli);
+                        }
+                    }
+                }
+                PeerEvent::Video(m.data.to_vec(), idr, m.time.as_micros())
             }
             Event::MediaData(m) if Some(m.mid) == self.audio => PeerEvent::Audio(m.data.len()),
             _ => return,

@@ -285,6 +285,39 @@ pub fn error_json(code: ErrorCode, text: &str) -> String {
     .to_json()
 }
 
+/// `{"Quality":{…}}` (docs/browser-protocol.md §10): the quality controller moved the stream
+/// to another rung; sent to browsers that asked for adaptation, in either mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quality {
+    /// The new rung's width.
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
+    /// Its frame rate.
+    pub fps: u32,
+    /// Its bitrate, Kbps.
+    pub bitrate_kbps: u32,
+    /// Its index in the ladder (0 = the rung asked for).
+    pub rung: usize,
+    /// How many rungs the ladder has.
+    pub rungs: usize,
+    /// Why: `congestion`, `headroom`, `probe` or `admin`.
+    pub reason: String,
+}
+
+impl Quality {
+    /// The text frame.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            #[serde(rename = "Quality")]
+            quality: &'a Quality,
+        }
+        // A plain struct of numbers and a string: serialising cannot fail.
+        serde_json::to_string(&Tagged { quality: self }).unwrap_or_default()
+    }
+}
+
 /// A client → server ControlMessage (0x20) body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientControl {

@@ -104,6 +104,10 @@ pub struct AuthenticateAndInit {
     /// moongate extra: the Wolf lobby to join.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lobby_id: Option<String>,
+    /// moongate extra: follow the link's capacity down and up a ladder of rungs
+    /// (docs/adaptive-quality.md); the browser is told each change with `Quality`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<bool>,
 }
 
 impl std::fmt::Debug for AuthenticateAndInit {
@@ -125,6 +129,7 @@ impl std::fmt::Debug for AuthenticateAndInit {
             .field("play_audio_local", &self.play_audio_local)
             .field("video_supported_formats", &self.video_supported_formats)
             .field("lobby_id", &self.lobby_id)
+            .field("adaptive", &self.adaptive)
             .finish_non_exhaustive()
     }
 }
@@ -330,6 +335,9 @@ pub enum ServerMessage {
     ClientKicked,
     /// The peer disconnected; the stream is over.
     PeerDisconnect,
+    /// moongate extra, only to a browser that asked for adaptation: the stream moved to another
+    /// rung (the video track stays; its size changes with the next keyframe).
+    Quality(super::Quality),
 }
 
 impl ServerMessage {
@@ -559,10 +567,26 @@ mod tests {
             (ServerMessage::SessionNotFound, r#""SessionNotFound""#),
             (ServerMessage::ClientKicked, r#""ClientKicked""#),
             (ServerMessage::PeerDisconnect, r#""PeerDisconnect""#),
+            (
+                ServerMessage::Quality(super::super::Quality {
+                    width: 640,
+                    height: 360,
+                    fps: 30,
+                    bitrate_kbps: 2700,
+                    rung: 3,
+                    rungs: 4,
+                    reason: "congestion".into(),
+                }),
+                r#"{"Quality":{"width":640,"height":360,"fps":30,"bitrate_kbps":2700,"rung":3,"rungs":4,"reason":"congestion"}}"#,
+            ),
         ];
         for (msg, json) in cases {
             assert_eq!(msg.to_json(), json);
             assert_eq!(ServerMessage::parse(json).unwrap(), msg);
+            // The WebSocket mode's notice is the same text.
+            if let ServerMessage::Quality(q) = &msg {
+                assert_eq!(q.to_json(), json);
+            }
         }
     }
 

@@ -51,6 +51,8 @@ const ICE_SOURCES: usize = 8;
 /// RTP header extension id offered for playout-delay when the streamer makes the offer (an
 /// answer uses the browser's id).
 pub(super) const PLAYOUT_DELAY_EXT_ID: u8 = 6;
+/// How often str0m reports the link (the gateway's quality controller samples once a second).
+pub(super) const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the peer asks of the session.
 #[derive(Debug)]
@@ -94,6 +96,23 @@ pub struct StreamInfo {
     pub touch_supported: bool,
 }
 
+/// What the browser's RTCP said about the video it receives (str0m's egress stats, once a
+/// second): the link's loss and round trip, for the gateway's quality controller. Cumulative
+/// across replaced connections, as the other counters are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerLink {
+    /// The last receiver report's round trip, ms (0 = none yet).
+    pub rtt_ms: u32,
+    /// Loss over the last stats interval with a report, per mille.
+    pub loss_permille: u32,
+    /// Stats intervals that carried a report.
+    pub reports: u64,
+    /// NACKs received for video, over every connection so far.
+    pub nacks: u64,
+    /// NACKs of the connections before the current one (str0m counts per connection).
+    pub(super) nacks_before: u64,
+}
+
 /// One browser's peer connection (replaceable), without its socket.
 pub struct PeerCore {
     pub(super) candidates: Candidates,
@@ -125,6 +144,7 @@ pub struct PeerCore {
     pub(super) transmit: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Video frames dropped before the queue (not connected, waiting for a keyframe).
     pub(super) frames_dropped: u64,
+    pub(super) link: PeerLink,
     pub(super) ended: bool,
 }
 
@@ -164,6 +184,7 @@ impl PeerCore {
             active_pads: 0,
             transmit: VecDeque::new(),
             frames_dropped: 0,
+            link: PeerLink::default(),
             ended: false,
         }
     }
@@ -197,6 +218,11 @@ impl PeerCore {
     /// Video frames dropped before the queue.
     pub fn frames_dropped(&self) -> u64 {
         self.frames_dropped
+    }
+
+    /// What the browser's receiver reports said about the video link.
+    pub fn link(&self) -> PeerLink {
+        self.link
     }
 
     /// The send queue's counters.

@@ -20,7 +20,7 @@ use wire::browser::{MicOpus, MAX_OPUS_PACKET};
 use wire::ipc::{ErrorCode, PeerState};
 
 use super::codec::{choose_video_pt, codec_matches, h264_profile_idc};
-use super::core::{Media, PeerCore, PeerOut};
+use super::core::{Media, PeerCore, PeerLink, PeerOut};
 use crate::webrtc::channels::{self, ChannelKind};
 
 impl PeerCore {
@@ -106,6 +106,9 @@ impl PeerCore {
             }
             Event::ChannelClose(id) => {
                 self.channels.remove(&id);
+            }
+            Event::MediaEgressStats(m) if self.video.is_some_and(|(mid, _)| mid == m.mid) => {
+                self.link.observe(&m);
             }
             Event::Closed => {
                 self.state(PeerState::Closed);
@@ -249,5 +252,24 @@ impl PeerCore {
                 tracing::debug!(error = %e, "audio not written");
             }
         }
+    }
+}
+
+impl PeerLink {
+    /// One interval of str0m's egress stats for the video m-line.
+    fn observe(&mut self, m: &str0m::stats::MediaEgressStats) {
+        if let Some(rtt) = m.rtt {
+            self.rtt_ms = u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX).max(1);
+        }
+        if let Some(loss) = m.loss {
+            self.loss_permille = (loss.clamp(0.0, 1.0) * 1000.0).round() as u32;
+            self.reports += 1;
+        }
+        self.nacks = self.nacks_before + m.nacks;
+    }
+
+    /// A new connection replaces the old one: str0m's counters start again.
+    pub(super) fn new_connection(&mut self) {
+        self.nacks_before = self.nacks;
     }
 }

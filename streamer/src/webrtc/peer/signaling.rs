@@ -17,7 +17,8 @@ use wire::ipc::{
 
 use super::codec::offer_has_codec;
 use super::core::{
-    PeerCore, PeerOut, CONNECT_TIMEOUT, PLAYOUT_DELAY_EXT_ID, STUN_MAX_RETRANSMITS, STUN_MAX_RTO,
+    PeerCore, PeerOut, CONNECT_TIMEOUT, PLAYOUT_DELAY_EXT_ID, STATS_INTERVAL, STUN_MAX_RETRANSMITS,
+    STUN_MAX_RTO,
 };
 use crate::webrtc::channels::ChannelKind;
 
@@ -57,7 +58,9 @@ impl PeerCore {
             .enable_h265(true)
             .enable_av1(true)
             .enable_opus(true, false)
-            .set_extension(PLAYOUT_DELAY_EXT_ID, Extension::PlayoutDelay);
+            .set_extension(PLAYOUT_DELAY_EXT_ID, Extension::PlayoutDelay)
+            // Loss and round trip from the browser's receiver reports, for the quality controller.
+            .set_stats_interval(Some(STATS_INTERVAL));
         config.set_max_stun_rto(STUN_MAX_RTO);
         config.set_max_stun_retransmits(STUN_MAX_RETRANSMITS);
         let mut rtc = config.build(now);
@@ -79,6 +82,7 @@ impl PeerCore {
         self.connect_deadline = Some(now + CONNECT_TIMEOUT);
         self.awaiting_keyframe = true;
         self.queue.reset_video(now);
+        self.link.new_connection();
         rtc
     }
 

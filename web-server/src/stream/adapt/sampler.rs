@@ -1,5 +1,7 @@
-//! The per-second [`LinkSample`] of one browser's link, built from its send queue's cumulative
-//! counters and the keepalive's round trip, and fed to the stream's [`Ladder`].
+//! The per-second [`LinkSample`] of one browser's link, built from cumulative counters (in
+//! WebSocket mode its send queue's and the keepalive's round trip, in WebRTC mode the streamer's
+//! `Stats`: the peer's queue and the browser's receiver reports), and fed to the stream's
+//! [`Ladder`].
 //!
 //! Kept apart from the transports so that its arithmetic (deltas of cumulative counters, the
 //! worst queue depth between samples, the hold after the start) is tested with plain values.
@@ -7,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use wire::backpressure::QueueStats;
+use wire::ipc::Stats;
 
 use super::{Change, Ladder, LadderError, LinkSample, Rung, VideoSent};
 
@@ -17,6 +20,8 @@ pub(crate) struct Adaptation {
     last_at: Instant,
     last: QueueStats,
     worst_queue_ms: u64,
+    /// WebRTC mode: the last `Stats` sampled.
+    last_peer: Stats,
 }
 
 impl Adaptation {
@@ -29,6 +34,7 @@ impl Adaptation {
             last_at: now,
             last: QueueStats::default(),
             worst_queue_ms: 0,
+            last_peer: Stats::default(),
         })
     }
 
@@ -70,6 +76,7 @@ impl Adaptation {
             queue_delay_ms: u32::try_from(self.worst_queue_ms).unwrap_or(u32::MAX),
             rtt_ms,
             capacity_kbps: None,
+            loss_permille: None,
             video: VideoSent {
                 frames: delta(queue.video_sent, self.last.video_sent) as u32,
                 dropped: delta(queue.frames_dropped, self.last.frames_dropped) as u32,
@@ -79,6 +86,35 @@ impl Adaptation {
         self.last_at = now;
         self.last = queue;
         self.worst_queue_ms = queue.video_depth_ms;
+        self.ladder.observe(now, sample)
+    }
+}
+
+impl Adaptation {
+    /// WebRTC mode: the sample ending at `now` from the streamer's `Stats` (sent once a second;
+    /// media does not pass the gateway in this mode). The round trip and loss count only when a
+    /// receiver report came since the last `Stats`.
+    pub(crate) fn sample_peer(&mut self, now: Instant, stats: &Stats) -> Option<Change> {
+        let interval = now.saturating_duration_since(self.last_at);
+        if interval < Duration::from_millis(100) {
+            return None;
+        }
+        let last = self.last_peer;
+        let fresh = stats.peer_reports != last.peer_reports;
+        let sample = LinkSample {
+            interval,
+            queue_delay_ms: u32::try_from(stats.send_queue_ms).unwrap_or(u32::MAX),
+            rtt_ms: (fresh && stats.peer_rtt_ms > 0).then_some(stats.peer_rtt_ms),
+            capacity_kbps: None,
+            loss_permille: fresh.then_some(stats.peer_loss_permille),
+            video: VideoSent {
+                frames: delta(stats.video_frames, last.video_frames) as u32,
+                dropped: delta(stats.video_frames_dropped, last.video_frames_dropped) as u32,
+                bytes: delta(stats.video_bytes, last.video_bytes),
+            },
+        };
+        self.last_at = now;
+        self.last_peer = *stats;
         self.ladder.observe(now, sample)
     }
 }
@@ -147,6 +183,47 @@ mod tests {
         assert!(change.rung.bitrate_kbps <= 3_600, "{change:?}");
         assert_eq!(a.current(), change.rung);
         assert!(a.rungs().len() >= 3, "{:?}", a.rungs());
+    }
+
+    #[test]
+    fn peer_stats_count_loss_only_from_fresh_reports() {
+        let t0 = Instant::now();
+        let mut a = Adaptation::new(R720, t0).unwrap();
+        let s = Duration::from_secs(1);
+        let mut st = Stats::default();
+        let mut at = t0;
+        // Past the hold: clean seconds with a report each.
+        for _ in 0..7 {
+            at += s;
+            st.video_frames += 30;
+            st.video_bytes += 1_500_000;
+            st.peer_reports += 1;
+            st.peer_rtt_ms = 2;
+            assert_eq!(a.sample_peer(at, &st), None);
+        }
+        // Heavy loss reported once, then seconds without a new report: one congested sample
+        // and no more (a stale report is not read again).
+        st.peer_loss_permille = 400;
+        st.peer_reports += 1;
+        at += s;
+        assert_eq!(a.sample_peer(at, &st), None);
+        for _ in 0..3 {
+            at += s;
+            st.video_frames += 30;
+            st.video_bytes += 1_500_000;
+            assert_eq!(a.sample_peer(at, &st), None);
+        }
+        // Two fresh reports in a row step down to what got through (60 % of 12 Mbit/s).
+        let mut change = None;
+        for _ in 0..2 {
+            at += s;
+            st.video_frames += 30;
+            st.video_bytes += 1_500_000;
+            st.peer_reports += 1;
+            change = a.sample_peer(at, &st);
+        }
+        let change = change.expect("two lossy seconds step down");
+        assert!(change.rung.bitrate_kbps <= 6_480, "{change:?}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ fn link(capacity: u32, at: Rung, estimate: bool) -> LinkSample {
         queue_delay_ms: if fits { 8 } else { 95 },
         rtt_ms: Some(if fits { 20 } else { 180 }),
         capacity_kbps: estimate.then_some(capacity),
+        loss_permille: None,
         video: VideoSent {
             frames: at.fps - dropped,
             dropped,
@@ -201,6 +202,7 @@ fn a_single_spike_changes_nothing() {
         queue_delay_ms: 400,
         rtt_ms: Some(500),
         capacity_kbps: Some(2_000),
+        loss_permille: None,
         video: VideoSent {
             frames: 0,
             dropped: 60,
@@ -318,4 +320,49 @@ fn an_administrator_moves_the_stream_and_adaptation_goes_on_from_there() {
         "{changes:?}"
     );
     assert!(ladder.index() < last, "{changes:?}");
+}
+
+/// A WebRTC-like link of `capacity` Kbps carrying the rung `at`: UDP never backs up into the
+/// send queue, so beyond the capacity the browser reports the excess as lost and the router's
+/// queue lengthens the round trip.
+fn rtc_link(capacity: u32, at: Rung) -> LinkSample {
+    let fits = f64::from(at.bitrate_kbps) <= f64::from(capacity) * 0.9;
+    let loss = if at.bitrate_kbps > capacity {
+        1000 * (at.bitrate_kbps - capacity) / at.bitrate_kbps
+    } else {
+        0
+    };
+    LinkSample {
+        interval: SECOND,
+        queue_delay_ms: 0,
+        rtt_ms: Some(if fits { 2 } else { 240 }),
+        capacity_kbps: None,
+        loss_permille: Some(loss),
+        video: VideoSent {
+            frames: at.fps,
+            dropped: 0,
+            bytes: u64::from(at.bitrate_kbps) * 1000 / 8,
+        },
+    }
+}
+
+#[test]
+fn reported_loss_steps_down_to_what_got_through_and_a_little_loss_does_not() {
+    // 1 % loss with a steady round trip: a jitter buffer's business, not the ladder's.
+    let (mut ladder, t0) = (Ladder::new(FULL).unwrap(), Instant::now());
+    let changes = run(&mut ladder, t0, 0, 60, |_, r| LinkSample {
+        loss_permille: Some(10),
+        ..rtc_link(40_000, r)
+    });
+    assert!(changes.is_empty(), "{changes:?}");
+    // The link narrows to 5 Mbit/s: the loss alone (no RTT measured) is congestion, and the step
+    // goes straight to a rung that fits what got through (15 Mbit/s sent, two thirds lost).
+    let changes = run(&mut ladder, t0, 60, 10, |_, r| LinkSample {
+        rtt_ms: None,
+        ..rtc_link(5_000, r)
+    });
+    let (at, first) = changes.first().copied().expect("a step down");
+    assert_eq!(at, 62, "two congested seconds: {changes:?}");
+    assert_eq!(first.reason, Reason::Congestion);
+    assert!(first.rung.bitrate_kbps <= 4_500, "{first:?}");
 }

@@ -236,6 +236,16 @@ pub struct Stats {
     /// The last restream's gap, ms: from the last frame of the old host stream to the first
     /// keyframe of the new one (0 = none yet).
     pub restream_gap_ms: u64,
+    /// WebRTC mode: the round trip of the browser's last RTCP receiver report, ms (0 = none).
+    pub peer_rtt_ms: u32,
+    /// WebRTC mode: the share of video packets the browser's receiver reports of the last stats
+    /// interval said were lost, per mille.
+    pub peer_loss_permille: u32,
+    /// WebRTC mode: stats intervals with a receiver report; the two fields above are fresh when
+    /// it grew since the last `Stats`.
+    pub peer_reports: u64,
+    /// WebRTC mode: NACKs the browser sent for video (packets it asked for again).
+    pub peer_nacks: u64,
 }
 
 /// Log level of a [`LogLine`].
