@@ -45,7 +45,9 @@ use crate::auth::{resolve_token, AllowedOrigin, Principal};
 use crate::error::ApiError;
 use crate::sessions::SessionGuard;
 use crate::state::AppState;
-use crate::stream::adapt::{log_change, quality_notice, Adaptation, Change, Rung, RungControl};
+use crate::stream::adapt::{
+    adapt_from, log_change, quality_notice, Adaptation, Change, Rung, RungControl,
+};
 use crate::stream::{
     clip_reason, ipc_broken, launch, teardown, Close, End, Ends, LastWords, StreamRequest,
 };
@@ -208,15 +210,11 @@ async fn signaling_session(
         .or(query.session_id);
     let lobby = init.lobby_id.clone().or(query.lobby_id);
     let mut client = init.client_unique_id.clone();
-    // As in WebSocket mode: adaptation on request, never for a stream in a Wolf lobby.
-    let requested = Rung {
-        width: init.width,
-        height: init.height,
-        fps: init.fps,
-        bitrate_kbps: init.bitrate.max(500),
-    };
-    let adapt_to = (init.adaptive == Some(true) && lobby.is_none() && requested.check().is_ok())
-        .then_some(requested);
+    let adapt_to = adapt_from(
+        init.adaptive,
+        lobby.is_some(),
+        (init.width, init.height, init.fps, init.bitrate),
+    );
 
     // `join` attaches to a live session of this session id (superseding its socket: the old one
     // gets `ClientKicked`); the streamer then offers. `keepalive` is served like `create`.

@@ -39,7 +39,7 @@ use crate::error::ApiError;
 use crate::launch_gate::LaunchTurn;
 use crate::sessions::SessionGuard;
 use crate::state::AppState;
-use crate::stream::adapt::{log_change, quality_notice, Adaptation, Change, Rung};
+use crate::stream::adapt::{adapt_from, log_change, quality_notice, Adaptation, Change, Rung};
 use crate::stream::{
     ipc_broken, launch, teardown, Close, End, Ends, LastWords, Launched, StreamRequest,
 };
@@ -120,17 +120,12 @@ async fn stream_session(
         Err(e) => return Close::policy(ErrorCode::InvalidInit, e),
     };
     let owner_name = who.user.clone().unwrap_or_else(|| "guest".into());
-    // Adaptation asks the host for new rungs: not for a stream in a Wolf lobby (the lobby owns
-    // its encoder's settings).
-    let requested = Rung {
-        width: init.width,
-        height: init.height,
-        fps: init.fps,
-        bitrate_kbps: init.bitrate.max(500),
-    };
     let lobby = init.lobby_id.is_some() || query.lobby_id.is_some();
-    let adapt_to =
-        (init.adaptive == Some(true) && !lobby && requested.check().is_ok()).then_some(requested);
+    let adapt_to = adapt_from(
+        init.adaptive,
+        lobby,
+        (init.width, init.height, init.fps, init.bitrate),
+    );
 
     let request = StreamRequest {
         session: init.session_id.clone().or(query.session_id),

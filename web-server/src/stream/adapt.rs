@@ -464,6 +464,22 @@ fn even(n: u64) -> u32 {
     u32::try_from(n & !1).unwrap_or(u32::MAX - 1)
 }
 
+/// The rung a stream adapts from, if its client asked for adaptation (`adaptive`) and it is not
+/// in a Wolf lobby (the lobby owns its encoder's settings); both transports open streams this way.
+pub(crate) fn adapt_from(
+    adaptive: Option<bool>,
+    in_lobby: bool,
+    (width, height, fps, bitrate_kbps): (u32, u32, u32, u32),
+) -> Option<Rung> {
+    let requested = Rung {
+        width,
+        height,
+        fps,
+        bitrate_kbps: bitrate_kbps.max(500),
+    };
+    (adaptive == Some(true) && !in_lobby && requested.check().is_ok()).then_some(requested)
+}
+
 /// Logs a rung change of the stream `key`.
 pub(crate) fn log_change(key: &str, from: Rung, change: &Change) {
     let rung = change.rung;
