@@ -45,6 +45,7 @@ mod lifecycle;
 mod lobby;
 mod sinks;
 mod types;
+mod wolf_ids;
 
 use lifecycle::{idle_monitor, pair_watcher, pump_host_events, Gate};
 use lobby::{create_lobby, join_lobby, leave_lobby, stop_lobby};
@@ -105,6 +106,8 @@ struct State {
     looks: u64,
     /// The most sessions ever open at once (tests check "never two streams of one identity").
     peak_sessions: usize,
+    /// The ids the Wolf API shows for the sessions.
+    wolf_ids: wolf_ids::WolfIds,
 }
 
 /// The app catalogue, changeable while the host runs (Wolf's `apps/add`, `apps/delete`).

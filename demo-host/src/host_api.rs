@@ -78,6 +78,17 @@ impl HostApi {
     }
 }
 
+/// The Wolf id of host-half session `session_id` (see `host/wolf_ids.rs`).
+fn wolf_id_of(inner: &Inner, session_id: u64) -> u64 {
+    lock(&inner.state).wolf_id_of(session_id)
+}
+
+/// The live host-half session a Wolf API call names by its Wolf id.
+fn live(host: &HostHandle, wolf_id: SessionId) -> ApiResult<u64> {
+    host.live_session(wolf_id.0)
+        .ok_or_else(|| WolfApiError::NotFound("Invalid session_id".into()))
+}
+
 fn map_err(e: ApiError) -> WolfApiError {
     match e {
         ApiError::NoSuchSession(_) => WolfApiError::NotFound("Invalid session_id".into()),
@@ -152,7 +163,8 @@ fn session_json(inner: &Inner, s: &SessionInfo) -> Session {
         video_refresh_rate: s.fps as i32,
         audio_channel_count: s.audio_channels as i32,
         app_id: Some(s.app_id.to_string()),
-        client_id: Some(s.session_id.to_string()),
+        // Wolf's session id is its client's id (see `host/wolf_ids.rs`).
+        client_id: Some(s.client_id.to_string()),
         client_settings: None,
         client_unique_id: s.client_unique_id.clone(),
         idle_seconds: idle_seconds(inner, s.session_id),
@@ -229,7 +241,8 @@ impl WolfBackend for HostApi {
     }
 
     async fn stop_session(&self, session_id: SessionId) -> ApiResult<()> {
-        self.host()?.stop_session(session_id.0).map_err(map_err)
+        let host = self.host()?;
+        host.stop_session(live(&host, session_id)?).map_err(map_err)
     }
 
     async fn list_lobbies(&self) -> ApiResult<Vec<Lobby>> {
@@ -249,7 +262,11 @@ impl WolfBackend for HostApi {
                     pin_required: l.has_pin,
                     stop_when_everyone_leaves: l.stop_when_everyone_leaves,
                     runner: m.map(|m| m.runner.clone()).unwrap_or_default(),
-                    connected_sessions: l.members.iter().map(u64::to_string).collect(),
+                    connected_sessions: l
+                        .members
+                        .iter()
+                        .map(|m| host.wolf_session_id(*m).to_string())
+                        .collect(),
                 }
             })
             .collect())
@@ -298,15 +315,16 @@ impl WolfBackend for HostApi {
 
     async fn join_lobby(&self, req: JoinLobbyRequest) -> ApiResult<()> {
         let pin = pin_digits(&req.pin)?;
-        self.host()?
-            .join_lobby(&req.lobby_id, req.moonlight_session_id.0, pin.as_deref())
+        let host = self.host()?;
+        let session = live(&host, req.moonlight_session_id)?;
+        host.join_lobby(&req.lobby_id, session, pin.as_deref())
             .map_err(map_err)
     }
 
     async fn leave_lobby(&self, req: LeaveLobbyRequest) -> ApiResult<()> {
-        self.host()?
-            .leave_lobby(&req.lobby_id, req.moonlight_session_id.0)
-            .map_err(map_err)
+        let host = self.host()?;
+        let session = live(&host, req.moonlight_session_id)?;
+        host.leave_lobby(&req.lobby_id, session).map_err(map_err)
     }
 
     async fn stop_lobby(&self, req: StopLobbyRequest) -> ApiResult<()> {
@@ -347,7 +365,9 @@ impl WolfBackend for HostApi {
         since: Option<u64>,
     ) -> ApiResult<Vec<wolf_api::InputRecord>> {
         let host = self.host()?;
-        let id = session_id.0;
+        let id = host
+            .newest_session(session_id.0)
+            .ok_or_else(|| WolfApiError::NotFound("Invalid session_id".into()))?;
         let started = lock(&host.inner.state).sessions.get(&id).map(|s| s.started);
         let records = host.inputs(id);
         if started.is_none() && records.is_empty() {
@@ -369,7 +389,8 @@ impl WolfBackend for HostApi {
 
     async fn mic_report(&self, session_id: SessionId) -> ApiResult<crate::mic::MicReport> {
         let host = self.host()?;
-        host.mic(session_id.0)
+        host.newest_session(session_id.0)
+            .and_then(|id| host.mic(id))
             .ok_or_else(|| WolfApiError::NotFound("Invalid session_id".into()))
     }
 
@@ -485,7 +506,9 @@ fn translate(
 ) -> Vec<WolfEvent> {
     match event {
         DemoEvent::SessionStarted {
-            session_id, app_id, ..
+            session_id,
+            client_id,
+            app_id,
         } => {
             let info = lock(&inner.state)
                 .sessions
@@ -503,7 +526,7 @@ fn translate(
                     video_refresh_rate: 0,
                     audio_channel_count: 0,
                     app_id: Some(app_id.to_string()),
-                    client_id: Some(session_id.to_string()),
+                    client_id: Some(client_id.to_string()),
                     client_settings: None,
                     client_unique_id: String::new(),
                     idle_seconds: 0,
@@ -514,9 +537,9 @@ fn translate(
         }
         // RTSP PLAY has no Wolf event.
         DemoEvent::StreamStarted { .. } => Vec::new(),
-        DemoEvent::SessionStopped { session_id, .. } => {
+        DemoEvent::SessionStopped { client_id, .. } => {
             vec![WolfEvent::SessionStopped(SessionEvent {
-                session_id: SessionId(session_id),
+                session_id: SessionId(client_id),
             })]
         }
         DemoEvent::LobbyCreated { lobby_id, name } => {
@@ -570,29 +593,33 @@ fn translate(
         DemoEvent::JoinedLobby {
             session_id,
             lobby_id,
-        } => vec![
-            WolfEvent::SessionJoinedLobby(LobbyMembership {
-                lobby_id: lobby_id.clone(),
-                moonlight_session_id: SessionId(session_id),
-            }),
-            WolfEvent::ProducerSwitched(ProducerSwitch {
-                session_id: SessionId(session_id),
-                interpipe_src_id: format!("{lobby_id}_video"),
-            }),
-        ],
+        } => {
+            let wolf_id = SessionId(wolf_id_of(inner, session_id));
+            vec![
+                WolfEvent::SessionJoinedLobby(LobbyMembership {
+                    lobby_id: lobby_id.clone(),
+                    moonlight_session_id: wolf_id,
+                }),
+                WolfEvent::ProducerSwitched(ProducerSwitch {
+                    session_id: wolf_id,
+                    interpipe_src_id: format!("{lobby_id}_video"),
+                }),
+            ]
+        }
         DemoEvent::LeftLobby {
             session_id,
             lobby_id,
         } => {
+            let wolf_id = SessionId(wolf_id_of(inner, session_id));
             let mut out = vec![WolfEvent::SessionLeftLobby(LobbyMembership {
                 lobby_id,
-                moonlight_session_id: SessionId(session_id),
+                moonlight_session_id: wolf_id,
             })];
             // A session that is still live switches back to its own producer.
             if lock(&inner.state).sessions.contains_key(&session_id) {
                 out.push(WolfEvent::ProducerSwitched(ProducerSwitch {
-                    session_id: SessionId(session_id),
-                    interpipe_src_id: format!("{session_id}_video"),
+                    session_id: wolf_id,
+                    interpipe_src_id: format!("{wolf_id}_video"),
                 }));
             }
             out

@@ -108,11 +108,15 @@ async fn tones_reach_the_host_sink_with_their_pitch() {
                 (report.pitch_hz - hz).abs() <= 10.0,
                 "{hz} Hz sent, {report:?}"
             );
-            let (status, v) = api_mic(&host, id).await;
+            // The API names the session as Wolf does, by its client's id: the same for both
+            // tones, and it reaches the newest session's sink.
+            let wolf_id = host.wolf_session_id(id);
+            assert_ne!(wolf_id, id);
+            let (status, v) = api_mic(&host, wolf_id).await;
             assert_eq!(status, 200, "{v}");
             assert_eq!(v["packets"], PACKETS, "{v}");
             assert!((v["pitch_hz"].as_f64().unwrap() - hz).abs() <= 10.0, "{v}");
-            assert_eq!(v["session_id"], id.to_string());
+            assert_eq!(v["session_id"], wolf_id.to_string());
             session.stop().await.unwrap();
         }
         host.close().await;
@@ -135,7 +139,7 @@ async fn without_the_offer_nothing_is_set_up_and_the_stream_runs() {
         session.send_mic(&[0xf8, 0xff, 0xfe], 960).unwrap();
         common::wait_frame(&mut media, WAIT, |_| true).await;
         assert_eq!(host.mic(id), None);
-        let (status, v) = api_mic(&host, id).await;
+        let (status, v) = api_mic(&host, host.wolf_session_id(id)).await;
         assert_eq!(status, 404, "{v}");
         session.stop().await.unwrap();
         host.close().await;

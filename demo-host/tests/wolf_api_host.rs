@@ -268,7 +268,13 @@ async fn wolf_api_drives_a_real_host_end_to_end() {
         let (session, mut media) = common::stream(&http, 1).await;
         let session_id = common::wait_stream_started(&mut host_events, WAIT).await;
         let sid = our_session(&api).await;
-        assert_eq!(sid, session_id.to_string());
+        // As Wolf: the session id is the client's id (the one `/api/v1/clients` lists).
+        let client_id = host.sessions()[0].client_id;
+        assert_eq!(sid, client_id.to_string());
+        assert_eq!(
+            get(&api, "/api/v1/clients").await["clients"][0]["client_id"],
+            sid.as_str()
+        );
         let sessions = get(&tcp, "/api/v1/sessions").await;
         let s = &sessions["sessions"][0];
         assert_eq!(
@@ -478,8 +484,20 @@ async fn wolf_api_drives_a_real_host_end_to_end() {
         // Session reuse right after the stop: a new launch streams and is listed again.
         let (_again, mut media2) = common::stream(&http, 1).await;
         common::wait_frame(&mut media2, WAIT, |_| true).await;
+        // Wolf gives the same client the same session id again; the input log it names is the
+        // new session's.
         let sid2 = our_session(&api).await;
-        assert_ne!(sid2, sid);
+        assert_eq!(sid2, sid);
+        assert_ne!(host.sessions()[0].session_id, session_id);
+        let fresh = get(&api, &format!("/api/v1/moongate/input?session_id={sid}")).await;
+        assert!(
+            fresh["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["event"]["type"] != "key_down"),
+            "the old session's keys are not the new one's: {fresh}"
+        );
 
         // Closing the host ends the event stream and removes the socket.
         host.close().await;

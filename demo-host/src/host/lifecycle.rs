@@ -122,6 +122,7 @@ pub(super) fn on_launched(
         },
     );
     state.peak_sessions = state.peak_sessions.max(state.sessions.len());
+    state.wolf_ids.note(session_id, client_id);
     drop(state);
     tracing::info!(
         session = session_id,
