@@ -283,6 +283,11 @@ pub struct DemoHostConfig {
     /// its encryption bit, and decode what clients send into a per-session sink
     /// ([`crate::HostHandle::mic`]). Off, the host offers no microphone, as Wolf and Sunshine.
     pub microphone: bool,
+    /// Foundation Sunshine's live bitrate (off by default): `/serverinfo` carries its
+    /// `SunshineVersion`, and a client's dynamic-parameter bitrate (`0x5506`) re-targets the
+    /// session's encoder while it streams ([`crate::SessionInfo::bitrate_kbps`] tells the
+    /// bitrate in force). Off, the message is ignored, as Wolf and upstream Sunshine ignore it.
+    pub live_bitrate: bool,
 }
 
 impl DemoHostConfig {
@@ -309,6 +314,7 @@ impl std::fmt::Debug for DemoHostConfig {
             .field("wolf_strict", &self.wolf_strict)
             .field("offered_codecs", &self.offered_codecs)
             .field("microphone", &self.microphone)
+            .field("live_bitrate", &self.live_bitrate)
             .finish_non_exhaustive()
     }
 }
@@ -335,6 +341,7 @@ impl Default for DemoHostConfig {
             wolf_strict: false,
             offered_codecs: OfferedCodecs::default(),
             microphone: false,
+            live_bitrate: false,
         }
     }
 }

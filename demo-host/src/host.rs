@@ -257,6 +257,7 @@ impl DemoHost {
             host_config.describe.encryption_supported = Some(gamestream::mic::ENCRYPTION_MIC);
             host_config.describe.encryption_requested = Some(gamestream::mic::ENCRYPTION_MIC);
         }
+        host_config.live_bitrate = config.live_bitrate;
         let strict = Arc::new(StrictMonitor::new(config.wolf_strict));
         host_config.end_observer = Some(Arc::clone(&strict) as Arc<dyn SessionEndObserver>);
         // Wolf pauses a session whose ENet peer left (clean or timed out): it stays busy until

@@ -110,6 +110,10 @@ struct Args {
     /// clients send into a per-session sink (`GET /api/v1/moongate/mic?session_id=<id>`).
     #[arg(long, env = "DEMO_HOST_MICROPHONE")]
     microphone: bool,
+    /// Foundation Sunshine's live bitrate: report its `SunshineVersion` in /serverinfo and
+    /// re-target a session's encoder when its client sends a dynamic bitrate (0x5506).
+    #[arg(long, env = "DEMO_HOST_LIVE_BITRATE")]
+    live_bitrate: bool,
 }
 
 #[tokio::main]
@@ -166,6 +170,7 @@ async fn main() -> anyhow::Result<()> {
             OfferedCodecs::ALL
         },
         microphone: args.microphone,
+        live_bitrate: args.live_bitrate,
         ..DemoHostConfig::default()
     };
     config.faults.set_drop_percent(args.drop_percent);

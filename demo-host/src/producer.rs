@@ -362,6 +362,8 @@ pub(crate) struct SessionProducer {
     pub(crate) on_media_error: Box<dyn FnOnce(MediaError) + Send>,
     /// Sends a control message (rumble) to the session's client.
     pub(crate) control: Box<dyn Fn(HostMessage) + Send>,
+    /// Told the bitrate a live change put in force ([`StreamEvent::Bitrate`]).
+    pub(crate) on_bitrate: Box<dyn Fn(u32) + Send>,
 }
 
 /// The test app's "game": the triggers drive the rumble motors (left → low-frequency motor, right
@@ -460,6 +462,7 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
         inputs,
         on_media_error,
         control,
+        on_bitrate,
     } = p;
     let mut rumble = TriggerRumble::default();
     let mut vf = video_format_of(&handle);
@@ -516,6 +519,8 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
     };
     let mut feed = Feed::Own;
     let mut want_keyframe = true;
+    // A live bitrate change, applied to the encoder before its next frame.
+    let mut new_bitrate: Option<u32> = None;
     let mut cmds_open = true;
     let mut video_tick =
         tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(vf.fps.max(1))));
@@ -545,6 +550,12 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
                     Feed::Own => want_keyframe = true,
                     Feed::Lobby { lobby, .. } => { let _ = lobby.send(LobbyCmd::Keyframe(vf)); }
                 },
+                Some(StreamEvent::Bitrate(kbps)) => {
+                    tracing::info!(session = handle.session_id, kbps, "live bitrate change");
+                    vf.bitrate_kbps = kbps;
+                    new_bitrate = Some(kbps);
+                    on_bitrate(kbps);
+                }
                 Some(StreamEvent::Ended(_)) | None => return handle,
                 Some(_) => {}
             },
@@ -567,7 +578,15 @@ pub(crate) async fn run_session(mut handle: StreamHandle, p: SessionProducer) ->
             _ = video_tick.tick(), if own_feed && encoding.is_none() => {
                 if let Some(mut source) = own_video.take() {
                     let keyframe = std::mem::take(&mut want_keyframe);
+                    let bitrate = new_bitrate.take();
                     encoding = Some(tokio::task::spawn_blocking(move || {
+                        if let Some(kbps) = bitrate {
+                            match source.set_bitrate(kbps) {
+                                Ok(true) => {}
+                                Ok(false) => tracing::info!(kbps, "this source keeps its bitrate"),
+                                Err(e) => tracing::warn!(kbps, "bitrate change failed: {e}"),
+                            }
+                        }
                         let r = source.next_frame(keyframe);
                         (source, r)
                     }));

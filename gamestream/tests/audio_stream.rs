@@ -67,6 +67,7 @@ impl AudioClient {
                 audio: depacketizer,
                 control: ControlConfig::new(0, [0; 16], IvStyle::V2, version),
                 ri_key_id: 0,
+                live_bitrate: false,
                 seed: Some(1),
             },
             Instant::now(),

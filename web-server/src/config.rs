@@ -25,6 +25,7 @@
 //! | `[webrtc] network_types` | `MOONGATE_WEBRTC_NETWORK_TYPES` (comma-separated) | `[]` = both | `udp4`, `udp6` |
 //! | `[demo_host] strict` | `MOONGATE_DEMO_HOST_STRICT` (`true`/`false`) | `true` | the embedded demo host behaves like an unmodified Wolf (RTP timestamp 0, padded frames, a `/cancel` before the ENet disconnect logged as an error): see `demo-host/README.md` |
 //! | `[demo_host] microphone` | `MOONGATE_DEMO_HOST_MICROPHONE` (`true`/`false`) | `false` | the embedded demo host also offers the Sunshine forks' microphone stream (`docs/microphone.md`), which no Wolf has |
+//! | `[demo_host] live_bitrate` | `MOONGATE_DEMO_HOST_LIVE_BITRATE` (`true`/`false`) | `false` | the embedded demo host also takes a new bitrate while streaming, as Foundation Sunshine does (`0x5506`, `docs/adaptive-quality.md`), which no Wolf does |
 //! | `[webrtc] disconnect_timeout_secs` | `MOONGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS` | 10 | a peer disconnected this long ends the stream |
 //! | `store_key` | `MOONGATE_STORE_KEY` | generated (`<data_dir>/store.key`, 0600) | the file holding the key that encrypts client private keys in the store (64 hex digits); a named file must exist |
 //! | `[identities] idle_days` | `MOONGATE_IDENTITY_IDLE_DAYS` | 30 | a client identity unused this long is unpaired on its host and removed from the store |
@@ -172,6 +173,9 @@ pub struct Config {
     /// The embedded demo host also offers the Sunshine forks' microphone stream
     /// (`demo_host::DemoHostConfig::microphone`), which no Wolf has: off by default.
     pub demo_host_microphone: bool,
+    /// The embedded demo host also takes a new bitrate while streaming, as Foundation Sunshine
+    /// does (`demo_host::DemoHostConfig::live_bitrate`): off by default.
+    pub demo_host_live_bitrate: bool,
     /// The store key file (`MOONGATE_STORE_KEY`); `None` = `<data_dir>/store.key`.
     pub store_key: Option<PathBuf>,
     /// A client identity unused this long is unpaired and removed from the store.
@@ -201,6 +205,7 @@ impl fmt::Debug for Config {
             .field("webrtc", &self.webrtc)
             .field("demo_host_strict", &self.demo_host_strict)
             .field("demo_host_microphone", &self.demo_host_microphone)
+            .field("demo_host_live_bitrate", &self.demo_host_live_bitrate)
             .field("store_key", &self.store_key)
             .field("identity_idle", &self.identity_idle)
             .field("redis", &self.redis)
@@ -268,6 +273,7 @@ fn idle_days(key: &str, days: u64) -> Result<Duration, ConfigError> {
 struct FileDemoHost {
     strict: Option<bool>,
     microphone: Option<bool>,
+    live_bitrate: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -303,6 +309,7 @@ impl Default for Config {
             webrtc: WebRtc::default(),
             demo_host_strict: true,
             demo_host_microphone: false,
+            demo_host_live_bitrate: false,
             store_key: None,
             identity_idle: Duration::from_secs(DEFAULT_IDENTITY_IDLE_DAYS * 86_400),
             redis: None,
@@ -395,6 +402,9 @@ impl Config {
         if let Some(mic) = parsed.demo_host.microphone {
             c.demo_host_microphone = mic;
         }
+        if let Some(live) = parsed.demo_host.live_bitrate {
+            c.demo_host_live_bitrate = live;
+        }
         if let Some(k) = parsed.store_key {
             c.store_key = Some(k);
         }
@@ -452,6 +462,9 @@ impl Config {
         }
         if let Some(v) = env("MOONGATE_DEMO_HOST_MICROPHONE") {
             c.demo_host_microphone = switch("MOONGATE_DEMO_HOST_MICROPHONE", &v)?;
+        }
+        if let Some(v) = env("MOONGATE_DEMO_HOST_LIVE_BITRATE") {
+            c.demo_host_live_bitrate = switch("MOONGATE_DEMO_HOST_LIVE_BITRATE", &v)?;
         }
         if let Some(v) = env("MOONGATE_ALLOWED_ORIGINS") {
             c.allowed_origins = v

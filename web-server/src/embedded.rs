@@ -45,6 +45,7 @@ pub async fn start_demo_host(
             wolf_api,
             wolf_strict: config.demo_host_strict,
             microphone: config.demo_host_microphone,
+            live_bitrate: config.demo_host_live_bitrate,
             ..DemoHostConfig::default()
         })
         .await?,

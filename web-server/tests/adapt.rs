@@ -400,13 +400,7 @@ async fn watch(ws: &mut Ws, t0: Instant, total: Duration) -> Run {
     // Per frame: its arrival since `t0` and its delay on the way up to a constant (arrival
     // minus its timestamp, the streamer's clock that follows the host's frames).
     let mut arrivals: Vec<(Duration, i64)> = Vec::new();
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        let msg = match timeout(left, ws.next()).await {
-            Err(_) => break,
-            Ok(Some(Ok(msg))) => msg,
-            Ok(other) => panic!("the stream socket ended: {other:?}"),
-        };
+    while let Some(msg) = next_until(ws, end).await {
         let now = Instant::now();
         let second =
             (now.saturating_duration_since(t0).as_secs() as usize).min(run.seconds.len() - 1);

@@ -110,6 +110,7 @@ pub(super) fn on_launched(
                 height: 0,
                 fps: 0,
                 audio_channels: 0,
+                bitrate_kbps: 0,
                 lobby: None,
                 streaming: false,
                 client_unique_id: unique_id.unwrap_or_default(),
@@ -184,6 +185,7 @@ pub(super) fn on_stream_started(inner: &Arc<Inner>, mut handle: StreamHandle) {
     entry.info.height = handle.config.height;
     entry.info.fps = handle.config.fps;
     entry.info.audio_channels = handle.config.audio_channels;
+    entry.info.bitrate_kbps = handle.config.bitrate_kbps;
     entry.info.streaming = true;
     entry.info.color = look.style.color;
     if let Some(lobby) = lobby_cmds {
@@ -191,6 +193,7 @@ pub(super) fn on_stream_started(inner: &Arc<Inner>, mut handle: StreamHandle) {
     }
     let weak = Arc::downgrade(inner);
     let weak_control = Arc::downgrade(inner);
+    let weak_bitrate = Arc::downgrade(inner);
     let producer = SessionProducer {
         media: Arc::clone(&inner.config.media),
         kind: inner.config.source_kind,
@@ -207,6 +210,13 @@ pub(super) fn on_stream_started(inner: &Arc<Inner>, mut handle: StreamHandle) {
             if let Some(inner) = weak_control.upgrade() {
                 if let Err(e) = inner.host.send_control(session_id, msg) {
                     tracing::debug!(session = session_id, "control message not sent: {e}");
+                }
+            }
+        }),
+        on_bitrate: Box::new(move |kbps| {
+            if let Some(inner) = weak_bitrate.upgrade() {
+                if let Some(entry) = lock(&inner.state).sessions.get_mut(&session_id) {
+                    entry.info.bitrate_kbps = kbps;
                 }
             }
         }),

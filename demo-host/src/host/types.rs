@@ -123,6 +123,9 @@ pub struct SessionInfo {
     pub fps: u32,
     /// Announced audio channels.
     pub audio_channels: u32,
+    /// The bitrate in force, kbit/s: the announced one (0 before RTSP PLAY), or the last live
+    /// change ([`crate::DemoHostConfig::live_bitrate`]).
+    pub bitrate_kbps: u32,
     /// The lobby it watches.
     pub lobby: Option<String>,
     /// RTSP PLAY seen, media flowing.

@@ -38,6 +38,7 @@ pub enum H264Profile {
 /// Renders and encodes one frame per [`VideoSource::next_frame`].
 pub struct LiveH264 {
     format: VideoFormat,
+    profile: H264Profile,
     renderer: PatternRenderer,
     encoder: Encoder,
     index: u64,
@@ -73,36 +74,47 @@ impl LiveH264 {
             width,
             height,
             fps: format.fps.clamp(1, 240),
-            bitrate_kbps: format.bitrate_kbps.clamp(100, 1_000_000),
+            bitrate_kbps: clamp_kbps(format.bitrate_kbps),
         };
-        // Threads: one per 1080p-ish worth of pixels; the host runs many encoders at once.
-        let threads = if width * height > 1280 * 720 { 2 } else { 1 };
-        let config = EncoderConfig::new()
-            .bitrate(BitRate::from_bps(format.bitrate_kbps.saturating_mul(1000)))
-            .max_frame_rate(FrameRate::from_hz(format.fps as f32))
-            .rate_control_mode(RateControlMode::Bitrate)
-            .skip_frames(false)
-            .usage_type(UsageType::CameraVideoRealTime)
-            .complexity(Complexity::Low)
-            .intra_frame_period(IntraFramePeriod::from_num_frames(0))
-            .scene_change_detect(false)
-            .background_detection(false)
-            .adaptive_quantization(false)
-            .num_threads(threads);
-        let config = match profile {
-            H264Profile::Baseline => config,
-            H264Profile::High => config.profile(Profile::High),
-        };
-        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
-            .map_err(|e| MediaError::Codec(format!("openh264 encoder: {e}")))?;
         Ok(LiveH264 {
             format,
+            profile,
             renderer,
-            encoder,
+            encoder: encoder(format, profile)?,
             index: 0,
             fill_to: None,
         })
     }
+}
+
+/// The bitrates the encoder takes, kbit/s.
+fn clamp_kbps(kbps: u32) -> u32 {
+    kbps.clamp(100, 1_000_000)
+}
+
+/// An openh264 encoder for `format`: bitrate mode, no frame skipping, no periodic IDR.
+fn encoder(format: VideoFormat, profile: H264Profile) -> Result<Encoder, MediaError> {
+    let VideoFormat { width, height, .. } = format;
+    // Threads: one per 1080p-ish worth of pixels; the host runs many encoders at once.
+    let threads = if width * height > 1280 * 720 { 2 } else { 1 };
+    let config = EncoderConfig::new()
+        .bitrate(BitRate::from_bps(format.bitrate_kbps.saturating_mul(1000)))
+        .max_frame_rate(FrameRate::from_hz(format.fps as f32))
+        .rate_control_mode(RateControlMode::Bitrate)
+        .skip_frames(false)
+        .usage_type(UsageType::CameraVideoRealTime)
+        .complexity(Complexity::Low)
+        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+        .scene_change_detect(false)
+        .background_detection(false)
+        .adaptive_quantization(false)
+        .num_threads(threads);
+    let config = match profile {
+        H264Profile::Baseline => config,
+        H264Profile::High => config.profile(Profile::High),
+    };
+    Encoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| MediaError::Codec(format!("openh264 encoder: {e}")))
 }
 
 impl LiveH264 {
@@ -140,6 +152,22 @@ impl VideoSource for LiveH264 {
         }
         self.index += 1;
         Ok(EncodedFrame { data, keyframe })
+    }
+
+    /// The `openh264` crate offers no safe way to re-target a running encoder, so a new one is
+    /// built at the new bitrate; its first frame is an IDR, as a hardware encoder's
+    /// reconfiguration often gives too. The picture goes on from the same frame index.
+    fn set_bitrate(&mut self, kbps: u32) -> Result<bool, MediaError> {
+        let format = VideoFormat {
+            bitrate_kbps: clamp_kbps(kbps),
+            ..self.format
+        };
+        self.encoder = encoder(format, self.profile)?;
+        self.format = format;
+        if self.fill_to.is_some() {
+            self.fill_to = Some(super::pad::frame_budget(&self.format));
+        }
+        Ok(true)
     }
 }
 

@@ -93,6 +93,11 @@ pub trait VideoSource: Send {
     fn format(&self) -> VideoFormat;
     /// The next frame; `force_keyframe` makes it an IDR (client IDR request, new viewer).
     fn next_frame(&mut self, force_keyframe: bool) -> Result<EncodedFrame, MediaError>;
+    /// Encodes at `kbps` from the next frame on (Foundation Sunshine's live bitrate);
+    /// `Ok(false)` from a source that cannot (replayed frames, the shipped clips).
+    fn set_bitrate(&mut self, _kbps: u32) -> Result<bool, MediaError> {
+        Ok(false)
+    }
 }
 
 /// Audio the client asked for.

@@ -85,6 +85,8 @@ pub struct StreamParams {
     pub control: ControlConfig,
     /// The launch's `rikeyid` (input encryption of hosts before 7.1.431).
     pub ri_key_id: u32,
+    /// The host changes its bitrate while streaming ([`crate::nvhttp::ServerInfo::has_live_bitrate`]).
+    pub live_bitrate: bool,
     /// Fixes ENet's random choices (tests); `None` in production.
     pub seed: Option<u32>,
 }
@@ -106,6 +108,7 @@ pub struct ClientCore {
     next_ping: Option<Instant>,
     input: InputWrapper,
     fec_status: bool,
+    live_bitrate: bool,
     idr_requests: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SessionEvent>,
@@ -137,6 +140,7 @@ impl ClientCore {
             next_ping: Some(now),
             input: InputWrapper::for_host(version, &params.control.key, params.ri_key_id),
             fec_status: version.is_sunshine(),
+            live_bitrate: params.live_bitrate,
             idr_requests: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -254,6 +258,21 @@ impl ClientCore {
         self.control
             .send_input(bytes, event.route(self.version))
             .map_err(ClientError::from)
+    }
+
+    /// Whether [`ClientCore::set_bitrate`] can reach the host's encoder.
+    pub fn has_live_bitrate(&self) -> bool {
+        self.live_bitrate
+    }
+
+    /// Asks the host's encoder for `kbps` from now on, without restarting the stream; `Ok(false)`
+    /// from a host that has no such control (then only a new stream changes the bitrate).
+    pub fn set_bitrate(&mut self, kbps: u32) -> Result<bool, ClientError> {
+        if !self.live_bitrate {
+            return Ok(false);
+        }
+        self.control.send(ClientMessage::Bitrate { kbps })?;
+        Ok(true)
     }
 
     /// Asks the host for a keyframe (counted in [`SessionStats::idr_requests`]).

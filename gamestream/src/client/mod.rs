@@ -151,6 +151,7 @@ pub fn stream_params(
         ),
         control: ControlConfig::new(outcome.control_connect_data, key, iv_style, version),
         ri_key_id,
+        live_bitrate: false,
         seed: None,
     }
 }
@@ -355,7 +356,8 @@ impl PreparedLaunch {
         let params = rtsp_params(version, host_ip, &request, launched, settings);
         let rtsp_addr = SocketAddr::new(host_ip, params.rtsp_port());
         let outcome = crate::rtsp::client::handshake(rtsp_addr, params).await?;
-        let params = stream_params(version, host_ip, &request, &outcome);
+        let mut params = stream_params(version, host_ip, &request, &outcome);
+        params.live_bitrate = info.has_live_bitrate();
         let core = ClientCore::new(params, std::time::Instant::now())?;
         let mic = outcome.mic_port.map(|_| {
             crate::mic::MicPacketizer::new(

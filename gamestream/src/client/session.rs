@@ -18,6 +18,7 @@ const EVENT_QUEUE: usize = 512;
 enum Command {
     Input(Box<InputEvent>),
     RequestIdr,
+    Bitrate(u32),
     Mic(Vec<u8>, u32),
     Stop(oneshot::Sender<Result<(), ClientError>>),
 }
@@ -30,6 +31,7 @@ pub struct ClientSession {
     version: AppVersion,
     outcome: RtspOutcome,
     has_mic: bool,
+    live_bitrate: bool,
     commands: mpsc::UnboundedSender<Command>,
     stats: tokio::sync::watch::Receiver<SessionStats>,
     task: JoinHandle<()>,
@@ -45,6 +47,7 @@ impl ClientSession {
             version: stream.app_version(),
             outcome: stream.outcome().clone(),
             has_mic: stream.has_mic(),
+            live_bitrate: stream.has_live_bitrate(),
             commands: commands_tx,
             stats,
             task: tokio::spawn(drive(stream, commands, events_tx, stats_tx)),
@@ -84,6 +87,20 @@ impl ClientSession {
     /// Asks the host for a keyframe (e.g. after a decoder reset).
     pub fn request_idr(&self) -> Result<(), ClientError> {
         self.command(Command::RequestIdr)
+    }
+
+    /// Whether [`ClientSession::set_bitrate`] reaches the host's encoder.
+    pub fn has_live_bitrate(&self) -> bool {
+        self.live_bitrate
+    }
+
+    /// Asks the host's encoder for `kbps` ([`ClientStream::set_bitrate`]); `Ok(false)` from a
+    /// host without live bitrate control.
+    pub fn set_bitrate(&self, kbps: u32) -> Result<bool, ClientError> {
+        if !self.live_bitrate {
+            return Ok(false);
+        }
+        self.command(Command::Bitrate(kbps)).map(|()| true)
     }
 
     /// Counters as of the last event.
@@ -180,6 +197,7 @@ fn apply(stream: &mut ClientStream, command: Option<Command>) -> Result<(), Endi
     let result = match command {
         Some(Command::Input(event)) => stream.send_input(&event),
         Some(Command::RequestIdr) => stream.request_idr(),
+        Some(Command::Bitrate(kbps)) => stream.set_bitrate(kbps).map(drop),
         Some(Command::Mic(opus, samples)) => {
             if let Err(e) = stream.send_mic(&opus, samples) {
                 tracing::debug!("mic packet not sent: {e}");

@@ -185,6 +185,19 @@ impl ClientStream {
         }
     }
 
+    /// Whether [`ClientStream::set_bitrate`] can reach the host's encoder.
+    pub fn has_live_bitrate(&self) -> bool {
+        self.core.has_live_bitrate()
+    }
+
+    /// Asks the host's encoder for `kbps` from now on, the stream kept; `Ok(false)` from a host
+    /// without live bitrate control ([`crate::nvhttp::ServerInfo::has_live_bitrate`]).
+    pub fn set_bitrate(&mut self, kbps: u32) -> Result<bool, ClientError> {
+        let result = self.core.set_bitrate(kbps);
+        self.transmit();
+        result
+    }
+
     /// Asks the host for a keyframe (e.g. after a decoder reset).
     pub fn request_idr(&mut self) -> Result<(), ClientError> {
         let result = self.core.request_idr();

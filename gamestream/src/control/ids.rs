@@ -90,6 +90,8 @@ pub struct MessageIds {
     pub set_rgb_led: Option<u16>,
     /// Set adaptive triggers, host → client (Sunshine extension).
     pub set_adaptive_triggers: Option<u16>,
+    /// Dynamic parameter change, client → host (Foundation Sunshine's extension).
+    pub dynamic_param: Option<u16>,
 }
 
 /// Type id of the encrypted wrapper (first LE16 of every packet on an encrypted stream).
@@ -119,6 +121,7 @@ impl MessageIds {
         set_motion_event: None,
         set_rgb_led: None,
         set_adaptive_triggers: None,
+        dynamic_param: None,
     };
 
     /// Generation 4 (TCP).
@@ -165,6 +168,7 @@ impl MessageIds {
         set_motion_event: Some(0x5501),
         set_rgb_led: Some(0x5502),
         set_adaptive_triggers: Some(0x5503),
+        dynamic_param: Some(0x5506),
         ..Self::GEN7
     };
 }

@@ -182,6 +182,13 @@ pub enum ClientMessage {
     },
     /// Per-frame FEC status (Sunshine).
     FecStatus(FecStatus),
+    /// A new encoder bitrate in kbit/s, applied while the stream runs: Foundation Sunshine's
+    /// dynamic parameter change (`0x5506`), kind [`DYNAMIC_PARAM_BITRATE`]. Payload: the kind
+    /// and the value, each a little-endian `i32`; the fork takes 1..=800 000 and ignores the rest.
+    Bitrate {
+        /// Kilobits per second.
+        kbps: u32,
+    },
     /// Input: the payload of the input message exactly as the input module produced it (a plaintext
     /// NV input packet on >= 7.1.431, the `BE32 L ‖ encrypted` blob on older generations).
     Input(Vec<u8>),
@@ -267,6 +274,10 @@ pub enum HostMessage {
         payload: Vec<u8>,
     },
 }
+
+/// The bitrate kind of Foundation Sunshine's dynamic parameter change (its
+/// `dynamic_param_type_e::BITRATE`; 0 is resolution, 1 frame rate, 3 QP, 4 FEC share...).
+pub const DYNAMIC_PARAM_BITRATE: i32 = 2;
 
 /// Number of frames before the last seen one that an RFI-as-IDR invalidates.
 const RFI_AS_IDR_SPAN: u32 = 0x20;
@@ -366,6 +377,15 @@ impl ClientMessage {
                     .ok_or(unsupported("input on the control stream", generation))?,
                 bytes.clone(),
             ),
+            Self::Bitrate { kbps } => {
+                let ty = ids
+                    .dynamic_param
+                    .ok_or(unsupported("dynamic bitrate", generation))?;
+                let kbps = i32::try_from(*kbps).map_err(|_| ControlError::TooLarge("bitrate"))?;
+                let mut p = DYNAMIC_PARAM_BITRATE.to_le_bytes().to_vec();
+                p.extend_from_slice(&kbps.to_le_bytes());
+                (ty, p)
+            }
             Self::Other { ty, payload } => (*ty, payload.clone()),
         })
     }
@@ -407,6 +427,14 @@ impl ClientMessage {
             need(4)?;
             ClientMessage::LtrAck {
                 frame_index: r.le32().unwrap_or_default(),
+            }
+        } else if Some(ty) == ids.dynamic_param
+            && payload.get(..4) == Some(&DYNAMIC_PARAM_BITRATE.to_le_bytes()[..])
+        {
+            need(8)?;
+            r.skip(4);
+            ClientMessage::Bitrate {
+                kbps: r.le32().unwrap_or_default(),
             }
         } else if Some(ty) == ids.fec_status {
             let s = FecStatus::from_bytes(payload).ok_or(ControlError::Truncated {

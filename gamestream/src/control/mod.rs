@@ -27,7 +27,7 @@ pub use client_core::ControlCore;
 pub use codec::{ControlCodec, Direction, IvStyle, OpenedMessage, Side};
 pub use error::ControlError;
 pub use ids::{Generation, MessageIds};
-pub use message::{ClientMessage, FecStatus, HdrMetadata, HostMessage};
+pub use message::{ClientMessage, FecStatus, HdrMetadata, HostMessage, DYNAMIC_PARAM_BITRATE};
 pub use route::{channel, Delivery, InputRoute, Route, CHANNEL_COUNT};
 pub use server::{ControlServer, HostEvent, SessionMatch};
 pub use termination::{Termination, TerminationForm, TerminationReason};

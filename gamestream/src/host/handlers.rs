@@ -11,7 +11,7 @@ use super::session::{client_id_of, end_session, forward, pause_session, Prepared
 use super::{lock, AudioSenderConfig, EndReason, HostEvent, Shared, StreamEvent, StreamHandle};
 use super::{LossInjection, VideoSenderConfig};
 use crate::audio::AudioEncryption;
-use crate::control::{HostEvent as ControlEvent, SessionMatch};
+use crate::control::{ClientMessage, HostEvent as ControlEvent, SessionMatch};
 use crate::input::{InputEvent, InputWrapper};
 use crate::nvhttp::{
     codec_mode, session_url, App, DisplayMode, HostError as HttpError, HostHandler, LaunchRequest,
@@ -202,6 +202,10 @@ impl HostHandler for Http {
                     refresh_rate: 60,
                 },
             ],
+            // What Foundation Sunshine is told apart by (see `ServerInfo::has_live_bitrate`).
+            sunshine_version: config
+                .live_bitrate
+                .then(|| FOUNDATION_SUNSHINE_VERSION.into()),
             ..ServerInfo::default()
         }
     }
@@ -428,6 +432,13 @@ impl RtspHandler for Rtsp {
     }
 }
 
+/// The `SunshineVersion` a host with [`super::HostConfig::live_bitrate`] reports, in the form
+/// Foundation Sunshine builds it (`PROJECT_NAME " " PROJECT_VER`, `src/nvhttp.h`).
+const FOUNDATION_SUNSHINE_VERSION: &str = "Sunshine 2026.520.102929";
+
+/// The highest bitrate a live change may ask for (Foundation Sunshine's bound), kbit/s.
+const MAX_LIVE_BITRATE_KBPS: u32 = 800_000;
+
 /// Turns control-stream events into stream events and session ends. Ends with the host.
 pub(crate) async fn pump_control_events(
     shared: Weak<Shared>,
@@ -457,6 +468,19 @@ pub(crate) async fn pump_control_events(
             }
             ControlEvent::Disconnected => {
                 end_session(&shared, id, EndReason::ClientDisconnected);
+            }
+            ControlEvent::Message(ClientMessage::Bitrate { kbps })
+                if shared.config.live_bitrate =>
+            {
+                // Foundation Sunshine's bounds; it logs and ignores anything else. The value is
+                // the stream's whole bitrate: its encoders take it less the FEC share.
+                if (1..=MAX_LIVE_BITRATE_KBPS).contains(&kbps) {
+                    let fec = u32::from(shared.config.video_fec_percent.min(80));
+                    let encoder_kbps = (u64::from(kbps) * u64::from(100 - fec) / 100) as u32;
+                    forward(&shared, id, StreamEvent::Bitrate(encoder_kbps.max(1)));
+                } else {
+                    tracing::warn!(session = id, kbps, "dynamic bitrate out of range: ignored");
+                }
             }
             ControlEvent::Ping | ControlEvent::Message(_) | ControlEvent::Other(..) => {}
         }

@@ -105,6 +105,13 @@ pub struct HostConfig {
     /// advertises it with a per-session port and SETUP answers it. Off (the default) is what
     /// Wolf and upstream Sunshine do: no offer, and SETUP `streamid=mic` is 404.
     pub microphone: bool,
+    /// Change the encoder's bitrate while streaming, as Foundation Sunshine does: `/serverinfo`
+    /// carries its `SunshineVersion` element (what clients tell it apart by) and a valid
+    /// dynamic-parameter bitrate (`0x5506`, 1..=800 000 kbit/s: the stream's whole bitrate, as
+    /// the client's `configuredBitrateKbps`) reaches the stream's producer as
+    /// [`StreamEvent::Bitrate`]. Off (the default) is every other host: the message is ignored
+    /// as an unknown type.
+    pub live_bitrate: bool,
 }
 
 /// What a [`SessionEndObserver`] learns about a session that is ending.
@@ -193,6 +200,7 @@ impl HostConfig {
             end_observer: None,
             disconnect_pauses: false,
             microphone: false,
+            live_bitrate: false,
         }
     }
 }
@@ -293,6 +301,10 @@ pub enum StreamEvent {
     BadInput(String),
     /// Send a keyframe next (IDR request, or reference invalidation that we answer with an IDR).
     KeyframeRequested,
+    /// Encode at this bitrate from now on, in kbit/s ([`HostConfig::live_bitrate`]): what the
+    /// client asked for less the FEC share ([`HostConfig::video_fec_percent`]), as Foundation
+    /// Sunshine's encoders apply it.
+    Bitrate(u32),
     /// The stream is over; drop the handle (this frees the media sockets).
     Ended(EndReason),
 }

@@ -82,6 +82,9 @@ pub struct ServerInfo {
     pub gpu_type: Option<String>,
     /// `GsVersion` (GFE).
     pub gs_version: Option<String>,
+    /// `SunshineVersion`: sent by Foundation Sunshine (a Sunshine fork) only, the hosts that
+    /// change the encoder's bitrate live (see [`ServerInfo::has_live_bitrate`]).
+    pub sunshine_version: Option<String>,
 }
 
 impl Default for ServerInfo {
@@ -104,6 +107,7 @@ impl Default for ServerInfo {
             display_modes: Vec::new(),
             gpu_type: None,
             gs_version: None,
+            sunshine_version: None,
         }
     }
 }
@@ -173,6 +177,7 @@ impl ServerInfo {
             display_modes,
             gpu_type: r.text("gputype").map(str::to_string),
             gs_version: r.text("GsVersion").map(str::to_string),
+            sunshine_version: r.text("SunshineVersion").map(str::to_string),
         })
     }
 
@@ -181,8 +186,11 @@ impl ServerInfo {
         let mut b = XmlBuilder::new(200, None);
         b.elem("hostname", &self.hostname)
             .elem("appversion", &self.app_version)
-            .elem("GfeVersion", &self.gfe_version)
-            .elem("uniqueid", &self.unique_id)
+            .elem("GfeVersion", &self.gfe_version);
+        if let Some(v) = &self.sunshine_version {
+            b.elem("SunshineVersion", v);
+        }
+        b.elem("uniqueid", &self.unique_id)
             .elem("HttpsPort", self.https_port)
             .elem("ExternalPort", self.external_port)
             .elem("MaxLumaPixelsHEVC", self.max_luma_pixels_hevc)
@@ -238,6 +246,19 @@ impl ServerInfo {
         } else {
             0
         }
+    }
+
+    /// The host takes a new bitrate while it streams: Foundation Sunshine's dynamic parameter
+    /// change (control message `0x5506`, [`crate::control::ClientMessage::Bitrate`]).
+    ///
+    /// No capability flag announces it. Foundation Sunshine is told apart by the
+    /// `SunshineVersion` element of its `/serverinfo`, which upstream Sunshine, Wolf and GFE do
+    /// not send; the fork added that element (2026-01-16) after the message took its present
+    /// layout (2026-01-10), so every host that sends the element reads the message as built
+    /// here. A host without the handler ignores the message (an unknown type), so a wrong guess
+    /// costs a rung that does not take effect, never the stream.
+    pub fn has_live_bitrate(&self) -> bool {
+        self.sunshine_version.is_some()
     }
 
     /// `/resume` instead of `/launch`.

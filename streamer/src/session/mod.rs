@@ -220,6 +220,7 @@ where
                 Exit::Restream(rung) if !restream::allowed(&init) => {
                     tracing::warn!(?rung, "restream refused: the stream is in a lobby");
                 }
+                Exit::Restream(rung) if restream::live_bitrate(&mut run, &mut init, &rung) => {}
                 Exit::Restream(rung) => {
                     match restream::restream(run, &mut init, rung, &mut rx).await {
                         Ok(restarted) => run = restarted,

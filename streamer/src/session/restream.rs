@@ -9,6 +9,10 @@
 //! the IPC writer, the input mapper and the [`Forwarder`]'s counters; `Started` goes out again
 //! with the new size (the browser reconfigures its decoder), and the forwarder holds video back
 //! until the new stream's first keyframe and measures the gap.
+//!
+//! A rung that changes only the bitrate, on a host that takes a new bitrate while it streams
+//! (Foundation Sunshine), is asked of the host's encoder instead ([`live_bitrate`]): no new
+//! stream at all.
 
 use std::time::Instant;
 
@@ -24,6 +28,32 @@ use super::start;
 /// lobby's encoder, whose settings the lobby owns.
 pub(super) fn allowed(init: &StreamerInit) -> bool {
     init.lobby_id.is_none()
+}
+
+/// Changes the bitrate without a new stream where that is all `rung` changes and the host can
+/// (Foundation Sunshine's live bitrate, `gamestream::nvhttp::ServerInfo::has_live_bitrate`):
+/// the browser sees no gap and waits for no keyframe. False when the rung needs [`restream`].
+pub(super) fn live_bitrate(run: &mut Running, init: &mut StreamerInit, rung: &Rung) -> bool {
+    let same_picture = (rung.width, rung.height, rung.fps) == (init.width, init.height, init.fps);
+    if !same_picture || !run.session.has_live_bitrate() {
+        return false;
+    }
+    match run.session.set_bitrate(rung.bitrate_kbps) {
+        Ok(true) => {
+            tracing::info!(
+                from_kbps = init.bitrate_kbps,
+                to_kbps = rung.bitrate_kbps,
+                "bitrate changed live, the stream kept"
+            );
+            init.bitrate_kbps = rung.bitrate_kbps;
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!("live bitrate change not sent ({e}): restreaming instead");
+            false
+        }
+    }
 }
 
 /// Ends the running host stream and starts it again at `rung`. `Err` is the exit code of a

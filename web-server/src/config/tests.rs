@@ -179,6 +179,19 @@ fn the_embedded_host_is_wolf_strict_unless_turned_off() {
 }
 
 #[test]
+fn the_embedded_hosts_live_bitrate_is_off_unless_turned_on() {
+    assert!(
+        !Config::load_with_env(None, env_of(&[]))
+            .unwrap()
+            .demo_host_live_bitrate
+    );
+    let on = Config::load_with_env(None, env_of(&[("MOONGATE_DEMO_HOST_LIVE_BITRATE", "true")]));
+    assert!(on.unwrap().demo_host_live_bitrate);
+    let file = Config::parse_toml("[demo_host]\nlive_bitrate = true\n").unwrap();
+    assert_eq!(file.demo_host.live_bitrate, Some(true));
+}
+
+#[test]
 fn users_section_and_env() {
     let c = Config::load_with_env(None, env_of(&[])).unwrap();
     assert_eq!(c.users, UsersConfig::default());

@@ -487,7 +487,7 @@ pub(crate) fn log_change(key: &str, from: Rung, change: &Change) {
         session = %key, reason = ?change.reason, rung = change.index,
         from = format_args!("{}x{}@{} {} kbit/s", from.width, from.height, from.fps, from.bitrate_kbps),
         width = rung.width, height = rung.height, fps = rung.fps,
-        bitrate_kbps = rung.bitrate_kbps, "quality changes: restreaming at a new rung"
+        bitrate_kbps = rung.bitrate_kbps, "quality changes: the stream moves to a new rung"
     );
 }
 

@@ -573,6 +573,16 @@ pub async fn next_within(ws: &mut Ws, within: Duration) -> WsMessage {
         .expect("socket error")
 }
 
+/// The next message before `end`; `None` once it has passed. A socket that ends first fails the
+/// test: the stream was to go on.
+pub async fn next_until(ws: &mut Ws, end: Instant) -> Option<WsMessage> {
+    match timeout(end.saturating_duration_since(Instant::now()), ws.next()).await {
+        Err(_) => None,
+        Ok(Some(Ok(msg))) => Some(msg),
+        Ok(other) => panic!("the stream socket ended: {other:?}"),
+    }
+}
+
 /// A config whose gateway binds 127.0.0.1 and whose WebRTC peers use loopback UDP only, with a
 /// fresh data directory.
 pub fn loopback_config() -> (Config, tempfile::TempDir) {

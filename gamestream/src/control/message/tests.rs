@@ -136,6 +136,7 @@ fn client_round_trips() {
         },
         ClientMessage::PeriodicPing,
         ClientMessage::LtrAck { frame_index: 5 },
+        ClientMessage::Bitrate { kbps: 2700 },
         ClientMessage::Input(vec![0, 0, 0, 6, 0x0d, 0, 0, 0, 1, 0]),
         ClientMessage::Other {
             ty: 0x0204,
@@ -151,6 +152,28 @@ fn client_round_trips() {
         ClientMessage::decode(Generation::Gen7, ty, &p).unwrap(),
         ClientMessage::StartA
     );
+}
+
+/// Foundation Sunshine's dynamic parameter change as its `stream.cpp` reads it: type `0x5506`,
+/// then the kind and the value as little-endian `int`s.
+#[test]
+fn dynamic_bitrate_is_foundation_sunshines_layout() {
+    let (ty, p) = ClientMessage::Bitrate { kbps: 2700 }.encode(ENC).unwrap();
+    assert_eq!(ty, 0x5506);
+    assert_eq!(p, [2, 0, 0, 0, 0x8c, 0x0a, 0, 0]);
+    // Only the encrypted generation (Sunshine's table) has the message.
+    assert!(ClientMessage::Bitrate { kbps: 1 }
+        .encode(Generation::Gen7)
+        .is_err());
+    assert!(ClientMessage::Bitrate { kbps: u32::MAX }
+        .encode(ENC)
+        .is_err());
+    // Another kind (here the frame rate, 1) is not a bitrate; a bitrate without its value is short.
+    assert!(matches!(
+        ClientMessage::decode(ENC, 0x5506, &[1, 0, 0, 0, 0, 0, 0x70, 0x42]).unwrap(),
+        ClientMessage::Other { ty: 0x5506, .. }
+    ));
+    assert!(ClientMessage::decode(ENC, 0x5506, &[2, 0, 0, 0, 1]).is_err());
 }
 
 #[test]

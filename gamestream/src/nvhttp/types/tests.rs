@@ -51,6 +51,23 @@ fn busy_and_mjolnir_rules() {
     assert_eq!(req.gfe_mode_fps(&info), 60);
 }
 
+/// Foundation Sunshine is the host that sends `SunshineVersion`; upstream Sunshine and Wolf do not.
+#[test]
+fn live_bitrate_is_told_by_foundation_sunshines_version_element() {
+    let body =
+        b"<root status_code=\"200\"><hostname>pc</hostname><appversion>7.1.431.-1</appversion>\
+<GfeVersion>3.23.0.74</GfeVersion><SunshineVersion>Sunshine 2026.520.102929</SunshineVersion>\
+<PairStatus>1</PairStatus><currentgame>0</currentgame><state>SUNSHINE_SERVER_FREE</state></root>";
+    let info = ServerInfo::parse(body).unwrap();
+    assert_eq!(
+        info.sunshine_version.as_deref(),
+        Some("Sunshine 2026.520.102929")
+    );
+    assert!(info.has_live_bitrate());
+    assert_eq!(ServerInfo::parse(info.to_xml().as_bytes()).unwrap(), info);
+    assert!(!ServerInfo::default().has_live_bitrate());
+}
+
 #[test]
 fn server_info_requires_core_fields() {
     let body = b"<root status_code=\"200\"><appversion>7.1.431.-1</appversion></root>";
