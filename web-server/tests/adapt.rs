@@ -384,72 +384,108 @@ impl Run {
     }
 }
 
+/// What both watchers keep while they read: the run so far, the size in force, and each frame's
+/// arrival since `t0` with its delay on the way up to a constant (arrival minus its timestamp,
+/// the streamer's clock that follows the host's frames; the least of the run is the baseline).
+struct Tally {
+    t0: Instant,
+    run: Run,
+    size: (u16, u16),
+    last_frame: Instant,
+    /// Set by a new size: the last frame before it, until the first keyframe after it.
+    restream_from: Option<Instant>,
+    arrivals: Vec<(Duration, i64)>,
+}
+
+impl Tally {
+    fn new(t0: Instant, total: Duration) -> Self {
+        Self {
+            t0,
+            run: Run {
+                seconds: vec![Second::default(); total.as_secs() as usize + 1],
+                ..Run::default()
+            },
+            size: (SIZE.0 as u16, SIZE.1 as u16),
+            last_frame: t0,
+            restream_from: None,
+            arrivals: Vec::new(),
+        }
+    }
+
+    /// A frame shown at `now`, stamped `pts_us` by the streamer.
+    fn frame(&mut self, now: Instant, keyframe: bool, pts_us: u64) {
+        let arrival = now.saturating_duration_since(self.t0);
+        let last = self.run.seconds.len() - 1;
+        let second = &mut self.run.seconds[(arrival.as_secs() as usize).min(last)];
+        second.frames += 1;
+        second.size = self.size;
+        self.run.frames += 1;
+        self.last_frame = now;
+        self.arrivals
+            .push((arrival, arrival.as_micros() as i64 - pts_us as i64));
+        if keyframe {
+            if let Some(from) = self.restream_from.take() {
+                self.run
+                    .restream_gaps
+                    .push(now.saturating_duration_since(from));
+            }
+        }
+    }
+
+    /// The stream restarts at `size`: its gap runs from the last frame to the next keyframe.
+    fn resized(&mut self, size: (u16, u16)) {
+        self.size = size;
+        self.restream_from = Some(self.last_frame);
+    }
+
+    /// A `Quality` notice at `now`.
+    fn notice(&mut self, now: Instant, q: &wire::browser::Quality) {
+        self.run.changes.push(Change {
+            at: now.saturating_duration_since(self.t0).as_secs_f64(),
+            reason: q.reason.clone(),
+            rung: format!(
+                "{}x{}@{} {} kbit/s (rung {} of {})",
+                q.width, q.height, q.fps, q.bitrate_kbps, q.rung, q.rungs
+            ),
+        });
+    }
+
+    /// The run, its stalls counted up to `end`.
+    fn finish(mut self, end: Instant) -> Run {
+        stalls(
+            &mut self.run,
+            &self.arrivals,
+            end.saturating_duration_since(self.t0),
+        );
+        self.run
+    }
+}
+
 /// Reads the stream until `t0 + total`: video frames, StreamInits (new sizes) and the gateway's
 /// Quality notices.
 async fn watch(ws: &mut Ws, t0: Instant, total: Duration) -> Run {
     let end = t0 + total;
-    let mut run = Run {
-        seconds: vec![Second::default(); total.as_secs() as usize + 1],
-        ..Run::default()
-    };
-    let mut size = (SIZE.0 as u16, SIZE.1 as u16);
-    let mut last_frame = t0;
-    let mut restream_from = None;
-    // Each frame's delay on the way, up to a constant: arrival minus its timestamp (the
-    // streamer's clock, which follows the host's frames); the least of the run is the baseline.
-    // Per frame: its arrival since `t0` and its delay on the way up to a constant (arrival
-    // minus its timestamp, the streamer's clock that follows the host's frames).
-    let mut arrivals: Vec<(Duration, i64)> = Vec::new();
+    let mut tally = Tally::new(t0, total);
     while let Some(msg) = next_until(ws, end).await {
         let now = Instant::now();
-        let second =
-            (now.saturating_duration_since(t0).as_secs() as usize).min(run.seconds.len() - 1);
         match msg {
             WsMessage::Binary(b) => match Message::decode(&b) {
-                Ok(Message::VideoFrame(f)) => {
-                    last_frame = now;
-                    run.frames += 1;
-                    run.seconds[second].frames += 1;
-                    run.seconds[second].size = size;
-                    let arrival = now.saturating_duration_since(t0);
-                    arrivals.push((arrival, arrival.as_micros() as i64 - f.pts_us as i64));
-                    if f.keyframe {
-                        if let Some(from) = restream_from.take() {
-                            run.restream_gaps.push(now.saturating_duration_since(from));
-                        }
-                    }
-                }
-                Ok(Message::StreamInit(si)) => {
-                    size = (si.width, si.height);
-                    restream_from = Some(last_frame);
-                }
+                Ok(Message::VideoFrame(f)) => tally.frame(now, f.keyframe, f.pts_us),
+                Ok(Message::StreamInit(si)) => tally.resized((si.width, si.height)),
                 _ => {}
             },
             WsMessage::Text(t) => {
                 let json: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
                 assert!(json.get("error").is_none(), "server error: {t}");
-                if let Some(q) = json.get("Quality") {
-                    run.changes.push(Change {
-                        at: now.saturating_duration_since(t0).as_secs_f64(),
-                        reason: q["reason"].as_str().unwrap_or_default().to_string(),
-                        rung: format!(
-                            "{}x{}@{} {} kbit/s (rung {} of {})",
-                            q["width"],
-                            q["height"],
-                            q["fps"],
-                            q["bitrate_kbps"],
-                            q["rung"],
-                            q["rungs"]
-                        ),
-                    });
+                if let Ok(ServerMessage::Quality(q)) = ServerMessage::parse(t.as_str()) {
+                    tally.notice(now, &q);
                 }
             }
             WsMessage::Close(c) => panic!("closed: {c:?}"),
             _ => {}
         }
     }
-    stalls(&mut run, &arrivals, end.saturating_duration_since(t0));
-    run
+    tally.finish(end)
 }
 
 /// [`watch`] for a WebRTC stream: frames a decoder could show, Quality notices (and the size
@@ -459,14 +495,7 @@ async fn watch(ws: &mut Ws, t0: Instant, total: Duration) -> Run {
 /// restream's gap runs from the last frame before the notice to the first keyframe after it.
 async fn watch_rtc(ws: &mut Ws, peer: &mut RtcPeer, t0: Instant, total: Duration) -> Run {
     let end = t0 + total;
-    let mut run = Run {
-        seconds: vec![Second::default(); total.as_secs() as usize + 1],
-        ..Run::default()
-    };
-    let mut size = (SIZE.0 as u16, SIZE.1 as u16);
-    let mut last_frame = t0;
-    let mut restream_from = None;
-    let mut arrivals: Vec<(Duration, i64)> = Vec::new();
+    let mut tally = Tally::new(t0, total);
     let mut broken = false;
     loop {
         let left = end.saturating_duration_since(Instant::now());
@@ -477,18 +506,9 @@ async fn watch_rtc(ws: &mut Ws, peer: &mut RtcPeer, t0: Instant, total: Duration
             msg = timeout(left, ws.next()) => match msg {
                 Err(_) => break,
                 Ok(Some(Ok(WsMessage::Text(t)))) => {
-                    let now = Instant::now();
                     if let Ok(ServerMessage::Quality(q)) = ServerMessage::parse(t.as_str()) {
-                        size = (q.width as u16, q.height as u16);
-                        restream_from = Some(last_frame);
-                        run.changes.push(Change {
-                            at: now.saturating_duration_since(t0).as_secs_f64(),
-                            reason: q.reason.clone(),
-                            rung: format!(
-                                "{}x{}@{} {} kbit/s (rung {} of {})",
-                                q.width, q.height, q.fps, q.bitrate_kbps, q.rung, q.rungs
-                            ),
-                        });
+                        tally.resized((q.width as u16, q.height as u16));
+                        tally.notice(Instant::now(), &q);
                     }
                 }
                 Ok(Some(Ok(WsMessage::Close(c)))) => panic!("closed: {c:?}"),
@@ -499,22 +519,8 @@ async fn watch_rtc(ws: &mut Ws, peer: &mut RtcPeer, t0: Instant, total: Duration
                 rtc_peer::PeerEvent::VideoGap => broken = true,
                 rtc_peer::PeerEvent::Video(_, idr, rtp_us) => {
                     broken &= !idr;
-                    if broken {
-                        continue;
-                    }
-                    let now = Instant::now();
-                    let second = (now.saturating_duration_since(t0).as_secs() as usize)
-                        .min(run.seconds.len() - 1);
-                    last_frame = now;
-                    run.frames += 1;
-                    run.seconds[second].frames += 1;
-                    run.seconds[second].size = size;
-                    let arrival = now.saturating_duration_since(t0);
-                    arrivals.push((arrival, arrival.as_micros() as i64 - rtp_us as i64));
-                    if idr {
-                        if let Some(from) = restream_from.take() {
-                            run.restream_gaps.push(now.saturating_duration_since(from));
-                        }
+                    if !broken {
+                        tally.frame(Instant::now(), idr, rtp_us);
                     }
                 }
                 rtc_peer::PeerEvent::Closed(e) => panic!("the peer closed: {e:?}"),
@@ -522,8 +528,7 @@ async fn watch_rtc(ws: &mut Ws, peer: &mut RtcPeer, t0: Instant, total: Duration
             },
         }
     }
-    stalls(&mut run, &arrivals, end.saturating_duration_since(t0));
-    run
+    tally.finish(end)
 }
 
 /// The stall time of a run from its frames' arrivals and delays (`total`: the run's length): an
